@@ -1,0 +1,1 @@
+"""Device adapters: one interface (:mod:`edge.adapters.base`), one module per kind of device."""

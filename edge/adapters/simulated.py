@@ -1,0 +1,85 @@
+"""Simulated devices behind the real adapter interface, driven by simulators and tests.
+
+A press or a door change is timestamped when it happens (in :meth:`press`, :meth:`open`), not when
+the adapter gets round to emitting it, exactly as a hardware interrupt would be.
+"""
+
+import asyncio
+import math
+import random
+from collections.abc import Callable
+
+from edge.adapters.base import ButtonPressed, DoorChanged, Emit, Measured, Observation
+from edge.settings import DeviceKind, DeviceSpec
+
+
+class _QueuedDevice:
+    def __init__(self, spec: DeviceSpec, clock: Callable[[], int]) -> None:
+        self._spec = spec
+        self._clock = clock
+        self._pending: asyncio.Queue[Observation] = asyncio.Queue()
+
+    @property
+    def spec(self) -> DeviceSpec:
+        return self._spec
+
+    async def run(self, emit: Emit) -> None:
+        while True:
+            emit(await self._pending.get())
+
+
+class SimulatedPanicButton(_QueuedDevice):
+    def press(self, held_ms: int = 150) -> None:
+        self._pending.put_nowait(ButtonPressed(self._spec.id, self._clock(), held_ms))
+
+
+class SimulatedDoorContact(_QueuedDevice):
+    def open(self) -> None:
+        self._pending.put_nowait(DoorChanged(self._spec.id, self._clock(), is_open=True))
+
+    def close(self) -> None:
+        self._pending.put_nowait(DoorChanged(self._spec.id, self._clock(), is_open=False))
+
+
+class SimulatedCheckpointCamera:
+    """Counts of people and vehicles crossing the entrance line, in and out, every ``period_s``.
+
+    Params: ``period_s`` (default 5), ``per_minute`` mean crossings per direction (default 6).
+    """
+
+    def __init__(self, spec: DeviceSpec, clock: Callable[[], int]) -> None:
+        self._spec = spec
+        self._clock = clock
+        self._period_s = spec.params.get("period_s", 5.0)
+        self._mean = spec.params.get("per_minute", 6.0) * self._period_s / 60.0
+        self._rng = random.Random(spec.id)  # noqa: S311 - simulation, not security
+
+    @property
+    def spec(self) -> DeviceSpec:
+        return self._spec
+
+    def _poisson(self) -> int:
+        # Knuth's method; the means here are small.
+        limit, count, product = math.exp(-self._mean), 0, self._rng.random()
+        while product > limit:
+            count += 1
+            product *= self._rng.random()
+        return count
+
+    async def run(self, emit: Emit) -> None:
+        while True:
+            await asyncio.sleep(self._period_s)
+            now = self._clock()
+            emit(Measured(self._spec.id, "line_in", float(self._poisson()), now))
+            emit(Measured(self._spec.id, "line_out", float(self._poisson()), now))
+
+
+SimulatedDevice = SimulatedPanicButton | SimulatedDoorContact | SimulatedCheckpointCamera
+
+
+def build_simulated(spec: DeviceSpec, clock: Callable[[], int]) -> SimulatedDevice:
+    if spec.kind is DeviceKind.PANIC_BUTTON:
+        return SimulatedPanicButton(spec, clock)
+    if spec.kind is DeviceKind.DOOR_CONTACT:
+        return SimulatedDoorContact(spec, clock)
+    return SimulatedCheckpointCamera(spec, clock)

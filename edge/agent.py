@@ -1,0 +1,116 @@
+"""The gateway agent: wires adapters, local rules, telemetry, heartbeats and the uplink together."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from edge import AGENT_VERSION
+from edge.adapters.base import DeviceAdapter
+from edge.envelope import EnvelopeStamper
+from edge.health import HealthProbe
+from edge.outbound import OutboundQueue
+from edge.rules import LocalRules
+from edge.sequence import SequenceCounter
+from edge.settings import EdgeSettings
+from edge.telemetry import TelemetryBatcher
+from edge.uplink import Uplink
+from protocol.clock import utc_now_ms
+from protocol.messages import Heartbeat
+from protocol.reconnect import Backoff
+
+logger = logging.getLogger(__name__)
+
+
+class GatewayAgent:
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        adapters: Sequence[DeviceAdapter],
+        *,
+        clock: Callable[[], int] = utc_now_ms,
+        health: HealthProbe | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = settings.config
+        self._adapters = list(adapters)
+        self._health = health or HealthProbe(settings.state_dir)
+        self.stamper = EnvelopeStamper(
+            settings.gateway_id, SequenceCounter(settings.state_dir / "sequence"), clock
+        )
+        self.queue = OutboundQueue(settings.village_id, settings.gateway_id, settings.outbound_queue_limit)
+        self.telemetry = TelemetryBatcher(self.stamper)
+        self.rules = LocalRules(
+            {adapter.spec.id: adapter.spec for adapter in self._adapters},
+            self.stamper,
+            self.queue.put,
+            self.telemetry.add,
+        )
+        self.uplink = Uplink(settings.broker, settings.village_id, self.stamper, self.queue, AGENT_VERSION)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set (then shut down cleanly) or the uplink is refused for good."""
+        tasks = [
+            asyncio.create_task(self.uplink.run(), name="uplink"),
+            asyncio.create_task(self._supervise("heartbeat", self._heartbeats), name="heartbeat"),
+            asyncio.create_task(self._supervise("telemetry", self._telemetry_flushes), name="telemetry"),
+            *(
+                asyncio.create_task(
+                    self._supervise(f"adapter {adapter.spec.id}", self._adapter_runner(adapter)),
+                    name=f"adapter-{adapter.spec.id}",
+                )
+                for adapter in self._adapters
+            ),
+        ]
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        logger.info(
+            "gateway %s of village %s starting with %d devices",
+            self.settings.gateway_id,
+            self.settings.village_id,
+            len(self._adapters),
+        )
+        try:
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            if stopper in done:
+                self._flush_telemetry()
+                await self.uplink.shutdown()
+        finally:
+            for task in [*tasks, stopper]:
+                task.cancel()
+            results = await asyncio.gather(*tasks, stopper, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        logger.info("gateway %s stopped", self.settings.gateway_id)
+
+    def _adapter_runner(self, adapter: DeviceAdapter) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            await adapter.run(self.rules.handle)
+
+        return run
+
+    async def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        """Run ``body`` forever; log and restart it with backoff when it fails."""
+        backoff = Backoff(base_s=1.0, cap_s=60.0)
+        while True:
+            try:
+                await body()
+            except Exception:
+                delay = backoff.next_delay()
+                logger.exception("%s failed; restarting in %.1f s", name, delay)
+                await asyncio.sleep(delay)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await self.uplink.connected.wait()
+            interval = self.config.heartbeat_interval_s
+            self.queue.put(Heartbeat(**self.stamper.stamp(), interval_s=interval, health=self._health.read()))
+            await asyncio.sleep(interval)
+
+    async def _telemetry_flushes(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.telemetry_interval_s)
+            self._flush_telemetry()
+
+    def _flush_telemetry(self) -> None:
+        for batch in self.telemetry.drain():
+            self.queue.put(batch)

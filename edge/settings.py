@@ -1,0 +1,92 @@
+"""The gateway agent's settings: identity, broker, local paths and its devices.
+
+Built once at start-up (environment ``OUTPOST_EDGE_*``, nested with ``__``, or a TOML file) and
+injected into the agent. Unknown keys are refused.
+"""
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edge.errors import EdgeConfigError
+from protocol.identifiers import DeviceId, GatewayId, GridId, VillageId
+from protocol.messages import GatewayConfig
+
+
+class BrokerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    keepalive_s: int = Field(
+        default=30, ge=5, le=600, description="MQTT keep-alive; the Last Will fires after 1.5x."
+    )
+
+
+class DeviceKind(StrEnum):
+    PANIC_BUTTON = "panic_button"
+    DOOR_CONTACT = "door_contact"
+    CHECKPOINT_CAMERA = "checkpoint_camera"
+
+
+class DeviceSpec(BaseModel):
+    """One device wired to the gateway, as declared by the technician."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: DeviceKind
+    id: DeviceId
+    grid_id: GridId | None = None
+    driver: Literal["simulated"] = Field(
+        default="simulated", description="Hardware drivers arrive with issue 4."
+    )
+    params: dict[str, float] = Field(default_factory=dict)
+
+
+class EdgeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OUTPOST_EDGE_", env_nested_delimiter="__", extra="forbid")
+
+    environment: Literal["development", "production"] = "development"
+    village_id: VillageId
+    gateway_id: GatewayId
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    state_dir: Path = Path("outpost-edge-state")
+    config: GatewayConfig = Field(
+        default_factory=GatewayConfig, description="Initial config until the fleet pushes one."
+    )
+    devices: list[DeviceSpec] = Field(default_factory=list)
+    outbound_queue_limit: int = Field(default=10_000, ge=10)
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _lax_local_config(cls, value: Any) -> Any:
+        # The wire model is strict; locally typed settings (env strings, TOML) are validated laxly.
+        return GatewayConfig.model_validate(value, strict=False) if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _production_needs_credentials(self) -> Self:
+        if self.environment == "production" and (
+            self.broker.username is None or self.broker.password is None
+        ):
+            raise ValueError("production gateways need broker.username and broker.password")
+        ids = [device.id for device in self.devices]
+        if len(ids) != len(set(ids)):
+            raise ValueError("device ids must be unique on a gateway")
+        return self
+
+    @classmethod
+    def load(cls, config_file: Path | None = None) -> "EdgeSettings":
+        """Settings from ``OUTPOST_EDGE_*`` variables, and from a TOML file whose values win over them."""
+        if config_file is None:
+            return cls()
+        try:
+            values = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise EdgeConfigError(f"cannot read {config_file}: {exc}") from exc
+        return cls(**values)

@@ -1,0 +1,33 @@
+"""Identifier and value types shared by topics and payloads.
+
+Identifiers become MQTT topic levels, so they are restricted to a safe alphabet: lower-case
+ASCII letters, digits, ``-`` and ``_``, starting with a letter or digit, at most 64 characters.
+That keeps them free of the MQTT wildcards (``+``, ``#``), of ``/`` and of ``$``.
+"""
+
+import re
+from typing import Annotated, Final
+
+from pydantic import Field, StringConstraints
+
+IDENTIFIER_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+IDENTIFIER_RE: Final = re.compile(IDENTIFIER_PATTERN)
+
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+VillageId = Identifier
+GatewayId = Identifier
+DeviceId = Identifier
+GridId = Identifier
+
+MetricName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+"""A telemetry metric name; it becomes a time-series field name, so it is kept identifier-safe."""
+
+EpochMillis = Annotated[int, Field(ge=0, lt=2**53)]
+"""A UTC instant as integer milliseconds since the Unix epoch, taken at the source."""
+
+ShortText = Annotated[str, StringConstraints(max_length=256)]
+
+
+def is_identifier(value: str) -> bool:
+    """Whether ``value`` is usable as a village, gateway, device or grid id."""
+    return IDENTIFIER_RE.fullmatch(value) is not None

@@ -1,0 +1,216 @@
+"""Payload models for every channel of the topic scheme.
+
+Every message carries the same envelope: ``schema_version``, the ``gateway_id`` it is from (uplink)
+or for (downlink), a per-gateway monotonic ``seq``, a unique ``event_id`` consumers de-duplicate on,
+and ``ts``, the UTC instant in epoch milliseconds taken where the message originated.
+Models are frozen, strict (no type coercion) and refuse unknown fields: any change to a payload's
+shape bumps :data:`protocol.SCHEMA_VERSION`.
+"""
+
+from enum import StrEnum
+from typing import Annotated, Final, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol.identifiers import DeviceId, EpochMillis, GatewayId, GridId, MetricName, ShortText
+from protocol.topics import Channel
+
+MAX_BATCH_POINTS: Final = 5_000
+EvidenceValue = float | int | bool | ShortText
+Evidence = Annotated[dict[MetricName, EvidenceValue], Field(max_length=32)]
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: frozen, strict, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class Envelope(WireModel):
+    """The fields every message carries."""
+
+    schema_version: Literal[1] = 1
+    gateway_id: GatewayId
+    seq: int = Field(ge=0, lt=2**63, description="Per-gateway monotonic sequence number.")
+    event_id: UUID = Field(description="Unique id of this message; consumers de-duplicate on it.")
+    ts: EpochMillis = Field(description="UTC epoch milliseconds, taken at the source.")
+
+
+# --- presence and health ---------------------------------------------------------------------
+
+
+class PresenceState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class PresenceReason(StrEnum):
+    CONNECTED = "connected"
+    SHUTDOWN = "shutdown"  # clean stop, published by the agent
+    LOST = "lost"  # the Last Will: the broker saw the connection die
+
+
+class Presence(Envelope):
+    """Retained on the presence channel; the Last Will carries ``offline``/``lost``."""
+
+    state: PresenceState
+    reason: PresenceReason
+    agent_version: ShortText
+
+
+class GatewayHealth(WireModel):
+    cpu_percent: float = Field(ge=0, le=100)
+    memory_percent: float = Field(ge=0, le=100)
+    disk_percent: float = Field(ge=0, le=100)
+    uptime_s: float = Field(ge=0)
+
+
+class Heartbeat(Envelope):
+    """Periodic proof of life with basic health; ``interval_s`` tells the fleet when to expect the next."""
+
+    interval_s: float = Field(gt=0, le=3600)
+    health: GatewayHealth
+
+
+# --- telemetry, events, alerts ---------------------------------------------------------------
+
+
+class TelemetryPoint(WireModel):
+    device_id: DeviceId
+    metric: MetricName
+    value: float
+    ts: EpochMillis
+
+
+class TelemetryBatch(Envelope):
+    points: list[TelemetryPoint] = Field(min_length=1, max_length=MAX_BATCH_POINTS)
+
+
+class EventKind(StrEnum):
+    BUTTON_PRESSED = "button_pressed"
+    DOOR_OPENED = "door_opened"
+    DOOR_CLOSED = "door_closed"
+    MOTION = "motion"
+    LINE_CROSSING = "line_crossing"
+    CAMERA_TAMPER = "camera_tamper"
+
+
+class DeviceEvent(Envelope):
+    """Something a device or a local detector saw; it may or may not become an alert."""
+
+    device_id: DeviceId
+    kind: EventKind
+    evidence: Evidence = Field(default_factory=dict)
+
+
+class AlertKind(StrEnum):
+    PANIC = "panic"
+    DOOR_FORCED = "door_forced"
+    DOOR_HELD_OPEN = "door_held_open"
+    CAMERA_TAMPER = "camera_tamper"
+    CAMERA_OFFLINE = "camera_offline"
+    NODE_SILENT = "node_silent"
+    INTRUSION = "intrusion"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    MAJOR = "major"
+    MINOR = "minor"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Alert(Envelope):
+    """Something a person must act on, raised at the gateway and published at QoS 1."""
+
+    device_id: DeviceId
+    kind: AlertKind
+    severity: Severity
+    grid_id: GridId | None = None
+    evidence: Evidence = Field(default_factory=dict)
+    summary: ShortText = ""
+
+
+# --- configuration and commands ----------------------------------------------------------------
+
+
+class GatewayConfig(WireModel):
+    """What the fleet may tell a gateway to do; the edge validates it against this strict model."""
+
+    heartbeat_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    telemetry_interval_s: float = Field(default=5.0, gt=0, le=3600)
+
+
+class ConfigDesired(Envelope):
+    """Retained, fleet -> gateway: the configuration the gateway should run."""
+
+    version: int = Field(ge=0)
+    config: GatewayConfig
+
+
+class ConfigStatus(StrEnum):
+    APPLIED = "applied"
+    REJECTED = "rejected"
+
+
+class ConfigReported(Envelope):
+    """Retained, gateway -> fleet: which configuration version runs, or why a version was refused."""
+
+    version: int = Field(ge=0)
+    status: ConfigStatus
+    error: ShortText | None = None
+
+
+class CommandName(StrEnum):
+    RESTART_AGENT = "restart_agent"
+    DIAGNOSTICS = "diagnostics"
+
+
+class Command(Envelope):
+    """Fleet -> gateway request; the gateway answers on the command response channel."""
+
+    request_id: UUID
+    name: CommandName
+    timeout_s: float = Field(default=30.0, gt=0, le=3600)
+
+
+class CommandResponse(Envelope):
+    request_id: UUID
+    ok: bool
+    result: Evidence = Field(default_factory=dict)
+    error: ShortText | None = None
+
+
+Message = (
+    Presence
+    | Heartbeat
+    | TelemetryBatch
+    | DeviceEvent
+    | Alert
+    | ConfigDesired
+    | ConfigReported
+    | Command
+    | CommandResponse
+)
+
+MODEL_FOR_CHANNEL: Final[dict[Channel, type[Message]]] = {
+    Channel.PRESENCE: Presence,
+    Channel.HEARTBEAT: Heartbeat,
+    Channel.TELEMETRY: TelemetryBatch,
+    Channel.EVENT: DeviceEvent,
+    Channel.ALERT: Alert,
+    Channel.CONFIG_DESIRED: ConfigDesired,
+    Channel.CONFIG_REPORTED: ConfigReported,
+    Channel.COMMAND: Command,
+    Channel.COMMAND_RESPONSE: CommandResponse,
+}
+CHANNEL_FOR_MODEL: Final[dict[type[Message], Channel]] = {
+    model: channel for channel, model in MODEL_FOR_CHANNEL.items()
+}
+
+
+def channel_of(message: Message) -> Channel:
+    """The channel a message is published on."""
+    return CHANNEL_FOR_MODEL[type(message)]
