@@ -34,9 +34,7 @@ class GatewayAgent:
         self.config = settings.config
         self._adapters = list(adapters)
         self._health = health or HealthProbe(settings.state_dir)
-        self.stamper = EnvelopeStamper(
-            settings.gateway_id, SequenceCounter(settings.state_dir / "sequence"), clock
-        )
+        self.stamper = EnvelopeStamper(settings.gateway_id, SequenceCounter(settings.state_dir / "sequence"), clock)
         self.queue = OutboundQueue(settings.village_id, settings.gateway_id, settings.outbound_queue_limit)
         self.telemetry = TelemetryBatcher(self.stamper)
         self.rules = LocalRules(

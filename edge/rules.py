@@ -32,9 +32,7 @@ class LocalRules:
             case DoorChanged():
                 kind = EventKind.DOOR_OPENED if observation.is_open else EventKind.DOOR_CLOSED
                 self._send(
-                    DeviceEvent(
-                        **self._stamper.stamp(observation.ts), device_id=observation.device_id, kind=kind
-                    )
+                    DeviceEvent(**self._stamper.stamp(observation.ts), device_id=observation.device_id, kind=kind)
                 )
             case Measured():
                 self._measure(observation)

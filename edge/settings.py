@@ -24,9 +24,7 @@ class BrokerSettings(BaseModel):
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
-    keepalive_s: int = Field(
-        default=30, ge=5, le=600, description="MQTT keep-alive; the Last Will fires after 1.5x."
-    )
+    keepalive_s: int = Field(default=30, ge=5, le=600, description="MQTT keep-alive; the Last Will fires after 1.5x.")
 
 
 class DeviceKind(StrEnum):
@@ -43,9 +41,7 @@ class DeviceSpec(BaseModel):
     kind: DeviceKind
     id: DeviceId
     grid_id: GridId | None = None
-    driver: Literal["simulated"] = Field(
-        default="simulated", description="Hardware drivers arrive with issue 4."
-    )
+    driver: Literal["simulated"] = Field(default="simulated", description="Hardware drivers arrive with issue 4.")
     params: dict[str, float] = Field(default_factory=dict)
 
 
@@ -71,9 +67,7 @@ class EdgeSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_credentials(self) -> Self:
-        if self.environment == "production" and (
-            self.broker.username is None or self.broker.password is None
-        ):
+        if self.environment == "production" and (self.broker.username is None or self.broker.password is None):
             raise ValueError("production gateways need broker.username and broker.password")
         ids = [device.id for device in self.devices]
         if len(ids) != len(set(ids)):

@@ -16,9 +16,7 @@ class TelemetryBatcher:
 
     def add(self, measured: Measured) -> None:
         self._points.append(
-            TelemetryPoint(
-                device_id=measured.device_id, metric=measured.metric, value=measured.value, ts=measured.ts
-            )
+            TelemetryPoint(device_id=measured.device_id, metric=measured.metric, value=measured.value, ts=measured.ts)
         )
 
     def drain(self) -> list[TelemetryBatch]:

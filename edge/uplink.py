@@ -10,7 +10,6 @@ import asyncio
 import logging
 
 import aiomqtt
-from aiomqtt.exceptions import MqttCodeError
 
 from edge.envelope import EnvelopeStamper
 from edge.errors import UplinkRefusedError
@@ -18,16 +17,10 @@ from edge.outbound import OutboundQueue
 from edge.settings import BrokerSettings
 from protocol.codec import encode
 from protocol.messages import Presence, PresenceReason, PresenceState
-from protocol.reconnect import Backoff, is_permanent_refusal
+from protocol.reconnect import Backoff, is_permanent_refusal, refusal_code
 from protocol.topics import Channel, gateway_topic
 
 logger = logging.getLogger(__name__)
-
-
-def _refusal_code(error: aiomqtt.MqttError) -> int | None:
-    if not isinstance(error, MqttCodeError) or error.rc is None:
-        return None
-    return error.rc if isinstance(error.rc, int) else int(error.rc.value)
 
 
 class Uplink:
@@ -51,9 +44,7 @@ class Uplink:
         self.connects = 0
 
     def _presence(self, state: PresenceState, reason: PresenceReason) -> bytes:
-        return encode(
-            Presence(**self._stamper.stamp(), state=state, reason=reason, agent_version=self._agent_version)
-        )
+        return encode(Presence(**self._stamper.stamp(), state=state, reason=reason, agent_version=self._agent_version))
 
     async def run(self) -> None:
         """Keep the uplink up until cancelled; raise UplinkRefusedError on a permanent refusal."""
@@ -61,7 +52,7 @@ class Uplink:
             try:
                 await self._session()
             except aiomqtt.MqttError as exc:
-                code = _refusal_code(exc)
+                code = refusal_code(getattr(exc, "rc", None))
                 if is_permanent_refusal(code):
                     raise UplinkRefusedError(
                         f"broker {self._broker.host}:{self._broker.port} refused gateway "

@@ -10,6 +10,14 @@ from typing import Final
 PERMANENT_CONNECT_CODES: Final = frozenset({4, 5, 134, 135, 138})
 
 
+def refusal_code(reason: object) -> int | None:
+    """The numeric code of a client library's refusal (an int, or an object with an int ``value``)."""
+    if isinstance(reason, int):
+        return reason
+    value = getattr(reason, "value", None)
+    return value if isinstance(value, int) else None
+
+
 def is_permanent_refusal(code: int | None) -> bool:
     """Whether a broker's refusal code means retrying with the same credentials cannot succeed."""
     return code in PERMANENT_CONNECT_CODES

@@ -15,8 +15,7 @@ SCHEMA_MODELS: Final[tuple[type[BaseModel], ...]] = (*MODEL_FOR_CHANNEL.values()
 def schema_documents() -> dict[str, str]:
     """File name -> JSON Schema text (stable key order, trailing newline) for every payload model."""
     return {
-        f"{model.__name__}.schema.json": json.dumps(model.model_json_schema(), indent=2, sort_keys=True)
-        + "\n"
+        f"{model.__name__}.schema.json": json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"
         for model in SCHEMA_MODELS
     }
 

@@ -108,9 +108,7 @@ def uplink_filters() -> list[str]:
 def gateway_filters(village_id: str, gateway_id: str) -> list[str]:
     """The filters a gateway subscribes to: its own downlink channels, nothing else."""
     return [
-        gateway_topic(village_id, gateway_id, channel)
-        for channel in Channel
-        if channel.direction is Direction.DOWNLINK
+        gateway_topic(village_id, gateway_id, channel) for channel in Channel if channel.direction is Direction.DOWNLINK
     ]
 
 

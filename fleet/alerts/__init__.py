@@ -1,0 +1,1 @@
+"""Alerts raised by gateways, and their delivery as cases to the governance platform."""

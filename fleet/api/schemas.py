@@ -1,0 +1,94 @@
+"""What the API shows: public views of registry rows, never the rows themselves."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from fleet.db.schema import AlertRow, DeliveryState, GatewayRow
+from protocol.messages import AlertKind, GatewayHealth, Severity
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class GatewayPublic(_Public):
+    id: str
+    village_id: str
+    online: bool
+    presence_reason: str
+    presence_changed_ms: int | None
+    last_seen_ms: int | None
+    agent_version: str | None
+    heartbeat_interval_s: float | None
+    health: GatewayHealth | None
+    health_ms: int | None
+
+    @classmethod
+    def of(cls, row: GatewayRow) -> "GatewayPublic":
+        return cls(
+            id=row.id,
+            village_id=row.village_id,
+            online=row.online,
+            presence_reason=row.presence_reason,
+            presence_changed_ms=row.presence_changed_ms,
+            last_seen_ms=row.last_seen_ms,
+            agent_version=row.agent_version,
+            heartbeat_interval_s=row.heartbeat_interval_s,
+            health=GatewayHealth.model_validate(row.last_health) if row.last_health else None,
+            health_ms=row.last_health_ms,
+        )
+
+
+class AlertPublic(_Public):
+    id: str
+    kind: AlertKind
+    severity: Severity
+    village_id: str
+    gateway_id: str
+    device_id: str
+    grid_id: str | None
+    summary: str
+    evidence: dict[str, Any]
+    raised_at_ms: int
+    received_at_ms: int
+    delivery_state: DeliveryState
+    delivery_attempts: int
+    last_error: str | None
+    case_id: str | None
+    delivered_at_ms: int | None
+
+    @classmethod
+    def of(cls, row: AlertRow) -> "AlertPublic":
+        return cls.model_validate(row, from_attributes=True)
+
+
+class TimeSeriesStatus(_Public):
+    sink: str
+    healthy: bool
+    written_points: int
+    buffered_points: int
+    dropped_points: int
+    rejected_points: int
+
+
+class IngestStatus(_Public):
+    connected: bool
+    received: int
+    rejected: dict[str, int]
+    duplicates: int
+    handler_errors: int
+
+
+class AlertDeliveryStatus(_Public):
+    raised: int
+    delivered: int
+    dead: int
+
+
+class HealthReport(_Public):
+    status: str
+    gateways_online: int
+    ingest: IngestStatus
+    timeseries: TimeSeriesStatus
+    alerts: AlertDeliveryStatus

@@ -1,0 +1,1 @@
+"""The fleet's relational store: schema, engine and migrations."""

@@ -1,0 +1,106 @@
+"""Decides whether each gateway is online, from presence messages, the Last Will and heartbeat silence.
+
+Pure logic with the clock passed in: it returns the transitions for the registry to store.
+A gateway is offline when it says so (clean shutdown), when the broker publishes its Last Will
+(connection lost), or when it has been silent for ``missed_heartbeats`` heartbeat intervals.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class OfflineReason(StrEnum):
+    SHUTDOWN = "shutdown"
+    LOST = "lost"
+    HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    gateway_id: str
+    village_id: str
+    online: bool
+    reason: str
+    at_ms: int
+
+
+@dataclass(slots=True)
+class _Gateway:
+    village_id: str
+    online: bool
+    interval_s: float
+    deadline_ms: int
+    presence_ts: int = -1  # source timestamp of the newest presence message applied
+
+
+class PresenceTracker:
+    def __init__(self, missed_heartbeats: float, default_interval_s: float) -> None:
+        self._missed = missed_heartbeats
+        self._default_interval_s = default_interval_s
+        self._gateways: dict[str, _Gateway] = {}
+
+    def _deadline(self, now_ms: int, interval_s: float) -> int:
+        return now_ms + round(self._missed * interval_s * 1000)
+
+    def is_online(self, gateway_id: str) -> bool:
+        state = self._gateways.get(gateway_id)
+        return state is not None and state.online
+
+    @property
+    def online_count(self) -> int:
+        return sum(1 for state in self._gateways.values() if state.online)
+
+    def seen(self, gateway_id: str, village_id: str, now_ms: int, interval_s: float | None = None) -> Transition | None:
+        """Any traffic from a gateway proves it alive; a heartbeat also tells its interval."""
+        state = self._gateways.get(gateway_id)
+        if state is None:
+            state = _Gateway(village_id, False, interval_s or self._default_interval_s, 0)
+            self._gateways[gateway_id] = state
+        if interval_s is not None:
+            state.interval_s = interval_s
+        state.deadline_ms = self._deadline(now_ms, state.interval_s)
+        if state.online:
+            return None
+        state.online = True
+        return Transition(gateway_id, village_id, True, "connected", now_ms)
+
+    def announced_online(self, gateway_id: str, village_id: str, sent_ms: int, now_ms: int) -> Transition | None:
+        """The gateway's own (retained) ``online`` presence."""
+        if self._stale(gateway_id, sent_ms):
+            return None
+        transition = self.seen(gateway_id, village_id, now_ms)
+        self._gateways[gateway_id].presence_ts = sent_ms
+        return transition
+
+    def went_offline(
+        self, gateway_id: str, village_id: str, reason: OfflineReason, sent_ms: int, now_ms: int
+    ) -> Transition | None:
+        """The gateway said goodbye, or the broker published its Last Will.
+
+        A Last Will is stamped when its session connected, so the Will of an older session that
+        arrives after the gateway reconnected is older than the newest ``online`` and is ignored.
+        """
+        if self._stale(gateway_id, sent_ms):
+            return None
+        state = self._gateways.get(gateway_id)
+        if state is None:
+            self._gateways[gateway_id] = _Gateway(village_id, False, self._default_interval_s, 0, sent_ms)
+            return Transition(gateway_id, village_id, False, reason, now_ms)
+        state.presence_ts = sent_ms
+        if not state.online:
+            return None
+        state.online = False
+        return Transition(gateway_id, village_id, False, reason, now_ms)
+
+    def _stale(self, gateway_id: str, sent_ms: int) -> bool:
+        state = self._gateways.get(gateway_id)
+        return state is not None and sent_ms < state.presence_ts
+
+    def expire(self, now_ms: int) -> list[Transition]:
+        """Every online gateway whose heartbeat deadline has passed goes offline."""
+        expired = []
+        for gateway_id, state in self._gateways.items():
+            if state.online and now_ms >= state.deadline_ms:
+                state.online = False
+                expired.append(Transition(gateway_id, state.village_id, False, OfflineReason.HEARTBEAT_TIMEOUT, now_ms))
+        return expired

@@ -1,0 +1,164 @@
+"""The registry of villages and gateways: who exists, who is online, and their last health.
+
+Gateways register themselves on first contact (provisioning arrives with issue 5). Presence
+transitions are written at once; last-seen times and health are collected in memory and written
+in one batch per flush, never one transaction per message.
+"""
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from fleet.db.schema import GatewayRow, VillageRow
+from fleet.errors import TransientError
+from fleet.presence import Transition
+from protocol.messages import Heartbeat
+
+logger = logging.getLogger(__name__)
+
+AFTER_RESTART = "unknown_after_fleet_restart"
+
+
+class RegistryUnavailableError(TransientError):
+    """The registry database did not answer."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    last_seen_ms: int
+    health: dict[str, Any] | None = None
+    health_ms: int | None = None
+    interval_s: float | None = None
+
+
+class Registry:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], int]) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._village_of: dict[str, str] = {}
+        self._pending: dict[str, _Pending] = {}
+
+    async def load(self) -> None:
+        """Forget presence from before this process started: nobody is online until heard from."""
+        try:
+            async with self._sessions.begin() as session:
+                await session.execute(
+                    update(GatewayRow)
+                    .where(GatewayRow.online.is_(True))
+                    .values(online=False, presence_reason=AFTER_RESTART, presence_changed_ms=self._clock())
+                )
+                rows = await session.execute(select(GatewayRow.id, GatewayRow.village_id))
+                self._village_of = {gateway_id: village_id for gateway_id, village_id in rows.tuples()}
+        except SQLAlchemyError as exc:
+            raise RegistryUnavailableError(f"cannot load the registry: {exc}") from exc
+        logger.info("registry holds %d gateways", len(self._village_of))
+
+    def knows(self, gateway_id: str, village_id: str) -> bool:
+        return self._village_of.get(gateway_id) == village_id
+
+    async def register(self, village_id: str, gateway_id: str, agent_version: str | None = None) -> None:
+        """Make sure the village and the gateway exist (the gateway moves if it changed village)."""
+        now = self._clock()
+        try:
+            async with self._sessions.begin() as session:
+                if await session.get(VillageRow, village_id) is None:
+                    session.add(VillageRow(id=village_id, name=village_id, first_seen_ms=now))
+                    await session.flush()
+                gateway = await session.get(GatewayRow, gateway_id)
+                if gateway is None:
+                    session.add(
+                        GatewayRow(
+                            id=gateway_id,
+                            village_id=village_id,
+                            first_seen_ms=now,
+                            agent_version=agent_version,
+                        )
+                    )
+                    logger.info("registered gateway %s in village %s", gateway_id, village_id)
+                else:
+                    if gateway.village_id != village_id:
+                        logger.warning("gateway %s moved from %s to %s", gateway_id, gateway.village_id, village_id)
+                    gateway.village_id = village_id
+                    if agent_version is not None:
+                        gateway.agent_version = agent_version
+        except SQLAlchemyError as exc:
+            raise RegistryUnavailableError(f"cannot register gateway {gateway_id}: {exc}") from exc
+        self._village_of[gateway_id] = village_id
+
+    def note_seen(self, gateway_id: str, now_ms: int) -> None:
+        pending = self._pending.get(gateway_id)
+        if pending is None:
+            self._pending[gateway_id] = _Pending(now_ms)
+        else:
+            pending.last_seen_ms = now_ms
+
+    def note_heartbeat(self, heartbeat: Heartbeat, now_ms: int) -> None:
+        self.note_seen(heartbeat.gateway_id, now_ms)
+        pending = self._pending[heartbeat.gateway_id]
+        pending.health = heartbeat.health.model_dump()
+        pending.health_ms = heartbeat.ts
+        pending.interval_s = heartbeat.interval_s
+
+    async def apply(self, transitions: Iterable[Transition]) -> None:
+        rows = [
+            {
+                "id": t.gateway_id,
+                "online": t.online,
+                "presence_reason": t.reason,
+                "presence_changed_ms": t.at_ms,
+            }
+            for t in transitions
+        ]
+        if not rows:
+            return
+        try:
+            async with self._sessions.begin() as session:
+                await session.execute(update(GatewayRow), rows)
+        except SQLAlchemyError as exc:
+            raise RegistryUnavailableError(f"cannot store {len(rows)} presence changes: {exc}") from exc
+        for t in transitions:
+            logger.info("gateway %s is %s (%s)", t.gateway_id, "online" if t.online else "offline", t.reason)
+
+    async def flush(self) -> int:
+        """Write collected last-seen times and health in one transaction; return how many gateways."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
+        seen = [{"id": gid, "last_seen_ms": p.last_seen_ms} for gid, p in pending.items() if p.health is None]
+        healthy = [
+            {
+                "id": gid,
+                "last_seen_ms": p.last_seen_ms,
+                "last_health": p.health,
+                "last_health_ms": p.health_ms,
+                "heartbeat_interval_s": p.interval_s,
+            }
+            for gid, p in pending.items()
+            if p.health is not None
+        ]
+        try:
+            async with self._sessions.begin() as session:
+                for rows in (seen, healthy):
+                    if rows:
+                        await session.execute(update(GatewayRow), rows)
+        except SQLAlchemyError as exc:
+            for gateway_id, item in pending.items():  # keep them for the next flush, newer notes win
+                self._pending.setdefault(gateway_id, item)
+            raise RegistryUnavailableError(f"cannot flush {len(pending)} gateway updates: {exc}") from exc
+        return len(pending)
+
+    async def gateways(self, village_id: str | None = None) -> list[GatewayRow]:
+        query = select(GatewayRow).order_by(GatewayRow.village_id, GatewayRow.id)
+        if village_id is not None:
+            query = query.where(GatewayRow.village_id == village_id)
+        async with self._sessions() as session:
+            return list((await session.scalars(query)).all())
+
+    async def gateway(self, gateway_id: str) -> GatewayRow | None:
+        async with self._sessions() as session:
+            return await session.get(GatewayRow, gateway_id)

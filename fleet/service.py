@@ -1,0 +1,182 @@
+"""The fleet service: builds every part from the settings and runs them as one asyncio process.
+
+Tasks: the MQTT ingest consumer, the time-series writer, the presence sweeper, the registry
+flusher, the case delivery worker and the HTTP API. Each long-running task is supervised: a
+failure is logged and the task restarted with backoff, except permanent failures (the broker
+refusing the fleet's credentials), which stop the service loudly.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from fleet.alerts.delivery import DeliveryWorker
+from fleet.alerts.store import AlertStore
+from fleet.api.app import ApiContext, create_app
+from fleet.api.schemas import AlertDeliveryStatus, HealthReport, IngestStatus, TimeSeriesStatus
+from fleet.api.server import HttpServer
+from fleet.db.engine import create_engine, migrate, session_factory
+from fleet.errors import BrokerRefusedError, FleetError
+from fleet.governance.client import GovernanceClient
+from fleet.ingest.consumer import IngestConsumer
+from fleet.ingest.router import IngestRouter
+from fleet.presence import PresenceTracker
+from fleet.registry import Registry
+from fleet.settings import FleetSettings
+from fleet.timeseries.embedded import EmbeddedSink
+from fleet.timeseries.influx import InfluxSink
+from fleet.timeseries.sink import TimeSeriesSink
+from fleet.timeseries.writer import BatchingWriter
+from protocol.clock import utc_now_ms
+from protocol.codec import Decoder
+from protocol.reconnect import Backoff
+
+logger = logging.getLogger(__name__)
+
+_PERMANENT = (BrokerRefusedError,)
+
+
+def _sink_for(settings: FleetSettings) -> TimeSeriesSink:
+    if settings.timeseries.influx is not None:
+        return InfluxSink(settings.timeseries.influx)
+    return EmbeddedSink(settings.timeseries.embedded_path)
+
+
+class FleetService:
+    def __init__(
+        self,
+        settings: FleetSettings,
+        *,
+        clock: Callable[[], int] = utc_now_ms,
+        governance_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._engine = create_engine(settings.database_url)
+        sessions = session_factory(self._engine)
+        self.registry = Registry(sessions, clock)
+        self.alerts = AlertStore(sessions, clock)
+        self.presence = PresenceTracker(settings.presence.missed_heartbeats, settings.presence.default_interval_s)
+        ts = settings.timeseries
+        self.writer = BatchingWriter(_sink_for(settings), ts.batch_points, ts.flush_interval_s, ts.buffer_points)
+        self._governance = (
+            GovernanceClient(settings.governance, governance_transport) if settings.governance.url else None
+        )
+        self.delivery = (
+            DeliveryWorker(self.alerts, self._governance, clock, settings.governance.max_attempts)
+            if self._governance
+            else None
+        )
+        self.router = IngestRouter(
+            self.registry,
+            self.presence,
+            self.writer,
+            self.alerts,
+            self.delivery.wake if self.delivery else lambda: None,
+            clock,
+        )
+        self.consumer = IngestConsumer(settings.broker, Decoder(settings.max_payload_bytes), self.router)
+        self.http = HttpServer(
+            create_app(ApiContext(self.registry, self.alerts, self.health)),
+            settings.api.host,
+            settings.api.port,
+            "fleet",
+        )
+        self.ready = asyncio.Event()
+
+    def health(self) -> HealthReport:
+        decoder = self.consumer.decoder
+        connected = self.consumer.connected.is_set()
+        return HealthReport(
+            status="ok" if connected and self.writer.healthy else "degraded",
+            gateways_online=self.presence.online_count,
+            ingest=IngestStatus(
+                connected=connected,
+                received=self.consumer.received,
+                rejected={reason.value: count for reason, count in decoder.rejections.items()},
+                duplicates=self.router.recent.duplicates,
+                handler_errors=self.consumer.handler_errors,
+            ),
+            timeseries=TimeSeriesStatus(
+                sink=self.writer.sink.name,
+                healthy=self.writer.healthy,
+                written_points=self.writer.written,
+                buffered_points=self.writer.buffered,
+                dropped_points=self.writer.dropped,
+                rejected_points=self.writer.rejected,
+            ),
+            alerts=AlertDeliveryStatus(
+                raised=self.router.alerts_raised,
+                delivered=self.delivery.delivered if self.delivery else 0,
+                dead=self.delivery.dead if self.delivery else 0,
+            ),
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; raise on a permanent failure."""
+        await migrate(self._engine)
+        await self.registry.load()
+        if self.delivery is None:
+            logger.warning("no governance.url configured: alerts are stored but no cases are opened")
+        tasks = [
+            self._task("ingest", self.consumer.run),
+            self._task("timeseries-writer", self.writer.run),
+            self._task("presence-sweeper", self._sweep_presence),
+            self._task("registry-flusher", self._flush_registry),
+        ]
+        if self.delivery is not None:
+            tasks.append(self._task("case-delivery", self.delivery.run))
+        await self.http.start()
+        self.ready.set()
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        try:
+            await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            stopper.cancel()
+            await self._close()
+        for result in results:
+            if isinstance(result, FleetError):
+                raise result
+
+    def _task(self, name: str, body: Callable[[], Awaitable[None]]) -> "asyncio.Task[None]":
+        return asyncio.create_task(self._supervise(name, body), name=name)
+
+    async def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        backoff = Backoff(base_s=1.0, cap_s=60.0)
+        while True:
+            try:
+                await body()
+            except _PERMANENT:
+                logger.critical("%s stopped for good", name, exc_info=True)
+                raise
+            except Exception:
+                delay = backoff.next_delay()
+                logger.exception("%s failed; restarting in %.1f s", name, delay)
+                await asyncio.sleep(delay)
+
+    async def _sweep_presence(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.presence.sweep_interval_s)
+            await self.registry.apply(self.presence.expire(self._clock()))
+
+    async def _flush_registry(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.registry_flush_interval_s)
+            await self.registry.flush()
+
+    async def _close(self) -> None:
+        await self.http.stop()
+        with contextlib.suppress(FleetError):
+            await self.writer.flush()
+            await self.registry.flush()
+        await self.writer.sink.close()
+        if self._governance is not None:
+            await self._governance.close()
+        await self._engine.dispose()
+        logger.info("fleet stopped")

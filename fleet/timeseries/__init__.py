@@ -1,0 +1,1 @@
+"""Time-series storage: points, the sink interface, its InfluxDB and embedded stores, the batching writer."""

@@ -1,0 +1,51 @@
+"""Writes points through ``influxdb-client``'s async write API (InfluxDB 2.x/3.x, VictoriaMetrics)."""
+
+import logging
+from collections.abc import Sequence
+
+import aiohttp
+from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+from influxdb_client.domain.write_precision import WritePrecision
+from influxdb_client.rest import ApiException
+
+from fleet.errors import TimeSeriesRejectedError, TimeSeriesUnavailableError
+from fleet.settings import InfluxSettings
+from fleet.timeseries.points import Point
+
+logger = logging.getLogger(__name__)
+
+
+class InfluxSink:
+    name = "influxdb"
+
+    def __init__(self, settings: InfluxSettings) -> None:
+        self._settings = settings
+        self._client = InfluxDBClientAsync(
+            url=str(settings.url),
+            token=settings.token.get_secret_value(),
+            org=settings.org,
+            timeout=int(settings.timeout_s * 1000),
+        )
+        self._write_api = self._client.write_api()
+
+    async def write(self, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        try:
+            await self._write_api.write(
+                bucket=self._settings.bucket,
+                org=self._settings.org,
+                record=[point.line() for point in points],
+                write_precision=WritePrecision.MS,  # type: ignore[arg-type]  # a str constant in its stubs
+            )
+        except ApiException as exc:
+            status = exc.status or 0
+            message = f"{self._settings.url} answered {status} {str(exc.reason)[:200]}"
+            if status >= 500 or status == 429:
+                raise TimeSeriesUnavailableError(message) from exc
+            raise TimeSeriesRejectedError(message) from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise TimeSeriesUnavailableError(f"{self._settings.url} unreachable: {exc!r}"[:300]) from exc
+
+    async def close(self) -> None:
+        await self._client.close()  # type: ignore[no-untyped-call]
