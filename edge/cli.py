@@ -1,0 +1,56 @@
+"""``outpost gateway``: run the agent on a village gateway."""
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from edge.errors import EdgeError, UplinkRefusedError
+from edge.settings import EdgeSettings
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(help="Run the gateway agent on a village gateway.", no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            exists=True,
+            dir_okay=False,
+            help="TOML settings file; OUTPOST_EDGE_* environment variables fill what it leaves out.",
+        ),
+    ] = None,
+) -> None:
+    """Connect to the broker and run the gateway's devices, local rules and uplink until stopped."""
+    try:
+        settings = EdgeSettings.load(config)
+    except (ValidationError, EdgeError) as exc:
+        typer.echo(f"invalid gateway settings:\n{exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        asyncio.run(_run(settings))
+    except UplinkRefusedError as exc:
+        typer.echo(f"stopped: {exc}", err=True)
+        raise typer.Exit(3) from exc
+
+
+async def _run(settings: EdgeSettings) -> None:
+    from edge.adapters.registry import build_adapter  # noqa: PLC0415 - keeps `--help` fast
+    from edge.agent import GatewayAgent  # noqa: PLC0415
+    from protocol.clock import utc_now_ms  # noqa: PLC0415
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    agent = GatewayAgent(settings, [build_adapter(spec, utc_now_ms) for spec in settings.devices])
+    await agent.run(stop)

@@ -1,0 +1,65 @@
+"""``outpost fleet``: run the fleet manager and manage its database."""
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from fleet.errors import FleetError
+from fleet.settings import FleetSettings
+
+app = typer.Typer(
+    help="The county-level fleet manager. Settings come from OUTPOST_FLEET_* environment variables.",
+    no_args_is_help=True,
+)
+
+
+def _settings() -> FleetSettings:
+    try:
+        return FleetSettings()
+    except ValidationError as exc:
+        typer.echo(f"invalid fleet settings:\n{exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command("run")
+def run(
+    api_port: Annotated[int | None, typer.Option(help="Override the REST API port (OUTPOST_FLEET_API__PORT).")] = None,
+) -> None:
+    """Ingest every gateway's traffic, track presence, store time series, deliver cases, serve the API."""
+    settings = _settings()
+    if api_port is not None:
+        settings = settings.model_copy(update={"api": settings.api.model_copy(update={"port": api_port})})
+    try:
+        asyncio.run(_run(settings))
+    except FleetError as exc:
+        typer.echo(f"stopped: {exc}", err=True)
+        raise typer.Exit(3) from exc
+
+
+@app.command("migrate")
+def migrate() -> None:
+    """Bring the fleet database to the newest schema (the service also does this at start)."""
+    from fleet.db.engine import create_engine  # noqa: PLC0415 - keeps `--help` fast
+    from fleet.db.engine import migrate as apply_migrations  # noqa: PLC0415
+
+    async def _migrate() -> None:
+        engine = create_engine(_settings().database_url)
+        try:
+            await apply_migrations(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(_migrate())
+
+
+async def _run(settings: FleetSettings) -> None:
+    from fleet.service import FleetService  # noqa: PLC0415 - keeps `--help` fast
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await FleetService(settings).run(stop)

@@ -1,0 +1,1 @@
+"""The ``outpost`` command: one Typer app that mounts each part's commands."""

@@ -1,0 +1,68 @@
+# Sourced by scripts/demo and scripts/test: makes sure this machine has what Outpost needs.
+#   - Python 3.11+ with venv (Debian: python3, python3-venv)
+#   - a virtual environment in .venv with the project installed (editable) and its extras
+#   - the Debian packages listed in OUTPOST_APT_PACKAGES, when their commands are missing
+# Safe to run again: it only installs what is missing or changed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+cd "$ROOT"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        say "need root to run: $* (install sudo or run as root)"; return 1; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+    # apt_install PACKAGE... : install Debian packages that are not installed yet.
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    command -v apt-get >/dev/null || { say "missing ${missing[*]} and no apt-get: install them by hand"; return 1; }
+    if [ "$APT_UPDATED" -eq 0 ]; then say "apt-get update"; as_root apt-get update -qq; APT_UPDATED=1; fi
+    say "installing Debian packages: ${missing[*]}"
+    # Services stay stopped: Outpost starts its own servers on free loopback ports.
+    as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+find_python() {
+    for candidate in "${OUTPOST_PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+        [ -n "$candidate" ] || continue
+        if command -v "$candidate" >/dev/null &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            echo "$candidate"; return 0
+        fi
+    done
+    return 1
+}
+
+ensure_venv() {
+    local extras="$1" python stamp
+    if ! python="$(find_python)"; then
+        apt_install python3 python3-venv
+        python="$(find_python)" || { say "Python 3.11 or newer is required"; exit 1; }
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        if ! "$python" -m venv "$VENV" 2>/dev/null; then
+            rm -rf "$VENV"
+            apt_install python3-venv
+            "$python" -m venv "$VENV"
+        fi
+    fi
+    # Reinstall only when pyproject.toml or the requested extras changed.
+    stamp="$VENV/.outpost-installed"
+    local want
+    want="$extras $(sha256sum pyproject.toml | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        say "installing Outpost and its Python dependencies into .venv ($extras)"
+        "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$extras]"
+        echo "$want" > "$stamp"
+    fi
+}

@@ -1,0 +1,1 @@
+"""``outpost demo``: a simulated county run end to end on embedded defaults, with a live view."""

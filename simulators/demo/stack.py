@@ -1,0 +1,93 @@
+"""Starts and stops everything the demo runs: broker, governance platform, fleet and a county."""
+
+import asyncio
+import logging
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
+
+from edge.settings import BrokerSettings as GatewayBrokerSettings
+from fleet.api.server import HttpServer
+from fleet.service import FleetService
+from fleet.settings import (
+    ApiSettings,
+    FleetSettings,
+    GovernanceSettings,
+    PresenceSettings,
+    TimeSeriesSettings,
+)
+from fleet.settings import BrokerSettings as FleetBrokerSettings
+from simulators.county import SimulatedCounty
+from simulators.governance.app import create_platform_app
+from simulators.governance.recorder import CaseLedger
+from simulators.infra.broker import Broker, make_broker
+
+logger = logging.getLogger(__name__)
+
+PLATFORM_TOKEN = "demo-platform-token"  # noqa: S105 - a local demo's own platform
+
+
+class DemoStack:
+    def __init__(
+        self,
+        villages: int,
+        workdir: Path,
+        *,
+        broker_kind: Literal["auto", "mosquitto", "embedded"] = "auto",
+        api_port: int = 0,
+        heartbeat_interval_s: float = 2.0,
+    ) -> None:
+        self.broker: Broker = make_broker(broker_kind)
+        self.ledger = CaseLedger()
+        self.platform = HttpServer(create_platform_app(self.ledger, PLATFORM_TOKEN), "127.0.0.1", 0, "governance")
+        self._workdir = workdir
+        self._villages = villages
+        self._api_port = api_port
+        self._heartbeat_interval_s = heartbeat_interval_s
+        self._fleet_stop = asyncio.Event()
+        self._fleet_task: asyncio.Task[None] | None = None
+        self.fleet: FleetService | None = None
+        self.county: SimulatedCounty | None = None
+
+    async def __aenter__(self) -> Self:
+        await self.broker.start()
+        await self.platform.start()
+        self.fleet = FleetService(
+            FleetSettings(
+                database_url=f"sqlite+aiosqlite:///{self._workdir / 'fleet.db'}",
+                broker=FleetBrokerSettings(host=self.broker.host, port=self.broker.port),
+                api=ApiSettings(port=self._api_port),
+                timeseries=TimeSeriesSettings(embedded_path=self._workdir / "timeseries.db"),
+                governance=GovernanceSettings(url=self.platform.url, token=PLATFORM_TOKEN),
+                presence=PresenceSettings(default_interval_s=self._heartbeat_interval_s),
+            )
+        )
+        self._fleet_task = asyncio.create_task(self.fleet.run(self._fleet_stop), name="fleet")
+        ready = asyncio.create_task(self.fleet.ready.wait())
+        await asyncio.wait([ready, self._fleet_task], return_when=asyncio.FIRST_COMPLETED)
+        if self._fleet_task.done():
+            ready.cancel()
+            self._fleet_task.result()
+        self.county = SimulatedCounty(
+            self._villages,
+            GatewayBrokerSettings(host=self.broker.host, port=self.broker.port),
+            self._workdir / "gateways",
+            heartbeat_interval_s=self._heartbeat_interval_s,
+        )
+        await self.county.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.county is not None:
+            await self.county.stop()
+            await asyncio.sleep(0.3)  # let the fleet take in the gateways' last messages
+        self._fleet_stop.set()
+        if self._fleet_task is not None:
+            try:
+                await self._fleet_task
+            except Exception:
+                logger.exception("fleet stopped with an error")
+        await self.platform.stop()
+        await self.broker.stop()
