@@ -70,12 +70,10 @@ class Uplink:
 
     async def _session(self) -> None:
         password = self._broker.password.get_secret_value() if self._broker.password else None
-        will = aiomqtt.Will(
-            self._presence_topic,
-            self._presence(PresenceState.OFFLINE, PresenceReason.LOST),
-            qos=1,
-            retain=True,
-        )
+        # Stamped in this order so the session's Will outranks its own `online` (see fleet.presence).
+        online = self._presence(PresenceState.ONLINE, PresenceReason.CONNECTED)
+        lost = self._presence(PresenceState.OFFLINE, PresenceReason.LOST)
+        will = aiomqtt.Will(self._presence_topic, lost, qos=1, retain=True)
         async with aiomqtt.Client(
             self._broker.host,
             self._broker.port,
@@ -87,12 +85,7 @@ class Uplink:
             timeout=10,
         ) as client:
             self._backoff.reset()
-            await client.publish(
-                self._presence_topic,
-                self._presence(PresenceState.ONLINE, PresenceReason.CONNECTED),
-                1,
-                retain=True,
-            )
+            await client.publish(self._presence_topic, online, qos=1, retain=True)
             self._client = client
             self.connects += 1
             self.connected.set()

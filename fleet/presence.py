@@ -30,7 +30,7 @@ class _Gateway:
     online: bool
     interval_s: float
     deadline_ms: int
-    presence_ts: int = -1  # source timestamp of the newest presence message applied
+    presence_seq: int = -1  # sequence number of the newest presence message applied
 
 
 class PresenceTracker:
@@ -64,37 +64,38 @@ class PresenceTracker:
         state.online = True
         return Transition(gateway_id, village_id, True, "connected", now_ms)
 
-    def announced_online(self, gateway_id: str, village_id: str, sent_ms: int, now_ms: int) -> Transition | None:
+    def announced_online(self, gateway_id: str, village_id: str, seq: int, now_ms: int) -> Transition | None:
         """The gateway's own (retained) ``online`` presence."""
-        if self._stale(gateway_id, sent_ms):
+        if self._stale(gateway_id, seq):
             return None
         transition = self.seen(gateway_id, village_id, now_ms)
-        self._gateways[gateway_id].presence_ts = sent_ms
+        self._gateways[gateway_id].presence_seq = seq
         return transition
 
     def went_offline(
-        self, gateway_id: str, village_id: str, reason: OfflineReason, sent_ms: int, now_ms: int
+        self, gateway_id: str, village_id: str, reason: OfflineReason, seq: int, now_ms: int
     ) -> Transition | None:
         """The gateway said goodbye, or the broker published its Last Will.
 
-        A Last Will is stamped when its session connected, so the Will of an older session that
-        arrives after the gateway reconnected is older than the newest ``online`` and is ignored.
+        A gateway stamps a session's ``online`` message, then its Last Will, then connects; so a
+        session's Will carries a higher sequence number than its own ``online`` and a lower one
+        than the next session's. A Will of an older session arriving late is therefore ignored.
         """
-        if self._stale(gateway_id, sent_ms):
+        if self._stale(gateway_id, seq):
             return None
         state = self._gateways.get(gateway_id)
         if state is None:
-            self._gateways[gateway_id] = _Gateway(village_id, False, self._default_interval_s, 0, sent_ms)
+            self._gateways[gateway_id] = _Gateway(village_id, False, self._default_interval_s, 0, seq)
             return Transition(gateway_id, village_id, False, reason, now_ms)
-        state.presence_ts = sent_ms
+        state.presence_seq = seq
         if not state.online:
             return None
         state.online = False
         return Transition(gateway_id, village_id, False, reason, now_ms)
 
-    def _stale(self, gateway_id: str, sent_ms: int) -> bool:
+    def _stale(self, gateway_id: str, seq: int) -> bool:
         state = self._gateways.get(gateway_id)
-        return state is not None and sent_ms < state.presence_ts
+        return state is not None and seq < state.presence_seq
 
     def expire(self, now_ms: int) -> list[Transition]:
         """Every online gateway whose heartbeat deadline has passed goes offline."""

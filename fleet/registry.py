@@ -53,7 +53,7 @@ class Registry:
                     .values(online=False, presence_reason=AFTER_RESTART, presence_changed_ms=self._clock())
                 )
                 rows = await session.execute(select(GatewayRow.id, GatewayRow.village_id))
-                self._village_of = {gateway_id: village_id for gateway_id, village_id in rows.tuples()}
+                self._village_of = {gateway_id: village_id for gateway_id, village_id in rows}
         except SQLAlchemyError as exc:
             raise RegistryUnavailableError(f"cannot load the registry: {exc}") from exc
         logger.info("registry holds %d gateways", len(self._village_of))

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from protocol.identifiers import DeviceId, EpochMillis, GatewayId, GridId, MetricName, ShortText
 from protocol.topics import Channel
 
-MAX_BATCH_POINTS: Final = 5_000
+MAX_BATCH_POINTS: Final = 1_000
 EvidenceValue = float | int | bool | ShortText
 Evidence = Annotated[dict[MetricName, EvidenceValue], Field(max_length=32)]
 

@@ -74,9 +74,9 @@ class IngestRouter:
 
     async def _on_presence(self, village_id: str, presence: Presence, now: int) -> None:
         if presence.state is PresenceState.ONLINE:
-            transition = self._presence.announced_online(presence.gateway_id, village_id, presence.ts, now)
+            transition = self._presence.announced_online(presence.gateway_id, village_id, presence.seq, now)
         else:
             reason = OfflineReason.LOST if presence.reason is PresenceReason.LOST else OfflineReason.SHUTDOWN
-            transition = self._presence.went_offline(presence.gateway_id, village_id, reason, presence.ts, now)
+            transition = self._presence.went_offline(presence.gateway_id, village_id, reason, presence.seq, now)
         if transition is not None:
             await self._registry.apply([transition])

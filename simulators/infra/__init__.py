@@ -1,0 +1,1 @@
+"""Real servers the tests and the demo start on free loopback ports, and stop."""

@@ -1,0 +1,30 @@
+"""The project's main job: ``outpost demo`` runs a simulated county end to end and reports it."""
+
+import asyncio
+import json
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("broker", ["mosquitto", "embedded"])
+async def test_demo_delivers_a_case_for_every_press(broker: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "outpost_cli", "--log-level", "warning", "demo",
+        "--villages", "2", "--duration", "8", "--press-every", "1", "--broker", broker, "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=90)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    summary = json.loads(stdout)
+    assert summary["villages"] == 2
+    assert summary["gateways_seen_online"] == 2
+    assert summary["panic_presses"] >= 5
+    assert summary["alerts_raised"] == summary["panic_presses"]
+    assert summary["cases_delivered"] == summary["panic_presses"]
+    assert summary["duplicate_case_requests"] == 0
+    assert summary["rejected_messages"] == 0
+    assert summary["telemetry_points_stored"] > 0
+    assert summary["press_to_case"]["count"] == summary["cases_delivered"]
