@@ -17,6 +17,10 @@ class TransientError(FleetError):
     """A dependency is temporarily unavailable; the operation may succeed if retried."""
 
 
+class DatabaseUnavailableError(TransientError):
+    """The fleet database did not answer (locked, disconnected, out of space)."""
+
+
 class TimeSeriesUnavailableError(TransientError):
     """The time-series server did not take a write (down, slow, or answered 5xx)."""
 

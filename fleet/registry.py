@@ -11,21 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from fleet.db.engine import database_errors
 from fleet.db.schema import GatewayRow, VillageRow
-from fleet.errors import TransientError
+from fleet.errors import DatabaseUnavailableError
 from fleet.presence import Transition
 from protocol.messages import Heartbeat
 
 logger = logging.getLogger(__name__)
 
 AFTER_RESTART = "unknown_after_fleet_restart"
-
-
-class RegistryUnavailableError(TransientError):
-    """The registry database did not answer."""
 
 
 @dataclass(slots=True)
@@ -45,7 +41,7 @@ class Registry:
 
     async def load(self) -> None:
         """Forget presence from before this process started: nobody is online until heard from."""
-        try:
+        with database_errors("load the registry"):
             async with self._sessions.begin() as session:
                 await session.execute(
                     update(GatewayRow)
@@ -54,8 +50,6 @@ class Registry:
                 )
                 rows = await session.execute(select(GatewayRow.id, GatewayRow.village_id))
                 self._village_of = {gateway_id: village_id for gateway_id, village_id in rows}
-        except SQLAlchemyError as exc:
-            raise RegistryUnavailableError(f"cannot load the registry: {exc}") from exc
         logger.info("registry holds %d gateways", len(self._village_of))
 
     def knows(self, gateway_id: str, village_id: str) -> bool:
@@ -64,7 +58,7 @@ class Registry:
     async def register(self, village_id: str, gateway_id: str, agent_version: str | None = None) -> None:
         """Make sure the village and the gateway exist (the gateway moves if it changed village)."""
         now = self._clock()
-        try:
+        with database_errors(f"register gateway {gateway_id}"):
             async with self._sessions.begin() as session:
                 if await session.get(VillageRow, village_id) is None:
                     session.add(VillageRow(id=village_id, name=village_id, first_seen_ms=now))
@@ -86,8 +80,6 @@ class Registry:
                     gateway.village_id = village_id
                     if agent_version is not None:
                         gateway.agent_version = agent_version
-        except SQLAlchemyError as exc:
-            raise RegistryUnavailableError(f"cannot register gateway {gateway_id}: {exc}") from exc
         self._village_of[gateway_id] = village_id
 
     def note_seen(self, gateway_id: str, now_ms: int) -> None:
@@ -116,11 +108,9 @@ class Registry:
         ]
         if not rows:
             return
-        try:
+        with database_errors(f"store {len(rows)} presence changes"):
             async with self._sessions.begin() as session:
                 await session.execute(update(GatewayRow), rows)
-        except SQLAlchemyError as exc:
-            raise RegistryUnavailableError(f"cannot store {len(rows)} presence changes: {exc}") from exc
         for t in transitions:
             logger.info("gateway %s is %s (%s)", t.gateway_id, "online" if t.online else "offline", t.reason)
 
@@ -142,23 +132,26 @@ class Registry:
             if p.health is not None
         ]
         try:
-            async with self._sessions.begin() as session:
-                for rows in (seen, healthy):
-                    if rows:
-                        await session.execute(update(GatewayRow), rows)
-        except SQLAlchemyError as exc:
+            with database_errors(f"flush {len(pending)} gateway updates"):
+                async with self._sessions.begin() as session:
+                    for rows in (seen, healthy):
+                        if rows:
+                            await session.execute(update(GatewayRow), rows)
+        except DatabaseUnavailableError:
             for gateway_id, item in pending.items():  # keep them for the next flush, newer notes win
                 self._pending.setdefault(gateway_id, item)
-            raise RegistryUnavailableError(f"cannot flush {len(pending)} gateway updates: {exc}") from exc
+            raise
         return len(pending)
 
     async def gateways(self, village_id: str | None = None) -> list[GatewayRow]:
         query = select(GatewayRow).order_by(GatewayRow.village_id, GatewayRow.id)
         if village_id is not None:
             query = query.where(GatewayRow.village_id == village_id)
-        async with self._sessions() as session:
-            return list((await session.scalars(query)).all())
+        with database_errors("list gateways"):
+            async with self._sessions() as session:
+                return list((await session.scalars(query)).all())
 
     async def gateway(self, gateway_id: str) -> GatewayRow | None:
-        async with self._sessions() as session:
-            return await session.get(GatewayRow, gateway_id)
+        with database_errors(f"read gateway {gateway_id}"):
+            async with self._sessions() as session:
+                return await session.get(GatewayRow, gateway_id)

@@ -9,18 +9,14 @@ import logging
 from collections.abc import Callable
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from fleet.db.engine import database_errors
 from fleet.db.schema import AlertRow, DeliveryState
-from fleet.errors import TransientError
 from protocol.messages import Alert
 
 logger = logging.getLogger(__name__)
-
-
-class AlertStoreUnavailableError(TransientError):
-    """The alert store's database did not answer."""
 
 
 class AlertStore:
@@ -49,13 +45,12 @@ class AlertStore:
             next_attempt_ms=now,
         )
         try:
-            async with self._sessions.begin() as session:
-                session.add(row)
+            with database_errors(f"store alert {alert.event_id}"):
+                async with self._sessions.begin() as session:
+                    session.add(row)
         except IntegrityError:
             logger.debug("alert %s already stored", alert.event_id)
             return False
-        except SQLAlchemyError as exc:
-            raise AlertStoreUnavailableError(f"cannot store alert {alert.event_id}: {exc}") from exc
         logger.info("alert %s %s from %s/%s", alert.event_id, alert.kind, alert.gateway_id, alert.device_id)
         return True
 
@@ -67,35 +62,39 @@ class AlertStore:
             .order_by(AlertRow.raised_at_ms)
             .limit(limit)
         )
-        async with self._sessions() as session:
-            return list((await session.scalars(query)).all())
+        with database_errors("find alerts due for delivery"):
+            async with self._sessions() as session:
+                return list((await session.scalars(query)).all())
 
     async def next_due_ms(self) -> int | None:
         query = select(AlertRow.next_attempt_ms).where(AlertRow.delivery_state == DeliveryState.PENDING)
-        async with self._sessions() as session:
-            return await session.scalar(query.order_by(AlertRow.next_attempt_ms).limit(1))
+        with database_errors("find the next delivery time"):
+            async with self._sessions() as session:
+                return await session.scalar(query.order_by(AlertRow.next_attempt_ms).limit(1))
 
     async def mark_delivered(self, alert_id: str, case_id: str, at_ms: int) -> None:
-        async with self._sessions.begin() as session:
-            row = await session.get(AlertRow, alert_id)
-            if row is not None:
-                row.delivery_state = DeliveryState.DELIVERED
-                row.delivery_attempts += 1
-                row.case_id = case_id
-                row.delivered_at_ms = at_ms
-                row.last_error = None
+        with database_errors(f"mark alert {alert_id} delivered"):
+            async with self._sessions.begin() as session:
+                row = await session.get(AlertRow, alert_id)
+                if row is not None:
+                    row.delivery_state = DeliveryState.DELIVERED
+                    row.delivery_attempts += 1
+                    row.case_id = case_id
+                    row.delivered_at_ms = at_ms
+                    row.last_error = None
 
     async def mark_failed(self, alert_id: str, error: str, next_attempt_ms: int | None) -> None:
         """Record a failed attempt; ``next_attempt_ms=None`` gives up (dead letter)."""
-        async with self._sessions.begin() as session:
-            row = await session.get(AlertRow, alert_id)
-            if row is not None:
-                row.delivery_attempts += 1
-                row.last_error = error[:512]
-                if next_attempt_ms is None:
-                    row.delivery_state = DeliveryState.DEAD
-                else:
-                    row.next_attempt_ms = next_attempt_ms
+        with database_errors(f"record a failed delivery of alert {alert_id}"):
+            async with self._sessions.begin() as session:
+                row = await session.get(AlertRow, alert_id)
+                if row is not None:
+                    row.delivery_attempts += 1
+                    row.last_error = error[:512]
+                    if next_attempt_ms is None:
+                        row.delivery_state = DeliveryState.DEAD
+                    else:
+                        row.next_attempt_ms = next_attempt_ms
 
     async def list(
         self, *, village_id: str | None = None, state: DeliveryState | None = None, limit: int = 100
@@ -105,9 +104,11 @@ class AlertStore:
             query = query.where(AlertRow.village_id == village_id)
         if state is not None:
             query = query.where(AlertRow.delivery_state == state)
-        async with self._sessions() as session:
-            return list((await session.scalars(query)).all())
+        with database_errors("list alerts"):
+            async with self._sessions() as session:
+                return list((await session.scalars(query)).all())
 
     async def get(self, alert_id: str) -> AlertRow | None:
-        async with self._sessions() as session:
-            return await session.get(AlertRow, alert_id)
+        with database_errors(f"read alert {alert_id}"):
+            async with self._sessions() as session:
+                return await session.get(AlertRow, alert_id)

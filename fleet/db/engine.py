@@ -1,15 +1,17 @@
 """Opens the fleet database and brings its schema to the newest Alembic migration."""
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from fleet.errors import FleetError
+from fleet.errors import DatabaseUnavailableError, FleetError
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +20,20 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 class DatabaseError(FleetError):
     """The fleet database could not be opened or migrated."""
+
+
+@contextlib.contextmanager
+def database_errors(what: str) -> Iterator[None]:
+    """Translate SQLAlchemy's errors while doing ``what`` into DatabaseUnavailableError.
+
+    IntegrityError passes through: it is a verdict on the data, for the caller to handle.
+    """
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except SQLAlchemyError as exc:
+        raise DatabaseUnavailableError(f"cannot {what}: {exc}"[:500]) from exc
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
