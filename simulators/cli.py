@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from fleet.settings import DEVELOPMENT_GOVERNANCE_TOKEN
+
 app = typer.Typer(
     help="Simulators for engineers: a reference governance platform without hardware.", no_args_is_help=True
 )
@@ -45,8 +47,7 @@ def demo(
 ) -> None:
     """Run a simulated county end to end: broker, fleet, governance platform and village gateways.
 
-    Panic buttons are pressed every few seconds; each press travels gateway → MQTT → fleet →
-    governance platform as a case, and the view shows how long that took.
+    Each simulated panic press travels gateway → MQTT → fleet → platform as a case; the view shows the delay.
     """
     from simulators.demo.runner import run_demo  # noqa: PLC0415 - keeps `--help` fast
 
@@ -72,3 +73,37 @@ def demo(
             f"{summary.telemetry_points_stored} points stored; "
             f"{summary.gateways_seen_online}/{summary.villages} gateways seen online."
         )
+
+
+@app.command("platform")
+def platform(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on (127.0.0.1).")] = 8090,
+    token: Annotated[
+        str, typer.Option(envvar="OUTPOST_PLATFORM_TOKEN", help="Bearer token the fleet must present.")
+    ] = DEVELOPMENT_GOVERNANCE_TOKEN,
+) -> None:
+    """Run the reference governance platform: it opens a case for every alert the fleet raises.
+
+    Point the fleet at it with OUTPOST_FLEET_GOVERNANCE__URL=http://127.0.0.1:PORT and the same token.
+    """
+    from simulators.runners import run_platform  # noqa: PLC0415 - keeps `--help` fast
+
+    asyncio.run(run_platform(port, token))
+
+
+@app.command("county")
+def county(
+    broker_host: Annotated[str, typer.Option(help="The fleet's MQTT broker.")] = "127.0.0.1",
+    broker_port: Annotated[int, typer.Option(min=1, max=65535)] = 1883,
+    villages: Annotated[int, typer.Option(min=1, max=2000, help="How many villages (one gateway each).")] = 3,
+    press_every: Annotated[
+        float, typer.Option(min=0, help="Seconds between simulated panic presses (0: never).")
+    ] = 10.0,
+    state_dir: Annotated[
+        str, typer.Option(help="Where the simulated gateways keep their state.")
+    ] = "outpost-sim-state",
+) -> None:
+    """Run simulated village gateways (the real agent, simulated devices) against a running broker."""
+    from simulators.runners import run_county  # noqa: PLC0415 - keeps `--help` fast
+
+    asyncio.run(run_county(broker_host, broker_port, villages, press_every, state_dir))
