@@ -6,7 +6,7 @@ as the fleet runs it (default payload limit). Its baseline round-trips the same 
 through ``json.dumps`` (compact, to bytes) and ``json.loads``: no validation, no models.
 The batch has :data:`BATCH_POINTS` points because a 1,000-point batch with realistic ids is about
 80 KiB, over the decoder's default 64 KiB payload limit, and would be refused as oversize.
-It has no goal for now: see :data:`ROUND_TRIP_GOAL`.
+Its goal is explained at :data:`ROUND_TRIP_GOAL`.
 
 ``contract.reject_malformed`` (messages/s): decode-only throughput over a cycle of broken messages,
 one for each way :class:`~protocol.codec.Decoder` refuses input. No baseline and no goal: nothing
@@ -31,9 +31,9 @@ logger = logging.getLogger(__name__)
 VILLAGE_ID: Final = "riverside"
 GATEWAY_ID: Final = "gw-bench-01"
 BATCH_POINTS: Final = 500
-ROUND_TRIP_GOAL: Final[float | None] = None
-"""No goal. 1,000,000 points/s was the candidate, but on the reference machine (2 vCPU AMD EPYC)
-validated decode alone tops out near 630,000 points/s, and no requirement sets an ingest rate."""
+ROUND_TRIP_GOAL: Final[float | None] = 200_000.0
+"""Twice the fleet's end-to-end ingest goal (100,000 points/s, issue 5), so that decoding on one core
+is never what limits ingest on the shared 2-core machine."""
 
 _METRICS: Final = ("temperature_c", "humidity_pct", "battery_v", "rssi_dbm", "water_level_cm")
 _DEVICES: Final = 20
