@@ -1,7 +1,8 @@
 """The in-memory queue of messages waiting for the uplink.
 
-Bounded: when full, the oldest telemetry goes first, then the oldest non-alert message; alerts are
-dropped only when nothing else is left, and every drop is counted by channel.
+Bounded: when full, the oldest telemetry goes first, then the oldest heartbeat, then the oldest
+message of any other kind but alerts; an alert is dropped only when the queue holds nothing else.
+Every drop is counted by channel.
 """
 
 import asyncio
@@ -15,7 +16,7 @@ from protocol.topics import Channel, gateway_topic
 
 logger = logging.getLogger(__name__)
 
-_DROP_ORDER = (Channel.TELEMETRY, Channel.HEARTBEAT, Channel.EVENT, Channel.CONFIG_REPORTED)
+_DROP_FIRST = (Channel.TELEMETRY, Channel.HEARTBEAT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +85,11 @@ class OutboundQueue:
         return self._items.popleft()
 
     def _drop_one(self) -> None:
-        for channel in _DROP_ORDER:
+        for wanted in (*((c,) for c in _DROP_FIRST), tuple(c for c in Channel if c is not Channel.ALERT)):
             for index, item in enumerate(self._items):
-                if item.channel is channel:
+                if item.channel in wanted:
                     del self._items[index]
-                    self._count_drop(channel)
+                    self._count_drop(item.channel)
                     return
         self._count_drop(self._items.popleft().channel)
 

@@ -4,12 +4,15 @@ A panic press becomes a critical alert (sent first) and a button event; a door c
 event; measurements go to the telemetry batcher.
 """
 
+import logging
 from collections.abc import Callable, Mapping
 
 from edge.adapters.base import ButtonPressed, DoorChanged, Measured, Observation
 from edge.envelope import EnvelopeStamper
 from edge.settings import DeviceKind, DeviceSpec
 from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Message, Severity
+
+logger = logging.getLogger(__name__)
 
 
 class LocalRules:
@@ -38,7 +41,10 @@ class LocalRules:
                 self._measure(observation)
 
     def _on_press(self, press: ButtonPressed) -> None:
-        spec = self._devices[press.device_id]
+        spec = self._devices.get(press.device_id)
+        if spec is None:
+            logger.warning("press from undeclared device %s ignored", press.device_id)
+            return
         evidence: dict[str, float | int | bool | str] = {"held_ms": press.held_ms}
         if spec.kind is DeviceKind.PANIC_BUTTON:
             self._send(

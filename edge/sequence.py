@@ -33,7 +33,9 @@ class SequenceCounter:
             return 0
         except OSError as exc:
             raise EdgeError(f"cannot read sequence file {self._path}: {exc}") from exc
-        if not text.isdigit():
+        except UnicodeDecodeError as exc:
+            raise EdgeError(f"sequence file {self._path} is corrupt: not ASCII digits") from exc
+        if not (text.isascii() and text.isdigit()):
             raise EdgeError(f"sequence file {self._path} is corrupt: {text[:40]!r}")
         return int(text)
 

@@ -4,12 +4,16 @@ A batch holds at most MAX_BATCH_POINTS points and, by a conservative estimate of
 fits well within the fleet's payload limit, so the fleet never refuses a batch as oversize.
 """
 
+import logging
+import math
 from typing import Final
 
 from edge.adapters.base import Measured
 from edge.envelope import EnvelopeStamper
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from protocol.messages import MAX_BATCH_POINTS, TelemetryBatch, TelemetryPoint
+
+logger = logging.getLogger(__name__)
 
 _ENVELOPE_BYTES: Final = 256  # schema_version, gateway_id, seq, event_id, ts and the brackets
 _POINT_OVERHEAD_BYTES: Final = 96  # keys, quotes, a float and an epoch-ms timestamp
@@ -31,11 +35,16 @@ class TelemetryBatcher:
         self._max_points = max_points
         self._budget = max_payload_bytes - _ENVELOPE_BYTES
         self._points: list[TelemetryPoint] = []
+        self.skipped_non_finite = 0
 
     def __len__(self) -> int:
         return len(self._points)
 
     def add(self, measured: Measured) -> None:
+        if not math.isfinite(measured.value):  # JSON and the contract have no NaN or infinity
+            self.skipped_non_finite += 1
+            logger.warning("skipped non-finite %s of %s: %r", measured.metric, measured.device_id, measured.value)
+            return
         self._points.append(
             TelemetryPoint(device_id=measured.device_id, metric=measured.metric, value=measured.value, ts=measured.ts)
         )

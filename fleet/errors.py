@@ -21,6 +21,10 @@ class DatabaseUnavailableError(TransientError):
     """The fleet database did not answer (locked, disconnected, out of space)."""
 
 
+class DataIntegrityError(FleetError):
+    """The database refused a write as inconsistent (duplicate key, missing parent row)."""
+
+
 class TimeSeriesUnavailableError(TransientError):
     """The time-series server did not take a write (down, slow, or answered 5xx)."""
 

@@ -6,7 +6,7 @@ in one batch per flush, never one transaction per message.
 """
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,10 @@ class Registry:
         self._village_of[gateway_id] = village_id
 
     def note_seen(self, gateway_id: str, now_ms: int) -> None:
+        """Remember that a registered gateway was heard from; written at the next flush."""
+        if gateway_id not in self._village_of:
+            logger.warning("ignoring traffic of unregistered gateway %s", gateway_id)
+            return
         pending = self._pending.get(gateway_id)
         if pending is None:
             self._pending[gateway_id] = _Pending(now_ms)
@@ -91,12 +95,14 @@ class Registry:
 
     def note_heartbeat(self, heartbeat: Heartbeat, now_ms: int) -> None:
         self.note_seen(heartbeat.gateway_id, now_ms)
-        pending = self._pending[heartbeat.gateway_id]
+        pending = self._pending.get(heartbeat.gateway_id)
+        if pending is None:
+            return
         pending.health = heartbeat.health.model_dump()
         pending.health_ms = heartbeat.ts
         pending.interval_s = heartbeat.interval_s
 
-    async def apply(self, transitions: Iterable[Transition]) -> None:
+    async def apply(self, transitions: Sequence[Transition]) -> None:
         rows = [
             {
                 "id": t.gateway_id,

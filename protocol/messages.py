@@ -3,8 +3,8 @@
 Every message carries the same envelope: ``schema_version``, the ``gateway_id`` it is from (uplink)
 or for (downlink), a per-gateway monotonic ``seq``, a unique ``event_id`` consumers de-duplicate on,
 and ``ts``, the UTC instant in epoch milliseconds taken where the message originated.
-Models are frozen, strict (no type coercion) and refuse unknown fields: any change to a payload's
-shape bumps :data:`protocol.SCHEMA_VERSION`.
+Models are frozen, strict (no type coercion), refuse unknown fields and non-finite numbers (JSON has
+no NaN or infinity): any change to a payload's shape bumps :data:`protocol.SCHEMA_VERSION`.
 """
 
 from enum import StrEnum
@@ -24,7 +24,7 @@ Evidence = Annotated[dict[MetricName, EvidenceValue], Field(max_length=32)]
 class WireModel(BaseModel):
     """Base of every wire model: frozen, strict, no unknown fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Envelope(WireModel):

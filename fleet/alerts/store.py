@@ -9,11 +9,11 @@ import logging
 from collections.abc import Callable
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.db.engine import database_errors
 from fleet.db.schema import AlertRow, DeliveryState
+from fleet.errors import DataIntegrityError
 from protocol.messages import Alert
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,9 @@ class AlertStore:
             with database_errors(f"store alert {alert.event_id}"):
                 async with self._sessions.begin() as session:
                     session.add(row)
-        except IntegrityError:
+        except DataIntegrityError:
+            if await self.get(row.id) is None:
+                raise  # not a repeat: the alert names something the registry does not hold
             logger.debug("alert %s already stored", alert.event_id)
             return False
         logger.info("alert %s %s from %s/%s", alert.event_id, alert.kind, alert.gateway_id, alert.device_id)

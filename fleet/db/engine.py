@@ -11,7 +11,7 @@ from sqlalchemy import Connection, event
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from fleet.errors import DatabaseUnavailableError, FleetError
+from fleet.errors import DatabaseUnavailableError, DataIntegrityError, FleetError
 
 logger = logging.getLogger(__name__)
 
@@ -24,14 +24,12 @@ class DatabaseError(FleetError):
 
 @contextlib.contextmanager
 def database_errors(what: str) -> Iterator[None]:
-    """Translate SQLAlchemy's errors while doing ``what`` into DatabaseUnavailableError.
-
-    IntegrityError passes through: it is a verdict on the data, for the caller to handle.
-    """
+    """Translate SQLAlchemy's errors while doing ``what``: a refusal of the data becomes
+    DataIntegrityError (permanent), anything else DatabaseUnavailableError (worth retrying)."""
     try:
         yield
-    except IntegrityError:
-        raise
+    except IntegrityError as exc:
+        raise DataIntegrityError(f"cannot {what}: {exc.orig}"[:500]) from exc
     except SQLAlchemyError as exc:
         raise DatabaseUnavailableError(f"cannot {what}: {exc}"[:500]) from exc
 

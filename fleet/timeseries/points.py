@@ -25,7 +25,7 @@ class Point:
     ts_ms: int
 
     def line(self) -> str:
-        """Line protocol with millisecond precision. Tag keys/values are escaped; names are identifier-safe."""
+        """Line protocol with millisecond precision; tag values are escaped, names are identifier-safe."""
         tags = "".join(f",{key}={value.translate(_TAG_ESCAPES)}" for key, value in self.tags)
         fields = ",".join(f"{key}={value!r}" for key, value in self.fields)
         return f"{self.measurement}{tags} {fields} {self.ts_ms}"

@@ -1,7 +1,8 @@
 """Batches points in memory and writes them to the sink, retrying while it is unavailable.
 
-The buffer is bounded; when it overflows the oldest points are dropped and counted (issue 5 turns
-this into back-pressure on the broker). A batch leaves the buffer only after the sink accepted it.
+The batch being written is held apart from the points waiting behind it; if the write fails it goes
+back to the front. The waiting buffer is bounded; when it overflows the oldest waiting points are
+dropped and counted (issue 5 turns this into back-pressure on the broker).
 """
 
 import asyncio
@@ -25,6 +26,7 @@ class BatchingWriter:
         self._flush_interval_s = flush_interval_s
         self._buffer_points = buffer_points
         self._buffer: deque[Point] = deque()
+        self._in_flight: list[Point] = []
         self._wake = asyncio.Event()
         self._backoff = Backoff(base_s=0.2, cap_s=10.0)
         self.written = 0
@@ -34,7 +36,7 @@ class BatchingWriter:
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._buffer) + len(self._in_flight)
 
     def add(self, points: Iterable[Point]) -> None:
         self._buffer.extend(points)
@@ -57,30 +59,33 @@ class BatchingWriter:
                     await asyncio.sleep(self._backoff.next_delay())
 
     async def _write_one_batch(self) -> bool:
-        batch = [self._buffer[i] for i in range(min(self._batch_points, len(self._buffer)))]
+        """Write the oldest batch; False (and the batch back in front) when the sink is unavailable."""
+        count = min(self._batch_points, len(self._buffer))
+        batch = self._in_flight = [self._buffer.popleft() for _ in range(count)]
         try:
             await self.sink.write(batch)
         except TimeSeriesUnavailableError as exc:
+            self._buffer.extendleft(reversed(batch))
             if self.healthy:
                 logger.warning(
-                    "time-series store %s unavailable, holding %d points: %s",
-                    self.sink.name,
-                    len(self._buffer),
-                    exc,
+                    "time-series store %s unavailable, holding %d points: %s", self.sink.name, len(self._buffer), exc
                 )
             self.healthy = False
             return False
         except TimeSeriesRejectedError as exc:
             self.rejected += len(batch)
             logger.error("time-series store %s refused %d points: %s", self.sink.name, len(batch), exc)
+        except BaseException:
+            self._buffer.extendleft(reversed(batch))
+            raise
         else:
             self.written += len(batch)
             if not self.healthy:
                 logger.info("time-series store %s is back", self.sink.name)
             self.healthy = True
             self._backoff.reset()
-        for _ in batch:
-            self._buffer.popleft()
+        finally:
+            self._in_flight = []
         return True
 
     async def flush(self) -> None:

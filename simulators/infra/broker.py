@@ -5,7 +5,7 @@ from typing import Literal, Protocol, Self
 
 from simulators.infra.embedded_broker import EmbeddedBroker
 from simulators.infra.errors import BinaryNotFoundError, InfraError
-from simulators.infra.mosquitto import MOSQUITTO_FALLBACK_PATH, MosquittoBroker
+from simulators.infra.mosquitto import MosquittoBroker
 
 BrokerKind = Literal["auto", "mosquitto", "embedded"]
 
@@ -53,10 +53,7 @@ def make_broker(kind: BrokerKind = "auto", *, port: int | None = None, persisten
         kind = "mosquitto" if MosquittoBroker.available() else "embedded"
     if kind == "mosquitto":
         if not MosquittoBroker.available():
-            raise BinaryNotFoundError(
-                f"mosquitto is not installed (not on PATH, not at {MOSQUITTO_FALLBACK_PATH}); "
-                "run scripts/test, which installs it"
-            )
+            raise BinaryNotFoundError(MosquittoBroker.not_installed_message())
         return MosquittoBroker(port=port, persistence=persistence)
     if persistence:
         raise InfraError("the embedded broker (amqtt) keeps nothing across restarts; install Mosquitto")

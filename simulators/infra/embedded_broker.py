@@ -7,7 +7,7 @@ from typing import Any, Final, Self
 from amqtt.broker import Broker as AmqttBroker
 
 from simulators.infra.errors import ServerStartError, ServerStateError
-from simulators.infra.ports import LOOPBACK, free_port
+from simulators.infra.ports import LOOPBACK, LoopbackServer, free_port
 
 logger = logging.getLogger(__name__)
 
@@ -15,7 +15,7 @@ _START_ATTEMPTS: Final = 3
 _NOISY_LOGGERS: Final = ("amqtt", "transitions")
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(LoopbackServer):
     """amqtt's broker served from this process's event loop on 127.0.0.1 (a free port unless given).
 
     Anonymous clients are allowed; amqtt's event, packet and ``$SYS`` plugins are left out, and its
@@ -35,24 +35,13 @@ class EmbeddedBroker:
       not subscribe to, and tests must look for the message they expect rather than take the first.
     """
 
+    url_scheme = "mqtt"
+
     def __init__(self, *, port: int | None = None, quiet: bool = True) -> None:
-        self._port_given = port is not None
-        self._port = port if port is not None else free_port()
+        super().__init__(port)
         self._quiet = quiet
         self._broker: Any = None  # amqtt ships no type information
         self._has_started = False
-
-    @property
-    def host(self) -> str:
-        return LOOPBACK
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://{LOOPBACK}:{self._port}"
 
     @property
     def running(self) -> bool:

@@ -1,10 +1,10 @@
-"""Free loopback ports for servers to listen on, and waiting until a server accepts connections."""
+"""Free loopback ports for servers to listen on, waiting until a server accepts connections, and a server's address."""
 
 import asyncio
 import logging
 import socket
 from contextlib import suppress
-from typing import Final
+from typing import ClassVar, Final
 
 from simulators.infra.errors import ServerStartError
 
@@ -47,3 +47,31 @@ async def wait_for_port(host: str, port: int, timeout_s: float, *, server: str =
             raise ServerStartError(f"{server} did not accept connections on {host}:{port} within {timeout_s:g} s")
         await asyncio.sleep(_POLL_INTERVAL_S)
     logger.debug("%s accepts connections on %s:%d", server, host, port)
+
+
+class LoopbackServer:
+    """A server on 127.0.0.1, on a free port unless ``port`` is given: its :attr:`host`, :attr:`port` and :attr:`url`.
+
+    Subclasses set :attr:`url_scheme`. A subclass may move to another free port while nobody knows
+    the port yet (``_port_given`` is false and it has not started).
+    """
+
+    url_scheme: ClassVar[str]
+    """The scheme of :attr:`url`: ``mqtt``, ``http``, ..."""
+
+    def __init__(self, port: int | None) -> None:
+        self._port_given = port is not None
+        self._port = port if port is not None else free_port()
+
+    @property
+    def host(self) -> str:
+        return LOOPBACK
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``scheme://127.0.0.1:port``, the scheme being :attr:`url_scheme`."""
+        return f"{self.url_scheme}://{LOOPBACK}:{self._port}"

@@ -1,0 +1,120 @@
+"""Local rules: a panic press raises a critical alert first, door changes become events, measurements go on."""
+
+from pathlib import Path
+
+import pytest
+
+from edge.adapters.base import ButtonPressed, DoorChanged, Measured
+from edge.envelope import EnvelopeStamper
+from edge.rules import LocalRules
+from edge.sequence import SequenceCounter
+from edge.settings import DeviceKind, DeviceSpec
+from protocol.codec import Decoder, Inbound, encode
+from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Message, Severity, channel_of
+from protocol.topics import gateway_topic
+
+GATEWAY = "gw-01"
+NOW_MS = 1_700_000_999_000
+PRESSED_MS = 1_700_000_000_123
+
+DEVICES = {
+    spec.id: spec
+    for spec in (
+        DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="panic-1", grid_id="grid-7"),
+        DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="panic-2"),
+        DeviceSpec(kind=DeviceKind.DOOR_CONTACT, id="door-1", grid_id="grid-2"),
+        DeviceSpec(kind=DeviceKind.CHECKPOINT_CAMERA, id="camera-1"),
+    )
+}
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+        self.measured: list[Measured] = []
+
+
+@pytest.fixture
+def outbox() -> Outbox:
+    return Outbox()
+
+
+@pytest.fixture
+def rules(tmp_path: Path, outbox: Outbox) -> LocalRules:
+    stamper = EnvelopeStamper(GATEWAY, SequenceCounter(tmp_path / "sequence"), lambda: NOW_MS)
+    return LocalRules(DEVICES, stamper, outbox.sent.append, outbox.measured.append)
+
+
+def test_a_panic_press_raises_a_critical_panic_alert_before_the_button_event(rules: LocalRules, outbox: Outbox) -> None:
+    rules.handle(ButtonPressed("panic-1", PRESSED_MS, held_ms=800))
+
+    alert, event = outbox.sent
+    assert isinstance(alert, Alert)
+    assert alert.kind is AlertKind.PANIC
+    assert alert.severity is Severity.CRITICAL
+    assert alert.device_id == "panic-1"
+    assert alert.grid_id == "grid-7"
+    assert alert.gateway_id == GATEWAY
+    assert alert.ts == PRESSED_MS
+    assert alert.evidence == {"held_ms": 800}
+    assert "panic-1" in alert.summary
+    assert isinstance(event, DeviceEvent)
+    assert event.kind is EventKind.BUTTON_PRESSED
+    assert event.device_id == "panic-1"
+    assert event.ts == PRESSED_MS
+    assert event.evidence == {"held_ms": 800}
+    assert alert.seq < event.seq
+    assert alert.event_id != event.event_id
+    assert outbox.measured == []
+
+
+def test_a_panic_button_without_a_grid_raises_an_alert_without_one(rules: LocalRules, outbox: Outbox) -> None:
+    rules.handle(ButtonPressed("panic-2", PRESSED_MS, held_ms=150))
+
+    alert = outbox.sent[0]
+    assert isinstance(alert, Alert)
+    assert alert.grid_id is None
+
+
+def test_a_press_on_a_device_that_is_not_a_panic_button_is_only_an_event(rules: LocalRules, outbox: Outbox) -> None:
+    rules.handle(ButtonPressed("door-1", PRESSED_MS, held_ms=150))
+
+    [event] = outbox.sent
+    assert isinstance(event, DeviceEvent)
+    assert event.kind is EventKind.BUTTON_PRESSED
+
+
+@pytest.mark.parametrize(("is_open", "kind"), [(True, EventKind.DOOR_OPENED), (False, EventKind.DOOR_CLOSED)])
+def test_a_door_change_becomes_an_event_stamped_when_it_happened(
+    rules: LocalRules, outbox: Outbox, is_open: bool, kind: EventKind
+) -> None:
+    rules.handle(DoorChanged("door-1", PRESSED_MS, is_open=is_open))
+
+    [event] = outbox.sent
+    assert isinstance(event, DeviceEvent)
+    assert event.kind is kind
+    assert event.device_id == "door-1"
+    assert event.ts == PRESSED_MS
+    assert event.gateway_id == GATEWAY
+
+
+def test_measurements_go_to_the_measure_callback_and_are_not_sent(rules: LocalRules, outbox: Outbox) -> None:
+    measured = Measured("camera-1", "line_in", 3.0, PRESSED_MS)
+
+    rules.handle(measured)
+
+    assert outbox.measured == [measured]
+    assert outbox.sent == []
+
+
+def test_every_message_the_rules_send_is_a_valid_wire_message(rules: LocalRules, outbox: Outbox) -> None:
+    rules.handle(ButtonPressed("panic-1", PRESSED_MS, held_ms=150))
+    rules.handle(DoorChanged("door-1", PRESSED_MS + 1, is_open=True))
+    rules.handle(DoorChanged("door-1", PRESSED_MS + 2, is_open=False))
+
+    decoder = Decoder()
+    for message in outbox.sent:
+        result = decoder.decode(gateway_topic("lakeside", GATEWAY, channel_of(message)), encode(message))
+        assert isinstance(result, Inbound), result
+        assert result.message == message
+    assert [m.seq for m in outbox.sent] == sorted({m.seq for m in outbox.sent})

@@ -1,0 +1,235 @@
+"""Gateway settings: strict about unknown keys and production credentials, lax about locally typed numbers."""
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from edge.errors import EdgeConfigError, EdgeError
+from edge.settings import BrokerSettings, DeviceKind, DeviceSpec, EdgeSettings
+from protocol.messages import GatewayConfig
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("OUTPOST_EDGE_"):
+            monkeypatch.delenv(name)
+
+
+def test_minimal_settings_take_the_defaults() -> None:
+    settings = EdgeSettings(village_id="lakeside", gateway_id="gw-01")
+
+    assert settings.environment == "development"
+    assert settings.broker == BrokerSettings()
+    assert settings.config == GatewayConfig()
+    assert settings.devices == []
+    assert settings.outbound_queue_limit == 10_000
+
+
+def test_identity_is_required() -> None:
+    with pytest.raises(ValidationError, match="village_id"):
+        EdgeSettings(gateway_id="gw-01")
+
+
+@pytest.mark.parametrize(("village_id", "gateway_id"), [("Lakeside", "gw-01"), ("lakeside", "gw/01"), ("", "gw")])
+def test_ids_must_be_topic_safe(village_id: str, gateway_id: str) -> None:
+    with pytest.raises(ValidationError):
+        EdgeSettings(village_id=village_id, gateway_id=gateway_id)
+
+
+def test_unknown_top_level_keys_are_refused() -> None:
+    with pytest.raises(ValidationError, match="gatway_id"):
+        EdgeSettings(village_id="lakeside", gateway_id="gw-01", gatway_id="typo")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"broker": {"hostname": "broker.local"}},
+        {"config": {"heartbeat_s": 5}},
+        {"devices": [{"kind": "panic_button", "id": "panic-1", "pin": 17}]},
+    ],
+    ids=["broker", "config", "device"],
+)
+def test_unknown_nested_keys_are_refused(values: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        EdgeSettings(village_id="lakeside", gateway_id="gw-01", **values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [BrokerSettings(), BrokerSettings(username="gw-01"), BrokerSettings(password=SecretStr("pw"))],
+    ids=["none", "user-only", "password-only"],
+)
+def test_production_requires_broker_credentials(broker: BrokerSettings) -> None:
+    with pytest.raises(ValidationError, match=r"broker\.username and broker\.password"):
+        EdgeSettings(village_id="lakeside", gateway_id="gw-01", environment="production", broker=broker)
+
+
+def test_production_with_credentials_is_accepted() -> None:
+    broker = BrokerSettings(username="gw-01", password=SecretStr("pw"))
+
+    settings = EdgeSettings(village_id="lakeside", gateway_id="gw-01", environment="production", broker=broker)
+
+    assert settings.broker.password is not None
+    assert settings.broker.password.get_secret_value() == "pw"
+    assert "pw" not in repr(settings)
+
+
+def test_development_needs_no_credentials() -> None:
+    assert EdgeSettings(village_id="lakeside", gateway_id="gw-01").broker.username is None
+
+
+def test_duplicate_device_ids_are_refused() -> None:
+    devices = [
+        DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="dev-1"),
+        DeviceSpec(kind=DeviceKind.DOOR_CONTACT, id="dev-1"),
+    ]
+
+    with pytest.raises(ValidationError, match="device ids must be unique"):
+        EdgeSettings(village_id="lakeside", gateway_id="gw-01", devices=devices)
+
+
+def test_outbound_queue_limit_has_a_floor() -> None:
+    with pytest.raises(ValidationError, match="outbound_queue_limit"):
+        EdgeSettings(village_id="lakeside", gateway_id="gw-01", outbound_queue_limit=9)
+
+
+def write_toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_load_reads_a_toml_file(tmp_path: Path) -> None:
+    path = write_toml(
+        tmp_path,
+        """
+village_id = "lakeside"
+gateway_id = "gw-01"
+environment = "production"
+state_dir = "/var/lib/outpost"
+
+[broker]
+host = "broker.county.example"
+port = 8883
+username = "gw-01"
+password = "s3cret"
+
+[config]
+heartbeat_interval_s = 2
+telemetry_interval_s = 1.5
+
+[[devices]]
+kind = "panic_button"
+id = "panic-1"
+grid_id = "grid-7"
+
+[[devices]]
+kind = "checkpoint_camera"
+id = "camera-1"
+params = { period_s = 2, per_minute = 12.5 }
+""",
+    )
+
+    settings = EdgeSettings.load(path)
+
+    assert settings.village_id == "lakeside"
+    assert settings.environment == "production"
+    assert settings.state_dir == Path("/var/lib/outpost")
+    assert settings.broker.host == "broker.county.example"
+    assert settings.broker.port == 8883
+    assert settings.config == GatewayConfig(heartbeat_interval_s=2.0, telemetry_interval_s=1.5)
+    assert settings.devices == [
+        DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="panic-1", grid_id="grid-7"),
+        DeviceSpec(kind=DeviceKind.CHECKPOINT_CAMERA, id="camera-1", params={"period_s": 2.0, "per_minute": 12.5}),
+    ]
+
+
+def test_load_refuses_unknown_keys_in_the_file(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, 'village_id = "lakeside"\ngateway_id = "gw-01"\nbrokers = 1\n')
+
+    with pytest.raises(ValidationError, match="brokers"):
+        EdgeSettings.load(path)
+
+
+def test_load_fills_what_the_file_leaves_out_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTPOST_EDGE_VILLAGE_ID", "riverside")
+    monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-from-env")
+    path = write_toml(tmp_path, 'gateway_id = "gw-from-file"\n')
+
+    settings = EdgeSettings.load(path)
+
+    assert settings.village_id == "riverside"
+    assert settings.gateway_id == "gw-from-file"
+
+
+def test_load_of_a_malformed_file_raises_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, 'village_id = "lakeside\ngateway_id = \n')
+
+    with pytest.raises(EdgeConfigError, match=r"gateway\.toml") as caught:
+        EdgeSettings.load(path)
+
+    assert isinstance(caught.value, EdgeError)
+
+
+def test_load_of_a_missing_file_raises_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(EdgeConfigError, match="cannot read"):
+        EdgeSettings.load(tmp_path / "absent.toml")
+
+
+def test_load_without_a_file_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTPOST_EDGE_VILLAGE_ID", "lakeside")
+    monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-01")
+    monkeypatch.setenv("OUTPOST_EDGE_BROKER__PORT", "1884")
+    monkeypatch.setenv("OUTPOST_EDGE_DEVICES", '[{"kind": "door_contact", "id": "door-1"}]')
+
+    settings = EdgeSettings.load()
+
+    assert (settings.village_id, settings.gateway_id) == ("lakeside", "gw-01")
+    assert settings.broker.port == 1884
+    assert settings.devices == [DeviceSpec(kind=DeviceKind.DOOR_CONTACT, id="door-1")]
+
+
+def test_nested_config_from_environment_strings_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTPOST_EDGE_VILLAGE_ID", "lakeside")
+    monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-01")
+    monkeypatch.setenv("OUTPOST_EDGE_CONFIG__HEARTBEAT_INTERVAL_S", "2")
+
+    settings = EdgeSettings.load()
+
+    assert settings.config.heartbeat_interval_s == 2.0
+    assert settings.config.telemetry_interval_s == GatewayConfig().telemetry_interval_s
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("OUTPOST_EDGE_CONFIG__HEARTBEAT_INTERVAL_S", "soon"), ("OUTPOST_EDGE_CONFIG__HEARTBEAT_INTERVAL_S", "0")],
+)
+def test_nested_config_from_the_environment_is_still_validated(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv("OUTPOST_EDGE_VILLAGE_ID", "lakeside")
+    monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-01")
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ValidationError, match="heartbeat_interval_s"):
+        EdgeSettings.load()
+
+
+def test_unknown_nested_config_keys_from_the_environment_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTPOST_EDGE_VILLAGE_ID", "lakeside")
+    monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-01")
+    monkeypatch.setenv("OUTPOST_EDGE_CONFIG__HEARTBEAT_S", "2")
+
+    with pytest.raises(ValidationError, match="heartbeat_s"):
+        EdgeSettings.load()
+
+
+def test_the_wire_config_model_itself_stays_strict() -> None:
+    with pytest.raises(ValidationError):
+        GatewayConfig.model_validate({"heartbeat_interval_s": "2"})

@@ -1,0 +1,129 @@
+"""Time-series points: naming, tags and their line-protocol form."""
+
+import uuid
+from typing import TypedDict
+
+import pytest
+
+from fleet.timeseries.points import (
+    DEVICE_EVENT,
+    GATEWAY_HEALTH,
+    TELEMETRY,
+    Point,
+    event_point,
+    health_point,
+    telemetry_points,
+)
+from protocol.messages import (
+    DeviceEvent,
+    EventKind,
+    GatewayHealth,
+    Heartbeat,
+    TelemetryBatch,
+    TelemetryPoint,
+)
+
+TS = 1_700_000_000_123
+
+
+class Envelope(TypedDict):
+    gateway_id: str
+    seq: int
+    event_id: uuid.UUID
+    ts: int
+
+
+def envelope_kwargs() -> Envelope:
+    return Envelope(gateway_id="gw-01", seq=3, event_id=uuid.uuid4(), ts=TS)
+
+
+def tags(device: str) -> tuple[tuple[str, str], ...]:
+    return (("device", device), ("gateway", "gw-01"), ("village", "lakeside"))
+
+
+@pytest.mark.parametrize(
+    ("value", "escaped"),
+    [
+        ("lake side", r"lake\ side"),
+        ("a,b", r"a\,b"),
+        ("k=v", r"k\=v"),
+        ("a b,c=d", r"a\ b\,c\=d"),
+        ("plain-id_1", "plain-id_1"),
+    ],
+)
+def test_tag_values_escape_spaces_commas_and_equals(value: str, escaped: str) -> None:
+    point = Point("telemetry", (("village", value),), (("line_in", 1.0),), TS)
+
+    assert point.line() == f"telemetry,village={escaped} line_in=1.0 {TS}"
+
+
+def test_a_point_is_measurement_tags_fields_and_a_millisecond_timestamp() -> None:
+    point = Point(
+        "gateway_health",
+        (("gateway", "gw-01"), ("village", "lakeside")),
+        (("cpu_percent", 12.5), ("uptime_s", 3600.0)),
+        TS,
+    )
+
+    assert point.line() == f"gateway_health,gateway=gw-01,village=lakeside cpu_percent=12.5,uptime_s=3600.0 {TS}"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(0.0, "0.0"), (-2.5, "-2.5"), (0.1, "0.1"), (1e-07, "1e-07"), (123456789.0, "123456789.0")]
+)
+def test_field_values_are_written_as_floats_without_loss(value: float, text: str) -> None:
+    point = Point("telemetry", (), (("v", value),), 1)
+
+    assert point.line() == f"telemetry v={text} 1"
+    assert float(text) == value
+
+
+def test_a_point_without_tags_has_no_tag_section() -> None:
+    assert Point("m", (), (("f", 2.0),), 5).line() == "m f=2.0 5"
+
+
+def test_telemetry_becomes_one_point_per_measurement_tagged_by_device_gateway_and_village() -> None:
+    batch = TelemetryBatch(
+        **envelope_kwargs(),
+        points=[
+            TelemetryPoint(device_id="camera-1", metric="line_in", value=3.0, ts=TS - 10),
+            TelemetryPoint(device_id="camera-2", metric="line_out", value=4.0, ts=TS - 5),
+        ],
+    )
+
+    points = telemetry_points("lakeside", batch)
+
+    assert points == [
+        Point(TELEMETRY, tags("camera-1"), (("line_in", 3.0),), TS - 10),
+        Point(TELEMETRY, tags("camera-2"), (("line_out", 4.0),), TS - 5),
+    ]
+    assert points[0].line() == f"telemetry,device=camera-1,gateway=gw-01,village=lakeside line_in=3.0 {TS - 10}"
+
+
+def test_a_heartbeat_becomes_one_gateway_health_point() -> None:
+    heartbeat = Heartbeat(
+        **envelope_kwargs(),
+        interval_s=10.0,
+        health=GatewayHealth(cpu_percent=12.5, memory_percent=40.0, disk_percent=71.25, uptime_s=86400.0),
+    )
+
+    point = health_point("lakeside", heartbeat)
+
+    assert point.measurement == GATEWAY_HEALTH == "gateway_health"
+    assert point.tags == (("gateway", "gw-01"), ("village", "lakeside"))
+    assert dict(point.fields) == {
+        "cpu_percent": 12.5,
+        "memory_percent": 40.0,
+        "disk_percent": 71.25,
+        "uptime_s": 86400.0,
+    }
+    assert point.ts_ms == TS
+
+
+def test_an_event_becomes_a_count_tagged_with_its_kind() -> None:
+    event = DeviceEvent(**envelope_kwargs(), device_id="door-1", kind=EventKind.DOOR_OPENED)
+
+    point = event_point("lakeside", event)
+
+    assert point.line() == f"device_event,device=door-1,gateway=gw-01,kind=door_opened,village=lakeside count=1.0 {TS}"
+    assert point.measurement == DEVICE_EVENT

@@ -1,0 +1,146 @@
+"""Fleet settings: production refuses development defaults; unknown keys are refused everywhere."""
+
+import os
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from fleet.settings import DEVELOPMENT_GOVERNANCE_TOKEN, FleetSettings
+from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("OUTPOST_FLEET_"):
+            monkeypatch.delenv(name)
+
+
+def production(**overrides: Any) -> dict[str, Any]:
+    """Complete production settings, with ``overrides`` applied on top."""
+    values: dict[str, Any] = {
+        "environment": "production",
+        "broker": {"username": "fleet", "password": "broker-secret"},
+        "governance": {"url": "https://platform.county.example", "token": "platform-secret"},
+        "timeseries": {"influx": {"url": "https://tsdb.county.example", "token": "influx-secret"}},
+    }
+    values.update(overrides)
+    return values
+
+
+def test_development_defaults_need_nothing() -> None:
+    settings = FleetSettings()
+
+    assert settings.environment == "development"
+    assert settings.governance.url is None
+    assert settings.governance.token.get_secret_value() == DEVELOPMENT_GOVERNANCE_TOKEN
+    assert settings.timeseries.influx is None
+    assert settings.max_payload_bytes == DEFAULT_MAX_PAYLOAD_BYTES
+
+
+def test_complete_production_settings_are_accepted() -> None:
+    settings = FleetSettings(**production())
+
+    assert settings.environment == "production"
+    assert settings.timeseries.influx is not None
+    assert str(settings.timeseries.influx.url) == "https://tsdb.county.example/"
+
+
+def test_production_with_nothing_set_lists_everything_missing() -> None:
+    with pytest.raises(ValidationError) as caught:
+        FleetSettings(environment="production")
+
+    message = str(caught.value)
+    for missing in ("broker.username/broker.password", "governance.url", "governance.token", "timeseries.influx"):
+        assert missing in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "missing"),
+    [
+        ({"broker": {"username": "fleet"}}, "broker.username/broker.password"),
+        ({"broker": {"password": "broker-secret"}}, "broker.username/broker.password"),
+        ({"governance": {"token": "platform-secret"}}, "governance.url"),
+        ({"governance": {"url": "https://platform.county.example"}}, "governance.token"),
+        (
+            {"governance": {"url": "https://platform.county.example", "token": DEVELOPMENT_GOVERNANCE_TOKEN}},
+            "governance.token",
+        ),
+        ({"timeseries": {}}, "timeseries.influx"),
+    ],
+    ids=["no-broker-password", "no-broker-user", "no-governance-url", "default-token", "explicit-default-token",
+         "no-influx"],
+)  # fmt: skip
+def test_production_refuses_defaults_and_missing_secrets(overrides: dict[str, Any], missing: str) -> None:
+    with pytest.raises(ValidationError, match="production needs explicit settings for") as caught:
+        FleetSettings(**production(**overrides))
+
+    assert missing in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"databse_url": "sqlite+aiosqlite:///x.db"},
+        {"broker": {"hostname": "broker"}},
+        {"api": {"bind": "0.0.0.0"}},
+        {"timeseries": {"influx": {"url": "https://tsdb", "token": "t", "database": "x"}}},
+        {"timeseries": {"batch_size": 10}},
+        {"governance": {"retries": 3}},
+        {"presence": {"missed": 2}},
+    ],
+    ids=["top-level", "broker", "api", "influx", "timeseries", "governance", "presence"],
+)
+def test_unknown_keys_are_refused(values: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        FleetSettings(**values)
+
+
+def test_nested_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTPOST_FLEET_BROKER__HOST", "broker.county.example")
+    monkeypatch.setenv("OUTPOST_FLEET_PRESENCE__MISSED_HEARTBEATS", "4")
+    monkeypatch.setenv("OUTPOST_FLEET_GOVERNANCE__URL", "https://platform.county.example")
+
+    settings = FleetSettings()
+
+    assert settings.broker.host == "broker.county.example"
+    assert settings.presence.missed_heartbeats == 4.0
+    assert str(settings.governance.url) == "https://platform.county.example/"
+
+
+def test_production_from_the_environment_refuses_the_default_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTPOST_FLEET_ENVIRONMENT", "production")
+    monkeypatch.setenv("OUTPOST_FLEET_BROKER__USERNAME", "fleet")
+    monkeypatch.setenv("OUTPOST_FLEET_BROKER__PASSWORD", "broker-secret")
+    monkeypatch.setenv("OUTPOST_FLEET_GOVERNANCE__URL", "https://platform.county.example")
+    monkeypatch.setenv("OUTPOST_FLEET_TIMESERIES__INFLUX__URL", "https://tsdb.county.example")
+    monkeypatch.setenv("OUTPOST_FLEET_TIMESERIES__INFLUX__TOKEN", "influx-secret")
+
+    with pytest.raises(ValidationError, match=r"governance\.token"):
+        FleetSettings()
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"max_payload_bytes": 1023}, "max_payload_bytes"),
+        ({"presence": {"missed_heartbeats": 0.5}}, "missed_heartbeats"),
+        ({"governance": {"max_attempts": 0}}, "max_attempts"),
+        ({"governance": {"url": "ftp://platform"}}, "url"),
+        ({"timeseries": {"batch_points": 0}}, "batch_points"),
+    ],
+)
+def test_out_of_range_values_are_refused(values: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        FleetSettings(**values)
+
+
+def test_secrets_do_not_show_in_the_settings_repr() -> None:
+    settings = FleetSettings(**production())
+
+    text = repr(settings)
+
+    assert "broker-secret" not in text
+    assert "platform-secret" not in text
+    assert "influx-secret" not in text

@@ -1,0 +1,302 @@
+"""The batching writer: points reach the store in batches, survive an outage, and overflow is counted."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from fleet.errors import TimeSeriesRejectedError, TimeSeriesUnavailableError
+from fleet.timeseries.embedded import EmbeddedSink
+from fleet.timeseries.points import Point
+from fleet.timeseries.writer import BatchingWriter
+
+TS = 1_700_000_000_000
+TAGS = (("device", "camera-1"), ("gateway", "gw-01"), ("village", "lakeside"))
+
+
+def points(n: int, start: int = 0) -> list[Point]:
+    return [Point("telemetry", TAGS, (("line_in", float(i)),), TS + i) for i in range(start, start + n)]
+
+
+class RecordingSink:
+    """Accepts every write (passing it on to ``inner`` if given) and remembers the batches."""
+
+    name = "recording"
+
+    def __init__(self, inner: EmbeddedSink | None = None) -> None:
+        self.inner = inner
+        self.batches: list[list[Point]] = []
+        self.activity = asyncio.Event()  # set on every write attempt, so tests can wait for the writer
+
+    @property
+    def accepted(self) -> list[Point]:
+        return [point for batch in self.batches for point in batch]
+
+    async def write(self, points: Sequence[Point]) -> None:
+        if self.inner is not None:
+            await self.inner.write(points)
+        self.batches.append(list(points))
+        self.activity.set()
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Wait, write attempt by write attempt, until ``condition`` holds."""
+        while not condition():
+            self.activity.clear()
+            await self.activity.wait()
+
+    async def close(self) -> None:
+        if self.inner is not None:
+            await self.inner.close()
+
+
+class FlakySink(RecordingSink):
+    """Unavailable for the first ``failures`` writes, then accepts everything."""
+
+    name = "flaky"
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.attempts = 0
+
+    async def write(self, points: Sequence[Point]) -> None:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            self.activity.set()
+            raise TimeSeriesUnavailableError("store is down")
+        await super().write(points)
+
+
+class RefusingSink(RecordingSink):
+    """Refuses the writes whose (1-based) numbers are in ``refused`` permanently."""
+
+    name = "refusing"
+
+    def __init__(self, refused: set[int]) -> None:
+        super().__init__()
+        self.refused = refused
+        self.attempts = 0
+
+    async def write(self, points: Sequence[Point]) -> None:
+        self.attempts += 1
+        if self.attempts in self.refused:
+            self.activity.set()
+            raise TimeSeriesRejectedError("400 bad data")
+        await super().write(points)
+
+
+@pytest.fixture
+async def embedded(tmp_path: Path) -> AsyncIterator[EmbeddedSink]:
+    sink = EmbeddedSink(tmp_path / "timeseries.db")
+    yield sink
+    await sink.close()
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[Callable[[BatchingWriter], None]]:
+    tasks: list[asyncio.Task[None]] = []
+
+    def start(writer: BatchingWriter) -> None:
+        tasks.append(asyncio.create_task(writer.run()))
+
+    yield start
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_flushed_points_land_in_the_embedded_store_and_read_back(embedded: EmbeddedSink) -> None:
+    writer = BatchingWriter(embedded, batch_points=3, flush_interval_s=60, buffer_points=100)
+    writer.add(points(7))
+
+    await writer.flush()
+
+    assert writer.written == 7
+    assert writer.buffered == 0
+    assert writer.healthy
+    stored = await embedded.series("telemetry", "line_in")
+    assert stored == [(dict(TAGS), float(i), TS + i) for i in range(7)]
+
+
+async def test_points_are_written_in_batches_of_at_most_batch_points(embedded: EmbeddedSink) -> None:
+    sink = RecordingSink(embedded)
+    writer = BatchingWriter(sink, batch_points=3, flush_interval_s=60, buffer_points=100)
+    writer.add(points(7))
+
+    await writer.flush()
+
+    assert [len(batch) for batch in sink.batches] == [3, 3, 1]
+    assert len(await embedded.series("telemetry", "line_in")) == 7
+
+
+async def test_every_field_of_a_point_is_stored(embedded: EmbeddedSink) -> None:
+    health = Point("gateway_health", TAGS[1:], (("cpu_percent", 12.5), ("disk_percent", 70.0)), TS)
+    writer = BatchingWriter(embedded, batch_points=10, flush_interval_s=60, buffer_points=100)
+    writer.add([health])
+
+    await writer.flush()
+
+    assert await embedded.series("gateway_health", "cpu_percent") == [(dict(TAGS[1:]), 12.5, TS)]
+    assert await embedded.series("gateway_health", "disk_percent") == [(dict(TAGS[1:]), 70.0, TS)]
+    assert await embedded.series("telemetry", "cpu_percent") == []
+
+
+async def test_a_full_batch_wakes_the_running_writer(
+    embedded: EmbeddedSink, running: Callable[[BatchingWriter], None]
+) -> None:
+    sink = RecordingSink(embedded)
+    writer = BatchingWriter(sink, batch_points=5, flush_interval_s=3600, buffer_points=100)
+    running(writer)
+
+    writer.add(points(5))
+    await sink.until(lambda: writer.written == 5)
+
+    assert len(await embedded.series("telemetry", "line_in")) == 5
+
+
+async def test_the_running_writer_flushes_a_partial_batch_every_interval(
+    embedded: EmbeddedSink, running: Callable[[BatchingWriter], None]
+) -> None:
+    sink = RecordingSink(embedded)
+    writer = BatchingWriter(sink, batch_points=1000, flush_interval_s=0.01, buffer_points=100)
+    running(writer)
+
+    writer.add(points(2))
+    await sink.until(lambda: writer.written == 2)
+
+    assert writer.buffered == 0
+
+
+async def test_nothing_is_lost_while_the_store_is_unavailable_and_health_recovers() -> None:
+    sink = FlakySink(failures=3)
+    writer = BatchingWriter(sink, batch_points=2, flush_interval_s=60, buffer_points=100)
+    sent = points(5)
+    writer.add(sent)
+
+    for _ in range(3):
+        await writer.flush()
+        assert not writer.healthy
+        assert writer.buffered == 5
+        assert writer.written == 0
+
+    await writer.flush()
+
+    assert writer.healthy
+    assert writer.written == 5
+    assert writer.buffered == 0
+    assert sink.accepted == sent
+
+
+async def test_the_running_writer_retries_until_the_store_is_back(running: Callable[[BatchingWriter], None]) -> None:
+    sink = FlakySink(failures=2)
+    writer = BatchingWriter(sink, batch_points=2, flush_interval_s=3600, buffer_points=100)
+    sent = points(4)
+    running(writer)
+
+    writer.add(sent)
+    await sink.until(lambda: writer.written == 4)
+
+    assert sink.attempts == 4
+    assert sink.accepted == sent
+    assert writer.healthy
+
+
+async def test_flush_stops_at_the_first_failure() -> None:
+    sink = FlakySink(failures=0)
+    writer = BatchingWriter(sink, batch_points=2, flush_interval_s=60, buffer_points=100)
+    writer.add(points(6))
+    await writer.flush()
+    sink.failures, sink.attempts = 1, 0
+    writer.add(points(6, start=6))
+
+    await writer.flush()
+
+    assert sink.attempts == 1
+    assert writer.buffered == 6
+    assert not writer.healthy
+
+
+async def test_a_refused_batch_is_dropped_and_counted_and_the_rest_is_written() -> None:
+    sink = RefusingSink(refused={1})
+    writer = BatchingWriter(sink, batch_points=2, flush_interval_s=60, buffer_points=100)
+    sent = points(5)
+    writer.add(sent)
+
+    await writer.flush()
+
+    assert writer.rejected == 2
+    assert writer.written == 3
+    assert writer.buffered == 0
+    assert writer.healthy
+    assert sink.accepted == sent[2:]
+
+
+async def test_overflow_drops_the_oldest_points_and_counts_them() -> None:
+    sink = RecordingSink()
+    writer = BatchingWriter(sink, batch_points=10, flush_interval_s=60, buffer_points=3)
+    sent = points(5)
+
+    writer.add(sent)
+
+    assert writer.dropped == 2
+    assert writer.buffered == 3
+    await writer.flush()
+    assert sink.accepted == sent[2:]
+
+
+async def test_overflow_during_an_outage_keeps_the_newest_points() -> None:
+    sink = FlakySink(failures=2)
+    writer = BatchingWriter(sink, batch_points=10, flush_interval_s=60, buffer_points=4)
+    writer.add(points(3))
+    await writer.flush()
+    writer.add(points(3, start=3))
+    await writer.flush()
+
+    writer.add(points(2, start=6))
+    await writer.flush()
+
+    assert writer.dropped == 4
+    assert sink.accepted == points(4, start=4)
+    assert writer.healthy
+
+
+async def test_flushing_an_empty_buffer_writes_nothing() -> None:
+    sink = RecordingSink()
+    writer = BatchingWriter(sink, batch_points=10, flush_interval_s=60, buffer_points=10)
+
+    await writer.flush()
+
+    assert sink.batches == []
+    assert writer.written == 0
+
+
+class GatedSink(RecordingSink):
+    """Holds each write until the test opens the gate, so points can arrive while a batch is in flight."""
+
+    name = "gated"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def write(self, points: Sequence[Point]) -> None:
+        self.entered.set()
+        await self.gate.wait()
+        await super().write(points)
+
+
+async def test_overflow_while_a_batch_is_in_flight_still_keeps_the_newest_points() -> None:
+    sink = GatedSink()
+    writer = BatchingWriter(sink, batch_points=2, flush_interval_s=60, buffer_points=4)
+    writer.add(points(4))
+    flushing = asyncio.create_task(writer.flush())
+    await sink.entered.wait()
+
+    writer.add(points(2, start=4))
+    sink.gate.set()
+    await flushing
+
+    newest = points(4, start=2)
+    assert [point for point in newest if point not in sink.accepted] == []
