@@ -129,10 +129,10 @@ class FleetService:
         ]
         if self.delivery is not None:
             tasks.append(self._task("case-delivery", self.delivery.run))
-        await self.http.start()
-        self.ready.set()
         stopper = asyncio.create_task(stop.wait(), name="stop")
         try:
+            await self.http.start()
+            self.ready.set()
             await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:

@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from fleet.errors import FleetError
 from fleet.settings import DEVELOPMENT_GOVERNANCE_TOKEN
+from simulators.infra.errors import InfraError
 
 app = typer.Typer(
     help="Simulators for engineers: a reference governance platform without hardware.", no_args_is_help=True
@@ -53,16 +55,20 @@ def demo(
 
     console = Console(stderr=json_summary)
     _log_above_the_view(console)
-    summary = asyncio.run(
-        run_demo(
-            villages=villages,
-            duration_s=duration,
-            broker_kind=broker.value,
-            press_every_s=press_every,
-            api_port=api_port,
-            console=console,
+    try:
+        summary = asyncio.run(
+            run_demo(
+                villages=villages,
+                duration_s=duration,
+                broker_kind=broker.value,
+                press_every_s=press_every,
+                api_port=api_port,
+                console=console,
+            )
         )
-    )
+    except (FleetError, InfraError) as exc:
+        console.print(f"[red]demo stopped:[/] {exc}")
+        raise typer.Exit(1) from exc
     if json_summary:
         typer.echo(summary.model_dump_json())
     else:

@@ -3,12 +3,19 @@
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI
 
+from fleet.errors import FleetError
+
 logger = logging.getLogger(__name__)
+
+
+class HttpBindError(FleetError):
+    """The HTTP server could not listen on its address (port taken, not permitted)."""
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -25,14 +32,15 @@ class HttpServer:
             uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
         )
         self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
         self.host = host
+        self._requested_port = port
 
     @property
     def port(self) -> int:
-        sockets = self._server.servers[0].sockets if self._server.servers else []
-        if not sockets:
+        if self._socket is None:
             raise RuntimeError(f"{self._name} HTTP server is not listening")
-        port: int = sockets[0].getsockname()[1]
+        port: int = self._socket.getsockname()[1]
         return port
 
     @property
@@ -40,7 +48,14 @@ class HttpServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(), name=f"{self._name}-http")
+        # Bind here rather than in uvicorn, which answers a taken port with sys.exit().
+        try:
+            self._socket = socket.create_server((self.host, self._requested_port), reuse_port=False)
+        except OSError as exc:
+            raise HttpBindError(
+                f"{self._name} HTTP API cannot listen on {self.host}:{self._requested_port}: {exc}"
+            ) from exc
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]), name=f"{self._name}-http")
         while not self._server.started:
             if self._task.done():
                 self._task.result()
@@ -54,3 +69,5 @@ class HttpServer:
         self._server.should_exit = True
         await self._task
         self._task = None
+        if self._socket is not None:
+            self._socket.close()

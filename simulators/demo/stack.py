@@ -50,6 +50,14 @@ class DemoStack:
         self.county: SimulatedCounty | None = None
 
     async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def _start(self) -> None:
         await self.broker.start()
         await self.platform.start()
         self.fleet = FleetService(
@@ -65,9 +73,10 @@ class DemoStack:
         self._fleet_task = asyncio.create_task(self.fleet.run(self._fleet_stop), name="fleet")
         ready = asyncio.create_task(self.fleet.ready.wait())
         await asyncio.wait([ready, self._fleet_task], return_when=asyncio.FIRST_COMPLETED)
-        if self._fleet_task.done():
+        if self._fleet_task.done():  # it failed to start: raise its error (once)
             ready.cancel()
-            self._fleet_task.result()
+            failed, self._fleet_task = self._fleet_task, None
+            failed.result()
         self.county = SimulatedCounty(
             self._villages,
             GatewayBrokerSettings(host=self.broker.host, port=self.broker.port),
@@ -75,7 +84,6 @@ class DemoStack:
             heartbeat_interval_s=self._heartbeat_interval_s,
         )
         await self.county.start()
-        return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -90,4 +98,4 @@ class DemoStack:
             except Exception:
                 logger.exception("fleet stopped with an error")
         await self.platform.stop()
-        await self.broker.stop()
+        await self.broker.close()

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import socket
 import sys
 
 import pytest
@@ -28,3 +29,18 @@ async def test_demo_delivers_a_case_for_every_press(broker: str) -> None:
     assert summary["rejected_messages"] == 0
     assert summary["telemetry_points_stored"] > 0
     assert summary["press_to_case"]["count"] == summary["cases_delivered"]
+
+
+async def test_demo_stops_cleanly_with_a_clear_message_when_its_api_port_is_taken() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "outpost_cli", "--log-level", "warning", "demo",
+            "--duration", "5", "--api-port", str(port), "--json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 1
+    assert stdout == b""
+    assert f"cannot listen on 127.0.0.1:{port}" in " ".join(stderr.decode().split())
+    assert "Traceback" not in stderr.decode()
