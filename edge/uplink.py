@@ -10,6 +10,7 @@ import asyncio
 import logging
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 
 from edge.envelope import EnvelopeStamper
 from edge.errors import UplinkRefusedError
@@ -52,7 +53,8 @@ class Uplink:
             try:
                 await self._session()
             except aiomqtt.MqttError as exc:
-                code = refusal_code(getattr(exc, "rc", None))
+                # Only a CONNACK refusal can be permanent; other codes are paho's own (e.g. 4 = no connection).
+                code = refusal_code(exc.rc) if isinstance(exc, MqttConnectError) else None
                 if is_permanent_refusal(code):
                     raise UplinkRefusedError(
                         f"broker {self._broker.host}:{self._broker.port} refused gateway "

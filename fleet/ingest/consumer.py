@@ -9,6 +9,7 @@ import asyncio
 import logging
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 
 from fleet.errors import BrokerRefusedError
 from fleet.ingest.router import IngestRouter
@@ -36,7 +37,8 @@ class IngestConsumer:
                 await self._session()
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
-                code = refusal_code(getattr(exc, "rc", None))
+                # Only a CONNACK refusal can be permanent; other codes are paho's own (e.g. 4 = no connection).
+                code = refusal_code(exc.rc) if isinstance(exc, MqttConnectError) else None
                 if is_permanent_refusal(code):
                     raise BrokerRefusedError(
                         f"broker {self._broker.host}:{self._broker.port} refused the fleet (code {code})"

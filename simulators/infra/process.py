@@ -13,10 +13,18 @@ _TAIL_LINES: Final = 20
 
 
 async def spawn(argv: Sequence[str], output: Path) -> asyncio.subprocess.Process:
-    """Start ``argv`` with stdin closed and stdout and stderr appended to ``output``."""
+    """Start ``argv`` with stdin closed and stdout and stderr appended to ``output``.
+
+    The child gets a session of its own, so a Ctrl-C in the terminal reaches only the Outpost
+    process, which then stops its servers in order (a broker that died first would strand clients).
+    """
     with output.open("ab") as sink:
         return await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=sink, stderr=asyncio.subprocess.STDOUT
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=sink,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
         )
 
 

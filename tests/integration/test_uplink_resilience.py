@@ -1,0 +1,84 @@
+"""The uplink rides out a broker outage, and stops loudly when the broker refuses its credentials."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from edge.adapters.simulated import SimulatedPanicButton
+from edge.agent import GatewayAgent
+from edge.errors import UplinkRefusedError
+from edge.settings import BrokerSettings, DeviceKind, DeviceSpec, EdgeSettings
+from protocol.clock import utc_now_ms
+from protocol.messages import GatewayConfig
+from simulators.infra.mosquitto import MosquittoBroker
+from tests.integration.conftest import FleetFactory, Platform, eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def mosquitto() -> AsyncIterator[MosquittoBroker]:
+    """A broker that keeps sessions on disk, as a production one does: the fleet's persistent
+    session (and the messages queued for it) must survive the broker's death."""
+    async with MosquittoBroker(persistence=True) as broker:
+        yield broker
+
+
+def _gateway(tmp_path: Path, port: int) -> tuple[GatewayAgent, SimulatedPanicButton]:
+    settings = EdgeSettings(
+        village_id="liujia",
+        gateway_id="gw-liujia",
+        broker=BrokerSettings(port=port, keepalive_s=5),
+        state_dir=tmp_path / "gateway",
+        config=GatewayConfig(heartbeat_interval_s=0.5, telemetry_interval_s=0.5),
+        devices=[DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="panic-centre")],
+    )
+    button = SimulatedPanicButton(settings.devices[0], utc_now_ms)
+    return GatewayAgent(settings, [button]), button
+
+
+async def test_a_broker_refusing_the_credentials_stops_the_agent_with_a_clear_error(tmp_path: Path) -> None:
+    async with MosquittoBroker(allow_anonymous=False) as broker:
+        agent, _ = _gateway(tmp_path, broker.port)
+        with pytest.raises(UplinkRefusedError, match="check its credentials"):
+            await asyncio.wait_for(agent.run(asyncio.Event()), timeout=20)
+
+
+async def test_a_press_during_a_broker_outage_becomes_a_case_when_the_broker_returns(
+    tmp_path: Path, mosquitto: MosquittoBroker, platform: Platform, start_fleet: FleetFactory
+) -> None:
+    await start_fleet()
+    agent, button = _gateway(tmp_path, mosquitto.port)
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    try:
+        await eventually(lambda: _flag(agent.uplink.connected), what="gateway connecting")
+        await asyncio.sleep(1.5)  # Mosquitto saves sessions every second: let it save the fleet's
+        await mosquitto.kill()
+        await eventually(lambda: _not(agent.uplink.connected), what="gateway noticing the outage")
+
+        button.press()
+        await asyncio.sleep(1.0)
+        assert platform.ledger.cases == []
+        await mosquitto.start()
+
+        async def delivered() -> bool:
+            return len(platform.ledger.cases) == 1
+
+        await eventually(delivered, timeout_s=30, what="the case after the broker came back")
+        assert not running.done()
+    finally:
+        stop.set()
+        await running
+    assert agent.uplink.connects >= 2
+    assert platform.ledger.duplicate_requests == 0
+
+
+async def _flag(event: asyncio.Event) -> bool:
+    return event.is_set()
+
+
+async def _not(event: asyncio.Event) -> bool:
+    return not event.is_set()
