@@ -55,8 +55,7 @@ async def test_a_press_during_a_broker_outage_becomes_a_case_when_the_broker_ret
     running = asyncio.create_task(agent.run(stop))
     try:
         await eventually(lambda: _flag(agent.uplink.connected), what="gateway connecting")
-        await asyncio.sleep(1.5)  # Mosquitto saves sessions every second: let it save the fleet's
-        await mosquitto.kill()
+        await mosquitto.stop()  # a planned outage: Mosquitto saves the sessions as it stops
         await eventually(lambda: _not(agent.uplink.connected), what="gateway noticing the outage")
 
         button.press()
