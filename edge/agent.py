@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from edge import AGENT_VERSION
@@ -19,6 +20,8 @@ from protocol.messages import Heartbeat
 from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
+
+_STABLE_RUN_S = 60.0
 
 
 class GatewayAgent:
@@ -90,9 +93,12 @@ class GatewayAgent:
         """Run ``body`` forever; log and restart it with backoff when it fails."""
         backoff = Backoff(base_s=1.0, cap_s=60.0)
         while True:
+            started = time.monotonic()
             try:
                 await body()
             except Exception:
+                if time.monotonic() - started > _STABLE_RUN_S:  # a failure after a good run starts afresh
+                    backoff.reset()
                 delay = backoff.next_delay()
                 logger.exception("%s failed; restarting in %.1f s", name, delay)
                 await asyncio.sleep(delay)

@@ -41,6 +41,9 @@ def run(
     except UplinkRefusedError as exc:
         typer.echo(f"stopped: {exc}", err=True)
         raise typer.Exit(3) from exc
+    except EdgeError as exc:
+        typer.echo(f"stopped: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 async def _run(settings: EdgeSettings) -> None:

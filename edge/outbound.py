@@ -1,8 +1,9 @@
 """The in-memory queue of messages waiting for the uplink.
 
-Bounded: when full, the oldest telemetry goes first, then the oldest heartbeat, then the oldest
-message of any other kind but alerts; an alert is dropped only when the queue holds nothing else.
-Every drop is counted by channel.
+Bounded: when full, the message that matters least goes: telemetry first, then heartbeats, then any
+other kind, alerts last; among equals the oldest. A new message that matters less than everything
+queued is itself refused. An alert is lost only when the queue holds nothing but alerts, and every
+drop is counted by channel.
 """
 
 import asyncio
@@ -16,7 +17,12 @@ from protocol.topics import Channel, gateway_topic
 
 logger = logging.getLogger(__name__)
 
-_DROP_FIRST = (Channel.TELEMETRY, Channel.HEARTBEAT)
+_PRIORITY = {Channel.TELEMETRY: 0, Channel.HEARTBEAT: 1, Channel.ALERT: 3}
+_DEFAULT_PRIORITY = 2
+
+
+def _priority(channel: Channel) -> int:
+    return _PRIORITY.get(channel, _DEFAULT_PRIORITY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +59,12 @@ class OutboundQueue:
         return Outgoing(channel, topic, encode(message), _qos_for(channel), channel.retained)
 
     def put(self, message: Message) -> None:
-        if len(self._items) >= self._limit:
-            self._drop_one()
-        self._items.append(self.wrap(message))
+        item = self.wrap(message)
+        if len(self._items) >= self._limit and not self._make_room_for(item):
+            self.dropped[item.channel] += 1
+            logger.warning("outbound queue full (%d): refused a new %s message", self._limit, item.channel)
+            return
+        self._items.append(item)
         self._unfinished += 1
         self._settled.clear()
         self._ready.set()
@@ -84,14 +93,15 @@ class OutboundQueue:
             await self._ready.wait()
         return self._items.popleft()
 
-    def _drop_one(self) -> None:
-        for wanted in (*((c,) for c in _DROP_FIRST), tuple(c for c in Channel if c is not Channel.ALERT)):
-            for index, item in enumerate(self._items):
-                if item.channel in wanted:
-                    del self._items[index]
-                    self._count_drop(item.channel)
-                    return
-        self._count_drop(self._items.popleft().channel)
+    def _make_room_for(self, item: Outgoing) -> bool:
+        """Drop the oldest of the least important queued messages, unless ``item`` matters less."""
+        victim = min(range(len(self._items)), key=lambda index: _priority(self._items[index].channel))
+        if _priority(item.channel) < _priority(self._items[victim].channel):
+            return False
+        channel = self._items[victim].channel
+        del self._items[victim]
+        self._count_drop(channel)
+        return True
 
     def _count_drop(self, channel: Channel) -> None:
         self._settle_one()

@@ -41,13 +41,16 @@ class SequenceCounter:
 
     def _reserve(self, upto: int) -> None:
         # Blocking, but only once per block: an fsync every `block` messages.
-        self._path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._path.with_suffix(".tmp")
-        with tmp.open("w", encoding="ascii") as handle:
-            handle.write(str(upto))
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(self._path)
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("w", encoding="ascii") as handle:
+                handle.write(str(upto))
+                handle.flush()
+                os.fsync(handle.fileno())
+            tmp.replace(self._path)
+        except OSError as exc:
+            raise EdgeError(f"cannot reserve sequence numbers in {self._path}: {exc}") from exc
         self._reserved = upto
 
     def next(self) -> int:

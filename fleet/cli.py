@@ -52,7 +52,11 @@ def migrate() -> None:
         finally:
             await engine.dispose()
 
-    asyncio.run(_migrate())
+    try:
+        asyncio.run(_migrate())
+    except FleetError as exc:
+        typer.echo(f"migration failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 async def _run(settings: FleetSettings) -> None:

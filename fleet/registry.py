@@ -30,6 +30,7 @@ class _Pending:
     health: dict[str, Any] | None = None
     health_ms: int | None = None
     interval_s: float | None = None
+    agent_version: str | None = None
 
 
 class Registry:
@@ -38,6 +39,7 @@ class Registry:
         self._clock = clock
         self._village_of: dict[str, str] = {}
         self._pending: dict[str, _Pending] = {}
+        self._unapplied: list[dict[str, object]] = []
 
     async def load(self) -> None:
         """Forget presence from before this process started: nobody is online until heard from."""
@@ -93,6 +95,12 @@ class Registry:
         else:
             pending.last_seen_ms = now_ms
 
+    def note_agent_version(self, gateway_id: str, agent_version: str, now_ms: int) -> None:
+        self.note_seen(gateway_id, now_ms)
+        pending = self._pending.get(gateway_id)
+        if pending is not None:
+            pending.agent_version = agent_version
+
     def note_heartbeat(self, heartbeat: Heartbeat, now_ms: int) -> None:
         self.note_seen(heartbeat.gateway_id, now_ms)
         pending = self._pending.get(heartbeat.gateway_id)
@@ -103,25 +111,31 @@ class Registry:
         pending.interval_s = heartbeat.interval_s
 
     async def apply(self, transitions: Sequence[Transition]) -> None:
-        rows = [
-            {
-                "id": t.gateway_id,
-                "online": t.online,
-                "presence_reason": t.reason,
-                "presence_changed_ms": t.at_ms,
-            }
-            for t in transitions
-        ]
-        if not rows:
-            return
-        with database_errors(f"store {len(rows)} presence changes"):
-            async with self._sessions.begin() as session:
-                await session.execute(update(GatewayRow), rows)
+        """Store presence changes now. If the database does not answer they are kept and written by
+        the next flush: the tracker has already moved on, so they must not be lost."""
         for t in transitions:
             logger.info("gateway %s is %s (%s)", t.gateway_id, "online" if t.online else "offline", t.reason)
+        self._unapplied.extend(
+            {"id": t.gateway_id, "online": t.online, "presence_reason": t.reason, "presence_changed_ms": t.at_ms}
+            for t in transitions
+        )
+        await self._write_presence()
+
+    async def _write_presence(self) -> None:
+        rows, self._unapplied = self._unapplied, []
+        if not rows:
+            return
+        try:
+            with database_errors(f"store {len(rows)} presence changes"):
+                async with self._sessions.begin() as session:
+                    await session.execute(update(GatewayRow), rows)
+        except DatabaseUnavailableError as exc:
+            self._unapplied = rows + self._unapplied
+            logger.warning("%d presence changes kept for the next flush: %s", len(self._unapplied), exc)
 
     async def flush(self) -> int:
         """Write collected last-seen times and health in one transaction; return how many gateways."""
+        await self._write_presence()
         pending, self._pending = self._pending, {}
         if not pending:
             return 0
@@ -137,10 +151,13 @@ class Registry:
             for gid, p in pending.items()
             if p.health is not None
         ]
+        versions = [
+            {"id": gid, "agent_version": p.agent_version} for gid, p in pending.items() if p.agent_version is not None
+        ]
         try:
             with database_errors(f"flush {len(pending)} gateway updates"):
                 async with self._sessions.begin() as session:
-                    for rows in (seen, healthy):
+                    for rows in (seen, healthy, versions):
                         if rows:
                             await session.execute(update(GatewayRow), rows)
         except DatabaseUnavailableError:

@@ -7,8 +7,8 @@ refusing the fleet's credentials), which stop the service loudly.
 """
 
 import asyncio
-import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -37,6 +37,7 @@ from protocol.reconnect import Backoff
 logger = logging.getLogger(__name__)
 
 _PERMANENT = (BrokerRefusedError,)
+_STABLE_RUN_S = 60.0
 
 
 def _sink_for(settings: FleetSettings) -> TimeSeriesSink:
@@ -90,14 +91,16 @@ class FleetService:
     def health(self) -> HealthReport:
         decoder = self.consumer.decoder
         connected = self.consumer.connected.is_set()
+        blocked = self.delivery.blocked if self.delivery else None
         return HealthReport(
-            status="ok" if connected and self.writer.healthy else "degraded",
+            status="ok" if connected and self.writer.healthy and not blocked else "degraded",
             gateways_online=self.presence.online_count,
             ingest=IngestStatus(
                 connected=connected,
                 received=self.consumer.received,
                 rejected={reason.value: count for reason, count in decoder.rejections.items()},
                 duplicates=self.router.recent.duplicates,
+                stalls=self.consumer.stalls,
                 handler_errors=self.consumer.handler_errors,
             ),
             timeseries=TimeSeriesStatus(
@@ -112,37 +115,43 @@ class FleetService:
                 raised=self.router.alerts_raised,
                 delivered=self.delivery.delivered if self.delivery else 0,
                 dead=self.delivery.dead if self.delivery else 0,
+                blocked=self.delivery.blocked if self.delivery else "no governance.url configured",
             ),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set; raise on a permanent failure."""
-        await migrate(self._engine)
-        await self.registry.load()
-        if self.delivery is None:
-            logger.warning("no governance.url configured: alerts are stored but no cases are opened")
-        tasks = [
-            self._task("ingest", self.consumer.run),
-            self._task("timeseries-writer", self.writer.run),
-            self._task("presence-sweeper", self._sweep_presence),
-            self._task("registry-flusher", self._flush_registry),
-        ]
-        if self.delivery is not None:
-            tasks.append(self._task("case-delivery", self.delivery.run))
-        stopper = asyncio.create_task(stop.wait(), name="stop")
+        """Run until ``stop`` is set; raise on a permanent failure. Everything opened is closed."""
+        tasks: list[asyncio.Task[None]] = []
         try:
+            await migrate(self._engine)
+            await self.registry.load()
+            if self.delivery is None:
+                logger.warning("no governance.url configured: alerts are stored but no cases are opened")
+            tasks = [
+                self._task("ingest", self.consumer.run),
+                self._task("timeseries-writer", self.writer.run),
+                self._task("presence-sweeper", self._sweep_presence),
+                self._task("registry-flusher", self._flush_registry),
+            ]
+            if self.delivery is not None:
+                tasks.append(self._task("case-delivery", self.delivery.run))
             await self.http.start()
             self.ready.set()
-            await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            stopper = asyncio.create_task(self._until(stop), name="stop")
+            tasks.append(stopper)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()
             results = await asyncio.gather(*tasks, return_exceptions=True)
-            stopper.cancel()
             await self._close()
         for result in results:
             if isinstance(result, FleetError):
                 raise result
+
+    @staticmethod
+    async def _until(stop: asyncio.Event) -> None:
+        await stop.wait()
 
     def _task(self, name: str, body: Callable[[], Awaitable[None]]) -> "asyncio.Task[None]":
         return asyncio.create_task(self._supervise(name, body), name=name)
@@ -150,12 +159,15 @@ class FleetService:
     async def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
         backoff = Backoff(base_s=1.0, cap_s=60.0)
         while True:
+            started = time.monotonic()
             try:
                 await body()
             except _PERMANENT:
                 logger.critical("%s stopped for good", name, exc_info=True)
                 raise
             except Exception:
+                if time.monotonic() - started > _STABLE_RUN_S:  # a failure after a good run starts afresh
+                    backoff.reset()
                 delay = backoff.next_delay()
                 logger.exception("%s failed; restarting in %.1f s", name, delay)
                 await asyncio.sleep(delay)
@@ -172,9 +184,13 @@ class FleetService:
 
     async def _close(self) -> None:
         await self.http.stop()
-        with contextlib.suppress(FleetError):
-            await self.writer.flush()
-            await self.registry.flush()
+        for what, last_write in (("time series", self.writer.flush), ("registry", self.registry.flush)):
+            try:
+                await last_write()
+            except FleetError as exc:
+                logger.error("could not write the last %s updates before stopping: %s", what, exc)
+        if self.writer.buffered:
+            logger.error("stopping with %d time-series points unwritten", self.writer.buffered)
         await self.writer.sink.close()
         if self._governance is not None:
             await self._governance.close()

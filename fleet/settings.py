@@ -51,7 +51,11 @@ class GovernanceSettings(_Section):
     url: AnyHttpUrl | None = Field(default=None, description="The platform's base URL; unset: cases stay pending.")
     token: SecretStr = SecretStr(DEVELOPMENT_GOVERNANCE_TOKEN)
     timeout_s: float = Field(default=5.0, gt=0)
-    max_attempts: int = Field(default=20, ge=1)
+    max_attempts: int | None = Field(
+        default=None,
+        ge=1,
+        description="Dead-letter a case after this many failed attempts; unset: retry until delivered.",
+    )
     verify_tls: bool = True
 
 

@@ -1,4 +1,4 @@
-"""Reconnect policy shared by every MQTT client: exponential backoff with full jitter, and which
+"""Reconnect policy shared by every MQTT client: exponential backoff with jitter, and which
 connection refusals are permanent (bad credentials, not authorised) rather than worth retrying."""
 
 import random
@@ -25,7 +25,8 @@ def is_permanent_refusal(code: int | None) -> bool:
 
 @dataclass(slots=True)
 class Backoff:
-    """Delays for successive retries: ``min(cap, base * 2**attempt)``, with full jitter."""
+    """Delays for successive retries: uniform in [c/2, c] with ``c = min(cap, base * 2**attempt)``
+    ("equal jitter": never much shorter than the schedule, yet spread so clients don't retry in step)."""
 
     base_s: float = 0.5
     cap_s: float = 30.0

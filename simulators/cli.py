@@ -94,7 +94,11 @@ def platform(
     """
     from simulators.runners import run_platform  # noqa: PLC0415 - keeps `--help` fast
 
-    asyncio.run(run_platform(port, token))
+    try:
+        asyncio.run(run_platform(port, token))
+    except FleetError as exc:
+        typer.echo(f"platform stopped: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 @app.command("county")

@@ -77,6 +77,7 @@ class IngestStatus(_Public):
     received: int
     rejected: dict[str, int]
     duplicates: int
+    stalls: int
     handler_errors: int
 
 
@@ -84,6 +85,7 @@ class AlertDeliveryStatus(_Public):
     raised: int
     delivered: int
     dead: int
+    blocked: str | None
 
 
 class HealthReport(_Public):

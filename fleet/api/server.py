@@ -9,13 +9,9 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
-from fleet.errors import FleetError
+from fleet.errors import HttpBindError
 
 logger = logging.getLogger(__name__)
-
-
-class HttpBindError(FleetError):
-    """The HTTP server could not listen on its address (port taken, not permitted)."""
 
 
 class _EmbeddedServer(uvicorn.Server):

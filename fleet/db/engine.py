@@ -8,30 +8,29 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from fleet.errors import DatabaseUnavailableError, DataIntegrityError, FleetError
+from fleet.errors import DatabaseRefusedError, DatabaseUnavailableError, DataIntegrityError, MigrationError
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-class DatabaseError(FleetError):
-    """The fleet database could not be opened or migrated."""
-
-
 @contextlib.contextmanager
 def database_errors(what: str) -> Iterator[None]:
-    """Translate SQLAlchemy's errors while doing ``what``: a refusal of the data becomes
-    DataIntegrityError (permanent), anything else DatabaseUnavailableError (worth retrying)."""
+    """Translate SQLAlchemy's errors while doing ``what``: the database not answering becomes
+    DatabaseUnavailableError (worth retrying); a refusal of the data or statement is permanent."""
     try:
         yield
+    except (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError) as exc:
+        raise DatabaseUnavailableError(f"cannot {what}: {exc}"[:500]) from exc
     except IntegrityError as exc:
         raise DataIntegrityError(f"cannot {what}: {exc.orig}"[:500]) from exc
     except SQLAlchemyError as exc:
-        raise DatabaseUnavailableError(f"cannot {what}: {exc}"[:500]) from exc
+        raise DatabaseRefusedError(f"cannot {what}: {exc}"[:500]) from exc
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
@@ -72,5 +71,5 @@ async def migrate(engine: AsyncEngine) -> None:
         async with engine.begin() as connection:
             await connection.run_sync(_upgrade)
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"cannot migrate {engine.url.render_as_string(hide_password=True)}: {exc}") from exc
+        raise MigrationError(f"cannot migrate {engine.url.render_as_string(hide_password=True)}: {exc}") from exc
     logger.info("database %s is at the newest schema", engine.url.render_as_string(hide_password=True))

@@ -11,7 +11,7 @@ import logging
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
-from fleet.errors import BrokerRefusedError
+from fleet.errors import BrokerRefusedError, TransientError
 from fleet.ingest.router import IngestRouter
 from fleet.settings import BrokerSettings
 from protocol.codec import Decoder, Rejection
@@ -30,6 +30,7 @@ class IngestConsumer:
         self.connected = asyncio.Event()
         self.received = 0
         self.handler_errors = 0
+        self.stalls = 0
 
     async def run(self) -> None:
         while True:
@@ -77,8 +78,19 @@ class IngestConsumer:
         decoded = self.decoder.decode(topic, bytes(payload))
         if isinstance(decoded, Rejection):
             return
-        try:
-            await self._router.handle(decoded)
-        except Exception:
-            self.handler_errors += 1
-            logger.exception("handling %s failed", topic[:200])
+        backoff = Backoff(base_s=0.1, cap_s=10.0)
+        while True:
+            try:
+                await self._router.handle(decoded)
+                return
+            except TransientError as exc:
+                # Hold the loop (and so the broker's delivery) until storage answers again:
+                # the message is not dropped and later ones wait their turn.
+                self.stalls += 1
+                delay = backoff.next_delay()
+                logger.warning("handling %s stalled (%s); retrying in %.1f s", topic[:200], exc, delay)
+                await asyncio.sleep(delay)
+            except Exception:
+                self.handler_errors += 1
+                logger.exception("handling %s failed; message dropped", topic[:200])
+                return

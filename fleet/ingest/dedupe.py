@@ -1,4 +1,4 @@
-"""Remembers recently seen event ids so a redelivered QoS 1 message is processed once."""
+"""Remembers recently handled event ids so a redelivered QoS 1 message is processed once."""
 
 from collections import OrderedDict
 from uuid import UUID
@@ -10,12 +10,15 @@ class RecentIds:
         self._seen: OrderedDict[UUID, None] = OrderedDict()
         self.duplicates = 0
 
-    def first_time(self, event_id: UUID) -> bool:
-        """True the first time an id is offered (within the last ``capacity`` ids), False after."""
+    def seen(self, event_id: UUID) -> bool:
+        """Whether ``event_id`` was handled already (within the last ``capacity`` ids); counts repeats."""
         if event_id in self._seen:
             self.duplicates += 1
-            return False
+            return True
+        return False
+
+    def remember(self, event_id: UUID) -> None:
+        """Record ``event_id`` as handled; call only once its message has been fully processed."""
         self._seen[event_id] = None
         if len(self._seen) > self._capacity:
             self._seen.popitem(last=False)
-        return True

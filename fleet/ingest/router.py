@@ -35,9 +35,16 @@ class IngestRouter:
         self.alerts_raised = 0
 
     async def handle(self, inbound: Inbound) -> None:
+        """Act on one message. Raises on failure, before the message counts as handled, so that the
+        caller can retry it; a repeat of a handled message is a no-op."""
         message = inbound.message
-        if not self.recent.first_time(message.event_id):
+        if self.recent.seen(message.event_id):
             return
+        await self._dispatch(inbound)
+        self.recent.remember(message.event_id)
+
+    async def _dispatch(self, inbound: Inbound) -> None:
+        message = inbound.message
         village_id = inbound.topic.village_id
         if not self._registry.knows(message.gateway_id, village_id):
             agent_version = message.agent_version if isinstance(message, Presence) else None
@@ -73,6 +80,7 @@ class IngestRouter:
             await self._registry.apply([transition])
 
     async def _on_presence(self, village_id: str, presence: Presence, now: int) -> None:
+        self._registry.note_agent_version(presence.gateway_id, presence.agent_version, now)
         if presence.state is PresenceState.ONLINE:
             transition = self._presence.announced_online(presence.gateway_id, village_id, presence.seq, now)
         else:

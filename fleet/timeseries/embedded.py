@@ -36,11 +36,16 @@ class EmbeddedSink:
     async def _connection(self) -> aiosqlite.Connection:
         if self._db is None:
             try:
-                self._db = await aiosqlite.connect(self._path)
-                await self._db.execute("PRAGMA journal_mode=WAL")
-                await self._db.executescript(_SCHEMA)
+                db = await aiosqlite.connect(self._path)
             except aiosqlite.Error as exc:
                 raise TimeSeriesUnavailableError(f"cannot open {self._path}: {exc}") from exc
+            try:
+                await db.execute("PRAGMA journal_mode=WAL")
+                await db.executescript(_SCHEMA)
+            except aiosqlite.Error as exc:
+                await db.close()
+                raise TimeSeriesUnavailableError(f"cannot open {self._path}: {exc}") from exc
+            self._db = db
         return self._db
 
     async def write(self, points: Sequence[Point]) -> None:

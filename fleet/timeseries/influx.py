@@ -41,9 +41,10 @@ class InfluxSink:
         except ApiException as exc:
             status = exc.status or 0
             message = f"{self._settings.url} answered {status} {str(exc.reason)[:200]}"
-            if status >= 500 or status == 429:
-                raise TimeSeriesUnavailableError(message) from exc
-            raise TimeSeriesRejectedError(message) from exc
+            if status in {400, 413, 422}:  # the points themselves are refused
+                raise TimeSeriesRejectedError(message) from exc
+            # 5xx and 429, but also 401/403/404 (wrong token, org or bucket): keep the points until fixed.
+            raise TimeSeriesUnavailableError(message) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise TimeSeriesUnavailableError(f"{self._settings.url} unreachable: {exc!r}"[:300]) from exc
 

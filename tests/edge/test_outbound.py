@@ -313,3 +313,26 @@ async def test_join_waits_again_after_new_messages_arrive() -> None:
     assert not joiner.done()
     await drain(queue)
     await joiner
+
+
+async def test_new_telemetry_is_refused_rather_than_pushing_out_a_queued_alert() -> None:
+    queue = OutboundQueue(VILLAGE, GATEWAY, limit=3)
+    alerts = [alert() for _ in range(3)]
+    for item in alerts:
+        queue.put(item)
+
+    queue.put(telemetry())
+
+    assert queue.dropped == Counter({Channel.TELEMETRY: 1})
+    assert [decoded(item) for item in [await queue.get() for _ in range(3)]] == alerts
+    assert len(queue) == 0
+
+
+async def test_a_new_alert_into_a_queue_of_alerts_drops_the_oldest_alert() -> None:
+    queue = OutboundQueue(VILLAGE, GATEWAY, limit=2)
+    oldest, middle, newest = alert(), alert(), alert()
+    for item in (oldest, middle, newest):
+        queue.put(item)
+
+    assert queue.dropped == Counter({Channel.ALERT: 1})
+    assert [decoded(await queue.get()), decoded(await queue.get())] == [middle, newest]

@@ -18,6 +18,7 @@ from fleet.registry import Registry
 from fleet.settings import GovernanceSettings
 from protocol.governance import CaseRequest
 from protocol.messages import Alert, AlertKind, Severity
+from protocol.reconnect import Backoff
 from simulators.governance.app import create_platform_app
 from simulators.governance.recorder import CaseLedger
 from tests.fleet.helpers import FakeClock
@@ -101,6 +102,9 @@ async def clients() -> AsyncIterator[Callable[[AsgiApp, str], GovernanceClient]]
     yield connect
     for client in opened:
         await client.close()
+
+
+FAST = Backoff(base_s=0.001, cap_s=0.002)
 
 
 def make_alert(**changes: Any) -> Alert:
@@ -189,7 +193,9 @@ async def test_a_pending_alert_becomes_exactly_one_case(
 ) -> None:
     alert = make_alert()
     await store.record("lakeside", alert)
-    worker = DeliveryWorker(store, clients(create_platform_app(ledger, TOKEN), TOKEN), stepping_clock, max_attempts=5)
+    worker = DeliveryWorker(
+        store, clients(create_platform_app(ledger, TOKEN), TOKEN), stepping_clock, max_attempts=5, backoff=FAST
+    )
 
     [row] = await deliver_until_settled(worker, store, str(alert.event_id))
 
@@ -211,7 +217,7 @@ async def test_a_pending_alert_becomes_exactly_one_case(
     assert (worker.delivered, worker.dead) == (1, 0)
 
 
-async def test_a_wrong_token_dead_letters_the_alert(
+async def test_a_wrong_token_keeps_the_alert_pending_and_says_delivery_is_blocked(
     store: WatchedStore,
     ledger: CaseLedger,
     stepping_clock: SteppingClock,
@@ -220,17 +226,27 @@ async def test_a_wrong_token_dead_letters_the_alert(
     alert = make_alert()
     await store.record("lakeside", alert)
     client = clients(create_platform_app(ledger, TOKEN), "not-the-token")
-    worker = DeliveryWorker(store, client, stepping_clock, max_attempts=5)
+    worker = DeliveryWorker(store, client, stepping_clock, max_attempts=None, backoff=FAST)
 
-    [row] = await deliver_until_settled(worker, store, str(alert.event_id))
+    task = asyncio.create_task(worker.run())
+    try:
+        for _ in range(3):  # several attempts, none of them gives the alert up
+            store.changed.clear()
+            await store.changed.wait()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
-    assert row.delivery_state == DeliveryState.DEAD
-    assert row.delivery_attempts == 1
+    row = await store.get(str(alert.event_id))
+    assert row is not None
+    assert row.delivery_state == DeliveryState.PENDING
+    assert row.delivery_attempts >= 3
     assert row.last_error is not None
     assert "401" in row.last_error
-    assert row.case_id is None
+    assert worker.blocked is not None
+    assert "check OUTPOST_FLEET_GOVERNANCE__URL and __TOKEN" in worker.blocked
     assert ledger.requests == []
-    assert (worker.delivered, worker.dead) == (0, 1)
+    assert (worker.delivered, worker.dead) == (0, 0)
 
 
 async def test_a_platform_answering_500_is_retried_then_delivered_once(
@@ -242,7 +258,7 @@ async def test_a_platform_answering_500_is_retried_then_delivered_once(
     alert = make_alert()
     await store.record("lakeside", alert)
     platform = FailingFirst(create_platform_app(ledger, TOKEN), failures=3)
-    worker = DeliveryWorker(store, clients(platform, TOKEN), stepping_clock, max_attempts=10)
+    worker = DeliveryWorker(store, clients(platform, TOKEN), stepping_clock, max_attempts=10, backoff=FAST)
 
     [row] = await deliver_until_settled(worker, store, str(alert.event_id))
 
@@ -265,7 +281,7 @@ async def test_a_lost_answer_is_retried_without_opening_a_second_case(
     alert = make_alert()
     await store.record("lakeside", alert)
     platform = FailingFirst(create_platform_app(ledger, TOKEN), failures=2, after_processing=True)
-    worker = DeliveryWorker(store, clients(platform, TOKEN), stepping_clock, max_attempts=10)
+    worker = DeliveryWorker(store, clients(platform, TOKEN), stepping_clock, max_attempts=10, backoff=FAST)
 
     [row] = await deliver_until_settled(worker, store, str(alert.event_id))
 
@@ -286,7 +302,7 @@ async def test_an_alert_is_dead_lettered_after_max_attempts_of_a_failing_platfor
     alert = make_alert()
     await store.record("lakeside", alert)
     platform = FailingFirst(create_platform_app(ledger, TOKEN), failures=1_000)
-    worker = DeliveryWorker(store, clients(platform, TOKEN), stepping_clock, max_attempts=3)
+    worker = DeliveryWorker(store, clients(platform, TOKEN), stepping_clock, max_attempts=3, backoff=FAST)
 
     [row] = await deliver_until_settled(worker, store, str(alert.event_id))
 
@@ -309,7 +325,9 @@ async def test_several_pending_alerts_each_become_their_own_case(
     alerts = [make_alert(ts=RAISED_MS + i, device_id=f"panic-{i}") for i in range(3)]
     for alert in alerts:
         await store.record("lakeside", alert)
-    worker = DeliveryWorker(store, clients(create_platform_app(ledger, TOKEN), TOKEN), stepping_clock, max_attempts=5)
+    worker = DeliveryWorker(
+        store, clients(create_platform_app(ledger, TOKEN), TOKEN), stepping_clock, max_attempts=5, backoff=FAST
+    )
 
     rows = await deliver_until_settled(worker, store, *(str(alert.event_id) for alert in alerts))
 
