@@ -1,7 +1,6 @@
 """The alert outbox on a real SQLite file: recorded once, found when due, and moved to delivered or dead."""
 
 import uuid
-from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -10,10 +9,7 @@ from fleet.alerts.store import AlertStore
 from fleet.db.schema import DeliveryState
 from fleet.errors import FleetError
 from fleet.registry import Registry
-from protocol.messages import Alert, AlertKind, Severity
-from tests.fleet.helpers import FakeClock
-
-RAISED_MS = 1_699_999_999_000
+from tests.fleet.helpers import RAISED_MS, FakeClock, make_alert
 
 
 @pytest.fixture
@@ -24,25 +20,8 @@ async def store(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
     return AlertStore(sessions, clock)
 
 
-def make_alert(**changes: Any) -> Alert:
-    fields: dict[str, Any] = {
-        "gateway_id": "gw-01",
-        "seq": 41,
-        "event_id": uuid.uuid4(),
-        "ts": RAISED_MS,
-        "device_id": "panic-1",
-        "kind": AlertKind.PANIC,
-        "severity": Severity.CRITICAL,
-        "grid_id": "grid-7",
-        "evidence": {"held_ms": 800, "battery_v": 3.1},
-        "summary": "panic button panic-1 pressed",
-    }
-    fields.update(changes)
-    return Alert(**fields)
-
-
 async def test_a_recorded_alert_is_pending_with_everything_the_case_needs(store: AlertStore, clock: FakeClock) -> None:
-    alert = make_alert()
+    alert = make_alert(evidence={"held_ms": 800, "battery_v": 3.1})
 
     assert await store.record("lakeside", alert) is True
 

@@ -17,15 +17,14 @@ from fleet.governance.client import GovernanceClient
 from fleet.registry import Registry
 from fleet.settings import GovernanceSettings
 from protocol.governance import CaseRequest
-from protocol.messages import Alert, AlertKind, Severity
+from protocol.messages import AlertKind, Severity
 from protocol.reconnect import Backoff
 from simulators.governance.app import create_platform_app
 from simulators.governance.recorder import CaseLedger
-from tests.fleet.helpers import FakeClock
+from tests.fleet.helpers import RAISED_MS, FakeClock, make_alert
 
 TOKEN = "platform-token"
 PLATFORM_URL = "http://platform.test"
-RAISED_MS = 1_699_999_999_000
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -105,23 +104,6 @@ async def clients() -> AsyncIterator[Callable[[AsgiApp, str], GovernanceClient]]
 
 
 FAST = Backoff(base_s=0.001, cap_s=0.002)
-
-
-def make_alert(**changes: Any) -> Alert:
-    fields: dict[str, Any] = {
-        "gateway_id": "gw-01",
-        "seq": 41,
-        "event_id": uuid.uuid4(),
-        "ts": RAISED_MS,
-        "device_id": "panic-1",
-        "kind": AlertKind.PANIC,
-        "severity": Severity.CRITICAL,
-        "grid_id": "grid-7",
-        "evidence": {"held_ms": 800},
-        "summary": "panic button panic-1 pressed",
-    }
-    fields.update(changes)
-    return Alert(**fields)
 
 
 class WatchedStore(AlertStore):
