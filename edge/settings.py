@@ -30,7 +30,18 @@ class BrokerSettings(BaseModel):
 class DeviceKind(StrEnum):
     PANIC_BUTTON = "panic_button"
     DOOR_CONTACT = "door_contact"
+    PIR_SENSOR = "pir_sensor"
+    SIREN = "siren"
     CHECKPOINT_CAMERA = "checkpoint_camera"
+
+
+class DriverKind(StrEnum):
+    SIMULATED = "simulated"  # behind the real interface, driven by simulators and tests
+    GPIO = "gpio"  # wired to the gateway's pins (gpiozero)
+    CAMERA = "camera"  # RTSP stream, HTTP snapshot URL or video file (OpenCV)
+
+
+ParamValue = float | int | str | bool
 
 
 class DeviceSpec(BaseModel):
@@ -41,8 +52,10 @@ class DeviceSpec(BaseModel):
     kind: DeviceKind
     id: DeviceId
     grid_id: GridId | None = None
-    driver: Literal["simulated"] = Field(default="simulated", description="Hardware drivers arrive with issue 4.")
-    params: dict[str, float] = Field(default_factory=dict)
+    driver: DriverKind = DriverKind.SIMULATED
+    params: dict[str, ParamValue] = Field(
+        default_factory=dict, description="Driver parameters; each adapter validates its own strictly."
+    )
 
 
 class EdgeSettings(BaseSettings):

@@ -29,7 +29,45 @@ class Measured:
     ts: int
 
 
-Observation = ButtonPressed | DoorChanged | Measured
+@dataclass(frozen=True, slots=True)
+class MotionSensed:
+    """A PIR sensor (or a camera zone) saw movement."""
+
+    device_id: str
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class TamperChanged:
+    """A device's enclosure was opened or its wiring cut (or that condition cleared)."""
+
+    device_id: str
+    ts: int
+    tampered: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    """A camera detector's finding, with the evidence numbers that triggered it (never a frame)."""
+
+    device_id: str
+    ts: int
+    kind: str  # protocol.messages.EventKind value, e.g. "motion", "line_crossing", "camera_tamper"
+    evidence: dict[str, float | int | bool | str]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """A device went offline (stream lost, node silent) or came back."""
+
+    device_id: str
+    ts: int
+    online: bool
+    reason: str
+
+
+Observation = ButtonPressed | DoorChanged | Measured | MotionSensed | TamperChanged | Detected | DeviceStatus
 Emit = Callable[[Observation], None]
 
 

@@ -9,6 +9,8 @@ import math
 import random
 from collections.abc import Callable
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from edge.adapters.base import ButtonPressed, DoorChanged, Emit, Measured, Observation
 from edge.settings import DeviceKind, DeviceSpec
 
@@ -41,17 +43,22 @@ class SimulatedDoorContact(_QueuedDevice):
         self._pending.put_nowait(DoorChanged(self._spec.id, self._clock(), is_open=False))
 
 
-class SimulatedCheckpointCamera:
-    """Counts of people and vehicles crossing the entrance line, in and out, every ``period_s``.
+class SimulatedCameraParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-    Params: ``period_s`` (default 5), ``per_minute`` mean crossings per direction (default 6).
-    """
+    period_s: float = Field(default=5.0, gt=0, description="Seconds between count reports.")
+    per_minute: float = Field(default=6.0, ge=0, description="Mean crossings per minute in each direction.")
+
+
+class SimulatedCheckpointCamera:
+    """Counts of people and vehicles crossing the entrance line, in and out, every ``period_s``."""
 
     def __init__(self, spec: DeviceSpec, clock: Callable[[], int]) -> None:
+        params = SimulatedCameraParams.model_validate(spec.params)
         self._spec = spec
         self._clock = clock
-        self._period_s = spec.params.get("period_s", 5.0)
-        self._mean = spec.params.get("per_minute", 6.0) * self._period_s / 60.0
+        self._period_s = params.period_s
+        self._mean = params.per_minute * params.period_s / 60.0
         self._rng = random.Random(spec.id)  # noqa: S311 - simulation, not security
 
     @property
