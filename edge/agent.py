@@ -7,16 +7,17 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from edge import AGENT_VERSION
 from edge.adapters.base import DeviceAdapter
+from edge.buffer import StoreAndForwardBuffer
 from edge.envelope import EnvelopeStamper
 from edge.health import HealthProbe
-from edge.outbound import OutboundQueue
+from edge.outgoing import outgoing
 from edge.rules import LocalRules
 from edge.sequence import SequenceCounter
 from edge.settings import EdgeSettings
 from edge.telemetry import TelemetryBatcher
 from edge.uplink import Uplink
 from protocol.clock import utc_now_ms
-from protocol.messages import Heartbeat
+from protocol.messages import Heartbeat, Message
 from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
@@ -38,18 +39,20 @@ class GatewayAgent:
         self._adapters = list(adapters)
         self._health = health or HealthProbe(settings.state_dir)
         self.stamper = EnvelopeStamper(settings.gateway_id, SequenceCounter(settings.state_dir / "sequence"), clock)
-        self.queue = OutboundQueue(settings.village_id, settings.gateway_id, settings.outbound_queue_limit)
+        self.buffer = StoreAndForwardBuffer(settings.state_dir / "buffer.db", settings.buffer_max_bytes)
         self.telemetry = TelemetryBatcher(self.stamper)
         self.rules = LocalRules(
             {adapter.spec.id: adapter.spec for adapter in self._adapters},
             self.stamper,
-            self.queue.put,
+            self._store,
             self.telemetry.add,
         )
-        self.uplink = Uplink(settings.broker, settings.village_id, self.stamper, self.queue, AGENT_VERSION)
+        self.uplink = Uplink(settings.broker, settings.village_id, self.stamper, self.buffer, AGENT_VERSION)
+        self.store_failures = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (then shut down cleanly) or the uplink is refused for good."""
+        await self.buffer.open()
         tasks = [
             asyncio.create_task(self.uplink.run(), name="uplink"),
             asyncio.create_task(self._supervise("heartbeat", self._heartbeats), name="heartbeat"),
@@ -78,6 +81,7 @@ class GatewayAgent:
             for task in [*tasks, stopper]:
                 task.cancel()
             results = await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            await self.buffer.close()
         for result in results:
             if isinstance(result, Exception):
                 raise result
@@ -107,7 +111,8 @@ class GatewayAgent:
         while True:
             await self.uplink.connected.wait()
             interval = self.config.heartbeat_interval_s
-            self.queue.put(Heartbeat(**self.stamper.stamp(), interval_s=interval, health=self._health.read()))
+            heartbeat = Heartbeat(**self.stamper.stamp(), interval_s=interval, health=self._health.read())
+            await self.uplink.send_now(outgoing(self.settings.village_id, self.settings.gateway_id, heartbeat))
             await asyncio.sleep(interval)
 
     async def _telemetry_flushes(self) -> None:
@@ -117,4 +122,14 @@ class GatewayAgent:
 
     def _flush_telemetry(self) -> None:
         for batch in self.telemetry.drain():
-            self.queue.put(batch)
+            self._store(batch)
+
+    def _store(self, message: Message) -> None:
+        """Hand ``message`` to the buffer; it is published once it is on disk."""
+        durable = self.buffer.submit(outgoing(self.settings.village_id, self.settings.gateway_id, message))
+        durable.add_done_callback(self._check_stored)
+
+    def _check_stored(self, durable: "asyncio.Future[None]") -> None:
+        if not durable.cancelled() and durable.exception() is not None:
+            self.store_failures += 1
+            logger.error("a message could not be buffered: %s", durable.exception())

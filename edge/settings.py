@@ -17,6 +17,17 @@ from protocol.identifiers import DeviceId, GatewayId, GridId, VillageId
 from protocol.messages import GatewayConfig
 
 
+class TlsSettings(BaseModel):
+    """TLS to the broker: its CA, and a client certificate when the broker asks for one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    check_hostname: bool = True
+
+
 class BrokerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -25,6 +36,7 @@ class BrokerSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     keepalive_s: int = Field(default=30, ge=5, le=600, description="MQTT keep-alive; the Last Will fires after 1.5x.")
+    tls: TlsSettings | None = None
 
 
 class DeviceKind(StrEnum):
@@ -70,7 +82,11 @@ class EdgeSettings(BaseSettings):
         default_factory=GatewayConfig, description="Initial config until the fleet pushes one."
     )
     devices: list[DeviceSpec] = Field(default_factory=list)
-    outbound_queue_limit: int = Field(default=10_000, ge=10)
+    buffer_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Store-and-forward bound; telemetry goes first, alerts never.",
+    )
 
     @field_validator("config", mode="before")
     @classmethod

@@ -1,27 +1,68 @@
-"""The gateway's MQTT uplink: one connection to the broker, kept alive, drained from the outbound queue.
+"""The gateway's MQTT uplink: one persistent session with the broker, fed from the store-and-forward buffer.
 
 On connect it registers a retained Last Will (``offline``/``lost``) and publishes a retained
 ``online`` presence; on a clean stop it publishes ``offline``/``shutdown`` before disconnecting.
+It forwards the buffer oldest first, up to ``window`` messages in flight at QoS 1, and confirms a
+batch (deleting it from the buffer) only once the broker acknowledged every message in it; after a
+lost connection everything unconfirmed is sent again (the fleet de-duplicates by event id).
 Transient failures reconnect with exponential backoff and jitter; a permanent refusal (bad
 credentials, not authorised) stops with :class:`~edge.errors.UplinkRefusedError`.
 """
 
 import asyncio
 import logging
+import ssl
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
+from edge.buffer import StoreAndForwardBuffer
 from edge.envelope import EnvelopeStamper
-from edge.errors import UplinkRefusedError
-from edge.outbound import OutboundQueue
+from edge.errors import EdgeConfigError, UplinkRefusedError
+from edge.outgoing import Outgoing
 from edge.settings import BrokerSettings
 from protocol.codec import encode
 from protocol.messages import Presence, PresenceReason, PresenceState
 from protocol.reconnect import Backoff, is_permanent_refusal, refusal_code
-from protocol.topics import Channel, gateway_topic
+from protocol.topics import Channel, gateway_filters, gateway_topic
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_WINDOW = 256
+
+
+def _ignore_downlink(topic: str, payload: bytes) -> None:
+    logger.debug("downlink message on %s (%d bytes) has no handler yet", topic[:200], len(payload))
+
+
+async def _first_to_fail(*coroutines: Coroutine[Any, Any, None]) -> None:
+    """Run the coroutines together until one of them ends; cancel the rest and re-raise its error."""
+    tasks = [asyncio.create_task(coroutine) for coroutine in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        task.result()
+
+
+def tls_context(broker: BrokerSettings) -> ssl.SSLContext | None:
+    """The TLS context for ``broker.tls`` (server verified against its CA, optional client cert)."""
+    tls = broker.tls
+    if tls is None:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=str(tls.ca_file))
+        if tls.cert_file is not None:
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise EdgeConfigError(f"cannot load the broker's TLS files: {exc}") from exc
+    context.check_hostname = tls.check_hostname
+    return context
 
 
 class Uplink:
@@ -30,19 +71,27 @@ class Uplink:
         broker: BrokerSettings,
         village_id: str,
         stamper: EnvelopeStamper,
-        queue: OutboundQueue,
+        buffer: StoreAndForwardBuffer,
         agent_version: str,
+        *,
         backoff: Backoff | None = None,
+        window: int = DEFAULT_WINDOW,
+        on_downlink: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self._broker = broker
+        self._tls = tls_context(broker)
         self._stamper = stamper
-        self._queue = queue
+        self._buffer = buffer
         self._agent_version = agent_version
         self._backoff = backoff or Backoff()
+        self._window = window
         self._presence_topic = gateway_topic(village_id, stamper.gateway_id, Channel.PRESENCE)
+        self._downlink_filters = gateway_filters(village_id, stamper.gateway_id)
+        self._on_downlink = on_downlink or _ignore_downlink
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
         self.connects = 0
+        self.forwarded = 0
 
     def _presence(self, state: PresenceState, reason: PresenceReason) -> bytes:
         return encode(Presence(**self._stamper.stamp(), state=state, reason=reason, agent_version=self._agent_version))
@@ -62,11 +111,7 @@ class Uplink:
                     ) from exc
                 delay = self._backoff.next_delay()
                 logger.warning(
-                    "uplink to %s:%d down (%s); retrying in %.1f s",
-                    self._broker.host,
-                    self._broker.port,
-                    exc,
-                    delay,
+                    "uplink to %s:%d down (%s); retrying in %.1f s", self._broker.host, self._broker.port, exc, delay
                 )
                 await asyncio.sleep(delay)
 
@@ -75,15 +120,17 @@ class Uplink:
         # Stamped in this order so the session's Will outranks its own `online` (see fleet.presence).
         online = self._presence(PresenceState.ONLINE, PresenceReason.CONNECTED)
         lost = self._presence(PresenceState.OFFLINE, PresenceReason.LOST)
-        will = aiomqtt.Will(self._presence_topic, lost, qos=1, retain=True)
         async with aiomqtt.Client(
             self._broker.host,
             self._broker.port,
             identifier=f"outpost-gw-{self._stamper.gateway_id}",
             username=self._broker.username,
             password=password,
-            will=will,
+            will=aiomqtt.Will(self._presence_topic, lost, qos=1, retain=True),
+            clean_session=False,
             keepalive=self._broker.keepalive_s,
+            tls_context=self._tls,
+            max_inflight_messages=self._window,
             timeout=10,
         ) as client:
             self._backoff.reset()
@@ -91,29 +138,58 @@ class Uplink:
             self._client = client
             self.connects += 1
             self.connected.set()
-            logger.info("uplink connected to %s:%d", self._broker.host, self._broker.port)
+            logger.info(
+                "uplink connected to %s:%d (%d buffered)", self._broker.host, self._broker.port, self._buffer.depth
+            )
+            for topic_filter in self._downlink_filters:
+                await client.subscribe(topic_filter, qos=1)
             try:
-                await self._drain(client)
+                await _first_to_fail(self._forward(client), self._listen(client))
             finally:
                 self.connected.clear()
                 self._client = None
+                self._buffer.release()
 
-    async def _drain(self, client: aiomqtt.Client) -> None:
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        """Hand downlink messages (config, commands) on; raises when the connection drops."""
+        async for message in client.messages:
+            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            self._on_downlink(str(message.topic), payload)
+
+    async def _forward(self, client: aiomqtt.Client) -> None:
         while True:
-            item = await self._queue.get()
-            try:
-                await client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
-            except BaseException:
-                self._queue.requeue(item)
-                raise
-            self._queue.task_done()
+            batch = await self._buffer.take(self._window)
+            results = await asyncio.gather(
+                *(client.publish(s.item.topic, s.item.payload, qos=s.item.qos, retain=s.item.retain) for s in batch),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            await self._buffer.confirm(batch)
+            self.forwarded += len(batch)
+
+    async def send_now(self, item: Outgoing) -> bool:
+        """Publish ``item`` now if connected, bypassing the buffer (heartbeats: stale ones are useless)."""
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+        except aiomqtt.MqttError as exc:
+            logger.debug("could not send %s now: %s", item.channel, exc)
+            return False
+        return True
 
     async def shutdown(self, drain_timeout_s: float = 5.0) -> None:
-        """Send what is queued (for at most ``drain_timeout_s``), then announce a clean offline."""
-        try:
-            await asyncio.wait_for(self._queue.join(), drain_timeout_s)
-        except TimeoutError:
-            logger.warning("stopping with %d messages unsent", len(self._queue))
+        """Forward what is buffered (for at most ``drain_timeout_s``), then announce a clean offline.
+
+        Anything still buffered stays on disk and is sent after the next start."""
+        if self.connected.is_set():
+            try:
+                await asyncio.wait_for(self._buffer.drained(), drain_timeout_s)
+            except TimeoutError:
+                logger.warning("stopping with %d messages still buffered", self._buffer.depth)
         client = self._client
         if client is not None:
             try:

@@ -25,7 +25,7 @@ def test_minimal_settings_take_the_defaults() -> None:
     assert settings.broker == BrokerSettings()
     assert settings.config == GatewayConfig()
     assert settings.devices == []
-    assert settings.outbound_queue_limit == 10_000
+    assert settings.buffer_max_bytes == 64 * 1024 * 1024
 
 
 def test_identity_is_required() -> None:
@@ -92,9 +92,9 @@ def test_duplicate_device_ids_are_refused() -> None:
         EdgeSettings(village_id="lakeside", gateway_id="gw-01", devices=devices)
 
 
-def test_outbound_queue_limit_has_a_floor() -> None:
-    with pytest.raises(ValidationError, match="outbound_queue_limit"):
-        EdgeSettings(village_id="lakeside", gateway_id="gw-01", outbound_queue_limit=9)
+def test_the_buffer_bound_has_a_floor() -> None:
+    with pytest.raises(ValidationError, match="buffer_max_bytes"):
+        EdgeSettings(village_id="lakeside", gateway_id="gw-01", buffer_max_bytes=1024)
 
 
 def write_toml(tmp_path: Path, text: str) -> Path:
