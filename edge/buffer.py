@@ -81,7 +81,7 @@ class StoreAndForwardBuffer:
         self._bytes = 0
         self._rows = 0
         self._cursor = 0  # rows with id <= cursor are handed out and not yet confirmed
-        self._pending: list[tuple[Outgoing, asyncio.Future[None]]] = []
+        self._pending: list[tuple[Sequence[Outgoing], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._wake_writer = asyncio.Event()
         self._has_pending = asyncio.Event()
@@ -115,7 +115,7 @@ class StoreAndForwardBuffer:
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
         if self._pending:
-            await self._run(self._insert, [item for item, _ in self._pending])
+            await self._run(self._insert, [item for items, _ in self._pending for item in items])
             for _, future in self._pending:
                 if not future.done():
                     future.set_result(None)
@@ -131,17 +131,17 @@ class StoreAndForwardBuffer:
 
     # --- writing --------------------------------------------------------------------------------
 
-    def submit(self, item: Outgoing) -> "asyncio.Future[None]":
-        """Queue ``item`` for the next group commit; the future completes once it is durable."""
+    def submit(self, *items: Outgoing) -> "asyncio.Future[None]":
+        """Queue ``items`` for the next group commit; the future completes once they are durable."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
+        self._pending.append((items, future))
         self._empty.clear()
         self._wake_writer.set()
         return future
 
     async def put(self, items: Sequence[Outgoing]) -> None:
         """Store ``items``; return once they are committed to disk."""
-        await asyncio.gather(*(self.submit(item) for item in items))
+        await self.submit(*items)
 
     async def _write_loop(self) -> None:
         while True:
@@ -151,7 +151,7 @@ class StoreAndForwardBuffer:
             if not batch:
                 continue
             try:
-                await self._run(self._insert, [item for item, _ in batch])
+                await self._run(self._insert, [item for items, _ in batch for item in items])
             except BufferStorageError as exc:
                 logger.error("%s", exc)
                 for _, future in batch:
@@ -288,7 +288,7 @@ class StoreAndForwardBuffer:
     @property
     def depth(self) -> int:
         """Messages stored and not yet acknowledged by the broker."""
-        return self._rows + len(self._pending)
+        return self._rows + sum(len(items) for items, _ in self._pending)
 
     @property
     def size_bytes(self) -> int:

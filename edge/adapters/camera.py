@@ -1,0 +1,362 @@
+"""A checkpoint camera read through OpenCV: an RTSP (or other) stream, an HTTP snapshot URL or a video file.
+
+One worker thread per camera opens the source, reads frames at ``fps`` and hands each frame, with
+the clock at the moment it was read, to the frame sink (the detection pipeline), in that thread.
+Only the observations the sink returns cross to the event loop; frames never leave the gateway.
+
+* ``http://`` and ``https://`` sources are snapshot URLs: one JPEG fetched with urllib per frame.
+* Other URLs (``rtsp://`` ...) are live streams: every frame is grabbed, so the decoder's buffer never
+  goes stale, and only one every ``1/fps`` seconds is decoded and handed on.
+* Anything else is a video file, played at ``fps`` and rewound at its end (a demo and test source).
+
+When the source cannot be opened or stops delivering frames the adapter emits
+``DeviceStatus(online=False)`` once, retries with exponential backoff, and emits
+``DeviceStatus(online=True)`` with the first frame after that (and with the very first frame of a run:
+a camera's state is unknown until then). Credentials and query strings never appear in reasons or logs.
+"""
+
+import asyncio
+import base64
+import logging
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, Self
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edge.adapters.base import DeviceStatus, Emit, Observation
+from edge.errors import EdgeError
+from edge.settings import DeviceSpec
+from protocol.reconnect import Backoff
+
+logger = logging.getLogger(__name__)
+
+Frame = NDArray[np.uint8]
+FrameSink = Callable[[Frame, int], list[Observation]]
+"""Called in the capture thread with each frame and the clock when it was read; returns observations."""
+
+_SNAPSHOT_LIMIT_BYTES = 16 * 1024 * 1024
+_REASON_LIMIT = 200  # DeviceStatus reasons become short wire texts
+
+
+def no_detection(frame: Frame, ts: int) -> list[Observation]:
+    """The default frame sink: looks at nothing, reports nothing."""
+    return []
+
+
+class CameraUnavailableError(EdgeError):
+    """A camera source could not be opened, or stopped delivering frames."""
+
+
+class FrameSource(Protocol):
+    """An open camera source, used only from its capture thread."""
+
+    @property
+    def live(self) -> bool:
+        """Whether frames arrive at the camera's own pace (and must all be grabbed to stay current)."""
+        ...
+
+    def grab(self) -> None:
+        """Move to the next frame, blocking until it is there; raises CameraUnavailableError."""
+        ...
+
+    def retrieve(self) -> Frame:
+        """Decode the frame last grabbed (BGR); raises CameraUnavailableError."""
+        ...
+
+    def release(self) -> None: ...
+
+
+CaptureOpener = Callable[[str, float], FrameSource]
+"""Opens a source (as declared) with a timeout in seconds; raises when it cannot."""
+
+
+def redact(source: str) -> str:
+    """The source fit for logs: a URL without user, password or query; a path unchanged."""
+    if "://" not in source:
+        return source
+    parts = urllib.parse.urlsplit(source)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port is not None else ""
+    query = "?..." if parts.query else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}{query}"
+
+
+def is_snapshot_url(source: str) -> bool:
+    return source.lower().startswith(("http://", "https://"))
+
+
+class VideoCaptureSource:
+    """A stream or video file read with ``cv2.VideoCapture`` (FFmpeg); a file is rewound at its end."""
+
+    def __init__(self, source: str, timeout_s: float) -> None:
+        self._source = source
+        self._timeout_ms = max(1, round(timeout_s * 1000))
+        self._live = "://" in source and not source.lower().startswith("file:")
+        self._frames = 0
+        self._capture = self._open()
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    def _open(self) -> cv2.VideoCapture:
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self._timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self._timeout_ms]
+        capture = cv2.VideoCapture(self._source, cv2.CAP_FFMPEG, timeouts)
+        if not capture.isOpened():
+            capture.release()
+            raise CameraUnavailableError(f"cannot open {redact(self._source)}")
+        return capture
+
+    def grab(self) -> None:
+        if self._capture.grab():
+            self._frames += 1
+            return
+        if self._live:
+            raise CameraUnavailableError("stream ended or timed out")
+        if self._frames == 0:
+            raise CameraUnavailableError("no frame in the file")
+        self._capture.release()
+        self._frames = 0
+        self._capture = self._open()  # rewind; fails if the file has gone
+        self.grab()
+
+    def retrieve(self) -> Frame:
+        ok, frame = self._capture.retrieve()
+        if not ok or frame is None:
+            raise CameraUnavailableError("cannot decode the frame")
+        return np.asarray(frame, dtype=np.uint8)
+
+    def release(self) -> None:
+        self._capture.release()
+
+
+class SnapshotSource:
+    """An HTTP(S) snapshot URL: each grab fetches one JPEG (``user:password@`` becomes basic auth)."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        parts = urllib.parse.urlsplit(url)
+        netloc = parts.hostname or ""
+        if parts.port is not None:
+            netloc = f"{netloc}:{parts.port}"
+        self._request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=netloc)))  # noqa: S310 - scheme checked by the opener
+        if parts.username is not None:
+            user = urllib.parse.unquote(parts.username)
+            password = urllib.parse.unquote(parts.password or "")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            self._request.add_header("Authorization", f"Basic {token}")
+        self._url = redact(url)
+        self._timeout_s = timeout_s
+        self._jpeg = b""
+
+    @property
+    def live(self) -> bool:
+        return False
+
+    def grab(self) -> None:
+        try:
+            with urllib.request.urlopen(self._request, timeout=self._timeout_s) as response:  # noqa: S310 - http(s) only
+                body: bytes = response.read(_SNAPSHOT_LIMIT_BYTES + 1)
+        except urllib.error.HTTPError as exc:
+            raise CameraUnavailableError(f"{self._url} answered HTTP {exc.code}") from exc
+        except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections
+            raise CameraUnavailableError(f"cannot fetch {self._url}: {exc}") from exc
+        if len(body) > _SNAPSHOT_LIMIT_BYTES:
+            raise CameraUnavailableError(f"{self._url} sent more than {_SNAPSHOT_LIMIT_BYTES} bytes")
+        self._jpeg = body
+
+    def retrieve(self) -> Frame:
+        frame = cv2.imdecode(np.frombuffer(self._jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise CameraUnavailableError(f"{self._url} did not send an image")
+        return np.asarray(frame, dtype=np.uint8)
+
+    def release(self) -> None:
+        self._jpeg = b""
+
+
+def open_capture(source: str, timeout_s: float) -> FrameSource:
+    """The default opener: HTTP(S) URLs are snapshot URLs, anything else goes to OpenCV."""
+    if is_snapshot_url(source):
+        return SnapshotSource(source, timeout_s)
+    return VideoCaptureSource(source, timeout_s)
+
+
+class CameraParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    source: str = Field(min_length=1, description="rtsp://... stream, http(s):// snapshot URL, or a video file.")
+    fps: float = Field(default=2.0, gt=0, le=30, description="Frames handed to the detector per second.")
+    backoff_min_s: float = Field(default=1.0, gt=0, le=600, description="First retry delay after a failure.")
+    backoff_max_s: float = Field(default=60.0, gt=0, le=3_600, description="Retry delays grow up to this.")
+    read_timeout_s: float = Field(default=10.0, gt=0, le=300, description="Opening or reading longer fails.")
+
+    @model_validator(mode="after")
+    def _backoff_bounds(self) -> Self:
+        if self.backoff_min_s > self.backoff_max_s:
+            raise ValueError("backoff_min_s must not exceed backoff_max_s")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class _SinkFailed:
+    error: Exception
+
+
+_Posted = Observation | _SinkFailed
+
+
+class CameraAdapter:
+    """Reads one camera in its own thread; emits its status and what the frame sink reports."""
+
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        clock: Callable[[], int],
+        *,
+        frame_sink: FrameSink = no_detection,
+        opener: CaptureOpener = open_capture,
+    ) -> None:
+        self.params = CameraParams.model_validate(spec.params)
+        self._spec = spec
+        self._clock = clock
+        self._sink = frame_sink
+        self._opener = opener
+        self._thread: threading.Thread | None = None
+
+    @property
+    def spec(self) -> DeviceSpec:
+        return self._spec
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The capture thread of the current (or last) run."""
+        return self._thread
+
+    async def run(self, emit: Emit) -> None:
+        loop = asyncio.get_running_loop()
+        posted: asyncio.Queue[_Posted] = asyncio.Queue()
+        stop = threading.Event()
+
+        def post(item: _Posted) -> None:
+            try:
+                loop.call_soon_threadsafe(posted.put_nowait, item)
+            except RuntimeError:  # the loop closed before the thread noticed the stop
+                logger.debug("camera %s: dropped %r after the loop closed", self._spec.id, item)
+
+        worker = _CaptureWorker(self._spec.id, self.params, self._clock, self._sink, self._opener, post)
+        thread = threading.Thread(target=worker.run, args=(stop,), name=f"camera-{self._spec.id}", daemon=True)
+        self._thread = thread
+        thread.start()
+        try:
+            while True:
+                item = await posted.get()
+                if isinstance(item, _SinkFailed):
+                    raise item.error
+                emit(item)
+        finally:
+            stop.set()
+            # Waits at most about read_timeout_s (a read in progress), so the source is released before
+            # a restarted run opens it again (cameras often allow few sessions).
+            await asyncio.to_thread(thread.join)
+
+
+class _CaptureWorker:
+    """The capture thread's loop: open, stream, and on failure report once and retry with backoff."""
+
+    def __init__(
+        self,
+        device_id: str,
+        params: CameraParams,
+        clock: Callable[[], int],
+        sink: FrameSink,
+        opener: CaptureOpener,
+        post: Callable[[_Posted], None],
+    ) -> None:
+        self._device_id = device_id
+        self._params = params
+        self._clock = clock
+        self._sink = sink
+        self._opener = opener
+        self._post = post
+        self._backoff = Backoff(base_s=params.backoff_min_s, cap_s=params.backoff_max_s)
+        self._online: bool | None = None  # unknown until the first frame or failure
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                source = self._opener(self._params.source, self._params.read_timeout_s)
+            except Exception as exc:
+                reason = _describe(exc)
+            else:
+                try:
+                    reason = self._stream(source, stop)
+                except _SinkError as exc:
+                    self._post(_SinkFailed(exc.error))
+                    return
+                finally:
+                    source.release()
+            if stop.is_set():
+                return
+            self._went_offline(reason)
+            stop.wait(self._backoff.next_delay())
+
+    def _stream(self, source: FrameSource, stop: threading.Event) -> str:
+        """Read until stopped or the source fails; returns why it failed (or "stopped")."""
+        period_s = 1.0 / self._params.fps
+        due = time.monotonic()
+        while not stop.is_set():
+            try:
+                source.grab()
+                if source.live and time.monotonic() < due:
+                    continue
+                frame = source.retrieve()
+            except Exception as exc:
+                return _describe(exc)
+            read_at = time.monotonic()
+            ts = self._clock()
+            self._came_online(ts)
+            try:
+                observations = self._sink(frame, ts)
+            except Exception as exc:
+                raise _SinkError(exc) from exc
+            for observation in observations:
+                self._post(observation)
+            due = read_at + period_s  # at most fps, and a late frame is not made up for with a burst
+            if not source.live:
+                stop.wait(due - time.monotonic())
+        return "stopped"
+
+    def _came_online(self, ts: int) -> None:
+        if self._online is not True:
+            self._online = True
+            self._backoff.reset()
+            logger.info("camera %s online", self._device_id)
+            self._post(DeviceStatus(self._device_id, ts, online=True, reason="receiving frames"))
+
+    def _went_offline(self, reason: str) -> None:
+        if self._online is not False:
+            self._online = False
+            logger.warning("camera %s offline: %s", self._device_id, reason)
+            self._post(DeviceStatus(self._device_id, self._clock(), online=False, reason=reason))
+
+
+class _SinkError(Exception):
+    """The frame sink raised: that is a bug to surface, not a camera going offline."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) if isinstance(exc, CameraUnavailableError) else f"{type(exc).__name__}: {exc}"
+    return text[:_REASON_LIMIT]

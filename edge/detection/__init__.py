@@ -1,0 +1,8 @@
+"""On-gateway camera analytics: motion per zone, line-crossing counts and camera-tamper checks.
+
+Frames are analysed in memory at a reduced resolution and never leave the gateway; what leaves is
+:class:`edge.adapters.base.Detected` observations carrying numbers (scores, thresholds, counts).
+Nothing here recognises faces or identifies people: blobs are counted anonymously and forgotten.
+:class:`edge.detection.pipeline.FramePipeline` is the entry point; settings live in
+:mod:`edge.detection.config`.
+"""

@@ -1,0 +1,362 @@
+"""The camera adapter on real local sources: generated video files (MJPG in AVI), a local HTTP
+snapshot server, and addresses nothing answers. Frame ``i`` of a generated file is a flat image of
+brightness ``20 * i``, so the sink can tell which frame it was given.
+"""
+
+import asyncio
+import base64
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.adapters.base import DeviceStatus, Measured, Observation
+from edge.adapters.camera import CameraAdapter, CaptureOpener, Frame, FrameSource, open_capture
+from edge.settings import DeviceKind, DeviceSpec, DriverKind
+
+LIVENESS_S = 10.0
+SIZE = (64, 48)  # width, height
+BRIGHTNESS_STEP = 20
+
+
+class FakeClock:
+    def __init__(self, now_ms: int = 5_000) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+class Collector:
+    """An ``emit`` callback that lets a test wait for observations."""
+
+    def __init__(self) -> None:
+        self.observations: list[Observation] = []
+        self._arrived = asyncio.Event()
+
+    def __call__(self, observation: Observation) -> None:
+        self.observations.append(observation)
+        self._arrived.set()
+
+    async def wait_until(self, condition: Callable[[list[Observation]], bool]) -> list[Observation]:
+        async with asyncio.timeout(LIVENESS_S):
+            while not condition(self.observations):
+                self._arrived.clear()
+                await self._arrived.wait()
+        return list(self.observations)
+
+    def statuses(self) -> list[DeviceStatus]:
+        return [o for o in self.observations if isinstance(o, DeviceStatus)]
+
+    def brightness(self) -> list[float]:
+        return [o.value for o in self.observations if isinstance(o, Measured)]
+
+
+class BrightnessSink:
+    """A frame sink reporting each frame's mean brightness; records when (monotonic) and in which thread."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.threads: set[str] = set()
+        self.shapes: set[tuple[int, ...]] = set()
+
+    def __call__(self, frame: Frame, ts: int) -> list[Observation]:
+        self.times.append(time.monotonic())
+        self.threads.add(threading.current_thread().name)
+        self.shapes.add(frame.shape)
+        return [Measured("cam-1", "brightness", round(float(frame.mean())), ts)]
+
+
+class TrackedSource:
+    """Wraps a real source to see whether it is released."""
+
+    def __init__(self, inner: FrameSource) -> None:
+        self._inner = inner
+        self.released = False
+
+    @property
+    def live(self) -> bool:
+        return self._inner.live
+
+    def grab(self) -> None:
+        self._inner.grab()
+
+    def retrieve(self) -> Frame:
+        return self._inner.retrieve()
+
+    def release(self) -> None:
+        self.released = True
+        self._inner.release()
+
+
+class TrackingOpener:
+    """The real opener, counting attempts and keeping what it opened."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.opened: list[TrackedSource] = []
+
+    def __call__(self, source: str, timeout_s: float) -> FrameSource:
+        self.attempts += 1
+        tracked = TrackedSource(open_capture(source, timeout_s))
+        self.opened.append(tracked)
+        return tracked
+
+
+def write_video(path: Path, frames: int) -> Path:
+    """An MJPG AVI whose frame ``i`` is flat grey of brightness ``20 * i``; written elsewhere, then moved in."""
+    staging = path.parent / "staging"
+    staging.mkdir(exist_ok=True)
+    partial = staging / path.name
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, SIZE)
+    assert writer.isOpened()
+    for index in range(frames):
+        writer.write(np.full((SIZE[1], SIZE[0], 3), BRIGHTNESS_STEP * index, dtype=np.uint8))
+    writer.release()
+    os.replace(partial, path)
+    return path
+
+
+def camera_spec(source: str, **params: float) -> DeviceSpec:
+    values: dict[str, float | str] = {"source": source, "backoff_min_s": 0.01, "backoff_max_s": 0.05}
+    values.update(params)
+    return DeviceSpec(kind=DeviceKind.CHECKPOINT_CAMERA, id="cam-1", driver=DriverKind.CAMERA, params=values)
+
+
+def camera(
+    source: str,
+    *,
+    sink: BrightnessSink | None = None,
+    opener: CaptureOpener = open_capture,
+    clock: Callable[[], int] | None = None,
+    **params: float,
+) -> CameraAdapter:
+    return CameraAdapter(
+        camera_spec(source, **params),
+        clock or FakeClock(),
+        frame_sink=sink or BrightnessSink(),
+        opener=opener,
+    )
+
+
+@asynccontextmanager
+async def running(adapter: CameraAdapter, emit: Callable[[Observation], None]) -> AsyncIterator[None]:
+    task = asyncio.create_task(adapter.run(emit))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def close_to(values: list[float], expected: list[int]) -> bool:
+    return len(values) == len(expected) and all(abs(v - e) <= 3 for v, e in zip(values, expected, strict=True))
+
+
+async def test_frames_from_a_file_reach_the_sink_in_order_at_the_configured_rate(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "gate.avi", frames=10)
+    sink = BrightnessSink()
+    fps = 20.0
+    adapter = camera(str(video), sink=sink, fps=fps)
+    collector = Collector()
+
+    async with running(adapter, collector):
+        await collector.wait_until(lambda _: len(collector.brightness()) >= 6)
+
+    assert collector.observations[0] == DeviceStatus("cam-1", 5_000, online=True, reason="receiving frames")
+    assert close_to(collector.brightness()[:6], [0, 20, 40, 60, 80, 100])
+    assert all(isinstance(o, Measured) and o.ts == 5_000 for o in collector.observations[1:])
+    assert sink.shapes == {(SIZE[1], SIZE[0], 3)}
+    assert sink.threads == {"camera-cam-1"}  # never on the event loop's thread
+    intervals = np.diff(sink.times[:6])
+    assert all(interval >= 0.9 / fps for interval in intervals)  # paced, not read as fast as possible
+
+
+async def test_a_file_is_rewound_at_its_end_without_going_offline(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "short.avi", frames=3)
+    adapter = camera(str(video), fps=30.0)
+    collector = Collector()
+
+    async with running(adapter, collector):
+        await collector.wait_until(lambda _: len(collector.brightness()) >= 7)
+
+    assert close_to(collector.brightness()[:7], [0, 20, 40, 0, 20, 40, 0])
+    assert [s.online for s in collector.statuses()] == [True]
+
+
+async def test_a_missing_file_is_reported_offline_once_and_online_when_it_appears(tmp_path: Path) -> None:
+    path = tmp_path / "late.avi"
+    opener = TrackingOpener()
+    adapter = camera(str(path), opener=opener, fps=30.0)
+    collector = Collector()
+
+    async with running(adapter, collector):
+        await collector.wait_until(lambda _: len(collector.statuses()) >= 1)
+        attempts = opener.attempts
+        async with asyncio.timeout(LIVENESS_S):
+            while opener.attempts < attempts + 3:  # noqa: ASYNC110 - it keeps retrying (in its thread) ...
+                await asyncio.sleep(0.01)
+        assert len(collector.statuses()) == 1  # ... without repeating itself
+        write_video(path, frames=3)
+        await collector.wait_until(lambda _: len(collector.brightness()) >= 2)
+
+    offline, online = collector.statuses()
+    assert offline.online is False
+    assert offline.reason == f"cannot open {path}"
+    assert online == DeviceStatus("cam-1", 5_000, online=True, reason="receiving frames")
+
+
+async def test_a_source_that_drops_goes_offline_and_back_online(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "flaky.avi", frames=3)
+    adapter = camera(str(path), fps=30.0)
+    collector = Collector()
+
+    async with running(adapter, collector):
+        await collector.wait_until(lambda _: len(collector.brightness()) >= 1)
+        path.unlink()  # at its end the file cannot be reopened
+        await collector.wait_until(lambda _: len(collector.statuses()) >= 2)
+        write_video(path, frames=3)
+        await collector.wait_until(lambda _: len(collector.statuses()) >= 3)
+
+    assert [(s.online, s.reason) for s in collector.statuses()] == [
+        (True, "receiving frames"),
+        (False, f"cannot open {path}"),
+        (True, "receiving frames"),
+    ]
+
+
+async def test_stream_credentials_stay_out_of_the_offline_reason() -> None:
+    # Nothing listens on the discard port: FFmpeg's connection is refused at once.
+    adapter = camera("rtsp://viewer:s3cret@127.0.0.1:9/stream?token=abc", read_timeout_s=1.0)
+    collector = Collector()
+
+    async with running(adapter, collector):
+        await collector.wait_until(lambda _: len(collector.statuses()) >= 1)
+
+    (status,) = collector.statuses()
+    assert status.online is False
+    assert status.reason == "cannot open rtsp://127.0.0.1:9/stream?..."
+
+
+class SnapshotServer:
+    """A local HTTP camera: /snapshot.jpg is public, /private.jpg needs basic auth, the rest is 404."""
+
+    def __init__(self) -> None:
+        ok, jpeg = cv2.imencode(".jpg", np.full((SIZE[1], SIZE[0], 3), 120, dtype=np.uint8))
+        assert ok
+        self.jpeg = jpeg.tobytes()
+        self.credentials = "Basic " + base64.b64encode(b"viewer:s3cret").decode("ascii")
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                public = self.path == "/snapshot.jpg"
+                private = self.path == "/private.jpg"
+                if private and self.headers.get("Authorization") != server.credentials:
+                    self.send_error(401)
+                elif public or private:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/jpeg")
+                    self.send_header("Content-Length", str(len(server.jpeg)))
+                    self.end_headers()
+                    self.wfile.write(server.jpeg)
+                else:
+                    self.send_error(404)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+
+
+@pytest.fixture
+def snapshot_server() -> Iterator[SnapshotServer]:
+    server = SnapshotServer()
+    server.thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+    server.thread.join()
+
+
+async def test_snapshots_are_fetched_and_decoded(snapshot_server: SnapshotServer) -> None:
+    sink = BrightnessSink()
+    adapter = camera(f"{snapshot_server.url}/snapshot.jpg", sink=sink, fps=20.0)
+    collector = Collector()
+
+    async with running(adapter, collector):
+        await collector.wait_until(lambda _: len(collector.brightness()) >= 3)
+
+    assert close_to(collector.brightness()[:3], [120, 120, 120])
+    assert sink.shapes == {(SIZE[1], SIZE[0], 3)}
+
+
+async def test_snapshot_credentials_in_the_url_are_sent_as_basic_auth(snapshot_server: SnapshotServer) -> None:
+    url = snapshot_server.url.replace("http://", "http://viewer:s3cret@")
+    adapter = camera(f"{url}/private.jpg", fps=20.0)
+    collector = Collector()
+
+    async with running(adapter, collector):
+        await collector.wait_until(lambda _: len(collector.brightness()) >= 1)
+
+    assert [s.online for s in collector.statuses()] == [True]
+
+
+async def test_a_failing_snapshot_url_is_offline_with_a_reason_free_of_secrets(
+    snapshot_server: SnapshotServer,
+) -> None:
+    url = snapshot_server.url.replace("http://", "http://viewer:s3cret@")
+    adapter = camera(f"{url}/missing.jpg?password=hunter2")
+    collector = Collector()
+
+    async with running(adapter, collector):
+        await collector.wait_until(lambda _: len(collector.statuses()) >= 1)
+
+    (status,) = collector.statuses()
+    assert status.online is False
+    assert status.reason == f"{snapshot_server.url}/missing.jpg?... answered HTTP 404"
+
+
+async def test_cancelling_run_stops_the_thread_and_releases_the_source(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "gate.avi", frames=10)
+    opener = TrackingOpener()
+    adapter = camera(str(video), opener=opener, fps=30.0)
+    collector = Collector()
+
+    async with running(adapter, collector):
+        await collector.wait_until(lambda _: len(collector.brightness()) >= 2)
+        thread = adapter.thread
+        assert thread is not None
+        assert thread.is_alive()
+
+    assert not thread.is_alive()
+    assert opener.opened
+    assert all(source.released for source in opener.opened)
+    settled = len(collector.observations)
+    await asyncio.sleep(0.05)
+    assert len(collector.observations) == settled  # nothing arrives after run() ended
+
+
+async def test_a_failing_frame_sink_fails_run_and_stops_the_thread(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "gate.avi", frames=3)
+
+    def broken_sink(frame: Frame, ts: int) -> list[Observation]:
+        raise ArithmeticError("detector bug")
+
+    adapter = CameraAdapter(camera_spec(str(video)), FakeClock(), frame_sink=broken_sink)
+
+    with pytest.raises(ArithmeticError, match="detector bug"):
+        await asyncio.wait_for(adapter.run(Collector()), LIVENESS_S)
+
+    assert adapter.thread is not None
+    assert not adapter.thread.is_alive()

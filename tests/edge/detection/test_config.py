@@ -1,0 +1,72 @@
+"""Detector settings: documented defaults, and refusal of anything malformed or unknown."""
+
+import pytest
+from pydantic import ValidationError
+
+from edge.detection.config import FULL_FRAME, DetectionSettings, Hold, LineSettings, MotionSettings, Zone
+
+
+def test_defaults_process_at_320x180_with_one_full_frame_zone_and_no_line() -> None:
+    settings = DetectionSettings()
+    assert (settings.processing.width, settings.processing.height) == (320, 180)
+    assert [zone.name for zone in settings.motion.zones] == ["scene"]
+    assert settings.motion.zones[0].polygon == FULL_FRAME
+    assert settings.line is None
+    assert settings.tamper.hold.raise_frames > 1
+
+
+def test_settings_load_from_plain_data_such_as_toml() -> None:
+    settings = DetectionSettings.model_validate(
+        {
+            "motion": {"zones": [{"name": "gate", "polygon": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.9]]}]},
+            "line": {"start": [0.2, 0.5], "end": [0.8, 0.5], "inside": [0.5, 0.9]},
+        }
+    )
+    assert settings.motion.zones[0].polygon[2] == (0.4, 0.9)
+    assert settings.line is not None
+    assert settings.line.inside == (0.5, 0.9)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"unknown": 1},
+        {"processing": {"width": 320, "colour": True}},
+        {"processing": {"blur_kernel": 4}},
+        {"motion": {"open_kernel": 2}},
+        {"motion": {"zones": []}},
+        {"tamper": {"defocus_ratio": 1.5}},
+        {"tamper": {"hold": {"raise_frames": 0}}},
+    ],
+)
+def test_unknown_or_out_of_range_settings_are_refused(data: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        DetectionSettings.model_validate(data)
+
+
+def test_zone_corners_must_be_normalized_and_at_least_three() -> None:
+    with pytest.raises(ValidationError):
+        Zone(name="gate", polygon=((0.0, 0.0), (1.2, 0.0), (1.0, 1.0)))
+    with pytest.raises(ValidationError):
+        Zone(name="gate", polygon=((0.0, 0.0), (1.0, 0.0)))
+    with pytest.raises(ValidationError):
+        Zone(name="Gate A", polygon=FULL_FRAME)
+
+
+def test_zone_names_must_be_unique() -> None:
+    zone = Zone(name="gate", polygon=FULL_FRAME)
+    with pytest.raises(ValidationError, match="unique"):
+        MotionSettings(zones=(zone, zone))
+
+
+def test_line_needs_length_and_an_inside_point_off_the_line() -> None:
+    with pytest.raises(ValidationError, match="apart"):
+        LineSettings(start=(0.5, 0.5), end=(0.5, 0.5))
+    with pytest.raises(ValidationError, match="inside"):
+        LineSettings(start=(0.5, 0.0), end=(0.5, 1.0), inside=(0.5, 0.3))
+    with pytest.raises(ValidationError, match="min_blob_area"):
+        LineSettings(min_blob_area=0.5, max_blob_area=0.1)
+
+
+def test_hold_defaults_report_after_three_frames_and_clear_after_ten_and_a_second() -> None:
+    assert Hold() == Hold(raise_frames=3, raise_s=0.0, clear_frames=10, clear_s=1.0)
