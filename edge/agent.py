@@ -6,6 +6,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from edge import AGENT_VERSION
+from edge.adapters.actuators import Actuator
 from edge.adapters.base import DeviceAdapter
 from edge.buffer import StoreAndForwardBuffer
 from edge.envelope import EnvelopeStamper
@@ -33,6 +34,7 @@ class GatewayAgent:
         *,
         clock: Callable[[], int] = utc_now_ms,
         health: HealthProbe | None = None,
+        sirens: Sequence[Actuator] = (),
     ) -> None:
         self.settings = settings
         self.config = settings.config
@@ -46,7 +48,9 @@ class GatewayAgent:
             self.stamper,
             self._store,
             self.telemetry.add,
+            sirens,
         )
+        self._sirens = list(sirens)
         self.uplink = Uplink(settings.broker, settings.village_id, self.stamper, self.buffer, AGENT_VERSION)
         self.store_failures = 0
 
@@ -81,6 +85,8 @@ class GatewayAgent:
             for task in [*tasks, stopper]:
                 task.cancel()
             results = await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            for siren in self._sirens:
+                await siren.close()
             await self.buffer.close()
         for result in results:
             if isinstance(result, Exception):

@@ -47,7 +47,7 @@ def run(
 
 
 async def _run(settings: EdgeSettings) -> None:
-    from edge.adapters.registry import build_adapter  # noqa: PLC0415 - keeps `--help` fast
+    from edge.adapters.registry import build_devices  # noqa: PLC0415 - keeps `--help` fast
     from edge.agent import GatewayAgent  # noqa: PLC0415
     from protocol.clock import utc_now_ms  # noqa: PLC0415
 
@@ -55,5 +55,6 @@ async def _run(settings: EdgeSettings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    agent = GatewayAgent(settings, [build_adapter(spec, utc_now_ms) for spec in settings.devices])
+    adapters, sirens = build_devices(settings.devices, utc_now_ms)
+    agent = GatewayAgent(settings, adapters, sirens=sirens)
     await agent.run(stop)

@@ -1,18 +1,38 @@
 """Local rules: what the gateway makes of each observation, without needing the uplink.
 
-A panic press becomes a critical alert (sent first) and a button event; a door change becomes an
-event; measurements go to the telemetry batcher.
+- A panic press: a critical alert (sent first), a button event, and every siren sounds at once.
+- A door change, PIR or camera motion, a line crossing: an event (crossings also count as
+  ``line_in``/``line_out`` telemetry).
+- Tamper (an opened enclosure, a cut wire, a covered/defocused/moved camera): a major alert when
+  it is raised, an event when raised or cleared.
+- A device going offline (a camera's stream lost): a major alert and an event; back online: an event.
+- Measurements go to the telemetry batcher.
+
+Alerts and events carry the observation's own timestamp and evidence, never a frame.
 """
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
-from edge.adapters.base import ButtonPressed, DoorChanged, Measured, Observation
+from edge.adapters.actuators import Actuator
+from edge.adapters.base import (
+    ButtonPressed,
+    Detected,
+    DeviceStatus,
+    DoorChanged,
+    Measured,
+    MotionSensed,
+    Observation,
+    TamperChanged,
+)
 from edge.envelope import EnvelopeStamper
 from edge.settings import DeviceKind, DeviceSpec
-from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Message, Severity
+from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Evidence, Message, Severity
 
 logger = logging.getLogger(__name__)
+
+SIREN_SECONDS = 60.0
 
 
 class LocalRules:
@@ -22,11 +42,14 @@ class LocalRules:
         stamper: EnvelopeStamper,
         send: Callable[[Message], None],
         measure: Callable[[Measured], None],
+        sirens: Sequence[Actuator] = (),
     ) -> None:
         self._devices = devices
         self._stamper = stamper
         self._send = send
         self._measure = measure
+        self._sirens = list(sirens)
+        self._siren_tasks: set[asyncio.Task[None]] = set()
 
     def handle(self, observation: Observation) -> None:
         match observation:
@@ -34,9 +57,19 @@ class LocalRules:
                 self._on_press(observation)
             case DoorChanged():
                 kind = EventKind.DOOR_OPENED if observation.is_open else EventKind.DOOR_CLOSED
-                self._send(
-                    DeviceEvent(**self._stamper.stamp(observation.ts), device_id=observation.device_id, kind=kind)
-                )
+                self._event(observation.device_id, observation.ts, kind)
+            case MotionSensed():
+                self._event(observation.device_id, observation.ts, EventKind.MOTION)
+            case TamperChanged():
+                evidence: Evidence = {"tampered": observation.tampered, "reason": observation.reason}
+                if observation.tampered:
+                    self._alert(observation.device_id, observation.ts, AlertKind.DEVICE_TAMPER, Severity.MAJOR,
+                                evidence, f"{observation.device_id}: {observation.reason}")  # fmt: skip
+                self._event(observation.device_id, observation.ts, EventKind.DEVICE_TAMPER, evidence)
+            case Detected():
+                self._on_detection(observation)
+            case DeviceStatus():
+                self._on_status(observation)
             case Measured():
                 self._measure(observation)
 
@@ -45,24 +78,69 @@ class LocalRules:
         if spec is None:
             logger.warning("press from undeclared device %s ignored", press.device_id)
             return
-        evidence: dict[str, float | int | bool | str] = {"held_ms": press.held_ms}
+        evidence: Evidence = {"held_ms": press.held_ms}
         if spec.kind is DeviceKind.PANIC_BUTTON:
-            self._send(
-                Alert(
-                    **self._stamper.stamp(press.ts),
-                    device_id=press.device_id,
-                    kind=AlertKind.PANIC,
-                    severity=Severity.CRITICAL,
-                    grid_id=spec.grid_id,
-                    evidence=evidence,
-                    summary=f"panic button {press.device_id} pressed",
-                )
-            )
+            self._sound_sirens()
+            self._alert(press.device_id, press.ts, AlertKind.PANIC, Severity.CRITICAL, evidence,
+                        f"panic button {press.device_id} pressed")  # fmt: skip
+        self._event(press.device_id, press.ts, EventKind.BUTTON_PRESSED, evidence)
+
+    def _on_detection(self, detected: Detected) -> None:
+        try:
+            kind = EventKind(detected.kind)
+        except ValueError:
+            logger.warning("unknown detection %r from %s ignored", detected.kind[:40], detected.device_id)
+            return
+        evidence: Evidence = dict(detected.evidence)
+        if kind is EventKind.CAMERA_TAMPER and evidence.get("state") == "raised":
+            self._alert(detected.device_id, detected.ts, AlertKind.CAMERA_TAMPER, Severity.MAJOR, evidence,
+                        f"camera {detected.device_id} tampered: {evidence.get('reason', 'unknown')}")  # fmt: skip
+        if kind is EventKind.LINE_CROSSING:
+            direction = "line_in" if evidence.get("direction") == "in" else "line_out"
+            self._measure(Measured(detected.device_id, direction, 1.0, detected.ts))
+        self._event(detected.device_id, detected.ts, kind, evidence)
+
+    def _on_status(self, status: DeviceStatus) -> None:
+        evidence: Evidence = {"reason": status.reason}
+        if status.online:
+            self._event(status.device_id, status.ts, EventKind.DEVICE_ONLINE, evidence)
+            return
+        spec = self._devices.get(status.device_id)
+        kind = (
+            AlertKind.CAMERA_OFFLINE
+            if spec is None or spec.kind is DeviceKind.CHECKPOINT_CAMERA
+            else AlertKind.NODE_SILENT
+        )
+        self._alert(status.device_id, status.ts, kind, Severity.MAJOR, evidence,
+                    f"{status.device_id} offline: {status.reason}")  # fmt: skip
+        self._event(status.device_id, status.ts, EventKind.DEVICE_OFFLINE, evidence)
+
+    def _sound_sirens(self) -> None:
+        for siren in self._sirens:
+            task = asyncio.get_running_loop().create_task(siren.sound(SIREN_SECONDS))
+            self._siren_tasks.add(task)
+            task.add_done_callback(self._siren_done)
+
+    def _siren_done(self, task: "asyncio.Task[None]") -> None:
+        self._siren_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("a siren failed to sound: %s", task.exception())
+
+    def _alert(
+        self, device_id: str, ts: int, kind: AlertKind, severity: Severity, evidence: Evidence, summary: str
+    ) -> None:
+        spec = self._devices.get(device_id)
         self._send(
-            DeviceEvent(
-                **self._stamper.stamp(press.ts),
-                device_id=press.device_id,
-                kind=EventKind.BUTTON_PRESSED,
+            Alert(
+                **self._stamper.stamp(ts),
+                device_id=device_id,
+                kind=kind,
+                severity=severity,
+                grid_id=spec.grid_id if spec else None,
                 evidence=evidence,
+                summary=summary[:256],
             )
         )
+
+    def _event(self, device_id: str, ts: int, kind: EventKind, evidence: Evidence | None = None) -> None:
+        self._send(DeviceEvent(**self._stamper.stamp(ts), device_id=device_id, kind=kind, evidence=evidence or {}))

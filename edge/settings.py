@@ -12,6 +12,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edge.detection.config import DetectionSettings
 from edge.errors import EdgeConfigError
 from protocol.identifiers import DeviceId, GatewayId, GridId, VillageId
 from protocol.messages import GatewayConfig
@@ -68,6 +69,15 @@ class DeviceSpec(BaseModel):
     params: dict[str, ParamValue] = Field(
         default_factory=dict, description="Driver parameters; each adapter validates its own strictly."
     )
+    detection: DetectionSettings | None = Field(
+        default=None, description="Cameras only: zones, the counting line and tamper thresholds."
+    )
+
+    @model_validator(mode="after")
+    def _detection_is_for_cameras(self) -> Self:
+        if self.detection is not None and self.kind is not DeviceKind.CHECKPOINT_CAMERA:
+            raise ValueError(f"device {self.id}: only cameras take detection settings")
+        return self
 
 
 class EdgeSettings(BaseSettings):

@@ -94,6 +94,9 @@ class EventKind(StrEnum):
     MOTION = "motion"
     LINE_CROSSING = "line_crossing"
     CAMERA_TAMPER = "camera_tamper"
+    DEVICE_TAMPER = "device_tamper"
+    DEVICE_OFFLINE = "device_offline"
+    DEVICE_ONLINE = "device_online"
 
 
 class DeviceEvent(Envelope):
@@ -110,6 +113,7 @@ class AlertKind(StrEnum):
     DOOR_HELD_OPEN = "door_held_open"
     CAMERA_TAMPER = "camera_tamper"
     CAMERA_OFFLINE = "camera_offline"
+    DEVICE_TAMPER = "device_tamper"
     NODE_SILENT = "node_silent"
     INTRUSION = "intrusion"
 

@@ -4,19 +4,19 @@ Each driver's module is imported only when a device needs it, so a gateway witho
 loads OpenCV. Invalid parameters, and kinds a driver cannot serve, are EdgeConfigErrors naming the device.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from edge.adapters.actuators import Actuator
-from edge.adapters.base import DeviceAdapter
+from edge.adapters.base import DeviceAdapter, Observation
 from edge.adapters.simulated import build_simulated
 from edge.errors import EdgeConfigError
 from edge.settings import DeviceKind, DeviceSpec, DriverKind
 
 if TYPE_CHECKING:
-    from edge.adapters.camera import CaptureOpener, FrameSink
+    from edge.adapters.camera import CaptureOpener, Frame, FrameSink
     from edge.adapters.gpio import PinFactory
 
 
@@ -39,6 +39,15 @@ def build_adapter(
         return build_simulated(spec, clock)
     except ValidationError as exc:
         raise _invalid_params(spec, exc) from exc
+
+
+def build_devices(
+    specs: "Sequence[DeviceSpec]", clock: Callable[[], int], *, pin_factory: "PinFactory | None" = None
+) -> tuple[list[DeviceAdapter], list[Actuator]]:
+    """Every declared device: inputs as adapters, sirens as actuators."""
+    adapters = [build_adapter(s, clock, pin_factory=pin_factory) for s in specs if s.kind is not DeviceKind.SIREN]
+    actuators = [build_actuator(s, pin_factory=pin_factory) for s in specs if s.kind is DeviceKind.SIREN]
+    return adapters, actuators
 
 
 def build_actuator(spec: DeviceSpec, *, pin_factory: "PinFactory | None" = None) -> Actuator:
@@ -75,9 +84,23 @@ def _build_camera(
 ) -> DeviceAdapter:
     if spec.kind is not DeviceKind.CHECKPOINT_CAMERA:
         raise EdgeConfigError(f"device {spec.id}: the camera driver reads cameras, not a {spec.kind}")
-    from edge.adapters.camera import CameraAdapter, no_detection, open_capture  # noqa: PLC0415 - see module doc
+    from edge.adapters.camera import CameraAdapter, open_capture  # noqa: PLC0415 - see module doc
 
-    return CameraAdapter(spec, clock, frame_sink=frame_sink or no_detection, opener=capture_opener or open_capture)
+    return CameraAdapter(
+        spec, clock, frame_sink=frame_sink or detection_sink(spec), opener=capture_opener or open_capture
+    )
+
+
+def detection_sink(spec: DeviceSpec) -> "FrameSink":
+    """The camera's frames through its detection pipeline (zones, line, tamper from ``spec.detection``)."""
+    from edge.detection.pipeline import FramePipeline  # noqa: PLC0415 - OpenCV only where a camera is
+
+    pipeline = FramePipeline(spec.id, spec.detection)
+
+    def sink(frame: "Frame", ts: int) -> list[Observation]:
+        return list(pipeline.process(frame, ts).detections)
+
+    return sink
 
 
 def _invalid_params(spec: DeviceSpec, exc: ValidationError) -> EdgeConfigError:

@@ -1,14 +1,25 @@
 """Local rules: a panic press raises a critical alert first, door changes become events, measurements go on."""
 
+import asyncio
 from pathlib import Path
 
 import pytest
+from gpiozero.pins.mock import MockFactory
 
-from edge.adapters.base import ButtonPressed, DoorChanged, Measured
+from edge.adapters.base import (
+    ButtonPressed,
+    Detected,
+    DeviceStatus,
+    DoorChanged,
+    Measured,
+    MotionSensed,
+    TamperChanged,
+)
+from edge.adapters.gpio import GpioSiren
 from edge.envelope import EnvelopeStamper
 from edge.rules import LocalRules
 from edge.sequence import SequenceCounter
-from edge.settings import DeviceKind, DeviceSpec
+from edge.settings import DeviceKind, DeviceSpec, DriverKind
 from protocol.codec import Decoder, Inbound, encode
 from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Message, Severity, channel_of
 from protocol.topics import gateway_topic
@@ -118,3 +129,93 @@ def test_every_message_the_rules_send_is_a_valid_wire_message(rules: LocalRules,
         assert isinstance(result, Inbound), result
         assert result.message == message
     assert [m.seq for m in outbox.sent] == sorted({m.seq for m in outbox.sent})
+
+
+# --- tamper, detections, device status, sirens -------------------------------------------------
+
+
+def test_an_opened_enclosure_raises_a_device_tamper_alert_and_an_event(rules: LocalRules, outbox: Outbox) -> None:
+    rules.handle(TamperChanged("door-1", PRESSED_MS, tampered=True, reason="enclosure opened"))
+
+    alert, event = outbox.sent
+    assert isinstance(alert, Alert)
+    assert alert.kind is AlertKind.DEVICE_TAMPER
+    assert alert.severity is Severity.MAJOR
+    assert alert.grid_id == "grid-2"
+    assert alert.evidence == {"tampered": True, "reason": "enclosure opened"}
+    assert isinstance(event, DeviceEvent)
+    assert event.kind is EventKind.DEVICE_TAMPER
+
+
+def test_a_cleared_tamper_is_an_event_only(rules: LocalRules, outbox: Outbox) -> None:
+    rules.handle(TamperChanged("door-1", PRESSED_MS, tampered=False, reason="enclosure closed"))
+
+    [event] = outbox.sent
+    assert isinstance(event, DeviceEvent)
+    assert event.evidence == {"tampered": False, "reason": "enclosure closed"}
+
+
+def test_a_raised_camera_tamper_detection_becomes_an_alert_with_its_evidence(rules: LocalRules, outbox: Outbox) -> None:
+    evidence: dict[str, float | int | bool | str] = {"reason": "covered", "state": "raised", "score": 0.02}
+    rules.handle(Detected("camera-1", PRESSED_MS, "camera_tamper", evidence))
+
+    alert, event = outbox.sent
+    assert isinstance(alert, Alert)
+    assert alert.kind is AlertKind.CAMERA_TAMPER
+    assert alert.evidence == evidence
+    assert "covered" in alert.summary
+    assert isinstance(event, DeviceEvent)
+    assert event.kind is EventKind.CAMERA_TAMPER
+
+
+def test_a_line_crossing_is_an_event_and_a_count(rules: LocalRules, outbox: Outbox) -> None:
+    rules.handle(Detected("camera-1", PRESSED_MS, "line_crossing", {"direction": "in", "line": "gate"}))
+    rules.handle(Detected("camera-1", PRESSED_MS + 1, "line_crossing", {"direction": "out", "line": "gate"}))
+
+    assert [m.metric for m in outbox.measured] == ["line_in", "line_out"]
+    assert all(m.value == 1.0 for m in outbox.measured)
+    assert [e.kind for e in outbox.sent if isinstance(e, DeviceEvent)] == [EventKind.LINE_CROSSING] * 2
+    assert not [m for m in outbox.sent if isinstance(m, Alert)]
+
+
+def test_an_unknown_detection_kind_is_ignored(rules: LocalRules, outbox: Outbox) -> None:
+    rules.handle(Detected("camera-1", PRESSED_MS, "face_recognised", {}))
+    assert outbox.sent == []
+
+
+def test_a_camera_going_offline_raises_camera_offline_and_coming_back_is_an_event(
+    rules: LocalRules, outbox: Outbox
+) -> None:
+    rules.handle(DeviceStatus("camera-1", PRESSED_MS, online=False, reason="stream lost"))
+    rules.handle(DeviceStatus("camera-1", PRESSED_MS + 5_000, online=True, reason="receiving frames"))
+
+    alert, offline, online = outbox.sent
+    assert isinstance(alert, Alert)
+    assert alert.kind is AlertKind.CAMERA_OFFLINE
+    assert isinstance(offline, DeviceEvent)
+    assert offline.kind is EventKind.DEVICE_OFFLINE
+    assert isinstance(online, DeviceEvent)
+    assert online.kind is EventKind.DEVICE_ONLINE
+
+
+def test_pir_motion_is_an_event(rules: LocalRules, outbox: Outbox) -> None:
+    rules.handle(MotionSensed("door-1", PRESSED_MS))
+    [event] = outbox.sent
+    assert isinstance(event, DeviceEvent)
+    assert event.kind is EventKind.MOTION
+
+
+async def test_a_panic_press_sounds_every_siren(tmp_path: Path, outbox: Outbox) -> None:
+    factory = MockFactory()
+    siren = GpioSiren(DeviceSpec(kind=DeviceKind.SIREN, id="siren-1", driver=DriverKind.GPIO, params={"pin": 18}),
+                      pin_factory=factory)  # fmt: skip
+    stamper = EnvelopeStamper(GATEWAY, SequenceCounter(tmp_path / "sequence"), lambda: NOW_MS)
+    rules = LocalRules(DEVICES, stamper, outbox.sent.append, outbox.measured.append, sirens=[siren])
+    try:
+        rules.handle(ButtonPressed("panic-1", PRESSED_MS, held_ms=300))
+        await asyncio.sleep(0)  # the siren is switched on by a task of the event loop
+        await asyncio.sleep(0)
+        assert siren.is_on
+        assert factory.pin(18).state
+    finally:
+        await siren.close()

@@ -1,0 +1,77 @@
+"""A camera adapter reading a recorded clip, through its detection pipeline, into the local rules."""
+
+import asyncio
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edge.adapters.base import Measured
+from edge.adapters.registry import build_adapter
+from edge.detection.config import DetectionSettings, LineSettings
+from edge.envelope import EnvelopeStamper
+from edge.rules import LocalRules
+from edge.sequence import SequenceCounter
+from edge.settings import DeviceKind, DeviceSpec, DriverKind
+from protocol.clock import utc_now_ms
+from protocol.messages import DeviceEvent, EventKind, Message
+from tests.edge.detection.video import HEIGHT, WIDTH, Camera, crossing
+
+
+def _record_clip(path: Path) -> None:
+    camera = Camera()
+    movers = [
+        crossing("left_to_right", first_frame=30, lane_y=180),
+        crossing("right_to_left", first_frame=90, lane_y=180),
+    ]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (WIDTH, HEIGHT))
+    try:
+        for index in range(150):
+            writer.write(camera.frame(index, movers=movers))
+    finally:
+        writer.release()
+
+
+async def test_people_crossing_the_entrance_become_counted_line_crossing_events(tmp_path: Path) -> None:
+    clip = tmp_path / "entrance.avi"
+    _record_clip(clip)
+    spec = DeviceSpec(
+        kind=DeviceKind.CHECKPOINT_CAMERA,
+        id="cam-entrance",
+        driver=DriverKind.CAMERA,
+        params={"source": str(clip), "fps": 30.0},
+        detection=DetectionSettings(line=LineSettings()),
+    )
+    sent: list[Message] = []
+    counted: set[str] = set()
+    both_directions = asyncio.Event()
+
+    def count(measured: Measured) -> None:
+        counted.add(measured.metric)
+        if {"line_in", "line_out"} <= counted:
+            both_directions.set()
+
+    rules = LocalRules(
+        {spec.id: spec},
+        EnvelopeStamper("gw-dongshan", SequenceCounter(tmp_path / "sequence"), utc_now_ms),
+        sent.append,
+        count,
+    )
+    adapter = build_adapter(spec, utc_now_ms)
+    running = asyncio.create_task(adapter.run(rules.handle))
+    try:
+        await asyncio.wait_for(both_directions.wait(), 60)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+    crossings = [m for m in sent if isinstance(m, DeviceEvent) and m.kind is EventKind.LINE_CROSSING]
+    assert {c.evidence["direction"] for c in crossings} == {"in", "out"}
+    assert all(c.device_id == "cam-entrance" for c in crossings)
+    online = [m for m in sent if isinstance(m, DeviceEvent) and m.kind is EventKind.DEVICE_ONLINE]
+    assert online, "the camera reports itself online with its first frame"
+
+
+def test_detection_settings_are_for_cameras_only() -> None:
+    with pytest.raises(ValueError, match="only cameras take detection settings"):
+        DeviceSpec(kind=DeviceKind.DOOR_CONTACT, id="door-1", detection=DetectionSettings())
