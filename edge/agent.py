@@ -17,6 +17,7 @@ from edge.sequence import SequenceCounter
 from edge.settings import EdgeSettings
 from edge.telemetry import TelemetryBatcher
 from edge.uplink import Uplink
+from edge.watchdog import SystemdNotifier
 from protocol.clock import utc_now_ms
 from protocol.messages import Heartbeat, Message
 from protocol.reconnect import Backoff
@@ -35,6 +36,7 @@ class GatewayAgent:
         clock: Callable[[], int] = utc_now_ms,
         health: HealthProbe | None = None,
         sirens: Sequence[Actuator] = (),
+        notifier: SystemdNotifier | None = None,
     ) -> None:
         self.settings = settings
         self.config = settings.config
@@ -51,6 +53,7 @@ class GatewayAgent:
             sirens,
         )
         self._sirens = list(sirens)
+        self._notifier = notifier or SystemdNotifier()
         self.uplink = Uplink(settings.broker, settings.village_id, self.stamper, self.buffer, AGENT_VERSION)
         self.store_failures = 0
 
@@ -69,7 +72,10 @@ class GatewayAgent:
                 for adapter in self._adapters
             ),
         ]
+        if self._notifier.watchdog_interval_s is not None:
+            tasks.append(asyncio.create_task(self._notifier.keep_alive(), name="watchdog"))
         stopper = asyncio.create_task(stop.wait(), name="stop")
+        self._notifier.notify("READY=1")
         logger.info(
             "gateway %s of village %s starting with %d devices",
             self.settings.gateway_id,
@@ -79,6 +85,7 @@ class GatewayAgent:
         try:
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
             if stopper in done:
+                self._notifier.notify("STOPPING=1")
                 self._flush_telemetry()
                 await self.uplink.shutdown()
         finally:

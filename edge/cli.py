@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import signal
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +45,15 @@ def run(
     except EdgeError as exc:
         typer.echo(f"stopped: {exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+@app.command("unit")
+def unit() -> None:
+    """Print the systemd unit for the agent (Type=notify, watchdog, restart on failure).
+
+    Install it with: outpost gateway unit > /etc/systemd/system/outpost-gateway.service
+    """
+    typer.echo(files("edge").joinpath("systemd/outpost-gateway.service").read_text(encoding="utf-8"), nl=False)
 
 
 async def _run(settings: EdgeSettings) -> None:
