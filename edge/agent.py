@@ -19,7 +19,7 @@ from edge.telemetry import TelemetryBatcher
 from edge.uplink import Uplink
 from edge.watchdog import SystemdNotifier
 from protocol.clock import utc_now_ms
-from protocol.messages import Heartbeat, Message
+from protocol.messages import AdapterState, GatewayHealth, Heartbeat, Message
 from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ class GatewayAgent:
         self._notifier = notifier or SystemdNotifier()
         self.uplink = Uplink(settings.broker, settings.village_id, self.stamper, self.buffer, AGENT_VERSION)
         self.store_failures = 0
+        self._restarting: set[str | None] = set()
+        self._rtt_ms: float | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (then shut down cleanly) or the uplink is refused for good."""
@@ -66,7 +68,7 @@ class GatewayAgent:
             asyncio.create_task(self._supervise("telemetry", self._telemetry_flushes), name="telemetry"),
             *(
                 asyncio.create_task(
-                    self._supervise(f"adapter {adapter.spec.id}", self._adapter_runner(adapter)),
+                    self._supervise(f"adapter {adapter.spec.id}", self._adapter_runner(adapter), adapter.spec.id),
                     name=f"adapter-{adapter.spec.id}",
                 )
                 for adapter in self._adapters
@@ -106,17 +108,19 @@ class GatewayAgent:
 
         return run
 
-    async def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+    async def _supervise(self, name: str, body: Callable[[], Awaitable[None]], device_id: str | None = None) -> None:
         """Run ``body`` forever; log and restart it with backoff when it fails."""
         backoff = Backoff(base_s=1.0, cap_s=60.0)
         while True:
             started = time.monotonic()
+            self._restarting.discard(device_id)
             try:
                 await body()
             except Exception:
                 if time.monotonic() - started > _STABLE_RUN_S:  # a failure after a good run starts afresh
                     backoff.reset()
                 delay = backoff.next_delay()
+                self._restarting.add(device_id)
                 logger.exception("%s failed; restarting in %.1f s", name, delay)
                 await asyncio.sleep(delay)
 
@@ -124,9 +128,35 @@ class GatewayAgent:
         while True:
             await self.uplink.connected.wait()
             interval = self.config.heartbeat_interval_s
-            heartbeat = Heartbeat(**self.stamper.stamp(), interval_s=interval, health=self._health.read())
-            await self.uplink.send_now(outgoing(self.settings.village_id, self.settings.gateway_id, heartbeat))
+            heartbeat = Heartbeat(**self.stamper.stamp(), interval_s=interval, health=self.health())
+            sent = time.monotonic()
+            if await self.uplink.send_now(outgoing(self.settings.village_id, self.settings.gateway_id, heartbeat)):
+                self._rtt_ms = round((time.monotonic() - sent) * 1000, 1)
             await asyncio.sleep(interval)
+
+    def health(self) -> GatewayHealth:
+        """The gateway's vital signs plus the agent's own: buffer, drops, uplink RTT, each adapter's state."""
+        dropped = {channel.value: count for channel, count in self.buffer.dropped.items()}
+        if self.telemetry.skipped_non_finite:
+            dropped["non_finite"] = self.telemetry.skipped_non_finite
+        adapters = {
+            device_id: (
+                AdapterState.RESTARTING
+                if device_id in self._restarting
+                else AdapterState.OFFLINE
+                if device_id in self.rules.offline_devices
+                else AdapterState.RUNNING
+            )
+            for device_id in (adapter.spec.id for adapter in self._adapters)
+        }
+        return GatewayHealth(
+            **self._health.read(),
+            uplink_rtt_ms=self._rtt_ms,
+            buffer_depth=self.buffer.depth,
+            buffer_bytes=self.buffer.size_bytes,
+            dropped=dropped,
+            adapters=adapters,
+        )
 
     async def _telemetry_flushes(self) -> None:
         while True:

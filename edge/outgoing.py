@@ -17,7 +17,7 @@ class Outgoing:
 
 
 def outgoing(village_id: str, gateway_id: str, message: Message) -> Outgoing:
-    """Encode ``message`` for its channel's topic, QoS (heartbeats 0, everything else 1) and retain flag."""
+    """Encode ``message`` for its channel's topic, at QoS 1 (heartbeats too: their PUBACK times the
+    uplink's round trip), with the channel's retain flag."""
     channel = channel_of(message)
-    qos = 0 if channel is Channel.HEARTBEAT else 1
-    return Outgoing(channel, gateway_topic(village_id, gateway_id, channel), encode(message), qos, channel.retained)
+    return Outgoing(channel, gateway_topic(village_id, gateway_id, channel), encode(message), 1, channel.retained)

@@ -50,6 +50,7 @@ class LocalRules:
         self._measure = measure
         self._sirens = list(sirens)
         self._siren_tasks: set[asyncio.Task[None]] = set()
+        self.offline_devices: set[str] = set()
 
     def handle(self, observation: Observation) -> None:
         match observation:
@@ -103,8 +104,10 @@ class LocalRules:
     def _on_status(self, status: DeviceStatus) -> None:
         evidence: Evidence = {"reason": status.reason}
         if status.online:
+            self.offline_devices.discard(status.device_id)
             self._event(status.device_id, status.ts, EventKind.DEVICE_ONLINE, evidence)
             return
+        self.offline_devices.add(status.device_id)
         spec = self._devices.get(status.device_id)
         kind = (
             AlertKind.CAMERA_OFFLINE

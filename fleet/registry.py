@@ -106,7 +106,7 @@ class Registry:
         pending = self._pending.get(heartbeat.gateway_id)
         if pending is None:
             return
-        pending.health = heartbeat.health.model_dump()
+        pending.health = heartbeat.health.model_dump(mode="json")
         pending.health_ms = heartbeat.ts
         pending.interval_s = heartbeat.interval_s
 

@@ -59,11 +59,25 @@ class Presence(Envelope):
     agent_version: ShortText
 
 
+class AdapterState(StrEnum):
+    RUNNING = "running"
+    OFFLINE = "offline"  # the device itself is unreachable (stream lost, node silent)
+    RESTARTING = "restarting"  # the adapter failed and waits to be restarted
+
+
 class GatewayHealth(WireModel):
     cpu_percent: float = Field(ge=0, le=100)
     memory_percent: float = Field(ge=0, le=100)
     disk_percent: float = Field(ge=0, le=100)
-    uptime_s: float = Field(ge=0)
+    uptime_s: float = Field(ge=0, description="Seconds since the agent started.")
+    temperature_c: float | None = Field(default=None, description="SoC temperature, where the board reports it.")
+    uplink_rtt_ms: float | None = Field(default=None, ge=0, description="PUBACK time of the previous heartbeat.")
+    buffer_depth: int = Field(default=0, ge=0, description="Messages stored and not yet acknowledged by the broker.")
+    buffer_bytes: int = Field(default=0, ge=0)
+    dropped: Annotated[dict[MetricName, int], Field(max_length=32)] = Field(
+        default_factory=dict, description="Messages dropped since start, by channel (and non_finite readings)."
+    )
+    adapters: Annotated[dict[DeviceId, AdapterState], Field(max_length=256)] = Field(default_factory=dict)
 
 
 class Heartbeat(Envelope):

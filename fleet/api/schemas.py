@@ -35,7 +35,7 @@ class GatewayPublic(_Public):
             last_seen_ms=row.last_seen_ms,
             agent_version=row.agent_version,
             heartbeat_interval_s=row.heartbeat_interval_s,
-            health=GatewayHealth.model_validate(row.last_health) if row.last_health else None,
+            health=GatewayHealth.model_validate(row.last_health, strict=False) if row.last_health else None,
             health_ms=row.last_health_ms,
         )
 

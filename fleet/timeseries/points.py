@@ -45,17 +45,22 @@ def telemetry_points(village_id: str, batch: TelemetryBatch) -> list[Point]:
 
 def health_point(village_id: str, heartbeat: Heartbeat) -> Point:
     health = heartbeat.health
-    return Point(
-        GATEWAY_HEALTH,
-        (("gateway", heartbeat.gateway_id), ("village", village_id)),
-        (
-            ("cpu_percent", health.cpu_percent),
-            ("memory_percent", health.memory_percent),
-            ("disk_percent", health.disk_percent),
-            ("uptime_s", health.uptime_s),
-        ),
-        heartbeat.ts,
-    )
+    fields: list[tuple[str, float]] = [
+        ("cpu_percent", health.cpu_percent),
+        ("memory_percent", health.memory_percent),
+        ("disk_percent", health.disk_percent),
+        ("uptime_s", health.uptime_s),
+        ("buffer_depth", float(health.buffer_depth)),
+        ("buffer_bytes", float(health.buffer_bytes)),
+        ("dropped_total", float(sum(health.dropped.values()))),
+        ("adapters_not_running", float(sum(1 for state in health.adapters.values() if state != "running"))),
+    ]
+    if health.temperature_c is not None:
+        fields.append(("temperature_c", health.temperature_c))
+    if health.uplink_rtt_ms is not None:
+        fields.append(("uplink_rtt_ms", health.uplink_rtt_ms))
+    tags = (("gateway", heartbeat.gateway_id), ("village", village_id))
+    return Point(GATEWAY_HEALTH, tags, tuple(fields), heartbeat.ts)
 
 
 def event_point(village_id: str, event: DeviceEvent) -> Point:

@@ -15,6 +15,7 @@ from fleet.timeseries.points import (
     telemetry_points,
 )
 from protocol.messages import (
+    AdapterState,
     DeviceEvent,
     EventKind,
     GatewayHealth,
@@ -104,7 +105,18 @@ def test_a_heartbeat_becomes_one_gateway_health_point() -> None:
     heartbeat = Heartbeat(
         **envelope_kwargs(),
         interval_s=10.0,
-        health=GatewayHealth(cpu_percent=12.5, memory_percent=40.0, disk_percent=71.25, uptime_s=86400.0),
+        health=GatewayHealth(
+            cpu_percent=12.5,
+            memory_percent=40.0,
+            disk_percent=71.25,
+            uptime_s=86400.0,
+            temperature_c=51.2,
+            uplink_rtt_ms=23.5,
+            buffer_depth=7,
+            buffer_bytes=4096,
+            dropped={"telemetry": 3, "non_finite": 1},
+            adapters={"cam-1": AdapterState.OFFLINE, "panic-1": AdapterState.RUNNING},
+        ),
     )
 
     point = health_point("lakeside", heartbeat)
@@ -116,8 +128,25 @@ def test_a_heartbeat_becomes_one_gateway_health_point() -> None:
         "memory_percent": 40.0,
         "disk_percent": 71.25,
         "uptime_s": 86400.0,
+        "temperature_c": 51.2,
+        "uplink_rtt_ms": 23.5,
+        "buffer_depth": 7.0,
+        "buffer_bytes": 4096.0,
+        "dropped_total": 4.0,
+        "adapters_not_running": 1.0,
     }
     assert point.ts_ms == TS
+
+
+def test_a_health_point_leaves_out_what_the_gateway_cannot_measure() -> None:
+    heartbeat = Heartbeat(
+        **envelope_kwargs(),
+        interval_s=10.0,
+        health=GatewayHealth(cpu_percent=1.0, memory_percent=2.0, disk_percent=3.0, uptime_s=4.0),
+    )
+    fields = dict(health_point("lakeside", heartbeat).fields)
+    assert "temperature_c" not in fields
+    assert "uplink_rtt_ms" not in fields
 
 
 def test_an_event_becomes_a_count_tagged_with_its_kind() -> None:

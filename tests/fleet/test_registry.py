@@ -134,7 +134,13 @@ async def test_last_seen_and_health_are_written_in_one_flush(registry: Registry)
     assert gw1.last_seen_ms == 1_500
     assert gw1.last_health is None
     assert gw2.last_seen_ms == 2_000
-    assert gw2.last_health == {"cpu_percent": 12.5, "memory_percent": 40.0, "disk_percent": 70.0, "uptime_s": 99.0}
+    assert gw2.last_health is not None
+    assert {k: gw2.last_health[k] for k in ("cpu_percent", "memory_percent", "disk_percent", "uptime_s")} == {
+        "cpu_percent": 12.5,
+        "memory_percent": 40.0,
+        "disk_percent": 70.0,
+        "uptime_s": 99.0,
+    }
     assert gw2.last_health_ms == 1_900
     assert gw2.heartbeat_interval_s == 5.0
 

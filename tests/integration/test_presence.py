@@ -58,6 +58,16 @@ async def test_gateway_goes_offline_within_the_heartbeat_timeout_when_it_dies(
 
         await eventually(online, timeout_s=20, what="gateway online with health")
 
+        async def full_health() -> bool:
+            state = await _gateway(api, "gw-xihe")
+            return state is not None and state["health"]["uplink_rtt_ms"] is not None
+
+        await eventually(full_health, what="a heartbeat reporting the uplink's round trip")
+        health = (await _gateway(api, "gw-xihe") or {})["health"]
+        assert health["adapters"] == {"cam-entrance": "running"}
+        assert health["buffer_depth"] >= 0
+        assert health["dropped"] == {}
+
         gw.signal(death)
 
         async def offline() -> bool:

@@ -401,7 +401,7 @@ def test_decoder_rejects_an_extra_field_in_a_nested_model() -> None:
         health=GatewayHealth(cpu_percent=1, memory_percent=2, disk_percent=3, uptime_s=4),
     )
     document = json.loads(encode(heartbeat))
-    document["health"]["temperature_c"] = 40.0
+    document["health"]["humidity_pct"] = 40.0
 
     result = Decoder().decode(topic_for(heartbeat), json.dumps(document).encode())
 
