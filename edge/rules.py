@@ -3,6 +3,8 @@
 - A panic press: a critical alert (sent first), a button event, and every siren sounds at once.
 - A door change, PIR or camera motion, a line crossing: an event (crossings also count as
   ``line_in``/``line_out`` telemetry).
+- A door with a policy: opened without an authorising access request in the window before it is
+  "door forced" (critical); open longer than ``held_open_s`` is "door held open" (major).
 - Tamper (an opened enclosure, a cut wire, a covered/defocused/moved camera): a major alert when
   it is raised, an event when raised or cleared.
 - A device going offline (a camera's stream lost): a major alert and an event; back online: an event.
@@ -51,14 +53,15 @@ class LocalRules:
         self._sirens = list(sirens)
         self._siren_tasks: set[asyncio.Task[None]] = set()
         self.offline_devices: set[str] = set()
+        self._last_authorisation: dict[str, int] = {}
+        self._held_open_timers: dict[str, asyncio.TimerHandle] = {}
 
     def handle(self, observation: Observation) -> None:
         match observation:
             case ButtonPressed():
                 self._on_press(observation)
             case DoorChanged():
-                kind = EventKind.DOOR_OPENED if observation.is_open else EventKind.DOOR_CLOSED
-                self._event(observation.device_id, observation.ts, kind)
+                self._on_door(observation)
             case MotionSensed():
                 self._event(observation.device_id, observation.ts, EventKind.MOTION)
             case TamperChanged():
@@ -80,11 +83,47 @@ class LocalRules:
             logger.warning("press from undeclared device %s ignored", press.device_id)
             return
         evidence: Evidence = {"held_ms": press.held_ms}
+        if spec.kind is DeviceKind.ACCESS_REQUEST:
+            self._last_authorisation[press.device_id] = press.ts
         if spec.kind is DeviceKind.PANIC_BUTTON:
             self._sound_sirens()
             self._alert(press.device_id, press.ts, AlertKind.PANIC, Severity.CRITICAL, evidence,
                         f"panic button {press.device_id} pressed")  # fmt: skip
         self._event(press.device_id, press.ts, EventKind.BUTTON_PRESSED, evidence)
+
+    def _on_door(self, change: DoorChanged) -> None:
+        door = change.device_id
+        kind = EventKind.DOOR_OPENED if change.is_open else EventKind.DOOR_CLOSED
+        self._event(door, change.ts, kind)
+        spec = self._devices.get(door)
+        policy = spec.door if spec is not None else None
+        held = self._held_open_timers.pop(door, None)
+        if held is not None:
+            held.cancel()
+        if policy is None or not change.is_open:
+            return
+        if policy.authorised_by:
+            window_ms = round(policy.authorisation_window_s * 1000)
+            granted = [self._last_authorisation.get(device, -1) for device in policy.authorised_by]
+            latest = max(granted)
+            if not 0 <= change.ts - latest <= window_ms:
+                evidence: Evidence = {
+                    "window_ms": window_ms,
+                    "since_authorised_ms": change.ts - latest if latest >= 0 else -1,
+                }
+                self._alert(door, change.ts, AlertKind.DOOR_FORCED, Severity.CRITICAL, evidence,
+                            f"door {door} opened without authorisation")  # fmt: skip
+        if policy.held_open_s is not None:
+            self._held_open_timers[door] = asyncio.get_running_loop().call_later(
+                policy.held_open_s, self._held_open, door, change.ts, policy.held_open_s
+            )
+
+    def _held_open(self, door: str, opened_ts: int, limit_s: float) -> None:
+        self._held_open_timers.pop(door, None)
+        now = self._stamper.clock()
+        evidence: Evidence = {"open_s": round((now - opened_ts) / 1000, 1), "limit_s": limit_s}
+        self._alert(door, now, AlertKind.DOOR_HELD_OPEN, Severity.MAJOR, evidence,
+                    f"door {door} held open for over {limit_s:g} s")  # fmt: skip
 
     def _on_detection(self, detected: Detected) -> None:
         try:

@@ -42,6 +42,7 @@ class BrokerSettings(BaseModel):
 
 class DeviceKind(StrEnum):
     PANIC_BUTTON = "panic_button"
+    ACCESS_REQUEST = "access_request"  # a request-to-exit button, or an access controller's "granted" output
     DOOR_CONTACT = "door_contact"
     PIR_SENSOR = "pir_sensor"
     SIREN = "siren"
@@ -55,6 +56,20 @@ class DriverKind(StrEnum):
 
 
 ParamValue = float | int | str | bool
+
+
+class DoorPolicy(BaseModel):
+    """What makes a door's opening an alert."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    held_open_s: float | None = Field(default=120.0, gt=0, description="Alert when open longer; unset: never.")
+    authorised_by: list[DeviceId] = Field(
+        default_factory=list,
+        description="Access-request devices whose signal authorises an opening; with any, an opening "
+        "without one within the window is 'door forced'.",
+    )
+    authorisation_window_s: float = Field(default=10.0, gt=0, le=600)
 
 
 class DeviceSpec(BaseModel):
@@ -72,11 +87,14 @@ class DeviceSpec(BaseModel):
     detection: DetectionSettings | None = Field(
         default=None, description="Cameras only: zones, the counting line and tamper thresholds."
     )
+    door: DoorPolicy | None = Field(default=None, description="Door contacts only: held-open and forced rules.")
 
     @model_validator(mode="after")
-    def _detection_is_for_cameras(self) -> Self:
+    def _sections_match_the_kind(self) -> Self:
         if self.detection is not None and self.kind is not DeviceKind.CHECKPOINT_CAMERA:
             raise ValueError(f"device {self.id}: only cameras take detection settings")
+        if self.door is not None and self.kind is not DeviceKind.DOOR_CONTACT:
+            raise ValueError(f"device {self.id}: only door contacts take a door policy")
         return self
 
 
@@ -111,6 +129,11 @@ class EdgeSettings(BaseSettings):
         ids = [device.id for device in self.devices]
         if len(ids) != len(set(ids)):
             raise ValueError("device ids must be unique on a gateway")
+        kinds = {device.id: device.kind for device in self.devices}
+        for device in self.devices:
+            for authoriser in device.door.authorised_by if device.door else []:
+                if kinds.get(authoriser) is not DeviceKind.ACCESS_REQUEST:
+                    raise ValueError(f"door {device.id} is authorised by {authoriser!r}, not an access_request device")
         return self
 
     @classmethod

@@ -67,7 +67,7 @@ def build_actuator(spec: DeviceSpec, *, pin_factory: "PinFactory | None" = None)
 def _build_gpio(spec: DeviceSpec, clock: Callable[[], int], pin_factory: "PinFactory | None") -> DeviceAdapter:
     from edge.adapters.gpio import GpioDoorContact, GpioPanicButton, GpioPirSensor  # noqa: PLC0415 - see module doc
 
-    if spec.kind is DeviceKind.PANIC_BUTTON:
+    if spec.kind in {DeviceKind.PANIC_BUTTON, DeviceKind.ACCESS_REQUEST}:
         return GpioPanicButton(spec, clock, pin_factory=pin_factory)
     if spec.kind is DeviceKind.DOOR_CONTACT:
         return GpioDoorContact(spec, clock, pin_factory=pin_factory)

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.adapters.base import ButtonPressed, DoorChanged, Emit, Measured, Observation
+from edge.adapters.base import ButtonPressed, DoorChanged, Emit, Measured, MotionSensed, Observation
+from edge.errors import EdgeConfigError
 from edge.settings import DeviceKind, DeviceSpec
 
 
@@ -81,12 +82,22 @@ class SimulatedCheckpointCamera:
             emit(Measured(self._spec.id, "line_out", float(self._poisson()), now))
 
 
-SimulatedDevice = SimulatedPanicButton | SimulatedDoorContact | SimulatedCheckpointCamera
+class SimulatedPirSensor(_QueuedDevice):
+    def trigger(self) -> None:
+        self._pending.put_nowait(MotionSensed(self._spec.id, self._clock()))
+
+
+SimulatedDevice = SimulatedPanicButton | SimulatedDoorContact | SimulatedPirSensor | SimulatedCheckpointCamera
 
 
 def build_simulated(spec: DeviceSpec, clock: Callable[[], int]) -> SimulatedDevice:
-    if spec.kind is DeviceKind.PANIC_BUTTON:
-        return SimulatedPanicButton(spec, clock)
-    if spec.kind is DeviceKind.DOOR_CONTACT:
-        return SimulatedDoorContact(spec, clock)
-    return SimulatedCheckpointCamera(spec, clock)
+    match spec.kind:
+        case DeviceKind.PANIC_BUTTON | DeviceKind.ACCESS_REQUEST:
+            return SimulatedPanicButton(spec, clock)
+        case DeviceKind.DOOR_CONTACT:
+            return SimulatedDoorContact(spec, clock)
+        case DeviceKind.PIR_SENSOR:
+            return SimulatedPirSensor(spec, clock)
+        case DeviceKind.CHECKPOINT_CAMERA:
+            return SimulatedCheckpointCamera(spec, clock)
+    raise EdgeConfigError(f"device {spec.id}: there is no simulated {spec.kind}")

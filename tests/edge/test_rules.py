@@ -19,7 +19,7 @@ from edge.adapters.gpio import GpioSiren
 from edge.envelope import EnvelopeStamper
 from edge.rules import LocalRules
 from edge.sequence import SequenceCounter
-from edge.settings import DeviceKind, DeviceSpec, DriverKind
+from edge.settings import DeviceKind, DeviceSpec, DoorPolicy, DriverKind, EdgeSettings
 from protocol.codec import Decoder, Inbound, encode
 from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Message, Severity, channel_of
 from protocol.topics import gateway_topic
@@ -219,3 +219,85 @@ async def test_a_panic_press_sounds_every_siren(tmp_path: Path, outbox: Outbox) 
         assert factory.pin(18).state
     finally:
         await siren.close()
+
+
+# --- doors with a policy ------------------------------------------------------------------------
+
+POLICED = {
+    spec.id: spec
+    for spec in (
+        DeviceSpec(kind=DeviceKind.ACCESS_REQUEST, id="rex-1"),
+        DeviceSpec(
+            kind=DeviceKind.DOOR_CONTACT,
+            id="door-clinic",
+            grid_id="grid-3",
+            door=DoorPolicy(held_open_s=0.05, authorised_by=["rex-1"], authorisation_window_s=10),
+        ),
+    )
+}
+
+
+@pytest.fixture
+def policed(tmp_path: Path, outbox: Outbox) -> LocalRules:
+    stamper = EnvelopeStamper(GATEWAY, SequenceCounter(tmp_path / "sequence"), lambda: NOW_MS)
+    return LocalRules(POLICED, stamper, outbox.sent.append, outbox.measured.append)
+
+
+def _alerts(outbox: Outbox) -> list[Alert]:
+    return [message for message in outbox.sent if isinstance(message, Alert)]
+
+
+async def test_a_door_opened_without_authorisation_is_forced(policed: LocalRules, outbox: Outbox) -> None:
+    policed.handle(DoorChanged("door-clinic", PRESSED_MS, is_open=True))
+    policed.handle(DoorChanged("door-clinic", PRESSED_MS + 1_000, is_open=False))
+
+    [forced] = _alerts(outbox)
+    assert forced.kind is AlertKind.DOOR_FORCED
+    assert forced.severity is Severity.CRITICAL
+    assert forced.grid_id == "grid-3"
+    assert forced.evidence == {"window_ms": 10_000, "since_authorised_ms": -1}
+
+
+async def test_a_door_opened_within_the_authorisation_window_is_not_forced(policed: LocalRules, outbox: Outbox) -> None:
+    policed.handle(ButtonPressed("rex-1", PRESSED_MS, held_ms=100))
+    policed.handle(DoorChanged("door-clinic", PRESSED_MS + 3_000, is_open=True))
+    policed.handle(DoorChanged("door-clinic", PRESSED_MS + 5_000, is_open=False))
+    # The same request does not authorise an opening long after its window.
+    policed.handle(DoorChanged("door-clinic", PRESSED_MS + 60_000, is_open=True))
+    policed.handle(DoorChanged("door-clinic", PRESSED_MS + 61_000, is_open=False))
+
+    [forced] = _alerts(outbox)
+    assert forced.ts == PRESSED_MS + 60_000
+    assert forced.evidence["since_authorised_ms"] == 60_000
+
+
+async def test_a_door_left_open_past_its_limit_raises_held_open(policed: LocalRules, outbox: Outbox) -> None:
+    policed.handle(ButtonPressed("rex-1", PRESSED_MS, held_ms=100))
+    policed.handle(DoorChanged("door-clinic", PRESSED_MS + 1_000, is_open=True))
+    await asyncio.sleep(0.2)
+
+    [held] = _alerts(outbox)
+    assert held.kind is AlertKind.DOOR_HELD_OPEN
+    assert held.severity is Severity.MAJOR
+    assert held.evidence["limit_s"] == 0.05
+
+
+async def test_a_door_closed_in_time_raises_nothing(policed: LocalRules, outbox: Outbox) -> None:
+    policed.handle(ButtonPressed("rex-1", PRESSED_MS, held_ms=100))
+    policed.handle(DoorChanged("door-clinic", PRESSED_MS + 1_000, is_open=True))
+    policed.handle(DoorChanged("door-clinic", PRESSED_MS + 1_010, is_open=False))
+    await asyncio.sleep(0.2)
+
+    assert _alerts(outbox) == []
+
+
+def test_a_door_policy_must_name_access_request_devices() -> None:
+    with pytest.raises(ValueError, match="not an access_request device"):
+        EdgeSettings(
+            village_id="dongshan",
+            gateway_id="gw-dongshan",
+            devices=[
+                DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="panic-1"),
+                DeviceSpec(kind=DeviceKind.DOOR_CONTACT, id="door-1", door=DoorPolicy(authorised_by=["panic-1"])),
+            ],
+        )
