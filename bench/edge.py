@@ -2,9 +2,12 @@
 
 from bench.edge_buffer import buffer_figures
 from bench.edge_detection import detection_figures
+from bench.edge_footprint import footprint_figures
 from bench.harness import Figure, Profile, register_group
 
 
-@register_group("edge", "gateway: detection frames/s on one core, buffer durable writes, replay to a broker")
+@register_group(
+    "edge", "gateway: detection frames/s on one core, buffer durable writes, replay to a broker, RSS and CPU under load"
+)
 def edge_figures(profile: Profile) -> list[Figure]:
-    return [*detection_figures(profile), *buffer_figures(profile)]
+    return [*detection_figures(profile), *buffer_figures(profile), *footprint_figures(profile)]

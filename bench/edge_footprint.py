@@ -1,0 +1,130 @@
+"""The agent's footprint under a village's load: RSS and CPU of a real ``outpost gateway run`` process.
+
+Load: 2 cameras at 5 fps (a recorded 640x360 clip, through the full detection pipeline) and 50
+sensors reporting every second (simulated counters), publishing to a local Mosquitto. The agent is
+sampled with psutil after a warm-up. Baseline for RSS: a Python process that only imports OpenCV,
+numpy, aiomqtt and pydantic, measured in the same run. Goals: RSS <= 80 MB, CPU <= 10% of one core.
+"""
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Final
+
+import cv2
+import numpy as np
+import psutil
+
+from bench.harness import Figure, Profile
+from simulators.infra.mosquitto import MosquittoBroker
+
+RSS_GOAL_MB: Final = 80.0
+CPU_GOAL_PERCENT: Final = 10.0
+_SENSORS: Final = 50
+_CAMERAS: Final = 2
+_MB: Final = 1024 * 1024
+
+
+def _record_clip(path: Path, frames: int = 100) -> None:
+    rng = np.random.default_rng(3)
+    background = rng.integers(40, 200, (360, 640, 3), dtype=np.uint8)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 5.0, (640, 360))
+    try:
+        for index in range(frames):
+            frame = background.copy()
+            x = (index * 12) % 700 - 40
+            cv2.rectangle(frame, (x, 140), (x + 50, 230), (30, 35, 45), -1)
+            writer.write(frame)
+    finally:
+        writer.release()
+
+
+def _config(directory: Path, broker_port: int, clip: Path) -> Path:
+    lines = [
+        'village_id = "bench-village"',
+        'gateway_id = "gw-bench"',
+        f'state_dir = "{directory / "state"}"',
+        "[broker]",
+        f"port = {broker_port}",
+        "[config]",
+        "heartbeat_interval_s = 10",
+        "telemetry_interval_s = 5",
+    ]
+    for camera in range(_CAMERAS):
+        lines += [
+            "[[devices]]",
+            'kind = "checkpoint_camera"',
+            f'id = "cam-{camera}"',
+            'driver = "camera"',
+            f'params = {{ source = "{clip}", fps = 5.0 }}',
+            'detection = { line = { name = "gate" } }',
+        ]
+    for sensor in range(_SENSORS):
+        lines += [
+            "[[devices]]",
+            'kind = "checkpoint_camera"',  # the simulated counter: two readings every period
+            f'id = "sensor-{sensor}"',
+            "params = { period_s = 1.0, per_minute = 30.0 }",
+        ]
+    path = directory / "gateway.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def _sample(pid: int, seconds: float) -> tuple[list[float], float]:
+    """RSS samples (MB) every half second, and CPU as percent of one core over the whole period."""
+    process = psutil.Process(pid)
+    start_cpu = sum(process.cpu_times()[:2])
+    started = time.monotonic()
+    rss: list[float] = []
+    while time.monotonic() - started < seconds:
+        rss.append(process.memory_info().rss / _MB)
+        await asyncio.sleep(0.5)
+    cpu = (sum(process.cpu_times()[:2]) - start_cpu) / (time.monotonic() - started) * 100
+    return rss, cpu
+
+
+async def _baseline_rss() -> float:
+    probe = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import cv2, numpy, aiomqtt, pydantic, time; time.sleep(3)"
+    )
+    await asyncio.sleep(2.0)
+    rss = psutil.Process(probe.pid).memory_info().rss / _MB
+    await probe.wait()
+    return rss
+
+
+async def _footprint(seconds: float, warmup_s: float) -> tuple[float, float, float]:
+    with tempfile.TemporaryDirectory(prefix="outpost-footprint-") as tmp:
+        directory = Path(tmp)
+        clip = directory / "entrance.avi"
+        _record_clip(clip)
+        async with MosquittoBroker() as broker:
+            config = _config(directory, broker.port, clip)
+            agent = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "outpost_cli", "--log-level", "warning", "gateway", "run", "--config", str(config)
+            )
+            try:
+                await asyncio.sleep(warmup_s)
+                if agent.returncode is not None:
+                    raise RuntimeError(f"the agent exited with {agent.returncode} during warm-up")
+                rss, cpu = await _sample(agent.pid, seconds)
+            finally:
+                agent.terminate()
+                await agent.wait()
+        return statistics.median(rss), max(rss), cpu
+
+
+def footprint_figures(profile: Profile) -> list[Figure]:
+    seconds, warmup_s = (10.0, 5.0) if profile.target_s < 0.1 else (60.0, 10.0)
+    median_rss, _peak_rss, cpu = asyncio.run(_footprint(seconds, warmup_s))
+    baseline = asyncio.run(_baseline_rss())
+    return [
+        Figure.measured(
+            "edge.agent_rss_mb", median_rss, "MB", better="lower", runs=1, goal=RSS_GOAL_MB, baseline=baseline
+        ),
+        Figure.measured("edge.agent_cpu_percent", cpu, "% of one core", better="lower", runs=1, goal=CPU_GOAL_PERCENT),
+    ]
