@@ -15,32 +15,9 @@ from edge.adapters.simulated import (
     build_simulated,
 )
 from edge.settings import DeviceKind, DeviceSpec
+from tests.edge.helpers import Collector, FakeClock
 
-
-class FakeClock:
-    def __init__(self, now_ms: int = 1_700_000_000_000) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
-class Collector:
-    """An ``emit`` callback that lets a test wait for a number of observations."""
-
-    def __init__(self) -> None:
-        self.observations: list[Observation] = []
-        self._arrived = asyncio.Event()
-
-    def __call__(self, observation: Observation) -> None:
-        self.observations.append(observation)
-        self._arrived.set()
-
-    async def wait_for(self, count: int) -> list[Observation]:
-        while len(self.observations) < count:
-            self._arrived.clear()
-            await self._arrived.wait()
-        return self.observations[:count]
+NOW_MS = 1_700_000_000_000
 
 
 @asynccontextmanager
@@ -100,7 +77,7 @@ async def test_door_open_and_close_are_emitted_with_their_own_times() -> None:
 
 
 async def test_nothing_is_emitted_before_anything_happens() -> None:
-    button = SimulatedPanicButton(spec(DeviceKind.PANIC_BUTTON, "panic-1"), FakeClock())
+    button = SimulatedPanicButton(spec(DeviceKind.PANIC_BUTTON, "panic-1"), FakeClock(NOW_MS))
     collector = Collector()
 
     async with running(button, collector):
@@ -153,8 +130,8 @@ async def test_a_camera_pair_shares_the_time_of_its_period() -> None:
 def test_each_device_kind_gets_its_simulated_adapter(kind: DeviceKind, adapter_type: type) -> None:
     device = spec(kind, "dev-1")
 
-    adapter = build_simulated(device, FakeClock())
+    adapter = build_simulated(device, FakeClock(NOW_MS))
 
     assert isinstance(adapter, adapter_type)
     assert adapter.spec is device
-    assert isinstance(build_adapter(device, FakeClock()), adapter_type)
+    assert isinstance(build_adapter(device, FakeClock(NOW_MS)), adapter_type)

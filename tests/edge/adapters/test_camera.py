@@ -20,37 +20,16 @@ import pytest
 from edge.adapters.base import DeviceStatus, Measured, Observation
 from edge.adapters.camera import CameraAdapter, CaptureOpener, Frame, FrameSource, open_capture
 from edge.settings import DeviceKind, DeviceSpec, DriverKind
+from tests.edge.helpers import Collector, FakeClock
 
 LIVENESS_S = 10.0
+NOW_MS = 5_000
 SIZE = (64, 48)  # width, height
 BRIGHTNESS_STEP = 20
 
 
-class FakeClock:
-    def __init__(self, now_ms: int = 5_000) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
-class Collector:
-    """An ``emit`` callback that lets a test wait for observations."""
-
-    def __init__(self) -> None:
-        self.observations: list[Observation] = []
-        self._arrived = asyncio.Event()
-
-    def __call__(self, observation: Observation) -> None:
-        self.observations.append(observation)
-        self._arrived.set()
-
-    async def wait_until(self, condition: Callable[[list[Observation]], bool]) -> list[Observation]:
-        async with asyncio.timeout(LIVENESS_S):
-            while not condition(self.observations):
-                self._arrived.clear()
-                await self._arrived.wait()
-        return list(self.observations)
+class CameraCollector(Collector):
+    """Also sorts what a camera emitted."""
 
     def statuses(self) -> list[DeviceStatus]:
         return [o for o in self.observations if isinstance(o, DeviceStatus)]
@@ -140,7 +119,7 @@ def camera(
 ) -> CameraAdapter:
     return CameraAdapter(
         camera_spec(source, **params),
-        clock or FakeClock(),
+        clock or FakeClock(NOW_MS),
         frame_sink=sink or BrightnessSink(),
         opener=opener,
     )
@@ -166,7 +145,7 @@ async def test_frames_from_a_file_reach_the_sink_in_order_at_the_configured_rate
     sink = BrightnessSink()
     fps = 20.0
     adapter = camera(str(video), sink=sink, fps=fps)
-    collector = Collector()
+    collector = CameraCollector()
 
     async with running(adapter, collector):
         await collector.wait_until(lambda _: len(collector.brightness()) >= 6)
@@ -183,7 +162,7 @@ async def test_frames_from_a_file_reach_the_sink_in_order_at_the_configured_rate
 async def test_a_file_is_rewound_at_its_end_without_going_offline(tmp_path: Path) -> None:
     video = write_video(tmp_path / "short.avi", frames=3)
     adapter = camera(str(video), fps=30.0)
-    collector = Collector()
+    collector = CameraCollector()
 
     async with running(adapter, collector):
         await collector.wait_until(lambda _: len(collector.brightness()) >= 7)
@@ -196,7 +175,7 @@ async def test_a_missing_file_is_reported_offline_once_and_online_when_it_appear
     path = tmp_path / "late.avi"
     opener = TrackingOpener()
     adapter = camera(str(path), opener=opener, fps=30.0)
-    collector = Collector()
+    collector = CameraCollector()
 
     async with running(adapter, collector):
         await collector.wait_until(lambda _: len(collector.statuses()) >= 1)
@@ -217,7 +196,7 @@ async def test_a_missing_file_is_reported_offline_once_and_online_when_it_appear
 async def test_a_source_that_drops_goes_offline_and_back_online(tmp_path: Path) -> None:
     path = write_video(tmp_path / "flaky.avi", frames=3)
     adapter = camera(str(path), fps=30.0)
-    collector = Collector()
+    collector = CameraCollector()
 
     async with running(adapter, collector):
         await collector.wait_until(lambda _: len(collector.brightness()) >= 1)
@@ -236,7 +215,7 @@ async def test_a_source_that_drops_goes_offline_and_back_online(tmp_path: Path) 
 async def test_stream_credentials_stay_out_of_the_offline_reason() -> None:
     # Nothing listens on the discard port: FFmpeg's connection is refused at once.
     adapter = camera("rtsp://viewer:s3cret@127.0.0.1:9/stream?token=abc", read_timeout_s=1.0)
-    collector = Collector()
+    collector = CameraCollector()
 
     async with running(adapter, collector):
         await collector.wait_until(lambda _: len(collector.statuses()) >= 1)
@@ -292,7 +271,7 @@ def snapshot_server() -> Iterator[SnapshotServer]:
 async def test_snapshots_are_fetched_and_decoded(snapshot_server: SnapshotServer) -> None:
     sink = BrightnessSink()
     adapter = camera(f"{snapshot_server.url}/snapshot.jpg", sink=sink, fps=20.0)
-    collector = Collector()
+    collector = CameraCollector()
 
     async with running(adapter, collector):
         await collector.wait_until(lambda _: len(collector.brightness()) >= 3)
@@ -304,7 +283,7 @@ async def test_snapshots_are_fetched_and_decoded(snapshot_server: SnapshotServer
 async def test_snapshot_credentials_in_the_url_are_sent_as_basic_auth(snapshot_server: SnapshotServer) -> None:
     url = snapshot_server.url.replace("http://", "http://viewer:s3cret@")
     adapter = camera(f"{url}/private.jpg", fps=20.0)
-    collector = Collector()
+    collector = CameraCollector()
 
     async with running(adapter, collector):
         await collector.wait_until(lambda _: len(collector.brightness()) >= 1)
@@ -317,7 +296,7 @@ async def test_a_failing_snapshot_url_is_offline_with_a_reason_free_of_secrets(
 ) -> None:
     url = snapshot_server.url.replace("http://", "http://viewer:s3cret@")
     adapter = camera(f"{url}/missing.jpg?password=hunter2")
-    collector = Collector()
+    collector = CameraCollector()
 
     async with running(adapter, collector):
         await collector.wait_until(lambda _: len(collector.statuses()) >= 1)
@@ -331,7 +310,7 @@ async def test_cancelling_run_stops_the_thread_and_releases_the_source(tmp_path:
     video = write_video(tmp_path / "gate.avi", frames=10)
     opener = TrackingOpener()
     adapter = camera(str(video), opener=opener, fps=30.0)
-    collector = Collector()
+    collector = CameraCollector()
 
     async with running(adapter, collector):
         await collector.wait_until(lambda _: len(collector.brightness()) >= 2)
@@ -353,10 +332,10 @@ async def test_a_failing_frame_sink_fails_run_and_stops_the_thread(tmp_path: Pat
     def broken_sink(frame: Frame, ts: int) -> list[Observation]:
         raise ArithmeticError("detector bug")
 
-    adapter = CameraAdapter(camera_spec(str(video)), FakeClock(), frame_sink=broken_sink)
+    adapter = CameraAdapter(camera_spec(str(video)), FakeClock(NOW_MS), frame_sink=broken_sink)
 
     with pytest.raises(ArithmeticError, match="detector bug"):
-        await asyncio.wait_for(adapter.run(Collector()), LIVENESS_S)
+        await asyncio.wait_for(adapter.run(CameraCollector()), LIVENESS_S)
 
     assert adapter.thread is not None
     assert not adapter.thread.is_alive()

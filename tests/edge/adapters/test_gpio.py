@@ -20,6 +20,7 @@ from gpiozero.pins.mock import MockFactory, MockPin
 from edge.adapters.base import ButtonPressed, DeviceAdapter, DoorChanged, MotionSensed, Observation, TamperChanged
 from edge.adapters.gpio import GpioDoorContact, GpioPanicButton, GpioPirSensor, GpioSiren
 from edge.settings import DeviceKind, DeviceSpec, DriverKind
+from tests.edge.helpers import Collector, FakeClock
 
 BUTTON_PIN = 17
 DOOR_PIN = 22
@@ -27,7 +28,9 @@ PIR_PIN = 23
 TAMPER_PIN = 27
 SIREN_PIN = 24
 BOUNCE_MS = 20
+
 LIVENESS_S = 5.0
+NOW_MS = 1_000
 
 
 class WiredPin(MockPin):  # type: ignore[misc]  # gpiozero is untyped
@@ -35,37 +38,6 @@ class WiredPin(MockPin):  # type: ignore[misc]  # gpiozero is untyped
 
     def _set_pull(self, value: str) -> None:
         self._pull = value
-
-
-class FakeClock:
-    """The injected epoch-ms clock; remembers which threads read it."""
-
-    def __init__(self, now_ms: int = 1_000) -> None:
-        self.now_ms = now_ms
-        self.reader_threads: set[int] = set()
-
-    def __call__(self) -> int:
-        self.reader_threads.add(threading.get_ident())
-        return self.now_ms
-
-
-class Collector:
-    """An ``emit`` callback that lets a test wait for a number of observations."""
-
-    def __init__(self) -> None:
-        self.observations: list[Observation] = []
-        self._arrived = asyncio.Event()
-
-    def __call__(self, observation: Observation) -> None:
-        self.observations.append(observation)
-        self._arrived.set()
-
-    async def wait_for(self, count: int) -> list[Observation]:
-        async with asyncio.timeout(LIVENESS_S):
-            while len(self.observations) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
-        return self.observations[:count]
 
 
 async def eventually(condition: Callable[[], bool]) -> None:
@@ -118,7 +90,7 @@ async def test_a_burst_of_bounces_is_one_press_timed_from_its_first_edge(factory
     clock = FakeClock(1_000)
     panic = button(factory, clock)
     pin = factory.pin(BUTTON_PIN)
-    collector = Collector()
+    collector = Collector(LIVENESS_S)
 
     async with running(panic, collector):
         await eventually(lambda: panic.is_active is False)
@@ -134,9 +106,9 @@ async def test_a_burst_of_bounces_is_one_press_timed_from_its_first_edge(factory
 
 
 async def test_a_glitch_shorter_than_the_bounce_time_is_no_press(factory: MockFactory) -> None:
-    panic = button(factory, FakeClock())
+    panic = button(factory, FakeClock(NOW_MS))
     pin = factory.pin(BUTTON_PIN)
-    collector = Collector()
+    collector = Collector(LIVENESS_S)
 
     async with running(panic, collector):
         pin.drive_low()
@@ -151,7 +123,7 @@ async def test_held_ms_tells_a_short_press_from_a_long_one(factory: MockFactory)
     clock = FakeClock(1_000)
     panic = button(factory, clock, long_press_ms=60_000)
     pin = factory.pin(BUTTON_PIN)
-    collector = Collector()
+    collector = Collector(LIVENESS_S)
 
     async with running(panic, collector):
         pin.drive_low()
@@ -177,7 +149,7 @@ async def test_a_long_hold_is_reported_while_the_button_is_still_held(factory: M
     clock = FakeClock(1_000)
     panic = button(factory, clock, long_press_ms=100)
     pin = factory.pin(BUTTON_PIN)
-    collector = Collector()
+    collector = Collector(LIVENESS_S)
 
     async with running(panic, collector):
         pin.drive_low()
@@ -194,7 +166,7 @@ async def test_edges_are_stamped_in_the_thread_that_saw_them(factory: MockFactor
     clock = FakeClock(0)
     panic = button(factory, clock)
     pin = factory.pin(BUTTON_PIN)
-    collector = Collector()
+    collector = Collector(LIVENESS_S)
     edge_threads: list[int] = []
 
     def edge_at(ts: int, settle_high: bool) -> None:  # as gpiozero does, on a thread of its own
@@ -218,7 +190,7 @@ async def test_a_button_held_at_start_up_is_ignored_until_pressed_again(factory:
     clock = FakeClock(1_000)
     panic = button(factory, clock, long_press_ms=100)
     pin = factory.pin(BUTTON_PIN, pin_class=WiredPin)  # held low from the start
-    collector = Collector()
+    collector = Collector(LIVENESS_S)
 
     async with running(panic, collector):
         await eventually(lambda: panic.is_active is True)
@@ -237,7 +209,7 @@ async def test_a_door_reports_each_debounced_open_and_close(factory: MockFactory
     spec = gpio_spec(DeviceKind.DOOR_CONTACT, "door-1", pin=DOOR_PIN, bounce_ms=BOUNCE_MS)
     door = GpioDoorContact(spec, clock, pin_factory=factory)
     pin = factory.pin(DOOR_PIN, pin_class=WiredPin)  # the closed contact holds it low
-    collector = Collector()
+    collector = Collector(LIVENESS_S)
 
     async with running(door, collector):
         await eventually(lambda: door.is_active is False)
@@ -253,7 +225,7 @@ async def test_a_door_reports_each_debounced_open_and_close(factory: MockFactory
 async def test_a_door_open_at_start_up_is_reported(factory: MockFactory) -> None:
     spec = gpio_spec(DeviceKind.DOOR_CONTACT, "door-1", pin=DOOR_PIN, bounce_ms=BOUNCE_MS)
     door = GpioDoorContact(spec, FakeClock(42), pin_factory=factory)  # nothing holds the pulled-up pin low
-    collector = Collector()
+    collector = Collector(LIVENESS_S)
 
     async with running(door, collector):
         observations = await collector.wait_for(1)
@@ -266,7 +238,7 @@ async def test_a_pir_ignores_triggers_until_it_has_re_armed(factory: MockFactory
     spec = gpio_spec(DeviceKind.PIR_SENSOR, "pir-1", pin=PIR_PIN, bounce_ms=BOUNCE_MS, rearm_ms=10_000)
     pir = GpioPirSensor(spec, clock, pin_factory=factory)
     pin = factory.pin(PIR_PIN)
-    collector = Collector()
+    collector = Collector(LIVENESS_S)
 
     async def trigger(at_ms: int) -> None:
         clock.now_ms = at_ms
@@ -299,7 +271,7 @@ async def test_a_cut_tamper_loop_and_its_repair_are_reported(factory: MockFactor
     door = GpioDoorContact(spec, clock, pin_factory=factory)
     factory.pin(DOOR_PIN, pin_class=WiredPin)
     loop = factory.pin(TAMPER_PIN, pin_class=WiredPin)  # intact: the loop holds it to ground
-    collector = Collector()
+    collector = Collector(LIVENESS_S)
 
     async with running(door, collector):
         await eventually(lambda: door.tampered is False)
@@ -318,7 +290,7 @@ async def test_a_cut_tamper_loop_and_its_repair_are_reported(factory: MockFactor
 async def test_an_enclosure_already_open_at_start_up_is_reported(factory: MockFactory) -> None:
     spec = gpio_spec(DeviceKind.PANIC_BUTTON, "panic-1", pin=BUTTON_PIN, tamper_pin=TAMPER_PIN)
     panic = GpioPanicButton(spec, FakeClock(7), pin_factory=factory)  # nothing holds the tamper pin low
-    collector = Collector()
+    collector = Collector(LIVENESS_S)
 
     async with running(panic, collector):
         observations = await collector.wait_for(1)
@@ -332,7 +304,7 @@ async def test_cancelling_run_releases_the_pins_and_a_new_run_works(factory: Moc
     panic = GpioPanicButton(spec, clock, pin_factory=factory)
     pin = factory.pin(BUTTON_PIN)
     factory.pin(TAMPER_PIN, pin_class=WiredPin)
-    collector = Collector()
+    collector = Collector(LIVENESS_S)
 
     async with running(panic, collector):
         await eventually(lambda: panic.is_active is False and panic.tampered is False)
