@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.harness import Figure, Profile, Workload, median_rates
-from edge.detection.config import DetectionSettings, LineSettings
 from edge.detection.pipeline import FramePipeline
+from protocol.detection import DetectionSettings, LineSettings
 from protocol.messages import EventKind
 
 logger = logging.getLogger(__name__)

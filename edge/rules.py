@@ -29,7 +29,7 @@ from edge.adapters.base import (
     TamperChanged,
 )
 from edge.envelope import EnvelopeStamper
-from edge.settings import DeviceKind, DeviceSpec
+from protocol.gateway_config import DeviceKind, DeviceSpec
 from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Evidence, Message, Severity
 
 logger = logging.getLogger(__name__)

@@ -85,7 +85,7 @@ class Decoder:
             return self._reject(RejectReason.BAD_TOPIC, str(exc), topic=topic)
         model = MODEL_FOR_CHANNEL[parsed.channel]
         try:
-            message = model.model_validate_json(payload)
+            message = model.model_validate_json(payload, strict=True)  # nested config models too
         except ValidationError as exc:
             return self._reject(*_classify(exc), topic=topic)
         if message.gateway_id != parsed.gateway_id:

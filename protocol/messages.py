@@ -13,10 +13,13 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from protocol.gateway_config import GatewayConfig
 from protocol.identifiers import DeviceId, EpochMillis, GatewayId, GridId, MetricName, ShortText
 from protocol.topics import Channel
 
 MAX_BATCH_POINTS: Final = 1_000
+MAX_ATTACHMENT_BYTES: Final = 40_000
+"""Base64 makes it ~53 KB on the wire, inside the decoder's 64 KiB default."""
 EvidenceValue = float | int | bool | ShortText
 Evidence = Annotated[dict[MetricName, EvidenceValue], Field(max_length=32)]
 
@@ -111,6 +114,8 @@ class EventKind(StrEnum):
     DEVICE_TAMPER = "device_tamper"
     DEVICE_OFFLINE = "device_offline"
     DEVICE_ONLINE = "device_online"
+    LOW_BATTERY = "low_battery"  # a sensor node's battery below its threshold
+    SNAPSHOT_FETCHED = "snapshot_fetched"  # the audit record of a snapshot leaving the gateway
 
 
 class DeviceEvent(Envelope):
@@ -154,13 +159,6 @@ class Alert(Envelope):
 # --- configuration and commands ----------------------------------------------------------------
 
 
-class GatewayConfig(WireModel):
-    """What the fleet may tell a gateway to do; the edge validates it against this strict model."""
-
-    heartbeat_interval_s: float = Field(default=10.0, gt=0, le=3600)
-    telemetry_interval_s: float = Field(default=5.0, gt=0, le=3600)
-
-
 class ConfigDesired(Envelope):
     """Retained, fleet -> gateway: the configuration the gateway should run."""
 
@@ -184,6 +182,8 @@ class ConfigReported(Envelope):
 class CommandName(StrEnum):
     RESTART_AGENT = "restart_agent"
     DIAGNOSTICS = "diagnostics"
+    LIST_SNAPSHOTS = "list_snapshots"  # args: device_id (optional)
+    FETCH_SNAPSHOT = "fetch_snapshot"  # args: snapshot_id; audited, needs requested_by and reason
 
 
 class Command(Envelope):
@@ -191,13 +191,23 @@ class Command(Envelope):
 
     request_id: UUID
     name: CommandName
+    args: Evidence = Field(default_factory=dict)
+    requested_by: ShortText | None = Field(default=None, description="The fleet user behind it, for the audit trail.")
+    reason: ShortText | None = Field(default=None, description="Why, for commands that are audited.")
     timeout_s: float = Field(default=30.0, gt=0, le=3600)
 
 
 class CommandResponse(Envelope):
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
     request_id: UUID
     ok: bool
     result: Evidence = Field(default_factory=dict)
+    attachment: bytes | None = Field(
+        default=None,
+        max_length=MAX_ATTACHMENT_BYTES,
+        description="Binary result (a fetched snapshot's JPEG), base64 in JSON.",
+    )
     error: ShortText | None = None
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from edge.adapters.simulated import SimulatedDoorContact, SimulatedPanicButton, build_simulated
 from edge.agent import GatewayAgent
-from edge.settings import BrokerSettings, DeviceKind, DeviceSpec, EdgeSettings
+from edge.settings import BrokerSettings, EdgeSettings
 from protocol.clock import utc_now_ms
-from protocol.messages import GatewayConfig
+from protocol.gateway_config import DeviceKind, DeviceSpec, GatewayConfig
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ countdown from now) or silenced first.
 
 from typing import Protocol
 
-from edge.settings import DeviceSpec
+from protocol.gateway_config import DeviceSpec
 
 
 class Actuator(Protocol):

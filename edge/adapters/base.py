@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from edge.settings import DeviceSpec
+from protocol.gateway_config import DeviceSpec
 
 
 @dataclass(frozen=True, slots=True)

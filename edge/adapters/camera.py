@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.adapters.base import DeviceStatus, Emit, Observation
 from edge.errors import EdgeError
-from edge.settings import DeviceSpec
+from protocol.gateway_config import DeviceSpec
 from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from gpiozero.pins import Factory
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.adapters.base import ButtonPressed, DoorChanged, Emit, MotionSensed, TamperChanged
-from edge.settings import DeviceSpec
+from protocol.gateway_config import DeviceSpec
 
 logger = logging.getLogger(__name__)
 

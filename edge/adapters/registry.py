@@ -13,7 +13,7 @@ from edge.adapters.actuators import Actuator
 from edge.adapters.base import DeviceAdapter, Observation
 from edge.adapters.simulated import build_simulated
 from edge.errors import EdgeConfigError
-from edge.settings import DeviceKind, DeviceSpec, DriverKind
+from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind
 
 if TYPE_CHECKING:
     from edge.adapters.camera import CaptureOpener, Frame, FrameSink

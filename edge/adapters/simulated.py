@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.adapters.base import ButtonPressed, DoorChanged, Emit, Measured, MotionSensed, Observation
 from edge.errors import EdgeConfigError
-from edge.settings import DeviceKind, DeviceSpec
+from protocol.gateway_config import DeviceKind, DeviceSpec
 
 
 class _QueuedDevice:

@@ -4,5 +4,5 @@ Frames are analysed in memory at a reduced resolution and never leave the gatewa
 :class:`edge.adapters.base.Detected` observations carrying numbers (scores, thresholds, counts).
 Nothing here recognises faces or identifies people: blobs are counted anonymously and forgotten.
 :class:`edge.detection.pipeline.FramePipeline` is the entry point; settings live in
-:mod:`edge.detection.config`.
+:mod:`protocol.detection`.
 """

@@ -18,8 +18,8 @@ from typing import Final, Literal
 
 import cv2
 
-from edge.detection.config import LineSettings
 from edge.detection.motion import Gray, as_gray
+from protocol.detection import LineSettings
 
 logger = logging.getLogger(__name__)
 

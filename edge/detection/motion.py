@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.detection.config import MotionSettings, Zone
+from protocol.detection import MotionSettings, Zone
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Each input frame is converted to grey and reduced to the processing size once; the motion detector
 gets it smoothed, the tamper detector gets it as is, and the line counter gets the motion mask.
 Readings become :class:`~edge.adapters.base.Detected` observations only when a condition has held
-for its :class:`~edge.detection.config.Hold` (motion start/stop per zone, tamper raised/cleared
+for its :class:`~protocol.detection.Hold` (motion start/stop per zone, tamper raised/cleared
 per reason); line crossings are events already. Every observation carries its evidence numbers,
 never pixels.
 """
@@ -18,10 +18,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.adapters.base import Detected
-from edge.detection.config import DetectionSettings, Hold, ProcessingSettings
 from edge.detection.line_crossing import CrossingCounts, LineCrossingCounter, MinuteCount
 from edge.detection.motion import Gray, MotionDetector, MotionReading, as_gray
 from edge.detection.tamper import TamperDetector, TamperReading, TamperReason
+from protocol.detection import DetectionSettings, Hold, ProcessingSettings
 from protocol.messages import EventKind
 
 logger = logging.getLogger(__name__)

@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.detection.config import TamperSettings
 from edge.detection.motion import Gray
+from protocol.detection import TamperSettings
 
 logger = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ import pytest
 
 from edge.adapters.base import Measured
 from edge.adapters.registry import build_adapter
-from edge.detection.config import DetectionSettings, LineSettings
 from edge.envelope import EnvelopeStamper
 from edge.rules import LocalRules
 from edge.sequence import SequenceCounter
-from edge.settings import DeviceKind, DeviceSpec, DriverKind
 from protocol.clock import utc_now_ms
+from protocol.detection import DetectionSettings, LineSettings
+from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind
 from protocol.messages import DeviceEvent, EventKind, Message
 from tests.edge.detection.video import HEIGHT, WIDTH, Camera, crossing
 

@@ -4,7 +4,8 @@ import re
 import tomllib
 from pathlib import Path
 
-from edge.settings import DeviceKind, EdgeSettings
+from edge.settings import EdgeSettings
+from protocol.gateway_config import DeviceKind
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -19,8 +19,9 @@ from edge.adapters.gpio import GpioSiren
 from edge.envelope import EnvelopeStamper
 from edge.rules import LocalRules
 from edge.sequence import SequenceCounter
-from edge.settings import DeviceKind, DeviceSpec, DoorPolicy, DriverKind, EdgeSettings
+from edge.settings import EdgeSettings
 from protocol.codec import Decoder, Inbound, encode
+from protocol.gateway_config import DeviceKind, DeviceSpec, DoorPolicy, DriverKind
 from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Message, Severity, channel_of
 from protocol.topics import gateway_topic
 

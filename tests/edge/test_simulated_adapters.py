@@ -14,7 +14,7 @@ from edge.adapters.simulated import (
     SimulatedPanicButton,
     build_simulated,
 )
-from edge.settings import DeviceKind, DeviceSpec
+from protocol.gateway_config import DeviceKind, DeviceSpec
 from tests.edge.helpers import Collector, FakeClock
 
 NOW_MS = 1_700_000_000_000

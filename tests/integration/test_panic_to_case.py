@@ -8,10 +8,11 @@ import pytest
 
 from edge.adapters.simulated import SimulatedPanicButton
 from edge.agent import GatewayAgent
-from edge.settings import BrokerSettings, DeviceKind, DeviceSpec, EdgeSettings
+from edge.settings import BrokerSettings, EdgeSettings
 from protocol.clock import utc_now_ms
+from protocol.gateway_config import DeviceKind, DeviceSpec, GatewayConfig
 from protocol.governance import CaseStatus
-from protocol.messages import AlertKind, GatewayConfig, Severity
+from protocol.messages import AlertKind, Severity
 from simulators.infra.mosquitto import MosquittoBroker
 from tests.integration.conftest import FleetFactory, Platform, eventually
 

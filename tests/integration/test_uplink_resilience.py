@@ -9,9 +9,9 @@ import pytest
 from edge.adapters.simulated import SimulatedPanicButton
 from edge.agent import GatewayAgent
 from edge.errors import UplinkRefusedError
-from edge.settings import BrokerSettings, DeviceKind, DeviceSpec, EdgeSettings
+from edge.settings import BrokerSettings, EdgeSettings
 from protocol.clock import utc_now_ms
-from protocol.messages import GatewayConfig
+from protocol.gateway_config import DeviceKind, DeviceSpec, GatewayConfig
 from simulators.infra.mosquitto import MosquittoBroker
 from tests.integration.conftest import FleetFactory, Platform, eventually
 

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from protocol import SCHEMA_VERSION
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES, Decoder, Inbound, Rejection, RejectReason, encode
+from protocol.gateway_config import GatewayConfig
 from protocol.identifiers import IDENTIFIER_PATTERN
 from protocol.messages import (
     MAX_BATCH_POINTS,
@@ -27,7 +28,6 @@ from protocol.messages import (
     ConfigStatus,
     DeviceEvent,
     EventKind,
-    GatewayConfig,
     GatewayHealth,
     Heartbeat,
     Message,
@@ -535,3 +535,14 @@ def test_an_empty_telemetry_batch_is_refused() -> None:
     result = Decoder().decode(gateway_topic(VILLAGE, GATEWAY, Channel.TELEMETRY), json.dumps(document).encode())
 
     assert rejection_reason(result) is RejectReason.INVALID_PAYLOAD
+
+
+def test_a_config_off_the_wire_is_validated_strictly_though_local_settings_are_lax() -> None:
+    desired = ConfigDesired(gateway_id=GATEWAY, seq=1, event_id=uuid.uuid4(), ts=1, version=1, config=GatewayConfig())
+    payload = encode(desired).replace(b'"heartbeat_interval_s":10.0', b'"heartbeat_interval_s":"10"')
+
+    decoded = Decoder().decode(gateway_topic("v", GATEWAY, Channel.CONFIG_DESIRED), payload)
+
+    assert isinstance(decoded, Rejection)
+    assert decoded.reason is RejectReason.INVALID_PAYLOAD
+    assert GatewayConfig.model_validate({"heartbeat_interval_s": "10"}).heartbeat_interval_s == 10.0

@@ -19,7 +19,7 @@ import pytest
 
 from edge.adapters.base import DeviceStatus, Measured, Observation
 from edge.adapters.camera import CameraAdapter, CaptureOpener, Frame, FrameSource, open_capture
-from edge.settings import DeviceKind, DeviceSpec, DriverKind
+from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind
 from tests.edge.helpers import Collector, FakeClock
 
 LIVENESS_S = 10.0

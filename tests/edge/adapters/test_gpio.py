@@ -19,7 +19,7 @@ from gpiozero.pins.mock import MockFactory, MockPin
 
 from edge.adapters.base import ButtonPressed, DeviceAdapter, DoorChanged, MotionSensed, Observation, TamperChanged
 from edge.adapters.gpio import GpioDoorContact, GpioPanicButton, GpioPirSensor, GpioSiren
-from edge.settings import DeviceKind, DeviceSpec, DriverKind
+from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind
 from tests.edge.helpers import Collector, FakeClock
 
 BUTTON_PIN = 17

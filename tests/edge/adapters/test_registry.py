@@ -9,7 +9,7 @@ from edge.adapters.gpio import GpioDoorContact, GpioPanicButton, GpioPirSensor, 
 from edge.adapters.registry import build_actuator, build_adapter
 from edge.adapters.simulated import SimulatedDoorContact, SimulatedPanicButton
 from edge.errors import EdgeConfigError
-from edge.settings import DeviceKind, DeviceSpec, DriverKind, ParamValue
+from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind, ParamValue
 
 
 def clock() -> int:

@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from edge.detection.config import FULL_FRAME, DetectionSettings, Hold, LineSettings, MotionSettings, Zone
+from protocol.detection import FULL_FRAME, DetectionSettings, Hold, LineSettings, MotionSettings, Zone
 
 
 def test_defaults_process_at_320x180_with_one_full_frame_zone_and_no_line() -> None:

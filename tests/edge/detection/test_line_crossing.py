@@ -5,9 +5,9 @@ from collections.abc import Iterable, Sequence
 import cv2
 import numpy as np
 
-from edge.detection.config import LineSettings
 from edge.detection.line_crossing import Crossing, LineCrossingCounter, MinuteCount
 from edge.detection.motion import Gray
+from protocol.detection import LineSettings
 
 WIDTH, HEIGHT = 320, 180
 START_MS = 1_700_000_060_000  # 20 s into a minute

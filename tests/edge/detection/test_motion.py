@@ -2,9 +2,9 @@
 
 from collections.abc import Sequence
 
-from edge.detection.config import FULL_FRAME, MotionSettings, ProcessingSettings, Zone
 from edge.detection.motion import MotionDetector, MotionReading
 from edge.detection.pipeline import prepare
+from protocol.detection import FULL_FRAME, MotionSettings, ProcessingSettings, Zone
 from tests.edge.detection.video import NORMAL, Camera, Mover, View, brightening, crossing, linear_path
 
 PROCESSING = ProcessingSettings()

@@ -9,9 +9,9 @@ import pytest
 from numpy.typing import NDArray
 
 from edge.adapters.base import Detected
-from edge.detection.config import DetectionSettings, Hold, LineSettings, MotionSettings, ProcessingSettings, Zone
 from edge.detection.line_crossing import MinuteCount
 from edge.detection.pipeline import Debouncer, FramePipeline, FrameResult, prepare
+from protocol.detection import DetectionSettings, Hold, LineSettings, MotionSettings, ProcessingSettings, Zone
 from protocol.messages import DeviceEvent, EventKind
 from tests.edge.detection.video import (
     BLURRED,

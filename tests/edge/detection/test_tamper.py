@@ -2,9 +2,9 @@
 
 from collections.abc import Sequence
 
-from edge.detection.config import ProcessingSettings, TamperSettings
 from edge.detection.pipeline import prepare
 from edge.detection.tamper import TamperDetector, TamperReading, TamperReason
+from protocol.detection import ProcessingSettings, TamperSettings
 from tests.edge.detection.video import (
     BLURRED,
     COVERED,

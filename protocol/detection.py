@@ -11,8 +11,9 @@ Units, so settings carry over between cameras of different resolutions:
 
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
+from protocol.config_model import ConfigModel
 from protocol.identifiers import Identifier
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -34,11 +35,7 @@ _MIN_LINE_LENGTH = 0.01
 _MIN_INSIDE_OFFSET = 0.001
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Hold(_Settings):
+class Hold(ConfigModel):
     """How long a condition must persist before it is reported, and be gone before it is cleared.
 
     Both the frame count and the duration must be reached, so the rule means the same at any
@@ -53,7 +50,7 @@ class Hold(_Settings):
     clear_s: float = Field(default=1.0, ge=0.0, le=3_600.0, description="Seconds a condition is gone before it clears.")
 
 
-class ProcessingSettings(_Settings):
+class ProcessingSettings(ConfigModel):
     """The one reduced frame every detector works on, made once per input frame."""
 
     width: int = Field(default=320, ge=32, le=1_920, description="Processing width in pixels (default 320).")
@@ -63,7 +60,7 @@ class ProcessingSettings(_Settings):
     )
 
 
-class Zone(_Settings):
+class Zone(ConfigModel):
     """A named polygon of the image in which motion is measured."""
 
     name: Identifier
@@ -73,7 +70,7 @@ class Zone(_Settings):
     )
 
 
-class MotionSettings(_Settings):
+class MotionSettings(ConfigModel):
     """Running-average background subtraction, compensated for global lighting changes."""
 
     zones: tuple[Zone, ...] = Field(
@@ -107,7 +104,7 @@ class MotionSettings(_Settings):
         return self
 
 
-class LineSettings(_Settings):
+class LineSettings(ConfigModel):
     """A virtual line across which anonymous moving blobs are counted, in each direction.
 
     A blob that ends up on the side of ``inside`` has gone "in"; the other way is "out". The default
@@ -155,7 +152,7 @@ class LineSettings(_Settings):
         return self
 
 
-class TamperSettings(_Settings):
+class TamperSettings(ConfigModel):
     """Covered, defocused and moved checks against a reference learned from the first frames.
 
     The reference adapts slowly on frames that pass every check, so dusk and dawn are followed but
@@ -205,7 +202,7 @@ class TamperSettings(_Settings):
     )
 
 
-class DetectionSettings(_Settings):
+class DetectionSettings(ConfigModel):
     """Everything one camera's :class:`~edge.detection.pipeline.FramePipeline` needs."""
 
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)

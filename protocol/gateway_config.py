@@ -1,0 +1,91 @@
+"""What a gateway runs: its devices and intervals, as the technician declares them and the fleet pushes them.
+
+The edge validates a pushed config against these models before it applies it, and the fleet
+validates against the same models before it publishes one, so both sides refuse the same mistakes.
+"""
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from protocol.config_model import ConfigModel
+from protocol.detection import DetectionSettings
+from protocol.identifiers import DeviceId, GridId
+
+MAX_DEVICES = 256
+
+
+class DeviceKind(StrEnum):
+    PANIC_BUTTON = "panic_button"
+    ACCESS_REQUEST = "access_request"  # a request-to-exit button, or an access controller's "granted" output
+    DOOR_CONTACT = "door_contact"
+    PIR_SENSOR = "pir_sensor"
+    SIREN = "siren"
+    CHECKPOINT_CAMERA = "checkpoint_camera"
+
+
+class DriverKind(StrEnum):
+    SIMULATED = "simulated"  # behind the real interface, driven by simulators and tests
+    GPIO = "gpio"  # wired to the gateway's pins (gpiozero)
+    CAMERA = "camera"  # RTSP stream, HTTP snapshot URL or video file (OpenCV)
+    NODE = "node"  # a MicroPython sensor node on the village's local MQTT broker (protocol.node)
+
+
+ParamValue = float | int | str | bool
+
+
+class DoorPolicy(ConfigModel):
+    """What makes a door's opening an alert."""
+
+    held_open_s: float | None = Field(default=120.0, gt=0, description="Alert when open longer; unset: never.")
+    authorised_by: list[DeviceId] = Field(
+        default_factory=list,
+        description="Access-request devices whose signal authorises an opening; with any, an opening "
+        "without one within the window is 'door forced'.",
+    )
+    authorisation_window_s: float = Field(default=10.0, gt=0, le=600)
+
+
+class DeviceSpec(ConfigModel):
+    """One device wired to the gateway, as declared by the technician."""
+
+    kind: DeviceKind
+    id: DeviceId
+    grid_id: GridId | None = None
+    driver: DriverKind = DriverKind.SIMULATED
+    params: dict[str, ParamValue] = Field(
+        default_factory=dict, description="Driver parameters; each adapter validates its own strictly."
+    )
+    detection: DetectionSettings | None = Field(
+        default=None, description="Cameras only: zones, the counting line and tamper thresholds."
+    )
+    door: DoorPolicy | None = Field(default=None, description="Door contacts only: held-open and forced rules.")
+
+    @model_validator(mode="after")
+    def _sections_match_the_kind(self) -> Self:
+        if self.detection is not None and self.kind is not DeviceKind.CHECKPOINT_CAMERA:
+            raise ValueError(f"device {self.id}: only cameras take detection settings")
+        if self.door is not None and self.kind is not DeviceKind.DOOR_CONTACT:
+            raise ValueError(f"device {self.id}: only door contacts take a door policy")
+        return self
+
+
+class GatewayConfig(ConfigModel):
+    """Everything the fleet may change on a running gateway: intervals and the devices it serves."""
+
+    heartbeat_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    telemetry_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    devices: list[DeviceSpec] = Field(default_factory=list, max_length=MAX_DEVICES)
+
+    @model_validator(mode="after")
+    def _devices_agree(self) -> Self:
+        ids = [device.id for device in self.devices]
+        if len(ids) != len(set(ids)):
+            raise ValueError("device ids must be unique on a gateway")
+        kinds = {device.id: device.kind for device in self.devices}
+        for device in self.devices:
+            for authoriser in device.door.authorised_by if device.door else []:
+                if kinds.get(authoriser) is not DeviceKind.ACCESS_REQUEST:
+                    raise ValueError(f"door {device.id} is authorised by {authoriser!r}, not an access_request device")
+        return self
