@@ -3,11 +3,19 @@
 from bench.edge_buffer import buffer_figures
 from bench.edge_detection import detection_figures
 from bench.edge_footprint import footprint_figures
+from bench.edge_local_action import local_action_figures
 from bench.harness import Figure, Profile, register_group
 
 
 @register_group(
-    "edge", "gateway: detection frames/s on one core, buffer durable writes, replay to a broker, RSS and CPU under load"
+    "edge",
+    "gateway: detection frames/s on one core, buffer durable writes, replay to a broker, local action on a "
+    "panic press with the fleet unreachable, RSS and CPU under load",
 )
 def edge_figures(profile: Profile) -> list[Figure]:
-    return [*detection_figures(profile), *buffer_figures(profile), *footprint_figures(profile)]
+    return [
+        *detection_figures(profile),
+        *buffer_figures(profile),
+        *local_action_figures(profile),
+        *footprint_figures(profile),
+    ]

@@ -1,88 +1,107 @@
-"""The gateway agent: wires adapters, local rules, telemetry, heartbeats and the uplink together."""
+"""The gateway agent: wires devices, local rules, telemetry, heartbeats, config updates and the uplink together."""
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 
 from edge import AGENT_VERSION
-from edge.adapters.actuators import Actuator
-from edge.adapters.base import DeviceAdapter
 from edge.buffer import StoreAndForwardBuffer
+from edge.config_updates import ConfigUpdates
+from edge.devices import DeviceBuilder, DeviceRunner
 from edge.envelope import EnvelopeStamper
+from edge.errors import EdgeConfigError
 from edge.health import HealthProbe
+from edge.local_bus import LocalBus
 from edge.outgoing import outgoing
 from edge.rules import LocalRules
 from edge.sequence import SequenceCounter
 from edge.settings import EdgeSettings
+from edge.supervisor import supervise
 from edge.telemetry import TelemetryBatcher
 from edge.uplink import Uplink
 from edge.watchdog import SystemdNotifier
 from protocol.clock import utc_now_ms
-from protocol.messages import AdapterState, GatewayHealth, Heartbeat, Message
-from protocol.reconnect import Backoff
+from protocol.codec import Decoder, Rejection
+from protocol.errors import TopicError
+from protocol.gateway_config import GatewayConfig
+from protocol.messages import ConfigDesired, ConfigReported, ConfigStatus, GatewayHealth, Heartbeat, Message
+from protocol.topics import Channel, GatewayTopic
 
 logger = logging.getLogger(__name__)
 
-_STABLE_RUN_S = 60.0
+DEFAULT_PROBATION_S = 3.0
+"""How long newly configured devices must run without failing before a config counts as applied."""
 
 
 class GatewayAgent:
     def __init__(
         self,
         settings: EdgeSettings,
-        adapters: Sequence[DeviceAdapter],
+        build_devices: DeviceBuilder,
         *,
         clock: Callable[[], int] = utc_now_ms,
         health: HealthProbe | None = None,
-        sirens: Sequence[Actuator] = (),
         notifier: SystemdNotifier | None = None,
+        local_bus: LocalBus | None = None,
+        probation_s: float = DEFAULT_PROBATION_S,
     ) -> None:
         self.settings = settings
-        self.config = settings.config
-        self._adapters = list(adapters)
         self._health = health or HealthProbe(settings.state_dir)
         self.stamper = EnvelopeStamper(settings.gateway_id, SequenceCounter(settings.state_dir / "sequence"), clock)
         self.buffer = StoreAndForwardBuffer(settings.state_dir / "buffer.db", settings.buffer_max_bytes)
         self.telemetry = TelemetryBatcher(self.stamper)
+        self.local_bus = local_bus
         self.rules = LocalRules(
-            {adapter.spec.id: adapter.spec for adapter in self._adapters},
             self.stamper,
             self._store,
             self.telemetry.add,
-            sirens,
+            notify_local=local_bus.notify_village_centre if local_bus is not None else None,
         )
-        self._sirens = list(sirens)
+        self.devices = DeviceRunner(build_devices, self.rules.handle)
+        self.config_updates = ConfigUpdates(
+            settings.state_dir / "applied-config.json", settings.config, self._apply_config, self._report_config
+        )
+        self._probation_s = probation_s
         self._notifier = notifier or SystemdNotifier()
-        self.uplink = Uplink(settings.broker, settings.village_id, self.stamper, self.buffer, AGENT_VERSION)
+        self._decoder = Decoder()
+        self.uplink = Uplink(
+            settings.broker,
+            settings.village_id,
+            self.stamper,
+            self.buffer,
+            AGENT_VERSION,
+            on_downlink=self._on_downlink,
+        )
         self.store_failures = 0
-        self._restarting: set[str | None] = set()
         self._rtt_ms: float | None = None
+
+    @property
+    def config(self) -> GatewayConfig:
+        return self.config_updates.applied.config
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (then shut down cleanly) or the uplink is refused for good."""
+        self._start_devices()
         await self.buffer.open()
         tasks = [
             asyncio.create_task(self.uplink.run(), name="uplink"),
-            asyncio.create_task(self._supervise("heartbeat", self._heartbeats), name="heartbeat"),
-            asyncio.create_task(self._supervise("telemetry", self._telemetry_flushes), name="telemetry"),
-            *(
-                asyncio.create_task(
-                    self._supervise(f"adapter {adapter.spec.id}", self._adapter_runner(adapter), adapter.spec.id),
-                    name=f"adapter-{adapter.spec.id}",
-                )
-                for adapter in self._adapters
-            ),
+            asyncio.create_task(supervise("heartbeat", self._heartbeats), name="heartbeat"),
+            asyncio.create_task(supervise("telemetry", self._telemetry_flushes), name="telemetry"),
+            asyncio.create_task(supervise("config updates", self.config_updates.run), name="config-updates"),
         ]
+        if self.local_bus is not None:
+            tasks.append(asyncio.create_task(self.local_bus.run(), name="local-bus"))
         if self._notifier.watchdog_interval_s is not None:
             tasks.append(asyncio.create_task(self._notifier.keep_alive(), name="watchdog"))
         stopper = asyncio.create_task(stop.wait(), name="stop")
         self._notifier.notify("READY=1")
         logger.info(
-            "gateway %s of village %s starting with %d devices",
+            "gateway %s of village %s starting with %d devices (config version %d)",
             self.settings.gateway_id,
             self.settings.village_id,
-            len(self._adapters),
+            len(self.config.devices),
+            self.config_updates.applied.version,
         )
         try:
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -94,35 +113,50 @@ class GatewayAgent:
             for task in [*tasks, stopper]:
                 task.cancel()
             results = await asyncio.gather(*tasks, stopper, return_exceptions=True)
-            for siren in self._sirens:
-                await siren.close()
+            await self.devices.close()
             await self.buffer.close()
         for result in results:
             if isinstance(result, Exception):
                 raise result
         logger.info("gateway %s stopped", self.settings.gateway_id)
 
-    def _adapter_runner(self, adapter: DeviceAdapter) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            await adapter.run(self.rules.handle)
+    def _start_devices(self) -> None:
+        try:
+            self.devices.start(self.config.devices)
+        except EdgeConfigError as exc:
+            if self.config_updates.applied.version == 0:
+                raise
+            logger.error(
+                "the devices of config version %d cannot be built (%s); starting with the settings' devices",
+                self.config_updates.applied.version,
+                exc,
+            )
+            self.config_updates.fall_back(self.settings.config)
+            self.devices.start(self.config.devices)
+        self.rules.use_devices(self.devices.specs, list(self.devices.sirens.values()))
 
-        return run
-
-    async def _supervise(self, name: str, body: Callable[[], Awaitable[None]], device_id: str | None = None) -> None:
-        """Run ``body`` forever; log and restart it with backoff when it fails."""
-        backoff = Backoff(base_s=1.0, cap_s=60.0)
-        while True:
-            started = time.monotonic()
-            self._restarting.discard(device_id)
+    def _on_downlink(self, topic: str, payload: bytes) -> None:
+        decoded = self._decoder.decode(topic, payload)
+        if isinstance(decoded, Rejection):
             try:
-                await body()
-            except Exception:
-                if time.monotonic() - started > _STABLE_RUN_S:  # a failure after a good run starts afresh
-                    backoff.reset()
-                delay = backoff.next_delay()
-                self._restarting.add(device_id)
-                logger.exception("%s failed; restarting in %.1f s", name, delay)
-                await asyncio.sleep(delay)
+                refused_config = GatewayTopic.parse(topic).channel is Channel.CONFIG_DESIRED
+            except TopicError:
+                refused_config = False
+            if refused_config:
+                self.config_updates.refuse(decoded, payload)
+            return
+        match decoded.message:
+            case ConfigDesired():
+                self.config_updates.offer(decoded.message)
+            case other:
+                logger.warning("downlink %s on %s is not handled", type(other).__name__, decoded.topic)
+
+    async def _apply_config(self, config: GatewayConfig) -> None:
+        await self.devices.apply(config.devices, self._probation_s)
+        self.rules.use_devices(self.devices.specs, list(self.devices.sirens.values()))
+
+    def _report_config(self, version: int, status: ConfigStatus, error: str | None) -> None:
+        self._store(ConfigReported(**self.stamper.stamp(), version=version, status=status, error=error))
 
     async def _heartbeats(self) -> None:
         while True:
@@ -139,16 +173,7 @@ class GatewayAgent:
         dropped = {channel.value: count for channel, count in self.buffer.dropped.items()}
         if self.telemetry.skipped_non_finite:
             dropped["non_finite"] = self.telemetry.skipped_non_finite
-        adapters = {
-            device_id: (
-                AdapterState.RESTARTING
-                if device_id in self._restarting
-                else AdapterState.OFFLINE
-                if device_id in self.rules.offline_devices
-                else AdapterState.RUNNING
-            )
-            for device_id in (adapter.spec.id for adapter in self._adapters)
-        }
+        adapters = self.devices.states(self.rules.offline_devices)
         return GatewayHealth(
             **self._health.read(),
             uplink_rtt_ms=self._rtt_ms,

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import signal
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
@@ -59,12 +60,17 @@ def unit() -> None:
 async def _run(settings: EdgeSettings) -> None:
     from edge.adapters.registry import build_devices  # noqa: PLC0415 - keeps `--help` fast
     from edge.agent import GatewayAgent  # noqa: PLC0415
+    from edge.local_bus import LocalBus  # noqa: PLC0415
     from protocol.clock import utc_now_ms  # noqa: PLC0415
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    adapters, sirens = build_devices(settings.devices, utc_now_ms)
-    agent = GatewayAgent(settings, adapters, sirens=sirens)
+    local_bus = (
+        LocalBus(settings.local_broker, settings.village_id, settings.gateway_id, utc_now_ms)
+        if settings.local_broker is not None
+        else None
+    )
+    agent = GatewayAgent(settings, partial(build_devices, clock=utc_now_ms, node_bus=local_bus), local_bus=local_bus)
     await agent.run(stop)

@@ -11,3 +11,24 @@ class EdgeConfigError(EdgeError):
 
 class UplinkRefusedError(EdgeError):
     """The broker refused the gateway permanently (bad credentials, not authorised): retrying is useless."""
+
+
+class BrokerCertificateError(UplinkRefusedError):
+    """The broker's TLS certificate does not verify against the configured CA, or does not name the
+    broker's host: a configuration problem that retrying cannot fix (stops the agent like a refusal)."""
+
+
+class LocalBrokerRefusedError(EdgeError):
+    """The village's local broker refused the gateway permanently (bad credentials): retrying is useless."""
+
+
+class SnapshotError(EdgeError):
+    """A camera snapshot could not be kept or read."""
+
+
+class SnapshotNotFoundError(SnapshotError):
+    """No snapshot has that id: malformed, unknown, expired, or its file is damaged."""
+
+
+class ConfigApplyError(EdgeError):
+    """A pushed configuration could not be applied; the previous one was restored."""

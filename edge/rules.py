@@ -4,18 +4,23 @@
 - A door change, PIR or camera motion, a line crossing: an event (crossings also count as
   ``line_in``/``line_out`` telemetry).
 - A door with a policy: opened without an authorising access request in the window before it is
-  "door forced" (critical); open longer than ``held_open_s`` is "door held open" (major).
+  "door forced" (critical, and the sirens sound); open longer than ``held_open_s`` is "door held
+  open" (major).
 - Tamper (an opened enclosure, a cut wire, a covered/defocused/moved camera): a major alert when
   it is raised, an event when raised or cleared.
-- A device going offline (a camera's stream lost): a major alert and an event; back online: an event.
+- A device going offline (a camera's stream lost, a sensor node silent): a major alert and an
+  event; back online: an event.
 - Measurements go to the telemetry batcher.
+
+Every alert also goes straight to the village centre on the local broker (``notify_local``),
+before it is stored for the uplink, so the village hears it whether or not the fleet is reachable.
 
 Alerts and events carry the observation's own timestamp and evidence, never a frame.
 """
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 from edge.adapters.actuators import Actuator
 from edge.adapters.base import (
@@ -40,21 +45,30 @@ SIREN_SECONDS = 60.0
 class LocalRules:
     def __init__(
         self,
-        devices: Mapping[str, DeviceSpec],
         stamper: EnvelopeStamper,
         send: Callable[[Message], None],
         measure: Callable[[Measured], None],
-        sirens: Sequence[Actuator] = (),
+        *,
+        notify_local: Callable[[Alert], None] | None = None,
     ) -> None:
-        self._devices = devices
+        self._devices: dict[str, DeviceSpec] = {}
         self._stamper = stamper
         self._send = send
         self._measure = measure
-        self._sirens = list(sirens)
+        self._notify_local = notify_local
+        self._sirens: list[Actuator] = []
         self._siren_tasks: set[asyncio.Task[None]] = set()
         self.offline_devices: set[str] = set()
         self._last_authorisation: dict[str, int] = {}
         self._held_open_timers: dict[str, asyncio.TimerHandle] = {}
+
+    def use_devices(self, devices: Sequence[DeviceSpec], sirens: Sequence[Actuator]) -> None:
+        """Apply rules to these devices from now on (at start, and after a config change)."""
+        self._devices = {device.id: device for device in devices}
+        self._sirens = list(sirens)
+        for door in [door for door in self._held_open_timers if door not in self._devices]:
+            self._held_open_timers.pop(door).cancel()
+        self.offline_devices &= set(self._devices)
 
     def handle(self, observation: Observation) -> None:
         match observation:
@@ -83,6 +97,8 @@ class LocalRules:
             logger.warning("press from undeclared device %s ignored", press.device_id)
             return
         evidence: Evidence = {"held_ms": press.held_ms}
+        if press.presses > 1:
+            evidence["presses"] = press.presses
         if spec.kind is DeviceKind.ACCESS_REQUEST:
             self._last_authorisation[press.device_id] = press.ts
         if spec.kind is DeviceKind.PANIC_BUTTON:
@@ -111,6 +127,7 @@ class LocalRules:
                     "window_ms": window_ms,
                     "since_authorised_ms": change.ts - latest if latest >= 0 else -1,
                 }
+                self._sound_sirens()
                 self._alert(door, change.ts, AlertKind.DOOR_FORCED, Severity.CRITICAL, evidence,
                             f"door {door} opened without authorisation")  # fmt: skip
         if policy.held_open_s is not None:
@@ -172,17 +189,18 @@ class LocalRules:
         self, device_id: str, ts: int, kind: AlertKind, severity: Severity, evidence: Evidence, summary: str
     ) -> None:
         spec = self._devices.get(device_id)
-        self._send(
-            Alert(
-                **self._stamper.stamp(ts),
-                device_id=device_id,
-                kind=kind,
-                severity=severity,
-                grid_id=spec.grid_id if spec else None,
-                evidence=evidence,
-                summary=summary[:256],
-            )
+        alert = Alert(
+            **self._stamper.stamp(ts),
+            device_id=device_id,
+            kind=kind,
+            severity=severity,
+            grid_id=spec.grid_id if spec else None,
+            evidence=evidence,
+            summary=summary[:256],
         )
+        if self._notify_local is not None:
+            self._notify_local(alert)  # first: the village centre hears it even if the disk is slow
+        self._send(alert)
 
     def _event(self, device_id: str, ts: int, kind: EventKind, evidence: Evidence | None = None) -> None:
         self._send(DeviceEvent(**self._stamper.stamp(ts), device_id=device_id, kind=kind, evidence=evidence or {}))

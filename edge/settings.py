@@ -51,6 +51,10 @@ class EdgeSettings(BaseSettings):
     village_id: VillageId
     gateway_id: GatewayId
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    local_broker: BrokerSettings | None = Field(
+        default=None,
+        description="The village's local broker (usually on the gateway): sensor nodes, alerts for the village centre.",
+    )
     state_dir: Path = Path("outpost-edge-state")
     config: GatewayConfig = Field(
         default_factory=GatewayConfig,

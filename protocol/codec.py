@@ -31,6 +31,7 @@ class RejectReason(StrEnum):
     UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
     INVALID_PAYLOAD = "invalid_payload"
     GATEWAY_MISMATCH = "gateway_mismatch"
+    NODE_MISMATCH = "node_mismatch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,26 @@ def _classify(error: ValidationError) -> tuple[RejectReason, str]:
     return RejectReason.INVALID_PAYLOAD, summary
 
 
+class RejectionTally:
+    """Counts refused messages by reason and logs them, the first few and then every thousandth."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[RejectReason] = Counter()
+
+    def reject(self, reason: RejectReason, detail: str, *, topic: str) -> Rejection:
+        self.counts[reason] += 1
+        rejection = Rejection(reason, topic[:_DETAIL_CHARS], detail[:_DETAIL_CHARS])
+        count = self.counts[reason]
+        if count <= _LOG_FIRST_N or count % _LOG_EVERY_N == 0:
+            logger.warning(
+                "rejected message on %s: %s (%s; %d so far)", rejection.topic, reason, rejection.detail, count
+            )
+        return rejection
+
+    def invalid(self, error: ValidationError, *, topic: str) -> Rejection:
+        return self.reject(*_classify(error), topic=topic)
+
+
 class Decoder:
     """Decodes inbound MQTT messages against the contract and keeps count of what it refused."""
 
@@ -73,36 +94,30 @@ class Decoder:
         if max_payload_bytes <= 0:
             raise ValueError("max_payload_bytes must be positive")
         self.max_payload_bytes = max_payload_bytes
-        self.rejections: Counter[RejectReason] = Counter()
+        self._tally = RejectionTally()
 
     def decode(self, topic: str, payload: bytes) -> Inbound | Rejection:
         if len(payload) > self.max_payload_bytes:
             detail = f"{len(payload)} bytes > limit {self.max_payload_bytes}"
-            return self._reject(RejectReason.OVERSIZE, detail, topic=topic)
+            return self._tally.reject(RejectReason.OVERSIZE, detail, topic=topic)
         try:
             parsed = GatewayTopic.parse(topic)
         except TopicError as exc:
-            return self._reject(RejectReason.BAD_TOPIC, str(exc), topic=topic)
+            return self._tally.reject(RejectReason.BAD_TOPIC, str(exc), topic=topic)
         model = MODEL_FOR_CHANNEL[parsed.channel]
         try:
             message = model.model_validate_json(payload, strict=True)  # nested config models too
         except ValidationError as exc:
-            return self._reject(*_classify(exc), topic=topic)
+            return self._tally.invalid(exc, topic=topic)
         if message.gateway_id != parsed.gateway_id:
             detail = f"payload names gateway {message.gateway_id!r}, topic names {parsed.gateway_id!r}"
-            return self._reject(RejectReason.GATEWAY_MISMATCH, detail, topic=topic)
+            return self._tally.reject(RejectReason.GATEWAY_MISMATCH, detail, topic=topic)
         return Inbound(parsed, message)
 
-    def _reject(self, reason: RejectReason, detail: str, *, topic: str) -> Rejection:
-        self.rejections[reason] += 1
-        rejection = Rejection(reason, topic[:_DETAIL_CHARS], detail[:_DETAIL_CHARS])
-        count = self.rejections[reason]
-        if count <= _LOG_FIRST_N or count % _LOG_EVERY_N == 0:
-            logger.warning(
-                "rejected message on %s: %s (%s; %d so far)", rejection.topic, reason, rejection.detail, count
-            )
-        return rejection
+    @property
+    def rejections(self) -> Counter[RejectReason]:
+        return self._tally.counts
 
     @property
     def rejected_total(self) -> int:
-        return self.rejections.total()
+        return self._tally.counts.total()

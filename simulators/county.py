@@ -12,6 +12,7 @@ from pathlib import Path
 
 from edge.adapters.simulated import SimulatedDoorContact, SimulatedPanicButton, build_simulated
 from edge.agent import GatewayAgent
+from edge.devices import prebuilt
 from edge.settings import BrokerSettings, EdgeSettings
 from protocol.clock import utc_now_ms
 from protocol.gateway_config import DeviceKind, DeviceSpec, GatewayConfig
@@ -84,7 +85,7 @@ class SimulatedCounty:
             self.gateways.append(
                 SimulatedGateway(
                     settings,
-                    GatewayAgent(settings, devices),
+                    GatewayAgent(settings, prebuilt(devices)),
                     [d for d in devices if isinstance(d, SimulatedPanicButton)],
                     [d for d in devices if isinstance(d, SimulatedDoorContact)],
                 )

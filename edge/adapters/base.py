@@ -12,6 +12,7 @@ class ButtonPressed:
     device_id: str
     ts: int
     held_ms: int
+    presses: int = 1  # more than one: a pattern of quick presses, as a node reports it
 
 
 @dataclass(frozen=True, slots=True)

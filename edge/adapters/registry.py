@@ -18,6 +18,7 @@ from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind
 if TYPE_CHECKING:
     from edge.adapters.camera import CaptureOpener, Frame, FrameSink
     from edge.adapters.gpio import PinFactory
+    from edge.adapters.node import NodeBus
 
 
 def build_adapter(
@@ -27,8 +28,12 @@ def build_adapter(
     pin_factory: "PinFactory | None" = None,
     frame_sink: "FrameSink | None" = None,
     capture_opener: "CaptureOpener | None" = None,
+    node_bus: "NodeBus | None" = None,
 ) -> DeviceAdapter:
-    """The adapter that reads ``spec``'s device; ``pin_factory`` defaults to gpiozero's own."""
+    """The adapter that reads ``spec``'s device; ``pin_factory`` defaults to gpiozero's own.
+
+    Sensor nodes need ``node_bus``, the gateway's connection to its local broker.
+    """
     if spec.kind is DeviceKind.SIREN:
         raise EdgeConfigError(f"device {spec.id}: a siren is an output; build it with build_actuator")
     try:
@@ -36,16 +41,26 @@ def build_adapter(
             return _build_gpio(spec, clock, pin_factory)
         if spec.driver is DriverKind.CAMERA:
             return _build_camera(spec, clock, frame_sink, capture_opener)
+        if spec.driver is DriverKind.NODE:
+            return _build_node(spec, clock, node_bus)
         return build_simulated(spec, clock)
     except ValidationError as exc:
         raise _invalid_params(spec, exc) from exc
 
 
 def build_devices(
-    specs: "Sequence[DeviceSpec]", clock: Callable[[], int], *, pin_factory: "PinFactory | None" = None
+    specs: "Sequence[DeviceSpec]",
+    clock: Callable[[], int],
+    *,
+    pin_factory: "PinFactory | None" = None,
+    node_bus: "NodeBus | None" = None,
 ) -> tuple[list[DeviceAdapter], list[Actuator]]:
     """Every declared device: inputs as adapters, sirens as actuators."""
-    adapters = [build_adapter(s, clock, pin_factory=pin_factory) for s in specs if s.kind is not DeviceKind.SIREN]
+    adapters = [
+        build_adapter(s, clock, pin_factory=pin_factory, node_bus=node_bus)
+        for s in specs
+        if s.kind is not DeviceKind.SIREN
+    ]
     actuators = [build_actuator(s, pin_factory=pin_factory) for s in specs if s.kind is DeviceKind.SIREN]
     return adapters, actuators
 
@@ -89,6 +104,16 @@ def _build_camera(
     return CameraAdapter(
         spec, clock, frame_sink=frame_sink or detection_sink(spec), opener=capture_opener or open_capture
     )
+
+
+def _build_node(spec: DeviceSpec, clock: Callable[[], int], node_bus: "NodeBus | None") -> DeviceAdapter:
+    from edge.adapters.node import NODE_DEVICE_KINDS, NodeAdapter  # noqa: PLC0415 - see module doc
+
+    if spec.kind not in NODE_DEVICE_KINDS:
+        raise EdgeConfigError(f"device {spec.id}: a sensor node cannot serve a {spec.kind}")
+    if node_bus is None:
+        raise EdgeConfigError(f"device {spec.id}: sensor nodes need the gateway's local_broker to be configured")
+    return NodeAdapter(spec, clock, node_bus)
 
 
 def detection_sink(spec: DeviceSpec) -> "FrameSink":

@@ -10,6 +10,8 @@ FIGURES = {
     "edge.detection_fps",
     "edge.buffer_durable_writes",
     "edge.replay_rate",
+    "edge.local_action_p50_ms",
+    "edge.local_action_max_ms",
     "edge.agent_rss_mb",
     "edge.agent_cpu_percent",
 }

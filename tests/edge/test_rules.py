@@ -1,11 +1,13 @@
 """Local rules: a panic press raises a critical alert first, door changes become events, measurements go on."""
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from edge.adapters.actuators import Actuator
 from edge.adapters.base import (
     ButtonPressed,
     Detected,
@@ -44,6 +46,7 @@ class Outbox:
     def __init__(self) -> None:
         self.sent: list[Message] = []
         self.measured: list[Measured] = []
+        self.notified: list[Alert] = []
 
 
 @pytest.fixture
@@ -51,10 +54,18 @@ def outbox() -> Outbox:
     return Outbox()
 
 
+def _rules(
+    devices: dict[str, DeviceSpec], stamper: EnvelopeStamper, outbox: Outbox, sirens: Sequence[Actuator] = ()
+) -> LocalRules:
+    rules = LocalRules(stamper, outbox.sent.append, outbox.measured.append, notify_local=outbox.notified.append)
+    rules.use_devices(list(devices.values()), sirens)
+    return rules
+
+
 @pytest.fixture
 def rules(tmp_path: Path, outbox: Outbox) -> LocalRules:
     stamper = EnvelopeStamper(GATEWAY, SequenceCounter(tmp_path / "sequence"), lambda: NOW_MS)
-    return LocalRules(DEVICES, stamper, outbox.sent.append, outbox.measured.append)
+    return _rules(DEVICES, stamper, outbox)
 
 
 def test_a_panic_press_raises_a_critical_panic_alert_before_the_button_event(rules: LocalRules, outbox: Outbox) -> None:
@@ -78,6 +89,17 @@ def test_a_panic_press_raises_a_critical_panic_alert_before_the_button_event(rul
     assert alert.seq < event.seq
     assert alert.event_id != event.event_id
     assert outbox.measured == []
+    assert outbox.notified == [alert]
+
+
+def test_a_pattern_of_presses_from_a_node_keeps_its_count_in_the_evidence(rules: LocalRules, outbox: Outbox) -> None:
+    rules.handle(ButtonPressed("panic-1", PRESSED_MS, held_ms=120, presses=3))
+
+    alert, event = outbox.sent
+    assert isinstance(alert, Alert)
+    assert alert.evidence == {"held_ms": 120, "presses": 3}
+    assert isinstance(event, DeviceEvent)
+    assert event.evidence == alert.evidence
 
 
 def test_a_panic_button_without_a_grid_raises_an_alert_without_one(rules: LocalRules, outbox: Outbox) -> None:
@@ -211,7 +233,7 @@ async def test_a_panic_press_sounds_every_siren(tmp_path: Path, outbox: Outbox) 
     siren = GpioSiren(DeviceSpec(kind=DeviceKind.SIREN, id="siren-1", driver=DriverKind.GPIO, params={"pin": 18}),
                       pin_factory=factory)  # fmt: skip
     stamper = EnvelopeStamper(GATEWAY, SequenceCounter(tmp_path / "sequence"), lambda: NOW_MS)
-    rules = LocalRules(DEVICES, stamper, outbox.sent.append, outbox.measured.append, sirens=[siren])
+    rules = _rules(DEVICES, stamper, outbox, sirens=[siren])
     try:
         rules.handle(ButtonPressed("panic-1", PRESSED_MS, held_ms=300))
         await asyncio.sleep(0)  # the siren is switched on by a task of the event loop
@@ -241,7 +263,7 @@ POLICED = {
 @pytest.fixture
 def policed(tmp_path: Path, outbox: Outbox) -> LocalRules:
     stamper = EnvelopeStamper(GATEWAY, SequenceCounter(tmp_path / "sequence"), lambda: NOW_MS)
-    return LocalRules(POLICED, stamper, outbox.sent.append, outbox.measured.append)
+    return _rules(POLICED, stamper, outbox)
 
 
 def _alerts(outbox: Outbox) -> list[Alert]:
@@ -257,6 +279,36 @@ async def test_a_door_opened_without_authorisation_is_forced(policed: LocalRules
     assert forced.severity is Severity.CRITICAL
     assert forced.grid_id == "grid-3"
     assert forced.evidence == {"window_ms": 10_000, "since_authorised_ms": -1}
+
+
+async def test_a_forced_door_sounds_the_sirens_and_tells_the_village_centre(tmp_path: Path, outbox: Outbox) -> None:
+    factory = MockFactory()
+    siren = GpioSiren(DeviceSpec(kind=DeviceKind.SIREN, id="siren-1", driver=DriverKind.GPIO, params={"pin": 18}),
+                      pin_factory=factory)  # fmt: skip
+    stamper = EnvelopeStamper(GATEWAY, SequenceCounter(tmp_path / "sequence"), lambda: NOW_MS)
+    rules = _rules(POLICED, stamper, outbox, sirens=[siren])
+    try:
+        rules.handle(DoorChanged("door-clinic", PRESSED_MS, is_open=True))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert siren.is_on
+        assert [alert.kind for alert in outbox.notified] == [AlertKind.DOOR_FORCED]
+    finally:
+        await siren.close()
+
+
+async def test_devices_removed_by_a_new_config_lose_their_pending_timers_and_state(
+    policed: LocalRules, outbox: Outbox
+) -> None:
+    policed.handle(ButtonPressed("rex-1", PRESSED_MS, held_ms=100))
+    policed.handle(DoorChanged("door-clinic", PRESSED_MS + 1_000, is_open=True))
+    policed.handle(DeviceStatus("door-clinic", PRESSED_MS, online=False, reason="node silent"))
+
+    policed.use_devices([POLICED["rex-1"]], [])
+    await asyncio.sleep(0.2)  # past the removed door's held-open limit
+
+    assert [alert.kind for alert in _alerts(outbox)] == [AlertKind.NODE_SILENT]
+    assert policed.offline_devices == set()
 
 
 async def test_a_door_opened_within_the_authorisation_window_is_not_forced(policed: LocalRules, outbox: Outbox) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge.agent import GatewayAgent
+from edge.devices import prebuilt
 from edge.settings import BrokerSettings, EdgeSettings
 from edge.watchdog import SystemdNotifier
 from simulators.infra.ports import free_port
@@ -67,7 +68,7 @@ async def test_the_agent_reports_ready_pings_and_stopping(tmp_path: Path, notify
     )
     # A ping every 50 ms: the socket queues only ~10 datagrams unread (net.unix.max_dgram_qlen).
     notifier = SystemdNotifier({"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "100000"})
-    agent = GatewayAgent(settings, [], notifier=notifier)
+    agent = GatewayAgent(settings, prebuilt([]), notifier=notifier)
     stop = asyncio.Event()
     running = asyncio.create_task(agent.run(stop))
     await asyncio.sleep(0.2)

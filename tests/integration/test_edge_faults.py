@@ -12,6 +12,7 @@ import pytest
 
 from edge.adapters.simulated import SimulatedPanicButton
 from edge.agent import GatewayAgent
+from edge.devices import prebuilt
 from edge.settings import BrokerSettings, EdgeSettings
 from protocol.clock import utc_now_ms
 from protocol.codec import Decoder, Inbound
@@ -46,7 +47,7 @@ async def test_every_alert_arrives_exactly_once_and_in_order_across_a_broker_out
         devices=[DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="panic-centre")],
     )
     button = SimulatedPanicButton(settings.devices[0], utc_now_ms)
-    agent = GatewayAgent(settings, [button])
+    agent = GatewayAgent(settings, prebuilt([button]))
     stop = asyncio.Event()
     presses = 0
 

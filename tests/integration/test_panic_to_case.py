@@ -8,6 +8,7 @@ import pytest
 
 from edge.adapters.simulated import SimulatedPanicButton
 from edge.agent import GatewayAgent
+from edge.devices import prebuilt
 from edge.settings import BrokerSettings, EdgeSettings
 from protocol.clock import utc_now_ms
 from protocol.gateway_config import DeviceKind, DeviceSpec, GatewayConfig
@@ -32,7 +33,7 @@ async def test_panic_press_reaches_the_platform_as_exactly_one_case(
         devices=[DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="panic-school", grid_id="dongshan-grid-2")],
     )
     button = SimulatedPanicButton(settings.devices[0], utc_now_ms)
-    agent = GatewayAgent(settings, [button])
+    agent = GatewayAgent(settings, prebuilt([button]))
     stop = asyncio.Event()
     agent_task = asyncio.create_task(agent.run(stop))
     try:

@@ -8,6 +8,7 @@ import pytest
 
 from edge.adapters.simulated import SimulatedPanicButton
 from edge.agent import GatewayAgent
+from edge.devices import prebuilt
 from edge.errors import UplinkRefusedError
 from edge.settings import BrokerSettings, EdgeSettings
 from protocol.clock import utc_now_ms
@@ -36,7 +37,7 @@ def _gateway(tmp_path: Path, port: int) -> tuple[GatewayAgent, SimulatedPanicBut
         devices=[DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="panic-centre")],
     )
     button = SimulatedPanicButton(settings.devices[0], utc_now_ms)
-    return GatewayAgent(settings, [button]), button
+    return GatewayAgent(settings, prebuilt([button])), button
 
 
 async def test_a_broker_refusing_the_credentials_stops_the_agent_with_a_clear_error(tmp_path: Path) -> None:

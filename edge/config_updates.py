@@ -1,0 +1,128 @@
+"""Applies the configuration the fleet pushes (the retained ``config/desired``), and reports the outcome.
+
+Each desired config is validated against the strict model (by the decoder), applied live (devices
+by difference, intervals at once, rules re-pointed), and reported on ``config/reported``: the
+version now running, or the version refused and why. A config that fails to apply is rolled back
+to the last good one. The applied config is kept on disk, so a restarted gateway runs what the fleet
+last gave it rather than its initial settings. Only the newest version matters: an older one (a
+stale retained message) is ignored, the same one again is re-reported, and updates arriving while
+one is being applied are coalesced to the latest.
+"""
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge.errors import ConfigApplyError, EdgeConfigError
+from protocol.codec import Rejection
+from protocol.gateway_config import GatewayConfig
+from protocol.messages import ConfigDesired, ConfigStatus
+
+logger = logging.getLogger(__name__)
+
+_ERROR_CHARS: Final = 256
+
+
+class AppliedConfig(BaseModel):
+    """What the gateway runs, as kept on its disk."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = Field(ge=0)
+    config: GatewayConfig
+
+
+Apply = Callable[[GatewayConfig], Awaitable[None]]
+"""Runs a config: raises ConfigApplyError (after rolling back) when it cannot."""
+Report = Callable[[int, ConfigStatus, str | None], None]
+
+
+class ConfigUpdates:
+    def __init__(self, path: Path, initial: GatewayConfig, apply: Apply, report: Report) -> None:
+        self._path = path
+        self._apply = apply
+        self._report = report
+        self.applied = self._load() or AppliedConfig(version=0, config=initial)
+        self._latest: ConfigDesired | None = None
+        self._wake = asyncio.Event()
+
+    def offer(self, desired: ConfigDesired) -> None:
+        """Queue ``desired`` (replacing any not yet applied); :meth:`run` applies it."""
+        self._latest = desired
+        self._wake.set()
+
+    def fall_back(self, initial: GatewayConfig) -> None:
+        """Run ``initial`` as version 0, so the fleet's desired config is applied afresh when it arrives."""
+        self.applied = AppliedConfig(version=0, config=initial)
+
+    def refuse(self, rejection: Rejection, payload: bytes) -> None:
+        """Report a desired config the decoder refused, under its version if it names one."""
+        version = _version_of(payload)
+        if version is None:
+            logger.error("a pushed config without a readable version was refused: %s", rejection.detail)
+            return
+        self._report(version, ConfigStatus.REJECTED, f"invalid: {rejection.detail}"[:_ERROR_CHARS])
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            desired, self._latest = self._latest, None
+            if desired is not None:
+                await self._update(desired)
+
+    async def _update(self, desired: ConfigDesired) -> None:
+        current = self.applied
+        if desired.version < current.version:
+            logger.info("config version %d is older than the running %d; ignored", desired.version, current.version)
+            return
+        if desired.version == current.version and desired.config == current.config:
+            self._report(desired.version, ConfigStatus.APPLIED, None)
+            return
+        try:
+            await self._apply(desired.config)
+        except (ConfigApplyError, EdgeConfigError) as exc:
+            logger.error("config version %d refused: %s", desired.version, exc)
+            self._report(desired.version, ConfigStatus.REJECTED, str(exc)[:_ERROR_CHARS])
+            return
+        self.applied = AppliedConfig(version=desired.version, config=desired.config)
+        await asyncio.to_thread(self._save, self.applied)
+        logger.info("config version %d applied", desired.version)
+        self._report(desired.version, ConfigStatus.APPLIED, None)
+
+    def _load(self) -> AppliedConfig | None:
+        try:
+            text = self._path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise EdgeConfigError(f"cannot read the applied config {self._path}: {exc}") from exc
+        try:
+            applied = AppliedConfig.model_validate_json(text)
+        except ValidationError as exc:
+            logger.error("the applied config in %s is unreadable (%s); starting from the settings", self._path, exc)
+            return None
+        logger.info("running config version %d, as the fleet last pushed it", applied.version)
+        return applied
+
+    def _save(self, applied: AppliedConfig) -> None:
+        temporary = self._path.with_suffix(".tmp")
+        with temporary.open("w", encoding="utf-8") as file:
+            file.write(applied.model_dump_json())
+            file.flush()
+            os.fsync(file.fileno())
+        temporary.replace(self._path)
+
+
+def _version_of(payload: bytes) -> int | None:
+    try:
+        value = json.loads(payload).get("version")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

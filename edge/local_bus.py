@@ -1,0 +1,158 @@
+"""The gateway's connection to its village's local MQTT broker: it hears the sensor nodes and tells the village centre.
+
+This path never depends on the uplink: the local broker runs in the village (usually on the
+gateway itself), so panic presses on nodes and alerts for the village centre keep flowing while the
+fleet is unreachable. The session is persistent (QoS 1), so node events published while the agent
+restarts wait at the broker. Each node's messages go to the adapter attached for it; messages from
+nodes nobody declared, and malformed ones, are counted and logged, never raised.
+
+Alerts for the village centre are published at QoS 1 as soon as they are raised; while the local
+broker is down up to ``pending_limit`` of them wait and go out on reconnect, older ones beyond that
+are dropped and counted.
+"""
+
+import asyncio
+import logging
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Final, Protocol
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+
+from edge.errors import LocalBrokerRefusedError
+from edge.settings import BrokerSettings
+from edge.uplink import tls_context
+from protocol.codec import Rejection, encode
+from protocol.messages import Alert
+from protocol.node import NodeDecoder, NodeInbound, node_filters
+from protocol.reconnect import Backoff, is_permanent_refusal, refusal_code
+from protocol.village_centre import village_centre_topic
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PENDING_LIMIT: Final = 100
+
+
+class NodeListener(Protocol):
+    def on_node_message(self, message: NodeInbound, received_ms: int) -> None: ...
+
+
+class LocalBus:
+    def __init__(
+        self,
+        broker: BrokerSettings,
+        village_id: str,
+        gateway_id: str,
+        clock: Callable[[], int],
+        *,
+        backoff: Backoff | None = None,
+        pending_limit: int = DEFAULT_PENDING_LIMIT,
+    ) -> None:
+        self._broker = broker
+        self._tls = tls_context(broker)
+        self._client_id = f"outpost-gw-local-{gateway_id}"
+        self._centre_topic = village_centre_topic(village_id, gateway_id)
+        self._clock = clock
+        self._backoff = backoff or Backoff()
+        self._listeners: dict[str, NodeListener] = {}
+        self._client: aiomqtt.Client | None = None
+        self._pending: deque[bytes] = deque(maxlen=pending_limit)
+        self._publishing: set[asyncio.Task[None]] = set()
+        self.decoder = NodeDecoder()
+        self.connected = asyncio.Event()
+        self.unknown_nodes: Counter[str] = Counter()
+        self.notified = 0
+        self.notifications_dropped = 0
+
+    def attach(self, node_id: str, listener: NodeListener) -> None:
+        """Send ``node_id``'s messages to ``listener`` (one listener a node)."""
+        self._listeners[node_id] = listener
+
+    def detach(self, node_id: str, listener: NodeListener) -> None:
+        if self._listeners.get(node_id) is listener:
+            del self._listeners[node_id]
+
+    def notify_village_centre(self, alert: Alert) -> None:
+        """Publish ``alert`` to the village centre now, or as soon as the local broker is back."""
+        payload = encode(alert)
+        if self._client is None:
+            if len(self._pending) == self._pending.maxlen:
+                self.notifications_dropped += 1
+            self._pending.append(payload)
+            logger.warning("local broker down: alert %s for the village centre waits", alert.event_id)
+            return
+        self._publish_soon(self._client, payload)
+
+    def _publish_soon(self, client: aiomqtt.Client, payload: bytes) -> None:
+        task = asyncio.get_running_loop().create_task(self._publish(client, payload))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish(self, client: aiomqtt.Client, payload: bytes) -> None:
+        try:
+            await client.publish(self._centre_topic, payload, qos=1)
+            self.notified += 1
+        except aiomqtt.MqttError as exc:
+            logger.warning("alert for the village centre not delivered (%s); it waits for the reconnect", exc)
+            self._pending.append(payload)
+
+    async def run(self) -> None:
+        """Stay connected until cancelled; raise LocalBrokerRefusedError on a permanent refusal."""
+        while True:
+            try:
+                await self._session()
+            except aiomqtt.MqttError as exc:
+                code = refusal_code(exc.rc) if isinstance(exc, MqttConnectError) else None
+                if is_permanent_refusal(code):
+                    raise LocalBrokerRefusedError(
+                        f"local broker {self._broker.host}:{self._broker.port} refused the gateway (code {code}): "
+                        "check local_broker's credentials"
+                    ) from exc
+                delay = self._backoff.next_delay()
+                logger.warning(
+                    "local broker %s:%d down (%s); retrying in %.1f s", self._broker.host, self._broker.port, exc, delay
+                )
+                await asyncio.sleep(delay)
+
+    async def _session(self) -> None:
+        password = self._broker.password.get_secret_value() if self._broker.password else None
+        async with aiomqtt.Client(
+            self._broker.host,
+            self._broker.port,
+            identifier=self._client_id,
+            username=self._broker.username,
+            password=password,
+            clean_session=False,
+            keepalive=self._broker.keepalive_s,
+            tls_context=self._tls,
+            timeout=10,
+        ) as client:
+            self._backoff.reset()
+            for topic_filter in node_filters():
+                await client.subscribe(topic_filter, qos=1)
+            self._client = client
+            self.connected.set()
+            logger.info("local broker %s:%d connected", self._broker.host, self._broker.port)
+            try:
+                while self._pending:
+                    self._publish_soon(client, self._pending.popleft())
+                async for message in client.messages:
+                    payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+                    self._dispatch(str(message.topic), payload)
+            finally:
+                self.connected.clear()
+                self._client = None
+
+    def _dispatch(self, topic: str, payload: bytes) -> None:
+        received = self.decoder.decode(topic, payload)
+        if isinstance(received, Rejection):
+            return  # counted and logged by the decoder
+        node_id = received.topic.node_id
+        listener = self._listeners.get(node_id)
+        if listener is None:
+            self.unknown_nodes[node_id] += 1
+            if self.unknown_nodes[node_id] == 1:
+                logger.warning("node %s is not declared on this gateway; its messages are ignored", node_id)
+            return
+        listener.on_node_message(received.message, self._clock())
