@@ -2,7 +2,8 @@
 
 ``edge.detection_fps`` (frames/s, one core): :class:`edge.detection.pipeline.FramePipeline` with
 motion (one full-frame zone), line crossing and every tamper check, fed 640 x 360 BGR frames of a
-textured scene with two shapes crossing the line in opposite directions and sensor noise. Its
+textured scene (:mod:`simulators.scenes`) with two shapes crossing the line in opposite directions
+and sensor noise. Its
 baseline is what a plain OpenCV loop would do on the same full-size frames: MOG2 ``apply``
 (shadows off), the variance of the grey frame's Laplacian and ``meanStdDev`` of the grey frame,
 with no downscaling, tracking or debouncing. OpenCV is limited to one thread
@@ -16,47 +17,37 @@ from contextlib import contextmanager
 from typing import Final
 
 import cv2
-import numpy as np
-from numpy.typing import NDArray
 
 from bench.harness import Figure, Profile, Workload, median_rates
 from edge.detection.pipeline import FramePipeline
 from protocol.detection import DetectionSettings, LineSettings
 from protocol.messages import EventKind
+from simulators.scenes import BRIGHT, FRAME_MS, START_MS, WIDTH, Camera, Frame, Mover, linear_path
 
 logger = logging.getLogger(__name__)
 
-WIDTH: Final = 640
-HEIGHT: Final = 360
 CLIP_FRAMES: Final = 64
 FPS_GOAL: Final = 400.0
 """Frames per second one core must analyse at 640 x 360 with every detector on."""
 
-_FRAME_MS: Final = 100
-_START_MS: Final = 1_700_000_000_000
 _SEED: Final = 20_240_601
 _SPEED_PX: Final = 12
 _SETTINGS: Final = DetectionSettings(line=LineSettings())
 
-Frame = NDArray[np.uint8]
-
 
 def clip(frames: int = CLIP_FRAMES, *, seed: int = _SEED) -> list[Frame]:
-    """``frames`` deterministic 640 x 360 BGR frames: textured ground, two crossing shapes, noise."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.uniform(50, 170, (HEIGHT // 24 + 2, WIDTH // 24 + 2, 3)).astype(np.float32)
-    scene = np.asarray(cv2.resize(coarse, (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC), dtype=np.float32)
-    scene += rng.normal(0.0, 10.0, (HEIGHT, WIDTH, 1)).astype(np.float32)
-    background = np.asarray(np.clip(scene, 0, 200), dtype=np.uint8)
-    result: list[Frame] = []
-    for index in range(frames):
-        frame = background.copy()
-        x = -40 + _SPEED_PX * index
-        cv2.rectangle(frame, (x - 28, 90), (x + 28, 180), (30, 35, 45), thickness=-1)
-        cv2.circle(frame, (WIDTH + 40 - _SPEED_PX * index, 260), 40, (235, 235, 225), thickness=-1)
-        noise = rng.normal(0.0, 2.0, frame.shape)
-        result.append(np.asarray(np.clip(frame + noise, 0, 255), dtype=np.uint8))
-    return result
+    """``frames`` deterministic 640 x 360 BGR frames: textured ground, two shapes crossing, noise."""
+    travel = _SPEED_PX * (frames - 1)
+    movers = (
+        Mover(linear_path((-40.0, 135.0), (-40.0 + travel, 135.0), frames), half_size=(28, 45)),
+        Mover(
+            linear_path((WIDTH + 40.0, 260.0), (WIDTH + 40.0 - travel, 260.0), frames),
+            shape="circle",
+            half_size=(40, 40),
+            color=BRIGHT,
+        ),
+    )
+    return list(Camera(seed).frames(frames, movers))
 
 
 def pipeline_workload(frames: list[Frame]) -> Workload:
@@ -67,7 +58,7 @@ def pipeline_workload(frames: list[Frame]) -> Workload:
 
     def run() -> object:
         index = next(counter)
-        return pipeline.process(frames[index % len(frames)], _START_MS + index * _FRAME_MS)
+        return pipeline.process(frames[index % len(frames)], START_MS + index * FRAME_MS)
 
     return run
 
@@ -93,7 +84,7 @@ def _check_pipeline_sees_the_clip(frames: list[Frame]) -> None:
     pipeline = FramePipeline("bench-check", _SETTINGS)
     kinds: list[str] = []
     for index, frame in enumerate(frames):
-        kinds += [found.kind for found in pipeline.process(frame, _START_MS + index * _FRAME_MS).detections]
+        kinds += [found.kind for found in pipeline.process(frame, START_MS + index * FRAME_MS).detections]
     crossings = kinds.count(EventKind.LINE_CROSSING.value)
     if crossings != 2 or EventKind.CAMERA_TAMPER.value in kinds:
         raise RuntimeError(f"the benchmark clip does not exercise the pipeline as intended: {kinds}")

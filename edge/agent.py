@@ -7,16 +7,18 @@ from collections.abc import Callable
 
 from edge import AGENT_VERSION
 from edge.buffer import StoreAndForwardBuffer
+from edge.commands import AUDIT_LOG_NAME, AuditLog, CommandHandler
 from edge.config_updates import ConfigUpdates
 from edge.devices import DeviceBuilder, DeviceRunner
 from edge.envelope import EnvelopeStamper
-from edge.errors import EdgeConfigError
+from edge.errors import EdgeConfigError, RestartRequestedError
 from edge.health import HealthProbe
 from edge.local_bus import LocalBus
 from edge.outgoing import outgoing
 from edge.rules import LocalRules
 from edge.sequence import SequenceCounter
 from edge.settings import EdgeSettings
+from edge.snapshots import SnapshotStore
 from edge.supervisor import supervise
 from edge.telemetry import TelemetryBatcher
 from edge.uplink import Uplink
@@ -25,11 +27,12 @@ from protocol.clock import utc_now_ms
 from protocol.codec import Decoder, Rejection
 from protocol.errors import TopicError
 from protocol.gateway_config import GatewayConfig
-from protocol.messages import ConfigDesired, ConfigReported, ConfigStatus, GatewayHealth, Heartbeat, Message
+from protocol.messages import Command, ConfigDesired, ConfigReported, ConfigStatus, GatewayHealth, Heartbeat, Message
 from protocol.topics import Channel, GatewayTopic
 
 logger = logging.getLogger(__name__)
 
+SNAPSHOT_PURGE_INTERVAL_S = 60.0
 DEFAULT_PROBATION_S = 3.0
 """How long newly configured devices must run without failing before a config counts as applied."""
 
@@ -44,14 +47,19 @@ class GatewayAgent:
         health: HealthProbe | None = None,
         notifier: SystemdNotifier | None = None,
         local_bus: LocalBus | None = None,
+        snapshots: SnapshotStore | None = None,
         probation_s: float = DEFAULT_PROBATION_S,
     ) -> None:
+        """``build_devices`` makes the adapters for a device list (at start and for each pushed config);
+        cameras given ``snapshots`` keep evidence frames in it for audited fetches."""
         self.settings = settings
         self._health = health or HealthProbe(settings.state_dir)
         self.stamper = EnvelopeStamper(settings.gateway_id, SequenceCounter(settings.state_dir / "sequence"), clock)
         self.buffer = StoreAndForwardBuffer(settings.state_dir / "buffer.db", settings.buffer_max_bytes)
         self.telemetry = TelemetryBatcher(self.stamper)
         self.local_bus = local_bus
+        self._restart_requested = asyncio.Event()
+        self._answering: set[asyncio.Task[None]] = set()
         self.rules = LocalRules(
             self.stamper,
             self._store,
@@ -61,6 +69,14 @@ class GatewayAgent:
         self.devices = DeviceRunner(build_devices, self.rules.handle)
         self.config_updates = ConfigUpdates(
             settings.state_dir / "applied-config.json", settings.config, self._apply_config, self._report_config
+        )
+        self.snapshots = snapshots or SnapshotStore(settings.state_dir / "snapshots", self.config.snapshots, clock)
+        self.commands = CommandHandler(
+            self.stamper,
+            self.snapshots,
+            AuditLog(settings.state_dir / AUDIT_LOG_NAME),
+            self.health,
+            self._restart_requested.set,
         )
         self._probation_s = probation_s
         self._notifier = notifier or SystemdNotifier()
@@ -82,19 +98,24 @@ class GatewayAgent:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (then shut down cleanly) or the uplink is refused for good."""
-        self._start_devices()
         await self.buffer.open()
+        try:
+            self._start_devices()
+        except EdgeConfigError:
+            await self.buffer.close()
+            raise
         tasks = [
             asyncio.create_task(self.uplink.run(), name="uplink"),
             asyncio.create_task(supervise("heartbeat", self._heartbeats), name="heartbeat"),
             asyncio.create_task(supervise("telemetry", self._telemetry_flushes), name="telemetry"),
             asyncio.create_task(supervise("config updates", self.config_updates.run), name="config-updates"),
+            asyncio.create_task(supervise("snapshot purge", self._purge_snapshots), name="snapshot-purge"),
         ]
         if self.local_bus is not None:
             tasks.append(asyncio.create_task(self.local_bus.run(), name="local-bus"))
         if self._notifier.watchdog_interval_s is not None:
             tasks.append(asyncio.create_task(self._notifier.keep_alive(), name="watchdog"))
-        stopper = asyncio.create_task(stop.wait(), name="stop")
+        stopper = asyncio.create_task(_first_set(stop, self._restart_requested), name="stop")
         self._notifier.notify("READY=1")
         logger.info(
             "gateway %s of village %s starting with %d devices (config version %d)",
@@ -118,6 +139,8 @@ class GatewayAgent:
         for result in results:
             if isinstance(result, Exception):
                 raise result
+        if self._restart_requested.is_set():
+            raise RestartRequestedError(f"gateway {self.settings.gateway_id} stopped to restart, as the fleet asked")
         logger.info("gateway %s stopped", self.settings.gateway_id)
 
     def _start_devices(self) -> None:
@@ -134,6 +157,7 @@ class GatewayAgent:
             self.config_updates.fall_back(self.settings.config)
             self.devices.start(self.config.devices)
         self.rules.use_devices(self.devices.specs, list(self.devices.sirens.values()))
+        self.snapshots.set_policy(self.config.snapshots)
 
     def _on_downlink(self, topic: str, payload: bytes) -> None:
         decoded = self._decoder.decode(topic, payload)
@@ -148,12 +172,28 @@ class GatewayAgent:
         match decoded.message:
             case ConfigDesired():
                 self.config_updates.offer(decoded.message)
+            case Command():
+                task = asyncio.get_running_loop().create_task(self._answer(decoded.message))
+                self._answering.add(task)
+                task.add_done_callback(self._answering.discard)
             case other:
                 logger.warning("downlink %s on %s is not handled", type(other).__name__, decoded.topic)
+
+    async def _answer(self, command: Command) -> None:
+        for message in await self.commands.handle(command):
+            self._store(message)
 
     async def _apply_config(self, config: GatewayConfig) -> None:
         await self.devices.apply(config.devices, self._probation_s)
         self.rules.use_devices(self.devices.specs, list(self.devices.sirens.values()))
+        await asyncio.to_thread(self.snapshots.set_policy, config.snapshots)
+
+    async def _purge_snapshots(self) -> None:
+        while True:
+            removed = await asyncio.to_thread(self.snapshots.purge)
+            if removed:
+                logger.info("%d expired snapshots removed", removed)
+            await asyncio.sleep(SNAPSHOT_PURGE_INTERVAL_S)
 
     def _report_config(self, version: int, status: ConfigStatus, error: str | None) -> None:
         self._store(ConfigReported(**self.stamper.stamp(), version=version, status=status, error=error))
@@ -201,3 +241,12 @@ class GatewayAgent:
         if not durable.cancelled() and durable.exception() is not None:
             self.store_failures += 1
             logger.error("a message could not be buffered: %s", durable.exception())
+
+
+async def _first_set(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -11,10 +11,13 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from edge.errors import EdgeError, UplinkRefusedError
+from edge.errors import EdgeError, RestartRequestedError, UplinkRefusedError
 from edge.settings import EdgeSettings
 
 logger = logging.getLogger(__name__)
+
+RESTART_EXIT_CODE = 75
+"""EX_TEMPFAIL: the fleet asked for a restart; systemd's Restart= starts the agent again."""
 
 app = typer.Typer(help="Run the gateway agent on a village gateway.", no_args_is_help=True)
 
@@ -43,6 +46,9 @@ def run(
     except UplinkRefusedError as exc:
         typer.echo(f"stopped: {exc}", err=True)
         raise typer.Exit(3) from exc
+    except RestartRequestedError as exc:
+        typer.echo(f"restarting: {exc}", err=True)
+        raise typer.Exit(RESTART_EXIT_CODE) from exc
     except EdgeError as exc:
         typer.echo(f"stopped: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -61,6 +67,7 @@ async def _run(settings: EdgeSettings) -> None:
     from edge.adapters.registry import build_devices  # noqa: PLC0415 - keeps `--help` fast
     from edge.agent import GatewayAgent  # noqa: PLC0415
     from edge.local_bus import LocalBus  # noqa: PLC0415
+    from edge.snapshots import SnapshotStore  # noqa: PLC0415
     from protocol.clock import utc_now_ms  # noqa: PLC0415
 
     stop = asyncio.Event()
@@ -72,5 +79,7 @@ async def _run(settings: EdgeSettings) -> None:
         if settings.local_broker is not None
         else None
     )
-    agent = GatewayAgent(settings, partial(build_devices, clock=utc_now_ms, node_bus=local_bus), local_bus=local_bus)
+    snapshots = SnapshotStore(settings.state_dir / "snapshots", settings.config.snapshots, utc_now_ms)
+    build = partial(build_devices, clock=utc_now_ms, node_bus=local_bus, snapshots=snapshots)
+    agent = GatewayAgent(settings, build, local_bus=local_bus, snapshots=snapshots)
     await agent.run(stop)

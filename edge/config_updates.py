@@ -67,6 +67,10 @@ class ConfigUpdates:
         if version is None:
             logger.error("a pushed config without a readable version was refused: %s", rejection.detail)
             return
+        if version < self.applied.version:
+            logger.info("a refused config names version %d, older than the running %d; ignored", version,
+                        self.applied.version)  # fmt: skip
+            return
         self._report(version, ConfigStatus.REJECTED, f"invalid: {rejection.detail}"[:_ERROR_CHARS])
 
     async def run(self) -> None:
@@ -92,19 +96,22 @@ class ConfigUpdates:
             self._report(desired.version, ConfigStatus.REJECTED, str(exc)[:_ERROR_CHARS])
             return
         self.applied = AppliedConfig(version=desired.version, config=desired.config)
-        await asyncio.to_thread(self._save, self.applied)
+        try:
+            await asyncio.to_thread(self._save, self.applied)
+        except OSError as exc:  # it runs all the same; a restart would run the previous one
+            logger.error("config version %d runs but could not be kept in %s: %s", desired.version, self._path, exc)
         logger.info("config version %d applied", desired.version)
         self._report(desired.version, ConfigStatus.APPLIED, None)
 
     def _load(self) -> AppliedConfig | None:
         try:
-            text = self._path.read_text(encoding="utf-8")
+            content = self._path.read_bytes()  # decoded by the validator: bad UTF-8 is unreadable, not a crash
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise EdgeConfigError(f"cannot read the applied config {self._path}: {exc}") from exc
         try:
-            applied = AppliedConfig.model_validate_json(text)
+            applied = AppliedConfig.model_validate_json(content)
         except ValidationError as exc:
             logger.error("the applied config in %s is unreadable (%s); starting from the settings", self._path, exc)
             return None
@@ -118,11 +125,16 @@ class ConfigUpdates:
             file.flush()
             os.fsync(file.fileno())
         temporary.replace(self._path)
+        directory = os.open(self._path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a power cut
+        finally:
+            os.close(directory)
 
 
 def _version_of(payload: bytes) -> int | None:
     try:
         value = json.loads(payload).get("version")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # RecursionError: deeply nested arrays or objects
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

@@ -70,7 +70,14 @@ class DeviceRunner:
             await self._probation(start, probation_s)
         except EdgeConfigError as exc:
             await self._remove([spec for spec in start if spec.id in self.adapters or spec.id in self.sirens])
-            self._add(stop)  # they ran before this change; if they cannot be rebuilt, the error says so
+            try:
+                self._add(stop)  # they ran before this change
+            except EdgeConfigError as rebuild:
+                self.specs = keep
+                raise ConfigApplyError(
+                    f"not applied ({exc}); the previous devices could not be rebuilt either ({rebuild}): "
+                    "only the unchanged devices run"
+                ) from exc
             raise ConfigApplyError(f"rolled back: {exc}") from exc
         self.specs = list(specs)
         logger.info("devices applied: %d kept, %d stopped, %d started", len(keep), len(stop), len(start))

@@ -32,3 +32,7 @@ class SnapshotNotFoundError(SnapshotError):
 
 class ConfigApplyError(EdgeError):
     """A pushed configuration could not be applied; the previous one was restored."""
+
+
+class RestartRequestedError(EdgeError):
+    """The fleet asked the agent to restart; it stopped cleanly so its supervisor (systemd) starts it again."""

@@ -20,7 +20,7 @@ from typing import Final, Protocol
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
-from edge.errors import LocalBrokerRefusedError
+from edge.errors import EdgeConfigError, LocalBrokerRefusedError
 from edge.settings import BrokerSettings
 from edge.uplink import tls_context
 from protocol.codec import Rejection, encode
@@ -66,7 +66,10 @@ class LocalBus:
         self.notifications_dropped = 0
 
     def attach(self, node_id: str, listener: NodeListener) -> None:
-        """Send ``node_id``'s messages to ``listener`` (one listener a node)."""
+        """Send ``node_id``'s messages to ``listener``; EdgeConfigError if another device already listens."""
+        current = self._listeners.get(node_id)
+        if current is not None and current is not listener:
+            raise EdgeConfigError(f"sensor node {node_id} is declared for two devices")
         self._listeners[node_id] = listener
 
     def detach(self, node_id: str, listener: NodeListener) -> None:

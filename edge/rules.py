@@ -2,7 +2,7 @@
 
 - A panic press: a critical alert (sent first), a button event, and every siren sounds at once.
 - A door change, PIR or camera motion, a line crossing: an event (crossings also count as
-  ``line_in``/``line_out`` telemetry).
+  ``line_in``/``line_out`` telemetry, and as ``line_in_{label}`` too when a classifier labels them).
 - A door with a policy: opened without an authorising access request in the window before it is
   "door forced" (critical, and the sirens sound); open longer than ``held_open_s`` is "door held
   open" (major).
@@ -155,6 +155,9 @@ class LocalRules:
         if kind is EventKind.LINE_CROSSING:
             direction = "line_in" if evidence.get("direction") == "in" else "line_out"
             self._measure(Measured(detected.device_id, direction, 1.0, detected.ts))
+            label = evidence.get("label")  # a configured classifier's person/vehicle/unknown/other
+            if isinstance(label, str):
+                self._measure(Measured(detected.device_id, f"{direction}_{label}", 1.0, detected.ts))
         self._event(detected.device_id, detected.ts, kind, evidence)
 
     def _on_status(self, status: DeviceStatus) -> None:

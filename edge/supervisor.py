@@ -5,6 +5,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from edge.errors import EdgeError
 from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ async def supervise(
     on_failure: Callable[[BaseException], None] | None = None,
     on_start: Callable[[], None] | None = None,
 ) -> None:
-    """Run ``body`` until cancelled; whenever it fails, log it, tell ``on_failure`` and restart it."""
+    """Run ``body`` until cancelled; whenever it fails (or returns), log it, tell ``on_failure`` and restart it."""
     backoff = Backoff(base_s=1.0, cap_s=60.0)
     while True:
         started = time.monotonic()
@@ -29,10 +30,13 @@ async def supervise(
         try:
             await body()
         except Exception as exc:
-            if time.monotonic() - started > STABLE_RUN_S:
-                backoff.reset()
-            delay = backoff.next_delay()
-            if on_failure is not None:
-                on_failure(exc)
-            logger.exception("%s failed; restarting in %.1f s", name, delay)
-            await asyncio.sleep(delay)
+            failure: Exception = exc
+        else:  # a body that returns is as broken as one that raises, and must not spin the loop
+            failure = EdgeError(f"{name} returned unexpectedly")
+        if time.monotonic() - started > STABLE_RUN_S:
+            backoff.reset()
+        delay = backoff.next_delay()
+        if on_failure is not None:
+            on_failure(failure)
+        logger.error("%s failed; restarting in %.1f s", name, delay, exc_info=failure)
+        await asyncio.sleep(delay)

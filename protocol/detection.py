@@ -9,9 +9,10 @@ Units, so settings carry over between cameras of different resolutions:
 * grey levels are 0..255 on the processing frame.
 """
 
-from typing import Annotated, Self
+from pathlib import PurePosixPath
+from typing import Annotated, Final, Literal, Self
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from protocol.config_model import ConfigModel
 from protocol.identifiers import Identifier
@@ -202,6 +203,91 @@ class TamperSettings(ConfigModel):
     )
 
 
+ClassLabel = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+"""A class a blob classifier names; metric-safe, since counts may be split by it (``line_in_person``)."""
+
+UNKNOWN_LABEL: Final = "unknown"
+"""The label of a crossing whose best class scored under ``min_score``."""
+OTHER_LABEL: Final = "other"
+"""The label of a crossing whose best class is not one of ``count_labels``."""
+
+
+def _absolute(path: str) -> str:
+    if not PurePosixPath(path).is_absolute():
+        raise ValueError(f"the model path must be absolute, got {path!r}")
+    return path
+
+
+class ClassifierSettings(ConfigModel):
+    """An optional local ONNX model that labels each blob crossing the counting line (person, vehicle, ...).
+
+    The model is a file already on the gateway; nothing is ever downloaded. It sees the crossing
+    blob's crop of the camera frame, in memory only, and gives one score per class: what leaves is a
+    label and a score, never the crop. The crop (the blob's box grown by ``margin``) is scaled to
+    ``input_width`` x ``input_height`` (in proportion, centred on black, when ``keep_aspect``), put in
+    ``channels`` order, scaled to 0..1, normalized as ``(x - mean) / std`` and fed as the model's only
+    input: one float32 tensor of batch 1 in ``layout``. The model's first output holds one score per
+    class, in the order of ``labels``.
+    """
+
+    model: Annotated[str, Field(min_length=2, max_length=1_024), AfterValidator(_absolute)] = Field(
+        description="Absolute path of the .onnx file on the gateway; a missing file stops the agent at start-up."
+    )
+    labels: tuple[ClassLabel, ...] = Field(
+        min_length=1, max_length=32, description="The model's classes in output order, e.g. ['person', 'vehicle']."
+    )
+    input_width: int = Field(default=64, ge=8, le=1_024, description="Model input width in pixels (default 64).")
+    input_height: int = Field(default=64, ge=8, le=1_024, description="Model input height in pixels (default 64).")
+    channels: Literal["rgb", "bgr", "gray"] = Field(default="rgb", description="Colour order the model expects.")
+    layout: Literal["nchw", "nhwc"] = Field(default="nchw", description="Tensor layout the model expects.")
+    mean: tuple[float, ...] = Field(
+        default=(0.0,),
+        min_length=1,
+        max_length=3,
+        description="Subtracted from the 0..1 pixel values: one value for every channel, or one per channel.",
+    )
+    std: tuple[Annotated[float, Field(gt=0.0)], ...] = Field(
+        default=(1.0,),
+        min_length=1,
+        max_length=3,
+        description="Divides the pixel values after the mean: one value for every channel, or one per channel.",
+    )
+    keep_aspect: bool = Field(
+        default=True, description="Scale the crop in proportion and pad it with black (shape tells classes apart)."
+    )
+    margin: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="Context added around the blob's box, a share of its size per side."
+    )
+    outputs: Literal["probabilities", "logits"] = Field(
+        default="probabilities", description="What the model's scores are; logits are turned into probabilities."
+    )
+    min_score: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description=f"Best class probability below which a crossing is labelled '{UNKNOWN_LABEL}'.",
+    )
+    count_labels: tuple[ClassLabel, ...] | None = Field(
+        default=None,
+        description=f"Labels reported by name; any other class is reported as '{OTHER_LABEL}'. Default: all labels.",
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"labels must be unique, got {list(self.labels)}")
+        if UNKNOWN_LABEL in self.labels:
+            raise ValueError(f"'{UNKNOWN_LABEL}' is reserved for crossings scored under min_score")
+        unlisted = set(self.count_labels or ()) - set(self.labels)
+        if unlisted:
+            raise ValueError(f"count_labels must be among the labels, not {sorted(unlisted)}")
+        channels = 1 if self.channels == "gray" else 3
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if len(values) not in (1, channels):
+                raise ValueError(f"{name} takes one value or one per channel ({channels}), got {len(values)}")
+        return self
+
+
 class DetectionSettings(ConfigModel):
     """Everything one camera's :class:`~edge.detection.pipeline.FramePipeline` needs."""
 
@@ -209,3 +295,12 @@ class DetectionSettings(ConfigModel):
     motion: MotionSettings = Field(default_factory=MotionSettings)
     line: LineSettings | None = Field(default=None, description="The counting line; none by default.")
     tamper: TamperSettings = Field(default_factory=TamperSettings)
+    classifier: ClassifierSettings | None = Field(
+        default=None, description="A local ONNX model labelling line crossings; none by default (blobs only)."
+    )
+
+    @model_validator(mode="after")
+    def _classifier_needs_a_line(self) -> Self:
+        if self.classifier is not None and self.line is None:
+            raise ValueError("the classifier labels line crossings: set a counting line too")
+        return self

@@ -71,12 +71,41 @@ class DeviceSpec(ConfigModel):
         return self
 
 
+class SnapshotPolicy(ConfigModel):
+    """Camera snapshots kept on the gateway, to be fetched only by an explicit, audited command.
+
+    Frames never leave the gateway otherwise; a snapshot is a downscaled JPEG that fits one command
+    response, deleted after ``retention_s`` or earlier when the snapshots outgrow ``max_bytes``.
+    """
+
+    enabled: bool = Field(default=True, description="Keep snapshots; disabling also deletes the ones kept.")
+    retention_s: float = Field(
+        default=24 * 3600.0, ge=60.0, le=30 * 24 * 3600.0, description="Seconds a snapshot is kept (default 24 h)."
+    )
+    max_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=4 * 1024 * 1024 * 1024,
+        description="Disk space for snapshots (default 50 MiB); the oldest go first beyond it.",
+    )
+    max_width: int = Field(default=640, ge=160, le=1_920, description="Stored width in pixels at most (default 640).")
+    jpeg_quality: int = Field(
+        default=80, ge=30, le=95, description="JPEG quality to start from; lowered as needed to fit (default 80)."
+    )
+    min_interval_s: float = Field(
+        default=30.0, ge=1.0, le=3_600.0, description="At most one snapshot per camera in this many seconds."
+    )
+
+
 class GatewayConfig(ConfigModel):
     """Everything the fleet may change on a running gateway: intervals and the devices it serves."""
 
     heartbeat_interval_s: float = Field(default=10.0, gt=0, le=3600)
     telemetry_interval_s: float = Field(default=5.0, gt=0, le=3600)
     devices: list[DeviceSpec] = Field(default_factory=list, max_length=MAX_DEVICES)
+    snapshots: SnapshotPolicy = Field(
+        default=SnapshotPolicy(), description="Camera snapshots kept on the gateway for audited fetches."
+    )
 
     @model_validator(mode="after")
     def _devices_agree(self) -> Self:

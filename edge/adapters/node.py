@@ -151,8 +151,8 @@ class NodeAdapter:
             self._battery_low = True
             evidence: dict[str, float | int | bool | str] = {"battery_v": beat.battery_v, "threshold_v": threshold}
             self._send(Detected(device, ts, EventKind.LOW_BATTERY.value, evidence))
-        elif self._battery_low and beat.battery_v >= threshold + _BATTERY_HYSTERESIS_V:
-            self._battery_low = False
+        elif self._battery_low and round(beat.battery_v - threshold, 3) >= _BATTERY_HYSTERESIS_V:
+            self._battery_low = False  # rounded to the millivolt: in floats, 3.3 - 3.2 falls short of 0.1
 
     def _on_event(self, event: NodeEvent, received_ms: int) -> None:
         key = (event.boot, event.seq)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from edge.adapters.camera import CaptureOpener, Frame, FrameSink
     from edge.adapters.gpio import PinFactory
     from edge.adapters.node import NodeBus
+    from edge.snapshots import SnapshotStore
 
 
 def build_adapter(
@@ -29,10 +30,12 @@ def build_adapter(
     frame_sink: "FrameSink | None" = None,
     capture_opener: "CaptureOpener | None" = None,
     node_bus: "NodeBus | None" = None,
+    snapshots: "SnapshotStore | None" = None,
 ) -> DeviceAdapter:
     """The adapter that reads ``spec``'s device; ``pin_factory`` defaults to gpiozero's own.
 
-    Sensor nodes need ``node_bus``, the gateway's connection to its local broker.
+    Sensor nodes need ``node_bus``, the gateway's connection to its local broker; cameras keep a
+    snapshot of the frame behind a detection in ``snapshots``, if given.
     """
     if spec.kind is DeviceKind.SIREN:
         raise EdgeConfigError(f"device {spec.id}: a siren is an output; build it with build_actuator")
@@ -40,7 +43,7 @@ def build_adapter(
         if spec.driver is DriverKind.GPIO:
             return _build_gpio(spec, clock, pin_factory)
         if spec.driver is DriverKind.CAMERA:
-            return _build_camera(spec, clock, frame_sink, capture_opener)
+            return _build_camera(spec, clock, frame_sink, capture_opener, snapshots)
         if spec.driver is DriverKind.NODE:
             return _build_node(spec, clock, node_bus)
         return build_simulated(spec, clock)
@@ -54,10 +57,11 @@ def build_devices(
     *,
     pin_factory: "PinFactory | None" = None,
     node_bus: "NodeBus | None" = None,
+    snapshots: "SnapshotStore | None" = None,
 ) -> tuple[list[DeviceAdapter], list[Actuator]]:
     """Every declared device: inputs as adapters, sirens as actuators."""
     adapters = [
-        build_adapter(s, clock, pin_factory=pin_factory, node_bus=node_bus)
+        build_adapter(s, clock, pin_factory=pin_factory, node_bus=node_bus, snapshots=snapshots)
         for s in specs
         if s.kind is not DeviceKind.SIREN
     ]
@@ -96,13 +100,17 @@ def _build_camera(
     clock: Callable[[], int],
     frame_sink: "FrameSink | None",
     capture_opener: "CaptureOpener | None",
+    snapshots: "SnapshotStore | None",
 ) -> DeviceAdapter:
     if spec.kind is not DeviceKind.CHECKPOINT_CAMERA:
         raise EdgeConfigError(f"device {spec.id}: the camera driver reads cameras, not a {spec.kind}")
     from edge.adapters.camera import CameraAdapter, open_capture  # noqa: PLC0415 - see module doc
 
     return CameraAdapter(
-        spec, clock, frame_sink=frame_sink or detection_sink(spec), opener=capture_opener or open_capture
+        spec,
+        clock,
+        frame_sink=frame_sink or detection_sink(spec, snapshots),
+        opener=capture_opener or open_capture,
     )
 
 
@@ -116,14 +124,22 @@ def _build_node(spec: DeviceSpec, clock: Callable[[], int], node_bus: "NodeBus |
     return NodeAdapter(spec, clock, node_bus)
 
 
-def detection_sink(spec: DeviceSpec) -> "FrameSink":
-    """The camera's frames through its detection pipeline (zones, line, tamper from ``spec.detection``)."""
+def detection_sink(spec: DeviceSpec, snapshots: "SnapshotStore | None" = None) -> "FrameSink":
+    """The camera's frames through its detection pipeline (zones, line, tamper from ``spec.detection``).
+
+    With ``snapshots``, the frame behind a detection is kept on the gateway (rate-limited per camera
+    by the store's policy) for an audited fetch; it never leaves otherwise.
+    """
     from edge.detection.pipeline import FramePipeline  # noqa: PLC0415 - OpenCV only where a camera is
 
     pipeline = FramePipeline(spec.id, spec.detection)
 
     def sink(frame: "Frame", ts: int) -> list[Observation]:
-        return list(pipeline.process(frame, ts).detections)
+        detections = pipeline.process(frame, ts).detections
+        if snapshots is not None and detections:
+            snapshots.keep(spec.id, frame, ts, reason=detections[0].kind)
+        found: list[Observation] = [*detections]
+        return found
 
     return sink
 

@@ -2,8 +2,8 @@
 
 Blobs are the outer contours of the (closed) foreground mask, kept if their area is plausible for a
 walker or a vehicle. Each is matched to the nearest blob of the previous frame within
-``max_match_distance`` (greedy, closest pairs first); a blob is only ever a centroid, an area and
-the side of the line it was last seen on, and it is forgotten once it leaves.
+``max_match_distance`` (greedy, closest pairs first); a blob is only ever a centroid, an area, a
+bounding box and the side of the line it was last seen on, and it is forgotten once it leaves.
 
 A blob's side is only decided outside a band of ``hysteresis`` either side of the line; inside the
 band it keeps the side it had. A crossing counts when the decided side flips, so a blob jittering
@@ -24,6 +24,8 @@ from protocol.detection import LineSettings
 logger = logging.getLogger(__name__)
 
 Direction = Literal["in", "out"]
+Box = tuple[int, int, int, int]
+"""A blob's bounding box ``(x, y, width, height)`` in pixels of the frame it was found on."""
 MINUTE_MS: Final = 60_000
 
 
@@ -35,6 +37,7 @@ class Crossing:
     direction: Direction
     blob_area: float  # fraction of the frame
     position: float  # where along the line, 0 at its start and 1 at its end
+    box: Box  # the blob's bounding box on the processing frame, as it crossed
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,7 @@ class _Blob:
     x: float
     y: float
     area: float  # fraction of the frame
+    box: Box
 
 
 @dataclass(slots=True)
@@ -129,7 +133,9 @@ class LineCrossingCounter:
             moments = cv2.moments(contour)
             area = moments["m00"] / self._frame_area
             if self._settings.min_blob_area <= area <= self._settings.max_blob_area:
-                blobs.append(_Blob(moments["m10"] / moments["m00"], moments["m01"] / moments["m00"], area))
+                centre_x, centre_y = moments["m10"] / moments["m00"], moments["m01"] / moments["m00"]
+                x, y, width, height = cv2.boundingRect(contour)
+                blobs.append(_Blob(centre_x, centre_y, area, (x, y, width, height)))
         if len(blobs) > self._settings.max_blobs:
             blobs = sorted(blobs, key=lambda blob: blob.area, reverse=True)[: self._settings.max_blobs]
         return blobs
@@ -175,7 +181,7 @@ class LineCrossingCounter:
         direction: Direction = "in" if side == self._inside_side else "out"
         self._count(direction)
         logger.debug("blob crossed line %s going %s at %.2f along it", self._settings.name, direction, position)
-        return Crossing(ts, direction, blob.area, position)
+        return Crossing(ts, direction, blob.area, position, blob.box)
 
     # --- geometry and counting ---------------------------------------------------------------------
 

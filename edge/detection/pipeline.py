@@ -2,10 +2,11 @@
 
 Each input frame is converted to grey and reduced to the processing size once; the motion detector
 gets it smoothed, the tamper detector gets it as is, and the line counter gets the motion mask.
-Readings become :class:`~edge.adapters.base.Detected` observations only when a condition has held
-for its :class:`~protocol.detection.Hold` (motion start/stop per zone, tamper raised/cleared
-per reason); line crossings are events already. Every observation carries its evidence numbers,
-never pixels.
+With a classifier configured, each blob crossing the line is cropped from the full frame and
+labelled (:mod:`edge.detection.classifier`). Readings become :class:`~edge.adapters.base.Detected`
+observations only when a condition has held for its :class:`~protocol.detection.Hold` (motion
+start/stop per zone, tamper raised/cleared per reason); line crossings are events already. Every
+observation carries its evidence numbers, never pixels.
 """
 
 import logging
@@ -18,10 +19,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.adapters.base import Detected
-from edge.detection.line_crossing import CrossingCounts, LineCrossingCounter, MinuteCount
+from edge.detection.classifier import BlobClassifier, ClassifierError, load_classifier
+from edge.detection.line_crossing import Box, Crossing, CrossingCounts, LineCrossingCounter, MinuteCount
 from edge.detection.motion import Gray, MotionDetector, MotionReading, as_gray
 from edge.detection.tamper import TamperDetector, TamperReading, TamperReason
-from protocol.detection import DetectionSettings, Hold, ProcessingSettings
+from edge.errors import EdgeConfigError
+from protocol.detection import UNKNOWN_LABEL, DetectionSettings, Hold, ProcessingSettings
 from protocol.messages import EventKind
 
 logger = logging.getLogger(__name__)
@@ -104,7 +107,11 @@ class _ZoneState:
 
 
 class FramePipeline:
-    """Runs motion, line crossing and tamper checks on one camera's frames."""
+    """Runs motion, line crossing and tamper checks on one camera's frames.
+
+    A configured classifier model is loaded here, so a missing or unfit model file, or a missing
+    ``onnxruntime``, is an :class:`~edge.errors.EdgeConfigError` when the camera is set up.
+    """
 
     def __init__(self, device_id: str, settings: DetectionSettings | None = None) -> None:
         self._device_id = device_id
@@ -118,10 +125,17 @@ class FramePipeline:
         motion_hold, tamper_hold = self._settings.motion.hold, self._settings.tamper.hold
         self._zone_states = {zone.name: _ZoneState(Debouncer(motion_hold)) for zone in self._settings.motion.zones}
         self._tamper_states = {reason: Debouncer(tamper_hold) for reason in TamperReason}
+        self._classifier = self._load_classifier()
+        self._classifier_failures = 0
 
     @property
     def settings(self) -> DetectionSettings:
         return self._settings
+
+    @property
+    def classifier_failures(self) -> int:
+        """Crossings the classifier model failed on since start-up (they were labelled unknown)."""
+        return self._classifier_failures
 
     def process(self, frame: Frame, ts: int) -> FrameResult:
         """Analyse ``frame``, captured at ``ts`` (epoch ms); frames must come in capture order."""
@@ -130,7 +144,7 @@ class FramePipeline:
         tamper = self._tamper.update(prepared.gray)
         detections = [
             *self._motion_events(motion, ts),
-            *self._crossing_events(motion.foreground, ts),
+            *self._crossing_events(motion.foreground, frame, ts),
             *self._tamper_events(tamper, ts),
         ]
         return FrameResult(detections, self._line.counts() if self._line is not None else None)
@@ -174,7 +188,7 @@ class FramePipeline:
             detections.append(self._detected(ts, EventKind.MOTION, evidence))
         return detections
 
-    def _crossing_events(self, foreground: Gray, ts: int) -> list[Detected]:
+    def _crossing_events(self, foreground: Gray, frame: Frame, ts: int) -> list[Detected]:
         line = self._line
         if line is None:
             return []
@@ -190,8 +204,31 @@ class FramePipeline:
                 "total_in": counts.total_in,
                 "total_out": counts.total_out,
             }
+            if self._classifier is not None:
+                evidence |= self._label(self._classifier, frame, crossing)
             detections.append(self._detected(crossing.ts, EventKind.LINE_CROSSING, evidence))
         return detections
+
+    def _label(self, classifier: BlobClassifier, frame: Frame, crossing: Crossing) -> dict[str, EvidenceValue]:
+        """The crossing blob's label and its score; unknown (and logged) if the model fails on it."""
+        processing = self._settings.processing
+        box = _scaled(crossing.box, frame.shape[1] / processing.width, frame.shape[0] / processing.height)
+        try:
+            found = classifier.classify(frame, box)
+        except ClassifierError as exc:
+            self._classifier_failures += 1
+            logger.warning("camera %s: crossing labelled %s: %s", self._device_id, UNKNOWN_LABEL, exc)
+            return {"label": UNKNOWN_LABEL}
+        return {"label": found.label, "label_score": found.score}
+
+    def _load_classifier(self) -> BlobClassifier | None:
+        settings = self._settings.classifier
+        if settings is None:
+            return None
+        try:
+            return load_classifier(settings)
+        except EdgeConfigError as exc:
+            raise EdgeConfigError(f"camera {self._device_id}: {exc}") from exc
 
     def _tamper_events(self, reading: TamperReading, ts: int) -> list[Detected]:
         detections: list[Detected] = []
@@ -215,6 +252,13 @@ class FramePipeline:
 
     def _detected(self, ts: int, kind: EventKind, evidence: dict[str, EvidenceValue]) -> Detected:
         return Detected(self._device_id, ts, kind.value, _clean(evidence))
+
+
+def _scaled(box: Box, scale_x: float, scale_y: float) -> Box:
+    """``box`` from processing-frame pixels to input-frame pixels (rounded outwards)."""
+    x, y, width, height = box
+    left, top = math.floor(x * scale_x), math.floor(y * scale_y)
+    return left, top, math.ceil((x + width) * scale_x) - left, math.ceil((y + height) * scale_y) - top
 
 
 def _clean(evidence: dict[str, EvidenceValue]) -> dict[str, EvidenceValue]:

@@ -2,7 +2,8 @@
 
 The tests and the demo start one per run; fault tests kill it (:meth:`MosquittoBroker.kill`) and start
 it again on the same port. The executable is found by :func:`mosquitto_binary`: ``mosquitto`` on
-``PATH``, else the Debian package's ``/usr/sbin/mosquitto``.
+``PATH``, else the Debian package's ``/usr/sbin/mosquitto``. With a :class:`TlsListener` it also
+(or only) serves MQTT over TLS, e.g. with certificates from :mod:`simulators.infra.certificates`.
 """
 
 import logging
@@ -10,11 +11,12 @@ import os
 import re
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from simulators.infra.managed import ManagedServer
-from simulators.infra.ports import LOOPBACK, port_accepts
+from simulators.infra.managed import ManagedServer, PortTakenError
+from simulators.infra.ports import LOOPBACK, free_port, port_accepts
 from simulators.infra.process import file_size, read_from
 
 logger = logging.getLogger(__name__)
@@ -33,10 +35,24 @@ def mosquitto_binary() -> Path | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class TlsListener:
+    """A TLS listener's PEM files: the broker's certificate and key, and the CA it trusts for client
+    certificates; with ``require_certificate`` a client must present one signed by that CA."""
+
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+    require_certificate: bool = False
+
+
 class MosquittoBroker(ManagedServer):
     """A ``mosquitto`` process listening on 127.0.0.1 only, on a free port unless ``port`` is given.
 
-    :meth:`start` returns once Mosquitto has logged that it runs and :attr:`port` accepts connections.
+    :meth:`start` returns once Mosquitto has logged that it runs and its ports accept connections.
+
+    With ``tls`` it also listens for MQTT over TLS on :attr:`tls_port`, a free port of its own; with
+    ``plain=False`` as well, that is its only listener and :attr:`tls_port` is :attr:`port`.
 
     Everything it writes lives in :attr:`directory`: ``mosquitto.conf``, ``mosquitto.log`` (its
     ``log_dest``), ``mosquitto.out`` (anything it prints before its log is open) and, with
@@ -59,6 +75,8 @@ class MosquittoBroker(ManagedServer):
         persistence: bool = False,
         autosave_interval_s: int = 1,
         extra_config: Sequence[str] = (),
+        tls: TlsListener | None = None,
+        plain: bool = True,
         binary: Path | None = None,
         start_timeout_s: float = 10.0,
         stop_timeout_s: float = 5.0,
@@ -68,6 +86,11 @@ class MosquittoBroker(ManagedServer):
         self._persistence = persistence
         self._autosave_interval_s = autosave_interval_s
         self._extra_config = tuple(extra_config)
+        if not plain and tls is None:
+            raise ValueError("a broker without its plain listener needs a TLS listener")
+        self._tls = tls
+        self._plain = plain
+        self._separate_tls_port = free_port() if tls is not None and plain else None
 
     @classmethod
     def find_binary(cls) -> Path | None:
@@ -79,6 +102,18 @@ class MosquittoBroker(ManagedServer):
             f"mosquitto is not installed (not on PATH, not at {MOSQUITTO_FALLBACK_PATH}); "
             "run scripts/test, which installs it"
         )
+
+    @property
+    def url(self) -> str:
+        """``mqtt://127.0.0.1:port``, or ``mqtts://…`` when the only listener is the TLS one."""
+        return super().url if self._plain else f"mqtts://{LOOPBACK}:{self._port}"
+
+    @property
+    def tls_port(self) -> int | None:
+        """The TLS listener's port (:attr:`port` when it is the only listener), or None without TLS."""
+        if self._tls is None:
+            return None
+        return self._separate_tls_port if self._separate_tls_port is not None else self._port
 
     @property
     def config_path(self) -> Path:
@@ -104,7 +139,7 @@ class MosquittoBroker(ManagedServer):
             lines.append("user root")
         lines += [
             "per_listener_settings false",
-            f"listener {self._port} {LOOPBACK}",
+            *self._listener_lines(),
             f"allow_anonymous {str(self._allow_anonymous).lower()}",
             f"persistence {str(self._persistence).lower()}",
         ]
@@ -124,6 +159,22 @@ class MosquittoBroker(ManagedServer):
         ]
         return lines
 
+    def _listener_lines(self) -> list[str]:
+        lines = [f"listener {self._port} {LOOPBACK}"] if self._plain else []
+        tls, tls_port = self._tls, self.tls_port
+        if tls is not None and tls_port is not None:
+            lines += [
+                f"listener {tls_port} {LOOPBACK}",
+                f"cafile {tls.cafile}",
+                f"certfile {tls.certfile}",
+                f"keyfile {tls.keyfile}",
+                f"require_certificate {str(tls.require_certificate).lower()}",
+            ]
+        return lines
+
+    def _listening_ports(self) -> list[int]:
+        return [self._port] if self._separate_tls_port is None else [self._port, self._separate_tls_port]
+
     async def _start_once(self, binary: Path) -> None:
         if self._persistence:
             (self._directory / "persistence").mkdir(exist_ok=True)
@@ -133,8 +184,15 @@ class MosquittoBroker(ManagedServer):
         async def is_ready() -> bool:
             # The log line rules out something else answering on a port we picked.
             logged_running = _READY_RE.search(read_from(self.log_path, log_offset)) is not None
-            return logged_running and await port_accepts(LOOPBACK, self._port)
+            return logged_running and all([await port_accepts(LOOPBACK, port) for port in self._listening_ports()])
 
         argv = [str(binary), "-c", str(self.config_path)]
-        process = await self._launch(argv, self._output_path, is_ready, logs=[self.log_path])
-        logger.info("mosquitto (pid %d) listening on %s, files in %s", process.pid, self.url, self._directory)
+        try:
+            process = await self._launch(argv, self._output_path, is_ready, logs=[self.log_path])
+        except PortTakenError:
+            # ManagedServer.start picks another main port and retries; the TLS one moves with it.
+            if self._separate_tls_port is not None and not self._has_started:
+                self._separate_tls_port = free_port()
+            raise
+        tls = f", TLS on port {self.tls_port}" if self._plain and self.tls_port is not None else ""
+        logger.info("mosquitto (pid %d) listening on %s%s, files in %s", process.pid, self.url, tls, self._directory)

@@ -3,7 +3,6 @@
 import asyncio
 from pathlib import Path
 
-import cv2
 import pytest
 
 from edge.adapters.base import Measured
@@ -15,21 +14,15 @@ from protocol.clock import utc_now_ms
 from protocol.detection import DetectionSettings, LineSettings
 from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind
 from protocol.messages import DeviceEvent, EventKind, Message
-from tests.edge.detection.video import HEIGHT, WIDTH, Camera, crossing
+from simulators.scenes import Camera, crossing, write_clip
 
 
 def _record_clip(path: Path) -> None:
-    camera = Camera()
     movers = [
         crossing("left_to_right", first_frame=30, lane_y=180),
         crossing("right_to_left", first_frame=90, lane_y=180),
     ]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (WIDTH, HEIGHT))
-    try:
-        for index in range(150):
-            writer.write(camera.frame(index, movers=movers))
-    finally:
-        writer.release()
+    write_clip(path, Camera().frames(150, movers), fps=10.0)
 
 
 async def test_people_crossing_the_entrance_become_counted_line_crossing_events(tmp_path: Path) -> None:
@@ -52,11 +45,9 @@ async def test_people_crossing_the_entrance_become_counted_line_crossing_events(
             both_directions.set()
 
     rules = LocalRules(
-        {spec.id: spec},
-        EnvelopeStamper("gw-dongshan", SequenceCounter(tmp_path / "sequence"), utc_now_ms),
-        sent.append,
-        count,
+        EnvelopeStamper("gw-dongshan", SequenceCounter(tmp_path / "sequence"), utc_now_ms), sent.append, count
     )
+    rules.use_devices([spec], [])
     adapter = build_adapter(spec, utc_now_ms)
     running = asyncio.create_task(adapter.run(rules.handle))
     try:

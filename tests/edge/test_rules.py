@@ -201,6 +201,13 @@ def test_a_line_crossing_is_an_event_and_a_count(rules: LocalRules, outbox: Outb
     assert not [m for m in outbox.sent if isinstance(m, Alert)]
 
 
+def test_a_classified_crossing_is_also_counted_under_its_label(rules: LocalRules, outbox: Outbox) -> None:
+    evidence: dict[str, float | int | bool | str] = {"direction": "out", "label": "vehicle", "label_score": 0.93}
+    rules.handle(Detected("camera-1", PRESSED_MS, "line_crossing", evidence))
+
+    assert [m.metric for m in outbox.measured] == ["line_out", "line_out_vehicle"]
+
+
 def test_an_unknown_detection_kind_is_ignored(rules: LocalRules, outbox: Outbox) -> None:
     rules.handle(Detected("camera-1", PRESSED_MS, "face_recognised", {}))
     assert outbox.sent == []

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import ssl
 from uuid import UUID
 
 import aiomqtt
@@ -12,12 +13,16 @@ from protocol.topics import Channel, fleet_filter
 
 class Recorder:
     """Subscribes (persistent session, QoS 1) to some channels of every gateway and keeps, in arrival
-    order, every decoded message; reconnects on its own when the broker goes away."""
+    order, every decoded message; reconnects on its own when the broker goes away. With ``tls_context``
+    it connects over TLS (e.g. ``edge.uplink.tls_context`` of the broker's settings)."""
 
-    def __init__(self, host: str, port: int, channels: list[Channel]) -> None:
+    def __init__(
+        self, host: str, port: int, channels: list[Channel], *, tls_context: ssl.SSLContext | None = None
+    ) -> None:
         self._host = host
         self._port = port
         self._channels = channels
+        self._tls_context = tls_context
         self.arrivals: list[Inbound] = []
         self.subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -45,7 +50,12 @@ class Recorder:
         while True:
             try:
                 async with aiomqtt.Client(
-                    self._host, self._port, identifier="test-recorder", clean_session=False, keepalive=5
+                    self._host,
+                    self._port,
+                    identifier="test-recorder",
+                    clean_session=False,
+                    keepalive=5,
+                    tls_context=self._tls_context,
                 ) as client:
                     for channel in self._channels:
                         await client.subscribe(fleet_filter(channel), qos=1)

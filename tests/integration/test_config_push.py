@@ -1,4 +1,4 @@
-"""A config pushed through a real Mosquitto is validated, applied live, reported, rolled back when it fails, and kept."""
+"""A config pushed through a real Mosquitto is validated, applied live, reported, rolled back on failure, and kept."""
 
 import asyncio
 import uuid
@@ -79,39 +79,42 @@ async def test_a_pushed_config_is_applied_live_reported_and_rolled_back_when_it_
     tmp_path: Path, mosquitto: MosquittoBroker
 ) -> None:
     settings = _settings(tmp_path, mosquitto)
-    async with Recorder(mosquitto.host, mosquitto.port, [Channel.CONFIG_REPORTED, Channel.ALERT]) as recorder:
-        async with _running(settings) as agent:
-            running_before = agent.devices.adapters[PANIC.id]
+    recording = Recorder(mosquitto.host, mosquitto.port, [Channel.CONFIG_REPORTED, Channel.ALERT])
+    async with recording as recorder, _running(settings) as agent:
+        running_before = agent.devices.adapters[PANIC.id]
 
-            # v1 adds a device and slows the heartbeat: applied without restarting the first device.
-            await _push(mosquitto, 1, GatewayConfig(heartbeat_interval_s=2.0, devices=[PANIC, ADDED]))
-            await eventually(lambda: _reported(recorder, 1), what="v1 reported")
-            assert agent.config.heartbeat_interval_s == 2.0
-            assert agent.devices.adapters[PANIC.id] is running_before
-            added = agent.devices.adapters[ADDED.id]
-            assert isinstance(added, SimulatedPanicButton)
-            added.press()
-            await eventually(lambda: _alert_from(recorder, ADDED.id), what="an alert from the added device")
+        # v1 adds a device and slows the heartbeat: applied without restarting the first device.
+        await _push(mosquitto, 1, GatewayConfig(heartbeat_interval_s=2.0, devices=[PANIC, ADDED]))
+        await eventually(lambda: _reported(recorder, 1), what="v1 reported")
+        assert agent.config.heartbeat_interval_s == 2.0
+        assert agent.devices.adapters[PANIC.id] is running_before
+        added = agent.devices.adapters[ADDED.id]
+        assert isinstance(added, SimulatedPanicButton)
+        added.press()
+        await eventually(lambda: _alert_from(recorder, ADDED.id), what="an alert from the added device")
 
-            # v2 is malformed: refused by validation, reported under its version, nothing changes.
-            broken = encode(
-                ConfigDesired(gateway_id=GATEWAY, seq=2, event_id=uuid.uuid4(), ts=1, version=2, config=GatewayConfig())
-            ).replace(b'"heartbeat_interval_s":10.0', b'"heartbeat_interval_s":-1')
-            await _push(mosquitto, 2, broken)
-            await eventually(lambda: _reported(recorder, 2), what="v2 reported")
+        # v2 is malformed: refused by validation, reported under its version, nothing changes.
+        broken = encode(
+            ConfigDesired(gateway_id=GATEWAY, seq=2, event_id=uuid.uuid4(), ts=1, version=2, config=GatewayConfig())
+        ).replace(b'"heartbeat_interval_s":10.0', b'"heartbeat_interval_s":-1')
+        await _push(mosquitto, 2, broken)
+        await eventually(lambda: _reported(recorder, 2), what="v2 reported")
 
-            # v3 declares a wired button this machine has no GPIO for: it fails on start and is rolled back.
-            await _push(mosquitto, 3, GatewayConfig(devices=[PANIC, NO_SUCH_PINS]))
-            await eventually(lambda: _reported(recorder, 3), timeout_s=15, what="v3 reported")
-            assert set(agent.devices.adapters) == {PANIC.id, ADDED.id}
-            assert agent.config.heartbeat_interval_s == 2.0
+        # v3 declares a wired button this machine has no GPIO for: it fails on start and is rolled back.
+        await _push(mosquitto, 3, GatewayConfig(devices=[PANIC, NO_SUCH_PINS]))
+        await eventually(lambda: _reported(recorder, 3), timeout_s=15, what="v3 reported")
+        assert set(agent.devices.adapters) == {PANIC.id, ADDED.id}
+        assert agent.config.heartbeat_interval_s == 2.0
 
     applied, refused, rolled_back = _reports(recorder)
     assert (applied.version, applied.status, applied.error) == (1, ConfigStatus.APPLIED, None)
     assert (refused.version, refused.status) == (2, ConfigStatus.REJECTED)
-    assert refused.error is not None and "heartbeat_interval_s" in refused.error
+    assert refused.error is not None
+    assert "heartbeat_interval_s" in refused.error
     assert (rolled_back.version, rolled_back.status) == (3, ConfigStatus.REJECTED)
-    assert rolled_back.error is not None and "rolled back" in rolled_back.error and NO_SUCH_PINS.id in rolled_back.error
+    assert rolled_back.error is not None
+    assert "rolled back" in rolled_back.error
+    assert NO_SUCH_PINS.id in rolled_back.error
 
 
 async def test_a_restarted_gateway_runs_the_config_it_last_applied(tmp_path: Path, mosquitto: MosquittoBroker) -> None:

@@ -1,4 +1,4 @@
-"""Sensor nodes on the village's local Mosquitto: a node's press reaches the village centre and the fleet; a lost node is an alert.
+"""Sensor nodes on the local Mosquitto: a press reaches the village centre and the fleet; a lost node is an alert.
 
 Two real brokers, as in a village: the local one on the gateway (nodes, village centre) and the
 county's (the uplink). The offline-first test points the uplink at a port nobody listens on.
@@ -34,7 +34,9 @@ pytestmark = pytest.mark.integration
 
 VILLAGE = "xiaohe"
 GATEWAY = "gw-xiaohe"
-PANIC_NODE = DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="node-panic-well", driver=DriverKind.NODE, grid_id="xiaohe-grid-2")
+PANIC_NODE = DeviceSpec(
+    kind=DeviceKind.PANIC_BUTTON, id="node-panic-well", driver=DriverKind.NODE, grid_id="xiaohe-grid-2"
+)
 DOOR_NODE = DeviceSpec(
     kind=DeviceKind.DOOR_CONTACT, id="node-door-store", driver=DriverKind.NODE, params={"silent_after_s": 5.0}
 )
@@ -105,16 +107,16 @@ async def _node_says(broker: MosquittoBroker, node_id: str, channel: NodeChannel
 async def test_a_node_press_reaches_the_village_centre_and_the_fleet_once(
     tmp_path: Path, mosquitto: MosquittoBroker, local_broker: MosquittoBroker
 ) -> None:
-    async with Recorder(mosquitto.host, mosquitto.port, [Channel.ALERT, Channel.EVENT]) as fleet:
-        async with _village(mosquitto.port, local_broker, tmp_path) as centre:
-            await _node_says(local_broker, PANIC_NODE.id, NodeChannel.STATUS, state="online")
-            for _ in range(2):  # QoS 1 may deliver an event twice; it must count once
-                await _node_says(local_broker, PANIC_NODE.id, NodeChannel.EVENT, seq=7, kind="press", age_ms=40,
-                                 held_ms=300)  # fmt: skip
+    recording = Recorder(mosquitto.host, mosquitto.port, [Channel.ALERT, Channel.EVENT])
+    async with recording as fleet, _village(mosquitto.port, local_broker, tmp_path) as centre:
+        await _node_says(local_broker, PANIC_NODE.id, NodeChannel.STATUS, state="online")
+        for _ in range(2):  # QoS 1 may deliver an event twice; it must count once
+            await _node_says(local_broker, PANIC_NODE.id, NodeChannel.EVENT, seq=7, kind="press", age_ms=40,
+                             held_ms=300)  # fmt: skip
 
-            await eventually(lambda: _has(centre.alerts), what="the village centre hearing the alert")
-            await eventually(lambda: _fleet_alerts(fleet, 1), what="the fleet receiving the alert")
-            await asyncio.sleep(0.5)  # room for a duplicate, if there were one
+        await eventually(lambda: _has(centre.alerts), what="the village centre hearing the alert")
+        await eventually(lambda: _fleet_alerts(fleet, 1), what="the fleet receiving the alert")
+        await asyncio.sleep(0.5)  # room for a duplicate, if there were one
 
     [heard] = centre.alerts
     [alert] = [i.message for i in fleet.unique().values() if isinstance(i.message, Alert)]
@@ -140,17 +142,17 @@ async def test_the_village_centre_hears_a_node_press_while_the_fleet_is_unreacha
 async def test_a_node_whose_last_will_fires_is_a_node_silent_alert_and_its_return_an_event(
     tmp_path: Path, mosquitto: MosquittoBroker, local_broker: MosquittoBroker
 ) -> None:
-    async with Recorder(mosquitto.host, mosquitto.port, [Channel.ALERT, Channel.EVENT]) as fleet:
-        async with _village(mosquitto.port, local_broker, tmp_path) as centre:
-            await _node_says(local_broker, DOOR_NODE.id, NodeChannel.HEARTBEAT, interval_s=30, battery_v=3.9,
-                             rssi_dbm=-61)  # fmt: skip
-            await _node_says(local_broker, DOOR_NODE.id, NodeChannel.STATUS, state="offline")  # its Will
-            await eventually(lambda: _has(centre.alerts), what="the node-silent alert")
-            await _node_says(local_broker, DOOR_NODE.id, NodeChannel.STATUS, state="online")
-            await eventually(lambda: _event(fleet, EventKind.DEVICE_ONLINE), what="the node coming back")
-            # The panic node was never heard: after its silence limit (90 s default) it would be silent too;
-            # the door node's 5 s limit is what the next check exercises.
-            await eventually(lambda: _fleet_alerts(fleet, 2), timeout_s=15, what="the door node falling silent")
+    recording = Recorder(mosquitto.host, mosquitto.port, [Channel.ALERT, Channel.EVENT])
+    async with recording as fleet, _village(mosquitto.port, local_broker, tmp_path) as centre:
+        await _node_says(local_broker, DOOR_NODE.id, NodeChannel.HEARTBEAT, interval_s=30, battery_v=3.9,
+                         rssi_dbm=-61)  # fmt: skip
+        await _node_says(local_broker, DOOR_NODE.id, NodeChannel.STATUS, state="offline")  # its Will
+        await eventually(lambda: _has(centre.alerts), what="the node-silent alert")
+        await _node_says(local_broker, DOOR_NODE.id, NodeChannel.STATUS, state="online")
+        await eventually(lambda: _event(fleet, EventKind.DEVICE_ONLINE), what="the node coming back")
+        # The panic node was never heard: after its silence limit (90 s default) it would be silent too;
+        # the door node's 5 s limit is what the next check exercises.
+        await eventually(lambda: _fleet_alerts(fleet, 2), timeout_s=15, what="the door node falling silent")
 
     silent = [i.message for i in fleet.unique().values() if isinstance(i.message, Alert)]
     assert [alert.kind for alert in silent] == [AlertKind.NODE_SILENT, AlertKind.NODE_SILENT]

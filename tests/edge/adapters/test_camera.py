@@ -20,6 +20,7 @@ import pytest
 from edge.adapters.base import DeviceStatus, Measured, Observation
 from edge.adapters.camera import CameraAdapter, CaptureOpener, Frame, FrameSource, open_capture
 from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind
+from simulators.scenes import flat_frame, write_clip
 from tests.edge.helpers import Collector, FakeClock
 
 LIVENESS_S = 10.0
@@ -93,12 +94,7 @@ def write_video(path: Path, frames: int) -> Path:
     """An MJPG AVI whose frame ``i`` is flat grey of brightness ``20 * i``; written elsewhere, then moved in."""
     staging = path.parent / "staging"
     staging.mkdir(exist_ok=True)
-    partial = staging / path.name
-    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, SIZE)
-    assert writer.isOpened()
-    for index in range(frames):
-        writer.write(np.full((SIZE[1], SIZE[0], 3), BRIGHTNESS_STEP * index, dtype=np.uint8))
-    writer.release()
+    partial = write_clip(staging / path.name, (flat_frame(SIZE, BRIGHTNESS_STEP * index) for index in range(frames)))
     os.replace(partial, path)
     return path
 
@@ -229,7 +225,7 @@ class SnapshotServer:
     """A local HTTP camera: /snapshot.jpg is public, /private.jpg needs basic auth, the rest is 404."""
 
     def __init__(self) -> None:
-        ok, jpeg = cv2.imencode(".jpg", np.full((SIZE[1], SIZE[0], 3), 120, dtype=np.uint8))
+        ok, jpeg = cv2.imencode(".jpg", flat_frame(SIZE, 120))
         assert ok
         self.jpeg = jpeg.tobytes()
         self.credentials = "Basic " + base64.b64encode(b"viewer:s3cret").decode("ascii")

@@ -70,3 +70,50 @@ def test_line_needs_length_and_an_inside_point_off_the_line() -> None:
 
 def test_hold_defaults_report_after_three_frames_and_clear_after_ten_and_a_second() -> None:
     assert Hold() == Hold(raise_frames=3, raise_s=0.0, clear_frames=10, clear_s=1.0)
+
+
+CLASSIFIER: dict[str, object] = {"model": "/var/lib/outpost/models/blobs.onnx", "labels": ["person", "vehicle"]}
+
+
+def test_a_classifier_is_optional_and_loads_from_plain_data() -> None:
+    assert DetectionSettings().classifier is None
+    settings = DetectionSettings.model_validate({"line": {}, "classifier": CLASSIFIER})
+    assert settings.classifier is not None
+    assert settings.classifier.labels == ("person", "vehicle")
+    assert (settings.classifier.input_width, settings.classifier.channels, settings.classifier.layout) == (
+        64,
+        "rgb",
+        "nchw",
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"model": "models/blobs.onnx"}, "absolute"),
+        ({"labels": []}, "at least 1"),
+        ({"labels": ["person", "person"]}, "unique"),
+        ({"labels": ["Person"]}, "pattern"),
+        ({"labels": ["person", "unknown"]}, "reserved"),
+        ({"count_labels": ["animal"]}, "among the labels"),
+        ({"mean": [0.5, 0.5]}, "one per channel"),
+        ({"channels": "gray", "std": [0.2, 0.2, 0.2]}, "one per channel"),
+        ({"std": [0.0]}, "greater than 0"),
+        ({"url": "https://example.org/model.onnx"}, "Extra inputs"),
+    ],
+)
+def test_invalid_classifier_settings_are_refused(changes: dict[str, object], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        DetectionSettings.model_validate({"line": {}, "classifier": CLASSIFIER | changes})
+
+
+def test_a_classifier_needs_a_counting_line() -> None:
+    with pytest.raises(ValidationError, match="set a counting line"):
+        DetectionSettings.model_validate({"classifier": CLASSIFIER})
+
+
+def test_classifier_settings_survive_the_strict_wire_decoding() -> None:
+    settings = DetectionSettings.model_validate(
+        {"line": {}, "classifier": CLASSIFIER | {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}}
+    )
+    assert DetectionSettings.model_validate_json(settings.model_dump_json(), strict=True) == settings

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from edge.detection.motion import MotionDetector, MotionReading
 from edge.detection.pipeline import prepare
 from protocol.detection import FULL_FRAME, MotionSettings, ProcessingSettings, Zone
-from tests.edge.detection.video import NORMAL, Camera, Mover, View, brightening, crossing, linear_path
+from simulators.scenes import NORMAL, Camera, Mover, View, brightening, crossing, linear_path
 
 PROCESSING = ProcessingSettings()
 LEFT = Zone(name="left", polygon=((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)))

@@ -13,7 +13,7 @@ from edge.detection.line_crossing import MinuteCount
 from edge.detection.pipeline import Debouncer, FramePipeline, FrameResult, prepare
 from protocol.detection import DetectionSettings, Hold, LineSettings, MotionSettings, ProcessingSettings, Zone
 from protocol.messages import DeviceEvent, EventKind
-from tests.edge.detection.video import (
+from simulators.scenes import (
     BLURRED,
     COVERED,
     HEIGHT,

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from edge.detection.pipeline import prepare
 from edge.detection.tamper import TamperDetector, TamperReading, TamperReason
 from protocol.detection import ProcessingSettings, TamperSettings
-from tests.edge.detection.video import (
+from simulators.scenes import (
     BLURRED,
     COVERED,
     NORMAL,

@@ -1,13 +1,17 @@
-"""Synthetic camera footage for the detection tests: textured scenes drawn with numpy and OpenCV.
+"""Synthetic camera footage: deterministic textured scenes drawn with numpy and OpenCV.
 
-A :class:`Camera` looks at a fixed, textured "world" (a panorama a little wider than its view, so
-panning reveals new content like a real camera knocked sideways). Each frame can carry moving
-shapes, a lighting gain, a pan, a blur or a covered lens, plus sensor noise, and is deterministic
-for its index. Frames are BGR uint8 at :data:`WIDTH` x :data:`HEIGHT`, one every :data:`FRAME_MS`.
+The one renderer of camera frames for the detection tests, the camera adapter's tests and the
+benchmarks. A :class:`Camera` looks at a fixed, textured "world" (a panorama a little wider than
+its view, so panning reveals new content like a real camera knocked sideways). Each frame can carry
+moving shapes (:class:`Mover`), and a :class:`View`: a lighting gain, a pan, a blur or a covered
+lens, plus sensor noise; it is deterministic for its index. Frames are BGR uint8 at :data:`WIDTH` x
+:data:`HEIGHT`, one every :data:`FRAME_MS`. :func:`flat_frame` makes featureless frames whose
+brightness identifies them, and :func:`write_clip` records any frames as a video file.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Literal
 
 import cv2
@@ -21,40 +25,46 @@ START_MS: Final = 1_700_000_000_000
 PAN_MARGIN: Final = 160
 """How far (pixels) the camera can pan to the right of its home view."""
 
+DARK: Final = (30, 35, 45)
+"""A walker's dark clothing (BGR)."""
+BRIGHT: Final = (235, 235, 225)
+"""A pale shape, brighter than anything in the world (BGR)."""
+
 _NOISE_BANK: Final = 4
 _COVERED_LEVEL: Final = 14
 
 Frame = NDArray[np.uint8]
 Shape = Literal["rect", "circle"]
+Point = tuple[float, float]
+Color = tuple[int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
 class Mover:
-    """A textured shape that is visible from ``first_frame`` along ``path`` (one centre per frame)."""
+    """A textured shape that is visible from ``first_frame`` along ``path`` (one centre per frame).
 
-    path: tuple[tuple[float, float], ...]
+    A rectangle spans ``half_size`` (x, y) either side of its centre; a circle's radius is the larger
+    of the two.
+    """
+
+    path: tuple[Point, ...]
     first_frame: int = 0
     shape: Shape = "rect"
     half_size: tuple[int, int] = (28, 44)
-    color: tuple[int, int, int] = (30, 35, 45)
+    color: Color = DARK
 
-    def centre(self, index: int) -> tuple[float, float] | None:
+    def centre(self, index: int) -> Point | None:
         step = index - self.first_frame
         if 0 <= step < len(self.path):
             return self.path[step]
         return None
 
 
-def linear_path(start: tuple[float, float], end: tuple[float, float], frames: int) -> tuple[tuple[float, float], ...]:
+def linear_path(start: Point, end: Point, frames: int) -> tuple[Point, ...]:
     """``frames`` evenly spaced centres from ``start`` to ``end`` (inclusive)."""
     xs = np.linspace(start[0], end[0], frames)
     ys = np.linspace(start[1], end[1], frames)
     return tuple((float(x), float(y)) for x, y in zip(xs, ys, strict=True))
-
-
-def jitter_path(centre: tuple[float, float], amplitude: float, frames: int) -> tuple[tuple[float, float], ...]:
-    """``frames`` centres oscillating horizontally by +-``amplitude`` pixels around ``centre``."""
-    return tuple((centre[0] + amplitude * (1 if step % 2 else -1), centre[1]) for step in range(frames))
 
 
 def crossing(
@@ -64,14 +74,17 @@ def crossing(
     lane_y: float,
     frames: int = 40,
     shape: Shape = "rect",
-    color: tuple[int, int, int] = (30, 35, 45),
+    color: Color = DARK,
+    half_size: tuple[int, int] = (28, 44),
 ) -> Mover:
-    """A shape that enters at one edge and leaves at the other in ``frames`` frames (16 px/frame)."""
+    """A shape that enters at one edge and leaves at the other in ``frames`` frames (~18 px/frame at 40)."""
     left, right = -40.0, WIDTH + 40.0
     start, end = (
         ((left, lane_y), (right, lane_y)) if direction == "left_to_right" else ((right, lane_y), (left, lane_y))
     )
-    return Mover(linear_path(start, end, frames), first_frame=first_frame, shape=shape, color=color)
+    return Mover(
+        linear_path(start, end, frames), first_frame=first_frame, shape=shape, half_size=half_size, color=color
+    )
 
 
 def timestamp(index: int) -> int:
@@ -102,7 +115,7 @@ def brightening(index: int, frames: int, *, start_gain: float = 0.75, end_gain: 
 
 
 class Camera:
-    """Renders frames of one deterministic textured world."""
+    """Renders frames of one deterministic textured world (the same ``seed``, the same frames)."""
 
     def __init__(self, seed: int = 7, noise_sigma: float = 2.0) -> None:
         rng = np.random.default_rng(seed)
@@ -125,11 +138,40 @@ class Camera:
             image = np.asarray(cv2.convertScaleAbs(image, alpha=view.gain), dtype=np.uint8)
         return self._with_noise(image, index)
 
+    def frames(self, count: int, movers: Sequence[Mover] = (), view: View = NORMAL) -> Iterator[Frame]:
+        """Frames ``0 .. count - 1`` through one ``view``, rendered as they are taken."""
+        return (self.frame(index, view, movers) for index in range(count))
+
     def _with_noise(self, image: Frame, index: int, *, halved: bool = False) -> Frame:
         up, down = self._noise_up[index % _NOISE_BANK], self._noise_down[index % _NOISE_BANK]
         if halved:
             up, down = up // 2, down // 2
         return np.asarray(cv2.subtract(cv2.add(image, up), down), dtype=np.uint8)
+
+
+def flat_frame(size: tuple[int, int], brightness: int) -> Frame:
+    """A featureless grey BGR frame of ``size`` (width, height): its brightness tells it apart."""
+    width, height = size
+    return np.full((height, width, 3), brightness, dtype=np.uint8)
+
+
+def write_clip(path: Path, frames: Iterable[Frame], fps: float = 10.0) -> Path:
+    """Record ``frames`` (all of one size) as an MJPG AVI at ``path``, as a camera or NVR would; returns ``path``."""
+    writer: cv2.VideoWriter | None = None
+    try:
+        for frame in frames:
+            if writer is None:
+                size = (frame.shape[1], frame.shape[0])
+                writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, size)
+                if not writer.isOpened():
+                    raise OSError(f"cannot write a video to {path}")
+            writer.write(frame)
+    finally:
+        if writer is not None:
+            writer.release()
+    if writer is None:
+        raise ValueError("a clip needs at least one frame")
+    return path
 
 
 def _world(rng: np.random.Generator, width: int, height: int) -> Frame:

@@ -1,0 +1,362 @@
+"""Answers the fleet's commands on the gateway: diagnostics, listing and audited fetching of snapshots, restart.
+
+:meth:`CommandHandler.handle` takes a decoded :class:`~protocol.messages.Command` and returns the
+messages to publish; it never raises. Every command gets one :class:`~protocol.messages.CommandResponse`
+(``ok=False`` with an ``error`` when refused or failed), except a repeated delivery of a request
+already answered in this run (QoS 1 may deliver twice), which is ignored.
+
+A command older than its ``timeout_s`` (gateway clock minus the command's ``ts``) is refused as
+expired, so one queued while the gateway was offline does not run hours later.
+
+``fetch_snapshot`` is the only way a camera frame leaves the gateway. It needs ``requested_by``,
+``reason`` and an existing ``args.snapshot_id``; every attempt, granted or refused, is appended to
+the audit log (JSON lines, fsynced) before the answer is built, and a fetch whose audit record
+cannot be written is refused. A granted fetch returns the JPEG as the response's attachment and a
+``snapshot_fetched`` :class:`~protocol.messages.DeviceEvent`, listed first, for the fleet's audit trail.
+"""
+
+import asyncio
+import json
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Final
+from uuid import UUID
+
+from edge import AGENT_VERSION
+from edge.envelope import EnvelopeStamper
+from edge.errors import EdgeError, SnapshotError
+from edge.snapshots import SnapshotInfo, SnapshotStore, is_snapshot_id
+from protocol.identifiers import is_identifier
+from protocol.messages import (
+    AdapterState,
+    Command,
+    CommandName,
+    CommandResponse,
+    DeviceEvent,
+    EventKind,
+    Evidence,
+    EvidenceValue,
+    GatewayHealth,
+    Message,
+)
+
+logger = logging.getLogger(__name__)
+
+AUDIT_LOG_NAME: Final = "snapshot-audit.jsonl"
+"""The audit log's file name in the gateway's state directory."""
+LIST_ENTRIES: Final = 24
+"""Snapshots named in one ``list_snapshots`` answer (with its 7 summary keys, within Evidence's 32)."""
+LIST_ENTRY_FORMAT: Final = "id ts device_id reason"
+"""How each ``snapshot_NN`` value of a listing reads: space-separated, the reason last (it may hold spaces)."""
+
+_TEXT_MAX: Final = 256  # a ShortText on the wire
+_REMEMBERED_REQUESTS: Final = 1024
+_ALLOWED_ARGS: Final[Mapping[CommandName, frozenset[str]]] = {
+    CommandName.RESTART_AGENT: frozenset(),
+    CommandName.DIAGNOSTICS: frozenset(),
+    CommandName.LIST_SNAPSHOTS: frozenset({"device_id", "before_ts"}),
+    CommandName.FETCH_SNAPSHOT: frozenset({"snapshot_id"}),
+}
+
+AuditValue = str | int | float | bool | None
+
+
+class CommandRefusedError(EdgeError):
+    """A command cannot be carried out as asked; its message becomes the response's ``error``."""
+
+
+class AuditLog:
+    """Append-only JSON lines, each fsynced before :meth:`append` returns; blocking (call it in a thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, record: Mapping[str, AuditValue]) -> None:
+        """Append ``record`` as one line; raises SnapshotError if it is not on disk afterwards."""
+        line = json.dumps(record, ensure_ascii=False, sort_keys=True, allow_nan=False).encode("utf-8") + b"\n"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line  # a power cut cut the last record short: keep this one on its own line
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise SnapshotError(f"cannot write the audit log {self.path}: {exc}") from exc
+
+
+class CommandHandler:
+    """Turns each command into the messages that answer it."""
+
+    def __init__(
+        self,
+        stamper: EnvelopeStamper,
+        snapshots: SnapshotStore,
+        audit: AuditLog,
+        health: Callable[[], GatewayHealth],
+        request_restart: Callable[[], None],
+        *,
+        agent_version: str = AGENT_VERSION,
+    ) -> None:
+        """``health`` gives the agent's vital signs (``GatewayAgent.health``); ``request_restart`` asks the
+        agent to stop so that systemd starts it again: it is called from the event loop soon after
+        :meth:`handle` returned the acknowledgement, so the caller queues that first."""
+        self._stamper = stamper
+        self._snapshots = snapshots
+        self._audit = audit
+        self._health = health
+        self._request_restart = request_restart
+        self._agent_version = agent_version
+        self._seen: set[UUID] = set()
+        self._seen_order: deque[UUID] = deque()
+
+    async def handle(self, command: Command) -> list[Message]:
+        """The messages answering ``command``, to publish in this order; never raises."""
+        try:
+            if self._is_repeat(command.request_id):
+                logger.info("command %s (%s) was already answered; ignored", command.request_id, command.name)
+                return []
+            refusal = self._refusal(command)
+            if command.name is CommandName.FETCH_SNAPSHOT:
+                return await self._fetch(command, refusal)
+            if refusal is not None:
+                logger.warning("command %s (%s) refused: %s", command.request_id, command.name, refusal)
+                return [self._response(command, ok=False, error=refusal)]
+            return [await self._run(command)]
+        except Exception:
+            logger.exception("command %s (%s) could not be answered", command.request_id, command.name)
+            return []
+
+    def _is_repeat(self, request_id: UUID) -> bool:
+        if request_id in self._seen:
+            return True
+        self._seen.add(request_id)
+        self._seen_order.append(request_id)
+        if len(self._seen_order) > _REMEMBERED_REQUESTS:
+            self._seen.discard(self._seen_order.popleft())
+        return False
+
+    def _refusal(self, command: Command) -> str | None:
+        """Why ``command`` must not run at all, whatever it is; None if it may."""
+        if command.gateway_id != self._stamper.gateway_id:
+            return f"addressed to gateway {command.gateway_id}, this is {self._stamper.gateway_id}"
+        age_ms = self._stamper.clock() - command.ts
+        if age_ms > command.timeout_s * 1000:
+            return f"expired: issued {age_ms / 1000:.0f} s ago, timeout {command.timeout_s:g} s"
+        unknown = sorted(set(command.args) - _ALLOWED_ARGS.get(command.name, frozenset()))
+        if unknown:
+            return f"{command.name} takes no argument {', '.join(unknown)}"
+        return None
+
+    async def _run(self, command: Command) -> CommandResponse:
+        try:
+            match command.name:
+                case CommandName.DIAGNOSTICS:
+                    result = self._diagnostics()
+                case CommandName.LIST_SNAPSHOTS:
+                    result = self._list(command.args)
+                case CommandName.RESTART_AGENT:
+                    asyncio.get_running_loop().call_soon(self._restart, command.request_id)
+                    result = {"restarting": True}
+                case _:  # a name added to the contract without a handler here
+                    raise CommandRefusedError(f"command {command.name} is not supported by this gateway")
+        except CommandRefusedError as exc:
+            logger.warning("command %s (%s) refused: %s", command.request_id, command.name, exc)
+            return self._response(command, ok=False, error=str(exc))
+        except Exception as exc:
+            logger.exception("command %s (%s) failed", command.request_id, command.name)
+            return self._response(command, ok=False, error=f"failed: {type(exc).__name__}: {exc}")
+        logger.info("command %s (%s) done", command.request_id, command.name)
+        return self._response(command, ok=True, result=result)
+
+    def _restart(self, request_id: UUID) -> None:
+        logger.warning("restarting the agent as command %s asked", request_id)
+        try:
+            self._request_restart()
+        except Exception:
+            logger.exception("the restart asked by command %s failed", request_id)
+
+    # --- diagnostics --------------------------------------------------------------------------------
+
+    def _diagnostics(self) -> Evidence:
+        """The agent's state in at most 20 keys: adapters as counts per state plus who is not running."""
+        health = self._health()
+        adapters = health.adapters
+        result: Evidence = {
+            "agent_version": self._agent_version[:_TEXT_MAX],
+            "uptime_s": health.uptime_s,
+            "cpu_percent": health.cpu_percent,
+            "memory_percent": health.memory_percent,
+            "disk_percent": health.disk_percent,
+            "buffer_depth": health.buffer_depth,
+            "buffer_bytes": health.buffer_bytes,
+            "dropped_total": sum(health.dropped.values()),
+            "adapters": len(adapters),
+            "snapshots_enabled": self._snapshots.policy.enabled,
+            "snapshots": self._snapshots.count,
+            "snapshot_bytes": self._snapshots.disk_bytes,
+            "snapshot_write_failures": self._snapshots.write_failures,
+        }
+        if health.temperature_c is not None:
+            result["temperature_c"] = health.temperature_c
+        if health.uplink_rtt_ms is not None:
+            result["uplink_rtt_ms"] = health.uplink_rtt_ms
+        for state in AdapterState:
+            devices = sorted(device for device, current in adapters.items() if current is state)
+            result[f"adapters_{state.value}"] = len(devices)
+            if devices and state is not AdapterState.RUNNING:
+                result[f"{state.value}_devices"] = _joined(devices)
+        return result
+
+    # --- snapshots ----------------------------------------------------------------------------------
+
+    def _list(self, args: Evidence) -> Evidence:
+        """Newest first: a summary, then up to 24 ``snapshot_NN`` entries (see :data:`LIST_ENTRY_FORMAT`).
+
+        ``args.device_id`` narrows to one camera; ``args.before_ts`` lists only older snapshots, so the
+        next page starts at the ``ts`` of the last entry listed (``more`` says whether there is one).
+        """
+        device_id = args.get("device_id")
+        before_ts = args.get("before_ts")
+        if device_id is not None and not (isinstance(device_id, str) and is_identifier(device_id)):
+            raise CommandRefusedError("args.device_id must be a device id")
+        if before_ts is not None and type(before_ts) is not int:
+            raise CommandRefusedError("args.before_ts must be an integer epoch-ms time")
+        snapshots = self._snapshots.list(device_id)
+        if before_ts is not None:
+            snapshots = [info for info in snapshots if info.ts < before_ts]
+        listed = snapshots[:LIST_ENTRIES]
+        result: Evidence = {
+            "count": len(snapshots),
+            "total_bytes": sum(info.size_bytes for info in snapshots),
+            "listed": len(listed),
+            "more": len(snapshots) > len(listed),
+            "format": LIST_ENTRY_FORMAT,
+        }
+        if snapshots:
+            result["newest_ts"] = snapshots[0].ts
+            result["oldest_ts"] = snapshots[-1].ts
+        for index, info in enumerate(listed):
+            result[f"snapshot_{index:02d}"] = f"{info.id} {info.ts} {info.device_id} {info.reason}"[:_TEXT_MAX]
+        return result
+
+    async def _fetch(self, command: Command, refusal: str | None) -> list[Message]:
+        """Audit the attempt, then answer it: the JPEG and the audit event, or the reason it was refused."""
+        snapshot_id = command.args.get("snapshot_id")
+        info: SnapshotInfo | None = None
+        jpeg: bytes | None = None
+        error = refusal or _fetch_precondition(command, snapshot_id)
+        if error is None and isinstance(snapshot_id, str):  # a well-formed id, says _fetch_precondition
+            try:
+                info, jpeg = await asyncio.to_thread(self._read_snapshot, snapshot_id)
+            except SnapshotError as exc:
+                error = str(exc)
+            except Exception as exc:
+                logger.exception("snapshot %s could not be read", snapshot_id)
+                error = f"failed: {type(exc).__name__}: {exc}"
+        record = self._audit_record(command, snapshot_id, info, error)
+        try:
+            await asyncio.to_thread(self._audit.append, record)
+        except Exception as exc:
+            logger.error("fetch %s refused: its audit record could not be written: %s", command.request_id, exc)
+            error = "refused: the gateway's audit log cannot be written"
+        if error is not None or info is None or jpeg is None:
+            logger.warning("snapshot fetch %s refused: %s", command.request_id, error)
+            result: Evidence = {"snapshot_id": snapshot_id[:_TEXT_MAX]} if isinstance(snapshot_id, str) else {}
+            return [self._response(command, ok=False, result=result, error=error or "refused")]
+        logger.info("snapshot %s of %s fetched by command %s", info.id, info.device_id, command.request_id)
+        event = DeviceEvent(
+            **self._stamper.stamp(),
+            device_id=info.device_id,
+            kind=EventKind.SNAPSHOT_FETCHED,
+            evidence={
+                "snapshot_id": info.id,
+                "snapshot_ts": info.ts,
+                "bytes": info.size_bytes,
+                "requested_by": command.requested_by or "",
+                "reason": command.reason or "",
+                "request_id": str(command.request_id),
+            },
+        )
+        result = {
+            "snapshot_id": info.id,
+            "device_id": info.device_id,
+            "ts": info.ts,
+            "kept_because": info.reason,
+            "bytes": info.size_bytes,
+            "content_type": "image/jpeg",
+        }
+        return [event, self._response(command, ok=True, result=result, attachment=jpeg)]
+
+    def _read_snapshot(self, snapshot_id: str) -> tuple[SnapshotInfo, bytes]:
+        return self._snapshots.info(snapshot_id), self._snapshots.read(snapshot_id)
+
+    def _audit_record(
+        self, command: Command, snapshot_id: EvidenceValue | None, info: SnapshotInfo | None, error: str | None
+    ) -> dict[str, AuditValue]:
+        return {
+            "ts": self._stamper.clock(),
+            "gateway_id": self._stamper.gateway_id,
+            "request_id": str(command.request_id),
+            "command_event_id": str(command.event_id),
+            "command_ts": command.ts,
+            "requested_by": command.requested_by,
+            "reason": command.reason,
+            "snapshot_id": snapshot_id[:80] if isinstance(snapshot_id, str) else snapshot_id,
+            "device_id": info.device_id if info else None,
+            "snapshot_ts": info.ts if info else None,
+            "bytes": info.size_bytes if info else None,
+            "granted": error is None,
+            "error": error,
+        }
+
+    # --- responses ----------------------------------------------------------------------------------
+
+    def _response(
+        self,
+        command: Command,
+        *,
+        ok: bool,
+        result: Evidence | None = None,
+        error: str | None = None,
+        attachment: bytes | None = None,
+    ) -> CommandResponse:
+        return CommandResponse(
+            **self._stamper.stamp(),
+            request_id=command.request_id,
+            ok=ok,
+            result=result or {},
+            attachment=attachment,
+            error=error[:_TEXT_MAX] if error is not None else None,
+        )
+
+
+def _fetch_precondition(command: Command, snapshot_id: EvidenceValue | None) -> str | None:
+    if not (command.requested_by or "").strip():
+        return "refused: fetch_snapshot needs requested_by (who asks) for the audit trail"
+    if not (command.reason or "").strip():
+        return "refused: fetch_snapshot needs a reason for the audit trail"
+    if snapshot_id is None:
+        return "refused: fetch_snapshot needs args.snapshot_id"
+    if not (isinstance(snapshot_id, str) and is_snapshot_id(snapshot_id)):
+        return "refused: malformed snapshot id"
+    return None
+
+
+def _joined(devices: list[str]) -> str:
+    """Comma-separated ids within one wire text, ending ``+N`` when some did not fit."""
+    text = ""
+    for index, device in enumerate(devices):
+        rest = len(devices) - index
+        candidate = f"{text},{device}" if text else device
+        if len(candidate) + (len(f",+{rest - 1}") if rest > 1 else 0) > _TEXT_MAX:
+            return f"{text},+{rest}" if text else f"+{rest}"
+        text = candidate
+    return text
