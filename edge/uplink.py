@@ -13,14 +13,18 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Final, cast
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.client import CallbackOnPublish_v2
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.buffer import StoreAndForwardBuffer, Stored
 from edge.envelope import EnvelopeStamper
-from edge.errors import EdgeConfigError, UplinkRefusedError
+from edge.errors import BrokerCertificateError, EdgeConfigError, UplinkRefusedError
 from edge.outgoing import Outgoing
 from edge.settings import BrokerSettings
 from protocol.codec import encode
@@ -32,6 +36,108 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 128
 _CHUNKS_IN_FLIGHT = 4
+_CHUNKS_PER_READ = 8  # chunks read from the buffer with one query
+_ACK_TIMEOUT_S: Final = 10.0  # a chunk not acknowledged within this: the connection is treated as dead
+
+
+class _Chunk:
+    """Rows published together; ``acked`` completes once the broker acknowledged every one of them."""
+
+    __slots__ = ("_unacked", "acked", "rows")
+
+    def __init__(self, rows: list[Stored]) -> None:
+        self.rows = rows
+        self.acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._unacked = len(rows)
+
+    def ack_one(self) -> None:
+        self._unacked -= 1
+        if self._unacked == 0 and not self.acked.done():
+            self.acked.set_result(None)
+
+
+class _Window:
+    """How many more publishes may be in flight; claimed a chunk at a time, given back as chunks are acked."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._freed = asyncio.Event()
+
+    async def claim(self, count: int) -> None:
+        while self._free < count:
+            self._freed.clear()
+            await self._freed.wait()
+        self._free -= count
+
+    def release(self, count: int) -> None:
+        self._free += count
+        self._freed.set()
+
+
+class _Acknowledged:
+    """Rows whose PUBACKs are all in, in id order, waiting to be deleted from the buffer."""
+
+    def __init__(self) -> None:
+        self._rows: list[Stored] = []
+        self._ready = asyncio.Event()
+
+    def add(self, rows: list[Stored]) -> None:
+        self._rows.extend(rows)
+        self._ready.set()
+
+    async def take(self) -> list[Stored]:
+        """Everything acknowledged so far (waits for at least one row)."""
+        await self._ready.wait()
+        self._ready.clear()
+        rows, self._rows = self._rows, []
+        return rows
+
+
+class _Publisher:
+    """Publishes buffered rows through the paho client inside aiomqtt's, and hands each PUBACK to its chunk.
+
+    aiomqtt's ``publish()`` costs, per message, a Task to await it, an Event, a timer and a scan of
+    every call still pending; over a window of 128 that made a replay about a third slower than
+    paho's own path. Only this hot path bypasses aiomqtt: the connection, the session, TLS, the
+    Will, subscriptions, heartbeats and presence all go through aiomqtt, and so do errors (a paho
+    error code becomes aiomqtt's :class:`~aiomqtt.MqttCodeError`). aiomqtt keeps receiving every
+    PUBACK first, for its own publishes. paho calls back in the event loop's thread (aiomqtt drives
+    its socket from the loop), so no locking is needed.
+    """
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        paho = getattr(client, "_client", None)  # aiomqtt 2.x keeps its paho client here (pinned <3)
+        if not isinstance(paho, mqtt.Client):
+            raise TypeError("this aiomqtt version does not expose its paho client; check the uplink's _Publisher")
+        self._paho = paho
+        self._chunks: dict[int, _Chunk] = {}  # by message id, until its PUBACK
+        self._aiomqtt_on_publish = paho.on_publish
+        paho.on_publish = self._on_publish
+
+    def publish(self, chunk: _Chunk) -> None:
+        """Send every row of ``chunk``, in order, without waiting."""
+        for stored in chunk.rows:
+            item = stored.item
+            info = self._paho.publish(item.topic, item.payload, item.qos, item.retain)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+            if info.is_published():  # QoS 0 already written: no PUBACK will come
+                chunk.ack_one()
+            else:
+                self._chunks[info.mid] = chunk
+
+    def close(self) -> None:
+        self._paho.on_publish = self._aiomqtt_on_publish
+        self._chunks.clear()
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: object, mid: int, reason_code: ReasonCode, properties: Properties
+    ) -> None:
+        if self._aiomqtt_on_publish is not None:
+            cast(CallbackOnPublish_v2, self._aiomqtt_on_publish)(client, userdata, mid, reason_code, properties)
+        chunk = self._chunks.pop(mid, None)
+        if chunk is not None:
+            chunk.ack_one()
 
 
 def _ignore_downlink(topic: str, payload: bytes) -> None:
@@ -51,19 +157,64 @@ async def _first_to_fail(*coroutines: Coroutine[Any, Any, None]) -> None:
         task.result()
 
 
+# OpenSSL verify codes that depend on the clock (X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED): a
+# gateway without a real-time clock before NTP, or a broker certificate renewed late, heals without a new config.
+_CLOCK_VERIFY_CODES: Final = frozenset({9, 10})
+# X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH: the certificate is not for broker.host.
+_NAME_VERIFY_CODES: Final = frozenset({62, 64})
+
+
 def tls_context(broker: BrokerSettings) -> ssl.SSLContext | None:
-    """The TLS context for ``broker.tls`` (server verified against its CA, optional client cert)."""
+    """The TLS context for ``broker.tls``: the broker verified against ``ca_file`` (and its certificate
+    checked for ``host`` unless ``check_hostname`` is off), with the gateway's certificate if ``cert_file``.
+
+    Raises :class:`EdgeConfigError` naming the setting and the file that cannot be loaded."""
     tls = broker.tls
     if tls is None:
         return None
+    if tls.key_file is not None and tls.cert_file is None:
+        raise EdgeConfigError("broker.tls.key_file is set without broker.tls.cert_file")
     try:
         context = ssl.create_default_context(cafile=str(tls.ca_file))
-        if tls.cert_file is not None:
+    except OSError as exc:  # ssl.SSLError too
+        raise EdgeConfigError(f"cannot load broker.tls.ca_file {tls.ca_file}: {exc}") from exc
+    if tls.cert_file is not None:
+        try:
             context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise EdgeConfigError(f"cannot load the broker's TLS files: {exc}") from exc
+        except OSError as exc:
+            key = f" with broker.tls.key_file {tls.key_file}" if tls.key_file else ""
+            raise EdgeConfigError(f"cannot load broker.tls.cert_file {tls.cert_file}{key}: {exc}") from exc
     context.check_hostname = tls.check_hostname
     return context
+
+
+def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The failed verification of the broker's certificate behind ``exc``, if that is what it is.
+
+    aiomqtt raises its MqttError ``from None`` while handling paho's error, so the ssl error is
+    the MqttError's ``__context__``."""
+    current: BaseException | None = exc
+    for _ in range(8):  # bounded: a chain could loop
+        if current is None or isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _untrusted_broker(broker: BrokerSettings, gateway_id: str, failure: ssl.SSLCertVerificationError) -> str:
+    """Why ``gateway_id`` cannot trust the broker, and which setting to fix, for the operator."""
+    reason = failure.verify_message or str(failure)
+    where = f"broker {broker.host}:{broker.port}"
+    if failure.verify_code in _NAME_VERIFY_CODES:
+        return (
+            f"gateway {gateway_id} does not trust {where}: its TLS certificate is not issued for "
+            f"{broker.host} ({reason}): set broker.host to a name or address the certificate lists"
+        )
+    ca_file = broker.tls.ca_file if broker.tls is not None else None
+    return (
+        f"gateway {gateway_id} does not trust {where}: its TLS certificate does not verify against "
+        f"broker.tls.ca_file {ca_file} ({reason}): configure the CA that signed the broker's certificate"
+    )
 
 
 class Uplink:
@@ -98,7 +249,11 @@ class Uplink:
         return encode(Presence(**self._stamper.stamp(), state=state, reason=reason, agent_version=self._agent_version))
 
     async def run(self) -> None:
-        """Keep the uplink up until cancelled; raise UplinkRefusedError on a permanent refusal."""
+        """Keep the uplink up until cancelled; raise UplinkRefusedError on a permanent refusal.
+
+        Permanent: the broker refusing the gateway's credentials, and (as :class:`BrokerCertificateError`)
+        a broker certificate that the configured CA did not sign or that is not for ``broker.host``. A
+        certificate that is expired or not yet valid is retried: the clock or a renewal can fix that."""
         while True:
             try:
                 await self._session()
@@ -110,9 +265,20 @@ class Uplink:
                         f"broker {self._broker.host}:{self._broker.port} refused gateway "
                         f"{self._stamper.gateway_id} (code {code}): check its credentials"
                     ) from exc
+                failure = _certificate_failure(exc)
+                if failure is not None and failure.verify_code not in _CLOCK_VERIFY_CODES:
+                    raise BrokerCertificateError(
+                        _untrusted_broker(self._broker, self._stamper.gateway_id, failure)
+                    ) from failure
+                reason: object = exc
+                if failure is not None:  # expired or not yet valid
+                    reason = (
+                        f"the broker's TLS certificate is not valid now ({failure.verify_message}): "
+                        "check this gateway's clock and the broker's certificate"
+                    )
                 delay = self._backoff.next_delay()
                 logger.warning(
-                    "uplink to %s:%d down (%s); retrying in %.1f s", self._broker.host, self._broker.port, exc, delay
+                    "uplink to %s:%d down (%s); retrying in %.1f s", self._broker.host, self._broker.port, reason, delay
                 )
                 await asyncio.sleep(delay)
 
@@ -131,7 +297,9 @@ class Uplink:
             clean_session=False,
             keepalive=self._broker.keepalive_s,
             tls_context=self._tls,
-            max_inflight_messages=self._window,
+            # The forwarding window is the flow control (see _forward). With a limit of its own, paho
+            # would scan every message in flight on each PUBACK to find queued ones to send.
+            max_inflight_messages=0,
             timeout=10,
         ) as client:
             self._backoff.reset()
@@ -158,38 +326,64 @@ class Uplink:
             self._on_downlink(str(message.topic), payload)
 
     async def _forward(self, client: aiomqtt.Client) -> None:
-        """Keep up to ``window`` publishes in flight, in chunks confirmed as each completes.
+        """Keep up to ``window`` publishes in flight, in chunks; delete each chunk once all its PUBACKs are in.
 
         A sliding window rather than "publish N, wait for N": the broker's acknowledgements keep
-        flowing while the next chunk goes out (about twice the throughput of lock-step batches)."""
-        in_flight: asyncio.Queue[tuple[list[Stored], list[asyncio.Task[None]]]] = asyncio.Queue(_CHUNKS_IN_FLIGHT - 1)
-        await _first_to_fail(self._send_chunks(client, in_flight), self._confirm_chunks(in_flight))
+        flowing while the next chunk goes out. Three loops share the work: the sender reads the
+        buffer several chunks at a time (the next read under way while it publishes) and publishes
+        a chunk as soon as the window has room for it; the acknowledger waits for each chunk's
+        PUBACKs, in order, and gives its room back at once; the confirmer deletes what was
+        acknowledged, in as few transactions as it can (everything acknowledged while the previous
+        deletion was being committed)."""
+        publisher = _Publisher(client)
+        window = _Window(self._window)
+        sent: asyncio.Queue[_Chunk] = asyncio.Queue()  # bounded by the window
+        acked = _Acknowledged()
+        try:
+            await _first_to_fail(
+                self._send_chunks(publisher, window, sent),
+                self._acknowledge_chunks(window, sent, acked),
+                self._confirm_chunks(acked),
+            )
+        finally:
+            publisher.close()
 
-    async def _send_chunks(
-        self, client: aiomqtt.Client, in_flight: "asyncio.Queue[tuple[list[Stored], list[asyncio.Task[None]]]]"
-    ) -> None:
-        chunk = max(1, self._window // _CHUNKS_IN_FLIGHT)
-        while True:
-            batch = await self._buffer.take(chunk)
-            publishes = [
-                asyncio.create_task(client.publish(s.item.topic, s.item.payload, qos=s.item.qos, retain=s.item.retain))
-                for s in batch
-            ]
-            await in_flight.put((batch, publishes))
+    async def _send_chunks(self, publisher: _Publisher, window: _Window, sent: "asyncio.Queue[_Chunk]") -> None:
+        size = max(1, self._window // _CHUNKS_IN_FLIGHT)
+        # The next rows are read while these go out: a read waits its turn on the buffer's thread
+        # (behind deletions), and the window would drain if the sender stopped for it.
+        reading = asyncio.create_task(self._buffer.take(size * _CHUNKS_PER_READ))
+        try:
+            while True:
+                rows = await reading
+                reading = asyncio.create_task(self._buffer.take(size * _CHUNKS_PER_READ))
+                for start in range(0, len(rows), size):
+                    chunk = _Chunk(rows[start : start + size])
+                    await window.claim(len(chunk.rows))
+                    publisher.publish(chunk)  # in id order, so each stream reaches the broker in order
+                    sent.put_nowait(chunk)
+        finally:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
 
-    async def _confirm_chunks(self, in_flight: "asyncio.Queue[tuple[list[Stored], list[asyncio.Task[None]]]]") -> None:
+    async def _acknowledge_chunks(self, window: _Window, sent: "asyncio.Queue[_Chunk]", acked: _Acknowledged) -> None:
         while True:
-            batch, publishes = await in_flight.get()
+            chunk = await sent.get()
             try:
-                for result in await asyncio.gather(*publishes, return_exceptions=True):
-                    if isinstance(result, BaseException):
-                        raise result
-            except BaseException:
-                for publish in publishes:
-                    publish.cancel()
-                raise
-            await self._buffer.confirm(batch)
-            self.forwarded += len(batch)
+                async with asyncio.timeout(_ACK_TIMEOUT_S):
+                    await chunk.acked
+            except TimeoutError:
+                raise aiomqtt.MqttError(
+                    f"no PUBACK for {len(chunk.rows)} messages within {_ACK_TIMEOUT_S:.0f} s"
+                ) from None
+            window.release(len(chunk.rows))
+            acked.add(chunk.rows)
+
+    async def _confirm_chunks(self, acked: _Acknowledged) -> None:
+        while True:
+            rows = await acked.take()
+            await self._buffer.confirm(rows)
+            self.forwarded += len(rows)
 
     async def send_now(self, item: Outgoing) -> bool:
         """Publish ``item`` now if connected, bypassing the buffer (heartbeats: stale ones are useless)."""
