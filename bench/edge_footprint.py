@@ -1,16 +1,21 @@
 """The agent's footprint under a village's load: RSS and CPU of a real ``outpost gateway run`` process.
 
 Load: 2 cameras at 5 fps (a recorded 640x360 clip, through the full detection pipeline) and 50
-sensors reporting every second (simulated counters), publishing to a local Mosquitto. The agent is
-sampled with psutil after a warm-up. Baseline for RSS: a Python process that only imports OpenCV,
-numpy, aiomqtt and pydantic, measured in the same run. Goals: RSS <= 80 MB, CPU <= 10% of one core.
+sensors reporting every second (simulated counters), publishing to a local Mosquitto. The agent runs
+with the environment its systemd unit sets (``Environment=`` lines of ``edge/systemd/outpost-gateway.service``),
+as in production, and is sampled with psutil after a warm-up. Baseline for RSS: a Python process
+that only imports OpenCV, numpy, aiomqtt and pydantic, measured in the same run. Goals: RSS <= 80 MB,
+CPU <= 10% of one core.
 """
 
 import asyncio
+import os
+import shlex
 import statistics
 import sys
 import tempfile
 import time
+from importlib.resources import files
 from pathlib import Path
 from typing import Final
 
@@ -74,6 +79,18 @@ def _config(directory: Path, broker_port: int, clip: Path) -> Path:
     return path
 
 
+def _unit_environment() -> dict[str, str]:
+    """The variables the gateway's systemd unit sets for the agent (its ``Environment=`` lines)."""
+    unit = files("edge").joinpath("systemd/outpost-gateway.service").read_text(encoding="utf-8")
+    environment: dict[str, str] = {}
+    for line in unit.splitlines():
+        if line.startswith("Environment="):
+            for assignment in shlex.split(line.removeprefix("Environment=")):
+                name, _, value = assignment.partition("=")
+                environment[name] = value
+    return environment
+
+
 async def _sample(pid: int, seconds: float) -> tuple[list[float], float]:
     """RSS samples (MB) every half second, and CPU as percent of one core over the whole period."""
     process = psutil.Process(pid)
@@ -104,8 +121,9 @@ async def _footprint(seconds: float, warmup_s: float) -> tuple[float, float, flo
         _record_clip(clip)
         async with MosquittoBroker() as broker:
             config = _config(directory, broker.port, clip)
+            command = ("-m", "outpost_cli", "--log-level", "warning", "gateway", "run", "--config", str(config))
             agent = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "outpost_cli", "--log-level", "warning", "gateway", "run", "--config", str(config)
+                sys.executable, *command, env={**os.environ, **_unit_environment()}
             )
             try:
                 await asyncio.sleep(warmup_s)

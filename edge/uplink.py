@@ -97,12 +97,13 @@ class _Publisher:
     """Publishes buffered rows through the paho client inside aiomqtt's, and hands each PUBACK to its chunk.
 
     aiomqtt's ``publish()`` costs, per message, a Task to await it, an Event, a timer and a scan of
-    every call still pending; over a window of 128 that made a replay about a third slower than
-    paho's own path. Only this hot path bypasses aiomqtt: the connection, the session, TLS, the
-    Will, subscriptions, heartbeats and presence all go through aiomqtt, and so do errors (a paho
-    error code becomes aiomqtt's :class:`~aiomqtt.MqttCodeError`). aiomqtt keeps receiving every
-    PUBACK first, for its own publishes. paho calls back in the event loop's thread (aiomqtt drives
-    its socket from the loop), so no locking is needed.
+    every call still pending: with a window of 128 the event loop spent about 120 µs per forwarded
+    message through it against about 80 µs through paho (bench ``edge.replay_rate``, 2 cores).
+    Only this hot path bypasses aiomqtt: the connection, the session, TLS, the Will,
+    subscriptions, heartbeats and presence all go through aiomqtt, and so do errors (a paho error
+    code becomes aiomqtt's :class:`~aiomqtt.MqttCodeError`). aiomqtt keeps receiving every PUBACK
+    first, for its own publishes. paho calls back in the event loop's thread (aiomqtt drives its
+    socket from the loop), so no locking is needed.
     """
 
     def __init__(self, client: aiomqtt.Client) -> None:
