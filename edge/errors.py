@@ -19,7 +19,8 @@ class BrokerCertificateError(UplinkRefusedError):
 
 
 class LocalBrokerRefusedError(EdgeError):
-    """The village's local broker refused the gateway permanently (bad credentials): retrying is useless."""
+    """The village's local broker refused the gateway permanently (bad credentials), or its TLS
+    certificate cannot be trusted: retrying is useless."""
 
 
 class SnapshotError(EdgeError):

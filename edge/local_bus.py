@@ -18,15 +18,14 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 import aiomqtt
-from aiomqtt.exceptions import MqttConnectError
 
+from edge.broker_connection import BrokerLink, stay_connected, tls_context
 from edge.errors import EdgeConfigError, LocalBrokerRefusedError
 from edge.settings import BrokerSettings
-from edge.uplink import tls_context
 from protocol.codec import Rejection, encode
 from protocol.messages import Alert
 from protocol.node import NodeDecoder, NodeInbound, node_filters
-from protocol.reconnect import Backoff, is_permanent_refusal, refusal_code
+from protocol.reconnect import Backoff
 from protocol.village_centre import village_centre_topic
 
 logger = logging.getLogger(__name__)
@@ -50,7 +49,8 @@ class LocalBus:
         pending_limit: int = DEFAULT_PENDING_LIMIT,
     ) -> None:
         self._broker = broker
-        self._tls = tls_context(broker)
+        self._tls = tls_context(broker, "local_broker")
+        self._gateway_id = gateway_id
         self._client_id = f"outpost-gw-local-{gateway_id}"
         self._centre_topic = village_centre_topic(village_id, gateway_id)
         self._clock = clock
@@ -101,22 +101,15 @@ class LocalBus:
             self._pending.append(payload)
 
     async def run(self) -> None:
-        """Stay connected until cancelled; raise LocalBrokerRefusedError on a permanent refusal."""
-        while True:
-            try:
-                await self._session()
-            except aiomqtt.MqttError as exc:
-                code = refusal_code(exc.rc) if isinstance(exc, MqttConnectError) else None
-                if is_permanent_refusal(code):
-                    raise LocalBrokerRefusedError(
-                        f"local broker {self._broker.host}:{self._broker.port} refused the gateway (code {code}): "
-                        "check local_broker's credentials"
-                    ) from exc
-                delay = self._backoff.next_delay()
-                logger.warning(
-                    "local broker %s:%d down (%s); retrying in %.1f s", self._broker.host, self._broker.port, exc, delay
-                )
-                await asyncio.sleep(delay)
+        """Stay connected until cancelled; raise LocalBrokerRefusedError when retrying cannot help."""
+        await stay_connected(
+            self._session,
+            BrokerLink(self._broker, "local_broker", "local broker", self._gateway_id),
+            self._backoff,
+            refused=LocalBrokerRefusedError,
+            untrusted=LocalBrokerRefusedError,
+            log=logger,
+        )
 
     async def _session(self) -> None:
         password = self._broker.password.get_secret_value() if self._broker.password else None

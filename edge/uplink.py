@@ -11,25 +11,24 @@ credentials, not authorised) stops with :class:`~edge.errors.UplinkRefusedError`
 
 import asyncio
 import logging
-import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, cast
 
 import aiomqtt
 import paho.mqtt.client as mqtt
-from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.client import CallbackOnPublish_v2
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge.broker_connection import BrokerLink, stay_connected, tls_context
 from edge.buffer import StoreAndForwardBuffer, Stored
 from edge.envelope import EnvelopeStamper
-from edge.errors import BrokerCertificateError, EdgeConfigError, UplinkRefusedError
+from edge.errors import BrokerCertificateError, UplinkRefusedError
 from edge.outgoing import Outgoing
 from edge.settings import BrokerSettings
 from protocol.codec import encode
 from protocol.messages import Presence, PresenceReason, PresenceState
-from protocol.reconnect import Backoff, is_permanent_refusal, refusal_code
+from protocol.reconnect import Backoff
 from protocol.topics import Channel, gateway_filters, gateway_topic
 
 logger = logging.getLogger(__name__)
@@ -158,66 +157,6 @@ async def _first_to_fail(*coroutines: Coroutine[Any, Any, None]) -> None:
         task.result()
 
 
-# OpenSSL verify codes that depend on the clock (X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED): a
-# gateway without a real-time clock before NTP, or a broker certificate renewed late, heals without a new config.
-_CLOCK_VERIFY_CODES: Final = frozenset({9, 10})
-# X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH: the certificate is not for broker.host.
-_NAME_VERIFY_CODES: Final = frozenset({62, 64})
-
-
-def tls_context(broker: BrokerSettings) -> ssl.SSLContext | None:
-    """The TLS context for ``broker.tls``: the broker verified against ``ca_file`` (and its certificate
-    checked for ``host`` unless ``check_hostname`` is off), with the gateway's certificate if ``cert_file``.
-
-    Raises :class:`EdgeConfigError` naming the setting and the file that cannot be loaded."""
-    tls = broker.tls
-    if tls is None:
-        return None
-    if tls.key_file is not None and tls.cert_file is None:
-        raise EdgeConfigError("broker.tls.key_file is set without broker.tls.cert_file")
-    try:
-        context = ssl.create_default_context(cafile=str(tls.ca_file))
-    except OSError as exc:  # ssl.SSLError too
-        raise EdgeConfigError(f"cannot load broker.tls.ca_file {tls.ca_file}: {exc}") from exc
-    if tls.cert_file is not None:
-        try:
-            context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
-        except OSError as exc:
-            key = f" with broker.tls.key_file {tls.key_file}" if tls.key_file else ""
-            raise EdgeConfigError(f"cannot load broker.tls.cert_file {tls.cert_file}{key}: {exc}") from exc
-    context.check_hostname = tls.check_hostname
-    return context
-
-
-def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
-    """The failed verification of the broker's certificate behind ``exc``, if that is what it is.
-
-    aiomqtt raises its MqttError ``from None`` while handling paho's error, so the ssl error is
-    the MqttError's ``__context__``."""
-    current: BaseException | None = exc
-    for _ in range(8):  # bounded: a chain could loop
-        if current is None or isinstance(current, ssl.SSLCertVerificationError):
-            return current
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def _untrusted_broker(broker: BrokerSettings, gateway_id: str, failure: ssl.SSLCertVerificationError) -> str:
-    """Why ``gateway_id`` cannot trust the broker, and which setting to fix, for the operator."""
-    reason = failure.verify_message or str(failure)
-    where = f"broker {broker.host}:{broker.port}"
-    if failure.verify_code in _NAME_VERIFY_CODES:
-        return (
-            f"gateway {gateway_id} does not trust {where}: its TLS certificate is not issued for "
-            f"{broker.host} ({reason}): set broker.host to a name or address the certificate lists"
-        )
-    ca_file = broker.tls.ca_file if broker.tls is not None else None
-    return (
-        f"gateway {gateway_id} does not trust {where}: its TLS certificate does not verify against "
-        f"broker.tls.ca_file {ca_file} ({reason}): configure the CA that signed the broker's certificate"
-    )
-
-
 class Uplink:
     def __init__(
         self,
@@ -232,7 +171,7 @@ class Uplink:
         on_downlink: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self._broker = broker
-        self._tls = tls_context(broker)
+        self._tls = tls_context(broker, "broker")
         self._stamper = stamper
         self._buffer = buffer
         self._agent_version = agent_version
@@ -255,33 +194,14 @@ class Uplink:
         Permanent: the broker refusing the gateway's credentials, and (as :class:`BrokerCertificateError`)
         a broker certificate that the configured CA did not sign or that is not for ``broker.host``. A
         certificate that is expired or not yet valid is retried: the clock or a renewal can fix that."""
-        while True:
-            try:
-                await self._session()
-            except aiomqtt.MqttError as exc:
-                # Only a CONNACK refusal can be permanent; other codes are paho's own (e.g. 4 = no connection).
-                code = refusal_code(exc.rc) if isinstance(exc, MqttConnectError) else None
-                if is_permanent_refusal(code):
-                    raise UplinkRefusedError(
-                        f"broker {self._broker.host}:{self._broker.port} refused gateway "
-                        f"{self._stamper.gateway_id} (code {code}): check its credentials"
-                    ) from exc
-                failure = _certificate_failure(exc)
-                if failure is not None and failure.verify_code not in _CLOCK_VERIFY_CODES:
-                    raise BrokerCertificateError(
-                        _untrusted_broker(self._broker, self._stamper.gateway_id, failure)
-                    ) from failure
-                reason: object = exc
-                if failure is not None:  # expired or not yet valid
-                    reason = (
-                        f"the broker's TLS certificate is not valid now ({failure.verify_message}): "
-                        "check this gateway's clock and the broker's certificate"
-                    )
-                delay = self._backoff.next_delay()
-                logger.warning(
-                    "uplink to %s:%d down (%s); retrying in %.1f s", self._broker.host, self._broker.port, reason, delay
-                )
-                await asyncio.sleep(delay)
+        await stay_connected(
+            self._session,
+            BrokerLink(self._broker, "broker", "uplink to", self._stamper.gateway_id),
+            self._backoff,
+            refused=UplinkRefusedError,
+            untrusted=BrokerCertificateError,
+            log=logger,
+        )
 
     async def _session(self) -> None:
         password = self._broker.password.get_secret_value() if self._broker.password else None

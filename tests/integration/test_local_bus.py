@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiomqtt
 import pytest
 
-from edge.errors import EdgeConfigError
+from edge.errors import EdgeConfigError, LocalBrokerRefusedError
 from edge.local_bus import LocalBus
 from edge.settings import BrokerSettings
 from protocol.clock import utc_now_ms
@@ -105,6 +105,13 @@ async def test_undeclared_and_malformed_node_messages_are_counted_and_declared_o
 
     assert bus.unknown_nodes == {"node-stranger": 1}
     assert bus.decoder.tally.counts == {RejectReason.MALFORMED_JSON: 1}
+
+
+async def test_a_local_broker_refusing_the_gateway_stops_the_bus_naming_the_setting() -> None:
+    async with MosquittoBroker(allow_anonymous=False) as refusing:
+        bus = LocalBus(BrokerSettings(port=refusing.port), VILLAGE, GATEWAY, utc_now_ms)
+        with pytest.raises(LocalBrokerRefusedError, match=r"local_broker .* check its credentials \(local_broker\."):
+            await asyncio.wait_for(bus.run(), timeout=20)
 
 
 async def _flag(event: asyncio.Event) -> bool:

@@ -15,10 +15,10 @@ import pytest
 
 from edge.adapters.simulated import SimulatedPanicButton
 from edge.agent import GatewayAgent
+from edge.broker_connection import tls_context
 from edge.devices import prebuilt
 from edge.errors import BrokerCertificateError, EdgeConfigError, UplinkRefusedError
 from edge.settings import BrokerSettings, EdgeSettings, TlsSettings
-from edge.uplink import tls_context
 from protocol.clock import utc_now_ms
 from protocol.gateway_config import DeviceKind, DeviceSpec, GatewayConfig
 from protocol.messages import Alert, AlertKind, Severity
@@ -75,7 +75,7 @@ async def test_a_press_reaches_a_tls_subscriber_through_a_broker_that_requires_c
 ) -> None:
     tls = _client_tls(certificates)
     agent, button = _gateway(tmp_path, tls_broker.tls_port, tls)
-    subscriber_tls = tls_context(BrokerSettings(tls=tls))
+    subscriber_tls = tls_context(BrokerSettings(tls=tls), "broker")
     assert tls_broker.tls_port is not None
     async with Recorder(tls_broker.host, tls_broker.tls_port, [Channel.ALERT], tls_context=subscriber_tls) as recorder:
         stop = asyncio.Event()
@@ -103,7 +103,7 @@ async def test_the_tls_broker_refuses_a_client_without_a_certificate(
     certificates: CertificateFiles, tls_broker: MosquittoBroker
 ) -> None:
     """What makes the test above prove the client certificate: without one, the broker hangs up."""
-    no_client_certificate = tls_context(BrokerSettings(tls=TlsSettings(ca_file=certificates.ca_cert)))
+    no_client_certificate = tls_context(BrokerSettings(tls=TlsSettings(ca_file=certificates.ca_cert)), "broker")
     reader, writer = await asyncio.open_connection(tls_broker.host, tls_broker.tls_port, ssl=no_client_certificate)
     try:
         with pytest.raises(ssl.SSLError, match="certificate required"):

@@ -1,0 +1,130 @@
+"""Staying connected to an MQTT broker (the county's, or the village's own): TLS, and retry or stop.
+
+One policy for every broker the gateway talks to: transient failures are retried with backoff and
+jitter; failures that retrying cannot fix stop the agent with an error naming the setting to change:
+refused credentials, and a broker certificate the configured CA did not sign or that is not issued
+for the configured host. A certificate that is expired or not yet valid is retried, since a gateway
+without a real-time clock sees exactly that before NTP, and a late renewal heals by itself.
+"""
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, NoReturn
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+
+from edge.errors import EdgeConfigError, EdgeError
+from edge.settings import BrokerSettings
+from protocol.reconnect import Backoff, is_permanent_refusal, refusal_code
+
+# OpenSSL verify codes that depend on the clock (X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED).
+_CLOCK_VERIFY_CODES: Final = frozenset({9, 10})
+# X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH: the certificate is not for the configured host.
+_NAME_VERIFY_CODES: Final = frozenset({62, 64})
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerLink:
+    """One broker connection, as messages name it."""
+
+    broker: BrokerSettings
+    setting: str  # the settings key it comes from: "broker", "local_broker"
+    label: str  # how log lines start: "uplink to", "local broker"
+    gateway_id: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.broker.host}:{self.broker.port}"
+
+
+def tls_context(broker: BrokerSettings, setting: str) -> ssl.SSLContext | None:
+    """The TLS context for ``broker.tls``: the broker verified against ``ca_file`` (and its certificate
+    checked for ``host`` unless ``check_hostname`` is off), with the gateway's certificate if ``cert_file``.
+
+    Raises :class:`EdgeConfigError` naming the setting (``{setting}.tls.…``) and the file that cannot be loaded."""
+    tls = broker.tls
+    if tls is None:
+        return None
+    if tls.key_file is not None and tls.cert_file is None:
+        raise EdgeConfigError(f"{setting}.tls.key_file is set without {setting}.tls.cert_file")
+    try:
+        context = ssl.create_default_context(cafile=str(tls.ca_file))
+    except OSError as exc:  # ssl.SSLError too
+        raise EdgeConfigError(f"cannot load {setting}.tls.ca_file {tls.ca_file}: {exc}") from exc
+    if tls.cert_file is not None:
+        try:
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+        except OSError as exc:
+            key = f" with {setting}.tls.key_file {tls.key_file}" if tls.key_file else ""
+            raise EdgeConfigError(f"cannot load {setting}.tls.cert_file {tls.cert_file}{key}: {exc}") from exc
+    context.check_hostname = tls.check_hostname
+    return context
+
+
+async def stay_connected(
+    session: Callable[[], Awaitable[None]],
+    link: BrokerLink,
+    backoff: Backoff,
+    *,
+    refused: type[EdgeError],
+    untrusted: type[EdgeError],
+    log: logging.Logger,
+) -> NoReturn:
+    """Run ``session`` again whenever the connection fails, until cancelled or the failure is permanent:
+    ``refused`` for refused credentials, ``untrusted`` for a broker certificate that cannot be trusted."""
+    while True:
+        try:
+            await session()
+        except aiomqtt.MqttError as exc:
+            # Only a CONNACK refusal can be permanent; other codes are paho's own (e.g. 4 = no connection).
+            code = refusal_code(exc.rc) if isinstance(exc, MqttConnectError) else None
+            if is_permanent_refusal(code):
+                raise refused(
+                    f"{link.setting} {link.where} refused gateway {link.gateway_id} (code {code}): "
+                    f"check its credentials ({link.setting}.username, {link.setting}.password)"
+                ) from exc
+            failure = _certificate_failure(exc)
+            if failure is not None and failure.verify_code not in _CLOCK_VERIFY_CODES:
+                raise untrusted(_untrusted_broker(link, failure)) from failure
+            reason: object = exc
+            if failure is not None:  # expired or not yet valid
+                reason = (
+                    f"the broker's TLS certificate is not valid now ({failure.verify_message}): "
+                    "check this gateway's clock and the broker's certificate"
+                )
+            delay = backoff.next_delay()
+            log.warning("%s %s down (%s); retrying in %.1f s", link.label, link.where, reason, delay)
+            await asyncio.sleep(delay)
+
+
+def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The failed verification of the broker's certificate behind ``exc``, if that is what it is.
+
+    aiomqtt raises its MqttError ``from None`` while handling paho's error, so the ssl error is
+    the MqttError's ``__context__``."""
+    current: BaseException | None = exc
+    for _ in range(8):  # bounded: a chain could loop
+        if current is None or isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _untrusted_broker(link: BrokerLink, failure: ssl.SSLCertVerificationError) -> str:
+    """Why the gateway cannot trust the broker, and which setting to fix, for the operator."""
+    reason = failure.verify_message or str(failure)
+    where = f"{link.setting} {link.where}"
+    if failure.verify_code in _NAME_VERIFY_CODES:
+        return (
+            f"gateway {link.gateway_id} does not trust {where}: its TLS certificate is not issued for "
+            f"{link.broker.host} ({reason}): set {link.setting}.host to a name or address the certificate lists"
+        )
+    ca_file = link.broker.tls.ca_file if link.broker.tls is not None else None
+    return (
+        f"gateway {link.gateway_id} does not trust {where}: its TLS certificate does not verify against "
+        f"{link.setting}.tls.ca_file {ca_file} ({reason}): configure the CA that signed the broker's certificate"
+    )
