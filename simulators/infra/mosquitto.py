@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 MOSQUITTO_FALLBACK_PATH: Final = Path("/usr/sbin/mosquitto")
 _READY_RE: Final = re.compile(r"mosquitto version \S+ running")
+_MAX_QUEUED_BYTES: Final = 256 * 1024 * 1024  # per client
 
 
 def mosquitto_binary() -> Path | None:
@@ -142,6 +143,12 @@ class MosquittoBroker(ManagedServer):
             *self._listener_lines(),
             f"allow_anonymous {str(self._allow_anonymous).lower()}",
             f"persistence {str(self._persistence).lower()}",
+            # Mosquitto's default (1000) silently drops QoS 1 messages for a subscriber that falls more
+            # than 1000 behind, connected or not: a gateway replaying after an outage outruns a slow
+            # subscriber easily. Outpost's subscribers (fleet ingest, test recorders) must lose nothing,
+            # so the bound is on bytes instead, generous for a test or demo broker.
+            "max_queued_messages 0",
+            f"max_queued_bytes {_MAX_QUEUED_BYTES}",
         ]
         if self._persistence:
             lines += [
