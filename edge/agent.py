@@ -8,6 +8,7 @@ from collections.abc import Callable
 from edge import AGENT_VERSION
 from edge.buffer import StoreAndForwardBuffer
 from edge.commands import AUDIT_LOG_NAME, AuditLog, CommandHandler
+from edge.config_signature import ConfigSignatures
 from edge.config_updates import ConfigUpdates
 from edge.devices import DeviceBuilder, DeviceRunner
 from edge.envelope import EnvelopeStamper
@@ -68,7 +69,11 @@ class GatewayAgent:
         )
         self.devices = DeviceRunner(build_devices, self.rules.handle)
         self.config_updates = ConfigUpdates(
-            settings.state_dir / "applied-config.json", settings.config, self._apply_config, self._report_config
+            settings.state_dir / "applied-config.json",
+            settings.config,
+            self._apply_config,
+            self._report_config,
+            ConfigSignatures.from_settings(settings),  # EdgeConfigError naming config_signing_key if unusable
         )
         self.snapshots = snapshots or SnapshotStore(settings.state_dir / "snapshots", self.config.snapshots, clock)
         self.commands = CommandHandler(

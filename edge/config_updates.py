@@ -7,6 +7,11 @@ to the last good one. The applied config is kept on disk, so a restarted gateway
 last gave it rather than its initial settings. Only the newest version matters: an older one (a
 stale retained message) is ignored, the same one again is re-reported, and updates arriving while
 one is being applied are coalesced to the latest.
+
+When the gateway holds the fleet's config-signing key (:mod:`edge.config_signature`), a config runs
+only with a signature that verifies: an unsigned or wrongly signed one is reported rejected and never
+applied. The signature is kept on disk with the config and checked again at the next start, so a
+config altered on disk is not run (the settings' config runs instead, as when it cannot be built).
 """
 
 import asyncio
@@ -19,6 +24,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edge.config_signature import ConfigSignatures
 from edge.errors import ConfigApplyError, EdgeConfigError
 from protocol.codec import Rejection
 from protocol.gateway_config import GatewayConfig
@@ -36,6 +42,8 @@ class AppliedConfig(BaseModel):
 
     version: int = Field(ge=0)
     config: GatewayConfig
+    signature: str | None = Field(default=None, max_length=128, description="The fleet's, checked again at start.")
+    key_id: str | None = Field(default=None, max_length=64)
 
 
 Apply = Callable[[GatewayConfig], Awaitable[None]]
@@ -44,10 +52,13 @@ Report = Callable[[int, ConfigStatus, str | None], None]
 
 
 class ConfigUpdates:
-    def __init__(self, path: Path, initial: GatewayConfig, apply: Apply, report: Report) -> None:
+    def __init__(
+        self, path: Path, initial: GatewayConfig, apply: Apply, report: Report, signatures: ConfigSignatures
+    ) -> None:
         self._path = path
         self._apply = apply
         self._report = report
+        self._signatures = signatures
         self.applied = self._load() or AppliedConfig(version=0, config=initial)
         self._latest: ConfigDesired | None = None
         self._wake = asyncio.Event()
@@ -86,7 +97,18 @@ class ConfigUpdates:
         if desired.version < current.version:
             logger.info("config version %d is older than the running %d; ignored", desired.version, current.version)
             return
+        refusal = self._signatures.refusal(desired.version, desired.config, desired.signature, desired.key_id)
+        if refusal is not None:
+            logger.error("config version %d refused: %s", desired.version, refusal)
+            self._report(desired.version, ConfigStatus.REJECTED, refusal[:_ERROR_CHARS])
+            return
+        applied = AppliedConfig(
+            version=desired.version, config=desired.config, signature=desired.signature, key_id=desired.key_id
+        )
         if desired.version == current.version and desired.config == current.config:
+            if applied != current:  # signed again (a key rotation): keep the signature that verifies now
+                self.applied = applied
+                await self._keep(applied)
             self._report(desired.version, ConfigStatus.APPLIED, None)
             return
         try:
@@ -95,13 +117,16 @@ class ConfigUpdates:
             logger.error("config version %d refused: %s", desired.version, exc)
             self._report(desired.version, ConfigStatus.REJECTED, str(exc)[:_ERROR_CHARS])
             return
-        self.applied = AppliedConfig(version=desired.version, config=desired.config)
-        try:
-            await asyncio.to_thread(self._save, self.applied)
-        except OSError as exc:  # it runs all the same; a restart would run the previous one
-            logger.error("config version %d runs but could not be kept in %s: %s", desired.version, self._path, exc)
+        self.applied = applied
+        await self._keep(applied)
         logger.info("config version %d applied", desired.version)
         self._report(desired.version, ConfigStatus.APPLIED, None)
+
+    async def _keep(self, applied: AppliedConfig) -> None:
+        try:
+            await asyncio.to_thread(self._save, applied)
+        except OSError as exc:  # it runs all the same; a restart would run the previous one
+            logger.error("config version %d runs but could not be kept in %s: %s", applied.version, self._path, exc)
 
     def _load(self) -> AppliedConfig | None:
         try:
@@ -114,6 +139,15 @@ class ConfigUpdates:
             applied = AppliedConfig.model_validate_json(content)
         except ValidationError as exc:
             logger.error("the applied config in %s is unreadable (%s); starting from the settings", self._path, exc)
+            return None
+        refusal = self._signatures.refusal(applied.version, applied.config, applied.signature, applied.key_id)
+        if refusal is not None:
+            logger.error(
+                "the applied config version %d in %s is not run: %s; starting from the settings",
+                applied.version,
+                self._path,
+                refusal,
+            )
             return None
         logger.info("running config version %d, as the fleet last pushed it", applied.version)
         return applied

@@ -56,6 +56,12 @@ class EdgeSettings(BaseSettings):
         description="The village's local broker (usually on the gateway): sensor nodes, alerts for the village centre.",
     )
     state_dir: Path = Path("outpost-edge-state")
+    config_signing_key: Path | None = Field(
+        default=None,
+        description="File with the fleet's config-signing public key (Ed25519, PEM), written at enrollment; "
+        "pushed configs must carry a signature that verifies with it. Required in production; without it "
+        "(development only) configs are not checked.",
+    )
     config: GatewayConfig = Field(
         default_factory=GatewayConfig,
         description="Intervals (and devices) to run until the fleet pushes a config.",
@@ -83,6 +89,15 @@ class EdgeSettings(BaseSettings):
     def _production_needs_credentials(self) -> Self:
         if self.environment == "production" and (self.broker.username is None or self.broker.password is None):
             raise ValueError("production gateways need broker.username and broker.password")
+        return self
+
+    @model_validator(mode="after")
+    def _production_needs_the_config_signing_key(self) -> Self:
+        if self.environment == "production" and self.config_signing_key is None:
+            raise ValueError(
+                "production gateways need config_signing_key, the file holding the fleet's config-signing "
+                "public key (written at enrollment)"
+            )
         return self
 
     @classmethod

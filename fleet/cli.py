@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from fleet.admin_cli import gateways, sites, tokens
 from fleet.errors import FleetError
 from fleet.settings import FleetSettings
 
@@ -14,6 +15,9 @@ app = typer.Typer(
     help="The county-level fleet manager. Settings come from OUTPOST_FLEET_* environment variables.",
     no_args_is_help=True,
 )
+app.add_typer(sites, name="sites")
+app.add_typer(gateways, name="gateways")
+app.add_typer(tokens, name="tokens")
 
 
 def _settings() -> FleetSettings:
@@ -37,6 +41,19 @@ def run(
     except FleetError as exc:
         typer.echo(f"stopped: {exc}", err=True)
         raise typer.Exit(3) from exc
+
+
+@app.command("ingest")
+def ingest(
+    index: Annotated[int, typer.Option(min=0, help="This worker's number: unique, and the same after a restart.")],
+) -> None:
+    """Run one more ingest worker beside `fleet run`: it takes a share of the telemetry and events.
+
+    Its MQTT session ({broker.client_id}-ingest-INDEX) persists, so a restarted worker resumes what it had
+    not acknowledged. Exits 0 on SIGTERM, 3 if the broker refuses its credentials."""
+    from fleet.ingest.worker import run_worker  # noqa: PLC0415 - keeps `--help` fast
+
+    raise typer.Exit(asyncio.run(run_worker(_settings(), index)))
 
 
 @app.command("migrate")

@@ -7,7 +7,8 @@ these where that library is called. ``TransientError``s are worth retrying; the 
     ├── TransientError
     │   ├── DatabaseUnavailableError
     │   ├── TimeSeriesUnavailableError
-    │   └── GovernanceUnavailableError
+    │   ├── GovernanceUnavailableError
+    │   └── BrokerControlUnavailableError
     ├── DatabaseRefusedError
     │   └── DataIntegrityError
     ├── MigrationError
@@ -15,7 +16,17 @@ these where that library is called. ``TransientError``s are worth retrying; the 
     ├── GovernanceRejectedError
     ├── GovernanceSettingsError
     ├── BrokerRefusedError
-    └── HttpBindError
+    ├── BrokerAccessRefusedError (the broker's dynamic security plugin refused a command)
+    │   ├── BrokerAccessNotFoundError
+    │   └── BrokerAccessConflictError
+    ├── HttpBindError
+    └── RegistryError (refused requests: the API answers them with a 4xx)
+        ├── NotFoundError
+        ├── ConflictError
+        ├── InvalidRequestError
+        └── AccessError
+            ├── NotAuthenticatedError
+            └── PermissionDeniedError
 """
 
 
@@ -67,5 +78,55 @@ class BrokerRefusedError(FleetError):
     """The MQTT broker refused the fleet's credentials: retrying cannot help."""
 
 
+class BrokerControlUnavailableError(TransientError):
+    """The broker's dynamic security control API did not answer: unreachable, disconnected or timed out."""
+
+
+class BrokerAccessRefusedError(FleetError):
+    """The broker's dynamic security plugin refused a command (``command``) with its ``error`` message."""
+
+    def __init__(self, message: str, *, command: str, error: str) -> None:
+        super().__init__(message)
+        self.command = command
+        self.error = error
+
+
+class BrokerAccessNotFoundError(BrokerAccessRefusedError):
+    """The broker holds no such client or role."""
+
+
+class BrokerAccessConflictError(BrokerAccessRefusedError):
+    """A broker client or role exists already and is not the one asked for (e.g. a gateway's username
+    held by a client that is not that gateway's)."""
+
+
 class HttpBindError(FleetError):
     """An HTTP server could not listen on its address (port taken, not permitted)."""
+
+
+class RegistryError(FleetError):
+    """A request the registry refuses as asked; nothing was changed."""
+
+
+class NotFoundError(RegistryError):
+    """The county, town, village, grid, gateway, device or token named does not exist."""
+
+
+class ConflictError(RegistryError):
+    """The change contradicts what exists: a duplicate id, or removing something still in use."""
+
+
+class InvalidRequestError(RegistryError):
+    """The request is well-formed but not valid here (e.g. a grid of another village, a bad CSV row)."""
+
+
+class AccessError(RegistryError):
+    """The caller may not do this."""
+
+
+class NotAuthenticatedError(AccessError):
+    """No token, or a token that is unknown, revoked or expired."""
+
+
+class PermissionDeniedError(AccessError):
+    """The caller's role does not allow this action."""

@@ -13,21 +13,28 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
+from fleet.access.audit import AuditLog
+from fleet.access.tokens import TokenStore
 from fleet.alerts.delivery import DeliveryWorker
 from fleet.alerts.store import AlertStore
-from fleet.api.app import ApiContext, create_app
-from fleet.api.schemas import AlertDeliveryStatus, HealthReport, IngestStatus, TimeSeriesStatus
+from fleet.api.app import create_app
+from fleet.api.context import ApiContext
+from fleet.api.schemas import AlertDeliveryStatus, HealthReport, TimeSeriesStatus
 from fleet.api.server import HttpServer
 from fleet.db.engine import create_engine, migrate, session_factory
 from fleet.errors import BrokerRefusedError, FleetError
 from fleet.governance.client import GovernanceClient
 from fleet.ingest.consumer import IngestConsumer
+from fleet.ingest.mqtt_session import IngestSession
 from fleet.ingest.router import IngestRouter
+from fleet.ingest.status import ingest_status
+from fleet.ingest.subscriptions import ingest_filters
 from fleet.presence import PresenceTracker
 from fleet.registry import Registry
 from fleet.settings import FleetSettings
-from fleet.timeseries.embedded import EmbeddedSink
-from fleet.timeseries.influx import InfluxSink
+from fleet.sites.inventory import GatewayInventory
+from fleet.sites.store import SiteStore
+from fleet.timeseries.factory import sink_for
 from fleet.timeseries.sink import TimeSeriesSink
 from fleet.timeseries.writer import BatchingWriter
 from protocol.clock import utc_now_ms
@@ -41,9 +48,7 @@ _STABLE_RUN_S = 60.0
 
 
 def _sink_for(settings: FleetSettings) -> TimeSeriesSink:
-    if settings.timeseries.influx is not None:
-        return InfluxSink(settings.timeseries.influx)
-    return EmbeddedSink(settings.timeseries.embedded_path)
+    return sink_for(settings.timeseries)
 
 
 class FleetService:
@@ -79,9 +84,33 @@ class FleetService:
             self.delivery.wake if self.delivery else lambda: None,
             clock,
         )
-        self.consumer = IngestConsumer(settings.broker, Decoder(settings.max_payload_bytes), self.router)
+        ingest = settings.ingest
+        session = IngestSession(
+            settings.broker,
+            settings.broker.client_id,
+            ingest_filters(ingest.share_group, control=True, bulk=ingest.in_process),
+            receive_maximum=ingest.receive_maximum,
+            session_expiry_s=ingest.session_expiry_s,
+        )
+        self.consumer = IngestConsumer(
+            session,
+            Decoder(settings.max_payload_bytes),
+            self.router,
+            self.writer,
+            lag_log_interval_s=ingest.lag_log_interval_s,
+        )
         self.http = HttpServer(
-            create_app(ApiContext(self.registry, self.alerts, self.health)),
+            create_app(
+                ApiContext(
+                    registry=self.registry,
+                    alerts=self.alerts,
+                    health=self.health,
+                    sites=SiteStore(sessions, clock),
+                    inventory=GatewayInventory(sessions, clock),
+                    tokens=TokenStore(sessions, clock, settings.api.admin_token.get_secret_value()),
+                    audit=AuditLog(sessions),
+                )
+            ),
             settings.api.host,
             settings.api.port,
             "fleet",
@@ -89,20 +118,12 @@ class FleetService:
         self.ready = asyncio.Event()
 
     def health(self) -> HealthReport:
-        decoder = self.consumer.decoder
         connected = self.consumer.connected.is_set()
         blocked = self.delivery.blocked if self.delivery else None
         return HealthReport(
             status="ok" if connected and self.writer.healthy and not blocked else "degraded",
             gateways_online=self.presence.online_count,
-            ingest=IngestStatus(
-                connected=connected,
-                received=self.consumer.received,
-                rejected={reason.value: count for reason, count in decoder.rejections.items()},
-                duplicates=self.router.recent.duplicates,
-                stalls=self.consumer.stalls,
-                handler_errors=self.consumer.handler_errors,
-            ),
+            ingest=ingest_status(self.consumer, self.router, self.writer),
             timeseries=TimeSeriesStatus(
                 sink=self.writer.sink.name,
                 healthy=self.writer.healthy,
@@ -140,6 +161,8 @@ class FleetService:
             stopper = asyncio.create_task(self._until(stop), name="stop")
             tasks.append(stopper)
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():  # store and acknowledge what was taken, so the broker need not resend it
+                await self.consumer.drain(self.settings.ingest.drain_timeout_s)
         finally:
             for task in tasks:
                 task.cancel()

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 
 DEVELOPMENT_GOVERNANCE_TOKEN = "outpost-dev-token"  # noqa: S105 - refused outside development
+DEVELOPMENT_ADMIN_TOKEN = "outpost-dev-admin"  # noqa: S105 - refused outside development
 
 
 class _Section(BaseModel):
@@ -27,6 +28,13 @@ class BrokerSettings(_Section):
     password: SecretStr | None = None
     client_id: str = Field(default="outpost-fleet", min_length=1, max_length=64)
     keepalive_s: int = Field(default=30, ge=5, le=600)
+    mqtt_version: Literal["5", "3.1.1"] = Field(
+        default="5",
+        description=(
+            "MQTT 5 gives ingest its Receive Maximum and session expiry; 3.1.1 is for brokers without it "
+            "(the demo's embedded broker), where the broker's own in-flight limit applies."
+        ),
+    )
 
 
 class InfluxSettings(_Section):
@@ -68,6 +76,41 @@ class PresenceSettings(_Section):
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    admin_token: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_ADMIN_TOKEN),
+        description="Bootstrap admin bearer token, to create the real tokens; its default is refused in production.",
+    )
+
+
+class IngestSettings(_Section):
+    """How ingest takes uplink traffic from the broker (see docs/SCALING.md).
+
+    Bulk channels (telemetry, event) are subscribed through the shared subscription
+    ``$share/{share_group}/…``, so every ingest worker in the group takes a share; the control channels
+    (presence, heartbeat, alert, config/reported, command/response) are taken by the ``fleet run``
+    process alone, which owns presence and alert delivery."""
+
+    share_group: str | None = Field(
+        default="outpost-ingest",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        description="Share group for the bulk channels; unset: plain subscriptions (one ingest process only).",
+    )
+    in_process: bool = Field(default=True, description="Whether `fleet run` also takes a share of the bulk channels.")
+    receive_maximum: int = Field(
+        default=10_000,
+        ge=1,
+        le=65_535,
+        description="MQTT 5 Receive Maximum: messages the broker may send before ingest acknowledges them.",
+    )
+    session_expiry_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="How long the broker keeps a disconnected worker's session and queued messages.",
+    )
+    drain_timeout_s: float = Field(
+        default=5.0, ge=0, description="On stop, how long to wait for pending messages to be stored and acked."
+    )
+    lag_log_interval_s: float = Field(default=10.0, gt=0, description="How often a lagging ingest logs its lag.")
 
 
 class FleetSettings(BaseSettings):
@@ -80,6 +123,7 @@ class FleetSettings(BaseSettings):
     timeseries: TimeSeriesSettings = Field(default_factory=TimeSeriesSettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     presence: PresenceSettings = Field(default_factory=PresenceSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024)
     registry_flush_interval_s: float = Field(default=1.0, gt=0)
 
@@ -96,6 +140,8 @@ class FleetSettings(BaseSettings):
             missing.append("governance.token")
         if self.timeseries.influx is None:
             missing.append("timeseries.influx")
+        if self.api.admin_token.get_secret_value() == DEVELOPMENT_ADMIN_TOKEN:
+            missing.append("api.admin_token")
         if missing:
             raise ValueError(f"production needs explicit settings for: {', '.join(missing)}")
         return self

@@ -8,10 +8,10 @@ no NaN or infinity): any change to a payload's shape bumps :data:`protocol.SCHEM
 """
 
 from enum import StrEnum
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocol.gateway_config import GatewayConfig
 from protocol.identifiers import DeviceId, EpochMillis, GatewayId, GridId, MetricName, ShortText
@@ -20,6 +20,10 @@ from protocol.topics import Channel
 MAX_BATCH_POINTS: Final = 1_000
 MAX_ATTACHMENT_BYTES: Final = 40_000
 """Base64 makes it ~53 KB on the wire, inside the decoder's 64 KiB default."""
+SIGNATURE_PATTERN: Final = r"^[A-Za-z0-9_-]{86}$"
+"""A 64-byte Ed25519 signature in base64url without padding (made and checked by protocol.config_signing)."""
+KEY_ID_PATTERN: Final = r"^[0-9a-f]{16}$"
+"""A signing key's fingerprint: 16 hex digits of the SHA-256 of its raw public key."""
 EvidenceValue = float | int | bool | ShortText
 Evidence = Annotated[dict[MetricName, EvidenceValue], Field(max_length=32)]
 
@@ -160,10 +164,29 @@ class Alert(Envelope):
 
 
 class ConfigDesired(Envelope):
-    """Retained, fleet -> gateway: the configuration the gateway should run."""
+    """Retained, fleet -> gateway: the configuration the gateway should run, signed by the fleet.
+
+    ``signature`` is the fleet's Ed25519 signature over this gateway, its village, the version and the
+    config (:mod:`protocol.config_signing`); ``key_id`` names the key that made it. A gateway that holds
+    the fleet's public key refuses a config without a signature or with one that does not verify.
+    """
 
     version: int = Field(ge=0)
     config: GatewayConfig
+    signature: str | None = Field(
+        default=None,
+        pattern=SIGNATURE_PATTERN,
+        description="Ed25519 signature (base64url, no padding) over gateway, village, version and config.",
+    )
+    key_id: str | None = Field(
+        default=None, pattern=KEY_ID_PATTERN, description="Fingerprint of the fleet key that signed it."
+    )
+
+    @model_validator(mode="after")
+    def _signed_with_a_named_key(self) -> Self:
+        if (self.signature is None) != (self.key_id is None):
+            raise ValueError("signature and key_id come together")
+        return self
 
 
 class ConfigStatus(StrEnum):

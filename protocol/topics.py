@@ -116,3 +116,31 @@ def shared_filter(group: str, topic_filter: str) -> str:
     """An MQTT 5 / Mosquitto shared subscription, so several consumers split one filter's load."""
     _require_identifier("share group", group)
     return f"$share/{group}/{topic_filter}"
+
+
+# Access control: what each party may publish and receive, for the broker's per-client ACLs.
+#
+# A gateway's ACLs are concrete topics, not patterns with a %u (username) placeholder: the village id is
+# part of every topic and is not the username, so a pattern like outpost/v1/+/%u/alert would let a gateway
+# publish under any village; concrete topics pin both ids. (Mosquitto 2.0's dynamic security plugin does
+# not substitute %u/%c at all.)
+
+
+def gateway_publish_topics(village_id: str, gateway_id: str) -> list[str]:
+    """The concrete topics ``gateway_id`` of ``village_id`` publishes on (its uplink channels), and no others."""
+    return [
+        gateway_topic(village_id, gateway_id, channel) for channel in Channel if channel.direction is Direction.UPLINK
+    ]
+
+
+def gateway_receive_topics(village_id: str, gateway_id: str) -> list[str]:
+    """The concrete topics whose messages ``gateway_id`` of ``village_id`` receives (its downlink channels).
+
+    They are the same strings as its subscription filters, :func:`gateway_filters`, which hold no wildcard.
+    """
+    return gateway_filters(village_id, gateway_id)
+
+
+def fleet_publish_filters() -> list[str]:
+    """Filters matching every topic the fleet publishes on: each downlink channel of every gateway."""
+    return [fleet_filter(channel) for channel in Channel if channel.direction is Direction.DOWNLINK]

@@ -31,6 +31,15 @@ apt_install() {
     as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+have_postgres() {
+    # Whether PostgreSQL's server executables (initdb, postgres) are installed: both on PATH, or in
+    # Debian's /usr/lib/postgresql/VERSION/bin, which is not on PATH. simulators/infra/postgres.py
+    # looks in the same places. Debian's package also makes and starts a system cluster on install;
+    # the tests never use it, they run throwaway clusters of their own.
+    if command -v initdb >/dev/null && command -v postgres >/dev/null; then return 0; fi
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null
+}
+
 find_python() {
     for candidate in "${OUTPOST_PYTHON:-}" python3.13 python3.12 python3.11 python3; do
         [ -n "$candidate" ] || continue

@@ -1,67 +1,105 @@
-"""The REST API: gateways, alerts and the service's own health. OpenAPI at ``/docs``."""
+"""The REST API: the site hierarchy, gateways and devices, presence and health, alerts, tokens and the audit log.
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated
+Every route but ``/healthz`` needs a bearer token whose role allows it (see :mod:`fleet.access.roles`).
+Refusals from the fleet's stores become HTTP answers here, in one place. OpenAPI at ``/docs``.
+"""
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse
 
 from fleet import FLEET_VERSION
-from fleet.alerts.store import AlertStore
+from fleet.api import access, inventory, sites
+from fleet.api.context import ApiContext, Context, Reader
 from fleet.api.schemas import AlertPublic, GatewayPublic, HealthReport
 from fleet.db.schema import DeliveryState
-from fleet.registry import Registry
+from fleet.errors import (
+    AccessError,
+    ConflictError,
+    DataIntegrityError,
+    InvalidRequestError,
+    NotAuthenticatedError,
+    NotFoundError,
+    RegistryError,
+    TransientError,
+)
 from protocol.identifiers import IDENTIFIER_PATTERN
 
-
-@dataclass(frozen=True, slots=True)
-class ApiContext:
-    registry: Registry
-    alerts: AlertStore
-    health: Callable[[], HealthReport]
-
-
-def _context(request: Request) -> ApiContext:
-    context: ApiContext = request.app.state.context
-    return context
-
-
-Context = Annotated[ApiContext, Depends(_context)]
 GatewayIdPath = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
 AlertIdPath = Annotated[str, Path(min_length=36, max_length=36)]
+
+_CALLER: dict[int | str, dict[str, Any]] = {401: {"description": "No valid token"}, 403: {"description": "Role"}}
+
+_STATUS: dict[type[RegistryError], int] = {
+    NotAuthenticatedError: 401,
+    AccessError: 403,
+    NotFoundError: 404,
+    ConflictError: 409,
+    InvalidRequestError: 422,
+}
+
+
+def _refused(_request: Request, exc: Exception) -> JSONResponse:
+    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+
+def _clashed(_request: Request, exc: Exception) -> JSONResponse:
+    """The database refused a write as inconsistent: another call changed the same records meanwhile."""
+    return JSONResponse({"detail": f"conflicting change, try again: {exc}"}, status_code=409)
+
+
+def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": f"try again shortly: {exc}"}, status_code=503, headers={"Retry-After": "5"})
 
 
 def create_app(context: ApiContext) -> FastAPI:
     app = FastAPI(
         title="Outpost fleet manager",
         version=FLEET_VERSION,
-        description="Gateways, their presence and health, and the alerts they raised.",
+        description=(
+            "The county's sites (county → town → village → grid), its gateways and their devices, presence, "
+            "health and alerts. Send an API token as `Authorization: Bearer …`; its role decides what it may do."
+        ),
+        responses={400: {"description": "The request body is not well-formed"}},
     )
     app.state.context = context
+    app.add_exception_handler(RegistryError, _refused)
+    app.add_exception_handler(TransientError, _unavailable)
+    app.add_exception_handler(DataIntegrityError, _clashed)
+    app.include_router(sites.router)
+    app.include_router(inventory.router)
+    app.include_router(access.router)
 
     @app.get("/healthz", tags=["service"])
     async def healthz(ctx: Context) -> HealthReport:
-        """The fleet service's own health: broker connection, ingest counters, time-series and delivery state."""
+        """The fleet service's own health (no token needed): broker connection, ingest, time series, delivery."""
         return ctx.health()
 
-    @app.get("/gateways", tags=["gateways"])
+    @app.get("/gateways", tags=["gateways"], responses=_CALLER)
     async def list_gateways(
         ctx: Context,
+        _: Reader,
         village_id: Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)] = None,
     ) -> list[GatewayPublic]:
         """Every registered gateway (optionally of one village) with presence and last health."""
         return [GatewayPublic.of(row) for row in await ctx.registry.gateways(village_id)]
 
-    @app.get("/gateways/{gateway_id}", tags=["gateways"], responses={404: {"description": "Unknown gateway"}})
-    async def get_gateway(ctx: Context, gateway_id: GatewayIdPath) -> GatewayPublic:
+    @app.get(
+        "/gateways/{gateway_id}", tags=["gateways"], responses={**_CALLER, 404: {"description": "Unknown gateway"}}
+    )
+    async def get_gateway(ctx: Context, _: Reader, gateway_id: GatewayIdPath) -> GatewayPublic:
         row = await ctx.registry.gateway(gateway_id)
         if row is None:
-            raise HTTPException(status_code=404, detail=f"no gateway {gateway_id!r}")
+            raise NotFoundError(f"no gateway {gateway_id!r}")
         return GatewayPublic.of(row)
 
-    @app.get("/alerts", tags=["alerts"])
+    @app.get("/alerts", tags=["alerts"], responses=_CALLER)
     async def list_alerts(
         ctx: Context,
+        _: Reader,
         village_id: Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)] = None,
         delivery_state: DeliveryState | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -70,11 +108,11 @@ def create_app(context: ApiContext) -> FastAPI:
         rows = await ctx.alerts.list(village_id=village_id, state=delivery_state, limit=limit)
         return [AlertPublic.of(row) for row in rows]
 
-    @app.get("/alerts/{alert_id}", tags=["alerts"], responses={404: {"description": "Unknown alert"}})
-    async def get_alert(ctx: Context, alert_id: AlertIdPath) -> AlertPublic:
+    @app.get("/alerts/{alert_id}", tags=["alerts"], responses={**_CALLER, 404: {"description": "Unknown alert"}})
+    async def get_alert(ctx: Context, _: Reader, alert_id: AlertIdPath) -> AlertPublic:
         row = await ctx.alerts.get(alert_id)
         if row is None:
-            raise HTTPException(status_code=404, detail=f"no alert {alert_id!r}")
+            raise NotFoundError(f"no alert {alert_id!r}")
         return AlertPublic.of(row)
 
     return app

@@ -15,6 +15,7 @@ class _Public(BaseModel):
 class GatewayPublic(_Public):
     id: str
     village_id: str
+    name: str | None
     online: bool
     presence_reason: str
     presence_changed_ms: int | None
@@ -29,6 +30,7 @@ class GatewayPublic(_Public):
         return cls(
             id=row.id,
             village_id=row.village_id,
+            name=row.name,
             online=row.online,
             presence_reason=row.presence_reason,
             presence_changed_ms=row.presence_changed_ms,
@@ -79,6 +81,11 @@ class IngestStatus(_Public):
     duplicates: int
     stalls: int
     handler_errors: int
+    unacked: int = 0  # received from the broker, not yet acknowledged (their points are not stored yet)
+    oldest_unacked_s: float | None = None  # how long the oldest of them has waited
+    buffered_points: int = 0  # time-series points waiting to be written
+    paused: bool = False  # not taking messages: the time-series buffer is at its bound
+    pauses: int = 0
 
 
 class AlertDeliveryStatus(_Public):

@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -17,12 +17,45 @@ class DeliveryState(StrEnum):
     DEAD = "dead"
 
 
+class CountyRow(Base):
+    __tablename__ = "counties"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class TownRow(Base):
+    __tablename__ = "towns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    county_id: Mapped[str] = mapped_column(ForeignKey("counties.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 class VillageRow(Base):
+    """A village; ``town_id`` is unset for a village first heard of from a gateway's traffic."""
+
     __tablename__ = "villages"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     first_seen_ms: Mapped[int] = mapped_column(BigInteger)
+    town_id: Mapped[str | None] = mapped_column(ForeignKey("towns.id"), index=True)
+    latitude: Mapped[float | None]
+    longitude: Mapped[float | None]
+
+
+class GridRow(Base):
+    """A grid of a village: its id is unique within the village (alerts name it with the village)."""
+
+    __tablename__ = "grids"
+
+    village_id: Mapped[str] = mapped_column(ForeignKey("villages.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class GatewayRow(Base):
@@ -39,6 +72,56 @@ class GatewayRow(Base):
     heartbeat_interval_s: Mapped[float | None]
     last_health: Mapped[dict[str, Any] | None]
     last_health_ms: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str | None] = mapped_column(String(128))
+
+
+class DeviceRow(Base):
+    """A device wired to a gateway; its id is unique on that gateway, its grid is one of the gateway's village."""
+
+    __tablename__ = "devices"
+
+    gateway_id: Mapped[str] = mapped_column(ForeignKey("gateways.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(128))
+    grid_id: Mapped[str | None] = mapped_column(String(64))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiTokenRow(Base):
+    """An API token: only the SHA-256 of its secret is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_ms: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# SQLite numbers rows automatically only for an INTEGER PRIMARY KEY.
+_SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class AuditRow(Base):
+    """One mutating call: who (token name and role), what (action, target), when, the state before and after."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(160), index=True)
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
 
 
 class AlertRow(Base):

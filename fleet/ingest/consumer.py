@@ -1,96 +1,157 @@
-"""The MQTT consumer: one persistent session subscribed to every gateway's uplink channels.
+"""The MQTT consumer: takes uplink messages from its session and acknowledges each once it is durable.
 
-Each message is decoded against the contract; rejections are counted by the decoder, handler
-failures are logged and counted, and neither stops the loop. Transient broker failures reconnect
-with backoff; a refused login stops with :class:`~fleet.errors.BrokerRefusedError`.
+For each message, in receive order: decode against the contract (a rejection is counted and acked at
+once: retrying cannot help), de-duplicate by event id, route, then acknowledge it to the broker only
+when everything it caused is stored (its time-series points written by the batching writer, its alert
+row committed). Storage that is briefly unavailable (a :class:`~fleet.errors.TransientError` while
+routing) holds the loop and retries the message, so nothing behind it overtakes it. A message whose
+handling fails for good is logged, counted and acked (it would fail the same way again).
+
+Back-pressure: when the writer's buffer is at its bound, the consumer stops taking messages until
+there is room. Unacknowledged messages hold the session's Receive Maximum, so the broker stops
+sending and keeps the rest queued: nothing is dropped. The lag (messages received and not acked, the
+oldest one's age, points buffered) is in ``/healthz`` and logged while it lasts.
 """
 
 import asyncio
+import contextlib
 import logging
 
-import aiomqtt
-from aiomqtt.exceptions import MqttConnectError
-
-from fleet.errors import BrokerRefusedError, TransientError
+from fleet.errors import TransientError
+from fleet.ingest.mqtt_session import IngestSession, Received
 from fleet.ingest.router import IngestRouter
-from fleet.settings import BrokerSettings
+from fleet.timeseries.writer import BatchingWriter
 from protocol.codec import Decoder, Rejection
-from protocol.reconnect import Backoff, is_permanent_refusal, refusal_code
-from protocol.topics import uplink_filters
+from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
 
+_LAGGING_AFTER_S = 5.0
+
 
 class IngestConsumer:
-    def __init__(self, broker: BrokerSettings, decoder: Decoder, router: IngestRouter) -> None:
-        self._broker = broker
+    def __init__(
+        self,
+        session: IngestSession,
+        decoder: Decoder,
+        router: IngestRouter,
+        writer: BatchingWriter,
+        *,
+        lag_log_interval_s: float = 10.0,
+    ) -> None:
+        self.session = session
         self.decoder = decoder
         self._router = router
-        self._backoff = Backoff()
-        self.connected = asyncio.Event()
+        self._writer = writer
+        self._lag_log_interval_s = lag_log_interval_s
+        self._intake = asyncio.Event()  # cleared by drain(): take no more messages
+        self._intake.set()
         self.received = 0
         self.handler_errors = 0
         self.stalls = 0
+        self.paused = False  # not taking messages: the time-series buffer is at its bound
+        self.pauses = 0
+        self.waiting = 0  # taken and routed, waiting for their points to be stored
+        self._all_stored = asyncio.Event()
+
+    @property
+    def connected(self) -> asyncio.Event:
+        return self.session.connected
+
+    @property
+    def unacked(self) -> int:
+        return self.session.unacked
+
+    def oldest_unacked_age_s(self) -> float | None:
+        return self.session.oldest_unacked_age_s()
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self._session()
-            except aiomqtt.MqttError as exc:
-                self.connected.clear()
-                # Only a CONNACK refusal can be permanent; other codes are paho's own (e.g. 4 = no connection).
-                code = refusal_code(exc.rc) if isinstance(exc, MqttConnectError) else None
-                if is_permanent_refusal(code):
-                    raise BrokerRefusedError(
-                        f"broker {self._broker.host}:{self._broker.port} refused the fleet (code {code})"
-                    ) from exc
-                delay = self._backoff.next_delay()
-                logger.warning("ingest lost the broker (%s); reconnecting in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
+        reporter = asyncio.create_task(self._report_lag())
+        try:
+            async for message in self.session.messages():
+                await self._take(message)
+        finally:
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
 
-    async def _session(self) -> None:
-        password = self._broker.password.get_secret_value() if self._broker.password else None
-        async with aiomqtt.Client(
-            self._broker.host,
-            self._broker.port,
-            identifier=self._broker.client_id,
-            username=self._broker.username,
-            password=password,
-            clean_session=False,
-            keepalive=self._broker.keepalive_s,
-            timeout=10,
-        ) as client:
-            for topic_filter in uplink_filters():
-                await client.subscribe(topic_filter, qos=1)
-            self._backoff.reset()
-            self.connected.set()
-            logger.info("ingest subscribed at %s:%d", self._broker.host, self._broker.port)
-            try:
-                async for message in client.messages:
-                    await self._process(str(message.topic), message.payload)
-            finally:
-                self.connected.clear()
+    async def _take(self, message: Received) -> None:
+        if self._writer.full:
+            await self._wait_for_room()
+        await self._intake.wait()
+        await self._process(message)
 
-    async def _process(self, topic: str, payload: object) -> None:
+    async def _wait_for_room(self) -> None:
+        self.paused = True
+        self.pauses += 1
+        logger.warning(
+            "ingest paused: %d time-series points buffered (bound %d); %d messages wait unacknowledged",
+            self._writer.buffered,
+            self._writer.bound,
+            self.unacked,
+        )
+        try:
+            await self._writer.wait_for_room()
+        finally:
+            self.paused = False
+        logger.info("ingest resumed: %d points buffered", self._writer.buffered)
+
+    async def _process(self, message: Received) -> None:
         self.received += 1
-        if not isinstance(payload, bytes | bytearray):
-            payload = str(payload).encode()
-        decoded = self.decoder.decode(topic, bytes(payload))
+        decoded = self.decoder.decode(message.topic, message.payload)
         if isinstance(decoded, Rejection):
+            self.session.ack(message)
             return
         backoff = Backoff(base_s=0.1, cap_s=10.0)
         while True:
             try:
-                await self._router.handle(decoded)
-                return
+                completion = await self._router.handle(decoded)
+                break
             except TransientError as exc:
                 # Hold the loop (and so the broker's delivery) until storage answers again:
                 # the message is not dropped and later ones wait their turn.
                 self.stalls += 1
                 delay = backoff.next_delay()
-                logger.warning("handling %s stalled (%s); retrying in %.1f s", topic[:200], exc, delay)
+                logger.warning("handling %s stalled (%s); retrying in %.1f s", message.topic[:200], exc, delay)
                 await asyncio.sleep(delay)
             except Exception:
                 self.handler_errors += 1
-                logger.exception("handling %s failed; message dropped", topic[:200])
+                logger.exception("handling %s failed; message dropped", message.topic[:200])
+                self.session.ack(message)
                 return
+        if completion is None:
+            self.session.ack(message)
+        else:
+            self.waiting += 1
+            completion.add_done_callback(lambda done: self._stored(message, done))
+
+    def _stored(self, message: Received, completion: "asyncio.Future[None]") -> None:
+        self.waiting -= 1
+        if self.waiting == 0:
+            self._all_stored.set()
+        if not completion.cancelled():
+            self.session.ack(message)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Take no more messages and wait (at most ``timeout_s``) until those taken are stored and acked.
+
+        Whatever is left unacknowledged stays in the broker's session and is delivered again."""
+        self._intake.clear()
+        if self.waiting and self.connected.is_set():
+            self._all_stored.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_stored.wait(), timeout_s)
+        if self.unacked:
+            logger.info("ingest stopping with %d messages unacknowledged: the broker keeps them", self.unacked)
+
+    async def _report_lag(self) -> None:
+        while True:
+            await asyncio.sleep(self._lag_log_interval_s)
+            age = self.oldest_unacked_age_s()
+            if self.paused or (age is not None and age > _LAGGING_AFTER_S):
+                logger.warning(
+                    "ingest lag: %d messages unacknowledged, oldest %.1f s; %d points buffered%s",
+                    self.unacked,
+                    age or 0.0,
+                    self._writer.buffered,
+                    " (paused)" if self.paused else "",
+                )

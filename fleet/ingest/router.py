@@ -1,9 +1,19 @@
-"""Acts on each decoded uplink message: presence, registry, time series and alerts."""
+"""Acts on each decoded uplink message: presence, registry, time series and alerts.
 
+:meth:`IngestRouter.handle` says when the message may be acknowledged to the broker: at once (None)
+when everything it caused is already durable or is not part of the record, or when the returned
+future completes. The record is the time series (a ticket from the batching writer) and the alert
+row (committed before ``handle`` returns). Last-seen times and health go to the registry in memory
+and are written in batches by its flush: that is last-known state, refreshed by the next heartbeat,
+not the record, so a message is acknowledged without waiting for it.
+"""
+
+import asyncio
 import logging
 from collections.abc import Callable
 
 from fleet.alerts.store import AlertStore
+from fleet.errors import DataIntegrityError
 from fleet.ingest.dedupe import RecentIds
 from fleet.presence import OfflineReason, PresenceTracker
 from fleet.registry import Registry
@@ -14,12 +24,17 @@ from protocol.messages import Alert, DeviceEvent, Heartbeat, Presence, PresenceR
 
 logger = logging.getLogger(__name__)
 
+Completion = asyncio.Future[None]
+
 
 class IngestRouter:
+    """Routes decoded messages. ``presence`` is None in a standalone ingest worker: presence is owned
+    by the ``fleet run`` process, which takes every presence and heartbeat message."""
+
     def __init__(
         self,
         registry: Registry,
-        presence: PresenceTracker,
+        presence: PresenceTracker | None,
         writer: BatchingWriter,
         alerts: AlertStore,
         on_alert: Callable[[], None],
@@ -34,37 +49,50 @@ class IngestRouter:
         self.recent = RecentIds()
         self.alerts_raised = 0
 
-    async def handle(self, inbound: Inbound) -> None:
-        """Act on one message. Raises on failure, before the message counts as handled, so that the
-        caller can retry it; a repeat of a handled message is a no-op."""
-        message = inbound.message
-        if self.recent.seen(message.event_id):
-            return
-        await self._dispatch(inbound)
-        self.recent.remember(message.event_id)
+    async def handle(self, inbound: Inbound) -> Completion | None:
+        """Act on one message; return None when it may be acknowledged now, else a future completed
+        once it may. Raises on failure, before the message counts as handled, so that the caller can
+        retry it; a repeat of a handled message is a no-op (a repeat of a pending one shares its future)."""
+        event_id = inbound.message.event_id
+        if self.recent.seen(event_id):
+            return None
+        pending = self.recent.pending(event_id)
+        if pending is not None:
+            return pending
+        completion = await self._dispatch(inbound)
+        if completion is None or completion.done():
+            self.recent.remember(event_id)
+            return None
+        self.recent.remember_when_done(event_id, completion)
+        return completion
 
-    async def _dispatch(self, inbound: Inbound) -> None:
+    async def _dispatch(self, inbound: Inbound) -> Completion | None:
         message = inbound.message
         village_id = inbound.topic.village_id
         if not self._registry.knows(message.gateway_id, village_id):
             agent_version = message.agent_version if isinstance(message, Presence) else None
-            await self._registry.register(village_id, message.gateway_id, agent_version)
+            try:
+                await self._registry.register(village_id, message.gateway_id, agent_version)
+            except DataIntegrityError:
+                # Another ingest process registered the village or gateway at the same moment: now it exists.
+                await self._registry.register(village_id, message.gateway_id, agent_version)
         now = self._clock()
+        completion: Completion | None = None
         match message:
             case Presence():
                 await self._on_presence(village_id, message, now)
-                return
+                return None
             case Heartbeat():
                 self._registry.note_heartbeat(message, now)
-                self._writer.add([health_point(village_id, message)])
+                completion = self._writer.add([health_point(village_id, message)])
                 interval: float | None = message.interval_s
             case TelemetryBatch():
                 self._registry.note_seen(message.gateway_id, now)
-                self._writer.add(telemetry_points(village_id, message))
+                completion = self._writer.add(telemetry_points(village_id, message))
                 interval = None
             case DeviceEvent():
                 self._registry.note_seen(message.gateway_id, now)
-                self._writer.add([event_point(village_id, message)])
+                completion = self._writer.add([event_point(village_id, message)])
                 interval = None
             case Alert():
                 self._registry.note_seen(message.gateway_id, now)
@@ -74,13 +102,17 @@ class IngestRouter:
                 interval = None
             case _:
                 logger.debug("no handler yet for %s from %s", inbound.topic.channel, message.gateway_id)
-                return
-        transition = self._presence.seen(message.gateway_id, village_id, now, interval)
-        if transition is not None:
-            await self._registry.apply([transition])
+                return None
+        if self._presence is not None:
+            transition = self._presence.seen(message.gateway_id, village_id, now, interval)
+            if transition is not None:
+                await self._registry.apply([transition])
+        return completion
 
     async def _on_presence(self, village_id: str, presence: Presence, now: int) -> None:
         self._registry.note_agent_version(presence.gateway_id, presence.agent_version, now)
+        if self._presence is None:
+            return
         if presence.state is PresenceState.ONLINE:
             transition = self._presence.announced_online(presence.gateway_id, village_id, presence.seq, now)
         else:

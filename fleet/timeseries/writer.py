@@ -1,8 +1,12 @@
 """Batches points in memory and writes them to the sink, retrying while it is unavailable.
 
 The batch being written is held apart from the points waiting behind it; if the write fails it goes
-back to the front. The waiting buffer is bounded; when it overflows the oldest waiting points are
-dropped and counted (issue 5 turns this into back-pressure on the broker).
+back to the front. Points are never dropped for lack of room: :meth:`BatchingWriter.add` returns a
+ticket, a future completed once every point it added has been written (or refused for good by the
+store, which retrying cannot change), so ingest acknowledges a message to the broker only then. The
+bound (``buffer_points``) is back-pressure instead: :attr:`BatchingWriter.full` says when ingest must
+stop taking messages, and :meth:`BatchingWriter.wait_for_room` when it may take more. A caller checks
+before each message, so the buffer can exceed the bound by one message's points at most.
 """
 
 import asyncio
@@ -18,6 +22,9 @@ from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
 
+Ticket = asyncio.Future[None]
+"""Completed once the points of one :meth:`BatchingWriter.add` call are stored (or refused for good)."""
+
 
 class BatchingWriter:
     def __init__(self, sink: TimeSeriesSink, batch_points: int, flush_interval_s: float, buffer_points: int) -> None:
@@ -27,10 +34,16 @@ class BatchingWriter:
         self._buffer_points = buffer_points
         self._buffer: deque[Point] = deque()
         self._in_flight: list[Point] = []
+        # Tickets wait in add order for the running count of points settled (written or refused).
+        self._tickets: deque[tuple[int, Ticket]] = deque()
+        self._added = 0
+        self._settled = 0
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
         self._backoff = Backoff(base_s=0.2, cap_s=10.0)
         self.written = 0
-        self.dropped = 0
+        self.dropped = 0  # kept for /healthz: the writer no longer drops points (back-pressure instead)
         self.rejected = 0
         self.healthy = True
 
@@ -38,16 +51,34 @@ class BatchingWriter:
     def buffered(self) -> int:
         return len(self._buffer) + len(self._in_flight)
 
-    def add(self, points: Iterable[Point]) -> None:
+    @property
+    def bound(self) -> int:
+        return self._buffer_points
+
+    @property
+    def full(self) -> bool:
+        """Whether the buffer reached its bound: callers must stop adding until :meth:`wait_for_room`."""
+        return self.buffered >= self._buffer_points
+
+    async def wait_for_room(self) -> None:
+        """Return once the buffer is below its bound."""
+        while self.full:
+            self._room.clear()
+            await self._room.wait()
+
+    def add(self, points: Iterable[Point]) -> Ticket | None:
+        """Queue ``points``; the ticket completes once all of them are stored. None when there were none."""
+        before = len(self._buffer)
         self._buffer.extend(points)
-        overflow = len(self._buffer) - self._buffer_points
-        if overflow > 0:
-            for _ in range(overflow):
-                self._buffer.popleft()
-            self.dropped += overflow
-            logger.warning("time-series buffer full: dropped the %d oldest points (%d so far)", overflow, self.dropped)
+        count = len(self._buffer) - before
+        if count == 0:
+            return None
+        self._added += count
+        ticket: Ticket = asyncio.get_running_loop().create_future()
+        self._tickets.append((self._added, ticket))
         if len(self._buffer) >= self._batch_points:
             self._wake.set()
+        return ticket
 
     async def run(self) -> None:
         while True:
@@ -75,6 +106,7 @@ class BatchingWriter:
         except TimeSeriesRejectedError as exc:
             self.rejected += len(batch)
             logger.error("time-series store %s refused %d points: %s", self.sink.name, len(batch), exc)
+            self._settle(len(batch))
         except BaseException:
             self._buffer.extendleft(reversed(batch))
             raise
@@ -84,9 +116,21 @@ class BatchingWriter:
                 logger.info("time-series store %s is back", self.sink.name)
             self.healthy = True
             self._backoff.reset()
+            self._settle(len(batch))
         finally:
             self._in_flight = []
+            if not self.full:
+                self._room.set()
         return True
+
+    def _settle(self, count: int) -> None:
+        """``count`` more points (the oldest) are done with: complete the tickets they fulfil."""
+        self._settled += count
+        tickets = self._tickets
+        while tickets and tickets[0][0] <= self._settled:
+            _, ticket = tickets.popleft()
+            if not ticket.done():
+                ticket.set_result(None)
 
     async def flush(self) -> None:
         """Write everything buffered now; stop at the first failure."""

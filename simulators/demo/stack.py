@@ -13,6 +13,7 @@ from fleet.settings import (
     ApiSettings,
     FleetSettings,
     GovernanceSettings,
+    IngestSettings,
     PresenceSettings,
     TimeSeriesSettings,
 )
@@ -63,7 +64,13 @@ class DemoStack:
         self.fleet = FleetService(
             FleetSettings(
                 database_url=f"sqlite+aiosqlite:///{self._workdir / 'fleet.db'}",
-                broker=FleetBrokerSettings(host=self.broker.host, port=self.broker.port),
+                broker=FleetBrokerSettings(
+                    host=self.broker.host,
+                    port=self.broker.port,
+                    mqtt_version="5" if self.broker.speaks_mqtt5 else "3.1.1",
+                ),
+                # One ingest process here; an MQTT 3.1.1-only broker has no shared subscriptions either.
+                ingest=IngestSettings(share_group="outpost-ingest" if self.broker.speaks_mqtt5 else None),
                 api=ApiSettings(port=self._api_port),
                 timeseries=TimeSeriesSettings(embedded_path=self._workdir / "timeseries.db"),
                 governance=GovernanceSettings(url=self.platform.url, token=PLATFORM_TOKEN),

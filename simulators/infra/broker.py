@@ -23,6 +23,10 @@ class Broker(Protocol):
     def url(self) -> str:
         """``mqtt://host:port``."""
 
+    @property
+    def speaks_mqtt5(self) -> bool:
+        """Whether clients may connect with MQTT 5 (and use shared subscriptions); else 3.1.1 only."""
+
     async def start(self) -> None:
         """Return once the broker accepts connections."""
 

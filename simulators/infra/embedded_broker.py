@@ -44,6 +44,11 @@ class EmbeddedBroker(LoopbackServer):
         self._has_started = False
 
     @property
+    def speaks_mqtt5(self) -> bool:
+        """amqtt speaks MQTT 3.1.1 only (no MQTT 5, no shared subscriptions)."""
+        return False
+
+    @property
     def running(self) -> bool:
         return self._broker is not None
 

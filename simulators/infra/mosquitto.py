@@ -3,18 +3,25 @@
 The tests and the demo start one per run; fault tests kill it (:meth:`MosquittoBroker.kill`) and start
 it again on the same port. The executable is found by :func:`mosquitto_binary`: ``mosquitto`` on
 ``PATH``, else the Debian package's ``/usr/sbin/mosquitto``. With a :class:`TlsListener` it also
-(or only) serves MQTT over TLS, e.g. with certificates from :mod:`simulators.infra.certificates`.
+(or only) serves MQTT over TLS, e.g. with certificates from :mod:`simulators.infra.certificates`. With a
+:class:`DynsecAdmin` it loads Mosquitto's dynamic security plugin: only clients created through the
+plugin's control topic may connect, and each may do only what its roles grant.
 """
 
+import base64
+import hashlib
+import json
 import logging
 import os
 import re
+import secrets
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from simulators.infra.errors import BinaryNotFoundError
 from simulators.infra.managed import ManagedServer, PortTakenError
 from simulators.infra.ports import LOOPBACK, free_port, port_accepts
 from simulators.infra.process import file_size, read_from
@@ -24,6 +31,17 @@ logger = logging.getLogger(__name__)
 MOSQUITTO_FALLBACK_PATH: Final = Path("/usr/sbin/mosquitto")
 _READY_RE: Final = re.compile(r"mosquitto version \S+ running")
 _MAX_QUEUED_BYTES: Final = 256 * 1024 * 1024  # per client
+DYNSEC_PLUGIN_NAME: Final = "mosquitto_dynamic_security.so"
+DYNSEC_PLUGIN_DIRECTORIES: Final = (
+    Path("/usr/lib/x86_64-linux-gnu"),
+    Path("/usr/lib/aarch64-linux-gnu"),
+    Path("/usr/lib"),
+    Path("/usr/local/lib"),
+)
+DYNSEC_CONTROL_FILTER: Final = "$CONTROL/dynamic-security/#"
+# What ``mosquitto_ctrl dynsec init`` writes with Mosquitto 2.0: PBKDF2-SHA512, a 12-byte salt, 101 rounds.
+_DYNSEC_SALT_BYTES: Final = 12
+_DYNSEC_ITERATIONS: Final = 101
 
 
 def mosquitto_binary() -> Path | None:
@@ -34,6 +52,56 @@ def mosquitto_binary() -> Path | None:
     if os.access(MOSQUITTO_FALLBACK_PATH, os.X_OK):
         return MOSQUITTO_FALLBACK_PATH
     return None
+
+
+def dynamic_security_plugin() -> Path | None:
+    """Mosquitto's dynamic security plugin (Debian's ``mosquitto`` package ships it), or None."""
+    for directory in DYNSEC_PLUGIN_DIRECTORIES:
+        candidate = directory / DYNSEC_PLUGIN_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class DynsecAdmin:
+    """The one client a freshly initialised dynamic security configuration holds: it may only publish
+    commands to, and read the answers from, ``$CONTROL/dynamic-security/…`` (no application topics)."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+def dynsec_initial_config(admin: DynsecAdmin) -> dict[str, object]:
+    """The plugin's configuration as ``mosquitto_ctrl dynsec init FILE ADMIN PASSWORD`` writes it (same
+    password hashing), except that the admin may not read application topics or ``$SYS`` and that every
+    ACL type defaults to deny (the plugin's own defaults let every client receive and unsubscribe anything)."""
+    salt = secrets.token_bytes(_DYNSEC_SALT_BYTES)
+    password_hash = hashlib.pbkdf2_hmac("sha512", admin.password.encode(), salt, _DYNSEC_ITERATIONS)
+    control_acls = [
+        {"acltype": acltype, "topic": DYNSEC_CONTROL_FILTER, "allow": True}
+        for acltype in ("publishClientSend", "publishClientReceive", "subscribePattern", "unsubscribePattern")
+    ]
+    return {
+        "clients": [
+            {
+                "username": admin.username,
+                "textname": "Dynamic security administrator",
+                "password": base64.b64encode(password_hash).decode("ascii"),
+                "salt": base64.b64encode(salt).decode("ascii"),
+                "iterations": _DYNSEC_ITERATIONS,
+                "roles": [{"rolename": "admin"}],
+            }
+        ],
+        "roles": [{"rolename": "admin", "acls": control_acls}],
+        "groups": [],
+        "defaultACLAccess": {
+            "publishClientSend": False,
+            "publishClientReceive": False,
+            "subscribe": False,
+            "unsubscribe": False,
+        },
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +129,11 @@ class MosquittoBroker(ManagedServer):
     survive :meth:`restart` and :meth:`kill` followed by :meth:`start`. Mosquitto saves that database
     when it stops and every ``autosave_interval_s`` seconds, so a hard kill loses at most that much.
 
+    With ``dynamic_security`` it loads Mosquitto's dynamic security plugin with a configuration,
+    :attr:`dynsec_config_path`, that it writes before the first start: the admin client only, every ACL
+    type denied by default, anonymous clients refused (``allow_anonymous`` must not be True). The
+    plugin saves every change to that file, so clients and roles survive a restart, like the directory.
+
     :meth:`stop` and :meth:`kill` keep the directory, and the port, for a later :meth:`start`;
     :meth:`close` (and leaving ``async with``) also deletes the directory.
     """
@@ -72,18 +145,22 @@ class MosquittoBroker(ManagedServer):
         self,
         *,
         port: int | None = None,
-        allow_anonymous: bool = True,
+        allow_anonymous: bool | None = None,
         persistence: bool = False,
         autosave_interval_s: int = 1,
         extra_config: Sequence[str] = (),
         tls: TlsListener | None = None,
         plain: bool = True,
+        dynamic_security: DynsecAdmin | None = None,
         binary: Path | None = None,
         start_timeout_s: float = 10.0,
         stop_timeout_s: float = 5.0,
     ) -> None:
         super().__init__(port=port, binary=binary, start_timeout_s=start_timeout_s, stop_timeout_s=stop_timeout_s)
-        self._allow_anonymous = allow_anonymous
+        if dynamic_security is not None and allow_anonymous:
+            raise ValueError("a broker with dynamic security refuses anonymous clients")
+        self._allow_anonymous = allow_anonymous if allow_anonymous is not None else dynamic_security is None
+        self._dynamic_security = dynamic_security
         self._persistence = persistence
         self._autosave_interval_s = autosave_interval_s
         self._extra_config = tuple(extra_config)
@@ -105,6 +182,11 @@ class MosquittoBroker(ManagedServer):
         )
 
     @property
+    def speaks_mqtt5(self) -> bool:
+        """Mosquitto 2 speaks MQTT 5 and 3.1.1."""
+        return True
+
+    @property
     def url(self) -> str:
         """``mqtt://127.0.0.1:port``, or ``mqtts://…`` when the only listener is the TLS one."""
         return super().url if self._plain else f"mqtts://{LOOPBACK}:{self._port}"
@@ -123,6 +205,11 @@ class MosquittoBroker(ManagedServer):
     @property
     def log_path(self) -> Path:
         return self._directory / "mosquitto.log"
+
+    @property
+    def dynsec_config_path(self) -> Path | None:
+        """The dynamic security plugin's configuration (which it rewrites on every change), if loaded."""
+        return self._directory / "dynamic-security.json" if self._dynamic_security is not None else None
 
     @property
     def persistence_path(self) -> Path | None:
@@ -162,9 +249,19 @@ class MosquittoBroker(ManagedServer):
             "log_timestamp true",
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
             "connection_messages true",
+            *self._plugin_lines(),
             *self._extra_config,
         ]
         return lines
+
+    def _plugin_lines(self) -> list[str]:
+        if self.dynsec_config_path is None:
+            return []
+        plugin = dynamic_security_plugin()
+        if plugin is None:
+            searched = ", ".join(str(directory) for directory in DYNSEC_PLUGIN_DIRECTORIES)
+            raise BinaryNotFoundError(f"{DYNSEC_PLUGIN_NAME} is not installed (searched {searched})")
+        return [f"plugin {plugin}", f"plugin_opt_config_file {self.dynsec_config_path}"]
 
     def _listener_lines(self) -> list[str]:
         lines = [f"listener {self._port} {LOOPBACK}"] if self._plain else []
@@ -186,6 +283,13 @@ class MosquittoBroker(ManagedServer):
         if self._persistence:
             (self._directory / "persistence").mkdir(exist_ok=True)
         self.config_path.write_text("\n".join(self._config_lines()) + "\n", encoding="utf-8")
+        dynsec_config = self.dynsec_config_path
+        if self._dynamic_security is not None and dynsec_config is not None and not dynsec_config.exists():
+            # Only before the first start: afterwards the plugin keeps its clients and roles there.
+            initial = json.dumps(dynsec_initial_config(self._dynamic_security), indent=2).encode()
+            descriptor = os.open(dynsec_config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # password hashes
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(initial)
         log_offset = file_size(self.log_path)
 
         async def is_ready() -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.config_signature import ConfigSignatures
 from edge.config_updates import AppliedConfig, ConfigUpdates
 from edge.errors import ConfigApplyError, EdgeConfigError, EdgeError
 from protocol.codec import Decoder, Rejection, RejectReason, encode
@@ -19,7 +20,9 @@ from protocol.gateway_config import DeviceKind, DeviceSpec, DoorPolicy, DriverKi
 from protocol.messages import ConfigDesired, ConfigStatus
 from protocol.topics import Channel, gateway_topic
 from tests.edge.helpers import LIVENESS_S
+from tests.signing_keys import SigningKeys
 
+VILLAGE = "lakeside"
 GATEWAY = "gw-01"
 NOW_MS = 1_700_000_000_000
 
@@ -92,8 +95,15 @@ def gateway() -> Gateway:
     return Gateway()
 
 
-def updates_at(path: Path, gateway: Gateway, fleet: Fleet, initial: GatewayConfig = INITIAL) -> ConfigUpdates:
-    return ConfigUpdates(path, initial, gateway, fleet)
+def updates_at(
+    path: Path,
+    gateway: Gateway,
+    fleet: Fleet,
+    initial: GatewayConfig = INITIAL,
+    signatures: ConfigSignatures | None = None,
+) -> ConfigUpdates:
+    """Without ``signatures``, as a development gateway without a config-signing key: nothing is checked."""
+    return ConfigUpdates(path, initial, gateway, fleet, signatures or ConfigSignatures.unchecked(VILLAGE, GATEWAY))
 
 
 @asynccontextmanager
@@ -160,7 +170,9 @@ async def test_the_config_is_kept_on_disk_before_it_is_reported(path: Path, gate
         on_disk_when_reported.append(kept_on_disk(path))
         reported.set()
 
-    async with running(ConfigUpdates(path, INITIAL, gateway, report)) as updates:
+    async with running(
+        ConfigUpdates(path, INITIAL, gateway, report, ConfigSignatures.unchecked(VILLAGE, GATEWAY))
+    ) as updates:
         updates.offer(desired(1, config(30.0)))
         async with asyncio.timeout(LIVENESS_S):
             await reported.wait()
@@ -337,7 +349,7 @@ async def test_a_restarted_gateway_re_reports_the_kept_version_without_applying_
         ],
     )
     pushed = desired(9, full)
-    decoded = Decoder().decode(gateway_topic("lakeside", GATEWAY, Channel.CONFIG_DESIRED), encode(pushed))
+    decoded = Decoder().decode(gateway_topic(VILLAGE, GATEWAY, Channel.CONFIG_DESIRED), encode(pushed))
     assert not isinstance(decoded, Rejection)
     assert isinstance(decoded.message, ConfigDesired)
     async with running(updates_at(path, gateway, fleet)) as updates:
@@ -363,7 +375,7 @@ async def test_a_restarted_gateway_re_reports_the_kept_version_without_applying_
         b'{"version": 3}',
         b'{"version": -1, "config": {}}',
         b'{"version": 3, "config": {"heartbeat_interval_s": 0}}',
-        b'{"version": 3, "config": {}, "signature": "x"}',
+        b'{"version": 3, "config": {}, "signed": true}',
         b"\x00" * 64,
         b"\xff\xfe\xfa garbage from a bad sector",
     ],
@@ -428,7 +440,7 @@ def test_falling_back_runs_the_settings_as_version_0(path: Path, gateway: Gatewa
 
 
 def refused(payload: bytes) -> Rejection:
-    decoded = Decoder().decode(gateway_topic("lakeside", GATEWAY, Channel.CONFIG_DESIRED), payload)
+    decoded = Decoder().decode(gateway_topic(VILLAGE, GATEWAY, Channel.CONFIG_DESIRED), payload)
     assert isinstance(decoded, Rejection)
     return decoded
 
@@ -508,3 +520,242 @@ def test_a_refused_config_does_not_change_what_runs(path: Path, gateway: Gateway
 
     assert updates.applied == AppliedConfig(version=0, config=INITIAL)
     assert not path.exists()
+
+
+# --- signed configs -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fleet_key() -> SigningKeys:
+    return SigningKeys.generate()
+
+
+def checking(*keys: SigningKeys) -> ConfigSignatures:
+    """A gateway holding the fleet's public key(s), as enrollment wrote them."""
+    return ConfigSignatures(VILLAGE, GATEWAY, [key.public for key in keys])
+
+
+async def test_a_properly_signed_config_is_applied_and_kept_with_its_signature(
+    path: Path, gateway: Gateway, fleet: Fleet, fleet_key: SigningKeys
+) -> None:
+    signed = fleet_key.sign(VILLAGE, desired(3, config(30.0)))
+
+    async with running(updates_at(path, gateway, fleet, signatures=checking(fleet_key))) as updates:
+        updates.offer(signed)
+        reports = await fleet.wait_for(1)
+
+    assert reports == [(3, ConfigStatus.APPLIED, None)]
+    assert gateway.ran == [config(30.0)]
+    kept = kept_on_disk(path)
+    assert kept == AppliedConfig(version=3, config=config(30.0), signature=signed.signature, key_id=fleet_key.key_id)
+    assert updates.applied == kept
+
+
+async def test_an_unsigned_config_is_refused_and_never_applied(
+    path: Path, gateway: Gateway, fleet: Fleet, fleet_key: SigningKeys
+) -> None:
+    async with running(updates_at(path, gateway, fleet, signatures=checking(fleet_key))) as updates:
+        updates.offer(desired(3, config(30.0)))
+        reports = await fleet.wait_for(1)
+
+    assert reports == [
+        (3, ConfigStatus.REJECTED, f"unsigned config refused (this gateway trusts key {fleet_key.key_id})")
+    ]
+    assert gateway.ran == []
+    assert updates.applied == AppliedConfig(version=0, config=INITIAL)
+    assert nothing_kept(path)
+
+
+async def test_a_config_signed_with_another_key_is_refused_naming_both_keys(
+    path: Path, gateway: Gateway, fleet: Fleet, fleet_key: SigningKeys
+) -> None:
+    intruder = SigningKeys.generate()
+
+    async with running(updates_at(path, gateway, fleet, signatures=checking(fleet_key))) as updates:
+        updates.offer(intruder.sign(VILLAGE, desired(3, config(30.0))))
+        reports = await fleet.wait_for(1)
+
+    assert reports == [
+        (
+            3,
+            ConfigStatus.REJECTED,
+            f"signature does not verify with key {fleet_key.key_id} (signed with key {intruder.key_id})",
+        )
+    ]
+    assert gateway.ran == []
+    assert nothing_kept(path)
+
+
+def forged(how: str, key: SigningKeys) -> ConfigDesired:
+    """A config the fleet signed, altered or replayed by someone who can publish on this gateway's topic."""
+    signed = key.sign(VILLAGE, desired(3, config(30.0)))
+    match how:
+        case "config-altered":
+            return signed.model_copy(update={"config": config(99.0)})
+        case "version-relabelled":
+            return signed.model_copy(update={"version": 4})
+        case "replayed-from-another-gateway":
+            other = key.sign(VILLAGE, desired(3, config(30.0)).model_copy(update={"gateway_id": "gw-02"}))
+            return other.model_copy(update={"gateway_id": GATEWAY})  # the decoder wants the topic's gateway id
+        case "replayed-from-another-village":
+            return key.sign("riverside", desired(3, config(30.0)))
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["config-altered", "version-relabelled", "replayed-from-another-gateway", "replayed-from-another-village"],
+)
+async def test_a_signed_config_altered_relabelled_or_replayed_is_refused(
+    path: Path, gateway: Gateway, fleet: Fleet, fleet_key: SigningKeys, how: str
+) -> None:
+    message = forged(how, fleet_key)
+
+    async with running(updates_at(path, gateway, fleet, signatures=checking(fleet_key))) as updates:
+        updates.offer(message)
+        reports = await fleet.wait_for(1)
+
+    assert reports == [
+        (message.version, ConfigStatus.REJECTED, f"signature does not verify with key {fleet_key.key_id}")
+    ]
+    assert gateway.ran == []
+    assert nothing_kept(path)
+
+
+async def test_a_malformed_signature_is_refused_as_malformed(
+    path: Path, gateway: Gateway, fleet: Fleet, fleet_key: SigningKeys
+) -> None:
+    signed = fleet_key.sign(VILLAGE, desired(3, config(30.0)))
+    assert signed.signature is not None
+    malformed = signed.model_copy(update={"signature": signed.signature[:40]})
+
+    async with running(updates_at(path, gateway, fleet, signatures=checking(fleet_key))) as updates:
+        updates.offer(malformed)
+        ((_, status, error),) = await fleet.wait_for(1)
+
+    assert status is ConfigStatus.REJECTED
+    assert error is not None
+    assert error.startswith("malformed signature")
+    assert gateway.ran == []
+
+
+async def test_after_a_refused_signature_the_running_config_stays_and_a_signed_one_applies(
+    path: Path, gateway: Gateway, fleet: Fleet, fleet_key: SigningKeys
+) -> None:
+    async with running(updates_at(path, gateway, fleet, signatures=checking(fleet_key))) as updates:
+        updates.offer(fleet_key.sign(VILLAGE, desired(1, config(10.0))))
+        await fleet.wait_for(1)
+        updates.offer(desired(2, config(20.0)))
+        await fleet.wait_for(2)
+        updates.offer(fleet_key.sign(VILLAGE, desired(3, config(30.0))))
+        await fleet.wait_for(3)
+
+    assert [status for _, status, _ in fleet.reports] == [
+        ConfigStatus.APPLIED,
+        ConfigStatus.REJECTED,
+        ConfigStatus.APPLIED,
+    ]
+    assert gateway.ran == [config(10.0), config(30.0)]
+    assert kept_on_disk(path).version == 3
+
+
+async def test_a_development_gateway_without_a_key_applies_unsigned_configs(
+    path: Path, gateway: Gateway, fleet: Fleet
+) -> None:
+    async with running(updates_at(path, gateway, fleet, signatures=ConfigSignatures.unchecked(VILLAGE, GATEWAY))) as u:
+        u.offer(desired(2, config(20.0)))
+        reports = await fleet.wait_for(1)
+
+    assert reports == [(2, ConfigStatus.APPLIED, None)]
+    assert gateway.ran == [config(20.0)]
+
+
+async def test_a_restarted_gateway_runs_the_signed_config_it_kept(
+    path: Path, gateway: Gateway, fleet: Fleet, fleet_key: SigningKeys
+) -> None:
+    async with running(updates_at(path, gateway, fleet, signatures=checking(fleet_key))) as updates:
+        updates.offer(fleet_key.sign(VILLAGE, desired(5, config(50.0))))
+        await fleet.wait_for(1)
+
+    restarted = updates_at(path, Gateway(), Fleet(), signatures=checking(fleet_key))
+
+    assert (restarted.applied.version, restarted.applied.config) == (5, config(50.0))
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda kept: kept.model_copy(update={"config": config(99.0)}),
+        lambda kept: kept.model_copy(update={"version": 6}),
+        lambda kept: kept.model_copy(update={"signature": None, "key_id": None}),
+        lambda kept: kept.model_copy(update={"signature": "not a signature"}),
+    ],
+    ids=["config-altered", "version-relabelled", "signature-removed", "signature-garbled"],
+)
+async def test_a_kept_config_tampered_on_disk_is_not_run(
+    path: Path,
+    gateway: Gateway,
+    fleet: Fleet,
+    fleet_key: SigningKeys,
+    tamper: object,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert callable(tamper)
+    async with running(updates_at(path, gateway, fleet, signatures=checking(fleet_key))) as updates:
+        updates.offer(fleet_key.sign(VILLAGE, desired(5, config(50.0))))
+        await fleet.wait_for(1)
+    tampered = tamper(kept_on_disk(path))
+    assert isinstance(tampered, AppliedConfig)
+    keep(path, tampered)
+
+    with caplog.at_level(logging.ERROR, logger="edge.config_updates"):
+        restarted = updates_at(path, Gateway(), Fleet(), signatures=checking(fleet_key))
+
+    assert restarted.applied == AppliedConfig(version=0, config=INITIAL)  # as when the kept devices cannot be built
+    assert "is not run" in caplog.text
+    assert f"version {tampered.version}" in caplog.text
+
+
+async def test_a_tampered_kept_config_is_replaced_by_the_retained_signed_one(
+    path: Path, gateway: Gateway, fleet: Fleet, fleet_key: SigningKeys
+) -> None:
+    signed = fleet_key.sign(VILLAGE, desired(5, config(50.0)))
+    keep(path, AppliedConfig(version=5, config=config(99.0), signature=signed.signature, key_id=signed.key_id))
+
+    async with running(updates_at(path, gateway, fleet, signatures=checking(fleet_key))) as updates:
+        updates.offer(signed)  # the retained desired config, on connecting
+        reports = await fleet.wait_for(1)
+
+    assert reports == [(5, ConfigStatus.APPLIED, None)]
+    assert gateway.ran == [config(50.0)]
+    assert kept_on_disk(path).config == config(50.0)
+
+
+def test_an_unsigned_config_kept_by_a_development_run_is_not_run_once_a_key_is_configured(
+    path: Path, gateway: Gateway, fleet: Fleet, fleet_key: SigningKeys
+) -> None:
+    keep(path, AppliedConfig(version=4, config=config(40.0)))
+
+    assert updates_at(path, gateway, fleet).applied.version == 4
+    assert updates_at(path, gateway, fleet, signatures=checking(fleet_key)).applied.version == 0
+
+
+async def test_a_key_rotation_re_signs_the_running_config_without_applying_it_again(
+    path: Path, gateway: Gateway, fleet: Fleet, fleet_key: SigningKeys
+) -> None:
+    """The key file holds the old and the new key while the fleet re-signs; afterwards the old one can go."""
+    new_key = SigningKeys.generate()
+    async with running(updates_at(path, gateway, fleet, signatures=checking(fleet_key))) as updates:
+        updates.offer(fleet_key.sign(VILLAGE, desired(2, config(20.0))))
+        await fleet.wait_for(1)
+
+    async with running(updates_at(path, gateway, fleet, signatures=checking(fleet_key, new_key))) as updates:
+        assert updates.applied.key_id == fleet_key.key_id
+        updates.offer(new_key.sign(VILLAGE, desired(2, config(20.0))))
+        await fleet.wait_for(2)
+
+    assert fleet.reports == [(2, ConfigStatus.APPLIED, None), (2, ConfigStatus.APPLIED, None)]
+    assert gateway.ran == [config(20.0)]
+    assert kept_on_disk(path).key_id == new_key.key_id
+    after_rotation = updates_at(path, Gateway(), Fleet(), signatures=checking(new_key))
+    assert (after_rotation.applied.version, after_rotation.applied.key_id) == (2, new_key.key_id)

@@ -1,4 +1,4 @@
-"""Gateway settings: strict about unknown keys and production credentials, lax about locally typed numbers."""
+"""Gateway settings: strict about unknown keys and production credentials and keys, lax about locally typed numbers."""
 
 import os
 from pathlib import Path
@@ -71,7 +71,13 @@ def test_production_requires_broker_credentials(broker: BrokerSettings) -> None:
 def test_production_with_credentials_is_accepted() -> None:
     broker = BrokerSettings(username="gw-01", password=SecretStr("pw"))
 
-    settings = EdgeSettings(village_id="lakeside", gateway_id="gw-01", environment="production", broker=broker)
+    settings = EdgeSettings(
+        village_id="lakeside",
+        gateway_id="gw-01",
+        environment="production",
+        broker=broker,
+        config_signing_key=Path("/etc/outpost/config-signing.pem"),
+    )
 
     assert settings.broker.password is not None
     assert settings.broker.password.get_secret_value() == "pw"
@@ -80,6 +86,25 @@ def test_production_with_credentials_is_accepted() -> None:
 
 def test_development_needs_no_credentials() -> None:
     assert EdgeSettings(village_id="lakeside", gateway_id="gw-01").broker.username is None
+
+
+def test_production_requires_the_config_signing_key() -> None:
+    broker = BrokerSettings(username="gw-01", password=SecretStr("pw"))
+
+    with pytest.raises(ValidationError, match="production gateways need config_signing_key"):
+        EdgeSettings(village_id="lakeside", gateway_id="gw-01", environment="production", broker=broker)
+
+
+def test_development_needs_no_config_signing_key() -> None:
+    assert EdgeSettings(village_id="lakeside", gateway_id="gw-01").config_signing_key is None
+
+
+def test_the_config_signing_key_is_a_path_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTPOST_EDGE_VILLAGE_ID", "lakeside")
+    monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-01")
+    monkeypatch.setenv("OUTPOST_EDGE_CONFIG_SIGNING_KEY", "/etc/outpost/config-signing.pem")
+
+    assert EdgeSettings.load().config_signing_key == Path("/etc/outpost/config-signing.pem")
 
 
 def test_duplicate_device_ids_are_refused() -> None:
@@ -111,6 +136,7 @@ village_id = "lakeside"
 gateway_id = "gw-01"
 environment = "production"
 state_dir = "/var/lib/outpost"
+config_signing_key = "/etc/outpost/config-signing.pem"
 
 [broker]
 host = "broker.county.example"
@@ -139,6 +165,7 @@ params = { period_s = 2, per_minute = 12.5 }
     assert settings.village_id == "lakeside"
     assert settings.environment == "production"
     assert settings.state_dir == Path("/var/lib/outpost")
+    assert settings.config_signing_key == Path("/etc/outpost/config-signing.pem")
     assert settings.broker.host == "broker.county.example"
     assert settings.broker.port == 8883
     assert settings.config == GatewayConfig(

@@ -24,6 +24,7 @@ def production(**overrides: Any) -> dict[str, Any]:
         "broker": {"username": "fleet", "password": "broker-secret"},
         "governance": {"url": "https://platform.county.example", "token": "platform-secret"},
         "timeseries": {"influx": {"url": "https://tsdb.county.example", "token": "influx-secret"}},
+        "api": {"admin_token": "county-admin-secret"},
     }
     values.update(overrides)
     return values
@@ -52,7 +53,13 @@ def test_production_with_nothing_set_lists_everything_missing() -> None:
         FleetSettings(environment="production")
 
     message = str(caught.value)
-    for missing in ("broker.username/broker.password", "governance.url", "governance.token", "timeseries.influx"):
+    for missing in (
+        "broker.username/broker.password",
+        "governance.url",
+        "governance.token",
+        "timeseries.influx",
+        "api.admin_token",
+    ):
         assert missing in message
 
 
@@ -144,3 +151,4 @@ def test_secrets_do_not_show_in_the_settings_repr() -> None:
     assert "broker-secret" not in text
     assert "platform-secret" not in text
     assert "influx-secret" not in text
+    assert "county-admin-secret" not in text

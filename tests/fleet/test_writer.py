@@ -1,4 +1,4 @@
-"""The batching writer: points reach the store in batches, survive an outage, and overflow is counted."""
+"""The batching writer: points reach the store in batches, survive an outage, and tickets say when."""
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -232,33 +232,82 @@ async def test_a_refused_batch_is_dropped_and_counted_and_the_rest_is_written() 
     assert sink.accepted == sent[2:]
 
 
-async def test_overflow_drops_the_oldest_points_and_counts_them() -> None:
+async def test_a_full_buffer_keeps_every_point_and_says_it_is_full() -> None:
     sink = RecordingSink()
-    writer = BatchingWriter(sink, batch_points=10, flush_interval_s=60, buffer_points=3)
+    writer = BatchingWriter(sink, batch_points=2, flush_interval_s=60, buffer_points=3)
     sent = points(5)
 
     writer.add(sent)
 
-    assert writer.dropped == 2
-    assert writer.buffered == 3
+    assert writer.full
+    assert writer.dropped == 0
+    assert writer.buffered == 5
     await writer.flush()
-    assert sink.accepted == sent[2:]
+    assert sink.accepted == sent
+    assert not writer.full
 
 
-async def test_overflow_during_an_outage_keeps_the_newest_points() -> None:
+async def test_waiting_for_room_returns_once_the_store_took_enough(running: Callable[[BatchingWriter], None]) -> None:
     sink = FlakySink(failures=2)
-    writer = BatchingWriter(sink, batch_points=10, flush_interval_s=60, buffer_points=4)
-    writer.add(points(3))
-    await writer.flush()
-    writer.add(points(3, start=3))
+    writer = BatchingWriter(sink, batch_points=2, flush_interval_s=0.01, buffer_points=4)
+    writer.add(points(6))
+    running(writer)
+
+    await asyncio.wait_for(writer.wait_for_room(), 10)
+
+    assert writer.buffered < 4
+    assert sink.attempts >= 3
+
+
+async def test_a_ticket_completes_only_once_all_its_points_are_written() -> None:
+    sink = FlakySink(failures=1)
+    writer = BatchingWriter(sink, batch_points=2, flush_interval_s=60, buffer_points=100)
+    first = writer.add(points(3))
+    second = writer.add(points(1, start=3))
+    assert first is not None
+    assert second is not None
+
+    await writer.flush()  # the store is down
+    assert not first.done()
+    assert not second.done()
+    await writer.flush()  # [0, 1] then [2, 3]
+
+    assert first.done()
+    assert second.done()
+    assert sink.accepted == points(4)
+
+
+async def test_a_ticket_is_not_completed_by_an_earlier_batch() -> None:
+    sink = GatedSink()
+    writer = BatchingWriter(sink, batch_points=2, flush_interval_s=60, buffer_points=100)
+    first = writer.add(points(2))
+    second = writer.add(points(2, start=2))
+    assert first is not None
+    assert second is not None
+    sink.gate.set()
+
+    await writer._write_one_batch()
+
+    assert first.done()
+    assert not second.done()
+
+
+async def test_a_refused_batch_completes_its_tickets_because_retrying_cannot_help() -> None:
+    sink = RefusingSink(refused={1})
+    writer = BatchingWriter(sink, batch_points=2, flush_interval_s=60, buffer_points=100)
+    ticket = writer.add(points(2))
+    assert ticket is not None
+
     await writer.flush()
 
-    writer.add(points(2, start=6))
-    await writer.flush()
+    assert ticket.done()
+    assert writer.rejected == 2
 
-    assert writer.dropped == 4
-    assert sink.accepted == points(4, start=4)
-    assert writer.healthy
+
+async def test_adding_no_points_needs_no_ticket() -> None:
+    writer = BatchingWriter(RecordingSink(), batch_points=2, flush_interval_s=60, buffer_points=100)
+
+    assert writer.add([]) is None
 
 
 async def test_flushing_an_empty_buffer_writes_nothing() -> None:
@@ -285,18 +334,3 @@ class GatedSink(RecordingSink):
         self.entered.set()
         await self.gate.wait()
         await super().write(points)
-
-
-async def test_overflow_while_a_batch_is_in_flight_still_keeps_the_newest_points() -> None:
-    sink = GatedSink()
-    writer = BatchingWriter(sink, batch_points=2, flush_interval_s=60, buffer_points=4)
-    writer.add(points(4))
-    flushing = asyncio.create_task(writer.flush())
-    await sink.entered.wait()
-
-    writer.add(points(2, start=4))
-    sink.gate.set()
-    await flushing
-
-    newest = points(4, start=2)
-    assert [point for point in newest if point not in sink.accepted] == []

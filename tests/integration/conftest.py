@@ -4,11 +4,13 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fleet.api.server import HttpServer
 from fleet.service import FleetService
 from fleet.settings import (
+    DEVELOPMENT_ADMIN_TOKEN,
     ApiSettings,
     BrokerSettings,
     FleetSettings,
@@ -22,6 +24,11 @@ from simulators.governance.recorder import CaseLedger
 from simulators.infra.mosquitto import MosquittoBroker
 
 PLATFORM_TOKEN = "integration-platform-token"
+
+
+def fleet_api(url: str) -> httpx.AsyncClient:
+    """A client of the fleet's REST API with the development admin token (the fleet's default in tests)."""
+    return httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {DEVELOPMENT_ADMIN_TOKEN}"})
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0, what: str = "condition") -> None:

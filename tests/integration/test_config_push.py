@@ -1,4 +1,5 @@
-"""A config pushed through a real Mosquitto is validated, applied live, reported, rolled back on failure, and kept."""
+"""A config pushed through a real Mosquitto is validated, its signature checked, applied live, reported, rolled back
+on failure, and kept."""
 
 import asyncio
 import uuid
@@ -22,6 +23,7 @@ from protocol.topics import Channel, gateway_topic
 from simulators.infra.mosquitto import MosquittoBroker
 from tests.integration.conftest import eventually
 from tests.integration.recorder import Recorder
+from tests.signing_keys import SigningKeys
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::gpiozero.exc.PinFactoryFallback")]
 
@@ -30,6 +32,8 @@ GATEWAY = "gw-hekou"
 PANIC = DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="panic-square")
 ADDED = DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="panic-clinic", grid_id="hekou-grid-1")
 NO_SUCH_PINS = DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="panic-wired", driver=DriverKind.GPIO, params={"pin": 17})
+FLEET_KEY = SigningKeys.generate()
+"""The fleet's config-signing key; the gateway holds its public half, as enrollment leaves it."""
 
 
 def _settings(tmp_path: Path, broker: MosquittoBroker) -> EdgeSettings:
@@ -38,6 +42,7 @@ def _settings(tmp_path: Path, broker: MosquittoBroker) -> EdgeSettings:
         gateway_id=GATEWAY,
         broker=BrokerSettings(port=broker.port),
         state_dir=tmp_path / "gateway",
+        config_signing_key=FLEET_KEY.write_public_key(tmp_path / "etc" / "config-signing.pem"),
         config=GatewayConfig(heartbeat_interval_s=1.0, telemetry_interval_s=0.5),
         devices=[PANIC],
     )
@@ -56,17 +61,18 @@ async def _running(settings: EdgeSettings) -> AsyncIterator[GatewayAgent]:
         await task
 
 
-async def _push(broker: MosquittoBroker, version: int, config: GatewayConfig | bytes) -> None:
-    """Publish a retained desired config, as the fleet does (or raw bytes, as a broken fleet might)."""
-    payload = (
-        config
-        if isinstance(config, bytes)
-        else encode(
-            ConfigDesired(
-                gateway_id=GATEWAY, seq=version, event_id=uuid.uuid4(), ts=utc_now_ms(), version=version, config=config
-            )
+async def _push(
+    broker: MosquittoBroker, version: int, config: GatewayConfig | bytes, *, key: SigningKeys | None = FLEET_KEY
+) -> None:
+    """Publish a retained desired config signed with ``key``, as the fleet does (or raw bytes, as a broken fleet
+    might; or unsigned, with ``key=None``)."""
+    if isinstance(config, bytes):
+        payload = config
+    else:
+        desired = ConfigDesired(
+            gateway_id=GATEWAY, seq=version, event_id=uuid.uuid4(), ts=utc_now_ms(), version=version, config=config
         )
-    )
+        payload = encode(desired if key is None else key.sign(VILLAGE, desired))
     async with aiomqtt.Client(broker.host, broker.port, identifier="test-fleet-config") as client:
         await client.publish(gateway_topic(VILLAGE, GATEWAY, Channel.CONFIG_DESIRED), payload, qos=1, retain=True)
 
@@ -129,6 +135,37 @@ async def test_a_restarted_gateway_runs_the_config_it_last_applied(tmp_path: Pat
             assert restarted.config_updates.applied.version == 4
             # The retained v4 arrives again on reconnect and is re-reported, not re-applied.
             await eventually(lambda: _reported(recorder, 4, times=2), what="v4 re-reported")
+
+
+async def test_a_config_unsigned_or_signed_with_another_key_is_reported_rejected_and_not_applied(
+    tmp_path: Path, mosquitto: MosquittoBroker
+) -> None:
+    settings = _settings(tmp_path, mosquitto)
+    intruder = SigningKeys.generate()
+    recording = Recorder(mosquitto.host, mosquitto.port, [Channel.CONFIG_REPORTED])
+    async with recording as recorder, _running(settings) as agent:
+        await _push(mosquitto, 1, GatewayConfig(devices=[PANIC, ADDED]), key=intruder)
+        await eventually(lambda: _reported(recorder, 1), what="v1 reported")
+        await _push(mosquitto, 2, GatewayConfig(devices=[PANIC, ADDED]), key=None)
+        await eventually(lambda: _reported(recorder, 2), what="v2 reported")
+        assert set(agent.devices.adapters) == {PANIC.id}
+        assert agent.config_updates.applied.version == 0
+
+        # the same config properly signed runs
+        await _push(mosquitto, 3, GatewayConfig(devices=[PANIC, ADDED]))
+        await eventually(lambda: _reported(recorder, 3), what="v3 reported")
+        assert set(agent.devices.adapters) == {PANIC.id, ADDED.id}
+        assert agent.config_updates.applied.key_id == FLEET_KEY.key_id
+
+    wrongly_signed, unsigned, applied = _reports(recorder)
+    assert (wrongly_signed.version, wrongly_signed.status) == (1, ConfigStatus.REJECTED)
+    assert wrongly_signed.error == (
+        f"signature does not verify with key {FLEET_KEY.key_id} (signed with key {intruder.key_id})"
+    )
+    assert (unsigned.version, unsigned.status) == (2, ConfigStatus.REJECTED)
+    assert unsigned.error is not None
+    assert unsigned.error.startswith("unsigned config refused")
+    assert (applied.version, applied.status, applied.error) == (3, ConfigStatus.APPLIED, None)
 
 
 async def _reported(recorder: Recorder, version: int, *, times: int = 1) -> bool:

@@ -3,7 +3,6 @@
 import asyncio
 from pathlib import Path
 
-import httpx
 import pytest
 
 from edge.adapters.simulated import SimulatedPanicButton
@@ -15,7 +14,7 @@ from protocol.gateway_config import DeviceKind, DeviceSpec, GatewayConfig
 from protocol.governance import CaseStatus
 from protocol.messages import AlertKind, Severity
 from simulators.infra.mosquitto import MosquittoBroker
-from tests.integration.conftest import FleetFactory, Platform, eventually
+from tests.integration.conftest import FleetFactory, Platform, eventually, fleet_api
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +55,7 @@ async def test_panic_press_reaches_the_platform_as_exactly_one_case(
     assert case.request.severity is Severity.CRITICAL
     assert case.request.evidence == {"held_ms": 900}
 
-    async with httpx.AsyncClient(base_url=fleet.http.url) as api:
+    async with fleet_api(fleet.http.url) as api:
         [alert] = (await api.get("/alerts")).json()
     assert alert["id"] == str(case.alert_id)
     assert alert["delivery_state"] == "delivered"

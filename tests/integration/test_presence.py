@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from simulators.infra.mosquitto import MosquittoBroker
-from tests.integration.conftest import FleetFactory, eventually
+from tests.integration.conftest import FleetFactory, eventually, fleet_api
 from tests.integration.gateway_process import GatewayProcess, gateway_toml
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ async def test_gateway_goes_offline_within_the_heartbeat_timeout_when_it_dies(
 ) -> None:
     fleet = await start_fleet(heartbeat_interval_s=HEARTBEAT_S)
     async with (
-        httpx.AsyncClient(base_url=fleet.http.url) as api,
+        fleet_api(fleet.http.url) as api,
         GatewayProcess(_write_config(tmp_path, mosquitto)) as gw,
     ):
 

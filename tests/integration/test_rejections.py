@@ -3,7 +3,6 @@
 import uuid
 
 import aiomqtt
-import httpx
 import pytest
 
 from protocol.clock import utc_now_ms
@@ -11,7 +10,7 @@ from protocol.codec import encode
 from protocol.messages import GatewayHealth, Heartbeat
 from protocol.topics import Channel, gateway_topic
 from simulators.infra.mosquitto import MosquittoBroker
-from tests.integration.conftest import FleetFactory, eventually
+from tests.integration.conftest import FleetFactory, eventually, fleet_api
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +38,7 @@ async def test_malformed_and_impersonating_payloads_are_rejected_counted_and_har
         # A valid heartbeat of another gateway, sent on gw-nanping's topic.
         await client.publish(topic, _heartbeat("gw-beiling", 1), qos=1)
 
-    async with httpx.AsyncClient(base_url=fleet.http.url) as api:
+    async with fleet_api(fleet.http.url) as api:
 
         async def both_counted() -> bool:
             rejected = (await api.get("/healthz")).json()["ingest"]["rejected"]

@@ -1,6 +1,7 @@
 """The servers in simulators.infra start on loopback ports, serve real clients, restart and stop cleanly."""
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -14,7 +15,7 @@ from influxdb_client.domain.write_precision import WritePrecision
 from simulators.infra.broker import Broker, make_broker
 from simulators.infra.embedded_broker import EmbeddedBroker
 from simulators.infra.errors import InfraError, ServerStartError
-from simulators.infra.mosquitto import MosquittoBroker
+from simulators.infra.mosquitto import DynsecAdmin, MosquittoBroker
 from simulators.infra.ports import LOOPBACK, free_port, port_accepts, wait_for_port
 from simulators.infra.victoria import VictoriaMetricsServer
 
@@ -233,6 +234,41 @@ async def test_mosquitto_start_fails_on_a_taken_port(mosquitto: MosquittoBroker)
     with pytest.raises(ServerStartError, match="Address already in use"):
         async with MosquittoBroker(port=mosquitto.port):
             pass
+
+
+@pytest.mark.integration
+async def test_mosquitto_with_dynamic_security_admits_only_its_clients_and_keeps_them_across_a_restart() -> None:
+    require_mosquitto()
+    admin = DynsecAdmin("infra-admin", "infra-admin-password")
+    create = {
+        "commands": [{"command": "createClient", "username": "infra-user", "password": "pw", "correlationData": "1"}]
+    }
+    async with MosquittoBroker(dynamic_security=admin) as broker:
+        assert broker.dynsec_config_path is not None
+        assert broker.dynsec_config_path.stat().st_mode & 0o777 == 0o600
+        with pytest.raises(aiomqtt.MqttError):  # anonymous clients are refused
+            async with client(broker):
+                pass
+        async with aiomqtt.Client(broker.host, broker.port, username=admin.username, password=admin.password) as ctl:
+            await ctl.subscribe("$CONTROL/dynamic-security/v1/response", qos=1)
+            await ctl.publish("$CONTROL/dynamic-security/v1", json.dumps(create), qos=1)
+            answer = await next_message(ctl, "$CONTROL/dynamic-security/v1/response")
+            assert json.loads(bytes(answer.payload)) == {
+                "responses": [{"command": "createClient", "correlationData": "1"}]
+            }
+
+        await broker.restart()
+
+        async with aiomqtt.Client(broker.host, broker.port, username="infra-user", password="pw"):
+            pass
+        with pytest.raises(aiomqtt.MqttError):
+            async with aiomqtt.Client(broker.host, broker.port, username="infra-user", password="wrong"):
+                pass
+
+
+def test_mosquitto_with_dynamic_security_refuses_to_allow_anonymous_clients() -> None:
+    with pytest.raises(ValueError, match="refuses anonymous clients"):
+        MosquittoBroker(dynamic_security=DynsecAdmin("admin", "pw"), allow_anonymous=True)
 
 
 @pytest.mark.integration

@@ -1,0 +1,95 @@
+"""Routes for API tokens and the audit log (administrators)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from fleet.access.roles import Role
+from fleet.api.context import Administrator, Context
+from fleet.db.schema import ApiTokenRow, AuditRow
+from protocol.identifiers import IDENTIFIER_PATTERN, Identifier
+
+router = APIRouter(tags=["access"], responses={401: {"description": "No valid token"}, 403: {"description": "Role"}})
+
+TokenName = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Identifier = Field(description="Who or what uses it, as the audit log will show it (e.g. li-wei).")
+    role: Role
+    ttl_s: int | None = Field(default=None, ge=60, le=10 * 365 * 86400, description="Expires after; unset: never.")
+
+
+class TokenPublic(BaseModel):
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    id: str
+    name: str
+    role: Role
+    created_ms: int
+    expires_ms: int | None
+    revoked_ms: int | None
+
+    @classmethod
+    def of(cls, row: ApiTokenRow) -> "TokenPublic":
+        return cls.model_validate(row)
+
+
+class IssuedTokenPublic(TokenPublic):
+    secret: str = Field(description="The bearer token. Shown this once: the fleet keeps only its hash.")
+
+
+class AuditEntryPublic(BaseModel):
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    id: int
+    at_ms: int
+    actor: str
+    role: str
+    action: str
+    target_type: str
+    target_id: str
+    before: dict[str, object] | None
+    after: dict[str, object] | None
+
+    @classmethod
+    def of(cls, row: AuditRow) -> "AuditEntryPublic":
+        return cls.model_validate(row)
+
+
+@router.post("/tokens", status_code=status.HTTP_201_CREATED, responses={409: {"description": "Name taken"}})
+async def create_token(ctx: Context, actor: Administrator, request: TokenRequest) -> IssuedTokenPublic:
+    """Issue a token with a role; its secret is in this response only."""
+    issued = await ctx.tokens.issue(actor, request.name, request.role, request.ttl_s)
+    return IssuedTokenPublic(**TokenPublic.of(issued.row).model_dump(), secret=issued.secret)
+
+
+@router.get("/tokens")
+async def list_tokens(ctx: Context, _: Administrator) -> list[TokenPublic]:
+    return [TokenPublic.of(row) for row in await ctx.tokens.tokens()]
+
+
+@router.delete("/tokens/{name}", responses={404: {"description": "Unknown token"}})
+async def revoke_token(ctx: Context, actor: Administrator, name: TokenName) -> TokenPublic:
+    """Revoke a token at once; it stays listed, as revoked."""
+    return TokenPublic.of(await ctx.tokens.revoke(actor, name))
+
+
+@router.get("/audit")
+async def audit_log(
+    ctx: Context,
+    _: Administrator,
+    actor: Annotated[str | None, Query(max_length=64)] = None,
+    target_type: Annotated[str | None, Query(max_length=32)] = None,
+    target_id: Annotated[str | None, Query(max_length=160)] = None,
+    since_ms: Annotated[int | None, Query(ge=0, lt=2**53)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AuditEntryPublic]:
+    """Every mutating call, newest first: who, what, when, and the record before and after."""
+    rows = await ctx.audit.entries(
+        actor=actor, target_type=target_type, target_id=target_id, since_ms=since_ms, limit=limit
+    )
+    return [AuditEntryPublic.of(row) for row in rows]

@@ -1,0 +1,61 @@
+"""What every route reaches through FastAPI's dependency injection: the fleet's stores and the caller."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from fleet.access.audit import AuditLog
+from fleet.access.roles import Actor, Permission
+from fleet.access.tokens import TokenStore
+from fleet.alerts.store import AlertStore
+from fleet.api.schemas import HealthReport
+from fleet.errors import NotAuthenticatedError, PermissionDeniedError
+from fleet.registry import Registry
+from fleet.sites.inventory import GatewayInventory
+from fleet.sites.store import SiteStore
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    registry: Registry
+    alerts: AlertStore
+    health: Callable[[], HealthReport]
+    sites: SiteStore
+    inventory: GatewayInventory
+    tokens: TokenStore
+    audit: AuditLog
+
+
+def _context(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.context
+    return context
+
+
+Context = Annotated[ApiContext, Depends(_context)]
+
+_bearer = HTTPBearer(auto_error=False, description="An Outpost API token: `Authorization: Bearer opt_…`")
+
+
+def allowed(permission: Permission) -> Callable[..., object]:
+    """A dependency giving the calling :class:`Actor`, if its token is valid and its role has ``permission``."""
+
+    async def caller(
+        context: Context, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+    ) -> Actor:
+        if credentials is None:
+            raise NotAuthenticatedError("send an API token: Authorization: Bearer <token>")
+        actor = await context.tokens.authenticate(credentials.credentials)
+        if not actor.may(permission):
+            raise PermissionDeniedError(f"role {actor.role.value} may not {permission.value.replace('_', ' ')}")
+        return actor
+
+    return caller
+
+
+Reader = Annotated[Actor, Depends(allowed(Permission.READ))]
+Provisioner = Annotated[Actor, Depends(allowed(Permission.PROVISION))]
+SiteManager = Annotated[Actor, Depends(allowed(Permission.MANAGE_SITES))]
+Administrator = Annotated[Actor, Depends(allowed(Permission.ADMINISTER))]

@@ -1,0 +1,163 @@
+"""Routes for the site hierarchy: counties, towns, villages, grids, and bulk import of a site list."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Response, status
+
+from fleet.api.context import Context, Reader, SiteManager
+from fleet.sites.csv_import import parse_sites
+from fleet.sites.schemas import (
+    CountyPatch,
+    CountyPublic,
+    CountySpec,
+    GridPatch,
+    GridPublic,
+    GridSpec,
+    ImportReport,
+    TownPatch,
+    TownPublic,
+    TownSpec,
+    VillagePatch,
+    VillagePublic,
+    VillageSpec,
+)
+from protocol.identifiers import IDENTIFIER_PATTERN
+
+router = APIRouter(tags=["sites"], responses={401: {"description": "No valid token"}, 403: {"description": "Role"}})
+
+Id = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
+IdFilter = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)]
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown site"}}
+_CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Exists already, or still in use"}}
+_MAX_SHEET_BYTES = 20 * 1024 * 1024
+
+
+@router.get("/counties")
+async def list_counties(ctx: Context, _: Reader) -> list[CountyPublic]:
+    return [CountyPublic.of(row) for row in await ctx.sites.counties()]
+
+
+@router.post("/counties", status_code=status.HTTP_201_CREATED, responses={**_CONFLICT})
+async def create_county(ctx: Context, actor: SiteManager, spec: CountySpec) -> CountyPublic:
+    return CountyPublic.of(await ctx.sites.create_county(actor, spec))
+
+
+@router.get("/counties/{county_id}", responses={**_NOT_FOUND})
+async def get_county(ctx: Context, _: Reader, county_id: Id) -> CountyPublic:
+    return CountyPublic.of(await ctx.sites.county(county_id))
+
+
+@router.patch("/counties/{county_id}", responses={**_NOT_FOUND})
+async def update_county(ctx: Context, actor: SiteManager, county_id: Id, patch: CountyPatch) -> CountyPublic:
+    return CountyPublic.of(await ctx.sites.update_county(actor, county_id, patch))
+
+
+@router.delete("/counties/{county_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_CONFLICT})
+async def delete_county(ctx: Context, actor: SiteManager, county_id: Id) -> Response:
+    await ctx.sites.delete_county(actor, county_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/towns")
+async def list_towns(ctx: Context, _: Reader, county_id: IdFilter = None) -> list[TownPublic]:
+    return [TownPublic.of(row) for row in await ctx.sites.towns(county_id)]
+
+
+@router.post("/towns", status_code=status.HTTP_201_CREATED, responses={**_NOT_FOUND, **_CONFLICT})
+async def create_town(ctx: Context, actor: SiteManager, spec: TownSpec) -> TownPublic:
+    return TownPublic.of(await ctx.sites.create_town(actor, spec))
+
+
+@router.get("/towns/{town_id}", responses={**_NOT_FOUND})
+async def get_town(ctx: Context, _: Reader, town_id: Id) -> TownPublic:
+    return TownPublic.of(await ctx.sites.town(town_id))
+
+
+@router.patch("/towns/{town_id}", responses={**_NOT_FOUND})
+async def update_town(ctx: Context, actor: SiteManager, town_id: Id, patch: TownPatch) -> TownPublic:
+    return TownPublic.of(await ctx.sites.update_town(actor, town_id, patch))
+
+
+@router.delete("/towns/{town_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_CONFLICT})
+async def delete_town(ctx: Context, actor: SiteManager, town_id: Id) -> Response:
+    await ctx.sites.delete_town(actor, town_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/villages")
+async def list_villages(
+    ctx: Context,
+    _: Reader,
+    town_id: IdFilter = None,
+    county_id: IdFilter = None,
+    unplaced: Annotated[bool, Query(description="Only villages heard of from gateways and not yet in a town")] = False,
+) -> list[VillagePublic]:
+    rows = await ctx.sites.villages(town_id=town_id, county_id=county_id, unplaced=unplaced)
+    return [VillagePublic.of(row) for row in rows]
+
+
+@router.post("/villages", status_code=status.HTTP_201_CREATED, responses={**_NOT_FOUND, **_CONFLICT})
+async def create_village(ctx: Context, actor: SiteManager, spec: VillageSpec) -> VillagePublic:
+    """Create a village in a town (or place one the fleet heard of from a gateway)."""
+    return VillagePublic.of(await ctx.sites.create_village(actor, spec))
+
+
+@router.get("/villages/{village_id}", responses={**_NOT_FOUND})
+async def get_village(ctx: Context, _: Reader, village_id: Id) -> VillagePublic:
+    return VillagePublic.of(await ctx.sites.village(village_id))
+
+
+@router.patch("/villages/{village_id}", responses={**_NOT_FOUND, **_CONFLICT})
+async def update_village(ctx: Context, actor: SiteManager, village_id: Id, patch: VillagePatch) -> VillagePublic:
+    return VillagePublic.of(await ctx.sites.update_village(actor, village_id, patch))
+
+
+@router.delete("/villages/{village_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_CONFLICT})
+async def delete_village(ctx: Context, actor: SiteManager, village_id: Id) -> Response:
+    await ctx.sites.delete_village(actor, village_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/villages/{village_id}/grids", responses={**_NOT_FOUND})
+async def list_grids(ctx: Context, _: Reader, village_id: Id) -> list[GridPublic]:
+    return [GridPublic.of(row) for row in await ctx.sites.grids(village_id)]
+
+
+@router.post("/villages/{village_id}/grids", status_code=status.HTTP_201_CREATED, responses={**_NOT_FOUND, **_CONFLICT})
+async def create_grid(ctx: Context, actor: SiteManager, village_id: Id, spec: GridSpec) -> GridPublic:
+    return GridPublic.of(await ctx.sites.create_grid(actor, village_id, spec))
+
+
+@router.get("/villages/{village_id}/grids/{grid_id}", responses={**_NOT_FOUND})
+async def get_grid(ctx: Context, _: Reader, village_id: Id, grid_id: Id) -> GridPublic:
+    return GridPublic.of(await ctx.sites.grid(village_id, grid_id))
+
+
+@router.patch("/villages/{village_id}/grids/{grid_id}", responses={**_NOT_FOUND})
+async def update_grid(ctx: Context, actor: SiteManager, village_id: Id, grid_id: Id, patch: GridPatch) -> GridPublic:
+    return GridPublic.of(await ctx.sites.update_grid(actor, village_id, grid_id, patch))
+
+
+@router.delete(
+    "/villages/{village_id}/grids/{grid_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND}
+)
+async def delete_grid(ctx: Context, actor: SiteManager, village_id: Id, grid_id: Id) -> Response:
+    await ctx.sites.delete_grid(actor, village_id, grid_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/sites/import",
+    responses={404: {"description": "A parent named in the list does not exist"}, 422: {"description": "Bad rows"}},
+)
+async def import_sites(
+    ctx: Context,
+    actor: SiteManager,
+    sheet: Annotated[
+        str,
+        Body(media_type="text/csv", max_length=_MAX_SHEET_BYTES, description="The site list as CSV (UTF-8)."),
+    ],
+    dry_run: Annotated[bool, Query(description="Check the list and report what would change; change nothing")] = False,
+) -> ImportReport:
+    """Import a site list (county → town → village → grid, one row per grid): all of it or, on any problem, none."""
+    return await ctx.sites.import_sites(actor, parse_sites(sheet), dry_run=dry_run)

@@ -1,0 +1,50 @@
+"""Who may do what on the fleet's broker: one role per gateway, one for the fleet service.
+
+A gateway's role allows, as concrete topics (no wildcard), only what ``protocol.topics`` says that
+gateway of that village uses: publishing on its uplink channels, and subscribing to and receiving its
+downlink channels. The village is part of every topic, so a gateway can neither speak for another
+gateway nor for another village, and a gateway that moves village gets its role rewritten. The fleet's
+role publishes every gateway's downlink channels and subscribes to and receives every uplink channel.
+"""
+
+from typing import Final
+
+from fleet.broker_access.acls import Acl, AclType
+from protocol.identifiers import is_identifier
+from protocol.topics import fleet_publish_filters, gateway_publish_topics, gateway_receive_topics, uplink_filters
+
+GATEWAY_ROLE_PREFIX: Final = "outpost-gateway-"
+FLEET_ROLE: Final = "outpost-fleet"
+
+
+def gateway_role(gateway_id: str) -> str:
+    """The name of the role that holds ``gateway_id``'s ACLs."""
+    if not is_identifier(gateway_id):
+        raise ValueError(f"gateway id {gateway_id!r} is not a valid identifier")
+    return f"{GATEWAY_ROLE_PREFIX}{gateway_id}"
+
+
+def gateway_acls(village_id: str, gateway_id: str) -> list[Acl]:
+    """Everything ``gateway_id`` of ``village_id`` may do; everything else is denied by default."""
+    receive = gateway_receive_topics(village_id, gateway_id)
+    return [
+        *Acl.allowing(AclType.PUBLISH_CLIENT_SEND, gateway_publish_topics(village_id, gateway_id)),
+        *Acl.allowing(AclType.PUBLISH_CLIENT_RECEIVE, receive),
+        *Acl.allowing(AclType.SUBSCRIBE_LITERAL, receive),
+        *Acl.allowing(AclType.UNSUBSCRIBE_LITERAL, receive),
+    ]
+
+
+def fleet_acls() -> list[Acl]:
+    """Everything the fleet service may do: publish any gateway's downlink, read any gateway's uplink.
+
+    Subscriptions are patterns, so the fleet may also subscribe to a narrower filter (one village's, or
+    one channel's of one gateway).
+    """
+    uplink = uplink_filters()
+    return [
+        *Acl.allowing(AclType.PUBLISH_CLIENT_SEND, fleet_publish_filters()),
+        *Acl.allowing(AclType.PUBLISH_CLIENT_RECEIVE, uplink),
+        *Acl.allowing(AclType.SUBSCRIBE_PATTERN, uplink),
+        *Acl.allowing(AclType.UNSUBSCRIBE_PATTERN, uplink),
+    ]

@@ -1,0 +1,230 @@
+"""Ingest's MQTT session: QoS 1 on a persistent MQTT 5 session, acknowledged only when the caller says so.
+
+aiomqtt does not expose paho-mqtt 2's manual acknowledgement yet (aiomqtt issue #345), and this module
+is the one seam that adds it. Everything else goes through aiomqtt (connecting, the CONNACK refusal,
+subscribing, noticing a dead connection): paho's client inside it is switched to ``manual_ack`` before
+connecting, each PUBLISH is recorded as paho hands it over, and :meth:`IngestSession.ack` sends the
+PUBACK through that paho client.
+
+Threading: aiomqtt drives paho's socket from the asyncio loop (``add_reader``/``add_writer`` and a
+``loop_misc`` timer), so paho calls back in the loop's thread and a PUBACK is written from it. Compared
+with paho's own network thread handing messages over with ``call_soon_threadsafe``, there is no thread
+hop per message and no shared state between threads. :meth:`IngestSession.ack` may still be called from
+another thread: it then hands itself over to the loop with ``call_soon_threadsafe``.
+
+Ordering: MQTT requires PUBACKs in the order the PUBLISHes arrived (MQTT 5 §4.6). ``ack`` may be
+called in any order; it marks the message and sends the PUBACKs of the longest acknowledged prefix.
+
+Flow control and back-pressure: the CONNECT carries a Receive Maximum, the number of QoS 1 messages
+the broker may have sent without a PUBACK. While the caller withholds acks (its store is slow or
+down) the broker stops sending at that number and keeps the rest queued in the session (Mosquitto
+needs ``max_queued_messages 0``, or it drops QoS 1 messages beyond 1000 queued). Memory here is
+bounded by ``receive_maximum`` messages.
+
+No loss: the session is persistent (``clean_start=False`` with a Session Expiry Interval), so
+whatever was not acknowledged when the connection or the process dies is sent again on the next
+connection with the same client id. An ``ack`` for a message of an earlier connection is ignored:
+its packet id means nothing on the new connection, and the broker redelivers that message anyway.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import aiomqtt
+import paho.mqtt.client as mqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.client import CallbackOnMessage
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from fleet.errors import BrokerRefusedError
+from fleet.settings import BrokerSettings
+from protocol.reconnect import Backoff, is_permanent_refusal, refusal_code
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, eq=False)
+class Received:
+    """One message as the broker delivered it; hand it back to :meth:`IngestSession.ack` once handled."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: float  # time.monotonic()
+    connection: object  # a token of the connection that delivered it
+    acked: bool = field(default=False, repr=False)
+
+
+class IngestSession:
+    """Keeps one persistent session up and yields every message of its subscriptions (:meth:`messages`).
+
+    ``subscriptions`` are topic filters, plain or shared (``$share/{group}/…``), subscribed at QoS 1
+    on every connection. A transient failure reconnects with ``backoff``; a refused login raises
+    :class:`~fleet.errors.BrokerRefusedError`.
+    """
+
+    def __init__(
+        self,
+        broker: BrokerSettings,
+        client_id: str,
+        subscriptions: Sequence[str],
+        *,
+        receive_maximum: int = 10_000,
+        session_expiry_s: int = 7 * 24 * 3600,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._broker = broker
+        self.client_id = client_id
+        self._subscriptions = list(subscriptions)
+        self._receive_maximum = receive_maximum
+        self._session_expiry_s = session_expiry_s
+        self._backoff = backoff or Backoff()
+        self._clock = clock
+        self._paho: mqtt.Client | None = None
+        self._connection: object = object()
+        self._unacked: deque[Received] = deque()  # this connection's, in receive order
+        self._undelivered: deque[Received] = deque()  # received, not yet yielded
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self.connected = asyncio.Event()
+        self.connects = 0
+        self.received = 0
+        self.acked = 0
+        self.stale_acks = 0
+        self.session_resumed: bool | None = None
+
+    @property
+    def unacked(self) -> int:
+        """Messages received on this connection and not yet acknowledged to the broker."""
+        return len(self._unacked)
+
+    def oldest_unacked_age_s(self) -> float | None:
+        """How long the oldest unacknowledged message has waited, or None when there is none."""
+        if not self._unacked:
+            return None
+        return max(0.0, self._clock() - self._unacked[0].received_at)
+
+    async def messages(self) -> AsyncIterator[Received]:
+        """Every message, in receive order, across reconnections, until cancelled or refused."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        while True:
+            try:
+                async for message in self._connection_messages():
+                    yield message
+            except aiomqtt.MqttError as exc:
+                # Only a CONNACK refusal can be permanent; other codes are paho's own (e.g. 4 = no connection).
+                code = refusal_code(exc.rc) if isinstance(exc, MqttConnectError) else None
+                if is_permanent_refusal(code):
+                    raise BrokerRefusedError(
+                        f"broker {self._broker.host}:{self._broker.port} refused {self.client_id} (code {code})"
+                    ) from exc
+                delay = self._backoff.next_delay()
+                logger.warning("ingest %s lost the broker (%s); reconnecting in %.1f s", self.client_id, exc, delay)
+                await asyncio.sleep(delay)
+
+    def _session_options(self) -> dict[str, Any]:
+        """A persistent session: MQTT 5 with a Session Expiry and a Receive Maximum, or 3.1.1's clean_session=False."""
+        if self._broker.mqtt_version == "3.1.1":
+            return {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = self._session_expiry_s
+        properties.ReceiveMaximum = self._receive_maximum
+        return {"protocol": aiomqtt.ProtocolVersion.V5, "clean_start": False, "properties": properties}
+
+    async def _connection_messages(self) -> AsyncIterator[Received]:
+        password = self._broker.password.get_secret_value() if self._broker.password else None
+        client = aiomqtt.Client(
+            self._broker.host,
+            self._broker.port,
+            identifier=self.client_id,
+            username=self._broker.username,
+            password=password,
+            keepalive=self._broker.keepalive_s,
+            timeout=10,
+            **self._session_options(),
+        )
+        paho = getattr(client, "_client", None)  # aiomqtt 2.x keeps its paho client here (pinned <3)
+        if not isinstance(paho, mqtt.Client):
+            raise TypeError("this aiomqtt version does not expose its paho client; check fleet.ingest.mqtt_session")
+        paho.manual_ack_set(True)
+        aiomqtt_on_message = cast(CallbackOnMessage, paho.on_message)
+        on_connect = paho.on_connect
+
+        def record(client_: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+            received = Received(
+                message.topic, bytes(message.payload), message.mid, message.qos, self._clock(), self._connection
+            )
+            self.received += 1
+            if message.qos > 0:
+                self._unacked.append(received)
+            self._undelivered.append(received)
+            aiomqtt_on_message(client_, userdata, message)
+
+        def connected(client_: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags, *rest: Any) -> None:
+            self.session_resumed = flags.session_present
+            cast(Any, on_connect)(client_, userdata, flags, *rest)
+
+        paho.on_message = record
+        paho.on_connect = connected
+        self._connection = object()
+        self._unacked.clear()
+        self._undelivered.clear()
+        async with client:
+            self._paho = paho
+            try:
+                for topic_filter in self._subscriptions:
+                    await client.subscribe(topic_filter, qos=1)
+                self._backoff.reset()
+                self.connects += 1
+                self.connected.set()
+                logger.info(
+                    "ingest %s subscribed at %s:%d (%s session)",
+                    self.client_id,
+                    self._broker.host,
+                    self._broker.port,
+                    "resumed" if self.session_resumed else "new",
+                )
+                async for message in client.messages:
+                    received = self._undelivered.popleft()
+                    if received.mid != message.mid:  # cannot happen unless aiomqtt changes how it queues
+                        raise aiomqtt.MqttError(f"message {message.mid} arrived out of step ({received.mid})")
+                    yield received
+            finally:
+                self.connected.clear()
+                self._paho = None
+                self._unacked.clear()  # the broker sends these again on the next connection
+                self._undelivered.clear()
+
+    def ack(self, message: Received) -> None:
+        """Acknowledge ``message``: its PUBACK goes out once every message received before it is acked too."""
+        loop = self._loop
+        if loop is not None and threading.get_ident() != self._loop_thread:
+            loop.call_soon_threadsafe(self._ack, message)
+        else:
+            self._ack(message)
+
+    def _ack(self, message: Received) -> None:
+        if message.acked:
+            return
+        message.acked = True
+        if message.qos == 0:
+            return
+        paho = self._paho
+        if paho is None or message.connection is not self._connection:
+            self.stale_acks += 1  # that connection is gone: the broker sends this message again
+            return
+        unacked = self._unacked
+        while unacked and unacked[0].acked:
+            done = unacked.popleft()
+            paho.ack(done.mid, done.qos)
+            self.acked += 1

@@ -1,0 +1,147 @@
+"""A standalone ingest worker: one more member of the share group for the bulk channels.
+
+Run several (``outpost fleet ingest --index N``, one index per worker, stable across
+restarts) beside ``fleet run``, which owns the database schema, presence, the control channels and
+case delivery. A worker subscribes to the bulk channels (telemetry, event) through the shared
+subscription, writes their points in batches and notes last-seen times in the registry in batches.
+Its MQTT client id is ``{broker.client_id}-ingest-{index}``: a restarted worker resumes its own
+persistent session and receives whatever the broker kept for it (what it had not acknowledged, and
+its share of what arrived while it was away).
+
+Exit codes: 0 after SIGTERM/SIGINT, 3 when the broker refuses the worker's credentials.
+"""
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+
+from fleet.alerts.store import AlertStore
+from fleet.db.engine import create_engine, session_factory
+from fleet.errors import BrokerRefusedError, FleetError, TransientError
+from fleet.ingest.consumer import IngestConsumer
+from fleet.ingest.mqtt_session import IngestSession
+from fleet.ingest.router import IngestRouter
+from fleet.ingest.status import ingest_status
+from fleet.ingest.subscriptions import ingest_filters, worker_client_id
+from fleet.registry import Registry
+from fleet.settings import FleetSettings
+from fleet.timeseries.factory import writer_for
+from protocol.clock import utc_now_ms
+from protocol.codec import Decoder
+from protocol.reconnect import Backoff
+
+logger = logging.getLogger(__name__)
+
+EXIT_REFUSED = 3
+_STABLE_RUN_S = 60.0
+_STATUS_LOG_INTERVAL_S = 60.0
+
+
+class IngestWorker:
+    def __init__(self, settings: FleetSettings, index: int, *, clock: Callable[[], int] = utc_now_ms) -> None:
+        if index < 0:
+            raise ValueError("a worker index is 0 or more")
+        self.settings = settings
+        self._engine = create_engine(settings.database_url)
+        sessions = session_factory(self._engine)
+        # No Registry.load(): that marks every gateway offline, which only the presence owner may do.
+        # A worker registers (idempotently) each gateway the first time it hears from it.
+        self.registry = Registry(sessions, clock)
+        self.writer = writer_for(settings.timeseries)
+        self.router = IngestRouter(self.registry, None, self.writer, AlertStore(sessions, clock), lambda: None, clock)
+        ingest = settings.ingest
+        self.session = IngestSession(
+            settings.broker,
+            worker_client_id(settings.broker.client_id, index),
+            ingest_filters(ingest.share_group, control=False, bulk=True),
+            receive_maximum=ingest.receive_maximum,
+            session_expiry_s=ingest.session_expiry_s,
+        )
+        self.consumer = IngestConsumer(
+            self.session,
+            Decoder(settings.max_payload_bytes),
+            self.router,
+            self.writer,
+            lag_log_interval_s=ingest.lag_log_interval_s,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; raise BrokerRefusedError on a refused login."""
+        if self.settings.ingest.share_group is None:
+            logger.warning("ingest.share_group is unset: this worker receives every bulk message, not a share")
+        tasks = [
+            asyncio.create_task(_supervise("ingest", self.consumer.run), name="ingest"),
+            asyncio.create_task(_supervise("timeseries-writer", self.writer.run), name="timeseries-writer"),
+            asyncio.create_task(self._flush_registry(), name="registry-flusher"),
+            asyncio.create_task(self._log_status(), name="status"),
+        ]
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        try:
+            await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                await self.consumer.drain(self.settings.ingest.drain_timeout_s)
+        finally:
+            for task in [*tasks, stopper]:
+                task.cancel()
+            results = await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            await self._close()
+        for result in results:
+            if isinstance(result, FleetError):
+                raise result
+
+    async def _flush_registry(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.registry_flush_interval_s)
+            try:
+                await self.registry.flush()
+            except TransientError as exc:
+                logger.warning("registry flush postponed: %s", exc)
+
+    async def _log_status(self) -> None:
+        while True:
+            await asyncio.sleep(_STATUS_LOG_INTERVAL_S)
+            status = ingest_status(self.consumer, self.router, self.writer)
+            logger.info("ingest %s: %s", self.session.client_id, status.model_dump_json())
+
+    async def _close(self) -> None:
+        for what, last_write in (("time series", self.writer.flush), ("registry", self.registry.flush)):
+            try:
+                await last_write()
+            except FleetError as exc:
+                logger.error("could not write the last %s updates before stopping: %s", what, exc)
+        await self.writer.sink.close()
+        await self._engine.dispose()
+        status = ingest_status(self.consumer, self.router, self.writer)
+        logger.info("ingest worker %s stopped: %s", self.session.client_id, status.model_dump_json())
+
+
+async def _supervise(name: str, body: Callable[[], Awaitable[None]]) -> None:
+    backoff = Backoff(base_s=1.0, cap_s=60.0)
+    while True:
+        started = time.monotonic()
+        try:
+            await body()
+        except BrokerRefusedError:
+            raise
+        except Exception:
+            if time.monotonic() - started > _STABLE_RUN_S:
+                backoff.reset()
+            delay = backoff.next_delay()
+            logger.exception("%s failed; restarting in %.1f s", name, delay)
+            await asyncio.sleep(delay)
+
+
+async def run_worker(settings: FleetSettings, index: int) -> int:
+    """Run one worker until SIGTERM/SIGINT; the process exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await IngestWorker(settings, index).run(stop)
+    except BrokerRefusedError as exc:
+        logger.critical("%s", exc)
+        return EXIT_REFUSED
+    return 0

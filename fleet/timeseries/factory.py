@@ -1,0 +1,18 @@
+"""Builds the configured time-series sink."""
+
+from fleet.settings import TimeSeriesSettings
+from fleet.timeseries.embedded import EmbeddedSink
+from fleet.timeseries.influx import InfluxSink
+from fleet.timeseries.sink import TimeSeriesSink
+from fleet.timeseries.writer import BatchingWriter
+
+
+def sink_for(settings: TimeSeriesSettings) -> TimeSeriesSink:
+    """The InfluxDB-API sink when ``influx`` is set, else the embedded SQLite store."""
+    if settings.influx is not None:
+        return InfluxSink(settings.influx)
+    return EmbeddedSink(settings.embedded_path)
+
+
+def writer_for(settings: TimeSeriesSettings) -> BatchingWriter:
+    return BatchingWriter(sink_for(settings), settings.batch_points, settings.flush_interval_s, settings.buffer_points)

@@ -1,0 +1,52 @@
+"""The fleet's REST API in-process (ASGI) on a real database, for tests that act as its callers."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from fleet.access.audit import AuditLog
+from fleet.access.tokens import TokenStore
+from fleet.alerts.store import AlertStore
+from fleet.api.app import create_app
+from fleet.api.context import ApiContext
+from fleet.api.schemas import AlertDeliveryStatus, HealthReport, IngestStatus, TimeSeriesStatus
+from fleet.registry import Registry
+from fleet.sites.inventory import GatewayInventory
+from fleet.sites.store import SiteStore
+from tests.fleet.helpers import FakeClock
+
+ADMIN_TOKEN = "test-bootstrap-admin"
+
+
+def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> ApiContext:
+    def no_health() -> HealthReport:
+        """A fleet whose ingest and delivery are not running: these tests exercise the API alone."""
+        return HealthReport(
+            status="degraded",
+            gateways_online=0,
+            ingest=IngestStatus(connected=False, received=0, rejected={}, duplicates=0, stalls=0, handler_errors=0),
+            timeseries=TimeSeriesStatus(
+                sink="none", healthy=False, written_points=0, buffered_points=0, dropped_points=0, rejected_points=0
+            ),
+            alerts=AlertDeliveryStatus(raised=0, delivered=0, dead=0, blocked="not running"),
+        )
+
+    return ApiContext(
+        registry=Registry(sessions, clock),
+        alerts=AlertStore(sessions, clock),
+        health=no_health,
+        sites=SiteStore(sessions, clock),
+        inventory=GatewayInventory(sessions, clock),
+        tokens=TokenStore(sessions, clock, ADMIN_TOKEN),
+        audit=AuditLog(sessions),
+    )
+
+
+@asynccontextmanager
+async def api_client(context: ApiContext, token: str | None = ADMIN_TOKEN) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    transport = httpx.ASGITransport(app=create_app(context))
+    async with httpx.AsyncClient(transport=transport, base_url="http://fleet", headers=headers) as client:
+        yield client
