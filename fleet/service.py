@@ -8,7 +8,6 @@ refusing the fleet's credentials), which stop the service loudly.
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -22,33 +21,21 @@ from fleet.api.context import ApiContext
 from fleet.api.schemas import AlertDeliveryStatus, HealthReport, TimeSeriesStatus
 from fleet.api.server import HttpServer
 from fleet.db.engine import create_engine, migrate, session_factory
-from fleet.errors import BrokerRefusedError, FleetError
+from fleet.errors import FleetError
 from fleet.governance.client import GovernanceClient
 from fleet.ingest.consumer import IngestConsumer
-from fleet.ingest.mqtt_session import IngestSession
 from fleet.ingest.router import IngestRouter
 from fleet.ingest.status import ingest_status
-from fleet.ingest.subscriptions import ingest_filters
 from fleet.presence import PresenceTracker
 from fleet.registry import Registry
 from fleet.settings import FleetSettings
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
-from fleet.timeseries.factory import sink_for
-from fleet.timeseries.sink import TimeSeriesSink
-from fleet.timeseries.writer import BatchingWriter
+from fleet.supervision import supervise
+from fleet.timeseries.factory import writer_for
 from protocol.clock import utc_now_ms
-from protocol.codec import Decoder
-from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
-
-_PERMANENT = (BrokerRefusedError,)
-_STABLE_RUN_S = 60.0
-
-
-def _sink_for(settings: FleetSettings) -> TimeSeriesSink:
-    return sink_for(settings.timeseries)
 
 
 class FleetService:
@@ -66,8 +53,7 @@ class FleetService:
         self.registry = Registry(sessions, clock)
         self.alerts = AlertStore(sessions, clock)
         self.presence = PresenceTracker(settings.presence.missed_heartbeats, settings.presence.default_interval_s)
-        ts = settings.timeseries
-        self.writer = BatchingWriter(_sink_for(settings), ts.batch_points, ts.flush_interval_s, ts.buffer_points)
+        self.writer = writer_for(settings.timeseries)
         self._governance = (
             GovernanceClient(settings.governance, governance_transport) if settings.governance.url else None
         )
@@ -84,20 +70,8 @@ class FleetService:
             self.delivery.wake if self.delivery else lambda: None,
             clock,
         )
-        ingest = settings.ingest
-        session = IngestSession(
-            settings.broker,
-            settings.broker.client_id,
-            ingest_filters(ingest.share_group, control=True, bulk=ingest.in_process),
-            receive_maximum=ingest.receive_maximum,
-            session_expiry_s=ingest.session_expiry_s,
-        )
-        self.consumer = IngestConsumer(
-            session,
-            Decoder(settings.max_payload_bytes),
-            self.router,
-            self.writer,
-            lag_log_interval_s=ingest.lag_log_interval_s,
+        self.consumer = IngestConsumer.from_settings(
+            settings, settings.broker.client_id, self.router, self.writer, control=True, bulk=settings.ingest.in_process
         )
         self.http = HttpServer(
             create_app(
@@ -177,23 +151,7 @@ class FleetService:
         await stop.wait()
 
     def _task(self, name: str, body: Callable[[], Awaitable[None]]) -> "asyncio.Task[None]":
-        return asyncio.create_task(self._supervise(name, body), name=name)
-
-    async def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
-        backoff = Backoff(base_s=1.0, cap_s=60.0)
-        while True:
-            started = time.monotonic()
-            try:
-                await body()
-            except _PERMANENT:
-                logger.critical("%s stopped for good", name, exc_info=True)
-                raise
-            except Exception:
-                if time.monotonic() - started > _STABLE_RUN_S:  # a failure after a good run starts afresh
-                    backoff.reset()
-                delay = backoff.next_delay()
-                logger.exception("%s failed; restarting in %.1f s", name, delay)
-                await asyncio.sleep(delay)
+        return asyncio.create_task(supervise(name, body), name=name)
 
     async def _sweep_presence(self) -> None:
         while True:

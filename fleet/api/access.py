@@ -6,11 +6,11 @@ from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleet.access.roles import Role
-from fleet.api.context import Administrator, Context
+from fleet.api.context import CALLER_RESPONSES, Administrator, Context
 from fleet.db.schema import ApiTokenRow, AuditRow
 from protocol.identifiers import IDENTIFIER_PATTERN, Identifier
 
-router = APIRouter(tags=["access"], responses={401: {"description": "No valid token"}, 403: {"description": "Role"}})
+router = APIRouter(tags=["access"], responses=CALLER_RESPONSES)
 
 TokenName = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
 

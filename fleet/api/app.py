@@ -4,14 +4,14 @@ Every route but ``/healthz`` needs a bearer token whose role allows it (see :mod
 Refusals from the fleet's stores become HTTP answers here, in one place. OpenAPI at ``/docs``.
 """
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from fleet import FLEET_VERSION
 from fleet.api import access, inventory, sites
-from fleet.api.context import ApiContext, Context, Reader
+from fleet.api.context import CALLER_RESPONSES, ApiContext, Context, IdPath, Reader
 from fleet.api.schemas import AlertPublic, GatewayPublic, HealthReport
 from fleet.db.schema import DeliveryState
 from fleet.errors import (
@@ -26,10 +26,8 @@ from fleet.errors import (
 )
 from protocol.identifiers import IDENTIFIER_PATTERN
 
-GatewayIdPath = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
+_UNKNOWN = {"description": "No such gateway or alert"}
 AlertIdPath = Annotated[str, Path(min_length=36, max_length=36)]
-
-_CALLER: dict[int | str, dict[str, Any]] = {401: {"description": "No valid token"}, 403: {"description": "Role"}}
 
 _STATUS: dict[type[RegistryError], int] = {
     NotAuthenticatedError: 401,
@@ -78,7 +76,7 @@ def create_app(context: ApiContext) -> FastAPI:
         """The fleet service's own health (no token needed): broker connection, ingest, time series, delivery."""
         return ctx.health()
 
-    @app.get("/gateways", tags=["gateways"], responses=_CALLER)
+    @app.get("/gateways", tags=["gateways"], responses=CALLER_RESPONSES)
     async def list_gateways(
         ctx: Context,
         _: Reader,
@@ -88,15 +86,17 @@ def create_app(context: ApiContext) -> FastAPI:
         return [GatewayPublic.of(row) for row in await ctx.registry.gateways(village_id)]
 
     @app.get(
-        "/gateways/{gateway_id}", tags=["gateways"], responses={**_CALLER, 404: {"description": "Unknown gateway"}}
+        "/gateways/{gateway_id}",
+        tags=["gateways"],
+        responses={**CALLER_RESPONSES, 404: _UNKNOWN},
     )
-    async def get_gateway(ctx: Context, _: Reader, gateway_id: GatewayIdPath) -> GatewayPublic:
+    async def get_gateway(ctx: Context, _: Reader, gateway_id: IdPath) -> GatewayPublic:
         row = await ctx.registry.gateway(gateway_id)
         if row is None:
             raise NotFoundError(f"no gateway {gateway_id!r}")
         return GatewayPublic.of(row)
 
-    @app.get("/alerts", tags=["alerts"], responses=_CALLER)
+    @app.get("/alerts", tags=["alerts"], responses=CALLER_RESPONSES)
     async def list_alerts(
         ctx: Context,
         _: Reader,
@@ -108,7 +108,7 @@ def create_app(context: ApiContext) -> FastAPI:
         rows = await ctx.alerts.list(village_id=village_id, state=delivery_state, limit=limit)
         return [AlertPublic.of(row) for row in rows]
 
-    @app.get("/alerts/{alert_id}", tags=["alerts"], responses={**_CALLER, 404: {"description": "Unknown alert"}})
+    @app.get("/alerts/{alert_id}", tags=["alerts"], responses={**CALLER_RESPONSES, 404: _UNKNOWN})
     async def get_alert(ctx: Context, _: Reader, alert_id: AlertIdPath) -> AlertPublic:
         row = await ctx.alerts.get(alert_id)
         if row is None:

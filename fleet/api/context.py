@@ -2,9 +2,9 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fleet.access.audit import AuditLog
@@ -16,6 +16,7 @@ from fleet.errors import NotAuthenticatedError, PermissionDeniedError
 from fleet.registry import Registry
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
+from protocol.identifiers import IDENTIFIER_PATTERN
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,14 @@ def _context(request: Request) -> ApiContext:
 
 
 Context = Annotated[ApiContext, Depends(_context)]
+
+CALLER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid token"},
+    403: {"description": "Role"},
+}
+"""What every route that needs a token may answer besides its own outcomes."""
+
+IdPath = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
 
 _bearer = HTTPBearer(auto_error=False, description="An Outpost API token: `Authorization: Bearer opt_…`")
 

@@ -1,17 +1,15 @@
 """Routes for recording gateways in villages and the devices wired to them (technicians)."""
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Response, status
 
-from fleet.api.context import Context, Provisioner, Reader
+from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Provisioner, Reader
 from fleet.api.schemas import GatewayPublic
 from fleet.sites.schemas import DevicePublic, DeviceSpec, GatewayPatch, GatewaySpec
-from protocol.identifiers import IDENTIFIER_PATTERN
 
-router = APIRouter(tags=["gateways"], responses={401: {"description": "No valid token"}, 403: {"description": "Role"}})
+router = APIRouter(tags=["gateways"], responses=CALLER_RESPONSES)
 
-Id = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown gateway, village, grid or device"}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Exists already, or in the way"}}
 
@@ -23,25 +21,27 @@ async def create_gateway(ctx: Context, actor: Provisioner, spec: GatewaySpec) ->
 
 
 @router.patch("/gateways/{gateway_id}", responses={**_NOT_FOUND, **_CONFLICT})
-async def update_gateway(ctx: Context, actor: Provisioner, gateway_id: Id, patch: GatewayPatch) -> GatewayPublic:
+async def update_gateway(ctx: Context, actor: Provisioner, gateway_id: IdPath, patch: GatewayPatch) -> GatewayPublic:
     """Rename a gateway or move it to another village."""
     return GatewayPublic.of(await ctx.inventory.update_gateway(actor, gateway_id, patch))
 
 
 @router.delete("/gateways/{gateway_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_CONFLICT})
-async def delete_gateway(ctx: Context, actor: Provisioner, gateway_id: Id) -> Response:
+async def delete_gateway(ctx: Context, actor: Provisioner, gateway_id: IdPath) -> Response:
     """Remove a gateway and its devices; refused while alerts it raised are on record."""
     await ctx.inventory.delete_gateway(actor, gateway_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/gateways/{gateway_id}/devices", responses={**_NOT_FOUND})
-async def list_devices(ctx: Context, _: Reader, gateway_id: Id) -> list[DevicePublic]:
+async def list_devices(ctx: Context, _: Reader, gateway_id: IdPath) -> list[DevicePublic]:
     return [DevicePublic.of(row) for row in await ctx.inventory.devices(gateway_id)]
 
 
 @router.put("/gateways/{gateway_id}/devices/{device_id}", responses={**_NOT_FOUND, 422: {"description": "Bad grid"}})
-async def put_device(ctx: Context, actor: Provisioner, gateway_id: Id, device_id: Id, spec: DeviceSpec) -> DevicePublic:
+async def put_device(
+    ctx: Context, actor: Provisioner, gateway_id: IdPath, device_id: IdPath, spec: DeviceSpec
+) -> DevicePublic:
     """Record a device on a gateway, or change its kind, name or grid (a grid of the gateway's village)."""
     return DevicePublic.of(await ctx.inventory.put_device(actor, gateway_id, device_id, spec))
 
@@ -49,6 +49,6 @@ async def put_device(ctx: Context, actor: Provisioner, gateway_id: Id, device_id
 @router.delete(
     "/gateways/{gateway_id}/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND}
 )
-async def delete_device(ctx: Context, actor: Provisioner, gateway_id: Id, device_id: Id) -> Response:
+async def delete_device(ctx: Context, actor: Provisioner, gateway_id: IdPath, device_id: IdPath) -> Response:
     await ctx.inventory.delete_device(actor, gateway_id, device_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,9 +2,9 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Response, status
+from fastapi import APIRouter, Body, Query, Response, status
 
-from fleet.api.context import Context, Reader, SiteManager
+from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Reader, SiteManager
 from fleet.sites.csv_import import parse_sites
 from fleet.sites.schemas import (
     CountyPatch,
@@ -23,9 +23,8 @@ from fleet.sites.schemas import (
 )
 from protocol.identifiers import IDENTIFIER_PATTERN
 
-router = APIRouter(tags=["sites"], responses={401: {"description": "No valid token"}, 403: {"description": "Role"}})
+router = APIRouter(tags=["sites"], responses=CALLER_RESPONSES)
 
-Id = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
 IdFilter = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown site"}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Exists already, or still in use"}}
@@ -43,17 +42,17 @@ async def create_county(ctx: Context, actor: SiteManager, spec: CountySpec) -> C
 
 
 @router.get("/counties/{county_id}", responses={**_NOT_FOUND})
-async def get_county(ctx: Context, _: Reader, county_id: Id) -> CountyPublic:
+async def get_county(ctx: Context, _: Reader, county_id: IdPath) -> CountyPublic:
     return CountyPublic.of(await ctx.sites.county(county_id))
 
 
 @router.patch("/counties/{county_id}", responses={**_NOT_FOUND})
-async def update_county(ctx: Context, actor: SiteManager, county_id: Id, patch: CountyPatch) -> CountyPublic:
+async def update_county(ctx: Context, actor: SiteManager, county_id: IdPath, patch: CountyPatch) -> CountyPublic:
     return CountyPublic.of(await ctx.sites.update_county(actor, county_id, patch))
 
 
 @router.delete("/counties/{county_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_CONFLICT})
-async def delete_county(ctx: Context, actor: SiteManager, county_id: Id) -> Response:
+async def delete_county(ctx: Context, actor: SiteManager, county_id: IdPath) -> Response:
     await ctx.sites.delete_county(actor, county_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -69,17 +68,17 @@ async def create_town(ctx: Context, actor: SiteManager, spec: TownSpec) -> TownP
 
 
 @router.get("/towns/{town_id}", responses={**_NOT_FOUND})
-async def get_town(ctx: Context, _: Reader, town_id: Id) -> TownPublic:
+async def get_town(ctx: Context, _: Reader, town_id: IdPath) -> TownPublic:
     return TownPublic.of(await ctx.sites.town(town_id))
 
 
 @router.patch("/towns/{town_id}", responses={**_NOT_FOUND})
-async def update_town(ctx: Context, actor: SiteManager, town_id: Id, patch: TownPatch) -> TownPublic:
+async def update_town(ctx: Context, actor: SiteManager, town_id: IdPath, patch: TownPatch) -> TownPublic:
     return TownPublic.of(await ctx.sites.update_town(actor, town_id, patch))
 
 
 @router.delete("/towns/{town_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_CONFLICT})
-async def delete_town(ctx: Context, actor: SiteManager, town_id: Id) -> Response:
+async def delete_town(ctx: Context, actor: SiteManager, town_id: IdPath) -> Response:
     await ctx.sites.delete_town(actor, town_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -103,45 +102,47 @@ async def create_village(ctx: Context, actor: SiteManager, spec: VillageSpec) ->
 
 
 @router.get("/villages/{village_id}", responses={**_NOT_FOUND})
-async def get_village(ctx: Context, _: Reader, village_id: Id) -> VillagePublic:
+async def get_village(ctx: Context, _: Reader, village_id: IdPath) -> VillagePublic:
     return VillagePublic.of(await ctx.sites.village(village_id))
 
 
 @router.patch("/villages/{village_id}", responses={**_NOT_FOUND, **_CONFLICT})
-async def update_village(ctx: Context, actor: SiteManager, village_id: Id, patch: VillagePatch) -> VillagePublic:
+async def update_village(ctx: Context, actor: SiteManager, village_id: IdPath, patch: VillagePatch) -> VillagePublic:
     return VillagePublic.of(await ctx.sites.update_village(actor, village_id, patch))
 
 
 @router.delete("/villages/{village_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_CONFLICT})
-async def delete_village(ctx: Context, actor: SiteManager, village_id: Id) -> Response:
+async def delete_village(ctx: Context, actor: SiteManager, village_id: IdPath) -> Response:
     await ctx.sites.delete_village(actor, village_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/villages/{village_id}/grids", responses={**_NOT_FOUND})
-async def list_grids(ctx: Context, _: Reader, village_id: Id) -> list[GridPublic]:
+async def list_grids(ctx: Context, _: Reader, village_id: IdPath) -> list[GridPublic]:
     return [GridPublic.of(row) for row in await ctx.sites.grids(village_id)]
 
 
 @router.post("/villages/{village_id}/grids", status_code=status.HTTP_201_CREATED, responses={**_NOT_FOUND, **_CONFLICT})
-async def create_grid(ctx: Context, actor: SiteManager, village_id: Id, spec: GridSpec) -> GridPublic:
+async def create_grid(ctx: Context, actor: SiteManager, village_id: IdPath, spec: GridSpec) -> GridPublic:
     return GridPublic.of(await ctx.sites.create_grid(actor, village_id, spec))
 
 
 @router.get("/villages/{village_id}/grids/{grid_id}", responses={**_NOT_FOUND})
-async def get_grid(ctx: Context, _: Reader, village_id: Id, grid_id: Id) -> GridPublic:
+async def get_grid(ctx: Context, _: Reader, village_id: IdPath, grid_id: IdPath) -> GridPublic:
     return GridPublic.of(await ctx.sites.grid(village_id, grid_id))
 
 
 @router.patch("/villages/{village_id}/grids/{grid_id}", responses={**_NOT_FOUND})
-async def update_grid(ctx: Context, actor: SiteManager, village_id: Id, grid_id: Id, patch: GridPatch) -> GridPublic:
+async def update_grid(
+    ctx: Context, actor: SiteManager, village_id: IdPath, grid_id: IdPath, patch: GridPatch
+) -> GridPublic:
     return GridPublic.of(await ctx.sites.update_grid(actor, village_id, grid_id, patch))
 
 
 @router.delete(
     "/villages/{village_id}/grids/{grid_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND}
 )
-async def delete_grid(ctx: Context, actor: SiteManager, village_id: Id, grid_id: Id) -> Response:
+async def delete_grid(ctx: Context, actor: SiteManager, village_id: IdPath, grid_id: IdPath) -> Response:
     await ctx.sites.delete_grid(actor, village_id, grid_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

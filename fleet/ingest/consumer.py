@@ -20,6 +20,8 @@ import logging
 from fleet.errors import TransientError
 from fleet.ingest.mqtt_session import IngestSession, Received
 from fleet.ingest.router import IngestRouter
+from fleet.ingest.subscriptions import ingest_filters
+from fleet.settings import FleetSettings
 from fleet.timeseries.writer import BatchingWriter
 from protocol.codec import Decoder, Rejection
 from protocol.reconnect import Backoff
@@ -53,6 +55,29 @@ class IngestConsumer:
         self.pauses = 0
         self.waiting = 0  # taken and routed, waiting for their points to be stored
         self._all_stored = asyncio.Event()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: FleetSettings,
+        client_id: str,
+        router: IngestRouter,
+        writer: BatchingWriter,
+        *,
+        control: bool,
+        bulk: bool,
+    ) -> "IngestConsumer":
+        """A consumer on its own persistent session ``client_id``, taking the control and/or bulk channels."""
+        ingest = settings.ingest
+        session = IngestSession(
+            settings.broker,
+            client_id,
+            ingest_filters(ingest.share_group, control=control, bulk=bulk),
+            receive_maximum=ingest.receive_maximum,
+            session_expiry_s=ingest.session_expiry_s,
+        )
+        decoder = Decoder(settings.max_payload_bytes)
+        return cls(session, decoder, router, writer, lag_log_interval_s=ingest.lag_log_interval_s)
 
     @property
     def connected(self) -> asyncio.Event:

@@ -14,28 +14,24 @@ Exit codes: 0 after SIGTERM/SIGINT, 3 when the broker refuses the worker's crede
 import asyncio
 import logging
 import signal
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from fleet.alerts.store import AlertStore
 from fleet.db.engine import create_engine, session_factory
 from fleet.errors import BrokerRefusedError, FleetError, TransientError
 from fleet.ingest.consumer import IngestConsumer
-from fleet.ingest.mqtt_session import IngestSession
 from fleet.ingest.router import IngestRouter
 from fleet.ingest.status import ingest_status
-from fleet.ingest.subscriptions import ingest_filters, worker_client_id
+from fleet.ingest.subscriptions import worker_client_id
 from fleet.registry import Registry
 from fleet.settings import FleetSettings
+from fleet.supervision import supervise
 from fleet.timeseries.factory import writer_for
 from protocol.clock import utc_now_ms
-from protocol.codec import Decoder
-from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
 
 EXIT_REFUSED = 3
-_STABLE_RUN_S = 60.0
 _STATUS_LOG_INTERVAL_S = 60.0
 
 
@@ -51,29 +47,19 @@ class IngestWorker:
         self.registry = Registry(sessions, clock)
         self.writer = writer_for(settings.timeseries)
         self.router = IngestRouter(self.registry, None, self.writer, AlertStore(sessions, clock), lambda: None, clock)
-        ingest = settings.ingest
-        self.session = IngestSession(
-            settings.broker,
-            worker_client_id(settings.broker.client_id, index),
-            ingest_filters(ingest.share_group, control=False, bulk=True),
-            receive_maximum=ingest.receive_maximum,
-            session_expiry_s=ingest.session_expiry_s,
+        client_id = worker_client_id(settings.broker.client_id, index)
+        self.consumer = IngestConsumer.from_settings(
+            settings, client_id, self.router, self.writer, control=False, bulk=True
         )
-        self.consumer = IngestConsumer(
-            self.session,
-            Decoder(settings.max_payload_bytes),
-            self.router,
-            self.writer,
-            lag_log_interval_s=ingest.lag_log_interval_s,
-        )
+        self.session = self.consumer.session
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; raise BrokerRefusedError on a refused login."""
         if self.settings.ingest.share_group is None:
             logger.warning("ingest.share_group is unset: this worker receives every bulk message, not a share")
         tasks = [
-            asyncio.create_task(_supervise("ingest", self.consumer.run), name="ingest"),
-            asyncio.create_task(_supervise("timeseries-writer", self.writer.run), name="timeseries-writer"),
+            asyncio.create_task(supervise("ingest", self.consumer.run), name="ingest"),
+            asyncio.create_task(supervise("timeseries-writer", self.writer.run), name="timeseries-writer"),
             asyncio.create_task(self._flush_registry(), name="registry-flusher"),
             asyncio.create_task(self._log_status(), name="status"),
         ]
@@ -117,22 +103,6 @@ class IngestWorker:
         logger.info("ingest worker %s stopped: %s", self.session.client_id, status.model_dump_json())
 
 
-async def _supervise(name: str, body: Callable[[], Awaitable[None]]) -> None:
-    backoff = Backoff(base_s=1.0, cap_s=60.0)
-    while True:
-        started = time.monotonic()
-        try:
-            await body()
-        except BrokerRefusedError:
-            raise
-        except Exception:
-            if time.monotonic() - started > _STABLE_RUN_S:
-                backoff.reset()
-            delay = backoff.next_delay()
-            logger.exception("%s failed; restarting in %.1f s", name, delay)
-            await asyncio.sleep(delay)
-
-
 async def run_worker(settings: FleetSettings, index: int) -> int:
     """Run one worker until SIGTERM/SIGINT; the process exit code."""
     stop = asyncio.Event()
@@ -141,7 +111,6 @@ async def run_worker(settings: FleetSettings, index: int) -> int:
         loop.add_signal_handler(signum, stop.set)
     try:
         await IngestWorker(settings, index).run(stop)
-    except BrokerRefusedError as exc:
-        logger.critical("%s", exc)
+    except BrokerRefusedError:  # logged where it stopped the worker
         return EXIT_REFUSED
     return 0
