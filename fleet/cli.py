@@ -18,6 +18,9 @@ app = typer.Typer(
 app.add_typer(sites, name="sites")
 app.add_typer(gateways, name="gateways")
 app.add_typer(tokens, name="tokens")
+# --- enrollment CLI ---
+# --- config push CLI ---
+# --- command CLI ---
 
 
 def _settings() -> FleetSettings:

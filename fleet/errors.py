@@ -78,6 +78,10 @@ class BrokerRefusedError(FleetError):
     """The MQTT broker refused the fleet's credentials: retrying cannot help."""
 
 
+class DownlinkUnavailableError(TransientError):
+    """A message to a gateway was not acknowledged by the broker in time (no connection, or it dropped)."""
+
+
 class BrokerControlUnavailableError(TransientError):
     """The broker's dynamic security control API did not answer: unreachable, disconnected or timed out."""
 

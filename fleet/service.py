@@ -70,6 +70,9 @@ class FleetService:
             self.delivery.wake if self.delivery else lambda: None,
             clock,
         )
+        # --- enrollment service parts ---
+        # --- config push service parts ---
+        # --- command service parts ---
         self.consumer = IngestConsumer.from_settings(
             settings, settings.broker.client_id, self.router, self.writer, control=True, bulk=settings.ingest.in_process
         )
@@ -130,6 +133,9 @@ class FleetService:
             ]
             if self.delivery is not None:
                 tasks.append(self._task("case-delivery", self.delivery.run))
+            # --- enrollment tasks ---
+            # --- config push tasks ---
+            # --- command tasks ---
             await self.http.start()
             self.ready.set()
             stopper = asyncio.create_task(self._until(stop), name="stop")

@@ -113,6 +113,13 @@ class IngestSettings(_Section):
     lag_log_interval_s: float = Field(default=10.0, gt=0, description="How often a lagging ingest logs its lag.")
 
 
+# --- enrollment settings sections ---
+
+# --- config push settings sections ---
+
+# --- command settings sections ---
+
+
 class FleetSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTPOST_FLEET_", env_nested_delimiter="__", extra="forbid")
 
@@ -124,6 +131,9 @@ class FleetSettings(BaseSettings):
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     presence: PresenceSettings = Field(default_factory=PresenceSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    # --- enrollment settings fields ---
+    # --- config push settings fields ---
+    # --- command settings fields ---
     max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024)
     registry_flush_interval_s: float = Field(default=1.0, gt=0)
 

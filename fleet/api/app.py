@@ -70,6 +70,9 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(sites.router)
     app.include_router(inventory.router)
     app.include_router(access.router)
+    # --- enrollment routers ---
+    # --- config push routers ---
+    # --- command routers ---
 
     @app.get("/healthz", tags=["service"])
     async def healthz(ctx: Context) -> HealthReport:

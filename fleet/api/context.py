@@ -28,6 +28,9 @@ class ApiContext:
     inventory: GatewayInventory
     tokens: TokenStore
     audit: AuditLog
+    # --- enrollment context fields ---
+    # --- config push context fields ---
+    # --- command context fields ---
 
 
 def _context(request: Request) -> ApiContext:

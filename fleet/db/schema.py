@@ -146,3 +146,10 @@ class AlertRow(Base):
     last_error: Mapped[str | None] = mapped_column(String(512))
     case_id: Mapped[str | None] = mapped_column(String(64))
     delivered_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# --- enrollment rows (enrollment) ---
+
+# --- config push rows (configs) ---
+
+# --- command rows (commands) ---

@@ -10,7 +10,7 @@ not the record, so a message is acknowledged without waiting for it.
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fleet.alerts.store import AlertStore
 from fleet.errors import DataIntegrityError
@@ -20,11 +20,25 @@ from fleet.registry import Registry
 from fleet.timeseries.points import event_point, health_point, telemetry_points
 from fleet.timeseries.writer import BatchingWriter
 from protocol.codec import Inbound
-from protocol.messages import Alert, DeviceEvent, Heartbeat, Presence, PresenceReason, PresenceState, TelemetryBatch
+from protocol.messages import (
+    Alert,
+    CommandResponse,
+    ConfigReported,
+    DeviceEvent,
+    Heartbeat,
+    Presence,
+    PresenceReason,
+    PresenceState,
+    TelemetryBatch,
+)
 
 logger = logging.getLogger(__name__)
 
 Completion = asyncio.Future[None]
+ConfigReportedHandler = Callable[[str, ConfigReported], Awaitable[None]]
+"""Takes a gateway's config report (village id, report); returns once it is stored."""
+CommandResponseHandler = Callable[[str, CommandResponse], Awaitable[None]]
+"""Takes a gateway's answer to a command (village id, response); returns once it is stored."""
 
 
 class IngestRouter:
@@ -39,8 +53,13 @@ class IngestRouter:
         alerts: AlertStore,
         on_alert: Callable[[], None],
         clock: Callable[[], int],
+        *,
+        on_config_reported: ConfigReportedHandler | None = None,
+        on_command_response: CommandResponseHandler | None = None,
     ) -> None:
         self._registry = registry
+        self._on_config_reported = on_config_reported
+        self._on_command_response = on_command_response
         self._presence = presence
         self._writer = writer
         self._alerts = alerts
@@ -100,6 +119,10 @@ class IngestRouter:
                     self.alerts_raised += 1
                     self._on_alert()
                 interval = None
+            case ConfigReported() | CommandResponse():
+                self._registry.note_seen(message.gateway_id, now)
+                await self._on_reply(village_id, message)
+                interval = None
             case _:
                 logger.debug("no handler yet for %s from %s", inbound.topic.channel, message.gateway_id)
                 return None
@@ -108,6 +131,13 @@ class IngestRouter:
             if transition is not None:
                 await self._registry.apply([transition])
         return completion
+
+    async def _on_reply(self, village_id: str, message: ConfigReported | CommandResponse) -> None:
+        if isinstance(message, ConfigReported):
+            if self._on_config_reported is not None:
+                await self._on_config_reported(village_id, message)
+        elif self._on_command_response is not None:
+            await self._on_command_response(village_id, message)
 
     async def _on_presence(self, village_id: str, presence: Presence, now: int) -> None:
         self._registry.note_agent_version(presence.gateway_id, presence.agent_version, now)

@@ -41,6 +41,9 @@ def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
         inventory=GatewayInventory(sessions, clock),
         tokens=TokenStore(sessions, clock, ADMIN_TOKEN),
         audit=AuditLog(sessions),
+        # --- enrollment context fields ---
+        # --- config push context fields ---
+        # --- command context fields ---
     )
 
 

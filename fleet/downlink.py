@@ -1,0 +1,99 @@
+"""The fleet's publishing connection: desired configs and commands to gateways, QoS 1.
+
+One MQTT connection, kept up by :meth:`Downlink.run` (reconnecting with backoff; a refused login
+raises :class:`~fleet.errors.BrokerRefusedError`). :meth:`Downlink.publish` waits until the
+connection is up, publishes on the message's channel for that gateway (retained where the channel
+is retained, e.g. ``config/desired``) and returns once the broker acknowledged it (PUBACK), so a
+caller that records "published" after it returns never records a message the broker did not take.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+
+from fleet.errors import BrokerRefusedError, DownlinkUnavailableError
+from fleet.settings import BrokerSettings
+from protocol.codec import encode
+from protocol.messages import Message, channel_of
+from protocol.reconnect import Backoff, is_permanent_refusal, refusal_code
+from protocol.topics import gateway_topic
+
+logger = logging.getLogger(__name__)
+
+ClientFactory = Callable[[], aiomqtt.Client]
+
+
+class Downlink:
+    def __init__(self, broker: BrokerSettings, client_id: str, *, backoff: Backoff | None = None) -> None:
+        self._broker = broker
+        self.client_id = client_id
+        self._backoff = backoff or Backoff()
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self.published = 0
+        self.failed = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def run(self) -> None:
+        """Keep the connection up until cancelled."""
+        while True:
+            try:
+                await self._connection()
+            except aiomqtt.MqttError as exc:
+                code = refusal_code(exc.rc) if isinstance(exc, MqttConnectError) else None
+                if is_permanent_refusal(code):
+                    raise BrokerRefusedError(
+                        f"broker {self._broker.host}:{self._broker.port} refused {self.client_id} (code {code})"
+                    ) from exc
+                delay = self._backoff.next_delay()
+                logger.warning("downlink %s lost the broker (%s); reconnecting in %.1f s", self.client_id, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _connection(self) -> None:
+        password = self._broker.password.get_secret_value() if self._broker.password else None
+        protocol = aiomqtt.ProtocolVersion.V311 if self._broker.mqtt_version == "3.1.1" else aiomqtt.ProtocolVersion.V5
+        client = aiomqtt.Client(
+            self._broker.host,
+            self._broker.port,
+            identifier=self.client_id,
+            username=self._broker.username,
+            password=password,
+            keepalive=self._broker.keepalive_s,
+            protocol=protocol,
+            timeout=10,
+        )
+        async with client:
+            self._client = client
+            self._backoff.reset()
+            self._connected.set()
+            logger.info("downlink %s connected to %s:%d", self.client_id, self._broker.host, self._broker.port)
+            try:
+                async for _ in client.messages:  # returns when the connection drops (no subscriptions)
+                    pass
+            finally:
+                self._connected.clear()
+                self._client = None
+        raise aiomqtt.MqttError("connection closed")
+
+    async def publish(self, village_id: str, message: Message, *, timeout_s: float = 10.0) -> None:
+        """Publish ``message`` to its gateway; raise :class:`DownlinkUnavailableError` if the broker has not
+        acknowledged it within ``timeout_s`` (waiting for the connection included)."""
+        channel = channel_of(message)
+        topic = gateway_topic(village_id, message.gateway_id, channel)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._connected.wait()
+                client = self._client
+                if client is None:
+                    raise DownlinkUnavailableError(f"no broker connection to publish {topic}")
+                await client.publish(topic, encode(message), qos=1, retain=channel.retained)
+        except (TimeoutError, aiomqtt.MqttError) as exc:
+            self.failed += 1
+            raise DownlinkUnavailableError(f"could not publish {topic} within {timeout_s:.0f} s: {exc}") from exc
+        self.published += 1
