@@ -11,7 +11,13 @@ from typing import Final
 
 from fleet.broker_access.acls import Acl, AclType
 from protocol.identifiers import is_identifier
-from protocol.topics import fleet_publish_filters, gateway_publish_topics, gateway_receive_topics, uplink_filters
+from protocol.topics import (
+    fleet_publish_filters,
+    gateway_publish_topics,
+    gateway_receive_topics,
+    shared_filter,
+    uplink_filters,
+)
 
 GATEWAY_ROLE_PREFIX: Final = "outpost-gateway-"
 FLEET_ROLE: Final = "outpost-fleet"
@@ -35,16 +41,21 @@ def gateway_acls(village_id: str, gateway_id: str) -> list[Acl]:
     ]
 
 
-def fleet_acls() -> list[Acl]:
-    """Everything the fleet service may do: publish any gateway's downlink, read any gateway's uplink.
+def fleet_acls(share_group: str | None = None) -> list[Acl]:
+    """Everything the fleet service and its ingest workers may do: publish any gateway's downlink, read
+    any gateway's uplink, alone or as members of the shared subscription group ``share_group``.
 
     Subscriptions are patterns, so the fleet may also subscribe to a narrower filter (one village's, or
-    one channel's of one gateway).
+    one channel's of one gateway). Mosquitto 2.0 checks a shared subscription against its whole filter,
+    ``$share/{group}/…``, so the group's filters are granted by name: only the configured group, so a
+    leaked fleet credential cannot join another group and split its load. Delivery is checked against
+    the message's topic, which the uplink patterns cover either way.
     """
     uplink = uplink_filters()
+    subscriptions = uplink + ([shared_filter(share_group, f) for f in uplink] if share_group else [])
     return [
         *Acl.allowing(AclType.PUBLISH_CLIENT_SEND, fleet_publish_filters()),
         *Acl.allowing(AclType.PUBLISH_CLIENT_RECEIVE, uplink),
-        *Acl.allowing(AclType.SUBSCRIBE_PATTERN, uplink),
-        *Acl.allowing(AclType.UNSUBSCRIBE_PATTERN, uplink),
+        *Acl.allowing(AclType.SUBSCRIBE_PATTERN, subscriptions),
+        *Acl.allowing(AclType.UNSUBSCRIBE_PATTERN, subscriptions),
     ]

@@ -52,15 +52,17 @@ class BrokerAccess:
         """Deny every publish, delivery, subscription and unsubscription that no role's ACL grants."""
         await self._run([commands.set_default_acl_access(DENY_ALL)])
 
-    async def ensure_fleet_client(self, username: str, password: str) -> bool:
-        """Make sure the fleet service can log in as ``username`` with the fleet's role (its ACLs are
-        rewritten to :func:`~fleet.broker_access.policy.fleet_acls` either way).
+    async def ensure_fleet_client(self, username: str, password: str, *, share_group: str | None = None) -> bool:
+        """Make sure the fleet service and its ingest workers can log in as ``username`` with the fleet's
+        role (its ACLs are rewritten to :func:`~fleet.broker_access.policy.fleet_acls` either way, with
+        the shared subscriptions of ``share_group``).
 
         Returns True if the client was created, False if it existed with the fleet's role, in which case
         its password is left as it is (changing it disconnects the running service). Raises
         :class:`~fleet.errors.BrokerAccessConflictError` if ``username`` belongs to another client.
         """
-        return await self._ensure_client(username, password, FLEET_ROLE, fleet_acls(), "Outpost fleet service")
+        acls = fleet_acls(share_group)
+        return await self._ensure_client(username, password, FLEET_ROLE, acls, "Outpost fleet service")
 
     async def ensure_gateway_role(self, village_id: str, gateway_id: str) -> None:
         """Create the gateway's role, or rewrite its ACLs (e.g. after the gateway moved village)."""

@@ -17,6 +17,7 @@ from protocol.topics import (
     gateway_publish_topics,
     gateway_receive_topics,
     gateway_topic,
+    shared_filter,
     uplink_filters,
 )
 
@@ -102,6 +103,17 @@ def test_the_fleet_subscribes_by_pattern_to_the_uplink_filters() -> None:
     assert _topics(acls, AclType.SUBSCRIBE_PATTERN) == uplink_filters()
     assert _topics(acls, AclType.UNSUBSCRIBE_PATTERN) == uplink_filters()
     assert not _topics(acls, AclType.SUBSCRIBE_LITERAL)
+
+
+def test_ingest_workers_may_join_the_configured_share_group_only() -> None:
+    acls = fleet_acls("outpost-ingest")
+    subscriptions = _topics(acls, AclType.SUBSCRIBE_PATTERN)
+
+    for topic_filter in uplink_filters():
+        assert shared_filter("outpost-ingest", topic_filter) in subscriptions
+        assert topic_filter in subscriptions
+    assert not any(sub.startswith("$share/+") or "/other/" in sub for sub in subscriptions)
+    assert _topics(acls, AclType.PUBLISH_CLIENT_RECEIVE) == uplink_filters()
 
 
 def test_role_names() -> None:

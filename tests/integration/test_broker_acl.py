@@ -33,7 +33,7 @@ from fleet.errors import BrokerAccessConflictError, BrokerAccessNotFoundError, B
 from protocol.clock import utc_now_ms
 from protocol.gateway_config import DeviceKind, DeviceSpec, GatewayConfig
 from protocol.reconnect import refusal_code
-from protocol.topics import Channel, fleet_filter, gateway_filters, gateway_topic, uplink_filters
+from protocol.topics import Channel, fleet_filter, gateway_filters, gateway_topic, shared_filter, uplink_filters
 from simulators.infra.mosquitto import DynsecAdmin, MosquittoBroker, dynamic_security_plugin
 from tests.integration.conftest import eventually
 
@@ -41,6 +41,7 @@ pytestmark = pytest.mark.integration
 
 ADMIN = DynsecAdmin("dynsec-admin", "admin-password")
 FLEET_USER, FLEET_PASSWORD = "outpost-fleet", "fleet-password"
+SHARE_GROUP = "outpost-ingest"
 NOT_AUTHORISED = 135  # MQTT 5 reason code; paho reports MQTT 3.1.1's CONNACK 5 and SUBACK 0x80 as 135 / 128
 SUBACK_FAILURE = 0x80
 QUIET_S = 0.3
@@ -75,7 +76,7 @@ async def access(broker: MosquittoBroker) -> AsyncIterator[BrokerAccess]:
     async with DynsecControl(broker.host, broker.port, username=ADMIN.username, password=ADMIN.password) as control:
         access = BrokerAccess(control)
         await access.deny_by_default()
-        assert await access.ensure_fleet_client(FLEET_USER, FLEET_PASSWORD)
+        assert await access.ensure_fleet_client(FLEET_USER, FLEET_PASSWORD, share_group=SHARE_GROUP)
         for gateway in (A, B):
             assert await access.provision_gateway(gateway.village_id, gateway.gateway_id, gateway.password)
         yield access
@@ -305,6 +306,39 @@ async def test_a_re_enrolled_gateways_old_password_no_longer_works(
     async with gateway_client(broker, A, password="password-a-2") as gateway:
         await gateway.publish(A.topic(Channel.ALERT), b"after re-enrolment", qos=1)
     await fleet.wait_for(A.topic(Channel.ALERT), b"after re-enrolment")
+
+
+async def test_ingest_workers_share_the_uplink_in_their_group_and_may_not_join_another(
+    broker: MosquittoBroker, access: BrokerAccess
+) -> None:
+    telemetry = fleet_filter(Channel.TELEMETRY)
+    async with (
+        client(broker, FLEET_USER, FLEET_PASSWORD, v5=True, name="worker-0") as first,
+        client(broker, FLEET_USER, FLEET_PASSWORD, v5=True, name="worker-1") as second,
+    ):
+        for worker in (first, second):
+            [granted] = await worker.subscribe(shared_filter(SHARE_GROUP, telemetry), qos=1)
+            assert refusal_code(granted) == 1
+        [refused] = await first.subscribe(shared_filter("another-group", telemetry), qos=1)
+        assert refusal_code(refused) == NOT_AUTHORISED
+
+        async with gateway_client(broker, A) as gateway:
+            for n in range(20):
+                await gateway.publish(A.topic(Channel.TELEMETRY), b"%d" % n, qos=1)
+        taken = await asyncio.gather(_drain(first), _drain(second))
+
+    assert sorted(int(payload) for share in taken for payload in share) == list(range(20))
+    assert all(taken), "the group split the messages between its two workers"
+
+
+async def _drain(subscriber: aiomqtt.Client) -> list[bytes]:
+    """What arrives until the subscriber has been quiet for :data:`QUIET_S`."""
+    payloads = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            _, payload = await next_payload(subscriber, within_s=QUIET_S * 3)
+            payloads.append(payload)
+    return payloads
 
 
 @pytest.mark.parametrize(
