@@ -11,7 +11,13 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from edge.errors import EdgeError, RestartRequestedError, UplinkRefusedError
+from edge.errors import (
+    EdgeError,
+    EnrollmentRefusedError,
+    FleetUnreachableError,
+    RestartRequestedError,
+    UplinkRefusedError,
+)
 from edge.settings import EdgeSettings
 
 logger = logging.getLogger(__name__)
@@ -61,6 +67,91 @@ def unit() -> None:
     Install it with: outpost gateway unit > /etc/systemd/system/outpost-gateway.service
     """
     typer.echo(files("edge").joinpath("systemd/outpost-gateway.service").read_text(encoding="utf-8"), nl=False)
+
+
+@app.command("enroll")
+def enroll(
+    fleet: Annotated[str | None, typer.Option(help="The fleet's URL, https://… (or give --code).")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="The enrollment token, oet_… (or give --code).", show_default=False)
+    ] = None,
+    code: Annotated[
+        str | None,
+        typer.Option(help="The enrollment code (outpost-enroll:1?fleet=…&token=…), e.g. from the QR code."),
+    ] = None,
+    fleet_ca: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="PEM CA that signed the fleet's certificate (a private CA)."),
+    ] = None,
+    insecure_http: Annotated[
+        bool, typer.Option("--insecure-http", help="Allow a plain http:// fleet URL (development only).")
+    ] = False,
+    config_dir: Annotated[Path, typer.Option(help="Where the settings, key and CA files go.")] = Path("/etc/outpost"),
+    state_dir: Annotated[Path, typer.Option(help="The agent's buffer and state.")] = Path("/var/lib/outpost"),
+    group: Annotated[
+        str | None,
+        typer.Option(
+            help="The agent's group, which may read the settings ('' for none). Default: outpost, if it exists."
+        ),
+    ] = None,
+    systemd: Annotated[bool, typer.Option("--systemd/--no-systemd", help="Install the agent's systemd unit.")] = True,
+    systemd_dir: Annotated[Path, typer.Option(help="Where to install the unit.")] = Path("/etc/systemd/system"),
+    start: Annotated[bool, typer.Option("--start", help="Enable and (re)start the agent if systemd runs.")] = False,
+) -> None:
+    """Enroll this gateway with the fleet: make its key pair, receive its id, broker credentials, CA and initial
+    config, write them (secrets 0600) and install the systemd unit. Enrolling again replaces the credentials
+    (the previous files are kept in a backup directory)."""
+    import socket  # noqa: PLC0415 - keeps `--help` fast
+
+    from edge.enrollment.enroll import EnrollOptions, enroll_gateway  # noqa: PLC0415
+    from protocol.enrollment import parse_enrollment_code  # noqa: PLC0415
+    from protocol.errors import EnrollmentCodeError  # noqa: PLC0415
+
+    if code is not None:
+        if fleet is not None or token is not None:
+            typer.echo("give either --code or --fleet and --token", err=True)
+            raise typer.Exit(2)
+        try:
+            parsed = parse_enrollment_code(code)
+        except EnrollmentCodeError as exc:
+            typer.echo(f"invalid --code: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        fleet, token = parsed.fleet_url, parsed.token
+    if fleet is None or token is None:
+        typer.echo("give --code, or --fleet and --token", err=True)
+        raise typer.Exit(2)
+    options = EnrollOptions(
+        fleet_url=fleet,
+        token=token,
+        hostname=socket.gethostname(),
+        config_dir=config_dir,
+        state_dir=state_dir,
+        fleet_ca=fleet_ca,
+        allow_http=insecure_http,
+        group=group,
+        systemd_dir=systemd_dir if systemd else None,
+        start=start,
+    )
+    try:
+        result = enroll_gateway(options)
+    except EnrollmentRefusedError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except FleetUnreachableError as exc:
+        typer.echo(f"failed: {exc}", err=True)
+        raise typer.Exit(3) from exc
+    except EdgeError as exc:
+        typer.echo(f"failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    action = "re-enrolled (its previous credentials no longer work)" if result.replaced else "enrolled"
+    typer.echo(f"{action} as gateway {result.gateway_id} of village {result.village_id} (key {result.key_id})")
+    typer.echo(f"settings: {result.settings_file}{'' if result.production else ' (development)'}")
+    if result.backup_dir is not None:
+        typer.echo(f"previous files: {result.backup_dir}")
+    if result.unit_file is not None:
+        typer.echo(f"systemd unit: {result.unit_file}{' (started)' if result.started else ''}")
+    for notice in result.notices:
+        typer.echo(f"note: {notice}", err=True)
 
 
 async def _run(settings: EdgeSettings) -> None:

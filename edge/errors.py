@@ -37,3 +37,15 @@ class ConfigApplyError(EdgeError):
 
 class RestartRequestedError(EdgeError):
     """The fleet asked the agent to restart; it stopped cleanly so its supervisor (systemd) starts it again."""
+
+
+class EnrollmentError(EdgeError):
+    """``outpost gateway enroll`` could not enroll the gateway or write what it received."""
+
+
+class EnrollmentRefusedError(EnrollmentError):
+    """The fleet refused the enrollment (token unknown, used, expired or revoked; a conflict): ask for a new token."""
+
+
+class FleetUnreachableError(EnrollmentError):
+    """The fleet could not be reached, answered with a server error, or its certificate is not trusted."""

@@ -8,6 +8,9 @@ import typer
 from pydantic import ValidationError
 
 from fleet.admin_cli import gateways, sites, tokens
+from fleet.commands_cli import command
+from fleet.config_cli import config
+from fleet.enrollment_cli import enrollment
 from fleet.errors import FleetError
 from fleet.settings import FleetSettings
 
@@ -19,8 +22,11 @@ app.add_typer(sites, name="sites")
 app.add_typer(gateways, name="gateways")
 app.add_typer(tokens, name="tokens")
 # --- enrollment CLI ---
+app.add_typer(enrollment, name="enrollment")  # also adds `gateways revoke|restore`
 # --- config push CLI ---
+app.add_typer(config, name="config")
 # --- command CLI ---
+app.add_typer(command, name="command")
 
 
 def _settings() -> FleetSettings:

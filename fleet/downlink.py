@@ -5,6 +5,8 @@ raises :class:`~fleet.errors.BrokerRefusedError`). :meth:`Downlink.publish` wait
 connection is up, publishes on the message's channel for that gateway (retained where the channel
 is retained, e.g. ``config/desired``) and returns once the broker acknowledged it (PUBACK), so a
 caller that records "published" after it returns never records a message the broker did not take.
+Up to ``max_in_flight`` publishes may await their PUBACK at once (paho's own default is 20); callers
+fanning out bound their concurrency to it.
 """
 
 import asyncio
@@ -27,8 +29,11 @@ ClientFactory = Callable[[], aiomqtt.Client]
 
 
 class Downlink:
-    def __init__(self, broker: BrokerSettings, client_id: str, *, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self, broker: BrokerSettings, client_id: str, *, max_in_flight: int = 100, backoff: Backoff | None = None
+    ) -> None:
         self._broker = broker
+        self._max_in_flight = max_in_flight
         self.client_id = client_id
         self._backoff = backoff or Backoff()
         self._client: aiomqtt.Client | None = None
@@ -67,7 +72,9 @@ class Downlink:
             keepalive=self._broker.keepalive_s,
             protocol=protocol,
             timeout=10,
+            max_inflight_messages=self._max_in_flight,
         )
+        client.pending_calls_threshold = self._max_in_flight  # aiomqtt warns above it (default 10)
         async with client:
             self._client = client
             self._backoff.reset()
@@ -95,5 +102,5 @@ class Downlink:
                 await client.publish(topic, encode(message), qos=1, retain=channel.retained)
         except (TimeoutError, aiomqtt.MqttError) as exc:
             self.failed += 1
-            raise DownlinkUnavailableError(f"could not publish {topic} within {timeout_s:.0f} s: {exc}") from exc
+            raise DownlinkUnavailableError(f"could not publish {topic} within {timeout_s:g} s: {exc}") from exc
         self.published += 1

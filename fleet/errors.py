@@ -134,3 +134,16 @@ class NotAuthenticatedError(AccessError):
 
 class PermissionDeniedError(AccessError):
     """The caller's role does not allow this action."""
+
+
+class EnrollmentTokenError(NotAuthenticatedError):
+    """An enrollment token is unknown, used already, expired or revoked (the API answers 401 with which)."""
+
+
+class EnrollmentBrokerError(TransientError):
+    """The fleet could not provision a gateway's broker credentials (the broker's dynamic security
+    administrator was refused, or the fleet has none configured): nothing was enrolled, the token is unused."""
+
+
+class EnrollmentSettingsError(FleetError):
+    """The enrollment settings cannot be used (e.g. the broker CA file handed to gateways is unreadable)."""

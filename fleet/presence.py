@@ -3,6 +3,13 @@
 Pure logic with the clock passed in: it returns the transitions for the registry to store.
 A gateway is offline when it says so (clean shutdown), when the broker publishes its Last Will
 (connection lost), or when it has been silent for ``missed_heartbeats`` heartbeat intervals.
+
+Traffic sent longer ago than that timeout proves nothing about now, so it brings no offline
+gateway online. That is what the fleet's persistent session hands a restarted fleet first: what the
+broker queued while the fleet was down, e.g. the heartbeats of a gateway that died meanwhile, ahead
+of its Last Will. Only the transition to online is judged by the message's own time; an online
+gateway's deadline runs from arrival, so a gateway whose clock is off by more than the timeout stays
+online while it talks (its ``online`` presence, retained and undated by design, still brings it online).
 """
 
 from dataclasses import dataclass
@@ -50,9 +57,25 @@ class PresenceTracker:
     def online_count(self) -> int:
         return sum(1 for state in self._gateways.values() if state.online)
 
-    def seen(self, gateway_id: str, village_id: str, now_ms: int, interval_s: float | None = None) -> Transition | None:
-        """Any traffic from a gateway proves it alive; a heartbeat also tells its interval."""
+    def seen(
+        self,
+        gateway_id: str,
+        village_id: str,
+        now_ms: int,
+        interval_s: float | None = None,
+        *,
+        sent_ms: int | None = None,
+    ) -> Transition | None:
+        """Any traffic from a gateway proves it alive; a heartbeat also tells its interval.
+
+        ``sent_ms`` is when the gateway sent it (the message's ``ts``): traffic older than the
+        heartbeat timeout when it arrives brings no offline gateway online (see the module's docstring).
+        """
         state = self._gateways.get(gateway_id)
+        if sent_ms is not None and (state is None or not state.online):
+            known_interval = state.interval_s if state is not None else self._default_interval_s
+            if now_ms >= self._deadline(sent_ms, interval_s or known_interval):
+                return None
         if state is None:
             state = _Gateway(village_id, False, interval_s or self._default_interval_s, 0)
             self._gateways[gateway_id] = state

@@ -20,7 +20,14 @@ from fleet.api.app import create_app
 from fleet.api.context import ApiContext
 from fleet.api.schemas import AlertDeliveryStatus, HealthReport, TimeSeriesStatus
 from fleet.api.server import HttpServer
+from fleet.commands.dispatcher import CommandDispatcher
+from fleet.commands.store import CommandStore
+from fleet.configs.publisher import ConfigPublisher
+from fleet.configs.push import ConfigPush
+from fleet.configs.signing import ConfigSigner
 from fleet.db.engine import create_engine, migrate, session_factory
+from fleet.downlink import Downlink
+from fleet.enrollment.service import EnrollmentService
 from fleet.errors import FleetError
 from fleet.governance.client import GovernanceClient
 from fleet.ingest.consumer import IngestConsumer
@@ -33,6 +40,7 @@ from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
 from fleet.supervision import supervise
 from fleet.timeseries.factory import writer_for
+from fleet.timeseries.history_factory import history_for
 from protocol.clock import utc_now_ms
 
 logger = logging.getLogger(__name__)
@@ -69,10 +77,22 @@ class FleetService:
             self.alerts,
             self.delivery.wake if self.delivery else lambda: None,
             clock,
+            on_config_reported=lambda village, report: self.configs.record_report(village, report),  # noqa: PLW0108 - built below
+            on_command_response=lambda village, response: self.commands.on_response(village, response),  # noqa: PLW0108 - built below
         )
-        # --- enrollment service parts ---
         # --- config push service parts ---
+        self.configs = ConfigPush(sessions, clock, ConfigSigner.from_settings(settings))
+        # --- enrollment service parts ---
+        self.enrollment = EnrollmentService.from_settings(
+            settings,
+            sessions,
+            clock,
+            initial_config=self.configs.initial_config,
+            signing_public_key=self.configs.signing_public_key,
+        )
         # --- command service parts ---
+        self.downlink = Downlink(settings.broker, f"{settings.broker.client_id}-downlink")
+        self.commands = CommandDispatcher(CommandStore(sessions, clock), self.downlink, clock, settings.commands)
         self.consumer = IngestConsumer.from_settings(
             settings, settings.broker.client_id, self.router, self.writer, control=True, bulk=settings.ingest.in_process
         )
@@ -86,11 +106,17 @@ class FleetService:
                     inventory=GatewayInventory(sessions, clock),
                     tokens=TokenStore(sessions, clock, settings.api.admin_token.get_secret_value()),
                     audit=AuditLog(sessions),
+                    configs=self.configs,
+                    enrollment=self.enrollment,
+                    health_history=history_for(settings.timeseries),
+                    commands=self.commands,
                 )
             ),
             settings.api.host,
             settings.api.port,
             "fleet",
+            tls_cert_file=settings.api.tls_cert_file,
+            tls_key_file=settings.api.tls_key_file,
         )
         self.ready = asyncio.Event()
 
@@ -135,7 +161,13 @@ class FleetService:
                 tasks.append(self._task("case-delivery", self.delivery.run))
             # --- enrollment tasks ---
             # --- config push tasks ---
+            self.config_publisher = ConfigPublisher(
+                self.configs, self.configs.sessions, self.downlink, self.settings.configs, self._clock
+            )
+            tasks.append(self._task("config-publisher", self.config_publisher.run))
             # --- command tasks ---
+            tasks.append(self._task("downlink", self.downlink.run))
+            tasks.append(self._task("command-sweeper", self.commands.run))
             await self.http.start()
             self.ready.set()
             stopper = asyncio.create_task(self._until(stop), name="stop")

@@ -38,13 +38,32 @@ class BrokerSettings(_Section):
 
 
 class InfluxSettings(_Section):
-    """An InfluxDB v2 write API (InfluxDB 2.x/3.x, or VictoriaMetrics which accepts the same writes)."""
+    """An InfluxDB v2 write API (InfluxDB 2.x/3.x, or VictoriaMetrics which accepts the same writes),
+    and how the fleet reads health history back from the same server (fleet/timeseries/history.py)."""
 
     url: AnyHttpUrl
     token: SecretStr
     org: str = "outpost"
     bucket: str = "outpost"
     timeout_s: float = Field(default=10.0, gt=0)
+    query_language: Literal["promql", "influxql"] = Field(
+        default="promql",
+        description=(
+            "How history is read: promql (VictoriaMetrics' /api/v1/query_range, the tested server) or "
+            "influxql (InfluxDB's v1 /query: 1.x, 2.x through its v1 compatibility API, 3.x)."
+        ),
+    )
+    influxql_database: str | None = Field(
+        default=None,
+        description="InfluxQL database; unset: the bucket's name (2.x maps it with a DBRP mapping, 3.x names it so).",
+    )
+    influxql_username: str | None = Field(
+        default=None,
+        description=(
+            "InfluxQL: Basic auth with this user and the token as password (1.x with auth, 2.x v1 "
+            "authorizations); unset: `Authorization: Token <token>`."
+        ),
+    )
 
 
 class TimeSeriesSettings(_Section):
@@ -80,6 +99,16 @@ class ApiSettings(_Section):
         default=SecretStr(DEVELOPMENT_ADMIN_TOKEN),
         description="Bootstrap admin bearer token, to create the real tokens; its default is refused in production.",
     )
+    tls_cert_file: Path | None = Field(
+        default=None, description="Serve HTTPS with this PEM certificate (chain) and tls_key_file; unset: plain HTTP."
+    )
+    tls_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_cert_and_key_together(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both api.tls_cert_file and api.tls_key_file, or neither")
+        return self
 
 
 class IngestSettings(_Section):
@@ -115,9 +144,85 @@ class IngestSettings(_Section):
 
 # --- enrollment settings sections ---
 
+
+class GatewayBrokerSettings(_Section):
+    """The broker address an enrolled gateway is told (it may differ from the fleet's own, e.g. a public name)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: bool = Field(default=False, description="Gateways connect with TLS (verified against ca_file if set).")
+    ca_file: Path | None = Field(
+        default=None, description="PEM CA that signed the broker's certificate, handed to gateways (implies tls)."
+    )
+
+
+class EnrollmentSettings(_Section):
+    """Gateway enrollment: the broker gateways are told, and the dynamic security administrator the fleet
+    provisions their credentials with (on the broker in ``broker.host``/``broker.port``).
+
+    Without ``dynsec_username``/``dynsec_password`` a development fleet enrolls gateways with no broker
+    credentials (and says so); a production fleet then refuses to enroll."""
+
+    broker: GatewayBrokerSettings = Field(default_factory=GatewayBrokerSettings)
+    dynsec_username: str | None = Field(default=None, min_length=1)
+    dynsec_password: SecretStr | None = None
+    dynsec_timeout_s: float = Field(default=5.0, gt=0)
+    token_ttl_s: int = Field(default=1800, ge=60, le=7 * 86400, description="Default enrollment token lifetime.")
+    public_url: AnyHttpUrl | None = Field(
+        default=None, description="The fleet's URL as gateways reach it; when set, new tokens come with their code."
+    )
+
+    @model_validator(mode="after")
+    def _dynsec_username_and_password_together(self) -> Self:
+        if (self.dynsec_username is None) != (self.dynsec_password is None):
+            raise ValueError("set both enrollment.dynsec_username and enrollment.dynsec_password, or neither")
+        return self
+
+
 # --- config push settings sections ---
 
+
+class ConfigPushSettings(_Section):
+    """Config pushed to gateways (see fleet/configs): the fleet's signing key and how it fans configs out."""
+
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="The fleet's Ed25519 config-signing key (PEM PKCS#8, or the raw seed in base64). Required in "
+        "production; in development, unset: generated on first start next to the SQLite database and kept.",
+    )
+    signing_key_password: SecretStr | None = Field(default=None, description="For an encrypted PEM key.")
+    publish_concurrency: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Desired configs published at once, each awaiting its PUBACK (aiomqtt warns above 10 pending).",
+    )
+    batch_size: int = Field(default=500, ge=1, le=10_000, description="Gateways read, signed and marked per batch.")
+    publish_timeout_s: float = Field(default=10.0, gt=0, description="How long the broker may take to accept one.")
+    reconcile_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often every gateway's config is recomputed: catches gateways registered, moved or "
+        "removed, and villages or towns moved, since the last layer change.",
+    )
+
+
 # --- command settings sections ---
+
+
+class CommandSettings(_Section):
+    """Commands to gateways (see fleet/commands): how long they may take and how often expiry is checked."""
+
+    default_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="A command's deadline when the caller names none."
+    )
+    publish_timeout_s: float = Field(
+        default=5.0, gt=0, description="How long the broker may take to accept a command before it is undeliverable."
+    )
+    sweep_interval_s: float = Field(default=1.0, gt=0, description="How often commands past their deadline expire.")
+    max_wait_s: float = Field(
+        default=120.0, gt=0, description="The longest an API call with wait=true holds on before answering 202."
+    )
 
 
 class FleetSettings(BaseSettings):
@@ -132,8 +237,11 @@ class FleetSettings(BaseSettings):
     presence: PresenceSettings = Field(default_factory=PresenceSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     # --- enrollment settings fields ---
+    enrollment: EnrollmentSettings = Field(default_factory=EnrollmentSettings)
     # --- config push settings fields ---
+    configs: ConfigPushSettings = Field(default_factory=ConfigPushSettings)
     # --- command settings fields ---
+    commands: CommandSettings = Field(default_factory=CommandSettings)
     max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024)
     registry_flush_interval_s: float = Field(default=1.0, gt=0)
 
@@ -152,6 +260,8 @@ class FleetSettings(BaseSettings):
             missing.append("timeseries.influx")
         if self.api.admin_token.get_secret_value() == DEVELOPMENT_ADMIN_TOKEN:
             missing.append("api.admin_token")
+        if self.configs.signing_key_file is None:
+            missing.append("configs.signing_key_file")
         if missing:
             raise ValueError(f"production needs explicit settings for: {', '.join(missing)}")
         return self

@@ -19,3 +19,7 @@ class ConfigSignatureError(ProtocolError):
 
 class MalformedSignatureError(ConfigSignatureError):
     """A config signature is not an Ed25519 signature in canonical base64url: no key can verify it."""
+
+
+class EnrollmentCodeError(ProtocolError, ValueError):
+    """An enrollment code (``outpost-enroll:1?fleet=…&token=…``) is malformed or of an unknown version."""

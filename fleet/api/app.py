@@ -10,8 +10,10 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from fleet import FLEET_VERSION
-from fleet.api import access, inventory, sites
+from fleet.api import access, commands, enrollment, inventory, sites
+from fleet.api.configs import router as configs_router
 from fleet.api.context import CALLER_RESPONSES, ApiContext, Context, IdPath, Reader
+from fleet.api.health import router as health_router
 from fleet.api.schemas import AlertPublic, GatewayPublic, HealthReport
 from fleet.db.schema import DeliveryState
 from fleet.errors import (
@@ -70,9 +72,13 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(sites.router)
     app.include_router(inventory.router)
     app.include_router(access.router)
+    app.include_router(health_router)
     # --- enrollment routers ---
+    app.include_router(enrollment.router)
     # --- config push routers ---
+    app.include_router(configs_router)
     # --- command routers ---
+    app.include_router(commands.router)
 
     @app.get("/healthz", tags=["service"])
     async def healthz(ctx: Context) -> HealthReport:

@@ -12,10 +12,14 @@ from fleet.access.roles import Actor, Permission
 from fleet.access.tokens import TokenStore
 from fleet.alerts.store import AlertStore
 from fleet.api.schemas import HealthReport
+from fleet.commands.dispatcher import CommandDispatcher
+from fleet.configs.push import ConfigPush
+from fleet.enrollment.service import EnrollmentService
 from fleet.errors import NotAuthenticatedError, PermissionDeniedError
 from fleet.registry import Registry
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
+from fleet.timeseries.history import HealthHistory
 from protocol.identifiers import IDENTIFIER_PATTERN
 
 
@@ -28,9 +32,13 @@ class ApiContext:
     inventory: GatewayInventory
     tokens: TokenStore
     audit: AuditLog
+    health_history: HealthHistory
     # --- enrollment context fields ---
+    enrollment: EnrollmentService
     # --- config push context fields ---
+    configs: ConfigPush
     # --- command context fields ---
+    commands: CommandDispatcher
 
 
 def _context(request: Request) -> ApiContext:

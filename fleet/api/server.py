@@ -1,10 +1,12 @@
-"""Runs an ASGI app with uvicorn inside an existing event loop, on a given or free port."""
+"""Runs an ASGI app with uvicorn inside an existing event loop, on a given or free port, over HTTP or HTTPS."""
 
 import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -22,11 +24,40 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, host: str, port: int, name: str) -> None:
+    """Serves ``app``; with ``tls_cert_file`` and ``tls_key_file`` (PEM) over HTTPS only."""
+
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str,
+        port: int,
+        name: str,
+        *,
+        tls_cert_file: Path | None = None,
+        tls_key_file: Path | None = None,
+    ) -> None:
+        if (tls_cert_file is None) != (tls_key_file is None):
+            raise ValueError("HTTPS needs both a certificate and its key")
         self._name = name
-        self._server = _EmbeddedServer(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+        self._tls = tls_cert_file is not None
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ssl_certfile=tls_cert_file,
+            ssl_keyfile=tls_key_file,
         )
+        if self._tls:  # loaded here, so a wrong file is a clear error at start, not inside uvicorn's task
+            try:
+                config.load()
+            except (OSError, ssl.SSLError) as exc:
+                raise HttpBindError(
+                    f"{name} HTTPS cannot load certificate {tls_cert_file} with key {tls_key_file}: {exc}"
+                ) from exc
+        self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
         self.host = host
@@ -41,7 +72,7 @@ class HttpServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}"
 
     async def start(self) -> None:
         # Bind here rather than in uvicorn, which answers a taken port with sys.exit().

@@ -73,6 +73,12 @@ class GatewayRow(Base):
     last_health: Mapped[dict[str, Any] | None]
     last_health_ms: Mapped[int | None] = mapped_column(BigInteger)
     name: Mapped[str | None] = mapped_column(String(128))
+    # enrollment: the key the gateway enrolled with, when and from which host; revoked: its broker login is disabled
+    public_key_pem: Mapped[str | None] = mapped_column(String(512))
+    public_key_sha256: Mapped[str | None] = mapped_column(String(64))
+    enrolled_ms: Mapped[int | None] = mapped_column(BigInteger)
+    enrolled_hostname: Mapped[str | None] = mapped_column(String(256))
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DeviceRow(Base):
@@ -150,6 +156,108 @@ class AlertRow(Base):
 
 # --- enrollment rows (enrollment) ---
 
+
+class EnrollmentTokenRow(Base):
+    """A single-use enrollment token for a village (and optionally one gateway id): only the SHA-256 of its
+    secret is stored. ``used_ms`` is set by the one redemption that wins (see fleet.enrollment.tokens)."""
+
+    __tablename__ = "enrollment_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # No foreign keys: a token may name a gateway to be, and used tokens must not keep a village from being removed.
+    village_id: Mapped[str] = mapped_column(String(64), index=True)
+    gateway_id: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_ms: Mapped[int] = mapped_column(BigInteger)
+    used_ms: Mapped[int | None] = mapped_column(BigInteger)
+    enrolled_gateway_id: Mapped[str | None] = mapped_column(String(64))
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
 # --- config push rows (configs) ---
 
+
+class ConfigLayerRow(Base):
+    """Part of a gateway config set for a county, town, village or one gateway (fleet.configs.layers)."""
+
+    __tablename__ = "config_layers"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    overrides: Mapped[dict[str, Any]]
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class GatewayConfigRow(Base):
+    """A gateway's desired config (resolved from the layers, versioned, signed when published) and its report.
+
+    No foreign key to ``gateways``: a removed gateway leaves this row, which the next reconciliation drops.
+    """
+
+    __tablename__ = "gateway_configs"
+
+    gateway_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    village_id: Mapped[str | None] = mapped_column(String(64))  # the village the desired config is signed for
+    version: Mapped[int] = mapped_column(BigInteger, default=0)  # 0: no desired config (no layer applies)
+    config: Mapped[dict[str, Any] | None]
+    config_sha256: Mapped[str | None] = mapped_column(String(64))
+    changed_ms: Mapped[int | None] = mapped_column(BigInteger)
+    invalid: Mapped[str | None] = mapped_column(String(1024))  # why the layers no longer resolve for it
+    signature: Mapped[str | None] = mapped_column(String(128))
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    published_ms: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    reported_version: Mapped[int | None] = mapped_column(BigInteger)
+    reported_status: Mapped[str | None] = mapped_column(String(16))
+    reported_error: Mapped[str | None] = mapped_column(String(256))
+    reported_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
 # --- command rows (commands) ---
+
+
+class CommandState(StrEnum):
+    """Where a command to a gateway stands (see :mod:`fleet.commands`)."""
+
+    PENDING = "pending"  # recorded, not yet acknowledged by the broker
+    SENT = "sent"  # the broker took it (PUBACK): the gateway gets it now, or when it reconnects
+    SUCCEEDED = "succeeded"  # the gateway answered ok
+    FAILED = "failed"  # the gateway answered with an error (refused, or it failed)
+    TIMED_OUT = "timed_out"  # no answer by the deadline (a late answer is kept, the state stays)
+    UNDELIVERABLE = "undeliverable"  # the broker did not take it in time
+
+
+class CommandRow(Base):
+    """One command to a gateway and its outcome. ``id`` numbers commands in order: it is the message's ``seq``.
+
+    No foreign key to ``gateways``: like the audit log, a gateway's command history outlives its record.
+    The attachment (a fetched snapshot) is deferred, so listing commands never loads it.
+    """
+
+    __tablename__ = "commands"
+    __table_args__ = (
+        Index("ix_commands_state_deadline", "state", "deadline_ms"),
+        Index("ix_commands_gateway_created", "gateway_id", "created_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(36), unique=True)
+    gateway_id: Mapped[str] = mapped_column(String(64))
+    village_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(32))
+    args: Mapped[dict[str, Any]]
+    requested_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(256))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    deadline_ms: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    sent_ms: Mapped[int | None] = mapped_column(BigInteger)
+    result: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(String(512))
+    responded_ms: Mapped[int | None] = mapped_column(BigInteger)
+    answered_late: Mapped[bool] = mapped_column(default=False)
+    attachment: Mapped[bytes | None] = mapped_column(deferred=True)  # bytes map to LargeBinary
+    attachment_bytes: Mapped[int | None]
+    attachment_content_type: Mapped[str | None] = mapped_column(String(64))

@@ -127,7 +127,7 @@ class IngestRouter:
                 logger.debug("no handler yet for %s from %s", inbound.topic.channel, message.gateway_id)
                 return None
         if self._presence is not None:
-            transition = self._presence.seen(message.gateway_id, village_id, now, interval)
+            transition = self._presence.seen(message.gateway_id, village_id, now, interval, sent_ms=message.ts)
             if transition is not None:
                 await self._registry.apply([transition])
         return completion

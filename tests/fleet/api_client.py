@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,6 +16,10 @@ from fleet.api.schemas import AlertDeliveryStatus, HealthReport, IngestStatus, T
 from fleet.registry import Registry
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
+from fleet.timeseries.history_sql import SqlHealthHistory
+from tests.fleet.commands.parts import unconnected_commands
+from tests.fleet.configs.parts import config_push
+from tests.fleet.enrollment.parts import development_enrollment
 from tests.fleet.helpers import FakeClock
 
 ADMIN_TOKEN = "test-bootstrap-admin"
@@ -41,9 +46,13 @@ def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
         inventory=GatewayInventory(sessions, clock),
         tokens=TokenStore(sessions, clock, ADMIN_TOKEN),
         audit=AuditLog(sessions),
+        health_history=SqlHealthHistory(Path("/nonexistent/timeseries.db")),  # nothing written: no samples
         # --- enrollment context fields ---
+        enrollment=development_enrollment(sessions, clock),
         # --- config push context fields ---
+        configs=config_push(sessions, clock),
         # --- command context fields ---
+        commands=unconnected_commands(sessions, clock),
     )
 
 

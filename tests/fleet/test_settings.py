@@ -25,6 +25,7 @@ def production(**overrides: Any) -> dict[str, Any]:
         "governance": {"url": "https://platform.county.example", "token": "platform-secret"},
         "timeseries": {"influx": {"url": "https://tsdb.county.example", "token": "influx-secret"}},
         "api": {"admin_token": "county-admin-secret"},
+        "configs": {"signing_key_file": "/etc/outpost/config-signing.pem"},
     }
     values.update(overrides)
     return values

@@ -1,0 +1,139 @@
+"""One enrollment, in an order that never leaves a gateway half-enrolled by its own doing:
+
+1. check that the settings directory can be written (before the single-use token is spent);
+2. make the gateway's key pair and enroll over HTTPS;
+3. render the settings from the grant and check them as the agent will load them;
+4. move the previous enrollment's files into a backup directory, then write the key, the broker CA, the
+   fleet's signing key and, last, the settings that refer to them;
+5. install the systemd unit, and start the agent if asked and systemd runs.
+"""
+
+import logging
+import ssl
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from edge import AGENT_VERSION
+from edge.enrollment.client import request_enrollment
+from edge.enrollment.files import PUBLIC_MODE, SECRET_MODE, Access, back_up, prepare_directory, write_atomically
+from edge.enrollment.gateway_toml import SettingsPaths, production_ready, render_settings
+from edge.enrollment.keys import generate_key_pair
+from edge.enrollment.systemd import install_unit, start_agent, systemd_running, unit_text
+from edge.errors import EnrollmentError
+from protocol.enrollment import EnrollmentGrant, EnrollmentRequest
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_FILE: Final = "gateway.toml"
+KEY_FILE: Final = "gateway-key.pem"
+BROKER_CA_FILE: Final = "broker-ca.pem"
+SIGNING_KEY_FILE: Final = "config-signing.pem"
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollOptions:
+    fleet_url: str
+    token: str = field(repr=False)
+    hostname: str
+    config_dir: Path = Path("/etc/outpost")
+    state_dir: Path = Path("/var/lib/outpost")
+    fleet_ca: Path | None = None
+    allow_http: bool = False
+    group: str | None = None
+    """The agent's group, which may read the settings; None: ``outpost`` if it exists; "": nobody's."""
+    systemd_dir: Path | None = Path("/etc/systemd/system")
+    """Where to install the unit; None: do not install it."""
+    start: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentResult:
+    gateway_id: str
+    village_id: str
+    replaced: bool
+    key_id: str
+    settings_file: Path
+    production: bool
+    backup_dir: Path | None
+    unit_file: Path | None
+    started: bool
+    notices: list[str]
+
+
+def enroll_gateway(options: EnrollOptions) -> EnrollmentResult:
+    access = Access.for_group(options.group)
+    prepare_directory(options.config_dir, access)
+    keys = generate_key_pair()
+    request = EnrollmentRequest(
+        token=options.token, public_key_pem=keys.public_pem, hostname=options.hostname, agent_version=AGENT_VERSION
+    )
+    grant = request_enrollment(options.fleet_url, request, ca_file=options.fleet_ca, allow_http=options.allow_http)
+    directory = options.config_dir
+    settings_file, key_file = directory / SETTINGS_FILE, directory / KEY_FILE
+    broker_ca = directory / BROKER_CA_FILE if grant.broker.ca_pem is not None else _system_ca(grant)
+    signing_key = directory / SIGNING_KEY_FILE if grant.config_signing_key_pem is not None else None
+    not_production = production_ready(grant)
+    header = _header(grant, options.fleet_url, not_production)
+    text = render_settings(grant, SettingsPaths(options.state_dir, broker_ca, signing_key), header=header)
+
+    previous = [settings_file, key_file, directory / BROKER_CA_FILE, directory / SIGNING_KEY_FILE]
+    backup = back_up(previous, directory)
+    write_atomically(key_file, keys.private_pem, SECRET_MODE)
+    if grant.broker.ca_pem is not None:
+        write_atomically(directory / BROKER_CA_FILE, grant.broker.ca_pem, PUBLIC_MODE)
+    if signing_key is not None and grant.config_signing_key_pem is not None:
+        write_atomically(signing_key, grant.config_signing_key_pem, PUBLIC_MODE)
+    write_atomically(settings_file, text, access.settings_mode, access.gid)
+
+    notices = list(grant.notices)
+    if not_production:
+        notices.append(f"development settings: {'; '.join(not_production)}")
+    unit_file = None
+    started = False
+    if options.systemd_dir is not None:
+        unit_file = install_unit(options.systemd_dir, unit_text(settings_file, options.state_dir))
+        if options.start:
+            if systemd_running():
+                start_agent()
+                started = True
+            else:
+                notices.append(
+                    f"systemd is not running here: start the agent with outpost gateway run -c {settings_file}"
+                )
+    logger.info("enrolled as gateway %s of %s (key %s)", grant.gateway_id, grant.village_id, keys.key_id)
+    return EnrollmentResult(
+        gateway_id=grant.gateway_id,
+        village_id=grant.village_id,
+        replaced=grant.replaced,
+        key_id=keys.key_id,
+        settings_file=settings_file,
+        production=not not_production,
+        backup_dir=backup,
+        unit_file=unit_file,
+        started=started,
+        notices=notices,
+    )
+
+
+def _system_ca(grant: EnrollmentGrant) -> Path | None:
+    """The system's CA bundle, for a TLS broker whose certificate a public CA signed (no CA in the grant)."""
+    if not grant.broker.tls:
+        return None
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise EnrollmentError("the broker speaks TLS, the fleet sent no CA for it, and this system has no CA bundle")
+
+
+def _header(grant: EnrollmentGrant, fleet_url: str, not_production: list[str]) -> str:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    lines = [
+        f"Written by `outpost gateway enroll` at {when}: gateway {grant.gateway_id} of village {grant.village_id},",
+        f"enrolled with {fleet_url}. Enroll again rather than edit the broker credentials.",
+    ]
+    if not_production:
+        lines.append(f"Development settings: {'; '.join(not_production)}.")
+    return "\n".join(lines)

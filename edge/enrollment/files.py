@@ -1,0 +1,120 @@
+"""Files written at enrollment: each atomically (a temporary file renamed over the old one) with its mode
+from the start, and the set they replace kept in a backup directory.
+
+Secrets (the gateway's private key, the settings with the broker password) are ``0600``, in a ``0700``
+directory. The agent runs as its own user (``User=outpost`` in the unit): with ``group`` set, the settings
+file is ``0640`` and the directory ``0750``, both of that group, so the agent can read them; the private
+key stays ``0600`` (the agent does not use it). Public files (CA, the fleet's signing key) are ``0644``.
+Every file is owned by whoever enrolls (root on a gateway), so the agent cannot change any of them.
+"""
+
+import grp
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from edge.errors import EnrollmentError
+
+PUBLIC_MODE: Final = 0o644
+SECRET_MODE: Final = 0o600
+SHARED_SECRET_MODE: Final = 0o640
+DIRECTORY_MODE: Final = 0o700
+SHARED_DIRECTORY_MODE: Final = 0o750
+AGENT_GROUP: Final = "outpost"
+"""The unit's ``Group=``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Who may read the settings besides their owner: nobody (``gid`` None), or the agent's group."""
+
+    gid: int | None = None
+
+    @classmethod
+    def for_group(cls, group: str | None) -> "Access":
+        """``group``'s access; None: the agent's group (``outpost``) if this system has it, else nobody's;
+        an empty name: nobody's."""
+        if group is None:
+            try:
+                return cls(grp.getgrnam(AGENT_GROUP).gr_gid)
+            except KeyError:
+                return cls()
+        if not group:
+            return cls()
+        try:
+            return cls(grp.getgrnam(group).gr_gid)
+        except KeyError:
+            raise EnrollmentError(f"there is no group {group!r} (the agent's; create it, or give --group '')") from None
+
+    @property
+    def directory_mode(self) -> int:
+        return DIRECTORY_MODE if self.gid is None else SHARED_DIRECTORY_MODE
+
+    @property
+    def settings_mode(self) -> int:
+        return SECRET_MODE if self.gid is None else SHARED_SECRET_MODE
+
+
+def prepare_directory(directory: Path, access: Access) -> None:
+    """Create ``directory`` (and its parents) if needed and give it its mode and group."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, access.directory_mode)
+        if access.gid is not None:
+            os.chown(directory, -1, access.gid)
+    except OSError as exc:
+        raise EnrollmentError(f"cannot prepare {directory}: {exc}") from exc
+
+
+def write_atomically(path: Path, data: str, mode: int, gid: int | None = None) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same directory, with ``mode`` (and group
+    ``gid``) before any byte is written, synced, then renamed over ``path``."""
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            os.fchmod(descriptor, mode)  # mkstemp makes 0600; umask does not apply to fchmod
+            if gid is not None:
+                os.fchown(descriptor, -1, gid)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        _sync_directory(path.parent)
+    except OSError as exc:
+        raise EnrollmentError(f"cannot write {path}: {exc}") from exc
+    return path
+
+
+def back_up(paths: Iterable[Path], directory: Path, now: datetime | None = None) -> Path | None:
+    """Move those of ``paths`` that exist into a new ``backup-<UTC time>`` directory (``0700``) inside
+    ``directory``; return it, or None when there was nothing to keep."""
+    existing = [path for path in paths if path.exists()]
+    if not existing:
+        return None
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+    backup = directory / f"backup-{stamp}"
+    try:
+        backup.mkdir(mode=DIRECTORY_MODE)
+        os.chmod(backup, DIRECTORY_MODE)
+        for path in existing:
+            os.replace(path, backup / path.name)
+        _sync_directory(directory)
+    except OSError as exc:
+        raise EnrollmentError(f"cannot back up the previous enrollment into {backup}: {exc}") from exc
+    return backup
+
+
+def _sync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

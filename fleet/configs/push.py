@@ -1,0 +1,263 @@
+"""Config push as the API, the ingest router and enrollment use it: layers written, gateways' configs shown,
+reports recorded, and every gateway's desired config kept in line with the layers.
+
+Writing a layer is one transaction: the layer, its audit entry, and the new desired config of every
+gateway it reaches (each must validate, or nothing changes). So a change the API accepted is never lost:
+the publisher sends whatever the broker has not taken yet, now or after an outage or a restart. Changes
+to desired configs are serialised by one lock in this process (the only one that serves the API), so
+two layer writes can never each compute a gateway's config without the other's layer.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from fleet.access.audit import Change, record, snapshot
+from fleet.access.roles import Actor
+from fleet.configs.desired import Recomputed, forget_removed_gateways, recompute, resign_all_but
+from fleet.configs.layers import LayerKey, Scope, check_overrides
+from fleet.configs.placements import (
+    all_layers,
+    layer_rows,
+    placement,
+    placement_in_village,
+    placement_query,
+    placements,
+    within,
+)
+from fleet.configs.resolve import resolve
+from fleet.configs.schemas import GatewayConfigView, GatewaySync, LayerChange, LayerPublic, StatusReport
+from fleet.configs.signing import ConfigSigner
+from fleet.configs.state import SyncStatus, note_report, raise_above
+from fleet.db.schema import Base, ConfigLayerRow, CountyRow, GatewayConfigRow, GatewayRow, TownRow, VillageRow
+from fleet.errors import DataIntegrityError, NotFoundError
+from fleet.sites.records import Records, require
+from protocol.gateway_config import GatewayConfig
+from protocol.messages import ConfigReported
+
+logger = logging.getLogger(__name__)
+
+_SCOPE_ROWS: dict[Scope, type[Base]] = {
+    Scope.COUNTY: CountyRow,
+    Scope.TOWN: TownRow,
+    Scope.VILLAGE: VillageRow,
+    Scope.GATEWAY: GatewayRow,
+}
+
+
+class ConfigPush:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], int], signer: ConfigSigner
+    ) -> None:
+        self.sessions = sessions
+        self._records = Records(sessions, clock)
+        self._clock = clock
+        self.signer = signer
+        self._lock = asyncio.Lock()
+        self.changed = asyncio.Event()
+        """Set whenever a desired config changed: the publisher waits on it."""
+
+    # --- layers --------------------------------------------------------------------------------
+
+    async def layers(self, scope: Scope | None = None) -> list[ConfigLayerRow]:
+        query = select(ConfigLayerRow).order_by(ConfigLayerRow.scope, ConfigLayerRow.scope_id)
+        if scope is not None:
+            query = query.where(ConfigLayerRow.scope == scope.value)
+        return await self._records.all(query, "list config layers")
+
+    async def layer(self, scope: Scope, scope_id: str) -> ConfigLayerRow:
+        async with self._records.read(f"read the {scope.value} config layer {scope_id}") as session:
+            return await require(session, ConfigLayerRow, (scope.value, scope_id), _label((scope, scope_id)))
+
+    async def put_layer(self, actor: Actor, scope: Scope, scope_id: str, overrides: Mapping[str, Any]) -> LayerChange:
+        """Set the layer at ``scope``/``scope_id`` to ``overrides`` (replacing it whole) and every desired
+        config it reaches; refused, changing nothing, if the layer or any reached gateway's config is invalid."""
+        key = (scope, scope_id)
+        checked = check_overrides(overrides, key)
+        async with self._lock, self._records.write(f"set the {scope.value} config layer {scope_id}") as session:
+            await require(session, _SCOPE_ROWS[scope], scope_id, f"{scope.value} {scope_id!r}")
+            row = await session.get(ConfigLayerRow, (scope.value, scope_id))
+            reached = await placements(session, key)
+            if row is not None and row.overrides == checked:
+                return LayerChange(layer=LayerPublic.of(row), gateways=len(reached), changed=0)
+            before = snapshot(row)
+            if row is None:
+                row = ConfigLayerRow(scope=scope.value, scope_id=scope_id)
+                session.add(row)
+            row.overrides = checked
+            row.updated_ms = self._clock()
+            row.updated_by = actor.name
+            action = "config_layer.create" if before is None else "config_layer.update"
+            record(session, actor, Change(action, "config_layer", _target(key), before, snapshot(row)), self._clock())
+            outcome = await recompute(session, reached, await all_layers(session), self._clock(), refuse_invalid=True)
+        logger.info(
+            "%s set %s: %d of %d gateways get a new config",
+            actor.name,
+            _label(key),
+            len(outcome.changed),
+            outcome.gateways,
+        )
+        self._changed(outcome)
+        return LayerChange(layer=LayerPublic.of(row), gateways=outcome.gateways, changed=len(outcome.changed))
+
+    async def delete_layer(self, actor: Actor, scope: Scope, scope_id: str) -> LayerChange:
+        key = (scope, scope_id)
+        async with self._lock, self._records.write(f"remove the {scope.value} config layer {scope_id}") as session:
+            row = await require(session, ConfigLayerRow, (scope.value, scope_id), _label(key))
+            before = snapshot(row)
+            await session.delete(row)
+            record(
+                session, actor, Change("config_layer.delete", "config_layer", _target(key), before, None), self._clock()
+            )
+            reached = await placements(session, key)
+            outcome = await recompute(session, reached, await all_layers(session), self._clock(), refuse_invalid=True)
+        logger.info(
+            "%s removed %s: %d of %d gateways get a new config",
+            actor.name,
+            _label(key),
+            len(outcome.changed),
+            outcome.gateways,
+        )
+        self._changed(outcome)
+        return LayerChange(layer=None, gateways=outcome.gateways, changed=len(outcome.changed))
+
+    # --- gateways --------------------------------------------------------------------------------
+
+    async def gateway_config(self, gateway_id: str) -> GatewayConfigView:
+        async with self._records.read(f"read the config of gateway {gateway_id}") as session:
+            place = await placement(session, gateway_id)
+            if place is None:
+                raise NotFoundError(f"no gateway {gateway_id!r}")
+            layers = await layer_rows(session, place.layer_keys())
+            row = await session.get(GatewayConfigRow, gateway_id)
+        resolved: GatewayConfig | None = None
+        resolve_error: str | None = None
+        if layers:
+            try:
+                resolved = resolve(layer.overrides for layer in layers)
+            except ValueError as exc:
+                resolve_error = str(exc)
+        return GatewayConfigView(
+            sync=GatewaySync.of(gateway_id, place.village_id, row),
+            town_id=place.town_id,
+            county_id=place.county_id,
+            layers=[LayerPublic.of(layer) for layer in layers],
+            resolved=resolved,
+            resolve_error=resolve_error,
+            key_id=row.key_id if row is not None else None,
+        )
+
+    async def statuses(
+        self,
+        *,
+        village_id: str | None = None,
+        town_id: str | None = None,
+        county_id: str | None = None,
+        status: SyncStatus | None = None,
+    ) -> StatusReport:
+        """Every gateway's status (of a village, town or county), with counts per status, in one query."""
+        query = placement_query().add_columns(GatewayConfigRow)
+        query = query.outerjoin(GatewayConfigRow, GatewayConfigRow.gateway_id == GatewayRow.id)
+        for scope, scope_id in ((Scope.VILLAGE, village_id), (Scope.TOWN, town_id), (Scope.COUNTY, county_id)):
+            if scope_id is not None:
+                query = within(query, scope, scope_id)
+        async with self._records.read("read the config status of gateways") as session:
+            rows = (await session.execute(query)).all()
+        listed = [GatewaySync.of(gateway_id, village, row) for gateway_id, village, _town, _county, row in rows]
+        if status is not None:
+            listed = [sync for sync in listed if sync.status is status]
+        counts = {each: 0 for each in SyncStatus}
+        for sync in listed:
+            counts[sync.status] += 1
+        return StatusReport(counts=counts, gateways=listed)
+
+    # --- the service: reconciliation, reports, enrollment --------------------------------------
+
+    async def reconcile(self) -> Recomputed:
+        """Recompute every gateway's desired config from the layers: gateways registered, moved or removed and
+        sites moved since the last change. A gateway whose layers no longer validate is marked invalid."""
+        async with self._lock, self._records.write("reconcile the desired configs") as session:
+            reached = await placements(session)
+            outcome = await recompute(session, reached, await all_layers(session), self._clock(), refuse_invalid=False)
+            forgotten = await forget_removed_gateways(session)
+            resigned = await resign_all_but(session, self.signer.key_id)
+        if outcome.changed or forgotten or resigned or outcome.invalid:
+            logger.info(
+                "reconciled %d gateways: %d new desired configs, %d invalid, %d removed, %d to sign with key %s",
+                outcome.gateways,
+                len(outcome.changed),
+                len(outcome.invalid),
+                forgotten,
+                resigned,
+                self.signer.key_id,
+            )
+        if resigned:
+            self.changed.set()
+        self._changed(outcome)
+        return outcome
+
+    async def record_report(self, village_id: str, report: ConfigReported) -> None:
+        """The ingest router's ``on_config_reported``: store what the gateway runs, or why it refused a version."""
+        try:
+            behind = await self._note(report)
+        except DataIntegrityError:  # its row was created meanwhile (its first desired config): now it exists
+            behind = await self._note(report)
+        if behind:
+            async with self._lock, self._records.write(f"raise the config version of {report.gateway_id}") as session:
+                row = await session.get(GatewayConfigRow, report.gateway_id)
+                if row is not None and row.config is not None and (row.reported_version or 0) > row.version:
+                    logger.warning(
+                        "gateway %s of %s runs config version %d, above the fleet's %d: publishing it again as %d",
+                        report.gateway_id,
+                        village_id,
+                        row.reported_version,
+                        row.version,
+                        (row.reported_version or 0) + 1,
+                    )
+                    raise_above(row, row.reported_version or 0)
+            self.changed.set()
+
+    async def _note(self, report: ConfigReported) -> bool:
+        async with self._records.write(f"record the config report of {report.gateway_id}") as session:
+            row = await session.get(GatewayConfigRow, report.gateway_id)
+            if row is None:
+                row = GatewayConfigRow(gateway_id=report.gateway_id, version=0)
+                session.add(row)
+            return note_report(row, report, self._clock())
+
+    async def initial_config(self, village_id: str, gateway_id: str) -> GatewayConfig | None:
+        """What the layers make for ``gateway_id`` in ``village_id`` now (it may be enrolling and not yet
+        recorded), for enrollment to hand over; None if the village is unknown, no layer reaches the gateway,
+        or its layers do not make a valid config (then the fleet pushes none)."""
+        async with self._records.read(f"resolve the config of gateway {gateway_id}") as session:
+            place = await placement_in_village(session, village_id, gateway_id)
+            if place is None:
+                return None
+            layers = place.layers(await all_layers(session))
+        if not layers:
+            return None
+        try:
+            return resolve(layers)
+        except ValueError as exc:
+            logger.error("gateway %s has no valid config to start with: %s", gateway_id, exc)
+            return None
+
+    def signing_public_key(self) -> str:
+        """The PEM public key a gateway's ``config_signing_key`` file holds."""
+        return self.signer.public_key_pem
+
+    def _changed(self, outcome: Recomputed) -> None:
+        if outcome.changed:
+            self.changed.set()
+
+
+def _label(key: LayerKey) -> str:
+    return f"{key[0].value} config layer {key[1]!r}"
+
+
+def _target(key: LayerKey) -> str:
+    return f"{key[0].value}/{key[1]}"

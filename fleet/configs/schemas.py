@@ -1,0 +1,91 @@
+"""What the config push API takes and shows: layers, one gateway's config, and every gateway's status."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fleet.configs.layers import Scope
+from fleet.configs.state import SyncStatus, error_of, status_of
+from fleet.db.schema import ConfigLayerRow, GatewayConfigRow
+from protocol.gateway_config import GatewayConfig
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class LayerPublic(_Public):
+    scope: Scope
+    scope_id: str
+    overrides: dict[str, Any] = Field(description="The part of the gateway config this layer sets.")
+    updated_ms: int
+    updated_by: str
+
+    @classmethod
+    def of(cls, row: ConfigLayerRow) -> "LayerPublic":
+        return cls(
+            scope=Scope(row.scope),
+            scope_id=row.scope_id,
+            overrides=row.overrides,
+            updated_ms=row.updated_ms,
+            updated_by=row.updated_by,
+        )
+
+
+class LayerChange(_Public):
+    """What writing or removing a layer did."""
+
+    layer: LayerPublic | None = Field(description="The layer now; null once removed.")
+    gateways: int = Field(description="Gateways the layer reaches.")
+    changed: int = Field(description="Of them, how many got a new desired config (to be published).")
+
+
+class GatewaySync(_Public):
+    """Where one gateway stands with its desired config."""
+
+    gateway_id: str
+    village_id: str
+    status: SyncStatus
+    desired_version: int | None = Field(description="Null while no layer reaches the gateway.")
+    published_ms: int | None = Field(description="When the broker took the desired version (retained).")
+    reported_version: int | None
+    reported_status: str | None
+    reported_ms: int | None
+    error: str | None = Field(description="Why the gateway refused the desired version, or why it is invalid.")
+
+    @classmethod
+    def of(cls, gateway_id: str, village_id: str, row: GatewayConfigRow | None) -> "GatewaySync":
+        managed = row is not None and row.config is not None
+        return cls(
+            gateway_id=gateway_id,
+            village_id=village_id,
+            status=status_of(row),
+            desired_version=row.version if row is not None and managed else None,
+            published_ms=row.published_ms if row is not None else None,
+            reported_version=row.reported_version if row is not None else None,
+            reported_status=row.reported_status if row is not None else None,
+            reported_ms=row.reported_ms if row is not None else None,
+            error=error_of(row),
+        )
+
+
+class GatewayConfigView(_Public):
+    """One gateway's config: the layers that reach it, what they resolve to, and where the gateway stands."""
+
+    sync: GatewaySync
+    town_id: str | None
+    county_id: str | None
+    layers: list[LayerPublic] = Field(description="The layers that reach the gateway, most general first.")
+    resolved: GatewayConfig | None = Field(description="What the layers make now; null without layers or if invalid.")
+    resolve_error: str | None
+    key_id: str | None = Field(description="The key that signed the published version.")
+
+
+class StatusReport(_Public):
+    counts: dict[SyncStatus, int] = Field(description="Gateways per status, among those listed.")
+    gateways: list[GatewaySync]
+
+
+class SigningKeyPublic(_Public):
+    key_id: str
+    public_key_pem: str = Field(description="What a gateway's config_signing_key file holds.")

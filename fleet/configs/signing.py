@@ -1,0 +1,99 @@
+"""The fleet's config-signing key (Ed25519): loaded from the settings' file, or in development made once and kept.
+
+Gateways hold the public half (written at enrollment) and run only configs that verify with it, so
+the private key must outlive restarts: a new key would make every gateway refuse every config. That
+is why development keeps the key it generates next to the database instead of making one per start,
+and why production refuses to start without the file (``configs.signing_key_file``).
+"""
+
+import logging
+import os
+from pathlib import Path
+from typing import Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from fleet.errors import FleetError
+from fleet.settings import FleetSettings
+from protocol.config_signing import key_id, load_private_key, private_key_pem, public_key_pem, sign_config
+from protocol.errors import SigningKeyError
+from protocol.gateway_config import GatewayConfig
+
+logger = logging.getLogger(__name__)
+
+DEVELOPMENT_KEY_NAME: Final = "outpost-fleet-config-signing.pem"
+
+
+class ConfigSigningKeyError(FleetError):
+    """The fleet's config-signing key is missing, unreadable or not an Ed25519 private key."""
+
+
+class ConfigSigner:
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._private_key = private_key
+        self.key_id = key_id(private_key.public_key())
+        self.public_key_pem = public_key_pem(private_key.public_key())
+
+    @classmethod
+    def from_settings(cls, settings: FleetSettings) -> "ConfigSigner":
+        configured = settings.configs.signing_key_file
+        password = settings.configs.signing_key_password
+        secret = password.get_secret_value().encode("utf-8") if password is not None else None
+        if configured is not None:
+            return cls(_load(configured, secret))
+        if settings.environment != "development":  # the settings refuse this too; never sign with a stray key
+            raise ConfigSigningKeyError("production needs configs.signing_key_file")
+        path = development_key_path(settings.database_url)
+        if path.exists():
+            return cls(_load(path, secret))
+        return cls(_generate(path))
+
+    def sign(self, village_id: str, gateway_id: str, version: int, config: GatewayConfig) -> str:
+        return sign_config(self._private_key, village_id, gateway_id, version, config)
+
+
+def development_key_path(database_url: str) -> Path:
+    """Next to a SQLite database file; in the working directory for any other database."""
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        return Path(DEVELOPMENT_KEY_NAME)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).parent / DEVELOPMENT_KEY_NAME
+    return Path(DEVELOPMENT_KEY_NAME)
+
+
+def _load(path: Path, password: bytes | None) -> Ed25519PrivateKey:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigSigningKeyError(f"cannot read the config-signing key {path}: {exc}") from exc
+    try:
+        key = load_private_key(data, password)
+    except SigningKeyError as exc:
+        raise ConfigSigningKeyError(f"config-signing key {path}: {exc}") from exc
+    logger.info("signing configs with key %s from %s", key_id(key.public_key()), path)
+    return key
+
+
+def _generate(path: Path) -> Ed25519PrivateKey:
+    key = Ed25519PrivateKey.generate()
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(private_key_pem(key))
+            file.flush()
+            os.fsync(file.fileno())
+        temporary.replace(path)
+    except OSError as exc:
+        raise ConfigSigningKeyError(f"cannot keep a new config-signing key in {path}: {exc}") from exc
+    logger.warning(
+        "development: generated config-signing key %s in %s; gateways must hold its public half",
+        key_id(key.public_key()),
+        path,
+    )
+    return key

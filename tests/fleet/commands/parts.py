@@ -1,0 +1,26 @@
+"""The command parts for tests: a dispatcher on a real database, with a downlink connected to a real
+Mosquitto or one that never connects."""
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from fleet.commands.dispatcher import CommandDispatcher
+from fleet.commands.store import CommandStore
+from fleet.downlink import Downlink
+from fleet.settings import BrokerSettings, CommandSettings
+from tests.fleet.helpers import FakeClock
+
+SETTINGS = CommandSettings(publish_timeout_s=0.2, max_wait_s=1.0)
+
+
+def dispatcher(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+    downlink: Downlink,
+    settings: CommandSettings = SETTINGS,
+) -> CommandDispatcher:
+    return CommandDispatcher(CommandStore(sessions, clock), downlink, clock, settings)
+
+
+def unconnected_commands(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> CommandDispatcher:
+    """Commands whose downlink never connects (no broker runs it): one sent ends undeliverable after 0.2 s."""
+    return dispatcher(sessions, clock, Downlink(BrokerSettings(), "test-downlink"))
