@@ -21,11 +21,8 @@ app = typer.Typer(
 app.add_typer(sites, name="sites")
 app.add_typer(gateways, name="gateways")
 app.add_typer(tokens, name="tokens")
-# --- enrollment CLI ---
 app.add_typer(enrollment, name="enrollment")  # also adds `gateways revoke|restore`
-# --- config push CLI ---
 app.add_typer(config, name="config")
-# --- command CLI ---
 app.add_typer(command, name="command")
 
 

@@ -11,21 +11,18 @@ fanning out bound their concurrency to it.
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 import aiomqtt
-from aiomqtt.exceptions import MqttConnectError
 
-from fleet.errors import BrokerRefusedError, DownlinkUnavailableError
+from fleet.broker_reconnect import wait_to_reconnect
+from fleet.errors import DownlinkUnavailableError
 from fleet.settings import BrokerSettings
 from protocol.codec import encode
 from protocol.messages import Message, channel_of
-from protocol.reconnect import Backoff, is_permanent_refusal, refusal_code
+from protocol.reconnect import Backoff
 from protocol.topics import gateway_topic
 
 logger = logging.getLogger(__name__)
-
-ClientFactory = Callable[[], aiomqtt.Client]
 
 
 class Downlink:
@@ -51,14 +48,7 @@ class Downlink:
             try:
                 await self._connection()
             except aiomqtt.MqttError as exc:
-                code = refusal_code(exc.rc) if isinstance(exc, MqttConnectError) else None
-                if is_permanent_refusal(code):
-                    raise BrokerRefusedError(
-                        f"broker {self._broker.host}:{self._broker.port} refused {self.client_id} (code {code})"
-                    ) from exc
-                delay = self._backoff.next_delay()
-                logger.warning("downlink %s lost the broker (%s); reconnecting in %.1f s", self.client_id, exc, delay)
-                await asyncio.sleep(delay)
+                await wait_to_reconnect(exc, self._broker, self.client_id, self._backoff, role="downlink")
 
     async def _connection(self) -> None:
         password = self._broker.password.get_secret_value() if self._broker.password else None

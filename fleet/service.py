@@ -70,19 +70,10 @@ class FleetService:
             if self._governance
             else None
         )
-        self.router = IngestRouter(
-            self.registry,
-            self.presence,
-            self.writer,
-            self.alerts,
-            self.delivery.wake if self.delivery else lambda: None,
-            clock,
-            on_config_reported=lambda village, report: self.configs.record_report(village, report),  # noqa: PLW0108 - built below
-            on_command_response=lambda village, response: self.commands.on_response(village, response),  # noqa: PLW0108 - built below
-        )
-        # --- config push service parts ---
+        self.downlink = Downlink(settings.broker, f"{settings.broker.client_id}-downlink")
         self.configs = ConfigPush(sessions, clock, ConfigSigner.from_settings(settings))
-        # --- enrollment service parts ---
+        self.config_publisher = ConfigPublisher(self.configs, sessions, self.downlink, settings.configs, clock)
+        self.commands = CommandDispatcher(CommandStore(sessions, clock), self.downlink, clock, settings.commands)
         self.enrollment = EnrollmentService.from_settings(
             settings,
             sessions,
@@ -90,9 +81,16 @@ class FleetService:
             initial_config=self.configs.initial_config,
             signing_public_key=self.configs.signing_public_key,
         )
-        # --- command service parts ---
-        self.downlink = Downlink(settings.broker, f"{settings.broker.client_id}-downlink")
-        self.commands = CommandDispatcher(CommandStore(sessions, clock), self.downlink, clock, settings.commands)
+        self.router = IngestRouter(
+            self.registry,
+            self.presence,
+            self.writer,
+            self.alerts,
+            self.delivery.wake if self.delivery else lambda: None,
+            clock,
+            on_config_reported=self.configs.record_report,
+            on_command_response=self.commands.on_response,
+        )
         self.consumer = IngestConsumer.from_settings(
             settings, settings.broker.client_id, self.router, self.writer, control=True, bulk=settings.ingest.in_process
         )
@@ -156,18 +154,12 @@ class FleetService:
                 self._task("timeseries-writer", self.writer.run),
                 self._task("presence-sweeper", self._sweep_presence),
                 self._task("registry-flusher", self._flush_registry),
+                self._task("downlink", self.downlink.run),
+                self._task("config-publisher", self.config_publisher.run),
+                self._task("command-sweeper", self.commands.run),
             ]
             if self.delivery is not None:
                 tasks.append(self._task("case-delivery", self.delivery.run))
-            # --- enrollment tasks ---
-            # --- config push tasks ---
-            self.config_publisher = ConfigPublisher(
-                self.configs, self.configs.sessions, self.downlink, self.settings.configs, self._clock
-            )
-            tasks.append(self._task("config-publisher", self.config_publisher.run))
-            # --- command tasks ---
-            tasks.append(self._task("downlink", self.downlink.run))
-            tasks.append(self._task("command-sweeper", self.commands.run))
             await self.http.start()
             self.ready.set()
             stopper = asyncio.create_task(self._until(stop), name="stop")

@@ -142,9 +142,6 @@ class IngestSettings(_Section):
     lag_log_interval_s: float = Field(default=10.0, gt=0, description="How often a lagging ingest logs its lag.")
 
 
-# --- enrollment settings sections ---
-
-
 class GatewayBrokerSettings(_Section):
     """The broker address an enrolled gateway is told (it may differ from the fleet's own, e.g. a public name)."""
 
@@ -179,9 +176,6 @@ class EnrollmentSettings(_Section):
         return self
 
 
-# --- config push settings sections ---
-
-
 class ConfigPushSettings(_Section):
     """Config pushed to gateways (see fleet/configs): the fleet's signing key and how it fans configs out."""
 
@@ -205,9 +199,6 @@ class ConfigPushSettings(_Section):
         description="How often every gateway's config is recomputed: catches gateways registered, moved or "
         "removed, and villages or towns moved, since the last layer change.",
     )
-
-
-# --- command settings sections ---
 
 
 class CommandSettings(_Section):
@@ -236,11 +227,8 @@ class FleetSettings(BaseSettings):
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     presence: PresenceSettings = Field(default_factory=PresenceSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
-    # --- enrollment settings fields ---
     enrollment: EnrollmentSettings = Field(default_factory=EnrollmentSettings)
-    # --- config push settings fields ---
     configs: ConfigPushSettings = Field(default_factory=ConfigPushSettings)
-    # --- command settings fields ---
     commands: CommandSettings = Field(default_factory=CommandSettings)
     max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024)
     registry_flush_interval_s: float = Field(default=1.0, gt=0)

@@ -1,15 +1,12 @@
 """API tokens: created with a role, shown once, stored only as a SHA-256 of the secret, revocable.
 
-A token reads ``opt_`` followed by 43 URL-safe characters (256 random bits): long enough that a
-plain SHA-256 is the right hash (nothing to brute-force), and recognisable in a leaked log.
+A token reads ``opt_`` and 256 random bits (:mod:`fleet.access.bearer_secrets`).
 The fleet's bootstrap admin token (``api.admin_token`` in the settings) is accepted as well,
 so the first real tokens can be created.
 """
 
-import hashlib
 import hmac
 import logging
-import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.access.audit import Change, record, snapshot
+from fleet.access.bearer_secrets import new_secret, secret_digest
 from fleet.access.roles import Actor, Role
 from fleet.db.engine import database_errors
 from fleet.db.schema import ApiTokenRow
@@ -28,10 +26,6 @@ logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "opt_"  # noqa: S105 - a prefix, not a secret
 BOOTSTRAP_ACTOR = "bootstrap-admin"
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +42,16 @@ class TokenStore:
     ) -> None:
         self._sessions = sessions
         self._clock = clock
-        self._bootstrap_digest = _digest(bootstrap_secret) if bootstrap_secret else None
+        self._bootstrap_digest = secret_digest(bootstrap_secret) if bootstrap_secret else None
 
     async def issue(self, actor: Actor, name: str, role: Role, ttl_s: int | None = None) -> IssuedToken:
         now = self._clock()
-        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        secret = new_secret(TOKEN_PREFIX)
         row = ApiTokenRow(
             id=str(uuid.uuid4()),
             name=name,
             role=role.value,
-            secret_sha256=_digest(secret),
+            secret_sha256=secret_digest(secret),
             created_ms=now,
             expires_ms=now + ttl_s * 1000 if ttl_s is not None else None,
             revoked_ms=None,
@@ -93,7 +87,7 @@ class TokenStore:
 
     async def authenticate(self, secret: str) -> Actor:
         """The actor a bearer token stands for; raises :class:`NotAuthenticatedError` for any bad token."""
-        digest = _digest(secret)
+        digest = secret_digest(secret)
         if self._bootstrap_digest is not None and hmac.compare_digest(digest, self._bootstrap_digest):
             return Actor(BOOTSTRAP_ACTOR, Role.ADMIN)
         if not secret.startswith(TOKEN_PREFIX):

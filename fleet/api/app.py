@@ -73,11 +73,8 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(inventory.router)
     app.include_router(access.router)
     app.include_router(health_router)
-    # --- enrollment routers ---
     app.include_router(enrollment.router)
-    # --- config push routers ---
     app.include_router(configs_router)
-    # --- command routers ---
     app.include_router(commands.router)
 
     @app.get("/healthz", tags=["service"])

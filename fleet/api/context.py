@@ -33,11 +33,8 @@ class ApiContext:
     tokens: TokenStore
     audit: AuditLog
     health_history: HealthHistory
-    # --- enrollment context fields ---
     enrollment: EnrollmentService
-    # --- config push context fields ---
     configs: ConfigPush
-    # --- command context fields ---
     commands: CommandDispatcher
 
 

@@ -53,7 +53,6 @@ class ConfigPush:
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], int], signer: ConfigSigner
     ) -> None:
-        self.sessions = sessions
         self._records = Records(sessions, clock)
         self._clock = clock
         self.signer = signer

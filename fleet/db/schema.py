@@ -154,7 +154,7 @@ class AlertRow(Base):
     delivered_at_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
-# --- enrollment rows (enrollment) ---
+# --- enrollment ---
 
 
 class EnrollmentTokenRow(Base):
@@ -176,7 +176,7 @@ class EnrollmentTokenRow(Base):
     revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
-# --- config push rows (configs) ---
+# --- config push ---
 
 
 class ConfigLayerRow(Base):
@@ -215,7 +215,7 @@ class GatewayConfigRow(Base):
     reported_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
-# --- command rows (commands) ---
+# --- commands ---
 
 
 class CommandState(StrEnum):

@@ -1,6 +1,6 @@
 """Enrollment tokens: issued for a village (and optionally one gateway id), short-lived, single use.
 
-A token reads ``oet_`` followed by 43 URL-safe characters (256 random bits); only its SHA-256 is stored,
+A token reads ``oet_`` and 256 random bits; only its SHA-256 is stored (:mod:`fleet.access.bearer_secrets`),
 as for API tokens (:mod:`fleet.access.tokens`). Redeeming a token is one conditional ``UPDATE`` (unused,
 unrevoked, unexpired → used) inside the enrollment's transaction: the database lets exactly one of two
 concurrent redemptions change the row (PostgreSQL's row lock, SQLite's write lock), the other finds it
@@ -8,9 +8,7 @@ used. If the enrollment fails later in that transaction, the claim is rolled bac
 can be used again.
 """
 
-import hashlib
 import logging
-import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.access.audit import Change, record, snapshot
+from fleet.access.bearer_secrets import new_secret, secret_digest
 from fleet.access.roles import Actor
 from fleet.db.engine import database_errors
 from fleet.db.schema import EnrollmentTokenRow, GatewayRow, VillageRow
@@ -28,10 +27,6 @@ from fleet.errors import ConflictError, EnrollmentTokenError, NotFoundError
 from protocol.enrollment import ENROLLMENT_TOKEN_PREFIX
 
 logger = logging.getLogger(__name__)
-
-
-def token_digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +46,10 @@ class EnrollmentTokenStore:
         """A token that enrolls a new gateway in ``village_id`` or, with ``gateway_id``, that gateway: a
         new one of that id, or the existing one again (re-enrollment, replaced hardware)."""
         now = self._clock()
-        secret = ENROLLMENT_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        secret = new_secret(ENROLLMENT_TOKEN_PREFIX)
         row = EnrollmentTokenRow(
             id=str(uuid.uuid4()),
-            secret_sha256=token_digest(secret),
+            secret_sha256=secret_digest(secret),
             village_id=village_id,
             gateway_id=gateway_id,
             created_by=actor.name,
@@ -124,7 +119,7 @@ class EnrollmentTokenStore:
         :class:`EnrollmentTokenError` otherwise. Run it first in the transaction (SQLite then waits for
         a concurrent claim's transaction to end instead of failing on a stale snapshot)."""
         now = self._clock()
-        digest = token_digest(secret)
+        digest = secret_digest(secret)
         result = await session.execute(
             update(EnrollmentTokenRow)
             .where(
@@ -149,7 +144,7 @@ async def _by_secret(session: AsyncSession, secret: str) -> EnrollmentTokenRow |
     if not secret.startswith(ENROLLMENT_TOKEN_PREFIX):
         return None
     return await session.scalar(
-        select(EnrollmentTokenRow).where(EnrollmentTokenRow.secret_sha256 == token_digest(secret))
+        select(EnrollmentTokenRow).where(EnrollmentTokenRow.secret_sha256 == secret_digest(secret))
     )
 
 

@@ -51,6 +51,7 @@ class IngestConsumer:
         self.received = 0
         self.handler_errors = 0
         self.stalls = 0
+        self._stall_backoff = Backoff(base_s=0.1, cap_s=10.0)  # messages are handled one at a time
         self.paused = False  # not taking messages: the time-series buffer is at its bound
         self.pauses = 0
         self.waiting = 0  # taken and routed, waiting for their points to be stored
@@ -126,7 +127,7 @@ class IngestConsumer:
         if isinstance(decoded, Rejection):
             self.session.ack(message)
             return
-        backoff = Backoff(base_s=0.1, cap_s=10.0)
+        self._stall_backoff.reset()  # each message's stall starts at the short delays
         while True:
             try:
                 completion = await self._router.handle(decoded)
@@ -135,7 +136,7 @@ class IngestConsumer:
                 # Hold the loop (and so the broker's delivery) until storage answers again:
                 # the message is not dropped and later ones wait their turn.
                 self.stalls += 1
-                delay = backoff.next_delay()
+                delay = self._stall_backoff.next_delay()
                 logger.warning("handling %s stalled (%s); retrying in %.1f s", message.topic[:200], exc, delay)
                 await asyncio.sleep(delay)
             except Exception:

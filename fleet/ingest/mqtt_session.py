@@ -38,14 +38,13 @@ from typing import Any, cast
 
 import aiomqtt
 import paho.mqtt.client as mqtt
-from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.client import CallbackOnMessage
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleet.errors import BrokerRefusedError
+from fleet.broker_reconnect import wait_to_reconnect
 from fleet.settings import BrokerSettings
-from protocol.reconnect import Backoff, is_permanent_refusal, refusal_code
+from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -122,15 +121,7 @@ class IngestSession:
                 async for message in self._connection_messages():
                     yield message
             except aiomqtt.MqttError as exc:
-                # Only a CONNACK refusal can be permanent; other codes are paho's own (e.g. 4 = no connection).
-                code = refusal_code(exc.rc) if isinstance(exc, MqttConnectError) else None
-                if is_permanent_refusal(code):
-                    raise BrokerRefusedError(
-                        f"broker {self._broker.host}:{self._broker.port} refused {self.client_id} (code {code})"
-                    ) from exc
-                delay = self._backoff.next_delay()
-                logger.warning("ingest %s lost the broker (%s); reconnecting in %.1f s", self.client_id, exc, delay)
-                await asyncio.sleep(delay)
+                await wait_to_reconnect(exc, self._broker, self.client_id, self._backoff, role="ingest")
 
     def _session_options(self) -> dict[str, Any]:
         """A persistent session: MQTT 5 with a Session Expiry and a Receive Maximum, or 3.1.1's clean_session=False."""

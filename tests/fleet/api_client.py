@@ -47,11 +47,8 @@ def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
         tokens=TokenStore(sessions, clock, ADMIN_TOKEN),
         audit=AuditLog(sessions),
         health_history=SqlHealthHistory(Path("/nonexistent/timeseries.db")),  # nothing written: no samples
-        # --- enrollment context fields ---
         enrollment=development_enrollment(sessions, clock),
-        # --- config push context fields ---
         configs=config_push(sessions, clock),
-        # --- command context fields ---
         commands=unconnected_commands(sessions, clock),
     )
 

@@ -22,6 +22,7 @@ from fleet.settings import (
 from simulators.governance.app import create_platform_app
 from simulators.governance.recorder import CaseLedger
 from simulators.infra.mosquitto import MosquittoBroker
+from simulators.infra.victoria import VictoriaMetricsServer
 
 PLATFORM_TOKEN = "integration-platform-token"
 
@@ -46,6 +47,14 @@ async def mosquitto() -> AsyncIterator[MosquittoBroker]:
         pytest.fail("mosquitto is not installed: run scripts/test, which installs it")
     async with MosquittoBroker() as broker:
         yield broker
+
+
+@pytest.fixture
+async def victoria() -> AsyncIterator[VictoriaMetricsServer]:
+    if not VictoriaMetricsServer.available():
+        pytest.fail("victoria-metrics is not installed: run scripts/test, which installs it")
+    async with VictoriaMetricsServer() as server:
+        yield server
 
 
 class Platform:

@@ -43,14 +43,6 @@ DATABASE = "outpost"
 
 
 @pytest.fixture
-async def victoria() -> AsyncIterator[VictoriaMetricsServer]:
-    if not VictoriaMetricsServer.available():
-        pytest.fail("victoria-metrics is not installed: run scripts/test, which installs it")
-    async with VictoriaMetricsServer() as server:
-        yield server
-
-
-@pytest.fixture
 async def influxdb() -> AsyncIterator[InfluxDBServer]:
     if not InfluxDBServer.available():
         pytest.fail(InfluxDBServer.not_installed_message())

@@ -13,7 +13,6 @@ import re
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
@@ -44,14 +43,6 @@ POINTS_PER_BATCH = 10
 GATEWAYS = ("gw-a", "gw-b", "gw-c")
 
 Stored = set[tuple[str, int, float]]
-
-
-@pytest.fixture
-async def victoria() -> AsyncIterator[VictoriaMetricsServer]:
-    if not VictoriaMetricsServer.available():
-        pytest.fail("victoria-metrics is not installed: run scripts/test, which installs it")
-    async with VictoriaMetricsServer() as server:
-        yield server
 
 
 def batch(gateway: str, seq: int) -> TelemetryBatch:

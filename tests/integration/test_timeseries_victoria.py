@@ -1,7 +1,6 @@
 """Telemetry written through the fleet into a real InfluxDB-API server (VictoriaMetrics) reads back."""
 
 import uuid
-from collections.abc import AsyncIterator
 
 import aiomqtt
 import pytest
@@ -18,14 +17,6 @@ from tests.integration.conftest import FleetFactory, eventually
 pytestmark = pytest.mark.integration
 
 BASE_MS = 1_795_000_000_000
-
-
-@pytest.fixture
-async def victoria() -> AsyncIterator[VictoriaMetricsServer]:
-    if not VictoriaMetricsServer.available():
-        pytest.fail("victoria-metrics is not installed: run scripts/test, which installs it")
-    async with VictoriaMetricsServer() as server:
-        yield server
 
 
 async def test_telemetry_points_written_through_the_fleet_can_be_read_back(
