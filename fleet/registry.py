@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.db.engine import database_errors
 from fleet.db.schema import GatewayRow, VillageRow
+from fleet.db.upsert import insert_if_missing
 from fleet.errors import DatabaseUnavailableError
 from fleet.presence import Transition
 from protocol.messages import Heartbeat
@@ -62,21 +63,20 @@ class Registry:
         now = self._clock()
         with database_errors(f"register gateway {gateway_id}"):
             async with self._sessions.begin() as session:
-                if await session.get(VillageRow, village_id) is None:
-                    session.add(VillageRow(id=village_id, name=village_id, first_seen_ms=now))
-                    await session.flush()
-                gateway = await session.get(GatewayRow, gateway_id)
-                if gateway is None:
-                    session.add(
-                        GatewayRow(
-                            id=gateway_id,
-                            village_id=village_id,
-                            first_seen_ms=now,
-                            agent_version=agent_version,
-                        )
-                    )
+                village: dict[str, Any] = {"id": village_id, "name": village_id, "first_seen_ms": now}
+                gateway_values: dict[str, Any] = {
+                    "id": gateway_id,
+                    "village_id": village_id,
+                    "first_seen_ms": now,
+                    "agent_version": agent_version,
+                }
+                await insert_if_missing(session, VillageRow, village)
+                if await insert_if_missing(session, GatewayRow, gateway_values):
                     logger.info("registered gateway %s in village %s", gateway_id, village_id)
-                else:
+                else:  # known already, or another ingest process registered it at this moment
+                    gateway = await session.get(GatewayRow, gateway_id)
+                    if gateway is None:  # an admin deleted it at this moment: its next message registers it
+                        return
                     if gateway.village_id != village_id:
                         logger.warning("gateway %s moved from %s to %s", gateway_id, gateway.village_id, village_id)
                     gateway.village_id = village_id

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from fleet.alerts.store import AlertStore
-from fleet.errors import DataIntegrityError
 from fleet.ingest.dedupe import RecentIds
 from fleet.presence import OfflineReason, PresenceTracker
 from fleet.registry import Registry
@@ -90,11 +89,7 @@ class IngestRouter:
         village_id = inbound.topic.village_id
         if not self._registry.knows(message.gateway_id, village_id):
             agent_version = message.agent_version if isinstance(message, Presence) else None
-            try:
-                await self._registry.register(village_id, message.gateway_id, agent_version)
-            except DataIntegrityError:
-                # Another ingest process registered the village or gateway at the same moment: now it exists.
-                await self._registry.register(village_id, message.gateway_id, agent_version)
+            await self._registry.register(village_id, message.gateway_id, agent_version)
         now = self._clock()
         completion: Completion | None = None
         match message:

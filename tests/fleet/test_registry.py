@@ -1,5 +1,6 @@
 """The registry on a real, migrated SQLite file: registration, presence, batched health, and restarts."""
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -252,3 +253,19 @@ async def test_after_a_fleet_restart_everyone_is_offline_until_heard_from(tmp_pa
         assert restarted.knows("gw-shutdown", "riverside")
     finally:
         await after.dispose()
+
+
+async def test_ingest_processes_meeting_a_new_gateway_at_the_same_moment_all_register_it(
+    any_engine: AsyncEngine, clock: FakeClock
+) -> None:
+    """Several ingest workers take one new gateway's first messages at once: none may fail on the key."""
+    workers = [Registry(session_factory(any_engine), clock) for _ in range(3)]
+
+    for n in range(5):
+        await asyncio.gather(*(worker.register("riverside", f"gw-{n}", "1.2.0") for worker in workers))
+
+    gateways = await workers[0].gateways()
+    assert [(g.id, g.village_id, g.agent_version) for g in gateways] == [
+        (f"gw-{n}", "riverside", "1.2.0") for n in range(5)
+    ]
+    assert all(worker.knows(f"gw-{n}", "riverside") for worker in workers for n in range(5))
