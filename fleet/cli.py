@@ -83,10 +83,13 @@ def migrate() -> None:
 
 
 async def _run(settings: FleetSettings) -> None:
-    from fleet.service import FleetService  # noqa: PLC0415 - keeps `--help` fast
+    from fleet.gc_tuning import tune_for_throughput  # noqa: PLC0415 - keeps `--help` fast
+    from fleet.service import FleetService  # noqa: PLC0415
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await FleetService(settings).run(stop)
+    service = FleetService(settings)
+    tune_for_throughput()
+    await service.run(stop)

@@ -1,8 +1,13 @@
 """The registry of villages and gateways: who exists, who is online, and their last health.
 
-Gateways register themselves on first contact (provisioning arrives with issue 5). Presence
-transitions are written at once; last-seen times and health are collected in memory and written
-in one batch per flush, never one transaction per message.
+Gateways are enrolled through the API, and a gateway heard from that the registry does not hold yet is
+registered on first contact. A control message (presence, heartbeat, alert, reply) registers its gateway
+at once (:meth:`Registry.register`): what it causes refers to the gateway's row. Bulk traffic (telemetry,
+events) only goes to the time series, so its gateway is noted (:meth:`Registry.note_seen`) and registered
+with every other newcomer in the next flush: an ingest worker meeting 2,000 gateways for the first time
+writes a few transactions, not 2,000 on its message loop. Presence transitions are written at once;
+last-seen times and health are collected in memory and written in one batch per flush, never one
+transaction per message.
 """
 
 import logging
@@ -15,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.db.engine import database_errors
 from fleet.db.schema import GatewayRow, VillageRow
-from fleet.db.upsert import insert_if_missing
+from fleet.db.upsert import insert_all_missing, insert_if_missing
 from fleet.errors import DatabaseUnavailableError
 from fleet.presence import Transition
 from protocol.messages import Heartbeat
@@ -40,6 +45,7 @@ class Registry:
         self._clock = clock
         self._village_of: dict[str, str] = {}
         self._pending: dict[str, _Pending] = {}
+        self._newcomers: dict[str, str] = {}  # gateway id -> village id, to register at the next flush
         self._unapplied: list[dict[str, object]] = []
 
     async def load(self) -> None:
@@ -84,28 +90,24 @@ class Registry:
                         gateway.agent_version = agent_version
         self._village_of[gateway_id] = village_id
 
-    def note_seen(self, gateway_id: str, now_ms: int) -> None:
-        """Remember that a registered gateway was heard from; written at the next flush."""
-        if gateway_id not in self._village_of:
-            logger.warning("ignoring traffic of unregistered gateway %s", gateway_id)
-            return
+    def note_seen(self, gateway_id: str, village_id: str, now_ms: int) -> None:
+        """Remember that a gateway was heard from in ``village_id``; written at the next flush, which
+        first registers it (or records its move) if the registry does not hold it there yet."""
+        if self._village_of.get(gateway_id) != village_id:
+            self._newcomers[gateway_id] = village_id
         pending = self._pending.get(gateway_id)
         if pending is None:
             self._pending[gateway_id] = _Pending(now_ms)
         else:
             pending.last_seen_ms = now_ms
 
-    def note_agent_version(self, gateway_id: str, agent_version: str, now_ms: int) -> None:
-        self.note_seen(gateway_id, now_ms)
-        pending = self._pending.get(gateway_id)
-        if pending is not None:
-            pending.agent_version = agent_version
+    def note_agent_version(self, gateway_id: str, village_id: str, agent_version: str, now_ms: int) -> None:
+        self.note_seen(gateway_id, village_id, now_ms)
+        self._pending[gateway_id].agent_version = agent_version
 
-    def note_heartbeat(self, heartbeat: Heartbeat, now_ms: int) -> None:
-        self.note_seen(heartbeat.gateway_id, now_ms)
-        pending = self._pending.get(heartbeat.gateway_id)
-        if pending is None:
-            return
+    def note_heartbeat(self, village_id: str, heartbeat: Heartbeat, now_ms: int) -> None:
+        self.note_seen(heartbeat.gateway_id, village_id, now_ms)
+        pending = self._pending[heartbeat.gateway_id]
         pending.health = heartbeat.health.model_dump(mode="json")
         pending.health_ms = heartbeat.ts
         pending.interval_s = heartbeat.interval_s
@@ -133,9 +135,46 @@ class Registry:
             self._unapplied = rows + self._unapplied
             logger.warning("%d presence changes kept for the next flush: %s", len(self._unapplied), exc)
 
+    async def _register_newcomers(self) -> None:
+        """Register every gateway noted in a village the registry does not hold it in, in one transaction."""
+        newcomers, self._newcomers = self._newcomers, {}
+        if not newcomers:
+            return
+        now = self._clock()
+        try:
+            with database_errors(f"register {len(newcomers)} gateways"):
+                async with self._sessions.begin() as session:
+                    villages = [{"id": v, "name": v, "first_seen_ms": now} for v in sorted(set(newcomers.values()))]
+                    await insert_all_missing(session, VillageRow, villages)
+                    await insert_all_missing(
+                        session,
+                        GatewayRow,
+                        [{"id": g, "village_id": v, "first_seen_ms": now} for g, v in newcomers.items()],
+                    )
+                    held = await session.execute(
+                        select(GatewayRow.id, GatewayRow.village_id).where(GatewayRow.id.in_(newcomers))
+                    )
+                    moved = [
+                        {"id": gateway_id, "village_id": newcomers[gateway_id]}
+                        for gateway_id, village_id in held
+                        if village_id != newcomers[gateway_id]
+                    ]
+                    if moved:
+                        await session.execute(update(GatewayRow), moved)
+        except DatabaseUnavailableError:
+            for gateway_id, village_id in newcomers.items():  # keep them for the next flush, newer notes win
+                self._newcomers.setdefault(gateway_id, village_id)
+            raise
+        for row in moved:
+            logger.warning("gateway %s moved to village %s", row["id"], row["village_id"])
+        logger.info("registered %d gateways heard from (%d moved village)", len(newcomers), len(moved))
+        self._village_of.update(newcomers)
+
     async def flush(self) -> int:
-        """Write collected last-seen times and health in one transaction; return how many gateways."""
+        """Register gateways heard from for the first time, then write collected last-seen times and
+        health in one transaction; return how many gateways were updated."""
         await self._write_presence()
+        await self._register_newcomers()
         pending, self._pending = self._pending, {}
         if not pending:
             return 0

@@ -11,19 +11,29 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.sql.expression import Executable
+
+
+def _insert_ignoring_conflicts(
+    session: AsyncSession, row_class: type[DeclarativeBase]
+) -> sqlite.Insert | postgresql.Insert:
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(row_class).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        return postgresql.insert(row_class).on_conflict_do_nothing()
+    raise NotImplementedError(f"the fleet supports SQLite and PostgreSQL, not {dialect}")
 
 
 async def insert_if_missing(session: AsyncSession, row_class: type[DeclarativeBase], values: dict[str, Any]) -> bool:
     """Insert ``values`` as a row of ``row_class`` unless one with its primary key exists; True if inserted."""
-    dialect = session.get_bind().dialect.name
-    statement: Executable
-    if dialect == "sqlite":
-        statement = sqlite.insert(row_class).values(**values).on_conflict_do_nothing()
-    elif dialect == "postgresql":
-        statement = postgresql.insert(row_class).values(**values).on_conflict_do_nothing()
-    else:
-        raise NotImplementedError(f"the fleet supports SQLite and PostgreSQL, not {dialect}")
-    result = await session.execute(statement)
+    result = await session.execute(_insert_ignoring_conflicts(session, row_class).values(**values))
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
+
+
+async def insert_all_missing(
+    session: AsyncSession, row_class: type[DeclarativeBase], rows: list[dict[str, Any]]
+) -> None:
+    """Insert each of ``rows`` whose primary key does not exist yet, in one statement (executemany)."""
+    if rows:
+        await session.execute(_insert_ignoring_conflicts(session, row_class), rows)

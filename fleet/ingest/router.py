@@ -16,7 +16,7 @@ from fleet.alerts.store import AlertStore
 from fleet.ingest.dedupe import RecentIds
 from fleet.presence import OfflineReason, PresenceTracker
 from fleet.registry import Registry
-from fleet.timeseries.points import event_point, health_point, telemetry_points
+from fleet.timeseries.points import PointList, event_point, health_point, telemetry_points
 from fleet.timeseries.writer import BatchingWriter
 from protocol.codec import Inbound
 from protocol.messages import (
@@ -87,7 +87,8 @@ class IngestRouter:
     async def _dispatch(self, inbound: Inbound) -> Completion | None:
         message = inbound.message
         village_id = inbound.topic.village_id
-        if not self._registry.knows(message.gateway_id, village_id):
+        bulk = isinstance(message, TelemetryBatch | DeviceEvent)  # registered by the registry's next flush
+        if not bulk and not self._registry.knows(message.gateway_id, village_id):
             agent_version = message.agent_version if isinstance(message, Presence) else None
             await self._registry.register(village_id, message.gateway_id, agent_version)
         now = self._clock()
@@ -97,25 +98,25 @@ class IngestRouter:
                 await self._on_presence(village_id, message, now)
                 return None
             case Heartbeat():
-                self._registry.note_heartbeat(message, now)
-                completion = self._writer.add([health_point(village_id, message)])
+                self._registry.note_heartbeat(village_id, message, now)
+                completion = self._writer.add(PointList((health_point(village_id, message),)))
                 interval: float | None = message.interval_s
             case TelemetryBatch():
-                self._registry.note_seen(message.gateway_id, now)
+                self._registry.note_seen(message.gateway_id, village_id, now)
                 completion = self._writer.add(telemetry_points(village_id, message))
                 interval = None
             case DeviceEvent():
-                self._registry.note_seen(message.gateway_id, now)
-                completion = self._writer.add([event_point(village_id, message)])
+                self._registry.note_seen(message.gateway_id, village_id, now)
+                completion = self._writer.add(PointList((event_point(village_id, message),)))
                 interval = None
             case Alert():
-                self._registry.note_seen(message.gateway_id, now)
+                self._registry.note_seen(message.gateway_id, village_id, now)
                 if await self._alerts.record(village_id, message):
                     self.alerts_raised += 1
                     self._on_alert()
                 interval = None
             case ConfigReported() | CommandResponse():
-                self._registry.note_seen(message.gateway_id, now)
+                self._registry.note_seen(message.gateway_id, village_id, now)
                 await self._on_reply(village_id, message)
                 interval = None
             case _:
@@ -135,7 +136,7 @@ class IngestRouter:
             await self._on_command_response(village_id, message)
 
     async def _on_presence(self, village_id: str, presence: Presence, now: int) -> None:
-        self._registry.note_agent_version(presence.gateway_id, presence.agent_version, now)
+        self._registry.note_agent_version(presence.gateway_id, village_id, presence.agent_version, now)
         if self._presence is None:
             return
         if presence.state is PresenceState.ONLINE:

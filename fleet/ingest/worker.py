@@ -19,6 +19,7 @@ from collections.abc import Callable
 from fleet.alerts.store import AlertStore
 from fleet.db.engine import create_engine, session_factory
 from fleet.errors import BrokerRefusedError, FleetError, TransientError
+from fleet.gc_tuning import tune_for_throughput
 from fleet.ingest.consumer import IngestConsumer
 from fleet.ingest.router import IngestRouter
 from fleet.ingest.status import ingest_status
@@ -109,8 +110,10 @@ async def run_worker(settings: FleetSettings, index: int) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    worker = IngestWorker(settings, index)
+    tune_for_throughput()
     try:
-        await IngestWorker(settings, index).run(stop)
+        await worker.run(stop)
     except BrokerRefusedError:  # logged where it stopped the worker
         return EXIT_REFUSED
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiosqlite
 
 from fleet.errors import TimeSeriesUnavailableError
-from fleet.timeseries.points import Point
+from fleet.timeseries.points import Points
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
@@ -48,11 +48,12 @@ class EmbeddedSink:
             self._db = db
         return self._db
 
-    async def write(self, points: Sequence[Point]) -> None:
+    async def write(self, batch: Sequence[Points]) -> None:
         db = await self._connection()
         rows = [
             (point.measurement, json.dumps(dict(point.tags), sort_keys=True), field, value, point.ts_ms)
-            for point in points
+            for chunk in batch
+            for point in chunk.rows()
             for field, value in point.fields
         ]
         try:

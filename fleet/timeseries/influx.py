@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Sequence
+from itertools import chain
 
 import aiohttp
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
@@ -10,7 +11,7 @@ from influxdb_client.rest import ApiException
 
 from fleet.errors import TimeSeriesRejectedError, TimeSeriesUnavailableError
 from fleet.settings import InfluxSettings
-from fleet.timeseries.points import Point
+from fleet.timeseries.points import Points
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +29,16 @@ class InfluxSink:
         )
         self._write_api = self._client.write_api()
 
-    async def write(self, points: Sequence[Point]) -> None:
-        if not points:
+    async def write(self, batch: Sequence[Points]) -> None:
+        if not batch:
             return
+        # One string for the whole request: the client would otherwise encode and join line by line.
+        body = "\n".join(chain.from_iterable(chunk.lines() for chunk in batch))
         try:
             await self._write_api.write(
                 bucket=self._settings.bucket,
                 org=self._settings.org,
-                record=[point.line() for point in points],
+                record=body,
                 write_precision=WritePrecision.MS,  # type: ignore[arg-type]  # a str constant in its stubs
             )
         except ApiException as exc:

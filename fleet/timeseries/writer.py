@@ -1,22 +1,27 @@
 """Batches points in memory and writes them to the sink, retrying while it is unavailable.
 
-The batch being written is held apart from the points waiting behind it; if the write fails it goes
-back to the front. Points are never dropped for lack of room: :meth:`BatchingWriter.add` returns a
-ticket, a future completed once every point it added has been written (or refused for good by the
-store, which retrying cannot change), so ingest acknowledges a message to the broker only then. The
-bound (``buffer_points``) is back-pressure instead: :attr:`BatchingWriter.full` says when ingest must
-stop taking messages, and :meth:`BatchingWriter.wait_for_room` when it may take more. A caller checks
-before each message, so the buffer can exceed the bound by one message's points at most.
+Points arrive as chunks (one message's :class:`~fleet.timeseries.points.Points`) and wait in arrival
+order. A batch takes chunks from the front until it holds ``batch_points`` points, splitting the last
+one when it would overshoot; the batch being written is held apart from the points behind it, and if
+the write fails it goes back to the front. The running writer sends full batches as soon as they are
+full and a partial one only when ``flush_interval_s`` passed without a full batch, so a busy ingest
+writes few large requests (the store's cost per request, not per point, dominates small batches) and a
+quiet one still stores each point within the interval.
+
+Points are never dropped for lack of room: :meth:`BatchingWriter.add` returns a ticket, a future
+completed once every point it added has been written (or refused for good by the store, which retrying
+cannot change), so ingest acknowledges a message to the broker only then. The bound (``buffer_points``)
+is back-pressure instead: :attr:`BatchingWriter.full` says when ingest must stop taking messages, and
+:meth:`BatchingWriter.wait_for_room` when it may take more. A caller checks before each message, so
+the buffer can exceed the bound by one message's points at most.
 """
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
-from collections.abc import Iterable
 
 from fleet.errors import TimeSeriesRejectedError, TimeSeriesUnavailableError
-from fleet.timeseries.points import Point
+from fleet.timeseries.points import Points
 from fleet.timeseries.sink import TimeSeriesSink
 from protocol.reconnect import Backoff
 
@@ -30,10 +35,11 @@ class BatchingWriter:
     def __init__(self, sink: TimeSeriesSink, batch_points: int, flush_interval_s: float, buffer_points: int) -> None:
         self.sink = sink
         self._batch_points = batch_points
-        self._flush_interval_s = flush_interval_s
+        self.flush_interval_s = flush_interval_s
         self._buffer_points = buffer_points
-        self._buffer: deque[Point] = deque()
-        self._in_flight: list[Point] = []
+        self._buffer: deque[Points] = deque()
+        self._waiting = 0  # points in _buffer
+        self._in_flight = 0  # points in the batch being written
         # Tickets wait in add order for the running count of points settled (written or refused).
         self._tickets: deque[tuple[int, Ticket]] = deque()
         self._added = 0
@@ -43,13 +49,14 @@ class BatchingWriter:
         self._room.set()
         self._backoff = Backoff(base_s=0.2, cap_s=10.0)
         self.written = 0
+        self.batches = 0
         self.dropped = 0  # kept for /healthz: the writer no longer drops points (back-pressure instead)
         self.rejected = 0
         self.healthy = True
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer) + len(self._in_flight)
+        return self._waiting + self._in_flight
 
     @property
     def bound(self) -> int:
@@ -66,62 +73,90 @@ class BatchingWriter:
             self._room.clear()
             await self._room.wait()
 
-    def add(self, points: Iterable[Point]) -> Ticket | None:
+    def add(self, points: Points) -> Ticket | None:
         """Queue ``points``; the ticket completes once all of them are stored. None when there were none."""
-        before = len(self._buffer)
-        self._buffer.extend(points)
-        count = len(self._buffer) - before
+        count = len(points)
         if count == 0:
             return None
+        self._buffer.append(points)
+        self._waiting += count
         self._added += count
         ticket: Ticket = asyncio.get_running_loop().create_future()
         self._tickets.append((self._added, ticket))
-        if len(self._buffer) >= self._batch_points:
+        if self._waiting >= self._batch_points:
             self._wake.set()
         return ticket
 
     async def run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._flush_interval_s)
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+                interval_passed = False
+            except TimeoutError:
+                interval_passed = True
             self._wake.clear()
-            while self._buffer:
-                if not await self._write_one_batch():
+            # A partial batch goes out once per quiet interval; points arriving meanwhile wait to fill
+            # the next one (else a steady stream would be written in tiny batches, one per write's time).
+            while self._waiting >= self._batch_points or (interval_passed and self._waiting):
+                if await self._write_one_batch():
+                    interval_passed = False
+                else:
                     await asyncio.sleep(self._backoff.next_delay())
+
+    def _take_batch(self) -> tuple[list[Points], int]:
+        """Up to ``batch_points`` of the oldest points, off the front of the buffer, and how many."""
+        batch: list[Points] = []
+        room = self._batch_points
+        buffer = self._buffer
+        while buffer and room:
+            chunk = buffer.popleft()
+            if len(chunk) > room:
+                chunk, rest = chunk.split(room)
+                buffer.appendleft(rest)
+            batch.append(chunk)
+            room -= len(chunk)
+        count = self._batch_points - room
+        self._waiting -= count
+        return batch, count
 
     async def _write_one_batch(self) -> bool:
         """Write the oldest batch; False (and the batch back in front) when the sink is unavailable."""
-        count = min(self._batch_points, len(self._buffer))
-        batch = self._in_flight = [self._buffer.popleft() for _ in range(count)]
+        batch, count = self._take_batch()
+        self._in_flight = count
         try:
             await self.sink.write(batch)
         except TimeSeriesUnavailableError as exc:
-            self._buffer.extendleft(reversed(batch))
+            self._put_back(batch, count)
             if self.healthy:
                 logger.warning(
-                    "time-series store %s unavailable, holding %d points: %s", self.sink.name, len(self._buffer), exc
+                    "time-series store %s unavailable, holding %d points: %s", self.sink.name, self._waiting, exc
                 )
             self.healthy = False
             return False
         except TimeSeriesRejectedError as exc:
-            self.rejected += len(batch)
-            logger.error("time-series store %s refused %d points: %s", self.sink.name, len(batch), exc)
-            self._settle(len(batch))
+            self.rejected += count
+            logger.error("time-series store %s refused %d points: %s", self.sink.name, count, exc)
+            self._settle(count)
         except BaseException:
-            self._buffer.extendleft(reversed(batch))
+            self._put_back(batch, count)
             raise
         else:
-            self.written += len(batch)
+            self.written += count
+            self.batches += 1
             if not self.healthy:
                 logger.info("time-series store %s is back", self.sink.name)
             self.healthy = True
             self._backoff.reset()
-            self._settle(len(batch))
+            self._settle(count)
         finally:
-            self._in_flight = []
+            self._in_flight = 0
             if not self.full:
                 self._room.set()
         return True
+
+    def _put_back(self, batch: list[Points], count: int) -> None:
+        self._buffer.extendleft(reversed(batch))
+        self._waiting += count
 
     def _settle(self, count: int) -> None:
         """``count`` more points (the oldest) are done with: complete the tickets they fulfil."""
@@ -134,5 +169,5 @@ class BatchingWriter:
 
     async def flush(self) -> None:
         """Write everything buffered now; stop at the first failure."""
-        while self._buffer and await self._write_one_batch() and self.healthy:
+        while self._waiting and await self._write_one_batch() and self.healthy:
             pass

@@ -26,7 +26,7 @@ from fleet.timeseries.history_factory import history_for
 from fleet.timeseries.history_influxql import InfluxqlHealthHistory
 from fleet.timeseries.history_promql import PromqlHealthHistory
 from fleet.timeseries.history_sql import SqlHealthHistory
-from fleet.timeseries.points import health_point
+from fleet.timeseries.points import PointList, health_point
 from simulators.infra.ports import free_port
 from tests.fleet.api_client import api_client, api_context
 from tests.fleet.health_history_data import (
@@ -96,7 +96,7 @@ def test_the_settings_choose_the_reader(tmp_path: Path) -> None:
 async def store(tmp_path: Path) -> SqlHealthHistory:
     path = tmp_path / "timeseries.db"
     sink = EmbeddedSink(path)
-    await sink.write(seed_points())
+    await sink.write([PointList(seed_points())])
     await sink.close()
     return SqlHealthHistory(path)
 

@@ -4,16 +4,20 @@ import uuid
 from typing import TypedDict
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fleet.timeseries.points import (
     DEVICE_EVENT,
     GATEWAY_HEALTH,
     TELEMETRY,
     Point,
+    PointList,
     event_point,
     health_point,
     telemetry_points,
 )
+from protocol.identifiers import IDENTIFIER_PATTERN
 from protocol.messages import (
     AdapterState,
     DeviceEvent,
@@ -94,11 +98,52 @@ def test_telemetry_becomes_one_point_per_measurement_tagged_by_device_gateway_an
 
     points = telemetry_points("lakeside", batch)
 
-    assert points == [
+    assert len(points) == 2
+    assert list(points.rows()) == [
         Point(TELEMETRY, tags("camera-1"), (("line_in", 3.0),), TS - 10),
         Point(TELEMETRY, tags("camera-2"), (("line_out", 4.0),), TS - 5),
     ]
-    assert points[0].line() == f"telemetry,device=camera-1,gateway=gw-01,village=lakeside line_in=3.0 {TS - 10}"
+    assert list(points.lines()) == [
+        f"telemetry,device=camera-1,gateway=gw-01,village=lakeside line_in=3.0 {TS - 10}",
+        f"telemetry,device=camera-2,gateway=gw-01,village=lakeside line_out=4.0 {TS - 5}",
+    ]
+
+
+telemetry_readings = st.builds(
+    TelemetryPoint,
+    device_id=st.from_regex(IDENTIFIER_PATTERN, fullmatch=True),
+    metric=st.from_regex(r"^[a-z][a-z0-9_]{0,63}$", fullmatch=True),
+    value=st.floats(allow_nan=False, allow_infinity=False),
+    ts=st.integers(min_value=0, max_value=2**53 - 1),
+)
+
+
+@given(
+    village=st.text(min_size=1, max_size=20),
+    readings=st.lists(telemetry_readings, min_size=1, max_size=30),
+    cut=st.integers(min_value=1, max_value=29),
+)
+def test_telemetry_lines_rendered_from_the_batch_match_the_general_point_form(
+    village: str, readings: list[TelemetryPoint], cut: int
+) -> None:
+    """The hot path renders lines straight from the batch; they must be exactly what a Point renders,
+    escaping included (the village comes from the topic), and splitting must lose or reorder nothing."""
+    points = telemetry_points(village, TelemetryBatch(**envelope_kwargs(), points=readings))
+
+    assert list(points.lines()) == [point.line() for point in points.rows()]
+    if cut < len(points):
+        head, tail = points.split(cut)
+        assert (len(head), len(tail)) == (cut, len(points) - cut)
+        assert [*head.lines(), *tail.lines()] == list(points.lines())
+
+
+def test_a_point_list_splits_in_order() -> None:
+    listed = PointList([Point("m", (), (("f", float(i)),), i) for i in range(5)])
+
+    head, tail = listed.split(2)
+
+    assert [*head.rows(), *tail.rows()] == list(listed.rows())
+    assert list(head.lines()) == ["m f=0.0 0", "m f=1.0 1"]
 
 
 def test_a_heartbeat_becomes_one_gateway_health_point() -> None:

@@ -121,9 +121,9 @@ async def test_applying_no_transitions_changes_nothing(registry: Registry) -> No
 async def test_last_seen_and_health_are_written_in_one_flush(registry: Registry) -> None:
     await registry.register("lakeside", "gw-01")
     await registry.register("lakeside", "gw-02")
-    registry.note_seen("gw-01", 1_000)
-    registry.note_seen("gw-01", 1_500)
-    registry.note_heartbeat(heartbeat("gw-02", ts=1_900, interval_s=5.0), now_ms=2_000)
+    registry.note_seen("gw-01", "lakeside", 1_000)
+    registry.note_seen("gw-01", "lakeside", 1_500)
+    registry.note_heartbeat("lakeside", heartbeat("gw-02", ts=1_900, interval_s=5.0), now_ms=2_000)
     before = await registry.gateway("gw-01")
     assert before is not None
     assert before.last_seen_ms is None, "notes wait for the flush"
@@ -152,7 +152,7 @@ async def test_a_flush_with_nothing_noted_writes_nothing(registry: Registry) -> 
 
 async def test_notes_are_flushed_once(registry: Registry) -> None:
     await registry.register("lakeside", "gw-01")
-    registry.note_seen("gw-01", 1_000)
+    registry.note_seen("gw-01", "lakeside", 1_000)
     await registry.flush()
 
     assert await registry.flush() == 0
@@ -160,8 +160,8 @@ async def test_notes_are_flushed_once(registry: Registry) -> None:
 
 async def test_later_traffic_keeps_the_last_health(registry: Registry) -> None:
     await registry.register("lakeside", "gw-01")
-    registry.note_heartbeat(heartbeat("gw-01", ts=900, cpu=50.0), now_ms=1_000)
-    registry.note_seen("gw-01", 3_000)
+    registry.note_heartbeat("lakeside", heartbeat("gw-01", ts=900, cpu=50.0), now_ms=1_000)
+    registry.note_seen("gw-01", "lakeside", 3_000)
 
     await registry.flush()
 
@@ -177,14 +177,14 @@ async def test_a_failed_flush_keeps_the_notes_for_the_next_one_and_newer_notes_w
 ) -> None:
     await registry.register("lakeside", "gw-01")
     await registry.register("lakeside", "gw-02")
-    registry.note_seen("gw-01", 1_000)
-    registry.note_seen("gw-02", 1_000)
+    registry.note_seen("gw-01", "lakeside", 1_000)
+    registry.note_seen("gw-02", "lakeside", 1_000)
     async with engine.begin() as connection:  # the table disappears, as on a broken database
         await connection.execute(text("ALTER TABLE gateways RENAME TO gateways_away"))
 
     with pytest.raises(DatabaseUnavailableError):
         await registry.flush()
-    registry.note_seen("gw-01", 2_000)
+    registry.note_seen("gw-01", "lakeside", 2_000)
     async with engine.begin() as connection:
         await connection.execute(text("ALTER TABLE gateways_away RENAME TO gateways"))
 
@@ -194,16 +194,54 @@ async def test_a_failed_flush_keeps_the_notes_for_the_next_one_and_newer_notes_w
     assert gw2.last_seen_ms == 1_000
 
 
-async def test_traffic_of_an_unregistered_gateway_never_blocks_the_flush(registry: Registry) -> None:
+async def test_bulk_traffic_of_new_gateways_registers_them_all_in_the_next_flush(
+    registry: Registry, sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     await registry.register("lakeside", "gw-01")
-    registry.note_seen("gw-01", 1_000)
-    registry.note_seen("gw-ghost", 1_000)
-    registry.note_heartbeat(heartbeat("gw-ghost", 1_000), 1_000)
+    registry.note_seen("gw-01", "lakeside", 1_000)
+    for n in range(50):
+        registry.note_seen(f"gw-new-{n:02d}", f"village-{n % 5}", 1_000 + n)
+    assert not registry.knows("gw-new-00", "village-0"), "registered by the flush, not on the message path"
+
+    assert await registry.flush() == 51
+
+    gateways = {gateway.id: gateway for gateway in await registry.gateways()}
+    assert len(gateways) == 51
+    assert gateways["gw-new-07"].village_id == "village-2"
+    assert gateways["gw-new-07"].last_seen_ms == 1_007
+    assert gateways["gw-new-07"].first_seen_ms == clock.now_ms
+    assert registry.knows("gw-new-49", "village-4")
+    async with sessions() as session:
+        villages = (await session.execute(text("SELECT id, name FROM villages ORDER BY id"))).all()
+    assert [tuple(row) for row in villages] == [("lakeside", "lakeside")] + [
+        (f"village-{n}", f"village-{n}") for n in range(5)
+    ]
+
+
+async def test_bulk_traffic_from_another_village_moves_the_gateway_at_the_flush(registry: Registry) -> None:
+    await registry.register("lakeside", "gw-01")
+
+    registry.note_seen("gw-01", "riverside", 2_000)
+    await registry.flush()
+
+    [gateway] = await registry.gateways()
+    assert (gateway.village_id, gateway.last_seen_ms) == ("riverside", 2_000)
+    assert registry.knows("gw-01", "riverside")
+
+
+async def test_newcomers_survive_a_failed_flush(registry: Registry, engine: AsyncEngine) -> None:
+    registry.note_seen("gw-new", "lakeside", 1_000)
+    async with engine.begin() as connection:
+        await connection.execute(text("ALTER TABLE gateways RENAME TO gateways_away"))
+
+    with pytest.raises(DatabaseUnavailableError):
+        await registry.flush()
+    async with engine.begin() as connection:
+        await connection.execute(text("ALTER TABLE gateways_away RENAME TO gateways"))
 
     assert await registry.flush() == 1
     [gateway] = await registry.gateways()
-    assert gateway.id == "gw-01"
-    assert gateway.last_seen_ms == 1_000
+    assert (gateway.id, gateway.village_id, gateway.last_seen_ms) == ("gw-new", "lakeside", 1_000)
 
 
 async def test_an_unmigrated_database_is_reported_as_unavailable(tmp_path: Path, clock: FakeClock) -> None:

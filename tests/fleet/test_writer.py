@@ -8,15 +8,15 @@ import pytest
 
 from fleet.errors import TimeSeriesRejectedError, TimeSeriesUnavailableError
 from fleet.timeseries.embedded import EmbeddedSink
-from fleet.timeseries.points import Point
+from fleet.timeseries.points import Point, PointList, Points
 from fleet.timeseries.writer import BatchingWriter
 
 TS = 1_700_000_000_000
 TAGS = (("device", "camera-1"), ("gateway", "gw-01"), ("village", "lakeside"))
 
 
-def points(n: int, start: int = 0) -> list[Point]:
-    return [Point("telemetry", TAGS, (("line_in", float(i)),), TS + i) for i in range(start, start + n)]
+def points(n: int, start: int = 0) -> PointList:
+    return PointList([Point("telemetry", TAGS, (("line_in", float(i)),), TS + i) for i in range(start, start + n)])
 
 
 class RecordingSink:
@@ -26,17 +26,17 @@ class RecordingSink:
 
     def __init__(self, inner: EmbeddedSink | None = None) -> None:
         self.inner = inner
-        self.batches: list[list[Point]] = []
+        self.batches: list[list[Point]] = []  # the points of each write
         self.activity = asyncio.Event()  # set on every write attempt, so tests can wait for the writer
 
     @property
     def accepted(self) -> list[Point]:
         return [point for batch in self.batches for point in batch]
 
-    async def write(self, points: Sequence[Point]) -> None:
+    async def write(self, batch: Sequence[Points]) -> None:
         if self.inner is not None:
-            await self.inner.write(points)
-        self.batches.append(list(points))
+            await self.inner.write(batch)
+        self.batches.append([point for chunk in batch for point in chunk.rows()])
         self.activity.set()
 
     async def until(self, condition: Callable[[], bool]) -> None:
@@ -60,12 +60,12 @@ class FlakySink(RecordingSink):
         self.failures = failures
         self.attempts = 0
 
-    async def write(self, points: Sequence[Point]) -> None:
+    async def write(self, batch: Sequence[Points]) -> None:
         self.attempts += 1
         if self.attempts <= self.failures:
             self.activity.set()
             raise TimeSeriesUnavailableError("store is down")
-        await super().write(points)
+        await super().write(batch)
 
 
 class RefusingSink(RecordingSink):
@@ -78,12 +78,12 @@ class RefusingSink(RecordingSink):
         self.refused = refused
         self.attempts = 0
 
-    async def write(self, points: Sequence[Point]) -> None:
+    async def write(self, batch: Sequence[Points]) -> None:
         self.attempts += 1
         if self.attempts in self.refused:
             self.activity.set()
             raise TimeSeriesRejectedError("400 bad data")
-        await super().write(points)
+        await super().write(batch)
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ async def test_points_are_written_in_batches_of_at_most_batch_points(embedded: E
 async def test_every_field_of_a_point_is_stored(embedded: EmbeddedSink) -> None:
     health = Point("gateway_health", TAGS[1:], (("cpu_percent", 12.5), ("disk_percent", 70.0)), TS)
     writer = BatchingWriter(embedded, batch_points=10, flush_interval_s=60, buffer_points=100)
-    writer.add([health])
+    writer.add(PointList([health]))
 
     await writer.flush()
 
@@ -185,7 +185,7 @@ async def test_nothing_is_lost_while_the_store_is_unavailable_and_health_recover
     assert writer.healthy
     assert writer.written == 5
     assert writer.buffered == 0
-    assert sink.accepted == sent
+    assert sink.accepted == sent.points
 
 
 async def test_the_running_writer_retries_until_the_store_is_back(running: Callable[[BatchingWriter], None]) -> None:
@@ -198,7 +198,7 @@ async def test_the_running_writer_retries_until_the_store_is_back(running: Calla
     await sink.until(lambda: writer.written == 4)
 
     assert sink.attempts == 4
-    assert sink.accepted == sent
+    assert sink.accepted == sent.points
     assert writer.healthy
 
 
@@ -229,7 +229,7 @@ async def test_a_refused_batch_is_dropped_and_counted_and_the_rest_is_written() 
     assert writer.written == 3
     assert writer.buffered == 0
     assert writer.healthy
-    assert sink.accepted == sent[2:]
+    assert sink.accepted == sent.points[2:]
 
 
 async def test_a_full_buffer_keeps_every_point_and_says_it_is_full() -> None:
@@ -243,7 +243,7 @@ async def test_a_full_buffer_keeps_every_point_and_says_it_is_full() -> None:
     assert writer.dropped == 0
     assert writer.buffered == 5
     await writer.flush()
-    assert sink.accepted == sent
+    assert sink.accepted == sent.points
     assert not writer.full
 
 
@@ -274,7 +274,7 @@ async def test_a_ticket_completes_only_once_all_its_points_are_written() -> None
 
     assert first.done()
     assert second.done()
-    assert sink.accepted == points(4)
+    assert sink.accepted == points(4).points
 
 
 async def test_a_ticket_is_not_completed_by_an_earlier_batch() -> None:
@@ -307,7 +307,7 @@ async def test_a_refused_batch_completes_its_tickets_because_retrying_cannot_hel
 async def test_adding_no_points_needs_no_ticket() -> None:
     writer = BatchingWriter(RecordingSink(), batch_points=2, flush_interval_s=60, buffer_points=100)
 
-    assert writer.add([]) is None
+    assert writer.add(PointList([])) is None
 
 
 async def test_flushing_an_empty_buffer_writes_nothing() -> None:
@@ -330,7 +330,70 @@ class GatedSink(RecordingSink):
         self.entered = asyncio.Event()
         self.gate = asyncio.Event()
 
-    async def write(self, points: Sequence[Point]) -> None:
+    async def write(self, batch: Sequence[Points]) -> None:
         self.entered.set()
         await self.gate.wait()
-        await super().write(points)
+        await super().write(batch)
+
+
+async def test_a_batch_ends_inside_a_chunk_and_the_rest_of_it_leads_the_next() -> None:
+    sink = RecordingSink()
+    writer = BatchingWriter(sink, batch_points=4, flush_interval_s=60, buffer_points=100)
+    first, second = points(3), points(3, start=3)
+    first_ticket, second_ticket = writer.add(first), writer.add(second)
+    assert first_ticket is not None
+    assert second_ticket is not None
+
+    await writer._write_one_batch()
+
+    assert [[p.ts_ms - TS for p in batch] for batch in sink.batches] == [[0, 1, 2, 3]]
+    assert first_ticket.done()
+    assert not second_ticket.done()
+    assert writer.buffered == 2
+    await writer.flush()
+    assert sink.accepted == [*first.points, *second.points]
+    assert second_ticket.done()
+
+
+async def test_the_running_writer_holds_a_partial_batch_until_it_fills(
+    running: Callable[[BatchingWriter], None],
+) -> None:
+    """Busy ingest writes few large requests: a partial batch waits (here for an interval that never
+    passes) while more points arrive, and goes out whole once it is full."""
+    sink = RecordingSink()
+    writer = BatchingWriter(sink, batch_points=5, flush_interval_s=3600, buffer_points=100)
+    running(writer)
+
+    writer.add(points(3))
+    for _ in range(20):  # give the writer every chance to (wrongly) send the partial batch
+        await asyncio.sleep(0)
+    assert sink.batches == []
+    writer.add(points(2, start=3))
+    await sink.until(lambda: writer.written == 5)
+
+    assert [len(batch) for batch in sink.batches] == [5]
+    assert writer.batches == 1
+
+
+async def test_after_a_quiet_interval_the_partial_batch_goes_out_alone_and_newcomers_wait_to_fill(
+    running: Callable[[BatchingWriter], None],
+) -> None:
+    """Points arriving while the partial batch is written wait for a full batch (or the next interval):
+    a steady stream must not degrade into one tiny write per write's duration."""
+    sink = GatedSink()
+    writer = BatchingWriter(sink, batch_points=5, flush_interval_s=0.01, buffer_points=100)
+    running(writer)
+    writer.add(points(2))
+    await sink.entered.wait()  # the interval passed: the partial batch is being written
+    writer.flush_interval_s = 3600.0  # no further interval passes during the rest of the test
+
+    writer.add(points(3, start=2))
+    sink.gate.set()
+    await sink.until(lambda: writer.written == 2)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert writer.buffered == 3, "the newcomers wait to fill a batch"
+    writer.add(points(2, start=5))
+    await sink.until(lambda: writer.written == 7)
+
+    assert [len(batch) for batch in sink.batches] == [2, 5]
