@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from protocol import SCHEMA_VERSION
-from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES, Decoder, Inbound, Rejection, RejectReason, encode
+from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES, STRICT_BY_CALL, Decoder, Inbound, Rejection, RejectReason, encode
 from protocol.gateway_config import GatewayConfig
 from protocol.identifiers import IDENTIFIER_PATTERN
 from protocol.messages import (
@@ -546,3 +546,22 @@ def test_a_config_off_the_wire_is_validated_strictly_though_local_settings_are_l
     assert isinstance(decoded, Rejection)
     assert decoded.reason is RejectReason.INVALID_PAYLOAD
     assert GatewayConfig.model_validate({"heartbeat_interval_s": "10"}).heartbeat_interval_s == 10.0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("value", "1.5"), ("value", None), ("ts", 1.0), ("ts", "1"), ("device_id", 7), ("metric", True)],
+)
+def test_telemetry_points_are_strict_about_types_too(field: str, value: Any) -> None:
+    """Telemetry is validated by its models' own strict config (the Decoder passes ``strict=True`` only
+    where lax config models are nested): coercion must still be refused at every level."""
+    document = json.loads(encode(_telemetry_with(1.0)))
+    document["points"][0][field] = value
+
+    result = Decoder().decode(gateway_topic(VILLAGE, GATEWAY, Channel.TELEMETRY), json.dumps(document).encode())
+
+    assert rejection_reason(result) is RejectReason.INVALID_PAYLOAD
+
+
+def test_only_channels_nesting_lax_config_models_are_validated_with_strict_passed_in() -> None:
+    assert set(STRICT_BY_CALL) == {Channel.CONFIG_DESIRED}
