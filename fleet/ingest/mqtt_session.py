@@ -1,10 +1,11 @@
 """Ingest's MQTT session: QoS 1 on a persistent MQTT 5 session, acknowledged only when the caller says so.
 
 aiomqtt does not expose paho-mqtt 2's manual acknowledgement yet (aiomqtt issue #345), and this module
-is the one seam that adds it. Everything else goes through aiomqtt (connecting, the CONNACK refusal,
-subscribing, noticing a dead connection): paho's client inside it is switched to ``manual_ack`` before
-connecting, each PUBLISH is recorded as paho hands it over, and :meth:`IngestSession.ack` sends the
-PUBACK through that paho client.
+is the one seam that adds it. Connecting, the CONNACK refusal, subscribing and the network loop go
+through aiomqtt: paho's client inside it is switched to ``manual_ack`` before connecting, each PUBLISH
+is taken as paho hands it over (not through aiomqtt's message queue, which costs a task per message),
+the connection's end is noticed by wrapping paho's disconnect callback (aiomqtt's still runs), and
+:meth:`IngestSession.ack` sends the PUBACK through that paho client.
 
 Threading: aiomqtt drives paho's socket from the asyncio loop (``add_reader``/``add_writer`` and a
 ``loop_misc`` timer), so paho calls back in the loop's thread and a PUBACK is written from it. Compared
@@ -38,7 +39,6 @@ from typing import Any, cast
 
 import aiomqtt
 import paho.mqtt.client as mqtt
-from paho.mqtt.client import CallbackOnMessage
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -132,7 +132,8 @@ class IngestSession:
         properties.ReceiveMaximum = self._receive_maximum
         return {"protocol": aiomqtt.ProtocolVersion.V5, "clean_start": False, "properties": properties}
 
-    async def _connection_messages(self) -> AsyncIterator[Received]:
+    def _client(self) -> tuple[aiomqtt.Client, mqtt.Client]:
+        """A client for one connection, and the paho client inside it (set to manual acknowledgement)."""
         password = self._broker.password.get_secret_value() if self._broker.password else None
         client = aiomqtt.Client(
             self._broker.host,
@@ -148,8 +149,18 @@ class IngestSession:
         if not isinstance(paho, mqtt.Client):
             raise TypeError("this aiomqtt version does not expose its paho client; check fleet.ingest.mqtt_session")
         paho.manual_ack_set(True)
-        aiomqtt_on_message = cast(CallbackOnMessage, paho.on_message)
-        on_connect = paho.on_connect
+        return client, paho
+
+    def _hook(self, paho: mqtt.Client) -> tuple[asyncio.Event, list[str]]:
+        """Take paho's messages straight from it, and note the session flag and the connection's end.
+
+        Messages bypass aiomqtt's queue and iterator (a task and an ``asyncio.wait`` per message, and a
+        ``Message`` ingest does not use): paho hands each to ``record`` in the loop's thread. Returns an
+        event set by every message and by the end of the connection, and the list the end's reason
+        goes into; aiomqtt's own connect and disconnect callbacks still run."""
+        on_connect, on_disconnect = paho.on_connect, paho.on_disconnect
+        arrived = asyncio.Event()
+        lost: list[str] = []
 
         def record(client_: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
             received = Received(
@@ -159,14 +170,25 @@ class IngestSession:
             if message.qos > 0:
                 self._unacked.append(received)
             self._undelivered.append(received)
-            aiomqtt_on_message(client_, userdata, message)
+            arrived.set()
 
         def connected(client_: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags, *rest: Any) -> None:
             self.session_resumed = flags.session_present
             cast(Any, on_connect)(client_, userdata, flags, *rest)
 
+        def disconnected(client_: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, *rest: Any) -> None:
+            lost.append(str(reason_code))
+            arrived.set()
+            cast(Any, on_disconnect)(client_, userdata, flags, reason_code, *rest)
+
         paho.on_message = record
         paho.on_connect = connected
+        paho.on_disconnect = disconnected
+        return arrived, lost
+
+    async def _connection_messages(self) -> AsyncIterator[Received]:
+        client, paho = self._client()
+        arrived, lost = self._hook(paho)
         self._connection = object()
         self._unacked.clear()
         self._undelivered.clear()
@@ -185,11 +207,17 @@ class IngestSession:
                     self._broker.port,
                     "resumed" if self.session_resumed else "new",
                 )
-                async for message in client.messages:
-                    received = self._undelivered.popleft()
-                    if received.mid != message.mid:  # cannot happen unless aiomqtt changes how it queues
-                        raise aiomqtt.MqttError(f"message {message.mid} arrived out of step ({received.mid})")
-                    yield received
+                undelivered = self._undelivered
+                while not lost:
+                    while undelivered and not lost:
+                        yield undelivered.popleft()
+                    arrived.clear()
+                    if not undelivered and not lost:
+                        await arrived.wait()
+                # aiomqtt's own record of the end, taken as its iterator would (else asyncio logs it unretrieved)
+                ended: asyncio.Future[None] = cast(Any, client)._disconnected
+                cause = ended.exception() if ended.done() and not ended.cancelled() else None
+                raise aiomqtt.MqttError(f"disconnected during message iteration ({lost[0]})") from cause
             finally:
                 self.connected.clear()
                 self._paho = None

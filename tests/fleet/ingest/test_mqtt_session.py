@@ -154,3 +154,24 @@ async def test_a_broker_refusing_the_login_is_a_permanent_error() -> None:
         with pytest.raises(BrokerRefusedError):
             async for _ in refused.messages():
                 pass
+
+
+async def test_a_dropped_connection_ends_the_iteration_and_the_session_resumes_on_reconnect() -> None:
+    """The session notices the broker's death through paho's disconnect callback, reconnects with backoff
+    and gets again what it had not acknowledged (the broker kept the persistent session on disk)."""
+    async with MosquittoBroker(persistence=True) as broker:
+        running = await connected(broker)
+        await publish(broker, TOPIC, [b"kept"])
+        [message] = await running.take(1)
+
+        await broker.stop()  # a clean stop: Mosquitto saves the session (a kill loses what it did not autosave)
+        await asyncio.sleep(0.3)
+        assert not running.session.connected.is_set()
+        assert not running.task.done(), "a dropped connection is transient: the session reconnects"
+        await broker.start()
+
+        [again] = await running.take(1, timeout_s=20)
+        assert again.payload == message.payload == b"kept"
+        assert running.session.connects == 2
+        assert running.session.session_resumed
+        await running.stop()
