@@ -5,6 +5,8 @@ raises :class:`~fleet.errors.BrokerRefusedError`). :meth:`Downlink.publish` wait
 connection is up, publishes on the message's channel for that gateway (retained where the channel
 is retained, e.g. ``config/desired``) and returns once the broker acknowledged it (PUBACK), so a
 caller that records "published" after it returns never records a message the broker did not take.
+:meth:`Downlink.erase_retained` deletes a topic's retained message the same way (a gateway's old
+``config/desired`` after it moved village or was removed).
 Up to ``max_in_flight`` publishes may await their PUBACK at once (paho's own default is 20); callers
 fanning out bound their concurrency to it.
 """
@@ -83,14 +85,22 @@ class Downlink:
         acknowledged it within ``timeout_s`` (waiting for the connection included)."""
         channel = channel_of(message)
         topic = gateway_topic(village_id, message.gateway_id, channel)
+        await self._publish(topic, encode(message), channel.retained, timeout_s, "publish")
+
+    async def erase_retained(self, topic: str, *, timeout_s: float = 10.0) -> None:
+        """Delete ``topic``'s retained message (an empty retained publish), as :meth:`publish` acknowledged."""
+        await self._publish(topic, b"", True, timeout_s, "erase the retained message on")
+        logger.info("erased the retained message on %s", topic)
+
+    async def _publish(self, topic: str, payload: bytes, retain: bool, timeout_s: float, doing: str) -> None:
         try:
             async with asyncio.timeout(timeout_s):
                 await self._connected.wait()
                 client = self._client
                 if client is None:
-                    raise DownlinkUnavailableError(f"no broker connection to publish {topic}")
-                await client.publish(topic, encode(message), qos=1, retain=channel.retained)
+                    raise DownlinkUnavailableError(f"no broker connection to {doing} {topic}")
+                await client.publish(topic, payload, qos=1, retain=retain)
         except (TimeoutError, aiomqtt.MqttError) as exc:
             self.failed += 1
-            raise DownlinkUnavailableError(f"could not publish {topic} within {timeout_s:g} s: {exc}") from exc
+            raise DownlinkUnavailableError(f"could not {doing} {topic} within {timeout_s:g} s: {exc}") from exc
         self.published += 1

@@ -141,8 +141,9 @@ class EnrollmentTokenError(NotAuthenticatedError):
 
 
 class EnrollmentBrokerError(TransientError):
-    """The fleet could not provision a gateway's broker credentials (the broker's dynamic security
-    administrator was refused, or the fleet has none configured): nothing was enrolled, the token is unused."""
+    """The fleet could not change a gateway's broker login (the broker's dynamic security administrator was
+    refused, or the fleet has none configured) while enrolling, revoking, moving or removing it: nothing was
+    changed (an enrollment token stays unused)."""
 
 
 class EnrollmentSettingsError(FleetError):

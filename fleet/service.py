@@ -4,6 +4,11 @@ Tasks: the MQTT ingest consumer, the time-series writer, the presence sweeper, t
 flusher, the case delivery worker and the HTTP API. Each long-running task is supervised: a
 failure is logged and the task restarted with backoff, except permanent failures (the broker
 refusing the fleet's credentials), which stop the service loudly.
+
+With a dynamic security administrator configured (``enrollment.dynsec_*``), the fleet manages access
+to its broker: before its own MQTT sessions connect it sets deny-by-default and creates its own
+client and role (:mod:`fleet.broker_access.bootstrap`), enrollment provisions gateways' logins, and
+the inventory moves and deletes them with their gateways. Without one it manages none of that.
 """
 
 import asyncio
@@ -20,6 +25,7 @@ from fleet.api.app import create_app
 from fleet.api.context import ApiContext
 from fleet.api.schemas import AlertDeliveryStatus, HealthReport, TimeSeriesStatus
 from fleet.api.server import HttpServer
+from fleet.broker_access.bootstrap import FleetLogin, prepare_broker_at_start
 from fleet.commands.dispatcher import CommandDispatcher
 from fleet.commands.store import CommandStore
 from fleet.configs.publisher import ConfigPublisher
@@ -27,6 +33,7 @@ from fleet.configs.push import ConfigPush
 from fleet.configs.signing import ConfigSigner
 from fleet.db.engine import create_engine, migrate, session_factory
 from fleet.downlink import Downlink
+from fleet.enrollment.broker import DynsecProvisioner
 from fleet.enrollment.service import EnrollmentService
 from fleet.errors import FleetError
 from fleet.governance.client import GovernanceClient
@@ -42,6 +49,7 @@ from fleet.supervision import supervise
 from fleet.timeseries.factory import writer_for
 from fleet.timeseries.history_factory import history_for
 from protocol.clock import utc_now_ms
+from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +79,13 @@ class FleetService:
             else None
         )
         self.downlink = Downlink(settings.broker, f"{settings.broker.client_id}-downlink")
-        self.configs = ConfigPush(sessions, clock, ConfigSigner.from_settings(settings))
+        self.configs = ConfigPush(
+            sessions, clock, ConfigSigner.from_settings(settings), erase_retained=self.downlink.erase_retained
+        )
         self.config_publisher = ConfigPublisher(self.configs, sessions, self.downlink, settings.configs, clock)
         self.commands = CommandDispatcher(CommandStore(sessions, clock), self.downlink, clock, settings.commands)
+        self.provisioner = DynsecProvisioner.from_settings(settings)
+        """The broker's dynamic security administrator; None: the fleet manages no broker access."""
         self.enrollment = EnrollmentService.from_settings(
             settings,
             sessions,
@@ -101,7 +113,7 @@ class FleetService:
                     alerts=self.alerts,
                     health=self.health,
                     sites=SiteStore(sessions, clock),
-                    inventory=GatewayInventory(sessions, clock),
+                    inventory=GatewayInventory(sessions, clock, access=self.provisioner, configs=self.configs),
                     tokens=TokenStore(sessions, clock, settings.api.admin_token.get_secret_value()),
                     audit=AuditLog(sessions),
                     configs=self.configs,
@@ -149,6 +161,8 @@ class FleetService:
             await self.registry.load()
             if self.delivery is None:
                 logger.warning("no governance.url configured: alerts are stored but no cases are opened")
+            if not await self._prepare_broker(stop):
+                return
             tasks = [
                 self._task("ingest", self.consumer.run),
                 self._task("timeseries-writer", self.writer.run),
@@ -175,6 +189,33 @@ class FleetService:
         for result in results:
             if isinstance(result, FleetError):
                 raise result
+
+    async def _prepare_broker(self, stop: asyncio.Event) -> bool:
+        """Lay the fleet's footing on its broker before its sessions connect; False if stopped meanwhile."""
+        if self.provisioner is None:
+            logger.info(
+                "no enrollment.dynsec_* configured: broker access is not managed (the fleet's own client, "
+                "deny-by-default, gateways' logins when they are enrolled, moved or removed)"
+            )
+            return True
+        broker = self.settings.broker
+        login = None
+        if broker.username is not None and broker.password is not None:
+            share_group = self.settings.ingest.share_group
+            login = FleetLogin(broker.username, broker.password.get_secret_value(), share_group)
+        backoff = Backoff(base_s=0.5, cap_s=10.0)
+        preparing = asyncio.create_task(prepare_broker_at_start(self.provisioner.access, login, backoff))
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait({preparing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (preparing, stopping):
+                task.cancel()
+            await asyncio.gather(preparing, stopping, return_exceptions=True)
+        if preparing not in done:
+            return False
+        preparing.result()  # raises a refusal: the fleet cannot run on a broker that will not let it in
+        return True
 
     @staticmethod
     async def _until(stop: asyncio.Event) -> None:

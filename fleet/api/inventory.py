@@ -12,6 +12,9 @@ router = APIRouter(tags=["gateways"], responses=CALLER_RESPONSES)
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown gateway, village, grid or device"}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Exists already, or in the way"}}
+_BROKER: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The broker did not take the gateway's new login or config: nothing changed, try again"}
+}
 
 
 @router.post("/gateways", status_code=status.HTTP_201_CREATED, responses={**_NOT_FOUND, **_CONFLICT})
@@ -20,15 +23,21 @@ async def create_gateway(ctx: Context, actor: Provisioner, spec: GatewaySpec) ->
     return GatewayPublic.of(await ctx.inventory.create_gateway(actor, spec))
 
 
-@router.patch("/gateways/{gateway_id}", responses={**_NOT_FOUND, **_CONFLICT})
+@router.patch("/gateways/{gateway_id}", responses={**_NOT_FOUND, **_CONFLICT, **_BROKER})
 async def update_gateway(ctx: Context, actor: Provisioner, gateway_id: IdPath, patch: GatewayPatch) -> GatewayPublic:
-    """Rename a gateway or move it to another village."""
+    """Rename a gateway or move it to another village: its broker login then allows the new village's topics
+    only, and its desired config is made for its new place (the one retained at the old village is erased)."""
     return GatewayPublic.of(await ctx.inventory.update_gateway(actor, gateway_id, patch))
 
 
-@router.delete("/gateways/{gateway_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_CONFLICT})
+@router.delete(
+    "/gateways/{gateway_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_NOT_FOUND, **_CONFLICT, **_BROKER},
+)
 async def delete_gateway(ctx: Context, actor: Provisioner, gateway_id: IdPath) -> Response:
-    """Remove a gateway and its devices; refused while alerts it raised are on record."""
+    """Remove a gateway and its devices, its broker login and its retained desired config; refused while
+    alerts it raised are on record."""
     await ctx.inventory.delete_gateway(actor, gateway_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -71,6 +71,21 @@ class BrokerAccess:
         _allow(batch[0], created, _ROLE_EXISTS)
         raise_for_errors(batch[1:], [modified])
 
+    async def move_gateway(self, village_id: str, gateway_id: str) -> bool:
+        """The gateway moved to ``village_id``: from now on its login may use that village's topics only.
+
+        Its role's ACLs are rewritten; connected sessions stay, and their next publish or subscription is
+        checked against the new ACLs. Returns False, changing nothing, if the gateway has no client (it was
+        never enrolled: enrolling it later provisions the village it is in then). Raises
+        :class:`~fleet.errors.BrokerAccessConflictError` if the username belongs to another client.
+        """
+        try:
+            await self._require_gateway(gateway_id)
+        except BrokerAccessNotFoundError:
+            return False
+        await self.ensure_gateway_role(village_id, gateway_id)
+        return True
+
     async def provision_gateway(self, village_id: str, gateway_id: str, password: str) -> bool:
         """Let ``gateway_id`` of ``village_id`` log in as ``gateway_id`` with ``password``.
 

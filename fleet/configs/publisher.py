@@ -10,6 +10,11 @@ A pass reads unpublished rows in batches (one query each), signs them, publishes
 statement. A publish that fails ends the pass (the broker is likely gone); the pass is retried with
 backoff until everything is out. A config is marked published only after its PUBACK: a crash in
 between publishes it again, which the gateway takes as the same version (re-reported, not re-applied).
+
+A gateway moved to another village or removed while its config was in flight: the inventory erased the
+retained config on its old topic, but the publish may have landed after that. So once a batch is
+acknowledged, every config whose gateway's desired config is no longer for the village it was published
+in is erased again from that topic.
 """
 
 import asyncio
@@ -17,12 +22,15 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.configs.desired import Published, Unpublished, mark_published, unpublished
 from fleet.configs.push import ConfigPush
 from fleet.db.engine import database_errors
+from fleet.db.schema import GatewayConfigRow
 from fleet.downlink import Downlink
 from fleet.errors import DownlinkUnavailableError, TransientError
 from fleet.settings import ConfigPushSettings
@@ -31,6 +39,9 @@ from protocol.messages import ConfigDesired
 from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
+
+_IN_CHUNK: Final = 1_000
+"""Gateways per ``IN (...)`` list: well inside every driver's limit on bound parameters."""
 
 
 @dataclass(slots=True)
@@ -102,6 +113,7 @@ class ConfigPublisher:
             with database_errors("mark desired configs published"):
                 async with self._sessions.begin() as session:
                     await mark_published(session, sent, self._clock())
+            await self._erase_where_moved(sent)
             outcome.published += len(sent)
             outcome.failed += len(batch) - len(sent)
             if len(sent) < len(batch):
@@ -144,3 +156,27 @@ class ConfigPublisher:
             return None
         self.published += 1
         return Published(item.gateway_id, item.village_id, item.version, signature, self._push.signer.key_id)
+
+    async def _erase_where_moved(self, sent: Sequence[Published]) -> None:
+        """Erase what was just published for a village its gateway has left meanwhile (see the module)."""
+        villages: dict[str, str | None] = {}
+        for start in range(0, len(sent), _IN_CHUNK):
+            chunk = [item.gateway_id for item in sent[start : start + _IN_CHUNK]]
+            query = select(GatewayConfigRow.gateway_id, GatewayConfigRow.village_id).where(
+                GatewayConfigRow.gateway_id.in_(chunk)
+            )
+            with database_errors("read where the published configs' gateways are"):
+                async with self._sessions() as session:
+                    villages.update((gateway, village) for gateway, village in (await session.execute(query)).all())
+        for item in sent:
+            if villages.get(item.gateway_id) == item.village_id:
+                continue
+            try:
+                await self._push.erase_retained(item.village_id, item.gateway_id)
+            except DownlinkUnavailableError as exc:
+                logger.warning(
+                    "gateway %s left %s while its config was published there, and it could not be erased: %s",
+                    item.gateway_id,
+                    item.village_id,
+                    exc,
+                )

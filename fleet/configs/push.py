@@ -6,11 +6,18 @@ gateway it reaches (each must validate, or nothing changes). So a change the API
 the publisher sends whatever the broker has not taken yet, now or after an outage or a restart. Changes
 to desired configs are serialised by one lock in this process (the only one that serves the API), so
 two layer writes can never each compute a gateway's config without the other's layer.
+
+A gateway the inventory moves or removes is followed in the inventory's own transaction, under the same
+lock (:meth:`ConfigPush.serialised`): moved, its desired config is recomputed for its new place (the
+publisher then sends it on the new village's topic) and the retained one on its old village's topic is
+erased; removed, its desired config is dropped and the retained one erased. Reconciliation would catch
+both later, but would leave the old retained config where it is.
 """
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -38,8 +45,13 @@ from fleet.errors import DataIntegrityError, NotFoundError
 from fleet.sites.records import Records, require
 from protocol.gateway_config import GatewayConfig
 from protocol.messages import ConfigReported
+from protocol.topics import Channel, gateway_topic
 
 logger = logging.getLogger(__name__)
+
+EraseRetained = Callable[[str], Awaitable[None]]
+"""Deletes a topic's retained message, returning once the broker took the erasure
+(:meth:`fleet.downlink.Downlink.erase_retained`)."""
 
 _SCOPE_ROWS: dict[Scope, type[Base]] = {
     Scope.COUNTY: CountyRow,
@@ -51,11 +63,17 @@ _SCOPE_ROWS: dict[Scope, type[Base]] = {
 
 class ConfigPush:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], int], signer: ConfigSigner
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Callable[[], int],
+        signer: ConfigSigner,
+        *,
+        erase_retained: EraseRetained | None = None,
     ) -> None:
         self._records = Records(sessions, clock)
         self._clock = clock
         self.signer = signer
+        self._erase_retained = erase_retained
         self._lock = asyncio.Lock()
         self.changed = asyncio.Event()
         """Set whenever a desired config changed: the publisher waits on it."""
@@ -173,6 +191,56 @@ class ConfigPush:
         for sync in listed:
             counts[sync.status] += 1
         return StatusReport(counts=counts, gateways=listed)
+
+    # --- gateways the inventory moves or removes (its GatewayConfigs) ---------------------------
+
+    @contextlib.asynccontextmanager
+    async def serialised(self) -> AsyncIterator[None]:
+        """Held around the inventory's transaction that moves or removes a gateway; the publisher is woken
+        after it (a rolled-back change leaves it nothing to do)."""
+        async with self._lock:
+            yield
+        self.changed.set()
+
+    async def follow_move(self, session: AsyncSession, gateway_id: str) -> None:
+        """In the inventory's transaction, the gateway's row moved: its desired config for its new place, and
+        the retained one at the village it was signed for erased. Raises
+        :class:`~fleet.errors.DownlinkUnavailableError` if the broker did not take the erasure."""
+        place = await placement(session, gateway_id)
+        if place is None:
+            raise NotFoundError(f"no gateway {gateway_id!r}")
+        row = await session.get(GatewayConfigRow, gateway_id)
+        stale_village = row.village_id if row is not None and row.village_id != place.village_id else None
+        outcome = await recompute(session, [place], await all_layers(session), self._clock(), refuse_invalid=False)
+        if gateway_id in outcome.invalid:  # kept invalid, like a reconciliation: a move records a fact
+            logger.warning(
+                "gateway %s moved to %s has no valid config there: %s",
+                gateway_id,
+                place.village_id,
+                outcome.invalid[gateway_id],
+            )
+        if stale_village is not None:
+            await self.erase_retained(stale_village, gateway_id)
+
+    async def forget_gateway(self, session: AsyncSession, gateway_id: str) -> None:
+        """In the inventory's transaction, the gateway's row removed: its desired config dropped, and the
+        retained one erased. Raises :class:`~fleet.errors.DownlinkUnavailableError` as :meth:`follow_move`."""
+        row = await session.get(GatewayConfigRow, gateway_id)
+        if row is None:
+            return
+        village_id = row.village_id
+        await session.delete(row)
+        if village_id is not None:
+            await self.erase_retained(village_id, gateway_id)
+
+    async def erase_retained(self, village_id: str, gateway_id: str) -> None:
+        """Delete the retained desired config on the gateway's topic in ``village_id`` (nothing without a broker)."""
+        if self._erase_retained is None:
+            logger.info(
+                "no broker configured: the retained config of gateway %s in %s is not erased", gateway_id, village_id
+            )
+            return
+        await self._erase_retained(gateway_topic(village_id, gateway_id, Channel.CONFIG_DESIRED))
 
     # --- the service: reconciliation, reports, enrollment --------------------------------------
 

@@ -17,11 +17,10 @@ The initial config and the fleet's config-signing public key come from the confi
 two injected callables, so this module does not depend on it.
 """
 
-import contextlib
 import hashlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -35,13 +34,10 @@ from fleet.access.roles import Actor, Role
 from fleet.broker_access import BrokerAccess
 from fleet.db.engine import database_errors
 from fleet.db.schema import EnrollmentTokenRow, GatewayRow, VillageRow
-from fleet.enrollment.broker import BrokerProvisioner, DynsecProvisioner
+from fleet.enrollment.broker import BrokerProvisioner, DynsecProvisioner, broker_errors
 from fleet.enrollment.tokens import EnrollmentTokenStore, IssuedEnrollmentToken, public
 from fleet.errors import (
-    BrokerAccessConflictError,
     BrokerAccessNotFoundError,
-    BrokerAccessRefusedError,
-    BrokerRefusedError,
     ConflictError,
     EnrollmentBrokerError,
     EnrollmentSettingsError,
@@ -139,20 +135,11 @@ class EnrollmentService:
     ) -> Self:
         """Provisions on the broker in ``settings.broker`` as ``enrollment.dynsec_username``, when set."""
         enrollment = settings.enrollment
-        provisioner = None
-        if enrollment.dynsec_username is not None and enrollment.dynsec_password is not None:
-            provisioner = DynsecProvisioner(
-                settings.broker.host,
-                settings.broker.port,
-                username=enrollment.dynsec_username,
-                password=enrollment.dynsec_password.get_secret_value(),
-                timeout_s=enrollment.dynsec_timeout_s,
-            )
         return cls(
             sessions,
             clock,
             GatewayBrokerAddress.from_settings(enrollment.broker),
-            provisioner,
+            DynsecProvisioner.from_settings(settings),
             development=settings.environment == "development",
             initial_config=initial_config,
             signing_public_key=signing_public_key,
@@ -248,7 +235,7 @@ class EnrollmentService:
                     row.revoked_ms = now if revoke else None
                     record(session, actor, Change(f"gateway.{verb}", "gateway", gateway_id, before, snapshot(row)), now)
                 if self._provisioner is not None:
-                    with _broker_errors(f"{verb} gateway {gateway_id}"):
+                    with broker_errors(f"{verb} gateway {gateway_id}"):
                         async with self._provisioner.access() as access:
                             await _revoke_or_restore(access, gateway_id, revoke=revoke)
         logger.info("%s %sd gateway %s", actor.name, verb, gateway_id)
@@ -283,7 +270,7 @@ class EnrollmentService:
 
     async def _provision(self, village_id: str, gateway_id: str, password: str) -> None:
         assert self._provisioner is not None
-        with _broker_errors(f"provision gateway {gateway_id}"):
+        with broker_errors(f"provision gateway {gateway_id}"):
             async with self._provisioner.access() as access:
                 if not await access.provision_gateway(village_id, gateway_id, password):
                     await access.set_gateway_password(gateway_id, password)  # closes the old key's sessions
@@ -305,18 +292,6 @@ async def _revoke_or_restore(access: BrokerAccess, gateway_id: str, *, revoke: b
             await access.restore_gateway(gateway_id)
     except BrokerAccessNotFoundError:  # never enrolled through the broker: it has no login to refuse or accept
         logger.info("the broker has no client for gateway %s: nothing to change there", gateway_id)
-
-
-@contextlib.contextmanager
-def _broker_errors(what: str) -> Iterator[None]:
-    """The broker's refusals as the API's answers: a username held by something else is a conflict (409);
-    the administrator refused, or a command refused, is the fleet's problem (503, nothing was changed)."""
-    try:
-        yield
-    except BrokerAccessConflictError as exc:
-        raise ConflictError(f"cannot {what}: {exc}") from exc
-    except (BrokerRefusedError, BrokerAccessRefusedError) as exc:
-        raise EnrollmentBrokerError(f"cannot {what} on the broker: {exc}") from exc
 
 
 def _public_key(pem: str) -> tuple[str, str]:

@@ -28,9 +28,10 @@ from edge.cli import app as gateway_cli
 from edge.settings import EdgeSettings
 from fleet.api.app import create_app
 from fleet.api.server import HttpServer
-from fleet.broker_access import BrokerAccess, DynsecControl
+from fleet.broker_access.bootstrap import FleetLogin, prepare_broker
 from fleet.db.engine import create_engine, migrate, session_factory
 from fleet.db.schema import VillageRow
+from fleet.enrollment.broker import DynsecProvisioner
 from fleet.enrollment.service import EnrollmentService
 from fleet.settings import BrokerSettings, EnrollmentSettings, FleetSettings, GatewayBrokerSettings
 from protocol.clock import utc_now_ms
@@ -66,10 +67,10 @@ async def broker() -> AsyncIterator[MosquittoBroker]:
     if not MosquittoBroker.available() or dynamic_security_plugin() is None:
         pytest.fail("mosquitto or its dynamic security plugin is not installed: run scripts/test, which installs it")
     async with MosquittoBroker(dynamic_security=ADMIN) as broker:
-        async with DynsecControl(broker.host, broker.port, username=ADMIN.username, password=ADMIN.password) as control:
-            access = BrokerAccess(control)
-            await access.deny_by_default()
-            await access.ensure_fleet_client(FLEET_USER, FLEET_PASSWORD)
+        # What the fleet service does at start (this test runs the API without the service).
+        provisioner = DynsecProvisioner(broker.host, broker.port, username=ADMIN.username, password=ADMIN.password)
+        async with provisioner.access() as access:
+            await prepare_broker(access, FleetLogin(FLEET_USER, FLEET_PASSWORD, share_group=None))
         yield broker
 
 
