@@ -14,7 +14,8 @@ from bench.harness import Figure, Profile, register_group
 @register_group(
     "fleet",
     "fleet manager: ingest points/s through Mosquitto with 1, 2 and 4 workers into VictoriaMetrics (with the "
-    "store's and the broker's ceilings), presence of 2,000 gateways: offline by heartbeat silence and by Last Will",
+    "store's and the broker's ceilings), presence of 2,000 gateways: offline by heartbeat silence and by Last Will, "
+    "config push fan-out to the 2,000 (p50/p99 until each reported it applied, against a bare publisher)",
 )
 def fleet_figures(profile: Profile) -> list[Figure]:
     return [*ingest_figures(profile), *presence_figures(profile)]

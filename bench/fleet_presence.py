@@ -22,22 +22,24 @@ DISCONNECT and Mosquitto publishes their Last Wills; each delay runs from the ki
 recorded that gateway offline as ``lost``. No goal was set for it; the heartbeat goal (timeout + 1 s)
 is far above.
 
+Before these, with every gateway online, the config fan-out figures are taken (:mod:`bench.fleet_config_fanout`);
+the presence figures start once the fleet has every gateway online again and has caught up.
+
 Every other gateway must stay online meanwhile; any that the fleet marked offline is logged as a
 warning (it would mean the fleet fell behind its heartbeats).
 """
 
 import asyncio
 import logging
-import math
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from bench.fleet_config_fanout import config_fanout_figures
 from bench.fleet_rig import CpuSplit, GatewayFleetRig, GatewayFleetSizes
 from bench.harness import Figure, Profile
+from bench.percentiles import percentile
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +57,6 @@ def sizes_for(profile: Profile) -> PresenceSizes:
     if profile.target_s < 0.1:
         return PresenceSizes(gateways=200, interval_s=1.0, missed_heartbeats=MISSED_HEARTBEATS, will_gateways=10)
     return PresenceSizes(gateways=2_000, interval_s=5.0, missed_heartbeats=MISSED_HEARTBEATS, will_gateways=50)
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """The nearest-rank percentile: the smallest value with at least ``fraction`` of all at or below it."""
-    if not values:
-        raise ValueError("the percentile of no values is undefined")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 def _delays(rows: dict[str, dict[str, Any]], since_ms: dict[str, int], reason: str, unit_ms: float) -> list[float]:
@@ -91,6 +85,7 @@ async def _measure(profile: Profile) -> tuple[list[Figure], list[float], list[fl
     with tempfile.TemporaryDirectory(prefix="outpost-bench-presence-") as tmp:
         async with GatewayFleetRig(sizes, Path(tmp)) as rig:
             fanout = await config_fanout_figures(rig, profile)
+            await rig.all_online(timeout_s=60.0)  # a backlog of config reports delays heartbeats
             cpu = CpuSplit(rig.pids())
             cpu.start()
             await asyncio.sleep(sizes.interval_s)  # every deadline now comes from a steady heartbeat

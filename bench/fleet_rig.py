@@ -16,8 +16,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,11 +28,13 @@ from typing import Any, Final, Self
 
 import httpx
 import psutil
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.fleet_gateways import gateway_id
 from fleet.db.engine import create_engine, migrate
 from fleet.settings import DEVELOPMENT_ADMIN_TOKEN
 from protocol.clock import utc_now_ms
+from protocol.config_signing import private_key_pem, public_key_pem
 from simulators.infra.mosquitto import MosquittoBroker
 from simulators.infra.ports import free_port
 from simulators.infra.victoria import VictoriaMetricsServer
@@ -42,6 +46,7 @@ _POLL_S: Final = 0.05
 _CAUGHT_UP_LAG_S: Final = 1.0  # acknowledged after storage: the writer flushes every 0.5 s
 _CAUGHT_UP_LOOKS: Final = 4
 PROFILE_DIR_VARIABLE: Final = "OUTPOST_BENCH_PROFILE_DIR"
+_ANSWER_LIMIT: Final = 16 * 1024 * 1024  # one line of JSON from the gateways: ~100 bytes per gateway and report
 
 
 def fleet_environment(
@@ -237,11 +242,21 @@ class GatewayFleetRig:
     Use it as ``async with``; it returns once the fleet counts every gateway online. The fleet runs with
     its production settings except ``presence.missed_heartbeats`` and ``presence.default_interval_s``
     (from the sizes), and the REST API on a free port (:attr:`api`, authorised as the development admin).
+
+    The fleet signs configs with a key made for the rig (``configs.signing_key_file``, as production
+    requires; :attr:`signing_key`), and every gateway holds its public half, as enrollment leaves it.
+    The gateways keep their applied configs in a directory on tmpfs (``/dev/shm``) where there is one:
+    in the field each gateway writes its own disk, so 2,000 fsyncs queueing for this machine's one disk
+    would be a cost of the rig, not of config push (on ``/tmp`` here, ~0.7 ms each).
     """
 
-    def __init__(self, sizes: GatewayFleetSizes, directory: Path) -> None:
+    def __init__(
+        self, sizes: GatewayFleetSizes, directory: Path, *, fleet_settings: Mapping[str, str] | None = None
+    ) -> None:
+        """``fleet_settings``: more ``OUTPOST_FLEET_*`` variables, to try a setting (the figures use none)."""
         self.sizes = sizes
         self._directory = directory
+        self._fleet_settings = dict(fleet_settings or {})
         self._stack = contextlib.AsyncExitStack()
         self.broker = MosquittoBroker()
         self.victoria = VictoriaMetricsServer()
@@ -249,6 +264,10 @@ class GatewayFleetRig:
         self.api = httpx.AsyncClient(timeout=30.0, headers={"Authorization": f"Bearer {DEVELOPMENT_ADMIN_TOKEN}"})
         self._will_group: asyncio.subprocess.Process | None = None
         self._others: asyncio.subprocess.Process | None = None
+        self.signing_key = Ed25519PrivateKey.generate()
+        self._signing_key_file = directory / "config-signing.pem"
+        self._public_key_file = directory / "config-signing.pub.pem"
+        self._state_dir = directory / "gateway-state"
 
     @property
     def gateway_ids(self) -> list[str]:
@@ -274,6 +293,8 @@ class GatewayFleetRig:
         stack.push_async_callback(self.api.aclose)
         await stack.enter_async_context(self.victoria)
         await stack.enter_async_context(self.broker)
+        self._keep_signing_key()
+        self._make_state_dir()
         api_port = free_port()
         env = fleet_environment(
             self._directory / "fleet.db",
@@ -284,6 +305,8 @@ class GatewayFleetRig:
                 "OUTPOST_FLEET_API__PORT": str(api_port),
                 "OUTPOST_FLEET_PRESENCE__MISSED_HEARTBEATS": str(sizes.missed_heartbeats),
                 "OUTPOST_FLEET_PRESENCE__DEFAULT_INTERVAL_S": str(sizes.interval_s),
+                "OUTPOST_FLEET_CONFIGS__SIGNING_KEY_FILE": str(self._signing_key_file),
+                **self._fleet_settings,
             },
         )
         self.fleet = FleetProcess(
@@ -295,17 +318,32 @@ class GatewayFleetRig:
         started = time.monotonic()
         self._will_group = await self._gateways(0, sizes.will_gateways)
         self._others = await self._gateways(sizes.will_gateways, sizes.gateways - sizes.will_gateways)
-        await self._all_online(timeout_s=180.0)
+        await self.all_online(timeout_s=180.0)
         logger.info(
             "%d new gateways online and the fleet caught up with them %.1f s after they started",
             sizes.gateways, time.monotonic() - started,
         )  # fmt: skip
 
+    def _keep_signing_key(self) -> None:
+        descriptor = os.open(self._signing_key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(private_key_pem(self.signing_key))
+        self._public_key_file.write_text(public_key_pem(self.signing_key.public_key()), encoding="ascii")
+
+    def _make_state_dir(self) -> None:
+        shm = Path("/dev/shm")  # noqa: S108 - a private directory made by mkdtemp, removed on exit
+        if shm.is_dir() and os.access(shm, os.W_OK):
+            self._state_dir = Path(tempfile.mkdtemp(prefix="outpost-bench-gateways-", dir=shm))
+            self._stack.callback(shutil.rmtree, self._state_dir, ignore_errors=True)
+        else:
+            self._state_dir.mkdir()
+
     async def _gateways(self, first: int, count: int) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.fleet_gateways",
             self.broker.host, str(self.broker.port), str(self.sizes.interval_s), str(first), str(count),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            str(self._public_key_file), str(self._state_dir),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=_ANSWER_LIMIT,
         )  # fmt: skip
 
         async def stop() -> None:
@@ -353,9 +391,10 @@ class GatewayFleetRig:
         """How long the oldest message the fleet took and has not acknowledged yet has waited (0 if none)."""
         return float((await self.health())["ingest"]["oldest_unacked_s"] or 0.0)
 
-    async def _all_online(self, timeout_s: float) -> None:
+    async def all_online(self, timeout_s: float) -> None:
         """Wait until the fleet counts every gateway online and has caught up with their traffic: registering
-        thousands of gateways at first contact (a transaction each) leaves a backlog behind it."""
+        thousands of gateways at first contact (a transaction each), or recording a config report from each,
+        leaves a backlog behind it."""
         deadline = time.monotonic() + timeout_s
         caught_up = 0
         while caught_up < _CAUGHT_UP_LOOKS:
@@ -381,12 +420,24 @@ class GatewayFleetRig:
         """Stop those gateways' heartbeats without a word; when each sent its last one (UTC epoch ms)."""
         process = self._others
         assert process is not None
-        assert process.stdin is not None
-        process.stdin.write(("silence " + " ".join(ids) + "\n").encode())
-        await process.stdin.drain()
-        answer = await self._answer(process, timeout_s=30.0)
+        answer = await self._ask(process, "silence " + " ".join(ids))
         last: dict[str, int] = answer["last_heartbeat_ms"]
         return last
+
+    async def config_reports(self) -> dict[str, list[list[Any]]]:
+        """The config reports every gateway sent since the last call, as each gateway noted them:
+        ``{id: [[version, status, received_ms, reported_ms], …]}`` (see ``bench.fleet_gateway_config``)."""
+        reports: dict[str, list[list[Any]]] = {}
+        for process in (self._will_group, self._others):
+            if process is not None and process.returncode is None:
+                reports.update((await self._ask(process, "reports"))["reports"])
+        return reports
+
+    async def _ask(self, process: asyncio.subprocess.Process, command: str) -> dict[str, Any]:
+        assert process.stdin is not None
+        process.stdin.write((command + "\n").encode())
+        await process.stdin.drain()
+        return await self._answer(process, timeout_s=30.0)
 
     async def drop_will_gateways(self) -> int:
         """Kill the process holding the first :attr:`GatewayFleetSizes.will_gateways` gateways (their

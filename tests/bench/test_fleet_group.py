@@ -2,7 +2,8 @@
 
 No timing thresholds: the figures are only checked to be there, positive and consistent. The group
 test starts real servers and fleet processes (Mosquitto, VictoriaMetrics, 1 + 2 + 4 ingest workers,
-``outpost fleet run``, 200 simulated gateways) and takes about 45 s on the 2-core machine.
+``outpost fleet run``, 200 simulated gateways that take two config pushes) and takes about 50 s on the
+2-core machine.
 """
 
 import json
@@ -12,11 +13,12 @@ from uuid import UUID
 
 import pytest
 
+from bench.fleet_config_fanout import CONFIG_FANOUT_GOAL_S
 from bench.fleet_gateways import gateway_id, village_id
 from bench.fleet_ingest import GATEWAYS, POINTS_PER_MESSAGE, history_base_ms, telemetry_messages
-from bench.fleet_presence import percentile
 from bench.fleet_presence import sizes_for as presence_sizes
 from bench.harness import QUICK, Profile, run_group
+from bench.percentiles import percentile
 from protocol.clock import utc_now_ms
 from protocol.codec import Decoder, Inbound
 from protocol.messages import TelemetryBatch
@@ -33,6 +35,9 @@ FIGURES = [
     *INGEST_FIGURES,
     "fleet.ingest_store_ceiling",
     "fleet.ingest_broker_ceiling",
+    "fleet.config_fanout_p50_s",
+    "fleet.config_fanout_p99_s",
+    "fleet.config_fanout_api_s",
     "fleet.presence_offline_p50_s",
     "fleet.presence_offline_p99_s",
     "fleet.presence_last_will_p50_ms",
@@ -67,6 +72,20 @@ def test_the_fleet_group_measures_every_figure_once_on_small_numbers() -> None:
     for name in ("fleet.ingest_store_ceiling", "fleet.ingest_broker_ceiling"):
         assert by_name[name]["unit"] == "points/s"
         assert by_name[name]["baseline"] is None
+    for name in ("fleet.config_fanout_p50_s", "fleet.config_fanout_p99_s"):
+        line = by_name[name]
+        assert line["unit"] == "s"
+        assert line["better"] == "lower"
+        assert line["goal"] == CONFIG_FANOUT_GOAL_S
+        assert line["runs"] == 1
+        assert isinstance(line["baseline"], float)
+        assert line["baseline"] > 0  # the same signed configs republished by a bare client
+    p50, p99 = by_name["fleet.config_fanout_p50_s"]["value"], by_name["fleet.config_fanout_p99_s"]["value"]
+    assert isinstance(p50, float)
+    assert isinstance(p99, float)
+    assert p50 <= p99
+    assert by_name["fleet.config_fanout_api_s"]["unit"] == "s"
+    assert by_name["fleet.config_fanout_api_s"]["baseline"] is None
     timeout_s = presence_sizes(profile).heartbeat_timeout_s
     for name in ("fleet.presence_offline_p50_s", "fleet.presence_offline_p99_s"):
         assert by_name[name]["unit"] == "s"
