@@ -30,6 +30,7 @@ from fleet.commands.dispatcher import CommandDispatcher
 from fleet.commands.store import CommandStore
 from fleet.configs.publisher import ConfigPublisher
 from fleet.configs.push import ConfigPush
+from fleet.configs.reports import ReportRecorder
 from fleet.configs.signing import ConfigSigner
 from fleet.db.engine import create_engine, migrate, session_factory
 from fleet.downlink import Downlink
@@ -83,6 +84,7 @@ class FleetService:
             sessions, clock, ConfigSigner.from_settings(settings), erase_retained=self.downlink.erase_retained
         )
         self.config_publisher = ConfigPublisher(self.configs, sessions, self.downlink, settings.configs, clock)
+        self.config_reports = ReportRecorder(self.configs.record_reports)
         self.commands = CommandDispatcher(CommandStore(sessions, clock), self.downlink, clock, settings.commands)
         self.provisioner = DynsecProvisioner.from_settings(settings)
         """The broker's dynamic security administrator; None: the fleet manages no broker access."""
@@ -100,7 +102,7 @@ class FleetService:
             self.alerts,
             self.delivery.wake if self.delivery else lambda: None,
             clock,
-            on_config_reported=self.configs.record_report,
+            on_config_reported=self.config_reports.add,
             on_command_response=self.commands.on_response,
         )
         self.consumer = IngestConsumer.from_settings(
@@ -170,6 +172,7 @@ class FleetService:
                 self._task("registry-flusher", self._flush_registry),
                 self._task("downlink", self.downlink.run),
                 self._task("config-publisher", self.config_publisher.run),
+                self._task("config-reports", self.config_reports.run),
                 self._task("command-sweeper", self.commands.run),
             ]
             if self.delivery is not None:
@@ -225,8 +228,20 @@ class FleetService:
         return asyncio.create_task(supervise(name, body), name=name)
 
     async def _sweep_presence(self) -> None:
+        """Expire gateways silent past their heartbeat deadline, but not while ingest is behind: their
+        heartbeats may be waiting in it (a config push's reports, a slow store), and a deadline runs from a
+        heartbeat's arrival, so the sweep after ingest caught up judges everyone fairly."""
+        postponed = False
         while True:
             await asyncio.sleep(self.settings.presence.sweep_interval_s)
+            if self.consumer.behind():
+                if not postponed:
+                    logger.warning("presence: heartbeat silence is not judged while ingest is behind")
+                postponed = True
+                continue
+            if postponed:
+                logger.info("presence: ingest caught up; judging heartbeat silence again")
+                postponed = False
             await self.registry.apply(self.presence.expire(self._clock()))
 
     async def _flush_registry(self) -> None:

@@ -186,10 +186,10 @@ class ConfigPushSettings(_Section):
     )
     signing_key_password: SecretStr | None = Field(default=None, description="For an encrypted PEM key.")
     publish_concurrency: int = Field(
-        default=10,
+        default=100,
         ge=1,
         le=10_000,
-        description="Desired configs published at once, each awaiting its PUBACK (aiomqtt warns above 10 pending).",
+        description="Desired configs published at once, each awaiting its PUBACK (the downlink allows 100 in flight).",
     )
     batch_size: int = Field(default=500, ge=1, le=10_000, description="Gateways read, signed and marked per batch.")
     publish_timeout_s: float = Field(default=10.0, gt=0, description="How long the broker may take to accept one.")

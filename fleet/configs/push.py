@@ -17,7 +17,7 @@ both later, but would leave the old retained config where it is.
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -267,34 +267,49 @@ class ConfigPush:
         self._changed(outcome)
         return outcome
 
-    async def record_report(self, village_id: str, report: ConfigReported) -> None:
-        """The ingest router's ``on_config_reported``: store what the gateway runs, or why it refused a version."""
+    async def record_reports(self, reports: Sequence[ConfigReported]) -> None:
+        """Store what gateways run, or why they refused a version, in one transaction for all ``reports``
+        (:class:`~fleet.configs.reports.ReportRecorder` batches them off the ingest loop)."""
         try:
-            behind = await self._note(report)
-        except DataIntegrityError:  # its row was created meanwhile (its first desired config): now it exists
-            behind = await self._note(report)
+            behind = await self._note(reports)
+        except DataIntegrityError:  # a row was created meanwhile (a first desired config): now it exists
+            behind = await self._note(reports)
         if behind:
-            async with self._lock, self._records.write(f"raise the config version of {report.gateway_id}") as session:
-                row = await session.get(GatewayConfigRow, report.gateway_id)
+            await self._raise_above_reports(behind)
+
+    async def _note(self, reports: Sequence[ConfigReported]) -> list[str]:
+        """Note each report on its gateway's row (created if missing); the gateways running a version above
+        the fleet's, whose desired version must be raised."""
+        gateway_ids = {report.gateway_id for report in reports}
+        async with self._records.write(f"record {len(reports)} config reports") as session:
+            query = select(GatewayConfigRow).where(GatewayConfigRow.gateway_id.in_(gateway_ids))
+            rows = {row.gateway_id: row for row in await session.scalars(query)}
+            behind: list[str] = []
+            now = self._clock()
+            for report in reports:
+                row = rows.get(report.gateway_id)
+                if row is None:
+                    row = rows[report.gateway_id] = GatewayConfigRow(gateway_id=report.gateway_id, version=0)
+                    session.add(row)
+                if note_report(row, report, now):
+                    behind.append(report.gateway_id)
+            return behind
+
+    async def _raise_above_reports(self, gateway_ids: Sequence[str]) -> None:
+        what = f"raise the config version of {len(gateway_ids)} gateways"
+        async with self._lock, self._records.write(what) as session:
+            for gateway_id in gateway_ids:
+                row = await session.get(GatewayConfigRow, gateway_id)
                 if row is not None and row.config is not None and (row.reported_version or 0) > row.version:
                     logger.warning(
-                        "gateway %s of %s runs config version %d, above the fleet's %d: publishing it again as %d",
-                        report.gateway_id,
-                        village_id,
+                        "gateway %s runs config version %d, above the fleet's %d: publishing it again as %d",
+                        gateway_id,
                         row.reported_version,
                         row.version,
                         (row.reported_version or 0) + 1,
                     )
                     raise_above(row, row.reported_version or 0)
-            self.changed.set()
-
-    async def _note(self, report: ConfigReported) -> bool:
-        async with self._records.write(f"record the config report of {report.gateway_id}") as session:
-            row = await session.get(GatewayConfigRow, report.gateway_id)
-            if row is None:
-                row = GatewayConfigRow(gateway_id=report.gateway_id, version=0)
-                session.add(row)
-            return note_report(row, report, self._clock())
+        self.changed.set()
 
     async def initial_config(self, village_id: str, gateway_id: str) -> GatewayConfig | None:
         """What the layers make for ``gateway_id`` in ``village_id`` now (it may be enrolling and not yet

@@ -29,6 +29,8 @@ from protocol.reconnect import Backoff
 logger = logging.getLogger(__name__)
 
 _LAGGING_AFTER_S = 5.0
+BEHIND_AFTER_S = 1.0
+"""A message received this long ago and not yet handled: the consumer is behind (:meth:`IngestConsumer.behind`)."""
 
 
 class IngestConsumer:
@@ -90,6 +92,16 @@ class IngestConsumer:
 
     def oldest_unacked_age_s(self) -> float | None:
         return self.session.oldest_unacked_age_s()
+
+    def behind(self) -> bool:
+        """Whether messages wait that this consumer has not handled yet: taking none (the time-series
+        buffer is full), holding received ones for over :data:`BEHIND_AFTER_S`, or holding as many
+        unacknowledged as the broker may send (it keeps the rest). Heartbeats may be among them, so the
+        presence sweep does not judge a gateway's silence meanwhile."""
+        if self.paused or self.session.saturated:
+            return True
+        age = self.session.oldest_undelivered_age_s()
+        return age is not None and age > BEHIND_AFTER_S
 
     async def run(self) -> None:
         reporter = asyncio.create_task(self._report_lag())

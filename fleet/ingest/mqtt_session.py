@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -106,13 +106,25 @@ class IngestSession:
         """Messages received on this connection and not yet acknowledged to the broker."""
         return len(self._unacked)
 
+    @property
+    def saturated(self) -> bool:
+        """Whether as many messages wait unacknowledged as the broker may send (MQTT 5's Receive Maximum):
+        it holds back the rest meanwhile."""
+        return self._broker.mqtt_version != "3.1.1" and len(self._unacked) >= self._receive_maximum
+
+    def oldest_undelivered_age_s(self) -> float | None:
+        """How long the oldest message received and not yet taken by the consumer has waited, or None."""
+        if not self._undelivered:
+            return None
+        return max(0.0, self._clock() - self._undelivered[0].received_at)
+
     def oldest_unacked_age_s(self) -> float | None:
         """How long the oldest unacknowledged message has waited, or None when there is none."""
         if not self._unacked:
             return None
         return max(0.0, self._clock() - self._unacked[0].received_at)
 
-    async def messages(self) -> AsyncIterator[Received]:
+    async def messages(self) -> AsyncGenerator[Received, None]:
         """Every message, in receive order, across reconnections, until cancelled or refused."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()

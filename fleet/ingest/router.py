@@ -2,10 +2,11 @@
 
 :meth:`IngestRouter.handle` says when the message may be acknowledged to the broker: at once (None)
 when everything it caused is already durable or is not part of the record, or when the returned
-future completes. The record is the time series (a ticket from the batching writer) and the alert
-row (committed before ``handle`` returns). Last-seen times and health go to the registry in memory
-and are written in batches by its flush: that is last-known state, refreshed by the next heartbeat,
-not the record, so a message is acknowledged without waiting for it.
+future completes. The record is the time series (a ticket from the batching writer), a config report
+(a completion from its batching recorder) and the alert row (committed before ``handle`` returns).
+Last-seen times and health go to the registry in memory and are written in batches by its flush: that
+is last-known state, refreshed by the next heartbeat, not the record, so a message is acknowledged
+without waiting for it.
 """
 
 import asyncio
@@ -34,8 +35,8 @@ from protocol.messages import (
 logger = logging.getLogger(__name__)
 
 Completion = asyncio.Future[None]
-ConfigReportedHandler = Callable[[str, ConfigReported], Awaitable[None]]
-"""Takes a gateway's config report (village id, report); returns once it is stored."""
+ConfigReportedHandler = Callable[[str, ConfigReported], Completion]
+"""Takes a gateway's config report (village id, report) at once; the completion says when it is stored."""
 CommandResponseHandler = Callable[[str, CommandResponse], Awaitable[None]]
 """Takes a gateway's answer to a command (village id, response); returns once it is stored."""
 
@@ -117,7 +118,7 @@ class IngestRouter:
                 interval = None
             case ConfigReported() | CommandResponse():
                 self._registry.note_seen(message.gateway_id, village_id, now)
-                await self._on_reply(village_id, message)
+                completion = await self._on_reply(village_id, message)
                 interval = None
             case _:
                 logger.debug("no handler yet for %s from %s", inbound.topic.channel, message.gateway_id)
@@ -128,12 +129,13 @@ class IngestRouter:
                 await self._registry.apply([transition])
         return completion
 
-    async def _on_reply(self, village_id: str, message: ConfigReported | CommandResponse) -> None:
+    async def _on_reply(self, village_id: str, message: ConfigReported | CommandResponse) -> Completion | None:
+        """A config report is stored in batches (its completion says when); a command's answer at once."""
         if isinstance(message, ConfigReported):
-            if self._on_config_reported is not None:
-                await self._on_config_reported(village_id, message)
-        elif self._on_command_response is not None:
+            return self._on_config_reported(village_id, message) if self._on_config_reported is not None else None
+        if self._on_command_response is not None:
             await self._on_command_response(village_id, message)
+        return None
 
     async def _on_presence(self, village_id: str, presence: Presence, now: int) -> None:
         self._registry.note_agent_version(presence.gateway_id, village_id, presence.agent_version, now)

@@ -10,6 +10,7 @@ from fleet.configs.desired import Published, mark_published, unpublished
 from fleet.configs.layers import Scope
 from fleet.configs.push import ConfigPush
 from fleet.configs.state import SyncStatus
+from fleet.db.schema import GatewayConfigRow
 from fleet.errors import InvalidRequestError, NotFoundError
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.schemas import GatewayPatch, VillagePatch
@@ -151,8 +152,8 @@ async def test_a_report_moves_the_status_only_for_the_desired_version(
     await _publish_all(push, sessions)
     assert (await _statuses(push))["gw-1"] is SyncStatus.PENDING
 
-    await push.record_report("shiqiao", _report("gw-1", 1, ConfigStatus.APPLIED))
-    await push.record_report("shiqiao", _report("gw-2", 1, ConfigStatus.REJECTED, "rolled back: panic-9 failed"))
+    await push.record_reports([_report("gw-1", 1, ConfigStatus.APPLIED)])
+    await push.record_reports([_report("gw-2", 1, ConfigStatus.REJECTED, "rolled back: panic-9 failed")])
     report = await push.statuses(village_id="shiqiao")
     assert [(s.gateway_id, s.status, s.error) for s in report.gateways] == [
         ("gw-1", SyncStatus.IN_SYNC, None),
@@ -162,14 +163,37 @@ async def test_a_report_moves_the_status_only_for_the_desired_version(
 
     await push.put_layer(ADMIN, Scope.VILLAGE, "shiqiao", {"heartbeat_interval_s": 25.0})
     await _publish_all(push, sessions)
-    await push.record_report("shiqiao", _report("gw-1", 1, ConfigStatus.APPLIED))  # the old version again
+    await push.record_reports([_report("gw-1", 1, ConfigStatus.APPLIED)])  # the old version again
     assert (await _statuses(push))["gw-1"] is SyncStatus.PENDING
-    await push.record_report("shiqiao", _report("gw-1", 2, ConfigStatus.APPLIED))
-    await push.record_report("shiqiao", _report("gw-1", 1, ConfigStatus.APPLIED))  # late: overtaken, ignored
+    await push.record_reports([_report("gw-1", 2, ConfigStatus.APPLIED)])
+    await push.record_reports([_report("gw-1", 1, ConfigStatus.APPLIED)])  # late: overtaken, ignored
     view = await push.gateway_config("gw-1")
     assert (view.sync.status, view.sync.desired_version, view.sync.reported_version) == (SyncStatus.IN_SYNC, 2, 2)
     pending = await push.statuses(status=SyncStatus.PENDING)  # its rejection was of v1; v2 awaits its report
     assert [(s.gateway_id, s.desired_version, s.reported_version) for s in pending.gateways] == [("gw-2", 2, 1)]
+
+
+async def test_one_batch_of_reports_is_noted_in_order_and_creates_rows_it_needs(
+    push: ConfigPush, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await push.put_layer(ADMIN, Scope.VILLAGE, "shiqiao", {"heartbeat_interval_s": 20.0})
+    await _publish_all(push, sessions)
+
+    await push.record_reports(
+        [
+            _report("gw-1", 1, ConfigStatus.APPLIED),
+            _report("gw-2", 1, ConfigStatus.REJECTED, "no such device"),
+            _report("gw-1", 0, ConfigStatus.APPLIED),  # late within the batch: overtaken, ignored
+            _report("gw-unplaced", 3, ConfigStatus.APPLIED),  # no desired config: recorded, nothing raised
+        ]
+    )
+
+    statuses = await _statuses(push)
+    assert (statuses["gw-1"], statuses["gw-2"]) == (SyncStatus.IN_SYNC, SyncStatus.REJECTED)
+    async with sessions() as session:
+        unplaced = await session.get(GatewayConfigRow, "gw-unplaced")
+    assert unplaced is not None
+    assert (unplaced.reported_version, unplaced.version) == (3, 0)
 
 
 async def test_a_gateway_running_a_higher_version_gets_the_desired_config_above_it(
@@ -179,7 +203,7 @@ async def test_a_gateway_running_a_higher_version_gets_the_desired_config_above_
     await _publish_all(push, sessions)
 
     # e.g. the fleet database was restored from a backup older than the gateway's last config
-    await push.record_report("dongcun", _report("gw-3", 7, ConfigStatus.APPLIED))
+    await push.record_reports([_report("gw-3", 7, ConfigStatus.APPLIED)])
 
     view = await push.gateway_config("gw-3")
     assert (view.sync.desired_version, view.sync.status) == (8, SyncStatus.NOT_PUBLISHED)
