@@ -69,8 +69,11 @@ class InfluxSettings(_Section):
 class TimeSeriesSettings(_Section):
     influx: InfluxSettings | None = Field(default=None, description="When unset, the embedded store is used.")
     embedded_path: Path = Path("outpost-timeseries.db")
-    batch_points: int = Field(default=5_000, ge=1)
-    flush_interval_s: float = Field(default=0.5, gt=0)
+    batch_points: int = Field(default=5_000, ge=1, description="Points per write; a full batch goes out at once.")
+    flush_interval_s: float = Field(default=0.5, gt=0, description="The longest a point waits for a batch to fill.")
+    idle_flush_s: float = Field(
+        default=0.05, gt=0, description="A partial batch goes out once nothing was added for this long."
+    )
     buffer_points: int = Field(default=500_000, ge=1, description="Points held while the server is down.")
 
 

@@ -15,4 +15,10 @@ def sink_for(settings: TimeSeriesSettings) -> TimeSeriesSink:
 
 
 def writer_for(settings: TimeSeriesSettings) -> BatchingWriter:
-    return BatchingWriter(sink_for(settings), settings.batch_points, settings.flush_interval_s, settings.buffer_points)
+    return BatchingWriter(
+        sink_for(settings),
+        settings.batch_points,
+        settings.flush_interval_s,
+        settings.buffer_points,
+        idle_flush_s=settings.idle_flush_s,
+    )

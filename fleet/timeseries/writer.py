@@ -3,10 +3,11 @@
 Points arrive as chunks (one message's :class:`~fleet.timeseries.points.Points`) and wait in arrival
 order. A batch takes chunks from the front until it holds ``batch_points`` points, splitting the last
 one when it would overshoot; the batch being written is held apart from the points behind it, and if
-the write fails it goes back to the front. The running writer sends full batches as soon as they are
-full and a partial one only when ``flush_interval_s`` passed without a full batch, so a busy ingest
-writes few large requests (the store's cost per request, not per point, dominates small batches) and a
-quiet one still stores each point within the interval.
+the write fails it goes back to the front. The running writer sends a batch as soon as it is full, and
+a partial one only when the input went quiet (nothing added for ``idle_flush_s``, the end of a burst)
+or its oldest point has waited ``flush_interval_s``. So a busy ingest writes few large requests (the
+store's cost per request, not per point, dominates small batches; writing whatever had arrived after
+each write degraded a steady stream to ~60 points a request), and no point waits long for company.
 
 Points are never dropped for lack of room: :meth:`BatchingWriter.add` returns a ticket, a future
 completed once every point it added has been written (or refused for good by the store, which retrying
@@ -17,6 +18,7 @@ the buffer can exceed the bound by one message's points at most.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 
@@ -32,12 +34,22 @@ Ticket = asyncio.Future[None]
 
 
 class BatchingWriter:
-    def __init__(self, sink: TimeSeriesSink, batch_points: int, flush_interval_s: float, buffer_points: int) -> None:
+    def __init__(
+        self,
+        sink: TimeSeriesSink,
+        batch_points: int,
+        flush_interval_s: float,
+        buffer_points: int,
+        *,
+        idle_flush_s: float = 0.05,
+    ) -> None:
         self.sink = sink
         self._batch_points = batch_points
         self.flush_interval_s = flush_interval_s
+        self.idle_flush_s = idle_flush_s
         self._buffer_points = buffer_points
-        self._buffer: deque[Points] = deque()
+        self._buffer: deque[tuple[Points, float]] = deque()  # with the loop time each chunk arrived
+        self._last_add = 0.0
         self._waiting = 0  # points in _buffer
         self._in_flight = 0  # points in the batch being written
         # Tickets wait in add order for the running count of points settled (written or refused).
@@ -78,42 +90,49 @@ class BatchingWriter:
         count = len(points)
         if count == 0:
             return None
-        self._buffer.append(points)
+        loop = asyncio.get_running_loop()
+        self._last_add = loop.time()
+        self._buffer.append((points, self._last_add))
         self._waiting += count
         self._added += count
-        ticket: Ticket = asyncio.get_running_loop().create_future()
+        ticket: Ticket = loop.create_future()
         self._tickets.append((self._added, ticket))
         if self._waiting >= self._batch_points:
             self._wake.set()
         return ticket
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
-                interval_passed = False
-            except TimeoutError:
-                interval_passed = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(self.idle_flush_s, self.flush_interval_s))
             self._wake.clear()
-            # A partial batch goes out once per quiet interval; points arriving meanwhile wait to fill
-            # the next one (else a steady stream would be written in tiny batches, one per write's time).
-            while self._waiting >= self._batch_points or (interval_passed and self._waiting):
+            partial_due = self._partial_due(loop.time())
+            # After a partial batch, points arriving meanwhile wait to fill the next one.
+            while self._waiting >= self._batch_points or (partial_due and self._waiting):
                 if await self._write_one_batch():
-                    interval_passed = False
+                    partial_due = False
                 else:
                     await asyncio.sleep(self._backoff.next_delay())
 
-    def _take_batch(self) -> tuple[list[Points], int]:
+    def _partial_due(self, now: float) -> bool:
+        """Whether the points waiting, fewer than a batch, should go out now (see the module docstring)."""
+        if not self._buffer:
+            return False
+        oldest_arrival = self._buffer[0][1]
+        return now - self._last_add >= self.idle_flush_s or now - oldest_arrival >= self.flush_interval_s
+
+    def _take_batch(self) -> tuple[list[tuple[Points, float]], int]:
         """Up to ``batch_points`` of the oldest points, off the front of the buffer, and how many."""
-        batch: list[Points] = []
+        batch: list[tuple[Points, float]] = []
         room = self._batch_points
         buffer = self._buffer
         while buffer and room:
-            chunk = buffer.popleft()
+            chunk, arrived = buffer.popleft()
             if len(chunk) > room:
                 chunk, rest = chunk.split(room)
-                buffer.appendleft(rest)
-            batch.append(chunk)
+                buffer.appendleft((rest, arrived))
+            batch.append((chunk, arrived))
             room -= len(chunk)
         count = self._batch_points - room
         self._waiting -= count
@@ -124,7 +143,7 @@ class BatchingWriter:
         batch, count = self._take_batch()
         self._in_flight = count
         try:
-            await self.sink.write(batch)
+            await self.sink.write([chunk for chunk, _ in batch])
         except TimeSeriesUnavailableError as exc:
             self._put_back(batch, count)
             if self.healthy:
@@ -154,7 +173,7 @@ class BatchingWriter:
                 self._room.set()
         return True
 
-    def _put_back(self, batch: list[Points], count: int) -> None:
+    def _put_back(self, batch: list[tuple[Points, float]], count: int) -> None:
         self._buffer.extendleft(reversed(batch))
         self._waiting += count
 

@@ -159,13 +159,26 @@ async def test_the_running_writer_flushes_a_partial_batch_every_interval(
     embedded: EmbeddedSink, running: Callable[[BatchingWriter], None]
 ) -> None:
     sink = RecordingSink(embedded)
-    writer = BatchingWriter(sink, batch_points=1000, flush_interval_s=0.01, buffer_points=100)
+    writer = BatchingWriter(sink, batch_points=1000, flush_interval_s=0.01, buffer_points=100, idle_flush_s=3600)
     running(writer)
 
     writer.add(points(2))
     await sink.until(lambda: writer.written == 2)
 
     assert writer.buffered == 0
+
+
+async def test_the_end_of_a_burst_goes_out_once_the_input_is_quiet_without_waiting_for_the_interval(
+    running: Callable[[BatchingWriter], None],
+) -> None:
+    sink = RecordingSink()
+    writer = BatchingWriter(sink, batch_points=1000, flush_interval_s=3600, buffer_points=100, idle_flush_s=0.01)
+    running(writer)
+
+    writer.add(points(3))
+    await sink.until(lambda: writer.written == 3)
+
+    assert [len(batch) for batch in sink.batches] == [3]
 
 
 async def test_nothing_is_lost_while_the_store_is_unavailable_and_health_recovers() -> None:
@@ -361,7 +374,7 @@ async def test_the_running_writer_holds_a_partial_batch_until_it_fills(
     """Busy ingest writes few large requests: a partial batch waits (here for an interval that never
     passes) while more points arrive, and goes out whole once it is full."""
     sink = RecordingSink()
-    writer = BatchingWriter(sink, batch_points=5, flush_interval_s=3600, buffer_points=100)
+    writer = BatchingWriter(sink, batch_points=5, flush_interval_s=3600, buffer_points=100, idle_flush_s=3600)
     running(writer)
 
     writer.add(points(3))
@@ -381,7 +394,7 @@ async def test_after_a_quiet_interval_the_partial_batch_goes_out_alone_and_newco
     """Points arriving while the partial batch is written wait for a full batch (or the next interval):
     a steady stream must not degrade into one tiny write per write's duration."""
     sink = GatedSink()
-    writer = BatchingWriter(sink, batch_points=5, flush_interval_s=0.01, buffer_points=100)
+    writer = BatchingWriter(sink, batch_points=5, flush_interval_s=0.01, buffer_points=100, idle_flush_s=3600)
     running(writer)
     writer.add(points(2))
     await sink.entered.wait()  # the interval passed: the partial batch is being written
