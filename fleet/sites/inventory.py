@@ -112,6 +112,7 @@ class GatewayInventory:
             for device in await self._devices(session, gateway_id):
                 await self._records.remove(session, actor, device, "device", f"{gateway_id}/{device.id}")
             await self._records.remove(session, actor, row, "gateway", gateway_id)
+            await self._records.remove_config_layer(session, actor, "gateway", gateway_id)
             await session.flush()
             if self._access is None:
                 logger.info("gateway %s removed; its broker login, if any, is not managed by this fleet", gateway_id)

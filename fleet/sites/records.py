@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.access.audit import Change, record, snapshot
 from fleet.access.roles import Actor
 from fleet.db.engine import database_errors
-from fleet.db.schema import Base
+from fleet.db.schema import Base, ConfigLayerRow
 from fleet.errors import ConflictError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -99,3 +99,10 @@ class Records:
         await session.delete(row)
         record(session, actor, Change(f"{kind}.delete", kind, key, before, None), self.clock())
         logger.info("%s removed %s %s", actor.name, kind, key)
+
+    async def remove_config_layer(self, session: AsyncSession, actor: Actor, kind: str, key: str) -> None:
+        """Remove the config layer of the county, town, village or gateway ``key`` being removed (``kind``
+        is its layer scope): one created later with the same id must not inherit it."""
+        layer = await session.get(ConfigLayerRow, (kind, key))
+        if layer is not None:
+            await self.remove(session, actor, layer, "config_layer", f"{kind}/{key}")

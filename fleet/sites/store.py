@@ -159,6 +159,7 @@ class SiteStore:
                 session, f"county {county_id!r}", county_id, [(TownRow, lambda k: TownRow.county_id == k, "towns")]
             )
             await self._records.remove(session, actor, row, "county", county_id)
+            await self._records.remove_config_layer(session, actor, "county", county_id)
 
     async def create_town(self, actor: Actor, spec: TownSpec) -> TownRow:
         async with self._records.write(f"create town {spec.id}") as session:
@@ -183,6 +184,7 @@ class SiteStore:
                 session, f"town {town_id!r}", town_id, [(VillageRow, lambda k: VillageRow.town_id == k, "villages")]
             )
             await self._records.remove(session, actor, row, "town", town_id)
+            await self._records.remove_config_layer(session, actor, "town", town_id)
 
     async def create_village(self, actor: Actor, spec: VillageSpec) -> VillageRow:
         async with self._records.write(f"create village {spec.id}") as session:
@@ -228,6 +230,7 @@ class SiteStore:
                 ],
             )
             await self._records.remove(session, actor, row, "village", village_id)
+            await self._records.remove_config_layer(session, actor, "village", village_id)
 
     async def create_grid(self, actor: Actor, village_id: str, spec: GridSpec) -> GridRow:
         async with self._records.write(f"create grid {spec.id}") as session:

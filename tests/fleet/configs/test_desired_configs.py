@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from fleet.access.audit import AuditLog
 from fleet.configs.desired import Published, mark_published, unpublished
 from fleet.configs.layers import Scope
 from fleet.configs.push import ConfigPush
@@ -267,3 +268,24 @@ async def test_initial_config_is_what_the_layers_make_and_none_without_layers(pu
     assert await push.initial_config("heard-of", "gw-5") is None  # no layer reaches it
     assert await push.initial_config("nowhere", "gw-unknown") is None
     assert push.signing_public_key().startswith("-----BEGIN PUBLIC KEY-----")
+
+
+async def test_removing_a_site_or_gateway_removes_its_layer_so_a_namesake_does_not_inherit_it(
+    push: ConfigPush, sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    sites, inventory = SiteStore(sessions, clock), GatewayInventory(sessions, clock, configs=push)
+    await push.put_layer(ADMIN, Scope.GATEWAY, "gw-4", {"heartbeat_interval_s": 20.0})
+    await push.put_layer(ADMIN, Scope.VILLAGE, "beicun", {"heartbeat_interval_s": 25.0})
+    await push.put_layer(ADMIN, Scope.TOWN, "xiping", {"heartbeat_interval_s": 30.0})
+
+    await inventory.delete_gateway(ADMIN, "gw-4")
+    await sites.delete_village(ADMIN, "beicun")
+    await sites.delete_town(ADMIN, "xiping")
+
+    assert {(layer.scope, layer.scope_id) for layer in await push.layers()} == set()
+    entries = await AuditLog(sessions).entries(target_type="config_layer")
+    assert sorted(entry.target_id for entry in entries if entry.action == "config_layer.delete") == [
+        "gateway/gw-4",
+        "town/xiping",
+        "village/beicun",
+    ]
