@@ -31,6 +31,7 @@ from edge.errors import EdgeError, SnapshotError
 from edge.snapshots import SnapshotInfo, SnapshotStore, is_snapshot_id
 from protocol.identifiers import is_identifier
 from protocol.messages import (
+    COMMAND_ARGS,
     AdapterState,
     Command,
     CommandName,
@@ -54,12 +55,6 @@ LIST_ENTRY_FORMAT: Final = "id ts device_id reason"
 
 _TEXT_MAX: Final = 256  # a ShortText on the wire
 _REMEMBERED_REQUESTS: Final = 1024
-_ALLOWED_ARGS: Final[Mapping[CommandName, frozenset[str]]] = {
-    CommandName.RESTART_AGENT: frozenset(),
-    CommandName.DIAGNOSTICS: frozenset(),
-    CommandName.LIST_SNAPSHOTS: frozenset({"device_id", "before_ts"}),
-    CommandName.FETCH_SNAPSHOT: frozenset({"snapshot_id"}),
-}
 
 AuditValue = str | int | float | bool | None
 
@@ -150,7 +145,7 @@ class CommandHandler:
         age_ms = self._stamper.clock() - command.ts
         if age_ms > command.timeout_s * 1000:
             return f"expired: issued {age_ms / 1000:.0f} s ago, timeout {command.timeout_s:g} s"
-        unknown = sorted(set(command.args) - _ALLOWED_ARGS.get(command.name, frozenset()))
+        unknown = sorted(set(command.args) - COMMAND_ARGS.get(command.name, frozenset()))
         if unknown:
             return f"{command.name} takes no argument {', '.join(unknown)}"
         return None

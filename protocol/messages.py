@@ -7,6 +7,7 @@ Models are frozen, strict (no type coercion), refuse unknown fields and non-fini
 no NaN or infinity): any change to a payload's shape bumps :data:`protocol.SCHEMA_VERSION`.
 """
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Final, Literal, Self
 from uuid import UUID
@@ -205,8 +206,17 @@ class ConfigReported(Envelope):
 class CommandName(StrEnum):
     RESTART_AGENT = "restart_agent"
     DIAGNOSTICS = "diagnostics"
-    LIST_SNAPSHOTS = "list_snapshots"  # args: device_id (optional)
-    FETCH_SNAPSHOT = "fetch_snapshot"  # args: snapshot_id; audited, needs requested_by and reason
+    LIST_SNAPSHOTS = "list_snapshots"
+    FETCH_SNAPSHOT = "fetch_snapshot"  # audited: needs requested_by and reason
+
+
+COMMAND_ARGS: Final[Mapping[CommandName, frozenset[str]]] = {
+    CommandName.RESTART_AGENT: frozenset(),
+    CommandName.DIAGNOSTICS: frozenset(),
+    CommandName.LIST_SNAPSHOTS: frozenset({"device_id", "before_ts"}),  # both optional (paging)
+    CommandName.FETCH_SNAPSHOT: frozenset({"snapshot_id"}),
+}
+"""The arguments each command takes: the fleet refuses others before sending, the gateway again on receipt."""
 
 
 class Command(Envelope):

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from fleet.db.schema import CommandRow, CommandState
-from protocol.messages import CommandName, Evidence
+from protocol.messages import COMMAND_ARGS, CommandName, Evidence
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
 
@@ -28,6 +28,14 @@ class CommandRequest(BaseModel):
     wait: bool = Field(
         default=False, description="Answer once the outcome is known or the deadline passed (200), not at once (202)."
     )
+
+    @model_validator(mode="after")
+    def _takes_these_args(self) -> Self:
+        """Refused here rather than by the gateway after a round trip (it checks again)."""
+        unknown = sorted(set(self.args) - COMMAND_ARGS[self.name])
+        if unknown:
+            raise ValueError(f"{self.name} takes no argument {', '.join(unknown)}")
+        return self
 
     @model_validator(mode="after")
     def _snapshot_fetch_is_justified(self) -> Self:

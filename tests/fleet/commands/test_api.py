@@ -89,6 +89,18 @@ async def test_a_snapshot_fetch_without_a_reason_or_a_snapshot_is_refused_and_no
     assert (await admin.get("/audit", params={"target_type": "command"})).json() == []
 
 
+async def test_an_argument_the_command_does_not_take_is_refused_before_anything_is_sent(
+    admin: httpx.AsyncClient,
+) -> None:
+    answer = await admin.post(
+        f"/gateways/{GATEWAY}/commands", json={"name": "diagnostics", "args": {"verbose": True, "depth": 2}}
+    )
+
+    assert answer.status_code == 422
+    assert "diagnostics takes no argument depth, verbose" in answer.text
+    assert (await admin.get(f"/gateways/{GATEWAY}/commands")).json() == []
+
+
 async def test_commands_to_unknown_gateways_and_unknown_commands_are_not_found(admin: httpx.AsyncClient) -> None:
     assert (await admin.post("/gateways/gw-nowhere/commands", json={"name": "diagnostics"})).status_code == 404
     assert (await admin.get(f"/commands/{uuid.uuid4()}")).status_code == 404
