@@ -27,10 +27,8 @@ from edge.config_signature import ConfigSignatures
 from edge.config_updates import ConfigUpdates
 from protocol.clock import utc_now_ms
 from protocol.codec import Decoder, Rejection
-from protocol.errors import TopicError
 from protocol.gateway_config import GatewayConfig
 from protocol.messages import ConfigDesired, ConfigReported, ConfigStatus
-from protocol.topics import Channel, GatewayTopic
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +81,7 @@ class GatewayConfigFollower:
         """The agent's ``_on_downlink`` for the config channel (commands are not simulated: ignored)."""
         decoded = self._decoder.decode(topic, payload)
         if isinstance(decoded, Rejection):
-            try:
-                refused_config = GatewayTopic.parse(topic).channel is Channel.CONFIG_DESIRED
-            except TopicError:
-                refused_config = False
-            if refused_config:
-                self.updates.refuse(decoded, payload)
+            self.updates.refuse_if_config(topic, decoded, payload)
             return
         if isinstance(decoded.message, ConfigDesired):
             self._received_ms[decoded.message.version] = utc_now_ms()

@@ -26,10 +26,8 @@ from edge.uplink import Uplink
 from edge.watchdog import SystemdNotifier
 from protocol.clock import utc_now_ms
 from protocol.codec import Decoder, Rejection
-from protocol.errors import TopicError
 from protocol.gateway_config import GatewayConfig
 from protocol.messages import Command, ConfigDesired, ConfigReported, ConfigStatus, GatewayHealth, Heartbeat, Message
-from protocol.topics import Channel, GatewayTopic
 
 logger = logging.getLogger(__name__)
 
@@ -167,12 +165,7 @@ class GatewayAgent:
     def _on_downlink(self, topic: str, payload: bytes) -> None:
         decoded = self._decoder.decode(topic, payload)
         if isinstance(decoded, Rejection):
-            try:
-                refused_config = GatewayTopic.parse(topic).channel is Channel.CONFIG_DESIRED
-            except TopicError:
-                refused_config = False
-            if refused_config:
-                self.config_updates.refuse(decoded, payload)
+            self.config_updates.refuse_if_config(topic, decoded, payload)
             return
         match decoded.message:
             case ConfigDesired():

@@ -27,8 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edge.config_signature import ConfigSignatures
 from edge.errors import ConfigApplyError, EdgeConfigError
 from protocol.codec import Rejection
+from protocol.errors import TopicError
 from protocol.gateway_config import GatewayConfig
 from protocol.messages import ConfigDesired, ConfigStatus
+from protocol.topics import Channel, GatewayTopic
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,15 @@ class ConfigUpdates:
     def fall_back(self, initial: GatewayConfig) -> None:
         """Run ``initial`` as version 0, so the fleet's desired config is applied afresh when it arrives."""
         self.applied = AppliedConfig(version=0, config=initial)
+
+    def refuse_if_config(self, topic: str, rejection: Rejection, payload: bytes) -> None:
+        """A downlink message the decoder refused: if it came on the config channel, report the refusal."""
+        try:
+            refused_config = GatewayTopic.parse(topic).channel is Channel.CONFIG_DESIRED
+        except TopicError:
+            refused_config = False
+        if refused_config:
+            self.refuse(rejection, payload)
 
     def refuse(self, rejection: Rejection, payload: bytes) -> None:
         """Report a desired config the decoder refused, under its version if it names one."""

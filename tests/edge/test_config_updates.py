@@ -759,3 +759,16 @@ async def test_a_key_rotation_re_signs_the_running_config_without_applying_it_ag
     assert kept_on_disk(path).key_id == new_key.key_id
     after_rotation = updates_at(path, Gateway(), Fleet(), signatures=checking(new_key))
     assert (after_rotation.applied.version, after_rotation.applied.key_id) == (2, new_key.key_id)
+
+
+def test_a_refused_downlink_message_is_reported_only_when_it_came_on_the_config_channel(
+    path: Path, gateway: Gateway, fleet: Fleet
+) -> None:
+    updates = updates_at(path, gateway, fleet)
+    rejection = Rejection(RejectReason.INVALID_PAYLOAD, "t", "config.heartbeat_interval_s: not a number")
+
+    updates.refuse_if_config(gateway_topic(VILLAGE, GATEWAY, Channel.COMMAND), rejection, b'{"version": 9}')
+    updates.refuse_if_config("not/an/outpost/topic", rejection, b'{"version": 9}')
+    assert fleet.reports == []
+    updates.refuse_if_config(gateway_topic(VILLAGE, GATEWAY, Channel.CONFIG_DESIRED), rejection, b'{"version": 9}')
+    assert fleet.reports == [(9, ConfigStatus.REJECTED, f"invalid: {rejection.detail}")]

@@ -1,6 +1,7 @@
 """Real servers for the integration tests: Mosquitto, the reference governance platform, the fleet."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -39,6 +40,27 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"{what} did not happen within {timeout_s} s")
         await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: FleetSettings, *, timeout_s: float = 20.0) -> AsyncIterator[FleetService]:
+    """``fleet run`` in this process: yields once it serves and its ingest session and downlink are up,
+    stops it (and raises whatever stopped it early) after."""
+    service = FleetService(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+
+    async def started() -> bool:
+        if task.done():
+            task.result()
+        return service.ready.is_set() and service.consumer.connected.is_set() and service.downlink.connected
+
+    try:
+        await eventually(started, timeout_s=timeout_s, what="fleet start-up")
+        yield service
+    finally:
+        stop.set()
+        await task
 
 
 @pytest.fixture

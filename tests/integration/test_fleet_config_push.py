@@ -29,7 +29,7 @@ from fleet.settings import ApiSettings, BrokerSettings, FleetSettings, PresenceS
 from protocol.clock import utc_now_ms
 from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind, GatewayConfig
 from simulators.infra.mosquitto import MosquittoBroker
-from tests.integration.conftest import eventually, fleet_api
+from tests.integration.conftest import eventually, fleet_api, running_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::gpiozero.exc.PinFactoryFallback")]
 
@@ -49,21 +49,8 @@ async def _fleet(tmp_path: Path, broker: MosquittoBroker, name: str) -> AsyncIte
         presence=PresenceSettings(default_interval_s=1.0, sweep_interval_s=0.1),
         registry_flush_interval_s=0.2,
     )
-    service = FleetService(settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
-
-    async def started() -> bool:
-        if task.done():
-            task.result()
-        return service.ready.is_set() and service.consumer.connected.is_set() and service.downlink.connected
-
-    try:
-        await eventually(started, what="fleet start-up")
+    async with running_service(settings) as service:
         yield service
-    finally:
-        stop.set()
-        await task
 
 
 @asynccontextmanager

@@ -60,7 +60,7 @@ from protocol.messages import ConfigDesired
 from protocol.reconnect import Backoff, refusal_code
 from protocol.topics import Channel, gateway_topic
 from simulators.infra.mosquitto import DynsecAdmin, MosquittoBroker, dynamic_security_plugin
-from tests.integration.conftest import eventually, fleet_api
+from tests.integration.conftest import eventually, fleet_api, running_service
 from tests.integration.test_broker_acl import Gateway, client, connect_refusal, mqtt5_puback
 from tests.signing_keys import SigningKeys
 
@@ -112,21 +112,8 @@ async def running_fleet(tmp_path: Path, broker: MosquittoBroker, name: str) -> A
         ),
         registry_flush_interval_s=0.2,
     )
-    service = FleetService(settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
-
-    async def started() -> bool:
-        if task.done():
-            task.result()
-        return service.ready.is_set() and service.consumer.connected.is_set() and service.downlink.connected
-
-    try:
-        await eventually(started, timeout_s=20, what="fleet start-up")
+    async with running_service(settings) as service:
         yield service
-    finally:
-        stop.set()
-        await task
 
 
 async def fleet_footing(broker: MosquittoBroker) -> tuple[dict[str, bool], BrokerClient, set[tuple[str, str, bool]]]:
