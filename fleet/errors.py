@@ -23,6 +23,7 @@ these where that library is called. ``TransientError``s are worth retrying; the 
     └── RegistryError (refused requests: the API answers them with a 4xx)
         ├── NotFoundError
         ├── ConflictError
+        │   └── IllegalTransitionError (an alert cannot take that step from its state)
         ├── InvalidRequestError
         └── AccessError
             ├── NotAuthenticatedError
@@ -118,6 +119,10 @@ class NotFoundError(RegistryError):
 
 class ConflictError(RegistryError):
     """The change contradicts what exists: a duplicate id, or removing something still in use."""
+
+
+class IllegalTransitionError(ConflictError):
+    """An alert cannot take that step from the state it is in (acknowledging a closed alert, say)."""
 
 
 class InvalidRequestError(RegistryError):
