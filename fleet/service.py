@@ -19,7 +19,9 @@ import httpx
 
 from fleet.access.audit import AuditLog
 from fleet.access.tokens import TokenStore
+from fleet.alerts.deadlines import EscalationPolicy
 from fleet.alerts.delivery import DeliveryWorker
+from fleet.alerts.escalation import Escalator
 from fleet.alerts.store import AlertStore
 from fleet.api.app import create_app
 from fleet.api.context import ApiContext
@@ -68,7 +70,8 @@ class FleetService:
         self._engine = create_engine(settings.database_url)
         sessions = session_factory(self._engine)
         self.registry = Registry(sessions, clock)
-        self.alerts = AlertStore(sessions, clock)
+        self.alerts = AlertStore(sessions, clock, EscalationPolicy(settings.escalation.ack_deadline_s))
+        self.escalator = Escalator(self.alerts, clock, batch=settings.escalation.sweep_limit)
         self.presence = PresenceTracker(settings.presence.missed_heartbeats, settings.presence.default_interval_s)
         self.writer = writer_for(settings.timeseries)
         self._governance = (
@@ -100,7 +103,7 @@ class FleetService:
             self.presence,
             self.writer,
             self.alerts,
-            self.delivery.wake if self.delivery else lambda: None,
+            self._alert_stored,
             clock,
             on_config_reported=self.config_reports.add,
             on_command_response=self.commands.on_response,
@@ -174,6 +177,7 @@ class FleetService:
                 self._task("config-publisher", self.config_publisher.run),
                 self._task("config-reports", self.config_reports.run),
                 self._task("command-sweeper", self.commands.run),
+                self._task("escalator", self.escalator.run),
             ]
             if self.delivery is not None:
                 tasks.append(self._task("case-delivery", self.delivery.run))
@@ -226,6 +230,12 @@ class FleetService:
 
     def _task(self, name: str, body: Callable[[], Awaitable[None]]) -> "asyncio.Task[None]":
         return asyncio.create_task(supervise(name, body), name=name)
+
+    def _alert_stored(self) -> None:
+        """A new alert: deliver its case now, and it may have the earliest escalation deadline."""
+        if self.delivery is not None:
+            self.delivery.wake()
+        self.escalator.wake()
 
     async def _sweep_presence(self) -> None:
         """Expire gateways silent past their heartbeat deadline, but not while ingest is behind: their

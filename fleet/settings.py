@@ -12,6 +12,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, model_
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
+from protocol.messages import Severity
 
 DEVELOPMENT_GOVERNANCE_TOKEN = "outpost-dev-token"  # noqa: S105 - refused outside development
 DEVELOPMENT_ADMIN_TOKEN = "outpost-dev-admin"  # noqa: S105 - refused outside development
@@ -87,6 +88,31 @@ class GovernanceSettings(_Section):
         description="Dead-letter a case after this many failed attempts; unset: retry until delivered.",
     )
     verify_tls: bool = True
+
+
+class EscalationSettings(_Section):
+    """How long an alert may wait unacknowledged at one level (village, then town) before it goes up.
+
+    Counted from when the alert was raised at the source, then from each escalation; a severity left out
+    never escalates."""
+
+    ack_deadline_s: dict[Severity, float] = Field(
+        default_factory=lambda: {
+            Severity.CRITICAL: 120.0,
+            Severity.MAJOR: 600.0,
+            Severity.MINOR: 1800.0,
+            Severity.WARNING: 3600.0,
+        },
+        description='Seconds per severity, e.g. {"critical": 120}; one left out never escalates.',
+    )
+    sweep_limit: int = Field(default=500, ge=1, description="Alerts escalated per transaction.")
+
+    @model_validator(mode="after")
+    def _positive_deadlines(self) -> Self:
+        for severity, deadline_s in self.ack_deadline_s.items():
+            if deadline_s <= 0:
+                raise ValueError(f"ack_deadline_s.{severity} must be positive")
+        return self
 
 
 class PresenceSettings(_Section):
@@ -229,6 +255,7 @@ class FleetSettings(BaseSettings):
     timeseries: TimeSeriesSettings = Field(default_factory=TimeSeriesSettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     presence: PresenceSettings = Field(default_factory=PresenceSettings)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     enrollment: EnrollmentSettings = Field(default_factory=EnrollmentSettings)
     configs: ConfigPushSettings = Field(default_factory=ConfigPushSettings)

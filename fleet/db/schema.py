@@ -11,6 +11,10 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON}  # noqa: RUF012 - SQLAlchemy reads it as a class attribute
 
 
+# SQLite numbers rows automatically only for an INTEGER PRIMARY KEY.
+_SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+
+
 class DeliveryState(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
@@ -108,18 +112,12 @@ class ApiTokenRow(Base):
     revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
-# SQLite numbers rows automatically only for an INTEGER PRIMARY KEY.
-_SERIAL = BigInteger().with_variant(Integer(), "sqlite")
-
-
 class AuditRow(Base):
     """One mutating call: who (token name and role), what (action, target), when, the state before and after."""
 
     __tablename__ = "audit_log"
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
     at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
     actor: Mapped[str] = mapped_column(String(64), index=True)
     role: Mapped[str] = mapped_column(String(16))
@@ -152,6 +150,31 @@ class AlertRow(Base):
     last_error: Mapped[str | None] = mapped_column(String(512))
     case_id: Mapped[str | None] = mapped_column(String(64))
     delivered_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # The lifecycle (fleet.alerts.lifecycle): where it stands, who must act, and when it escalates next.
+    state: Mapped[str] = mapped_column(String(16), default="raised", index=True)
+    level: Mapped[str] = mapped_column(String(16), default="village")
+    state_changed_ms: Mapped[int] = mapped_column(BigInteger)
+    escalate_at_ms: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    assignee: Mapped[str | None] = mapped_column(String(128))
+    feedback_rating: Mapped[int | None] = mapped_column(Integer)
+    feedback_comment: Mapped[str | None] = mapped_column(String(512))
+
+
+class AlertTransitionRow(Base):
+    """One step in an alert's life, or a note on it: who, when, why (fleet.alerts.handling)."""
+
+    __tablename__ = "alert_transitions"
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
+    step: Mapped[str] = mapped_column(String(16))  # a lifecycle step, or raise / escalate / note
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    level: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(512))
+    at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 # --- enrollment ---

@@ -16,6 +16,7 @@ import logging
 import signal
 from collections.abc import Callable
 
+from fleet.alerts.deadlines import EscalationPolicy
 from fleet.alerts.store import AlertStore
 from fleet.db.engine import create_engine, session_factory
 from fleet.errors import BrokerRefusedError, FleetError, TransientError
@@ -47,7 +48,9 @@ class IngestWorker:
         # A worker registers (idempotently) each gateway the first time it hears from it.
         self.registry = Registry(sessions, clock)
         self.writer = writer_for(settings.timeseries)
-        self.router = IngestRouter(self.registry, None, self.writer, AlertStore(sessions, clock), lambda: None, clock)
+        # Alerts are control traffic, taken by `fleet run` alone; the store is there for the router's signature.
+        alerts = AlertStore(sessions, clock, EscalationPolicy(settings.escalation.ack_deadline_s))
+        self.router = IngestRouter(self.registry, None, self.writer, alerts, lambda: None, clock)
         client_id = worker_client_id(settings.broker.client_id, index)
         self.consumer = IngestConsumer.from_settings(
             settings, client_id, self.router, self.writer, control=False, bulk=True

@@ -20,7 +20,7 @@ from fleet.timeseries.history_sql import SqlHealthHistory
 from tests.fleet.commands.parts import unconnected_commands
 from tests.fleet.configs.parts import config_push
 from tests.fleet.enrollment.parts import development_enrollment
-from tests.fleet.helpers import FakeClock
+from tests.fleet.helpers import FakeClock, default_escalation
 
 ADMIN_TOKEN = "test-bootstrap-admin"
 
@@ -40,7 +40,7 @@ def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
 
     return ApiContext(
         registry=Registry(sessions, clock),
-        alerts=AlertStore(sessions, clock),
+        alerts=AlertStore(sessions, clock, default_escalation()),
         health=no_health,
         sites=SiteStore(sessions, clock),
         inventory=GatewayInventory(sessions, clock),

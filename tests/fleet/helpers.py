@@ -4,6 +4,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from fleet.alerts.deadlines import EscalationPolicy
+from fleet.settings import EscalationSettings
 from protocol.messages import Alert, AlertKind, Severity
 
 RAISED_MS = 1_699_999_999_000
@@ -40,3 +42,8 @@ def make_alert(**changes: Any) -> Alert:
     }
     fields.update(changes)
     return Alert(**fields)
+
+
+def default_escalation() -> EscalationPolicy:
+    """The fleet's default escalation deadlines (critical: 120 s per level)."""
+    return EscalationPolicy(EscalationSettings().ack_deadline_s)

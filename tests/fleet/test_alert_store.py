@@ -9,7 +9,7 @@ from fleet.alerts.store import AlertStore
 from fleet.db.schema import DeliveryState
 from fleet.errors import FleetError
 from fleet.registry import Registry
-from tests.fleet.helpers import RAISED_MS, FakeClock, make_alert
+from tests.fleet.helpers import RAISED_MS, FakeClock, default_escalation, make_alert
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ async def store(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
     registry = Registry(sessions, clock)
     await registry.register("lakeside", "gw-01")
     await registry.register("riverside", "gw-02")
-    return AlertStore(sessions, clock)
+    return AlertStore(sessions, clock, default_escalation())
 
 
 async def test_a_recorded_alert_is_pending_with_everything_the_case_needs(store: AlertStore, clock: FakeClock) -> None:

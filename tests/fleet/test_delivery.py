@@ -21,7 +21,7 @@ from protocol.messages import AlertKind, Severity
 from protocol.reconnect import Backoff
 from simulators.governance.app import create_platform_app
 from simulators.governance.recorder import CaseLedger
-from tests.fleet.helpers import RAISED_MS, FakeClock, make_alert
+from tests.fleet.helpers import RAISED_MS, FakeClock, default_escalation, make_alert
 
 TOKEN = "platform-token"
 PLATFORM_URL = "http://platform.test"
@@ -110,7 +110,7 @@ class WatchedStore(AlertStore):
     """The real store, announcing every delivery outcome so a test can wait for the worker without polling."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], int]) -> None:
-        super().__init__(sessions, clock)
+        super().__init__(sessions, clock, default_escalation())
         self.changed = asyncio.Event()
 
     async def mark_delivered(self, alert_id: str, case_id: str, at_ms: int) -> None:

@@ -17,7 +17,7 @@ from fleet.timeseries.embedded import EmbeddedSink
 from fleet.timeseries.writer import BatchingWriter
 from protocol.codec import Decoder
 from simulators.infra.mosquitto import MosquittoBroker
-from tests.fleet.helpers import FakeClock
+from tests.fleet.helpers import FakeClock, default_escalation
 from tests.fleet.ingest.conftest import publish
 
 pytestmark = pytest.mark.integration
@@ -96,7 +96,9 @@ async def test_the_consumer_is_behind_while_a_message_waits_unhandled_or_it_is_p
 ) -> None:
     session, seconds, _ = taken_one
     writer = BatchingWriter(EmbeddedSink(tmp_path / "ts.db"), 10, 60, 100)
-    router = IngestRouter(Registry(sessions, clock), None, writer, AlertStore(sessions, clock), lambda: None, clock)
+    router = IngestRouter(
+        Registry(sessions, clock), None, writer, AlertStore(sessions, clock, default_escalation()), lambda: None, clock
+    )
     consumer = IngestConsumer(session, Decoder(), router, writer)
     assert not consumer.behind()
     consumer.paused = True  # the time-series buffer is full: it takes nothing
