@@ -22,6 +22,7 @@ from fleet.access.tokens import TokenStore
 from fleet.alerts.deadlines import EscalationPolicy
 from fleet.alerts.delivery import DeliveryWorker
 from fleet.alerts.escalation import Escalator
+from fleet.alerts.handling import AlertHandling
 from fleet.alerts.store import AlertStore
 from fleet.api.app import create_app
 from fleet.api.context import ApiContext
@@ -116,6 +117,7 @@ class FleetService:
                 ApiContext(
                     registry=self.registry,
                     alerts=self.alerts,
+                    handling=AlertHandling(sessions, clock, self.escalator.wake),
                     health=self.health,
                     sites=SiteStore(sessions, clock),
                     inventory=GatewayInventory(sessions, clock, access=self.provisioner, configs=self.configs),
@@ -125,6 +127,7 @@ class FleetService:
                     enrollment=self.enrollment,
                     health_history=history_for(settings.timeseries),
                     commands=self.commands,
+                    clock=clock,
                 )
             ),
             settings.api.host,

@@ -6,16 +6,15 @@ Refusals from the fleet's stores become HTTP answers here, in one place. OpenAPI
 
 from typing import Annotated
 
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from fleet import FLEET_VERSION
-from fleet.api import access, commands, enrollment, inventory, sites
+from fleet.api import access, alerts, commands, enrollment, inventory, sites
 from fleet.api.configs import router as configs_router
 from fleet.api.context import CALLER_RESPONSES, ApiContext, Context, IdPath, Reader
 from fleet.api.health import router as health_router
-from fleet.api.schemas import AlertPublic, GatewayPublic, HealthReport
-from fleet.db.schema import DeliveryState
+from fleet.api.schemas import GatewayPublic, HealthReport
 from fleet.errors import (
     AccessError,
     ConflictError,
@@ -28,8 +27,7 @@ from fleet.errors import (
 )
 from protocol.identifiers import IDENTIFIER_PATTERN
 
-_UNKNOWN = {"description": "No such gateway or alert"}
-AlertIdPath = Annotated[str, Path(min_length=36, max_length=36)]
+_UNKNOWN = {"description": "No such gateway"}
 
 _STATUS: dict[type[RegistryError], int] = {
     NotAuthenticatedError: 401,
@@ -76,6 +74,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(enrollment.router)
     app.include_router(configs_router)
     app.include_router(commands.router)
+    app.include_router(alerts.router)
 
     @app.get("/healthz", tags=["service"])
     async def healthz(ctx: Context) -> HealthReport:
@@ -101,24 +100,5 @@ def create_app(context: ApiContext) -> FastAPI:
         if row is None:
             raise NotFoundError(f"no gateway {gateway_id!r}")
         return GatewayPublic.of(row)
-
-    @app.get("/alerts", tags=["alerts"], responses=CALLER_RESPONSES)
-    async def list_alerts(
-        ctx: Context,
-        _: Reader,
-        village_id: Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)] = None,
-        delivery_state: DeliveryState | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> list[AlertPublic]:
-        """Alerts, newest first, with the state of their case on the governance platform."""
-        rows = await ctx.alerts.list(village_id=village_id, state=delivery_state, limit=limit)
-        return [AlertPublic.of(row) for row in rows]
-
-    @app.get("/alerts/{alert_id}", tags=["alerts"], responses={**CALLER_RESPONSES, 404: _UNKNOWN})
-    async def get_alert(ctx: Context, _: Reader, alert_id: AlertIdPath) -> AlertPublic:
-        row = await ctx.alerts.get(alert_id)
-        if row is None:
-            raise NotFoundError(f"no alert {alert_id!r}")
-        return AlertPublic.of(row)
 
     return app

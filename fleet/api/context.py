@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fleet.access.audit import AuditLog
 from fleet.access.roles import Actor, Permission
 from fleet.access.tokens import TokenStore
+from fleet.alerts.handling import AlertHandling
 from fleet.alerts.store import AlertStore
 from fleet.api.schemas import HealthReport
 from fleet.commands.dispatcher import CommandDispatcher
@@ -27,6 +28,7 @@ from protocol.identifiers import IDENTIFIER_PATTERN
 class ApiContext:
     registry: Registry
     alerts: AlertStore
+    handling: AlertHandling
     health: Callable[[], HealthReport]
     sites: SiteStore
     inventory: GatewayInventory
@@ -36,6 +38,7 @@ class ApiContext:
     enrollment: EnrollmentService
     configs: ConfigPush
     commands: CommandDispatcher
+    clock: Callable[[], int]
 
 
 def _context(request: Request) -> ApiContext:

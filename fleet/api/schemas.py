@@ -2,9 +2,10 @@
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from fleet.db.schema import AlertRow, DeliveryState, GatewayRow
+from fleet.alerts.lifecycle import AlertState, Level
+from fleet.db.schema import AlertRow, AlertTransitionRow, DeliveryState, GatewayRow
 from protocol.messages import AlertKind, GatewayHealth, Severity
 
 
@@ -59,9 +60,33 @@ class AlertPublic(_Public):
     last_error: str | None
     case_id: str | None
     delivered_at_ms: int | None
+    state: AlertState
+    level: Level = Field(description="Who must act: the village's centre, or the town's or county's after escalation.")
+    state_changed_ms: int
+    escalate_at_ms: int | None = Field(description="When it escalates unless taken on; None when it will not.")
+    acknowledged_by: str | None
+    assignee: str | None
+    feedback_rating: int | None
+    feedback_comment: str | None
 
     @classmethod
     def of(cls, row: AlertRow) -> "AlertPublic":
+        return cls.model_validate(row, from_attributes=True)
+
+
+class AlertStepPublic(_Public):
+    """One step in an alert's life (``raise``, ``escalate``, a lifecycle step) or a note."""
+
+    step: str
+    from_state: AlertState | None
+    to_state: AlertState
+    level: Level
+    actor: str
+    reason: str | None
+    at_ms: int
+
+    @classmethod
+    def of(cls, row: AlertTransitionRow) -> "AlertStepPublic":
         return cls.model_validate(row, from_attributes=True)
 
 

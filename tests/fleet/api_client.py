@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.access.audit import AuditLog
 from fleet.access.tokens import TokenStore
+from fleet.alerts.handling import AlertHandling
 from fleet.alerts.store import AlertStore
 from fleet.api.app import create_app
 from fleet.api.context import ApiContext
@@ -41,6 +42,7 @@ def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
     return ApiContext(
         registry=Registry(sessions, clock),
         alerts=AlertStore(sessions, clock, default_escalation()),
+        handling=AlertHandling(sessions, clock),
         health=no_health,
         sites=SiteStore(sessions, clock),
         inventory=GatewayInventory(sessions, clock),
@@ -50,6 +52,7 @@ def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
         enrollment=development_enrollment(sessions, clock),
         configs=config_push(sessions, clock),
         commands=unconnected_commands(sessions, clock),
+        clock=clock,
     )
 
 

@@ -1,0 +1,153 @@
+"""What people do to alerts: acknowledge, note, cancel, resolve; and finding them.
+
+Each step is checked against the lifecycle (:func:`fleet.alerts.lifecycle.after`; an illegal one is a
+409 naming the states it is allowed from) and written in one transaction with its transition (who, when,
+why) and its audit entry. Taking an alert on stops its escalation; the escalator is woken so its next
+deadline is the right one.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from fleet.access.audit import Change, record, snapshot
+from fleet.access.roles import Actor
+from fleet.alerts.lifecycle import AlertState, Level, Step, after, escalates
+from fleet.db.engine import database_errors
+from fleet.db.schema import AlertRow, AlertTransitionRow, DeliveryState, VillageRow
+from fleet.errors import InvalidRequestError, NotFoundError
+from protocol.messages import Severity
+
+logger = logging.getLogger(__name__)
+
+NOTE: Final = "note"
+STAFF_STEPS: Final = frozenset({Step.ACKNOWLEDGE, Step.CANCEL, Step.RESOLVE})
+"""Steps people take through the API; dispatch and close come from the governance platform."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """Which alerts to list; every field left None matches everything."""
+
+    village_id: str | None = None
+    town_id: str | None = None
+    states: frozenset[AlertState] | None = None
+    severities: frozenset[Severity] | None = None
+    level: Level | None = None
+    delivery_state: DeliveryState | None = None
+    raised_before_ms: int | None = None  # older than
+    raised_since_ms: int | None = None
+    limit: int = 100
+
+    def query(self) -> Select[AlertRow]:
+        query = select(AlertRow).order_by(AlertRow.raised_at_ms.desc(), AlertRow.id).limit(self.limit)
+        if self.village_id is not None:
+            query = query.where(AlertRow.village_id == self.village_id)
+        if self.town_id is not None:
+            in_town = select(VillageRow.id).where(VillageRow.town_id == self.town_id)
+            query = query.where(AlertRow.village_id.in_(in_town))
+        if self.states is not None:
+            query = query.where(AlertRow.state.in_(self.states))
+        if self.severities is not None:
+            query = query.where(AlertRow.severity.in_(self.severities))
+        if self.level is not None:
+            query = query.where(AlertRow.level == self.level)
+        if self.delivery_state is not None:
+            query = query.where(AlertRow.delivery_state == self.delivery_state)
+        if self.raised_before_ms is not None:
+            query = query.where(AlertRow.raised_at_ms < self.raised_before_ms)
+        if self.raised_since_ms is not None:
+            query = query.where(AlertRow.raised_at_ms >= self.raised_since_ms)
+        return query
+
+
+class AlertHandling:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Callable[[], int],
+        on_taken_on: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._on_taken_on = on_taken_on
+
+    async def take(self, actor: Actor, alert_id: str, step: Step, reason: str | None = None) -> AlertRow:
+        """``actor`` takes ``step`` on the alert (a reason is required to cancel); the alert as it is now."""
+        if step not in STAFF_STEPS:
+            raise InvalidRequestError(f"{step} comes from the governance platform, not from a person")
+        if step is Step.CANCEL and not reason:
+            raise InvalidRequestError("cancelling an alert needs the reason (e.g. why it was a false alarm)")
+        now = self._clock()
+        with database_errors(f"{step} alert {alert_id}"):
+            async with self._sessions.begin() as session:
+                row = await self._alert(session, alert_id)
+                before = snapshot(row)
+                state = after(AlertState(row.state), step)
+                self._transition(session, row, step, state, actor.name, reason, now)
+                row.state, row.state_changed_ms = state, now
+                if step is Step.ACKNOWLEDGE:
+                    row.acknowledged_by = actor.name
+                if not escalates(state):
+                    row.escalate_at_ms = None
+                record(session, actor, Change(f"alert.{step}", "alert", alert_id, before, snapshot(row)), now)
+        logger.info("%s: alert %s %s by %s%s", step, alert_id, state, actor.name, f" ({reason})" if reason else "")
+        self._on_taken_on()
+        return row
+
+    async def note(self, actor: Actor, alert_id: str, text: str) -> AlertTransitionRow:
+        """Add ``actor``'s note to the alert's history; its state does not change."""
+        now = self._clock()
+        with database_errors(f"note on alert {alert_id}"):
+            async with self._sessions.begin() as session:
+                row = await self._alert(session, alert_id)
+                note = self._transition(session, row, NOTE, AlertState(row.state), actor.name, text, now)
+                record(session, actor, Change("alert.note", "alert", alert_id, None, {"note": text}), now)
+        return note
+
+    async def history(self, alert_id: str) -> list[AlertTransitionRow]:
+        """Every step and note of the alert, oldest first."""
+        query = select(AlertTransitionRow).where(AlertTransitionRow.alert_id == alert_id)
+        with database_errors(f"read the history of alert {alert_id}"):
+            async with self._sessions() as session:
+                await self._alert(session, alert_id)
+                return list((await session.scalars(query.order_by(AlertTransitionRow.id))).all())
+
+    async def find(self, where: AlertFilter) -> Sequence[AlertRow]:
+        with database_errors("list alerts"):
+            async with self._sessions() as session:
+                return list((await session.scalars(where.query())).all())
+
+    @staticmethod
+    async def _alert(session: AsyncSession, alert_id: str) -> AlertRow:
+        row = await session.get(AlertRow, alert_id)
+        if row is None:
+            raise NotFoundError(f"no alert {alert_id!r}")
+        return row
+
+    @staticmethod
+    def _transition(
+        session: AsyncSession,
+        row: AlertRow,
+        step: str,
+        to_state: AlertState,
+        actor: str,
+        reason: str | None,
+        at_ms: int,
+    ) -> AlertTransitionRow:
+        transition = AlertTransitionRow(
+            alert_id=row.id,
+            step=step,
+            from_state=row.state,
+            to_state=to_state,
+            level=row.level,
+            actor=actor,
+            reason=reason,
+            at_ms=at_ms,
+        )
+        session.add(transition)
+        return transition
