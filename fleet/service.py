@@ -21,9 +21,9 @@ from fleet.access.audit import AuditLog
 from fleet.access.tokens import TokenStore
 from fleet.alerts.deadlines import EscalationPolicy
 from fleet.alerts.delivery import DeliveryWorker
-from fleet.alerts.escalation import Escalator
 from fleet.alerts.handling import AlertHandling
 from fleet.alerts.store import AlertStore
+from fleet.alerts.timers import AlertTimers
 from fleet.api.app import create_app
 from fleet.api.context import ApiContext
 from fleet.api.schemas import AlertDeliveryStatus, HealthReport, TimeSeriesStatus
@@ -71,8 +71,13 @@ class FleetService:
         self._engine = create_engine(settings.database_url)
         sessions = session_factory(self._engine)
         self.registry = Registry(sessions, clock)
-        self.alerts = AlertStore(sessions, clock, EscalationPolicy(settings.escalation.ack_deadline_s))
-        self.escalator = Escalator(self.alerts, clock, batch=settings.escalation.sweep_limit)
+        self.alerts = AlertStore(
+            sessions,
+            clock,
+            EscalationPolicy(settings.alerts.ack_deadline_s),
+            clear_hold_s=settings.alerts.clear_hold_s,
+        )
+        self.alert_timers = AlertTimers(self.alerts, clock, batch=settings.alerts.sweep_limit)
         self.presence = PresenceTracker(settings.presence.missed_heartbeats, settings.presence.default_interval_s)
         self.writer = writer_for(settings.timeseries)
         self._governance = (
@@ -117,7 +122,7 @@ class FleetService:
                 ApiContext(
                     registry=self.registry,
                     alerts=self.alerts,
-                    handling=AlertHandling(sessions, clock, self.escalator.wake),
+                    handling=AlertHandling(sessions, clock, self.alert_timers.wake),
                     health=self.health,
                     sites=SiteStore(sessions, clock),
                     inventory=GatewayInventory(sessions, clock, access=self.provisioner, configs=self.configs),
@@ -180,7 +185,7 @@ class FleetService:
                 self._task("config-publisher", self.config_publisher.run),
                 self._task("config-reports", self.config_reports.run),
                 self._task("command-sweeper", self.commands.run),
-                self._task("escalator", self.escalator.run),
+                self._task("alert-timers", self.alert_timers.run),
             ]
             if self.delivery is not None:
                 tasks.append(self._task("case-delivery", self.delivery.run))
@@ -238,7 +243,7 @@ class FleetService:
         """A new alert: deliver its case now, and it may have the earliest escalation deadline."""
         if self.delivery is not None:
             self.delivery.wake()
-        self.escalator.wake()
+        self.alert_timers.wake()
 
     async def _sweep_presence(self) -> None:
         """Expire gateways silent past their heartbeat deadline, but not while ingest is behind: their

@@ -90,11 +90,11 @@ class GovernanceSettings(_Section):
     verify_tls: bool = True
 
 
-class EscalationSettings(_Section):
-    """How long an alert may wait unacknowledged at one level (village, then town) before it goes up.
-
-    Counted from when the alert was raised at the source, then from each escalation; a severity left out
-    never escalates."""
+class AlertSettings(_Section):
+    """Alert deadlines (fleet/alerts): how long an alert may wait unacknowledged at one level (village,
+    then town) before it goes up, counted from when it was raised at the source and then from each
+    escalation (a severity left out never escalates); and how long a condition must stay away before
+    its alert clears (a flapping device keeps one alert)."""
 
     ack_deadline_s: dict[Severity, float] = Field(
         default_factory=lambda: {
@@ -105,7 +105,10 @@ class EscalationSettings(_Section):
         },
         description='Seconds per severity, e.g. {"critical": 120}; one left out never escalates.',
     )
-    sweep_limit: int = Field(default=500, ge=1, description="Alerts escalated per transaction.")
+    clear_hold_s: float = Field(
+        default=60.0, ge=0, description="A condition that ended clears its alert after staying away this long."
+    )
+    sweep_limit: int = Field(default=500, ge=1, description="Alerts escalated or cleared per transaction.")
 
     @model_validator(mode="after")
     def _positive_deadlines(self) -> Self:
@@ -255,7 +258,7 @@ class FleetSettings(BaseSettings):
     timeseries: TimeSeriesSettings = Field(default_factory=TimeSeriesSettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     presence: PresenceSettings = Field(default_factory=PresenceSettings)
-    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     enrollment: EnrollmentSettings = Field(default_factory=EnrollmentSettings)
     configs: ConfigPushSettings = Field(default_factory=ConfigPushSettings)

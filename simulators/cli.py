@@ -74,7 +74,8 @@ def demo(
     else:
         p2c = summary.press_to_case
         console.print(
-            f"[bold]{summary.cases_delivered}[/] cases from {summary.panic_presses} presses; "
+            f"[bold]{summary.cases_delivered}[/] cases from {summary.panic_presses} presses "
+            f"({summary.presses_on_open_alerts} counted on an alert still open); "
             f"press → case p50 {p2c.p50_ms} ms, max {p2c.max_ms} ms; "
             f"{summary.telemetry_points_stored} points stored; "
             f"{summary.gateways_seen_online}/{summary.villages} gateways seen online."

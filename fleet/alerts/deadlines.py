@@ -1,4 +1,4 @@
-"""How long an alert may wait unacknowledged at one level before it escalates (fleet.alerts.escalation)."""
+"""How long an alert may wait unacknowledged at one level before it escalates (fleet.alerts.timers)."""
 
 from collections.abc import Mapping
 

@@ -16,32 +16,84 @@ from typing import Final
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from fleet.alerts.correlation import CLEARED_BY, condition_key
 from fleet.alerts.deadlines import EscalationPolicy
-from fleet.alerts.lifecycle import AlertState, Level, next_level
+from fleet.alerts.lifecycle import AlertState, Level, Step, after, allowed_steps, next_level
 from fleet.db.engine import database_errors
-from fleet.db.schema import AlertRow, AlertTransitionRow, DeliveryState
+from fleet.db.schema import AlertRepeatRow, AlertRow, AlertTransitionRow, DeliveryState
 from fleet.errors import DataIntegrityError
-from protocol.messages import Alert, Severity
+from protocol.messages import Alert, DeviceEvent, Severity
 
 ESCALATE: Final = "escalate"
 RAISE: Final = "raise"
+NOTE: Final = "note"
 FLEET_ACTOR: Final = "fleet"
+_DEDUPLICATED: Final = frozenset({AlertState.RAISED, AlertState.ACKNOWLEDGED, AlertState.DISPATCHED})
+"""An alert in these states takes its condition's repeats; after it, a new alert opens a new case."""
+_CLEARABLE: Final = frozenset(state for state in AlertState if Step.CLEAR in allowed_steps(state))
 
 logger = logging.getLogger(__name__)
 
 
 class AlertStore:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], int], escalation: EscalationPolicy
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Callable[[], int],
+        escalation: EscalationPolicy,
+        *,
+        clear_hold_s: float = 60.0,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._escalation = escalation
+        self._clear_hold_ms = round(clear_hold_s * 1000)
 
     async def record(self, village_id: str, alert: Alert) -> bool:
-        """Store a new alert as pending delivery; False when this alert id was stored before."""
+        """Store a new alert as pending delivery; False when it opens no new case: this alert id was stored
+        before, or its condition already has an open alert, which counts the repeat instead."""
         now = self._clock()
-        row = AlertRow(
+        key = condition_key(alert.gateway_id, alert.device_id, alert.kind)
+        try:
+            with database_errors(f"store alert {alert.event_id}"):
+                async with self._sessions.begin() as session:
+                    event_id = str(alert.event_id)
+                    stored = await session.get(AlertRow, event_id) is not None
+                    if stored or await session.get(AlertRepeatRow, event_id) is not None:
+                        logger.debug("alert %s already stored", alert.event_id)
+                        return False
+                    open_alert = await session.scalar(
+                        select(AlertRow)
+                        .where(AlertRow.condition_key == key, AlertRow.state.in_(_DEDUPLICATED))
+                        .order_by(AlertRow.raised_at_ms.desc())
+                        .limit(1)
+                    )
+                    if open_alert is not None:
+                        open_alert.occurrences += 1
+                        open_alert.last_seen_ms = max(open_alert.last_seen_ms, alert.ts)
+                        open_alert.clear_at_ms = None  # back before its clear: flapping, one alert
+                        session.add(
+                            AlertRepeatRow(
+                                event_id=event_id, alert_id=open_alert.id, raised_at_ms=alert.ts, received_at_ms=now
+                            )
+                        )
+                        logger.info(
+                            "alert %s repeats %s (%d times)", alert.event_id, open_alert.id, open_alert.occurrences
+                        )
+                        return False
+                    row = self._new_row(village_id, alert, key, now)
+                    session.add(row)
+                    await session.flush()  # the alert first: its transition refers to it
+                    session.add(self._raised(row, alert, now))
+        except DataIntegrityError:
+            if await self.get(str(alert.event_id)) is None:
+                raise  # not a repeat: the alert names something the registry does not hold
+            return False
+        logger.info("alert %s %s from %s/%s", alert.event_id, alert.kind, alert.gateway_id, alert.device_id)
+        return True
+
+    def _new_row(self, village_id: str, alert: Alert, key: str, now: int) -> AlertRow:
+        return AlertRow(
             id=str(alert.event_id),
             gateway_id=alert.gateway_id,
             village_id=village_id,
@@ -61,8 +113,14 @@ class AlertStore:
             level=Level.VILLAGE,
             state_changed_ms=now,
             escalate_at_ms=self._escalation.deadline_ms(alert.severity, Level.VILLAGE, alert.ts),
+            condition_key=key,
+            occurrences=1,
+            last_seen_ms=alert.ts,
         )
-        raised = AlertTransitionRow(
+
+    @staticmethod
+    def _raised(row: AlertRow, alert: Alert, now: int) -> AlertTransitionRow:
+        return AlertTransitionRow(
             alert_id=row.id,
             step=RAISE,
             from_state=None,
@@ -72,19 +130,58 @@ class AlertStore:
             reason=alert.summary or None,
             at_ms=now,
         )
-        try:
-            with database_errors(f"store alert {alert.event_id}"):
-                async with self._sessions.begin() as session:
-                    session.add(row)
-                    await session.flush()  # the alert first: its transition refers to it
-                    session.add(raised)
-        except DataIntegrityError:
-            if await self.get(row.id) is None:
-                raise  # not a repeat: the alert names something the registry does not hold
-            logger.debug("alert %s already stored", alert.event_id)
-            return False
-        logger.info("alert %s %s from %s/%s", alert.event_id, alert.kind, alert.gateway_id, alert.device_id)
-        return True
+
+    async def condition_ended(self, event: DeviceEvent) -> int:
+        """The gateway reports a condition over (a device back online, a door closed): its open alerts that
+        nobody acts on yet clear after the hold-off unless it comes back; how many will."""
+        kinds = CLEARED_BY.get(event.kind, frozenset())
+        if not kinds:
+            return 0
+        keys = [condition_key(event.gateway_id, event.device_id, kind) for kind in kinds]
+        now = self._clock()
+        query = select(AlertRow).where(AlertRow.condition_key.in_(keys), AlertRow.state.in_(_DEDUPLICATED))
+        with database_errors(f"note that {event.device_id} of {event.gateway_id} is {event.kind}"):
+            async with self._sessions.begin() as session:
+                rows = list((await session.scalars(query)).all())
+                for row in rows:
+                    if Step.CLEAR not in allowed_steps(AlertState(row.state)):
+                        session.add(self._transition(row, NOTE, row.state, f"condition ended ({event.kind})", now))
+                    elif row.clear_at_ms is None:
+                        row.clear_at_ms = now + self._clear_hold_ms
+        return sum(1 for row in rows if row.clear_at_ms is not None)
+
+    async def clear_due(self, now_ms: int, limit: int) -> int:
+        """Clear every alert whose condition stayed away past its hold-off (at most ``limit``); how many."""
+        query = (
+            select(AlertRow)
+            .where(AlertRow.state.in_(_CLEARABLE), AlertRow.clear_at_ms <= now_ms)
+            .order_by(AlertRow.clear_at_ms)
+            .limit(limit)
+        )
+        with database_errors("clear alerts whose condition ended"):
+            async with self._sessions.begin() as session:
+                rows = list((await session.scalars(query)).all())
+                for row in rows:
+                    state = after(AlertState(row.state), Step.CLEAR)
+                    session.add(self._transition(row, Step.CLEAR, state, "the condition ended and stayed away", now_ms))
+                    row.state, row.state_changed_ms = state, now_ms
+                    row.clear_at_ms = row.escalate_at_ms = None
+        for row in rows:
+            logger.info("alert %s (%s on %s) cleared", row.id, row.kind, row.device_id)
+        return len(rows)
+
+    @staticmethod
+    def _transition(row: AlertRow, step: str, to_state: str, reason: str, at_ms: int) -> AlertTransitionRow:
+        return AlertTransitionRow(
+            alert_id=row.id,
+            step=step,
+            from_state=row.state,
+            to_state=to_state,
+            level=row.level,
+            actor=FLEET_ACTOR,
+            reason=reason,
+            at_ms=at_ms,
+        )
 
     async def due(self, now_ms: int, limit: int = 50) -> list[AlertRow]:
         """Pending alerts whose next delivery attempt is due, oldest first."""
@@ -145,28 +242,20 @@ class AlertStore:
                     overdue_s = (now_ms - (row.escalate_at_ms or now_ms)) / 1000
                     row.level = level
                     row.escalate_at_ms = self._escalation.deadline_ms(Severity(row.severity), level, now_ms)
-                    session.add(
-                        AlertTransitionRow(
-                            alert_id=row.id,
-                            step=ESCALATE,
-                            from_state=row.state,
-                            to_state=row.state,
-                            level=level,
-                            actor=FLEET_ACTOR,
-                            reason=f"not acknowledged in time ({overdue_s:.1f} s past the deadline)",
-                            at_ms=now_ms,
-                        )
-                    )
+                    reason = f"not acknowledged in time ({overdue_s:.1f} s past the deadline)"
+                    session.add(self._transition(row, ESCALATE, row.state, reason, now_ms))
         for row in rows:
             logger.warning("alert %s (%s, %s) escalated to the %s", row.id, row.kind, row.severity, row.level)
         return len(rows)
 
-    async def next_escalation_ms(self) -> int | None:
-        """The earliest deadline of an alert still waiting to be acknowledged, if any."""
-        query = select(func.min(AlertRow.escalate_at_ms)).where(AlertRow.state == AlertState.RAISED)
-        with database_errors("find the next escalation"):
+    async def next_deadline_ms(self) -> int | None:
+        """The earliest escalation or clear still to apply, if any."""
+        escalation = select(func.min(AlertRow.escalate_at_ms)).where(AlertRow.state == AlertState.RAISED)
+        clearing = select(func.min(AlertRow.clear_at_ms)).where(AlertRow.state.in_(_CLEARABLE))
+        with database_errors("find the next alert deadline"):
             async with self._sessions() as session:
-                return await session.scalar(query)
+                deadlines = [await session.scalar(escalation), await session.scalar(clearing)]
+        return min((deadline for deadline in deadlines if deadline is not None), default=None)
 
     async def list(
         self, *, village_id: str | None = None, state: DeliveryState | None = None, limit: int = 100

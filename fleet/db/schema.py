@@ -159,6 +159,24 @@ class AlertRow(Base):
     assignee: Mapped[str | None] = mapped_column(String(128))
     feedback_rating: Mapped[int | None] = mapped_column(Integer)
     feedback_comment: Mapped[str | None] = mapped_column(String(512))
+    # Correlation (fleet.alerts.correlation): one open alert per condition, repeats counted on it, and a
+    # clear that waits out a hold-off so a flapping device keeps one alert.
+    condition_key: Mapped[str] = mapped_column(String(200), index=True)
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    last_seen_ms: Mapped[int] = mapped_column(BigInteger)
+    clear_at_ms: Mapped[int | None] = mapped_column(BigInteger, index=True)
+
+
+class AlertRepeatRow(Base):
+    """A later alert message for a condition that already had an open alert: counted on it, kept here by
+    its own event id so that a redelivery of it is not counted again (fleet.alerts.correlation)."""
+
+    __tablename__ = "alert_repeats"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
+    raised_at_ms: Mapped[int] = mapped_column(BigInteger)
+    received_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class AlertTransitionRow(Base):

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from fleet.alerts.correlation import CLEARED_BY
 from fleet.alerts.store import AlertStore
 from fleet.ingest.dedupe import RecentIds
 from fleet.presence import OfflineReason, PresenceTracker
@@ -108,6 +109,8 @@ class IngestRouter:
                 interval = None
             case DeviceEvent():
                 self._registry.note_seen(message.gateway_id, village_id, now)
+                if message.kind in CLEARED_BY and await self._alerts.condition_ended(message):
+                    self._on_alert()  # a clear to apply after its hold-off
                 completion = self._writer.add(PointList((event_point(village_id, message),)))
                 interval = None
             case Alert():

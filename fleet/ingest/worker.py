@@ -48,8 +48,13 @@ class IngestWorker:
         # A worker registers (idempotently) each gateway the first time it hears from it.
         self.registry = Registry(sessions, clock)
         self.writer = writer_for(settings.timeseries)
-        # Alerts are control traffic, taken by `fleet run` alone; the store is there for the router's signature.
-        alerts = AlertStore(sessions, clock, EscalationPolicy(settings.escalation.ack_deadline_s))
+        # Alerts are control traffic, taken by `fleet run`; a device event may end an alert's condition.
+        alerts = AlertStore(
+            sessions,
+            clock,
+            EscalationPolicy(settings.alerts.ack_deadline_s),
+            clear_hold_s=settings.alerts.clear_hold_s,
+        )
         self.router = IngestRouter(self.registry, None, self.writer, alerts, lambda: None, clock)
         client_id = worker_client_id(settings.broker.client_id, index)
         self.consumer = IngestConsumer.from_settings(

@@ -21,6 +21,8 @@ class DemoSummary(BaseModel):
     telemetry_points_stored: int
     panic_presses: int
     alerts_raised: int
+    presses_on_open_alerts: int
+    """Presses of a button whose alert was still open: counted on that alert, not opening another case."""
     cases_delivered: int
     duplicate_case_requests: int
     rejected_messages: int

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.alerts.deadlines import EscalationPolicy
-from fleet.settings import EscalationSettings
+from fleet.settings import AlertSettings
 from protocol.messages import Alert, AlertKind, Severity
 
 RAISED_MS = 1_699_999_999_000
@@ -46,4 +46,4 @@ def make_alert(**changes: Any) -> Alert:
 
 def default_escalation() -> EscalationPolicy:
     """The fleet's default escalation deadlines (critical: 120 s per level)."""
-    return EscalationPolicy(EscalationSettings().ack_deadline_s)
+    return EscalationPolicy(AlertSettings().ack_deadline_s)

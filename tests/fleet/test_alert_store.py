@@ -79,7 +79,7 @@ async def test_due_lists_pending_alerts_whose_attempt_is_due_oldest_first(store:
 
 async def test_next_due_is_the_earliest_pending_attempt(store: AlertStore, clock: FakeClock) -> None:
     assert await store.next_due_ms() is None
-    first, second = make_alert(), make_alert()
+    first, second = make_alert(), make_alert(device_id="panic-2")
     await store.record("lakeside", first)
     await store.record("lakeside", second)
 
@@ -152,7 +152,7 @@ async def test_marking_an_unknown_alert_changes_nothing(store: AlertStore) -> No
 
 async def test_list_filters_by_village_and_state_newest_first(store: AlertStore, clock: FakeClock) -> None:
     lake_old = make_alert(ts=RAISED_MS)
-    lake_new = make_alert(ts=RAISED_MS + 1)
+    lake_new = make_alert(ts=RAISED_MS + 1, device_id="panic-2")
     river = make_alert(gateway_id="gw-02", ts=RAISED_MS + 2)
     for village_id, alert in [("lakeside", lake_old), ("lakeside", lake_new), ("riverside", river)]:
         await store.record(village_id, alert)

@@ -130,7 +130,7 @@ async def test_alerts_are_found_by_village_town_state_severity_level_and_age(
     staff: httpx.AsyncClient, any_sessions: async_sessionmaker[AsyncSession], clock: FakeClock
 ) -> None:
     old_critical = await raised(any_sessions, clock, ts=RAISED_MS - 3_600_000)
-    fresh_minor = await raised(any_sessions, clock, severity=Severity.MINOR)
+    fresh_minor = await raised(any_sessions, clock, severity=Severity.MINOR, device_id="door-3")
     other_town = await raised(any_sessions, clock, village="riverside")
     await staff.post(f"/alerts/{fresh_minor.event_id}/acknowledge")
 

@@ -9,9 +9,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.alerts.deadlines import EscalationPolicy
-from fleet.alerts.escalation import Escalator
 from fleet.alerts.lifecycle import AlertState
 from fleet.alerts.store import AlertStore
+from fleet.alerts.timers import AlertTimers
 from fleet.db.schema import AlertRow, AlertTransitionRow
 from fleet.registry import Registry
 from protocol.clock import utc_now_ms
@@ -43,7 +43,7 @@ async def test_a_new_alert_is_raised_at_the_village_with_its_first_deadline_from
     row = await store.get(str(alert.event_id))
     assert row is not None
     assert (row.state, row.level, row.escalate_at_ms) == ("raised", "village", RAISED_MS + 120_000)
-    assert await store.next_escalation_ms() == RAISED_MS + 120_000
+    assert await store.next_deadline_ms() == RAISED_MS + 120_000
     assert await transitions(any_sessions, row.id) == [("raise", "raised", "village", clock.now_ms)]
 
 
@@ -64,7 +64,7 @@ async def test_an_unacknowledged_alert_goes_up_one_level_per_missed_deadline_and
     assert county is not None
     assert (county.level, county.escalate_at_ms) == ("county", None)
     assert await store.escalate_due(RAISED_MS + 10_000_000, limit=10) == 0
-    assert await store.next_escalation_ms() is None
+    assert await store.next_deadline_ms() is None
 
     steps = await transitions(any_sessions, alert_id)
     assert [(step, level, at) for step, _, level, at in steps[1:]] == [
@@ -87,7 +87,7 @@ async def test_an_alert_held_offline_past_its_deadline_escalates_as_soon_as_it_i
 async def test_only_raised_alerts_escalate_and_severities_without_a_deadline_never_do(
     store: AlertStore, any_sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    taken_on, quiet = make_alert(), make_alert(severity=Severity.INFO)
+    taken_on, quiet = make_alert(), make_alert(severity=Severity.INFO, device_id="door-1")
     await store.record("lakeside", taken_on)
     await store.record("lakeside", quiet)
     async with any_sessions.begin() as session:  # as acknowledging does (fleet.alerts.handling)
@@ -102,7 +102,7 @@ async def test_only_raised_alerts_escalate_and_severities_without_a_deadline_nev
 
 
 async def test_a_sweep_escalates_at_most_its_batch_earliest_first(store: AlertStore) -> None:
-    alerts = [make_alert(ts=RAISED_MS + n) for n in range(5)]
+    alerts = [make_alert(ts=RAISED_MS + n, device_id=f"panic-{n}") for n in range(5)]
     for alert in alerts:
         await store.record("lakeside", alert)
 
@@ -130,12 +130,12 @@ async def test_an_escalation_pending_when_the_fleet_stops_fires_after_it_restart
     before = AlertStore(any_sessions, utc_now_ms, policy)
     alert = make_alert(ts=utc_now_ms())
     await before.record("lakeside", alert)
-    first = Escalator(before, utc_now_ms)
+    first = AlertTimers(before, utc_now_ms)
     running.append(asyncio.create_task(first.run()))
     await asyncio.sleep(0.2)
     running.pop().cancel()  # the fleet stops before the deadline
 
-    restarted = Escalator(AlertStore(any_sessions, utc_now_ms, policy), utc_now_ms)
+    restarted = AlertTimers(AlertStore(any_sessions, utc_now_ms, policy), utc_now_ms)
     running.append(asyncio.create_task(restarted.run()))
     async with asyncio.timeout(10):
         while restarted.escalated == 0:  # noqa: ASYNC110 - the escalator announces nothing else
