@@ -8,6 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from fleet.admin_cli import gateways, sites, tokens
+from fleet.alerts_cli import alerts
 from fleet.commands_cli import command
 from fleet.config_cli import config
 from fleet.enrollment_cli import enrollment
@@ -24,6 +25,7 @@ app.add_typer(tokens, name="tokens")
 app.add_typer(enrollment, name="enrollment")  # also adds `gateways revoke|restore`
 app.add_typer(config, name="config")
 app.add_typer(command, name="command")
+app.add_typer(alerts, name="alerts")
 
 
 def _settings() -> FleetSettings:
