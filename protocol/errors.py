@@ -23,3 +23,44 @@ class MalformedSignatureError(ConfigSignatureError):
 
 class EnrollmentCodeError(ProtocolError, ValueError):
     """An enrollment code (``outpost-enroll:1?fleet=…&token=…``) is malformed or of an unknown version."""
+
+
+# --- request signing and the governance callbacks (protocol.request_signing, protocol.governance) ---
+
+
+class SigningSecretError(ProtocolError, ValueError):
+    """A request-signing secret is unusable (empty), or no secret was given to sign or verify with."""
+
+
+class RequestSignatureError(ProtocolError):
+    """A signed HTTP request cannot be trusted; ``reason`` is a stable slug a server can answer with."""
+
+    reason = "invalid_signature"
+
+
+class UnsignedRequestError(RequestSignatureError):
+    """The request lacks the timestamp or the signature header."""
+
+    reason = "unsigned_request"
+
+
+class BadRequestSignatureError(RequestSignatureError):
+    """The signature header is malformed, or no accepted secret produces it for this request."""
+
+    reason = "bad_signature"
+
+
+class RequestTimestampError(RequestSignatureError):
+    """The signed timestamp is malformed or outside the replay window (a stale or replayed request, or a bad clock)."""
+
+    reason = "timestamp_outside_window"
+
+
+class ReplayedRequestError(RequestSignatureError):
+    """The same signed request was already accepted inside the replay window."""
+
+    reason = "replayed_request"
+
+
+class GovernancePayloadError(ProtocolError, ValueError):
+    """A governance payload (case callback, case update) or a case id does not fit the contract."""
