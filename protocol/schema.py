@@ -6,10 +6,29 @@ from typing import Final
 
 from pydantic import BaseModel
 
-from protocol.governance import CaseReceipt, CaseRequest
+from protocol.governance import (
+    CaseClosed,
+    CaseDispatched,
+    CaseFeedback,
+    CaseReceipt,
+    CaseRequest,
+    CaseResolved,
+    CaseUpdate,
+    CaseUpdateReceipt,
+)
 from protocol.messages import MODEL_FOR_CHANNEL
 
-SCHEMA_MODELS: Final[tuple[type[BaseModel], ...]] = (*MODEL_FOR_CHANNEL.values(), CaseRequest, CaseReceipt)
+SCHEMA_MODELS: Final[tuple[type[BaseModel], ...]] = (
+    *MODEL_FOR_CHANNEL.values(),
+    CaseRequest,
+    CaseReceipt,
+    CaseUpdate,
+    CaseUpdateReceipt,
+    CaseDispatched,
+    CaseResolved,
+    CaseFeedback,
+    CaseClosed,
+)
 
 
 def schema_documents() -> dict[str, str]:
