@@ -9,26 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.alerts.store import AlertStore
 from fleet.api.context import ApiContext
-from fleet.sites.schemas import CountySpec, TownSpec, VillageSpec
-from fleet.sites.store import SiteStore
 from protocol.messages import Alert, Severity
-from tests.fleet.api_client import api_client, api_context
-from tests.fleet.configs.sites import ADMIN
+from tests.fleet.alert_county import alert_county
+from tests.fleet.api_client import api_client
 from tests.fleet.helpers import RAISED_MS, FakeClock, default_escalation, make_alert
 
 
 @pytest.fixture
 async def context(any_sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> ApiContext:
-    sites = SiteStore(any_sessions, clock)
-    await sites.create_county(ADMIN, CountySpec(id="anxi", name="Anxi"))
-    await sites.create_town(ADMIN, TownSpec(id="hutou", county_id="anxi", name="Hutou"))
-    await sites.create_town(ADMIN, TownSpec(id="xiping", county_id="anxi", name="Xiping"))
-    await sites.create_village(ADMIN, VillageSpec(id="lakeside", town_id="hutou", name="Lakeside"))
-    await sites.create_village(ADMIN, VillageSpec(id="riverside", town_id="xiping", name="Riverside"))
-    context = api_context(any_sessions, clock)
-    await context.registry.register("lakeside", "gw-01")
-    await context.registry.register("riverside", "gw-02")
-    return context
+    return await alert_county(any_sessions, clock)
 
 
 @pytest.fixture

@@ -15,30 +15,18 @@ from fleet.alerts.store import AlertStore
 from fleet.alerts_cli import age_text, parse_since_ms
 from fleet.api.context import ApiContext
 from fleet.cli import app
-from fleet.sites.schemas import CountySpec, TownSpec, VillageSpec
-from fleet.sites.store import SiteStore
 from protocol.messages import Alert, AlertKind, Severity
-from tests.fleet.api_client import ADMIN_TOKEN, api_context
-from tests.fleet.configs.sites import ADMIN
+from tests.fleet.alert_county import GATEWAY_OF, alert_county
+from tests.fleet.api_client import ADMIN_TOKEN
 from tests.fleet.helpers import FakeClock, default_escalation, make_alert
 from tests.fleet.served_api import invoke, served_api
 
 MINUTE_MS = 60_000
-_GATEWAYS = {"lakeside": "gw-01", "riverside": "gw-02"}
 
 
 @pytest.fixture
 async def context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> ApiContext:
-    sites = SiteStore(sessions, clock)
-    await sites.create_county(ADMIN, CountySpec(id="anxi", name="Anxi"))
-    await sites.create_town(ADMIN, TownSpec(id="hutou", county_id="anxi", name="Hutou"))
-    await sites.create_town(ADMIN, TownSpec(id="xiping", county_id="anxi", name="Xiping"))
-    await sites.create_village(ADMIN, VillageSpec(id="lakeside", town_id="hutou", name="Lakeside"))
-    await sites.create_village(ADMIN, VillageSpec(id="riverside", town_id="xiping", name="Riverside"))
-    context = api_context(sessions, clock)
-    for village, gateway in _GATEWAYS.items():
-        await context.registry.register(village, gateway)
-    return context
+    return await alert_county(sessions, clock)
 
 
 @pytest.fixture
@@ -59,7 +47,7 @@ async def duty_officer(fleet: str) -> str:
 async def raised(
     sessions: async_sessionmaker[AsyncSession], clock: FakeClock, village: str = "lakeside", **changes: object
 ) -> Alert:
-    alert = make_alert(gateway_id=_GATEWAYS[village], **changes)
+    alert = make_alert(gateway_id=GATEWAY_OF[village], **changes)
     assert await AlertStore(sessions, clock, default_escalation()).record(village, alert)
     return alert
 
