@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.access.audit import Change, record, snapshot
 from fleet.access.roles import Actor
 from fleet.alerts.lifecycle import AlertState, Level, Step, after, escalates
+from fleet.alerts.store import NOTE, transition_of
 from fleet.db.engine import database_errors
 from fleet.db.schema import AlertRow, AlertTransitionRow, DeliveryState, VillageRow
 from fleet.errors import InvalidRequestError, NotFoundError
@@ -24,7 +25,6 @@ from protocol.messages import Severity
 
 logger = logging.getLogger(__name__)
 
-NOTE: Final = "note"
 STAFF_STEPS: Final = frozenset({Step.ACKNOWLEDGE, Step.CANCEL, Step.RESOLVE})
 """Steps people take through the API; dispatch and close come from the governance platform."""
 
@@ -88,7 +88,7 @@ class AlertHandling:
                 row = await self._alert(session, alert_id)
                 before = snapshot(row)
                 state = after(AlertState(row.state), step)
-                self._transition(session, row, step, state, actor.name, reason, now)
+                session.add(transition_of(row, step, state, actor.name, reason, now))
                 row.state, row.state_changed_ms = state, now
                 if step is Step.ACKNOWLEDGE:
                     row.acknowledged_by = actor.name
@@ -105,7 +105,8 @@ class AlertHandling:
         with database_errors(f"note on alert {alert_id}"):
             async with self._sessions.begin() as session:
                 row = await self._alert(session, alert_id)
-                note = self._transition(session, row, NOTE, AlertState(row.state), actor.name, text, now)
+                note = transition_of(row, NOTE, AlertState(row.state), actor.name, text, now)
+                session.add(note)
                 record(session, actor, Change("alert.note", "alert", alert_id, None, {"note": text}), now)
         return note
 
@@ -128,26 +129,3 @@ class AlertHandling:
         if row is None:
             raise NotFoundError(f"no alert {alert_id!r}")
         return row
-
-    @staticmethod
-    def _transition(
-        session: AsyncSession,
-        row: AlertRow,
-        step: str,
-        to_state: AlertState,
-        actor: str,
-        reason: str | None,
-        at_ms: int,
-    ) -> AlertTransitionRow:
-        transition = AlertTransitionRow(
-            alert_id=row.id,
-            step=step,
-            from_state=row.state,
-            to_state=to_state,
-            level=row.level,
-            actor=actor,
-            reason=reason,
-            at_ms=at_ms,
-        )
-        session.add(transition)
-        return transition

@@ -35,6 +35,22 @@ _CLEARABLE: Final = frozenset(state for state in AlertState if Step.CLEAR in all
 logger = logging.getLogger(__name__)
 
 
+def transition_of(
+    row: AlertRow, step: str, to_state: str, actor: str, reason: str | None, at_ms: int
+) -> AlertTransitionRow:
+    """The record of ``row`` taking ``step`` (or a note) from its current state and level."""
+    return AlertTransitionRow(
+        alert_id=row.id,
+        step=step,
+        from_state=row.state,
+        to_state=to_state,
+        level=row.level,
+        actor=actor,
+        reason=reason,
+        at_ms=at_ms,
+    )
+
+
 class AlertStore:
     def __init__(
         self,
@@ -145,7 +161,9 @@ class AlertStore:
                 rows = list((await session.scalars(query)).all())
                 for row in rows:
                     if Step.CLEAR not in allowed_steps(AlertState(row.state)):
-                        session.add(self._transition(row, NOTE, row.state, f"condition ended ({event.kind})", now))
+                        session.add(
+                            transition_of(row, NOTE, row.state, FLEET_ACTOR, f"condition ended ({event.kind})", now)
+                        )
                     elif row.clear_at_ms is None:
                         row.clear_at_ms = now + self._clear_hold_ms
         return sum(1 for row in rows if row.clear_at_ms is not None)
@@ -163,25 +181,16 @@ class AlertStore:
                 rows = list((await session.scalars(query)).all())
                 for row in rows:
                     state = after(AlertState(row.state), Step.CLEAR)
-                    session.add(self._transition(row, Step.CLEAR, state, "the condition ended and stayed away", now_ms))
+                    session.add(
+                        transition_of(
+                            row, Step.CLEAR, state, FLEET_ACTOR, "the condition ended and stayed away", now_ms
+                        )
+                    )
                     row.state, row.state_changed_ms = state, now_ms
                     row.clear_at_ms = row.escalate_at_ms = None
         for row in rows:
             logger.info("alert %s (%s on %s) cleared", row.id, row.kind, row.device_id)
         return len(rows)
-
-    @staticmethod
-    def _transition(row: AlertRow, step: str, to_state: str, reason: str, at_ms: int) -> AlertTransitionRow:
-        return AlertTransitionRow(
-            alert_id=row.id,
-            step=step,
-            from_state=row.state,
-            to_state=to_state,
-            level=row.level,
-            actor=FLEET_ACTOR,
-            reason=reason,
-            at_ms=at_ms,
-        )
 
     async def due(self, now_ms: int, limit: int = 50) -> list[AlertRow]:
         """Pending alerts whose next delivery attempt is due, oldest first."""
@@ -243,7 +252,7 @@ class AlertStore:
                     row.level = level
                     row.escalate_at_ms = self._escalation.deadline_ms(Severity(row.severity), level, now_ms)
                     reason = f"not acknowledged in time ({overdue_s:.1f} s past the deadline)"
-                    session.add(self._transition(row, ESCALATE, row.state, reason, now_ms))
+                    session.add(transition_of(row, ESCALATE, row.state, FLEET_ACTOR, reason, now_ms))
         for row in rows:
             logger.warning("alert %s (%s, %s) escalated to the %s", row.id, row.kind, row.severity, row.level)
         return len(rows)
