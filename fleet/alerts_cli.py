@@ -18,9 +18,8 @@ from typing import Annotated, Any, Final
 import typer
 
 from fleet.alerts.lifecycle import OPEN_STATES, AlertState, Level, next_level
-from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, table
+from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, parse_duration_s, table
 from fleet.db.schema import DeliveryState
-from fleet.enrollment_cli import parse_duration_s
 from protocol.messages import Severity
 
 alerts = typer.Typer(

@@ -5,6 +5,7 @@ Every ``outpost fleet`` command that manages the fleet talks to a running fleet 
 what the token's role may do.
 """
 
+import re
 from typing import Annotated, Any, Final
 
 import httpx
@@ -47,3 +48,15 @@ def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
     typer.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for row in cells:
         typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+_DURATION: Final = re.compile(r"^(\d+)([smhd]?)$")
+_UNIT_S: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration_s(text: str) -> int:
+    """``90``, ``45s``, ``30m``, ``2h`` or ``1d`` in seconds."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise typer.BadParameter(f"{text!r} is not a duration like 30m, 2h or 1d")
+    return int(match.group(1)) * _UNIT_S[match.group(2)]

@@ -6,30 +6,18 @@ connection options and API token as the other ``outpost fleet`` commands (:mod:`
 """
 
 import io
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
 from fleet.admin_cli import gateways
-from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, table
+from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, parse_duration_s, table
 from protocol.enrollment import enrollment_code
 
 enrollment = typer.Typer(
     help="Enrollment tokens: how a gateway gets its identity and credentials.", no_args_is_help=True
 )
-
-_DURATION = re.compile(r"^(\d+)([smhd]?)$")
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration_s(text: str) -> int:
-    """``90``, ``45s``, ``30m``, ``2h`` or ``1d`` in seconds."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None:
-        raise typer.BadParameter(f"{text!r} is not a duration like 30m, 2h or 1d")
-    return int(match.group(1)) * _UNIT_S[match.group(2)]
 
 
 def qr_text(data: str) -> str:
