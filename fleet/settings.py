@@ -15,6 +15,7 @@ from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from protocol.messages import Severity
 
 DEVELOPMENT_GOVERNANCE_TOKEN = "outpost-dev-token"  # noqa: S105 - refused outside development
+DEVELOPMENT_GOVERNANCE_SIGNING_SECRET = "outpost-dev-signing-secret"  # noqa: S105 - refused outside development
 DEVELOPMENT_ADMIN_TOKEN = "outpost-dev-admin"  # noqa: S105 - refused outside development
 
 
@@ -81,6 +82,13 @@ class TimeSeriesSettings(_Section):
 class GovernanceSettings(_Section):
     url: AnyHttpUrl | None = Field(default=None, description="The platform's base URL; unset: cases stay pending.")
     token: SecretStr = SecretStr(DEVELOPMENT_GOVERNANCE_TOKEN)
+    signing_secrets: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr(DEVELOPMENT_GOVERNANCE_SIGNING_SECRET)],
+        min_length=1,
+        max_length=4,
+        description="HMAC-SHA256 secrets shared with the platform: the first signs the fleet's requests, any of "
+        "them verifies the platform's callbacks (two during a rotation).",
+    )
     timeout_s: float = Field(default=5.0, gt=0)
     max_attempts: int | None = Field(
         default=None,
@@ -277,6 +285,8 @@ class FleetSettings(BaseSettings):
             missing.append("governance.url")
         if self.governance.token.get_secret_value() == DEVELOPMENT_GOVERNANCE_TOKEN:
             missing.append("governance.token")
+        if any(s.get_secret_value() == DEVELOPMENT_GOVERNANCE_SIGNING_SECRET for s in self.governance.signing_secrets):
+            missing.append("governance.signing_secrets")
         if self.timeseries.influx is None:
             missing.append("timeseries.influx")
         if self.api.admin_token.get_secret_value() == DEVELOPMENT_ADMIN_TOKEN:

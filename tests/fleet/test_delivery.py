@@ -226,7 +226,8 @@ async def test_a_wrong_token_keeps_the_alert_pending_and_says_delivery_is_blocke
     assert row.last_error is not None
     assert "401" in row.last_error
     assert worker.blocked is not None
-    assert "check OUTPOST_FLEET_GOVERNANCE__URL and __TOKEN" in worker.blocked
+    assert "check OUTPOST_FLEET_GOVERNANCE__URL, __TOKEN and __SIGNING_SECRETS" in worker.blocked
+    assert "the bearer token is not valid" in worker.blocked  # the platform's own reason
     assert ledger.requests == []
     assert (worker.delivered, worker.dead) == (0, 0)
 

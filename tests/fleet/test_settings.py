@@ -22,7 +22,11 @@ def production(**overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "environment": "production",
         "broker": {"username": "fleet", "password": "broker-secret"},
-        "governance": {"url": "https://platform.county.example", "token": "platform-secret"},
+        "governance": {
+            "url": "https://platform.county.example",
+            "token": "platform-secret",
+            "signing_secrets": ["county-signing-secret"],
+        },
         "timeseries": {"influx": {"url": "https://tsdb.county.example", "token": "influx-secret"}},
         "api": {"admin_token": "county-admin-secret"},
         "configs": {"signing_key_file": "/etc/outpost/config-signing.pem"},
@@ -72,13 +76,17 @@ def test_production_with_nothing_set_lists_everything_missing() -> None:
         ({"governance": {"token": "platform-secret"}}, "governance.url"),
         ({"governance": {"url": "https://platform.county.example"}}, "governance.token"),
         (
+            {"governance": {"url": "https://platform.county.example", "token": "platform-secret"}},
+            "governance.signing_secrets",
+        ),
+        (
             {"governance": {"url": "https://platform.county.example", "token": DEVELOPMENT_GOVERNANCE_TOKEN}},
             "governance.token",
         ),
         ({"timeseries": {}}, "timeseries.influx"),
     ],
-    ids=["no-broker-password", "no-broker-user", "no-governance-url", "default-token", "explicit-default-token",
-         "no-influx"],
+    ids=["no-broker-password", "no-broker-user", "no-governance-url", "default-token", "default-signing-secret",
+         "explicit-default-token", "no-influx"],
 )  # fmt: skip
 def test_production_refuses_defaults_and_missing_secrets(overrides: dict[str, Any], missing: str) -> None:
     with pytest.raises(ValidationError, match="production needs explicit settings for") as caught:
@@ -153,3 +161,4 @@ def test_secrets_do_not_show_in_the_settings_repr() -> None:
     assert "platform-secret" not in text
     assert "influx-secret" not in text
     assert "county-admin-secret" not in text
+    assert "county-signing-secret" not in text
