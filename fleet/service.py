@@ -19,6 +19,7 @@ import httpx
 
 from fleet.access.audit import AuditLog
 from fleet.access.tokens import TokenStore
+from fleet.alerts.callbacks import CaseCallbacks
 from fleet.alerts.deadlines import EscalationPolicy
 from fleet.alerts.delivery import DeliveryWorker
 from fleet.alerts.handling import AlertHandling
@@ -54,6 +55,7 @@ from fleet.timeseries.factory import writer_for
 from fleet.timeseries.history_factory import history_for
 from protocol.clock import utc_now_ms
 from protocol.reconnect import Backoff
+from protocol.request_signing import RequestVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +125,10 @@ class FleetService:
                     registry=self.registry,
                     alerts=self.alerts,
                     handling=AlertHandling(sessions, clock, self.alert_timers.wake),
+                    callbacks=CaseCallbacks(sessions, clock, self.alert_timers.wake),
+                    callback_verifier=RequestVerifier(
+                        [secret.get_secret_value() for secret in settings.governance.signing_secrets]
+                    ),
                     health=self.health,
                     sites=SiteStore(sessions, clock),
                     inventory=GatewayInventory(sessions, clock, access=self.provisioner, configs=self.configs),

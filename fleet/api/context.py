@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fleet.access.audit import AuditLog
 from fleet.access.roles import Actor, Permission
 from fleet.access.tokens import TokenStore
+from fleet.alerts.callbacks import CaseCallbacks
 from fleet.alerts.handling import AlertHandling
 from fleet.alerts.store import AlertStore
 from fleet.api.schemas import HealthReport
@@ -22,6 +23,7 @@ from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
 from fleet.timeseries.history import HealthHistory
 from protocol.identifiers import IDENTIFIER_PATTERN
+from protocol.request_signing import RequestVerifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,8 @@ class ApiContext:
     registry: Registry
     alerts: AlertStore
     handling: AlertHandling
+    callbacks: CaseCallbacks
+    callback_verifier: RequestVerifier
     health: Callable[[], HealthReport]
     sites: SiteStore
     inventory: GatewayInventory

@@ -165,6 +165,8 @@ class AlertRow(Base):
     occurrences: Mapped[int] = mapped_column(Integer, default=1)
     last_seen_ms: Mapped[int] = mapped_column(BigInteger)
     clear_at_ms: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    case_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    """The sequence number of the platform's last callback taken for this alert's case (fleet.alerts.callbacks)."""
 
 
 class AlertRepeatRow(Base):
@@ -176,6 +178,23 @@ class AlertRepeatRow(Base):
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
     raised_at_ms: Mapped[int] = mapped_column(BigInteger)
+    received_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class GovernanceCallbackRow(Base):
+    """A status callback from the governance platform, kept by its id: a repeat of it is answered, not applied
+    again (fleet.alerts.callbacks)."""
+
+    __tablename__ = "governance_callbacks"
+
+    callback_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
+    case_id: Mapped[str] = mapped_column(String(64))
+    sequence: Mapped[int] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))  # applied, refused (illegal for the alert's state), stale
+    detail: Mapped[str | None] = mapped_column(String(512))
+    sent_at_ms: Mapped[int] = mapped_column(BigInteger)
     received_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 

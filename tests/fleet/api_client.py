@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.access.audit import AuditLog
 from fleet.access.tokens import TokenStore
+from fleet.alerts.callbacks import CaseCallbacks
 from fleet.alerts.handling import AlertHandling
 from fleet.alerts.store import AlertStore
 from fleet.api.app import create_app
@@ -18,12 +19,14 @@ from fleet.registry import Registry
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
 from fleet.timeseries.history_sql import SqlHealthHistory
+from protocol.request_signing import RequestVerifier
 from tests.fleet.commands.parts import unconnected_commands
 from tests.fleet.configs.parts import config_push
 from tests.fleet.enrollment.parts import development_enrollment
 from tests.fleet.helpers import FakeClock, default_escalation
 
 ADMIN_TOKEN = "test-bootstrap-admin"
+CALLBACK_SECRET = "test-callback-signing-secret"
 
 
 def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> ApiContext:
@@ -43,6 +46,8 @@ def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
         registry=Registry(sessions, clock),
         alerts=AlertStore(sessions, clock, default_escalation()),
         handling=AlertHandling(sessions, clock),
+        callbacks=CaseCallbacks(sessions, clock),
+        callback_verifier=RequestVerifier([CALLBACK_SECRET]),
         health=no_health,
         sites=SiteStore(sessions, clock),
         inventory=GatewayInventory(sessions, clock),
