@@ -28,7 +28,8 @@ from protocol.request_signing import RequestVerifier, asgi_request_target
 from simulators.governance.callbacks import DeliveryOutcome
 from simulators.governance.case_loop import CaseLoopSettings, officer_for
 from simulators.governance.platform import GovernancePlatform, callback_url_for
-from tests.simulators.test_governance_platform import SECRET, TOKEN, make_request, make_update, post_case, post_update
+from tests.simulators.governance.cases import make_request
+from tests.simulators.test_governance_platform import SECRET, TOKEN, make_update, post_case, post_update
 
 FAST = CaseLoopSettings(
     dispatch_after_s=0,

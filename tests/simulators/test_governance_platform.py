@@ -20,32 +20,16 @@ from protocol.governance import (
     CaseUpdateReceipt,
     case_updates_path,
 )
-from protocol.messages import AlertKind, Severity
 from protocol.request_signing import SIGNATURE_HEADER, signature_headers
 from simulators.governance.case_loop import officer_for
 from simulators.governance.faults import Faults
 from simulators.governance.platform import GovernancePlatform
 from simulators.governance.recorder import CaseLedger, CaseTransitionError, UnknownCaseError
+from tests.simulators.governance.cases import make_request
 
 TOKEN = "platform-token"
 SECRET = "shared-signing-secret"
 OLD_SECRET = "previous-signing-secret"
-
-
-def make_request(**changes: Any) -> CaseRequest:
-    fields: dict[str, Any] = {
-        "alert_id": uuid.uuid4(),
-        "kind": AlertKind.PANIC,
-        "severity": Severity.CRITICAL,
-        "village_id": "lakeside",
-        "gateway_id": "gw-01",
-        "device_id": "panic-3",
-        "grid_id": "grid-7",
-        "raised_at": 1_700_000_000_000,
-        "summary": "panic button pressed at the school gate",
-    }
-    fields.update(changes)
-    return CaseRequest(**fields)
 
 
 def make_update(receipt: CaseReceipt, **changes: Any) -> CaseUpdate:

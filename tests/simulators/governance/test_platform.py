@@ -2,8 +2,7 @@
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -12,6 +11,7 @@ from protocol.governance import CASES_PATH, IDEMPOTENCY_HEADER, CaseReceipt, Cas
 from protocol.messages import AlertKind, Severity
 from simulators.governance.app import create_platform_app
 from simulators.governance.recorder import CaseLedger, format_case_id
+from tests.simulators.governance.cases import make_request
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -27,23 +27,6 @@ class StepClock:
         value = self.now_ms
         self.now_ms += 1_000
         return value
-
-
-def make_request(alert_id: UUID | None = None, **changes: Any) -> CaseRequest:
-    fields: dict[str, Any] = {
-        "alert_id": alert_id or uuid4(),
-        "kind": AlertKind.PANIC,
-        "severity": Severity.CRITICAL,
-        "village_id": "lakeside",
-        "gateway_id": "gw-01",
-        "device_id": "panic-3",
-        "grid_id": "grid-7",
-        "raised_at": 1_700_000_000_000,
-        "summary": "panic button pressed at the school gate",
-        "evidence": {"battery_v": 3.1, "presses": 2},
-    }
-    fields.update(changes)
-    return CaseRequest(**fields)
 
 
 def headers_for(request: CaseRequest, **extra: str) -> dict[str, str]:
