@@ -1,4 +1,4 @@
-"""What people do to alerts: acknowledge, note, cancel, resolve; and finding them.
+"""What people do to alerts: acknowledge, note, cancel, resolve.
 
 Each step is checked against the lifecycle (:func:`fleet.alerts.lifecycle.after`; an illegal one is a
 409 naming the states it is allowed from) and written in one transaction with its transition (who, when,
@@ -7,62 +7,24 @@ deadline is the right one.
 """
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Final
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.access.audit import Change, record, snapshot
 from fleet.access.roles import Actor
-from fleet.alerts.lifecycle import AlertState, Level, Step, after, escalates
+from fleet.alerts.lifecycle import AlertState, Step, after, escalates
 from fleet.alerts.store import NOTE, transition_of
 from fleet.db.engine import database_errors
-from fleet.db.schema import AlertRow, AlertTransitionRow, DeliveryState, VillageRow
+from fleet.db.schema import AlertRow, AlertTransitionRow
 from fleet.errors import InvalidRequestError, NotFoundError
-from protocol.messages import Severity
 
 logger = logging.getLogger(__name__)
 
 STAFF_STEPS: Final = frozenset({Step.ACKNOWLEDGE, Step.CANCEL, Step.RESOLVE})
 """Steps people take through the API; dispatch and close come from the governance platform."""
-
-
-@dataclass(frozen=True, slots=True)
-class AlertFilter:
-    """Which alerts to list; every field left None matches everything."""
-
-    village_id: str | None = None
-    town_id: str | None = None
-    states: frozenset[AlertState] | None = None
-    severities: frozenset[Severity] | None = None
-    level: Level | None = None
-    delivery_state: DeliveryState | None = None
-    raised_before_ms: int | None = None  # older than
-    raised_since_ms: int | None = None
-    limit: int = 100
-
-    def query(self) -> Select[AlertRow]:
-        query = select(AlertRow).order_by(AlertRow.raised_at_ms.desc(), AlertRow.id).limit(self.limit)
-        if self.village_id is not None:
-            query = query.where(AlertRow.village_id == self.village_id)
-        if self.town_id is not None:
-            in_town = select(VillageRow.id).where(VillageRow.town_id == self.town_id)
-            query = query.where(AlertRow.village_id.in_(in_town))
-        if self.states is not None:
-            query = query.where(AlertRow.state.in_(self.states))
-        if self.severities is not None:
-            query = query.where(AlertRow.severity.in_(self.severities))
-        if self.level is not None:
-            query = query.where(AlertRow.level == self.level)
-        if self.delivery_state is not None:
-            query = query.where(AlertRow.delivery_state == self.delivery_state)
-        if self.raised_before_ms is not None:
-            query = query.where(AlertRow.raised_at_ms < self.raised_before_ms)
-        if self.raised_since_ms is not None:
-            query = query.where(AlertRow.raised_at_ms >= self.raised_since_ms)
-        return query
 
 
 class AlertHandling:
@@ -117,11 +79,6 @@ class AlertHandling:
             async with self._sessions() as session:
                 await self._alert(session, alert_id)
                 return list((await session.scalars(query.order_by(AlertTransitionRow.id))).all())
-
-    async def find(self, where: AlertFilter) -> Sequence[AlertRow]:
-        with database_errors("list alerts"):
-            async with self._sessions() as session:
-                return list((await session.scalars(where.query())).all())
 
     @staticmethod
     async def _alert(session: AsyncSession, alert_id: str) -> AlertRow:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.alerts.correlation import CLEARED_BY, condition_key
 from fleet.alerts.deadlines import EscalationPolicy
+from fleet.alerts.filters import AlertFilter
 from fleet.alerts.lifecycle import AlertState, Level, Step, after, allowed_steps, next_level
 from fleet.db.engine import database_errors
 from fleet.db.schema import AlertRepeatRow, AlertRow, AlertTransitionRow, DeliveryState
@@ -266,17 +267,11 @@ class AlertStore:
                 deadlines = [await session.scalar(escalation), await session.scalar(clearing)]
         return min((deadline for deadline in deadlines if deadline is not None), default=None)
 
-    async def list(
-        self, *, village_id: str | None = None, state: DeliveryState | None = None, limit: int = 100
-    ) -> list[AlertRow]:
-        query = select(AlertRow).order_by(AlertRow.raised_at_ms.desc()).limit(limit)
-        if village_id is not None:
-            query = query.where(AlertRow.village_id == village_id)
-        if state is not None:
-            query = query.where(AlertRow.delivery_state == state)
+    async def list(self, where: AlertFilter = AlertFilter()) -> list[AlertRow]:  # noqa: B008 - frozen
+        """The alerts ``where`` selects, newest first."""
         with database_errors("list alerts"):
             async with self._sessions() as session:
-                return list((await session.scalars(query)).all())
+                return list((await session.scalars(where.query())).all())
 
     async def get(self, alert_id: str) -> AlertRow | None:
         with database_errors(f"read alert {alert_id}"):

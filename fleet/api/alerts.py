@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from fleet.access.roles import Actor, Permission
-from fleet.alerts.handling import AlertFilter
+from fleet.alerts.filters import AlertFilter
 from fleet.alerts.lifecycle import AlertState, Level, Step
 from fleet.api.context import CALLER_RESPONSES, Context, Reader, allowed
 from fleet.api.schemas import AlertPublic, AlertStepPublic
@@ -83,7 +83,7 @@ async def list_alerts(
         raised_since_ms=since_ms,
         limit=limit,
     )
-    return [AlertPublic.of(row) for row in await ctx.handling.find(where)]
+    return [AlertPublic.of(row) for row in await ctx.alerts.list(where)]
 
 
 @router.get("/alerts/{alert_id}", responses=_UNKNOWN)

@@ -12,6 +12,7 @@ from typing import Literal
 from rich.console import Console
 from rich.live import Live
 
+from fleet.alerts.filters import AlertFilter
 from protocol.clock import utc_now_ms
 from simulators.demo.stack import DemoStack
 from simulators.demo.summary import DemoSummary, press_to_case
@@ -84,12 +85,12 @@ async def run_demo(
             # Give the last press time to reach the fleet, and its alert to become a case, before the stack stops.
             deadline = time.monotonic() + 3.0
             while time.monotonic() < deadline:
-                alerts = await fleet.alerts.list(limit=_MAX_ALERTS)
+                alerts = await fleet.alerts.list(AlertFilter(limit=_MAX_ALERTS))
                 if sum(a.occurrences for a in alerts) >= presses and len(stack.ledger.cases) >= len(alerts):
                     break
                 await asyncio.sleep(0.05)
         health = fleet.health()
-        alerts = await fleet.alerts.list(limit=_MAX_ALERTS)
+        alerts = await fleet.alerts.list(AlertFilter(limit=_MAX_ALERTS))
         return DemoSummary(
             villages=villages,
             broker=type(stack.broker).__name__,

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from fleet.alerts.filters import AlertFilter
 from fleet.alerts.store import AlertStore
 from fleet.db.schema import AlertRow
 from fleet.registry import Registry
@@ -79,7 +80,7 @@ async def test_a_flapping_camera_keeps_one_alert_open(store: AlertStore, clock: 
     row = await store.get(str(first.event_id))
     assert row is not None
     assert (row.state, row.occurrences, row.clear_at_ms) == ("raised", 50, None)
-    assert len(await store.list(limit=100)) == 1
+    assert len(await store.list(AlertFilter(limit=100))) == 1
 
 
 async def test_a_panic_does_not_clear_and_a_dispatched_alert_only_notes_that_its_condition_ended(

@@ -5,6 +5,7 @@ import uuid
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from fleet.alerts.filters import AlertFilter
 from fleet.alerts.store import AlertStore
 from fleet.db.schema import DeliveryState
 from fleet.errors import FleetError
@@ -140,7 +141,7 @@ async def test_a_failure_without_a_next_attempt_is_dead_lettered(store: AlertSto
     assert len(row.last_error) == 512
     assert await store.due(clock.now_ms + 10**9) == []
     assert await store.next_due_ms() is None
-    assert [r.id for r in await store.list(state=DeliveryState.DEAD)] == [str(alert.event_id)]
+    assert [r.id for r in await store.list(AlertFilter(delivery_state=DeliveryState.DEAD))] == [str(alert.event_id)]
 
 
 async def test_marking_an_unknown_alert_changes_nothing(store: AlertStore) -> None:
@@ -159,8 +160,11 @@ async def test_list_filters_by_village_and_state_newest_first(store: AlertStore,
     await store.mark_delivered(str(lake_new.event_id), "CASE-000001", clock.now_ms)
 
     assert [r.id for r in await store.list()] == [str(a.event_id) for a in (river, lake_new, lake_old)]
-    assert [r.id for r in await store.list(village_id="lakeside")] == [str(lake_new.event_id), str(lake_old.event_id)]
-    assert [r.id for r in await store.list(village_id="lakeside", state=DeliveryState.PENDING)] == [
-        str(lake_old.event_id)
+    assert [r.id for r in await store.list(AlertFilter(village_id="lakeside"))] == [
+        str(lake_new.event_id),
+        str(lake_old.event_id),
     ]
-    assert len(await store.list(limit=2)) == 2
+    assert [
+        r.id for r in await store.list(AlertFilter(village_id="lakeside", delivery_state=DeliveryState.PENDING))
+    ] == [str(lake_old.event_id)]
+    assert len(await store.list(AlertFilter(limit=2))) == 2
