@@ -162,8 +162,7 @@ class Registry:
                     if moved:
                         await session.execute(update(GatewayRow), moved)
         except DatabaseUnavailableError:
-            for gateway_id, village_id in newcomers.items():  # keep them for the next flush, newer notes win
-                self._newcomers.setdefault(gateway_id, village_id)
+            self._newcomers = newcomers | self._newcomers  # kept for the next flush; newer notes win
             raise
         for row in moved:
             logger.warning("gateway %s moved to village %s", row["id"], row["village_id"])
@@ -200,8 +199,7 @@ class Registry:
                         if rows:
                             await session.execute(update(GatewayRow), rows)
         except DatabaseUnavailableError:
-            for gateway_id, item in pending.items():  # keep them for the next flush, newer notes win
-                self._pending.setdefault(gateway_id, item)
+            self._pending = pending | self._pending  # kept for the next flush; newer notes win
             raise
         return len(pending)
 

@@ -31,6 +31,8 @@ NOTE: Final = "note"
 FLEET_ACTOR: Final = "fleet"
 _DEDUPLICATED: Final = frozenset({AlertState.RAISED, AlertState.ACKNOWLEDGED, AlertState.DISPATCHED})
 """An alert in these states takes its condition's repeats; after it, a new alert opens a new case."""
+_NEWEST: Final = AlertFilter()
+"""No filter: the newest alerts."""
 _CLEARABLE: Final = frozenset(state for state in AlertState if Step.CLEAR in allowed_steps(state))
 
 logger = logging.getLogger(__name__)
@@ -267,7 +269,7 @@ class AlertStore:
                 deadlines = [await session.scalar(escalation), await session.scalar(clearing)]
         return min((deadline for deadline in deadlines if deadline is not None), default=None)
 
-    async def list(self, where: AlertFilter = AlertFilter()) -> list[AlertRow]:  # noqa: B008 - frozen
+    async def list(self, where: AlertFilter = _NEWEST) -> list[AlertRow]:
         """The alerts ``where`` selects, newest first."""
         with database_errors("list alerts"):
             async with self._sessions() as session:
