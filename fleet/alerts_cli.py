@@ -17,6 +17,7 @@ from typing import Annotated, Any, Final
 
 import typer
 
+from fleet.alert_rules_cli import rules
 from fleet.alerts.lifecycle import OPEN_STATES, AlertState, Level, next_level
 from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, parse_duration_s, table
 from fleet.db.schema import DeliveryState
@@ -26,6 +27,7 @@ alerts = typer.Typer(
     help="Alerts: find them, read their history, acknowledge, note, cancel or resolve them.",
     no_args_is_help=True,
 )
+alerts.add_typer(rules, name="rules")
 
 FULL_ID_LENGTH: Final = 36
 MIN_PREFIX: Final = 8

@@ -87,6 +87,11 @@ class Downlink:
         topic = gateway_topic(village_id, message.gateway_id, channel)
         await self._publish(topic, encode(message), channel.retained, timeout_s, "publish")
 
+    async def publish_raw(self, topic: str, payload: bytes, *, retain: bool = False, timeout_s: float = 10.0) -> None:
+        """Publish ``payload`` on ``topic`` (built by :mod:`protocol.topics`, e.g. a village's notify topic) at
+        QoS 1, returning once the broker acknowledged it, as :meth:`publish` does."""
+        await self._publish(topic, payload, retain, timeout_s, "publish")
+
     async def erase_retained(self, topic: str, *, timeout_s: float = 10.0) -> None:
         """Delete ``topic``'s retained message (an empty retained publish), as :meth:`publish` acknowledged."""
         await self._publish(topic, b"", True, timeout_s, "erase the retained message on")

@@ -7,14 +7,18 @@ these where that library is called. ``TransientError``s are worth retrying; the 
     ├── TransientError
     │   ├── DatabaseUnavailableError
     │   ├── TimeSeriesUnavailableError
-    │   ├── GovernanceUnavailableError
+    │   ├── ChannelUnavailableError (an alert channel: platform, webhook, broker)
+    │   │   └── GovernanceUnavailableError
     │   └── BrokerControlUnavailableError
     ├── DatabaseRefusedError
     │   └── DataIntegrityError
     ├── MigrationError
     ├── TimeSeriesRejectedError
-    ├── GovernanceRejectedError
-    ├── GovernanceSettingsError
+    ├── ChannelRejectedError
+    │   └── GovernanceRejectedError
+    ├── ChannelSettingsError
+    │   └── GovernanceSettingsError
+    ├── NothingToSendError (an outbox message with nothing left to do)
     ├── BrokerRefusedError
     ├── BrokerAccessRefusedError (the broker's dynamic security plugin refused a command)
     │   ├── BrokerAccessNotFoundError
@@ -63,15 +67,31 @@ class TimeSeriesRejectedError(FleetError):
     """The time-series server refused the points themselves (HTTP 400/413/422): retrying cannot help."""
 
 
-class GovernanceUnavailableError(TransientError):
+class ChannelUnavailableError(TransientError):
+    """An alert channel (the governance platform, a webhook, the broker) could not take a message now."""
+
+
+class ChannelRejectedError(FleetError):
+    """An alert channel refused this message's content: sending it again cannot help."""
+
+
+class ChannelSettingsError(FleetError):
+    """An alert channel refused the fleet itself (its URL, token or secret is wrong): no message can pass."""
+
+
+class NothingToSendError(FleetError):
+    """An outbox message has nothing left to do (withdrawing a case that was never opened)."""
+
+
+class GovernanceUnavailableError(ChannelUnavailableError):
     """The governance platform could not be reached or answered 5xx/429."""
 
 
-class GovernanceRejectedError(FleetError):
+class GovernanceRejectedError(ChannelRejectedError):
     """The governance platform refused this case's content (4xx other than auth, not-found and 429)."""
 
 
-class GovernanceSettingsError(FleetError):
+class GovernanceSettingsError(ChannelSettingsError):
     """The governance platform refused the fleet itself (401/403/404): the URL or token is wrong."""
 
 

@@ -38,6 +38,7 @@ class _Gateway:
     interval_s: float
     deadline_ms: int
     presence_seq: int = -1  # sequence number of the newest presence message applied
+    heard_ms: int | None = None  # when traffic from it last arrived
 
 
 class PresenceTracker:
@@ -52,6 +53,13 @@ class PresenceTracker:
     def is_online(self, gateway_id: str) -> bool:
         state = self._gateways.get(gateway_id)
         return state is not None and state.online
+
+    def heard(self, gateway_id: str) -> tuple[int, float] | None:
+        """When the gateway was last heard from, and its heartbeat interval; None if never since start."""
+        state = self._gateways.get(gateway_id)
+        if state is None or state.heard_ms is None:
+            return None
+        return state.heard_ms, state.interval_s
 
     @property
     def online_count(self) -> int:
@@ -82,6 +90,7 @@ class PresenceTracker:
         if interval_s is not None:
             state.interval_s = interval_s
         state.deadline_ms = self._deadline(now_ms, state.interval_s)
+        state.heard_ms = now_ms
         if state.online:
             return None
         state.online = True

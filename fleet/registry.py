@@ -40,9 +40,17 @@ class _Pending:
 
 
 class Registry:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Callable[[], int],
+        *,
+        on_presence: Callable[[Sequence[Transition]], None] = lambda transitions: None,
+    ) -> None:
+        """``on_presence`` hears every presence change as it is applied (the fleet's gateway watch)."""
         self._sessions = sessions
         self._clock = clock
+        self._on_presence = on_presence
         self._village_of: dict[str, str] = {}
         self._pending: dict[str, _Pending] = {}
         self._newcomers: dict[str, str] = {}  # gateway id -> village id, to register at the next flush
@@ -60,6 +68,10 @@ class Registry:
                 rows = await session.execute(select(GatewayRow.id, GatewayRow.village_id))
                 self._village_of = {gateway_id: village_id for gateway_id, village_id in rows}
         logger.info("registry holds %d gateways", len(self._village_of))
+
+    def known_gateways(self) -> dict[str, str]:
+        """Every gateway the registry holds (as loaded or registered since), with its village."""
+        return dict(self._village_of)
 
     def knows(self, gateway_id: str, village_id: str) -> bool:
         return self._village_of.get(gateway_id) == village_id
@@ -117,6 +129,7 @@ class Registry:
         the next flush: the tracker has already moved on, so they must not be lost."""
         for t in transitions:
             logger.info("gateway %s is %s (%s)", t.gateway_id, "online" if t.online else "offline", t.reason)
+        self._on_presence(transitions)
         self._unapplied.extend(
             {"id": t.gateway_id, "online": t.online, "presence_reason": t.reason, "presence_changed_ms": t.at_ms}
             for t in transitions

@@ -20,14 +20,19 @@ import httpx
 from fleet.access.audit import AuditLog
 from fleet.access.tokens import TokenStore
 from fleet.alerts.callbacks import CaseCallbacks
-from fleet.alerts.deadlines import EscalationPolicy
-from fleet.alerts.delivery import DeliveryWorker
+from fleet.alerts.channels.configured import configured_channels
+from fleet.alerts.dead_letters import DeadLetterAlerts
+from fleet.alerts.delivery import DeliveryWorker, RetryPolicy
+from fleet.alerts.gateway_watch import GatewayWatch
 from fleet.alerts.handling import AlertHandling
+from fleet.alerts.outbox import Outbox
+from fleet.alerts.outbox_queue import OutboxQueue
+from fleet.alerts.rules.book import RuleBook
 from fleet.alerts.store import AlertStore
 from fleet.alerts.timers import AlertTimers
 from fleet.api.app import create_app
 from fleet.api.context import ApiContext
-from fleet.api.schemas import AlertDeliveryStatus, HealthReport, TimeSeriesStatus
+from fleet.api.schemas import AlertDeliveryStatus, ChannelStatus, HealthReport, TimeSeriesStatus
 from fleet.api.server import HttpServer
 from fleet.broker_access.bootstrap import FleetLogin, prepare_broker_at_start
 from fleet.commands.dispatcher import CommandDispatcher
@@ -41,7 +46,6 @@ from fleet.downlink import Downlink
 from fleet.enrollment.broker import DynsecProvisioner
 from fleet.enrollment.service import EnrollmentService
 from fleet.errors import FleetError
-from fleet.governance.client import GovernanceClient
 from fleet.ingest.consumer import IngestConsumer
 from fleet.ingest.router import IngestRouter
 from fleet.ingest.status import ingest_status
@@ -54,6 +58,7 @@ from fleet.supervision import supervise
 from fleet.timeseries.factory import writer_for
 from fleet.timeseries.history_factory import history_for
 from protocol.clock import utc_now_ms
+from protocol.messages import ConfigReported
 from protocol.reconnect import Backoff
 from protocol.request_signing import RequestVerifier
 
@@ -72,25 +77,28 @@ class FleetService:
         self._clock = clock
         self._engine = create_engine(settings.database_url)
         sessions = session_factory(self._engine)
-        self.registry = Registry(sessions, clock)
-        self.alerts = AlertStore(
-            sessions,
-            clock,
-            EscalationPolicy(settings.alerts.ack_deadline_s),
-            clear_hold_s=settings.alerts.clear_hold_s,
-        )
-        self.alert_timers = AlertTimers(self.alerts, clock, batch=settings.alerts.sweep_limit)
-        self.presence = PresenceTracker(settings.presence.missed_heartbeats, settings.presence.default_interval_s)
-        self.writer = writer_for(settings.timeseries)
-        self._governance = (
-            GovernanceClient(settings.governance, governance_transport) if settings.governance.url else None
-        )
-        self.delivery = (
-            DeliveryWorker(self.alerts, self._governance, clock, settings.governance.max_attempts)
-            if self._governance
-            else None
-        )
         self.downlink = Downlink(settings.broker, f"{settings.broker.client_id}-downlink")
+        channels = configured_channels(settings, governance_transport=governance_transport, publisher=self.downlink)
+        outbox = Outbox(channel.route for channel in channels)
+        self.rules = RuleBook(sessions, clock, settings.alerts.rules)
+        rules = self.rules.for_village
+        self.alerts = AlertStore(sessions, clock, rules, outbox=outbox)
+        self.presence = PresenceTracker(settings.presence.missed_heartbeats, settings.presence.default_interval_s)
+        self.gateway_watch = GatewayWatch(
+            self.alerts, rules, clock, heard=self.presence.heard, on_raised=self._alert_changed
+        )
+        self.registry = Registry(sessions, clock, on_presence=self.gateway_watch.presence_changed)
+        self.alert_timers = AlertTimers(self.alerts, clock, batch=settings.alerts.sweep_limit)
+        self.outbox = OutboxQueue(sessions)
+        dead_letters = DeadLetterAlerts(self.alerts, clock, self._alert_stored)
+        retry = RetryPolicy.from_settings(settings.delivery)
+        self.deliveries = [
+            DeliveryWorker(
+                self.outbox, channel, clock, retry, on_dead=dead_letters.report, batch=settings.delivery.batch
+            )
+            for channel in channels
+        ]
+        self.writer = writer_for(settings.timeseries)
         self.configs = ConfigPush(
             sessions, clock, ConfigSigner.from_settings(settings), erase_retained=self.downlink.erase_retained
         )
@@ -113,8 +121,9 @@ class FleetService:
             self.alerts,
             self._alert_stored,
             clock,
-            on_config_reported=self.config_reports.add,
+            on_config_reported=self._config_reported,
             on_command_response=self.commands.on_response,
+            on_heartbeat=self.gateway_watch.heartbeat,
         )
         self.consumer = IngestConsumer.from_settings(
             settings, settings.broker.client_id, self.router, self.writer, control=True, bulk=settings.ingest.in_process
@@ -124,8 +133,10 @@ class FleetService:
                 ApiContext(
                     registry=self.registry,
                     alerts=self.alerts,
-                    handling=AlertHandling(sessions, clock, self.alert_timers.wake),
-                    callbacks=CaseCallbacks(sessions, clock, self.alert_timers.wake),
+                    handling=AlertHandling(sessions, clock, self._alert_changed, outbox=outbox),
+                    callbacks=CaseCallbacks(sessions, clock, self._alert_changed, outbox=outbox),
+                    outbox=self.outbox,
+                    rules=self.rules,
                     callback_verifier=RequestVerifier(
                         [secret.get_secret_value() for secret in settings.governance.signing_secrets]
                     ),
@@ -151,7 +162,13 @@ class FleetService:
 
     def health(self) -> HealthReport:
         connected = self.consumer.connected.is_set()
-        blocked = self.delivery.blocked if self.delivery else None
+        channels = [
+            ChannelStatus(
+                name=worker.channel.name, delivered=worker.delivered, dead=worker.dead, blocked=worker.blocked
+            )
+            for worker in self.deliveries
+        ]
+        blocked = next((f"{c.name}: {c.blocked}" for c in channels if c.blocked), None)
         return HealthReport(
             status="ok" if connected and self.writer.healthy and not blocked else "degraded",
             gateways_online=self.presence.online_count,
@@ -166,9 +183,10 @@ class FleetService:
             ),
             alerts=AlertDeliveryStatus(
                 raised=self.router.alerts_raised,
-                delivered=self.delivery.delivered if self.delivery else 0,
-                dead=self.delivery.dead if self.delivery else 0,
-                blocked=self.delivery.blocked if self.delivery else "no governance.url configured",
+                delivered=sum(c.delivered for c in channels),
+                dead=sum(c.dead for c in channels),
+                blocked=blocked if channels else "no alert channel configured (governance.url, ...)",
+                channels=channels,
             ),
         )
 
@@ -178,8 +196,11 @@ class FleetService:
         try:
             await migrate(self._engine)
             await self.registry.load()
-            if self.delivery is None:
-                logger.warning("no governance.url configured: alerts are stored but no cases are opened")
+            await self.rules.load()
+            presence = self.settings.presence
+            self.gateway_watch.expect(
+                self.registry.known_gateways().items(), presence.missed_heartbeats * presence.default_interval_s
+            )
             if not await self._prepare_broker(stop):
                 return
             tasks = [
@@ -192,9 +213,10 @@ class FleetService:
                 self._task("config-reports", self.config_reports.run),
                 self._task("command-sweeper", self.commands.run),
                 self._task("alert-timers", self.alert_timers.run),
+                self._task("gateway-watch", self.gateway_watch.run),
+                self._task("alert-rules", self._refresh_rules),
             ]
-            if self.delivery is not None:
-                tasks.append(self._task("case-delivery", self.delivery.run))
+            tasks += [self._task(f"delivery-{worker.channel.name}", worker.run) for worker in self.deliveries]
             await self.http.start()
             self.ready.set()
             stopper = asyncio.create_task(self._until(stop), name="stop")
@@ -245,10 +267,18 @@ class FleetService:
     def _task(self, name: str, body: Callable[[], Awaitable[None]]) -> "asyncio.Task[None]":
         return asyncio.create_task(supervise(name, body), name=name)
 
+    def _config_reported(self, village_id: str, report: ConfigReported) -> "asyncio.Future[None]":
+        self.gateway_watch.config_reported(village_id, report)
+        return self.config_reports.add(village_id, report)
+
     def _alert_stored(self) -> None:
-        """A new alert: deliver its case now, and it may have the earliest escalation deadline."""
-        if self.delivery is not None:
-            self.delivery.wake()
+        """A new alert: deliver its messages now, and it may have the earliest escalation deadline."""
+        self._alert_changed()
+
+    def _alert_changed(self) -> None:
+        """An alert took a step: its messages are due now, and the earliest deadline may have changed."""
+        for worker in self.deliveries:
+            worker.wake()
         self.alert_timers.wake()
 
     async def _sweep_presence(self) -> None:
@@ -268,6 +298,12 @@ class FleetService:
                 postponed = False
             await self.registry.apply(self.presence.expire(self._clock()))
 
+    async def _refresh_rules(self) -> None:
+        """Reread the rule layers now and then: a village moved town, or was first heard of, since the last write."""
+        while True:
+            await asyncio.sleep(self.settings.alerts.rules_refresh_s)
+            await self.rules.refresh()
+
     async def _flush_registry(self) -> None:
         while True:
             await asyncio.sleep(self.settings.registry_flush_interval_s)
@@ -283,7 +319,7 @@ class FleetService:
         if self.writer.buffered:
             logger.error("stopping with %d time-series points unwritten", self.writer.buffered)
         await self.writer.sink.close()
-        if self._governance is not None:
-            await self._governance.close()
+        for worker in self.deliveries:
+            await worker.channel.close()
         await self._engine.dispose()
         logger.info("fleet stopped")

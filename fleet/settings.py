@@ -11,8 +11,9 @@ from typing import Literal, Self
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fleet.alerts.rules.model import AlertRules
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
-from protocol.messages import Severity
+from protocol.notifications import AlertStep
 
 DEVELOPMENT_GOVERNANCE_TOKEN = "outpost-dev-token"  # noqa: S105 - refused outside development
 DEVELOPMENT_GOVERNANCE_SIGNING_SECRET = "outpost-dev-signing-secret"  # noqa: S105 - refused outside development
@@ -90,40 +91,42 @@ class GovernanceSettings(_Section):
         "them verifies the platform's callbacks (two during a rotation).",
     )
     timeout_s: float = Field(default=5.0, gt=0)
-    max_attempts: int | None = Field(
-        default=None,
-        ge=1,
-        description="Dead-letter a case after this many failed attempts; unset: retry until delivered.",
-    )
     verify_tls: bool = True
 
 
-class AlertSettings(_Section):
-    """Alert deadlines (fleet/alerts): how long an alert may wait unacknowledged at one level (village,
-    then town) before it goes up, counted from when it was raised at the source and then from each
-    escalation (a severity left out never escalates); and how long a condition must stay away before
-    its alert clears (a flapping device keeps one alert)."""
+class DeliverySettings(_Section):
+    """How every alert channel's outbox is delivered (fleet/alerts/delivery.py): a failed message is retried
+    after retry_base_s, doubling up to retry_cap_s, and dead-lettered after max_attempts (visible under
+    /deliveries, raising a delivery_failed alert, put back in line with POST /deliveries/retry). While a
+    channel cannot take anything (down, or refusing the fleet's settings) it pauses as a whole."""
 
-    ack_deadline_s: dict[Severity, float] = Field(
-        default_factory=lambda: {
-            Severity.CRITICAL: 120.0,
-            Severity.MAJOR: 600.0,
-            Severity.MINOR: 1800.0,
-            Severity.WARNING: 3600.0,
-        },
-        description='Seconds per severity, e.g. {"critical": 120}; one left out never escalates.',
+    max_attempts: int = Field(
+        default=15, ge=1, le=1000, description="Dead-letter a message after this many failed attempts."
     )
-    clear_hold_s: float = Field(
-        default=60.0, ge=0, description="A condition that ended clears its alert after staying away this long."
-    )
-    sweep_limit: int = Field(default=500, ge=1, description="Alerts escalated or cleared per transaction.")
+    retry_base_s: float = Field(default=1.0, gt=0, description="The wait after a message's first failure.")
+    retry_cap_s: float = Field(default=300.0, gt=0, description="The longest wait between two attempts.")
+    batch: int = Field(default=100, ge=1, le=10_000, description="Messages read per look at a channel's outbox.")
 
     @model_validator(mode="after")
-    def _positive_deadlines(self) -> Self:
-        for severity, deadline_s in self.ack_deadline_s.items():
-            if deadline_s <= 0:
-                raise ValueError(f"ack_deadline_s.{severity} must be positive")
+    def _cap_at_least_base(self) -> Self:
+        if self.retry_cap_s < self.retry_base_s:
+            raise ValueError("retry_cap_s must be at least retry_base_s")
         return self
+
+
+class AlertSettings(_Section):
+    """Alerting (fleet/alerts): the base rules every village runs by under its county, town and village rule
+    layers (fleet/alerts/rules: escalation deadlines per severity, hold-offs, quiet hours, rate limits), and
+    how much the timers apply per transaction."""
+
+    rules: AlertRules = Field(
+        default_factory=AlertRules,
+        description='e.g. OUTPOST_FLEET_ALERTS__RULES__ACK_DEADLINE_S=\'{"critical": 120, "major": 600}\'',
+    )
+    sweep_limit: int = Field(default=500, ge=1, description="Alerts escalated or cleared per transaction.")
+    rules_refresh_s: float = Field(
+        default=30.0, gt=0, description="How often rule layers are reread (a village moved town, another writer)."
+    )
 
 
 class PresenceSettings(_Section):
@@ -256,6 +259,62 @@ class CommandSettings(_Section):
     )
 
 
+# --- channel settings ---
+
+
+WEBHOOK_DEFAULT_STEPS: tuple[AlertStep, ...] = (
+    AlertStep.RAISE,
+    AlertStep.ESCALATE,
+    AlertStep.CANCEL,
+    AlertStep.CLEAR,
+    AlertStep.RESOLVE,
+)
+"""What a webhook hears of by default: what needs someone to act, and what ends it."""
+
+
+class WebhookSettings(_Section):
+    """A deployment's own receiver of alert notifications (fleet/alerts/channels/webhook.py): each step in
+    ``steps`` is POSTed to ``url`` as an AlertNotification (protocol/notifications.py), signed with ``secret``
+    like the fleet's governance requests (protocol/request_signing.py), with its notification id as the
+    Idempotency-Key. There is no default secret: the receiver must be given the same one, so a URL without
+    a secret is refused (in development too)."""
+
+    url: AnyHttpUrl | None = Field(default=None, description="Where notifications are POSTed; unset: no webhook.")
+    secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 secret shared with the receiver; required with url."
+    )
+    steps: list[AlertStep] = Field(
+        default_factory=lambda: list(WEBHOOK_DEFAULT_STEPS),
+        min_length=1,
+        description='The steps notified, e.g. ["raise", "escalate", "cancel"] (raise, escalate, '
+        "acknowledge, dispatch, resolve, clear, cancel, close).",
+    )
+    timeout_s: float = Field(default=5.0, gt=0, description="How long the receiver may take to answer one.")
+    verify_tls: bool = Field(default=True, description="Check an https receiver's certificate (keep it on).")
+    ca_file: Path | None = Field(
+        default=None, description="PEM CA(s) the receiver's certificate is checked against; unset: the system's."
+    )
+
+    @model_validator(mode="after")
+    def _secret_with_url(self) -> Self:
+        if self.url is not None and (self.secret is None or not self.secret.get_secret_value()):
+            raise ValueError("webhook.url needs webhook.secret, the HMAC secret its receiver verifies with")
+        if self.ca_file is not None and not self.verify_tls:
+            raise ValueError("webhook.ca_file is for checking the receiver's certificate: it needs verify_tls")
+        return self
+
+
+class VillageNotifySettings(_Section):
+    """Alert notifications for village centres (fleet/alerts/channels/village_notify.py): each step in
+    ``steps`` is published as an AlertNotification at QoS 1, not retained, on the alert's village topic
+    (protocol.topics.village_notify_topic), through the fleet's broker connection. Every step by default:
+    the centre's console mirrors its alerts, and an acknowledgement may come from the town or county."""
+
+    enabled: bool = Field(default=False, description="Publish notifications for village centres.")
+    steps: list[AlertStep] = Field(default_factory=lambda: list(AlertStep), min_length=1)
+    publish_timeout_s: float = Field(default=10.0, gt=0, description="How long the broker may take to accept one.")
+
+
 class FleetSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTPOST_FLEET_", env_nested_delimiter="__", extra="forbid")
 
@@ -265,6 +324,10 @@ class FleetSettings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     timeseries: TimeSeriesSettings = Field(default_factory=TimeSeriesSettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    # --- channels (webhook, village notify) ---
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    village_notify: VillageNotifySettings = Field(default_factory=VillageNotifySettings)
     presence: PresenceSettings = Field(default_factory=PresenceSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)

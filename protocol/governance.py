@@ -38,7 +38,7 @@ from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
 from protocol.errors import GovernancePayloadError
 from protocol.identifiers import DeviceId, EpochMillis, GatewayId, GridId, ShortText, VillageId
-from protocol.messages import AlertKind, Evidence, Severity, WireModel
+from protocol.messages import AlertKind, Evidence, FleetAlertKind, Severity, WireModel
 
 CASES_PATH: Final = "/api/v1/cases"
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
@@ -66,7 +66,7 @@ class CaseStatus(StrEnum):
 class CaseRequest(WireModel):
     schema_version: Literal[1] = 1
     alert_id: UUID = Field(description="The Outpost alert's id; also sent as the Idempotency-Key header.")
-    kind: AlertKind
+    kind: AlertKind | FleetAlertKind = Field(description="Raised by a gateway (panic, ...) or by the fleet about one.")
     severity: Severity
     village_id: VillageId
     gateway_id: GatewayId

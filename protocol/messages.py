@@ -132,6 +132,8 @@ class DeviceEvent(Envelope):
 
 
 class AlertKind(StrEnum):
+    """What a gateway raises an alert for (the fleet raises its own: :class:`FleetAlertKind`)."""
+
     PANIC = "panic"
     DOOR_FORCED = "door_forced"
     DOOR_HELD_OPEN = "door_held_open"
@@ -140,6 +142,17 @@ class AlertKind(StrEnum):
     DEVICE_TAMPER = "device_tamper"
     NODE_SILENT = "node_silent"
     INTRUSION = "intrusion"
+
+
+class FleetAlertKind(StrEnum):
+    """What the fleet manager raises an alert for, about a gateway it watches; never sent by a gateway."""
+
+    GATEWAY_OFFLINE = "gateway_offline"  # silent past its rule's hold-off (missed heartbeats)
+    DISK_CRITICAL = "disk_critical"  # its heartbeat's disk_percent at or over the rule's limit
+    TEMPERATURE_CRITICAL = "temperature_critical"  # its heartbeat's temperature_c at or over the rule's limit
+    CONFIG_REJECTED = "config_rejected"  # it refused the config the fleet published
+    BUFFER_OVERFLOWING = "buffer_overflowing"  # its store-and-forward buffer filling or dropping messages
+    DELIVERY_FAILED = "delivery_failed"  # a message about one of its alerts was dead-lettered by a channel
 
 
 class Severity(StrEnum):

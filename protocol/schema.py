@@ -17,6 +17,7 @@ from protocol.governance import (
     CaseUpdateReceipt,
 )
 from protocol.messages import MODEL_FOR_CHANNEL
+from protocol.notifications import AlertNotification
 
 SCHEMA_MODELS: Final[tuple[type[BaseModel], ...]] = (
     *MODEL_FOR_CHANNEL.values(),
@@ -28,6 +29,7 @@ SCHEMA_MODELS: Final[tuple[type[BaseModel], ...]] = (
     CaseResolved,
     CaseFeedback,
     CaseClosed,
+    AlertNotification,
 )
 
 

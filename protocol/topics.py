@@ -144,3 +144,27 @@ def gateway_receive_topics(village_id: str, gateway_id: str) -> list[str]:
 def fleet_publish_filters() -> list[str]:
     """Filters matching every topic the fleet publishes on: each downlink channel of every gateway."""
     return [fleet_filter(channel) for channel in Channel if channel.direction is Direction.DOWNLINK]
+
+
+# --- village notify ---
+#
+# The fleet tells a village's centre about its alerts (protocol.notifications.AlertNotification, QoS 1, not
+# retained) on outpost/v1/_notify/{village}. A level starting with '_' is no identifier, so no village is
+# named so: the topic can never equal a gateway's, GatewayTopic.parse refuses it, and being one level short
+# of a gateway topic it matches no outpost/v1/+/+/{channel} subscription.
+
+VILLAGE_NOTIFY_LEVEL: Final = "_notify"
+
+
+def village_notify_topic(village_id: str) -> str:
+    """Where the fleet publishes notifications about the alerts of ``village_id`` for its village centre."""
+    _require_identifier("village id", village_id)
+    return f"{PREFIX}/{VILLAGE_NOTIFY_LEVEL}/{village_id}"
+
+
+def village_notify_filter(village_id: str | None = None) -> str:
+    """What a village centre subscribes to (its own village), or a town or county console (every village);
+    also what the fleet's broker role must be allowed to publish on."""
+    if village_id is not None:
+        return village_notify_topic(village_id)
+    return f"{PREFIX}/{VILLAGE_NOTIFY_LEVEL}/+"

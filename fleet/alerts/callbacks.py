@@ -28,8 +28,9 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from fleet.alerts.history import NOTE, record_step, transition_of
 from fleet.alerts.lifecycle import AlertState, Step, after
-from fleet.alerts.store import NOTE, transition_of
+from fleet.alerts.outbox import Outbox
 from fleet.db.engine import database_errors
 from fleet.db.schema import AlertRow, GovernanceCallbackRow
 from fleet.errors import IllegalTransitionError, NotFoundError, TransientError
@@ -72,10 +73,13 @@ class CaseCallbacks:
         sessions: async_sessionmaker[AsyncSession],
         clock: Callable[[], int],
         on_changed: Callable[[], None] = lambda: None,
+        *,
+        outbox: Outbox | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._on_changed = on_changed
+        self._outbox = outbox or Outbox()
 
     async def take(self, callback: CaseCallback) -> Taken:
         """Apply ``callback`` (see the module); raises 404, 409 or :class:`CallbackTooEarly` as it says."""
@@ -100,7 +104,7 @@ class CaseCallbacks:
                         f"callback {callback.sequence} of case {callback.case_id} before {row.case_sequence + 1}"
                     )
                 row.case_sequence = callback.sequence
-                refusal = self._apply(session, row, callback, now)
+                refusal = await self._apply(session, row, callback, now)
                 self._record(session, callback, Outcome.REFUSED if refusal else Outcome.APPLIED, refusal, now)
         if refusal is not None:
             logger.warning("callback %s for alert %s refused: %s", callback.event, row.id, refusal)
@@ -109,7 +113,7 @@ class CaseCallbacks:
         self._on_changed()
         return Taken(Outcome.APPLIED, repeat=False, state=AlertState(row.state))
 
-    def _apply(self, session: AsyncSession, row: AlertRow, callback: CaseCallback, now: int) -> str | None:
+    async def _apply(self, session: AsyncSession, row: AlertRow, callback: CaseCallback, now: int) -> str | None:
         """Change the alert as ``callback`` says; the reason it may not, noted in its history, else None."""
         match callback:
             case CaseDispatched(assignee=assignee):
@@ -129,7 +133,10 @@ class CaseCallbacks:
             refusal = f"the platform's {callback.event} ({why}) does not fit: {exc}"
             session.add(transition_of(row, NOTE, row.state, PLATFORM_ACTOR, refusal[:512], now))
             return refusal
-        session.add(transition_of(row, step or NOTE, state, PLATFORM_ACTOR, why[:512], now))
+        if step is None:
+            session.add(transition_of(row, NOTE, state, PLATFORM_ACTOR, why, now))
+        else:
+            await record_step(session, self._outbox, row, step, state, PLATFORM_ACTOR, why, now)
         if isinstance(callback, CaseDispatched):
             row.assignee = why.removeprefix("dispatched to ")[:128]
             row.escalate_at_ms = None

@@ -1,125 +1,175 @@
-"""Delivers pending alerts to the governance platform as cases: at least once, never twice.
+"""Delivers one channel's outbox (:mod:`fleet.alerts.outbox`): at least once, in order per alert, never lost.
 
-The alert id is the idempotency key, so a retry after a lost answer cannot open a second case.
-While the platform is unreachable, or refuses the fleet's URL/token, delivery backs off as a whole
-and every alert stays pending (``blocked`` says why); an alert is dead-lettered, and stays visible
-in the API, when the platform refuses its content, or after ``max_attempts`` if that is set.
+Each message carries its idempotency key on every attempt, so a retry after a lost answer cannot open
+a second case. A failed message waits ``retry_base_s`` doubled per failure (up to ``retry_cap_s``) and
+becomes a dead letter after ``max_attempts``, or at once when the channel refuses its content. A dead
+letter stays visible (``/deliveries``), can be put back in line, and is reported through ``on_dead``
+(the fleet raises a ``delivery_failed`` alert for it).
+
+While the channel cannot take anything (unreachable, or refusing the fleet's URL, token or secret),
+the worker stops the round at the first failure and pauses as a whole with its own backoff rather
+than try every message in turn; ``blocked`` says why. A refusal of the fleet itself is no fault of the
+message: it keeps its place and its attempts (wrong settings must not dead-letter every message in turn),
+so every message stays pending until someone fixes the settings.
 """
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from uuid import UUID
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
 
-from fleet.alerts.store import AlertStore
-from fleet.db.schema import AlertRow
+from fleet.alerts.channels.base import Channel, Delivery
+from fleet.alerts.outbox import Action
+from fleet.alerts.outbox_queue import OutboxQueue, Pending
 from fleet.errors import (
-    GovernanceRejectedError,
-    GovernanceSettingsError,
-    GovernanceUnavailableError,
+    ChannelRejectedError,
+    ChannelSettingsError,
+    ChannelUnavailableError,
+    NothingToSendError,
     TransientError,
 )
-from fleet.governance.client import GovernanceClient
-from protocol.governance import CaseRequest
-from protocol.messages import AlertKind, Severity
+from fleet.settings import DeliverySettings
 from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
 
-_IDLE_POLL_S = 5.0
+_IDLE_POLL_S: Final = 5.0
+"""With nothing due, look again this often: a dead letter put back in line, or a message written by another process."""
+
+OnDead = Callable[[Pending, str], Awaitable[None]]
 
 
-def case_for(alert: AlertRow) -> CaseRequest:
-    return CaseRequest(
-        alert_id=UUID(alert.id),
-        kind=AlertKind(alert.kind),
-        severity=Severity(alert.severity),
-        village_id=alert.village_id,
-        gateway_id=alert.gateway_id,
-        device_id=alert.device_id,
-        grid_id=alert.grid_id,
-        raised_at=alert.raised_at_ms,
-        summary=alert.summary,
-        evidence=alert.evidence,
-    )
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int
+    base_s: float
+    cap_s: float
+
+    @classmethod
+    def from_settings(cls, settings: DeliverySettings) -> "RetryPolicy":
+        return cls(settings.max_attempts, settings.retry_base_s, settings.retry_cap_s)
+
+    def delay_ms(self, attempt: int) -> int:
+        """The wait after failed attempt number ``attempt`` (1 for the first)."""
+        return round(min(self.cap_s, self.base_s * 2.0 ** (attempt - 1)) * 1000)
+
+
+async def _nothing_to_report(pending: Pending, error: str) -> None:
+    return None
 
 
 class DeliveryWorker:
     def __init__(
         self,
-        store: AlertStore,
-        client: GovernanceClient,
+        queue: OutboxQueue,
+        channel: Channel,
         clock: Callable[[], int],
-        max_attempts: int | None,
-        backoff: Backoff | None = None,
+        retry: RetryPolicy,
+        *,
+        on_dead: OnDead = _nothing_to_report,
+        batch: int = 100,
+        pause: Backoff | None = None,
     ) -> None:
-        self._store = store
-        self._client = client
+        self._queue = queue
+        self.channel = channel
         self._clock = clock
-        self._max_attempts = max_attempts
-        self._backoff = backoff or Backoff(base_s=1.0, cap_s=60.0)
+        self._retry = retry
+        self._on_dead = on_dead
+        self._batch = batch
+        self._pause = pause or Backoff(base_s=1.0, cap_s=60.0)
         self._wake = asyncio.Event()
         self.delivered = 0
         self.dead = 0
-        self.blocked: str | None = None  # why delivery cannot proceed (platform down, settings wrong)
+        self.blocked: str | None = None
+        """Why the channel takes nothing now (down, settings wrong); None while it does."""
 
     def wake(self) -> None:
-        """A new alert is pending: deliver it now rather than at the next poll."""
+        """A message was queued: deliver it now rather than at the next poll."""
         self._wake.set()
 
     async def run(self) -> None:
         while True:
             self._wake.clear()
             try:
-                flowing = await self._deliver_due()
-                next_due = await self._store.next_due_ms()
-            except TransientError as exc:
-                logger.warning("alert delivery paused: %s", exc)
+                flowing, full = await self._deliver_due()
+                next_due = await self._queue.next_due_ms(self.channel.name)
+            except TransientError as exc:  # the database, or the channel as a whole
+                logger.warning("%s delivery paused: %s", self.channel.name, exc)
                 self.blocked = str(exc)
-                flowing, next_due = False, None
+                flowing, full, next_due = False, False, None
             if not flowing:
-                # The platform (or the database) is down or refuses the fleet: every alert would fail
-                # the same way, so back off as a whole rather than hammer it alert by alert.
-                await asyncio.sleep(self._backoff.next_delay())
+                await asyncio.sleep(self._pause.next_delay())
                 continue
-            self._backoff.reset()
+            self._pause.reset()
+            if full:
+                continue  # more may be due already
             wait_s = _IDLE_POLL_S if next_due is None else max(0.0, (next_due - self._clock()) / 1000)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that arrives as the
+            # wake-up does, and the worker would then outlive the fleet's shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(wait_s, _IDLE_POLL_S))
+                async with asyncio.timeout(min(wait_s, _IDLE_POLL_S)):
+                    await self._wake.wait()
 
-    async def _deliver_due(self) -> bool:
-        """Deliver every due alert, oldest first; False as soon as the platform cannot take one."""
-        for alert in await self._store.due(self._clock()):
-            if not await self._deliver(alert):
-                return False
-        return True
+    async def _deliver_due(self) -> tuple[bool, bool]:
+        """Deliver what is due, oldest first: whether the channel took messages, and whether the batch was full."""
+        due = await self._queue.due(self.channel.name, self._clock(), self._batch)
+        for pending in due:
+            if not await self._deliver(pending):
+                return False, False
+        return True, len(due) == self._batch
 
-    async def _deliver(self, alert: AlertRow) -> bool:
+    async def _deliver(self, pending: Pending) -> bool:
+        """Deliver one message; False when the channel as a whole cannot take it."""
+        message = pending.message
+        attempt = message.attempts + 1
+        delivery = Delivery(
+            key=message.key,
+            action=Action(message.action),
+            step=message.step,
+            reason=message.reason,
+            queued_at_ms=message.created_ms,
+            attempt=attempt,
+            alert=pending.alert,
+        )
+        what = f"{message.action} ({message.step}) of alert {message.alert_id}"
         try:
-            receipt = await self._client.open_case(case_for(alert))
-        except (GovernanceUnavailableError, GovernanceSettingsError) as exc:
-            attempt = alert.delivery_attempts + 1
-            self.blocked = str(exc)
-            if isinstance(exc, GovernanceSettingsError):
-                logger.error("cases cannot be delivered: %s", exc)
-            else:
-                logger.warning("case for alert %s not delivered (attempt %d): %s", alert.id, attempt, exc)
-            if self._max_attempts is not None and attempt >= self._max_attempts:
-                await self._give_up(alert, f"{exc} (after {attempt} attempts)")
-            else:
-                await self._store.mark_failed(alert.id, str(exc), self._clock())
-            return False
-        except GovernanceRejectedError as exc:
-            await self._give_up(alert, str(exc))
+            result = await self.channel.deliver(delivery)
+        except NothingToSendError as exc:
+            logger.info("%s: %s skipped: %s", self.channel.name, what, exc)
+            await self._queue.skipped(message.id, str(exc))
             return True
-        await self._store.mark_delivered(alert.id, receipt.case_id, self._clock())
+        except ChannelRejectedError as exc:
+            await self._give_up(pending, str(exc))
+            return True
+        except ChannelSettingsError as exc:
+            self.blocked = str(exc)
+            logger.error("%s refuses the fleet: %s", self.channel.name, exc)
+            await self._queue.held(message.id, str(exc))
+            return False
+        except ChannelUnavailableError as exc:
+            self.blocked = str(exc)
+            logger.warning("%s: %s not delivered (attempt %d): %s", self.channel.name, what, attempt, exc)
+            if attempt >= self._retry.max_attempts:
+                await self._give_up(pending, f"{exc} (after {attempt} attempts)")
+            else:
+                await self._queue.failed(message.id, str(exc), self._clock() + self._retry.delay_ms(attempt))
+            return False
+        await self._queue.delivered(message.id, result, self._clock())
         self.delivered += 1
         self.blocked = None
-        logger.info("alert %s delivered as case %s", alert.id, receipt.case_id)
+        logger.info("%s: %s delivered%s", self.channel.name, what, f" ({result})" if result else "")
         return True
 
-    async def _give_up(self, alert: AlertRow, error: str) -> None:
-        await self._store.mark_failed(alert.id, error, None)
+    async def _give_up(self, pending: Pending, error: str) -> None:
+        await self._queue.failed(pending.message.id, error, None)
         self.dead += 1
-        logger.error("alert %s dead-lettered: %s", alert.id, error)
+        logger.error(
+            "%s: %s of alert %s dead-lettered: %s",
+            self.channel.name,
+            pending.message.action,
+            pending.message.alert_id,
+            error,
+        )
+        await self._on_dead(pending, error)

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.access.audit import Change, record, snapshot
 from fleet.access.roles import Actor
+from fleet.alerts.history import NOTE, record_step, transition_of
 from fleet.alerts.lifecycle import AlertState, Step, after, escalates
-from fleet.alerts.store import NOTE, transition_of
+from fleet.alerts.outbox import Outbox
 from fleet.db.engine import database_errors
 from fleet.db.schema import AlertRow, AlertTransitionRow
 from fleet.errors import InvalidRequestError, NotFoundError
@@ -33,10 +34,13 @@ class AlertHandling:
         sessions: async_sessionmaker[AsyncSession],
         clock: Callable[[], int],
         on_taken_on: Callable[[], None] = lambda: None,
+        *,
+        outbox: Outbox | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._on_taken_on = on_taken_on
+        self._outbox = outbox or Outbox()
 
     async def take(self, actor: Actor, alert_id: str, step: Step, reason: str | None = None) -> AlertRow:
         """``actor`` takes ``step`` on the alert (a reason is required to cancel); the alert as it is now."""
@@ -50,7 +54,7 @@ class AlertHandling:
                 row = await self._alert(session, alert_id)
                 before = snapshot(row)
                 state = after(AlertState(row.state), step)
-                session.add(transition_of(row, step, state, actor.name, reason, now))
+                await record_step(session, self._outbox, row, step, state, actor.name, reason, now)
                 row.state, row.state_changed_ms = state, now
                 if step is Step.ACKNOWLEDGE:
                     row.acknowledged_by = actor.name

@@ -1,57 +1,41 @@
-"""Stores alerts with their delivery state: the alert row is the outbox of its case.
+"""Stores alerts and moves them along their lifecycle by the fleet's own hand (escalation, clearing).
 
-An alert is written once (its event id is the primary key, so a redelivered message is a no-op)
-in state ``pending``; the delivery worker moves it to ``delivered`` with the platform's case id,
-or to ``dead`` after the configured number of attempts.
-
-In the same transaction the alert enters its lifecycle (:mod:`fleet.alerts.lifecycle`): ``raised`` at
-the village level, its first escalation deadline set (:class:`~fleet.alerts.deadlines.EscalationPolicy`)
-and a ``raise`` transition recorded. :meth:`AlertStore.escalate_due` is the escalator's one query.
+An alert is written once (its event id is the primary key, so a redelivered message is a no-op), at the
+village level in state ``raised``, with its first escalation deadline
+(from its village's rules, :mod:`fleet.alerts.rules`) and its ``raise`` step, which queues its case and
+notifications in the outbox (:func:`fleet.alerts.history.record_step`), all in one transaction. A repeat
+of a condition that has an open alert counts on it instead (:mod:`fleet.alerts.correlation`).
+:meth:`AlertStore.escalate_due` and :meth:`AlertStore.clear_due` are the timers' queries.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.alerts.correlation import CLEARED_BY, condition_key
-from fleet.alerts.deadlines import EscalationPolicy
 from fleet.alerts.filters import AlertFilter
+from fleet.alerts.history import ESCALATE, FLEET_ACTOR, NOTE, RAISE, record_step, transition_of
+from fleet.alerts.kinds import AnyAlertKind, kind_of
 from fleet.alerts.lifecycle import AlertState, Level, Step, after, allowed_steps, next_level
+from fleet.alerts.new_alert import NewAlert
+from fleet.alerts.outbox import Outbox
+from fleet.alerts.rules.model import AlertRules, RateLimit, RulesFor, same_rules_everywhere
 from fleet.db.engine import database_errors
-from fleet.db.schema import AlertRepeatRow, AlertRow, AlertTransitionRow, DeliveryState
+from fleet.db.schema import AlertRepeatRow, AlertRow, DeliveryState
 from fleet.errors import DataIntegrityError
 from protocol.messages import Alert, DeviceEvent, Severity
 
-ESCALATE: Final = "escalate"
-RAISE: Final = "raise"
-NOTE: Final = "note"
-FLEET_ACTOR: Final = "fleet"
 _DEDUPLICATED: Final = frozenset({AlertState.RAISED, AlertState.ACKNOWLEDGED, AlertState.DISPATCHED})
 """An alert in these states takes its condition's repeats; after it, a new alert opens a new case."""
 _NEWEST: Final = AlertFilter()
 """No filter: the newest alerts."""
+_SAME_RULES: Final = same_rules_everywhere()
 _CLEARABLE: Final = frozenset(state for state in AlertState if Step.CLEAR in allowed_steps(state))
 
 logger = logging.getLogger(__name__)
-
-
-def transition_of(
-    row: AlertRow, step: str, to_state: str, actor: str, reason: str | None, at_ms: int
-) -> AlertTransitionRow:
-    """The record of ``row`` taking ``step`` (or a note) from its current state and level."""
-    return AlertTransitionRow(
-        alert_id=row.id,
-        step=step,
-        from_state=row.state,
-        to_state=to_state,
-        level=row.level,
-        actor=actor,
-        reason=reason,
-        at_ms=at_ms,
-    )
 
 
 class AlertStore:
@@ -59,116 +43,169 @@ class AlertStore:
         self,
         sessions: async_sessionmaker[AsyncSession],
         clock: Callable[[], int],
-        escalation: EscalationPolicy,
+        rules: RulesFor = _SAME_RULES,
         *,
-        clear_hold_s: float = 60.0,
+        outbox: Outbox | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
-        self._escalation = escalation
-        self._clear_hold_ms = round(clear_hold_s * 1000)
+        self._rules = rules
+        self._outbox = outbox or Outbox()
+        self.disabled = 0
+        """Alerts not opened since start because their village's rules turn their kind off."""
+        self.rate_limited = 0
+        """Alerts counted on an open one since start because their kind's rate limit was reached."""
 
     async def record(self, village_id: str, alert: Alert) -> bool:
-        """Store a new alert as pending delivery; False when it opens no new case: this alert id was stored
-        before, or its condition already has an open alert, which counts the repeat instead."""
-        now = self._clock()
-        key = condition_key(alert.gateway_id, alert.device_id, alert.kind)
+        """Store an alert a gateway raised (see :meth:`open`)."""
+        return await self.open(NewAlert.from_gateway(village_id, alert))
+
+    async def open(self, alert: NewAlert) -> bool:
+        """Store a new alert and queue its case and notifications, by its village's rules; False when it opens
+        nothing new: this alert id was stored before, its condition already has an open alert (which counts the
+        repeat), its kind's rate limit is reached (counted the same way), or its rules turn its kind off."""
         try:
-            with database_errors(f"store alert {alert.event_id}"):
-                async with self._sessions.begin() as session:
-                    event_id = str(alert.event_id)
-                    stored = await session.get(AlertRow, event_id) is not None
-                    if stored or await session.get(AlertRepeatRow, event_id) is not None:
-                        logger.debug("alert %s already stored", alert.event_id)
-                        return False
-                    open_alert = await session.scalar(
-                        select(AlertRow)
-                        .where(AlertRow.condition_key == key, AlertRow.state.in_(_DEDUPLICATED))
-                        .order_by(AlertRow.raised_at_ms.desc())
-                        .limit(1)
-                    )
-                    if open_alert is not None:
-                        open_alert.occurrences += 1
-                        open_alert.last_seen_ms = max(open_alert.last_seen_ms, alert.ts)
-                        open_alert.clear_at_ms = None  # back before its clear: flapping, one alert
-                        session.add(
-                            AlertRepeatRow(
-                                event_id=event_id, alert_id=open_alert.id, raised_at_ms=alert.ts, received_at_ms=now
-                            )
-                        )
-                        logger.info(
-                            "alert %s repeats %s (%d times)", alert.event_id, open_alert.id, open_alert.occurrences
-                        )
-                        return False
-                    row = self._new_row(village_id, alert, key, now)
-                    session.add(row)
-                    await session.flush()  # the alert first: its transition refers to it
-                    session.add(self._raised(row, alert, now))
+            return await self.open_many([alert]) == 1
         except DataIntegrityError:
-            if await self.get(str(alert.event_id)) is None:
+            if await self.get(alert.event_id) is None:
                 raise  # not a repeat: the alert names something the registry does not hold
             return False
-        logger.info("alert %s %s from %s/%s", alert.event_id, alert.kind, alert.gateway_id, alert.device_id)
-        return True
 
-    def _new_row(self, village_id: str, alert: Alert, key: str, now: int) -> AlertRow:
-        return AlertRow(
-            id=str(alert.event_id),
-            gateway_id=alert.gateway_id,
-            village_id=village_id,
-            device_id=alert.device_id,
-            grid_id=alert.grid_id,
-            kind=alert.kind.value,
-            severity=alert.severity.value,
-            summary=alert.summary,
-            evidence=dict(alert.evidence),
-            seq=alert.seq,
-            raised_at_ms=alert.ts,
-            received_at_ms=now,
-            delivery_state=DeliveryState.PENDING,
-            delivery_attempts=0,
-            next_attempt_ms=now,
-            state=AlertState.RAISED,
-            level=Level.VILLAGE,
-            state_changed_ms=now,
-            escalate_at_ms=self._escalation.deadline_ms(alert.severity, Level.VILLAGE, alert.ts),
-            condition_key=key,
-            occurrences=1,
-            last_seen_ms=alert.ts,
+    async def open_many(self, alerts: Sequence[NewAlert]) -> int:
+        """:meth:`open` for many alerts in one transaction (a storm of the fleet's own alerts); how many opened."""
+        now = self._clock()
+        opened: list[AlertRow] = []
+        with database_errors(f"store {len(alerts)} alerts"):
+            async with self._sessions.begin() as session:
+                for alert in alerts:
+                    row = await self._open_in(session, alert, now)
+                    if row is not None:
+                        opened.append(row)
+        for row in opened:
+            logger.info("alert %s %s (%s) from %s/%s", row.id, row.kind, row.severity, row.gateway_id, row.device_id)
+        return len(opened)
+
+    async def _open_in(self, session: AsyncSession, alert: NewAlert, now: int) -> AlertRow | None:
+        rules = self._rules(alert.village_id)
+        rule = rules.rule(alert.kind)
+        if not rule.enabled:
+            self.disabled += 1
+            logger.debug("alert %s: %s alerts are off in %s", alert.event_id, alert.kind, alert.village_id)
+            return None
+        event_id = alert.event_id
+        stored = await session.get(AlertRow, event_id) is not None
+        if stored or await session.get(AlertRepeatRow, event_id) is not None:
+            logger.debug("alert %s already stored", event_id)
+            return None
+        key = condition_key(alert.gateway_id, alert.device_id, alert.kind)
+        open_alert = await session.scalar(
+            select(AlertRow)
+            .where(AlertRow.condition_key == key, AlertRow.state.in_(_DEDUPLICATED))
+            .order_by(AlertRow.raised_at_ms.desc())
+            .limit(1)
+        )
+        if open_alert is None and rule.rate_limit is not None:
+            open_alert = await self._over_rate_limit(session, alert, rule.rate_limit, now)
+            self.rate_limited += open_alert is not None
+        if open_alert is not None:
+            open_alert.occurrences += 1
+            open_alert.last_seen_ms = max(open_alert.last_seen_ms, alert.raised_at_ms)
+            open_alert.clear_at_ms = None  # back before its clear: flapping, one alert
+            session.add(
+                AlertRepeatRow(
+                    event_id=event_id, alert_id=open_alert.id, raised_at_ms=alert.raised_at_ms, received_at_ms=now
+                )
+            )
+            logger.info("alert %s repeats %s (%d times)", event_id, open_alert.id, open_alert.occurrences)
+            return None
+        row = self._new_row(alert, key, rules, now)
+        session.add(row)
+        await session.flush()  # the alert first: its transition and outbox messages refer to it
+        quiet = rules.quiet_hours.held_until_ms(now, Severity(row.severity)) if rules.quiet_hours else None
+        await record_step(
+            session,
+            self._outbox,
+            row,
+            RAISE,
+            AlertState.RAISED,
+            alert.raised_by,
+            alert.summary,
+            now,
+            not_before_ms=quiet,
+        )
+        return row
+
+    @staticmethod
+    async def _over_rate_limit(session: AsyncSession, alert: NewAlert, limit: RateLimit, now: int) -> AlertRow | None:
+        """The newest open alert of ``alert``'s kind in its village if the kind's rate limit is reached there."""
+        same_kind = (AlertRow.village_id == alert.village_id, AlertRow.kind == alert.kind.value)
+        recent = await session.scalar(
+            select(func.count())
+            .select_from(AlertRow)
+            .where(*same_kind, AlertRow.received_at_ms >= now - round(limit.per_s * 1000))
+        )
+        if (recent or 0) < limit.max_alerts:
+            return None
+        return await session.scalar(
+            select(AlertRow)
+            .where(*same_kind, AlertRow.state.in_(_DEDUPLICATED))
+            .order_by(AlertRow.received_at_ms.desc())
+            .limit(1)
         )
 
     @staticmethod
-    def _raised(row: AlertRow, alert: Alert, now: int) -> AlertTransitionRow:
-        return AlertTransitionRow(
-            alert_id=row.id,
-            step=RAISE,
-            from_state=None,
-            to_state=AlertState.RAISED,
+    def _new_row(alert: NewAlert, key: str, rules: AlertRules, now: int) -> AlertRow:
+        return AlertRow(
+            id=alert.event_id,
+            gateway_id=alert.gateway_id,
+            village_id=alert.village_id,
+            device_id=alert.device_id,
+            grid_id=alert.grid_id,
+            kind=alert.kind.value,
+            severity=rules.severity_of(alert.kind, alert.severity).value,
+            summary=alert.summary,
+            evidence=alert.evidence,
+            seq=alert.seq,
+            raised_at_ms=alert.raised_at_ms,
+            received_at_ms=now,
+            delivery_state=DeliveryState.UNROUTED,
+            delivery_attempts=0,
+            state=AlertState.RAISED,
             level=Level.VILLAGE,
-            actor=f"gateway {alert.gateway_id}"[:64],
-            reason=alert.summary or None,
-            at_ms=now,
+            state_changed_ms=now,
+            escalate_at_ms=rules.escalates_at_ms(
+                rules.severity_of(alert.kind, alert.severity), Level.VILLAGE, alert.raised_at_ms
+            ),
+            condition_key=key,
+            occurrences=1,
+            last_seen_ms=alert.raised_at_ms,
         )
 
     async def condition_ended(self, event: DeviceEvent) -> int:
-        """The gateway reports a condition over (a device back online, a door closed): its open alerts that
-        nobody acts on yet clear after the hold-off unless it comes back; how many will."""
+        """The gateway reports a condition over (a device back online, a door closed); see :meth:`end_condition`."""
         kinds = CLEARED_BY.get(event.kind, frozenset())
-        if not kinds:
+        return await self.end_condition(event.gateway_id, event.device_id, kinds, event.kind)
+
+    async def end_condition(self, gateway_id: str, device_id: str, kinds: Iterable[AnyAlertKind], why: str) -> int:
+        """The conditions ``kinds`` of one device are over (see :meth:`end_conditions`)."""
+        return await self.end_conditions({condition_key(gateway_id, device_id, kind): why for kind in kinds})
+
+    async def end_conditions(self, ended: Mapping[str, str]) -> int:
+        """The conditions (by key, each with why it is over) are over: their open alerts that nobody acts on
+        yet clear after their hold unless the condition comes back, in one transaction; how many will."""
+        if not ended:
             return 0
-        keys = [condition_key(event.gateway_id, event.device_id, kind) for kind in kinds]
         now = self._clock()
-        query = select(AlertRow).where(AlertRow.condition_key.in_(keys), AlertRow.state.in_(_DEDUPLICATED))
-        with database_errors(f"note that {event.device_id} of {event.gateway_id} is {event.kind}"):
+        query = select(AlertRow).where(AlertRow.condition_key.in_(list(ended)), AlertRow.state.in_(_DEDUPLICATED))
+        with database_errors(f"note that {len(ended)} conditions ended"):
             async with self._sessions.begin() as session:
                 rows = list((await session.scalars(query)).all())
                 for row in rows:
                     if Step.CLEAR not in allowed_steps(AlertState(row.state)):
-                        session.add(
-                            transition_of(row, NOTE, row.state, FLEET_ACTOR, f"condition ended ({event.kind})", now)
-                        )
+                        why = f"condition ended ({ended[row.condition_key]})"
+                        session.add(transition_of(row, NOTE, row.state, FLEET_ACTOR, why, now))
                     elif row.clear_at_ms is None:
-                        row.clear_at_ms = now + self._clear_hold_ms
+                        row.clear_at_ms = now + self._rules(row.village_id).clear_hold_ms(kind_of(row.kind))
         return sum(1 for row in rows if row.clear_at_ms is not None)
 
     async def clear_due(self, now_ms: int, limit: int) -> int:
@@ -184,58 +221,13 @@ class AlertStore:
                 rows = list((await session.scalars(query)).all())
                 for row in rows:
                     state = after(AlertState(row.state), Step.CLEAR)
-                    session.add(
-                        transition_of(
-                            row, Step.CLEAR, state, FLEET_ACTOR, "the condition ended and stayed away", now_ms
-                        )
-                    )
+                    why = "the condition ended and stayed away"
+                    await record_step(session, self._outbox, row, Step.CLEAR, state, FLEET_ACTOR, why, now_ms)
                     row.state, row.state_changed_ms = state, now_ms
                     row.clear_at_ms = row.escalate_at_ms = None
         for row in rows:
             logger.info("alert %s (%s on %s) cleared", row.id, row.kind, row.device_id)
         return len(rows)
-
-    async def due(self, now_ms: int, limit: int = 50) -> list[AlertRow]:
-        """Pending alerts whose next delivery attempt is due, oldest first."""
-        query = (
-            select(AlertRow)
-            .where(AlertRow.delivery_state == DeliveryState.PENDING, AlertRow.next_attempt_ms <= now_ms)
-            .order_by(AlertRow.raised_at_ms)
-            .limit(limit)
-        )
-        with database_errors("find alerts due for delivery"):
-            async with self._sessions() as session:
-                return list((await session.scalars(query)).all())
-
-    async def next_due_ms(self) -> int | None:
-        query = select(AlertRow.next_attempt_ms).where(AlertRow.delivery_state == DeliveryState.PENDING)
-        with database_errors("find the next delivery time"):
-            async with self._sessions() as session:
-                return await session.scalar(query.order_by(AlertRow.next_attempt_ms).limit(1))
-
-    async def mark_delivered(self, alert_id: str, case_id: str, at_ms: int) -> None:
-        with database_errors(f"mark alert {alert_id} delivered"):
-            async with self._sessions.begin() as session:
-                row = await session.get(AlertRow, alert_id)
-                if row is not None:
-                    row.delivery_state = DeliveryState.DELIVERED
-                    row.delivery_attempts += 1
-                    row.case_id = case_id
-                    row.delivered_at_ms = at_ms
-                    row.last_error = None
-
-    async def mark_failed(self, alert_id: str, error: str, next_attempt_ms: int | None) -> None:
-        """Record a failed attempt; ``next_attempt_ms=None`` gives up (dead letter)."""
-        with database_errors(f"record a failed delivery of alert {alert_id}"):
-            async with self._sessions.begin() as session:
-                row = await session.get(AlertRow, alert_id)
-                if row is not None:
-                    row.delivery_attempts += 1
-                    row.last_error = error[:512]
-                    if next_attempt_ms is None:
-                        row.delivery_state = DeliveryState.DEAD
-                    else:
-                        row.next_attempt_ms = next_attempt_ms
 
     async def escalate_due(self, now_ms: int, limit: int) -> int:
         """Move up one level every raised alert whose deadline passed (at most ``limit``, earliest first),
@@ -252,10 +244,23 @@ class AlertStore:
                 for row in rows:
                     level = next_level(Level(row.level)) or Level.COUNTY
                     overdue_s = (now_ms - (row.escalate_at_ms or now_ms)) / 1000
+                    rules = self._rules(row.village_id)
+                    severity = Severity(row.severity)
                     row.level = level
-                    row.escalate_at_ms = self._escalation.deadline_ms(Severity(row.severity), level, now_ms)
+                    row.escalate_at_ms = rules.escalates_at_ms(severity, level, now_ms)
                     reason = f"not acknowledged in time ({overdue_s:.1f} s past the deadline)"
-                    session.add(transition_of(row, ESCALATE, row.state, FLEET_ACTOR, reason, now_ms))
+                    quiet = rules.quiet_hours.held_until_ms(now_ms, severity) if rules.quiet_hours else None
+                    await record_step(
+                        session,
+                        self._outbox,
+                        row,
+                        ESCALATE,
+                        row.state,
+                        FLEET_ACTOR,
+                        reason,
+                        now_ms,
+                        not_before_ms=quiet,
+                    )
         for row in rows:
             logger.warning("alert %s (%s, %s) escalated to the %s", row.id, row.kind, row.severity, row.level)
         return len(rows)

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from fleet import FLEET_VERSION
-from fleet.api import access, alerts, commands, enrollment, governance, inventory, sites
+from fleet.api import access, alert_rules, alerts, commands, deliveries, enrollment, governance, inventory, sites
 from fleet.api.configs import router as configs_router
 from fleet.api.context import CALLER_RESPONSES, ApiContext, Context, IdPath, Reader
 from fleet.api.health import router as health_router
@@ -75,6 +75,9 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(configs_router)
     app.include_router(commands.router)
     app.include_router(alerts.router)
+    app.include_router(deliveries.router)
+    # --- alert rules ---
+    app.include_router(alert_rules.router)
     app.include_router(governance.router)
 
     @app.get("/healthz", tags=["service"])

@@ -12,6 +12,8 @@ from fleet.access.roles import Actor, Permission
 from fleet.access.tokens import TokenStore
 from fleet.alerts.callbacks import CaseCallbacks
 from fleet.alerts.handling import AlertHandling
+from fleet.alerts.outbox_queue import OutboxQueue
+from fleet.alerts.rules.book import RuleBook
 from fleet.alerts.store import AlertStore
 from fleet.api.schemas import HealthReport
 from fleet.commands.dispatcher import CommandDispatcher
@@ -32,6 +34,7 @@ class ApiContext:
     alerts: AlertStore
     handling: AlertHandling
     callbacks: CaseCallbacks
+    outbox: OutboxQueue
     callback_verifier: RequestVerifier
     health: Callable[[], HealthReport]
     sites: SiteStore
@@ -42,6 +45,7 @@ class ApiContext:
     enrollment: EnrollmentService
     configs: ConfigPush
     commands: CommandDispatcher
+    rules: RuleBook
     clock: Callable[[], int]
 
 

@@ -4,9 +4,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleet.alerts.kinds import AnyAlertKind
 from fleet.alerts.lifecycle import AlertState, Level
-from fleet.db.schema import AlertRow, AlertTransitionRow, DeliveryState, GatewayRow
-from protocol.messages import AlertKind, GatewayHealth, Severity
+from fleet.db.schema import AlertRow, AlertTransitionRow, DeliveryState, GatewayRow, OutboxRow
+from protocol.messages import GatewayHealth, Severity
 
 
 class _Public(BaseModel):
@@ -45,7 +46,7 @@ class GatewayPublic(_Public):
 
 class AlertPublic(_Public):
     id: str
-    kind: AlertKind
+    kind: AnyAlertKind
     severity: Severity
     village_id: str
     gateway_id: str
@@ -72,6 +73,35 @@ class AlertPublic(_Public):
     @classmethod
     def of(cls, row: AlertRow) -> "AlertPublic":
         return cls.model_validate(row, from_attributes=True)
+
+
+class DeliveryPublic(_Public):
+    """One outbox message: what a channel is to be told about an alert, and what came of it."""
+
+    id: int
+    alert_id: str
+    channel: str
+    action: str = Field(description="open_case, withdraw_case or notify.")
+    step: str = Field(description="The alert's step it follows: raise, escalate, acknowledge, cancel, ...")
+    reason: str | None
+    state: DeliveryState
+    attempts: int
+    created_ms: int
+    next_attempt_ms: int = Field(description="When it is tried next, while pending.")
+    delivered_ms: int | None
+    last_error: str | None
+    result: str | None = Field(description="What the channel answered worth keeping (the case id).")
+
+    @classmethod
+    def of(cls, row: OutboxRow) -> "DeliveryPublic":
+        return cls.model_validate(row, from_attributes=True)
+
+
+class ChannelCountsPublic(_Public):
+    channel: str
+    pending: int
+    delivered: int
+    dead: int
 
 
 class AlertStepPublic(_Public):
@@ -113,11 +143,25 @@ class IngestStatus(_Public):
     pauses: int = 0
 
 
+class ChannelStatus(_Public):
+    """One alert channel's delivery worker since the fleet started."""
+
+    name: str
+    delivered: int
+    dead: int
+    blocked: str | None = Field(
+        description="Why the channel takes nothing now (down, settings wrong); null if it does."
+    )
+
+
 class AlertDeliveryStatus(_Public):
+    """Alerts raised since the fleet started, and their messages over every channel."""
+
     raised: int
     delivered: int
     dead: int
     blocked: str | None
+    channels: list[ChannelStatus] = []
 
 
 class HealthReport(_Public):

@@ -82,6 +82,9 @@ class HttpServer:
             raise HttpBindError(
                 f"{self._name} HTTP API cannot listen on {self.host}:{self._requested_port}: {exc}"
             ) from exc
+        # Connections accepted from it inherit this: uvicorn writes a response's head and body separately,
+        # and Nagle's algorithm against the client's delayed ACK would hold every answer ~40 ms.
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]), name=f"{self._name}-http")
         while not self._server.started:
             if self._task.done():

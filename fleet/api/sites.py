@@ -48,12 +48,15 @@ async def get_county(ctx: Context, _: Reader, county_id: IdPath) -> CountyPublic
 
 @router.patch("/counties/{county_id}", responses={**_NOT_FOUND})
 async def update_county(ctx: Context, actor: SiteManager, county_id: IdPath, patch: CountyPatch) -> CountyPublic:
-    return CountyPublic.of(await ctx.sites.update_county(actor, county_id, patch))
+    row = await ctx.sites.update_county(actor, county_id, patch)
+    await ctx.rules.changed()  # the villages under it may run by other rules now
+    return CountyPublic.of(row)
 
 
 @router.delete("/counties/{county_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_CONFLICT})
 async def delete_county(ctx: Context, actor: SiteManager, county_id: IdPath) -> Response:
     await ctx.sites.delete_county(actor, county_id)
+    await ctx.rules.changed()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -64,7 +67,9 @@ async def list_towns(ctx: Context, _: Reader, county_id: IdFilter = None) -> lis
 
 @router.post("/towns", status_code=status.HTTP_201_CREATED, responses={**_NOT_FOUND, **_CONFLICT})
 async def create_town(ctx: Context, actor: SiteManager, spec: TownSpec) -> TownPublic:
-    return TownPublic.of(await ctx.sites.create_town(actor, spec))
+    row = await ctx.sites.create_town(actor, spec)
+    await ctx.rules.changed()  # the villages under it may run by other rules now
+    return TownPublic.of(row)
 
 
 @router.get("/towns/{town_id}", responses={**_NOT_FOUND})
@@ -74,12 +79,15 @@ async def get_town(ctx: Context, _: Reader, town_id: IdPath) -> TownPublic:
 
 @router.patch("/towns/{town_id}", responses={**_NOT_FOUND})
 async def update_town(ctx: Context, actor: SiteManager, town_id: IdPath, patch: TownPatch) -> TownPublic:
-    return TownPublic.of(await ctx.sites.update_town(actor, town_id, patch))
+    row = await ctx.sites.update_town(actor, town_id, patch)
+    await ctx.rules.changed()  # the villages under it may run by other rules now
+    return TownPublic.of(row)
 
 
 @router.delete("/towns/{town_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_CONFLICT})
 async def delete_town(ctx: Context, actor: SiteManager, town_id: IdPath) -> Response:
     await ctx.sites.delete_town(actor, town_id)
+    await ctx.rules.changed()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -98,7 +106,9 @@ async def list_villages(
 @router.post("/villages", status_code=status.HTTP_201_CREATED, responses={**_NOT_FOUND, **_CONFLICT})
 async def create_village(ctx: Context, actor: SiteManager, spec: VillageSpec) -> VillagePublic:
     """Create a village in a town (or place one the fleet heard of from a gateway)."""
-    return VillagePublic.of(await ctx.sites.create_village(actor, spec))
+    row = await ctx.sites.create_village(actor, spec)
+    await ctx.rules.changed()  # the villages under it may run by other rules now
+    return VillagePublic.of(row)
 
 
 @router.get("/villages/{village_id}", responses={**_NOT_FOUND})
@@ -108,12 +118,15 @@ async def get_village(ctx: Context, _: Reader, village_id: IdPath) -> VillagePub
 
 @router.patch("/villages/{village_id}", responses={**_NOT_FOUND, **_CONFLICT})
 async def update_village(ctx: Context, actor: SiteManager, village_id: IdPath, patch: VillagePatch) -> VillagePublic:
-    return VillagePublic.of(await ctx.sites.update_village(actor, village_id, patch))
+    row = await ctx.sites.update_village(actor, village_id, patch)
+    await ctx.rules.changed()  # the villages under it may run by other rules now
+    return VillagePublic.of(row)
 
 
 @router.delete("/villages/{village_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_CONFLICT})
 async def delete_village(ctx: Context, actor: SiteManager, village_id: IdPath) -> Response:
     await ctx.sites.delete_village(actor, village_id)
+    await ctx.rules.changed()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -161,4 +174,6 @@ async def import_sites(
     dry_run: Annotated[bool, Query(description="Check the list and report what would change; change nothing")] = False,
 ) -> ImportReport:
     """Import a site list (county → town → village → grid, one row per grid): all of it or, on any problem, none."""
-    return await ctx.sites.import_sites(actor, parse_sites(sheet), dry_run=dry_run)
+    report = await ctx.sites.import_sites(actor, parse_sites(sheet), dry_run=dry_run)
+    await ctx.rules.changed()
+    return report

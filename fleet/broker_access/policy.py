@@ -17,6 +17,7 @@ from protocol.topics import (
     gateway_receive_topics,
     shared_filter,
     uplink_filters,
+    village_notify_filter,
 )
 
 GATEWAY_ROLE_PREFIX: Final = "outpost-gateway-"
@@ -42,8 +43,9 @@ def gateway_acls(village_id: str, gateway_id: str) -> list[Acl]:
 
 
 def fleet_acls(share_group: str | None = None) -> list[Acl]:
-    """Everything the fleet service and its ingest workers may do: publish any gateway's downlink, read
-    any gateway's uplink, alone or as members of the shared subscription group ``share_group``.
+    """Everything the fleet service and its ingest workers may do: publish any gateway's downlink and any
+    village centre's alert notifications, read any gateway's uplink, alone or as members of the shared
+    subscription group ``share_group``.
 
     Subscriptions are patterns, so the fleet may also subscribe to a narrower filter (one village's, or
     one channel's of one gateway). Mosquitto 2.0 checks a shared subscription against its whole filter,
@@ -54,7 +56,7 @@ def fleet_acls(share_group: str | None = None) -> list[Acl]:
     uplink = uplink_filters()
     subscriptions = uplink + ([shared_filter(share_group, f) for f in uplink] if share_group else [])
     return [
-        *Acl.allowing(AclType.PUBLISH_CLIENT_SEND, fleet_publish_filters()),
+        *Acl.allowing(AclType.PUBLISH_CLIENT_SEND, [*fleet_publish_filters(), village_notify_filter()]),
         *Acl.allowing(AclType.PUBLISH_CLIENT_RECEIVE, uplink),
         *Acl.allowing(AclType.SUBSCRIBE_PATTERN, subscriptions),
         *Acl.allowing(AclType.UNSUBSCRIBE_PATTERN, subscriptions),

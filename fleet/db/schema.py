@@ -16,9 +16,13 @@ _SERIAL = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class DeliveryState(StrEnum):
+    """Where one outbox message stands (fleet.alerts.outbox); on an alert, where its case's opening stands."""
+
     PENDING = "pending"
     DELIVERED = "delivered"
     DEAD = "dead"
+    SKIPPED = "skipped"  # nothing left to deliver: the withdrawal of a case that was never opened
+    UNROUTED = "unrouted"  # an alert no case is opened for: no platform configured, or its rules keep it local
 
 
 class CountyRow(Base):
@@ -130,7 +134,6 @@ class AuditRow(Base):
 
 class AlertRow(Base):
     __tablename__ = "alerts"
-    __table_args__ = (Index("ix_alerts_delivery_due", "delivery_state", "next_attempt_ms"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the gateway's event id
     gateway_id: Mapped[str] = mapped_column(ForeignKey("gateways.id"), index=True)
@@ -144,9 +147,9 @@ class AlertRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     raised_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
     received_at_ms: Mapped[int] = mapped_column(BigInteger)
-    delivery_state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING)
+    # Where the opening of its case stands: a copy of its governance outbox message's state (fleet.alerts.outbox).
+    delivery_state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING, index=True)
     delivery_attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_ms: Mapped[int] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(String(512))
     case_id: Mapped[str | None] = mapped_column(String(64))
     delivered_at_ms: Mapped[int | None] = mapped_column(BigInteger)
@@ -212,6 +215,30 @@ class AlertTransitionRow(Base):
     actor: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(String(512))
     at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class OutboxRow(Base):
+    """One message about an alert for one channel (open or withdraw its case, notify people), written in the
+    transaction of the step it follows and delivered at least once by that channel's worker (fleet.alerts.outbox).
+    ``key`` is the idempotency key the channel sends, the same on every attempt."""
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (Index("ix_alert_outbox_due", "channel", "state", "next_attempt_ms"),)
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))  # open_case, withdraw_case, notify
+    step: Mapped[str] = mapped_column(String(16))  # the lifecycle step (or raise / escalate) it follows
+    reason: Mapped[str | None] = mapped_column(String(512))
+    key: Mapped[str] = mapped_column(String(36), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    next_attempt_ms: Mapped[int] = mapped_column(BigInteger)
+    delivered_ms: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(String(512))
+    result: Mapped[str | None] = mapped_column(String(64))  # what the channel answered (the case id)
 
 
 # --- enrollment ---
@@ -321,3 +348,21 @@ class CommandRow(Base):
     attachment: Mapped[bytes | None] = mapped_column(deferred=True)  # bytes map to LargeBinary
     attachment_bytes: Mapped[int | None]
     attachment_content_type: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- alert rules ---
+
+
+class AlertRuleLayerRow(Base):
+    """Part of the alert rules set for a county, town or village (fleet.alerts.rules.layers).
+
+    No foreign key to the site tables: like a config layer, the row is keyed by scope and id, and the site
+    it names is checked when it is written."""
+
+    __tablename__ = "alert_rule_layers"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    overrides: Mapped[dict[str, Any]]
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_by: Mapped[str] = mapped_column(String(64))

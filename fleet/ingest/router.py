@@ -57,8 +57,10 @@ class IngestRouter:
         *,
         on_config_reported: ConfigReportedHandler | None = None,
         on_command_response: CommandResponseHandler | None = None,
+        on_heartbeat: Callable[[str, Heartbeat], None] = lambda village_id, heartbeat: None,
     ) -> None:
         self._registry = registry
+        self._on_heartbeat = on_heartbeat
         self._on_config_reported = on_config_reported
         self._on_command_response = on_command_response
         self._presence = presence
@@ -101,6 +103,7 @@ class IngestRouter:
                 return None
             case Heartbeat():
                 self._registry.note_heartbeat(village_id, message, now)
+                self._on_heartbeat(village_id, message)
                 completion = self._writer.add(PointList((health_point(village_id, message),)))
                 interval: float | None = message.interval_s
             case TelemetryBatch():

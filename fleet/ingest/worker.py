@@ -16,7 +16,7 @@ import logging
 import signal
 from collections.abc import Callable
 
-from fleet.alerts.deadlines import EscalationPolicy
+from fleet.alerts.rules.model import same_rules_everywhere
 from fleet.alerts.store import AlertStore
 from fleet.db.engine import create_engine, session_factory
 from fleet.errors import BrokerRefusedError, FleetError, TransientError
@@ -52,8 +52,7 @@ class IngestWorker:
         alerts = AlertStore(
             sessions,
             clock,
-            EscalationPolicy(settings.alerts.ack_deadline_s),
-            clear_hold_s=settings.alerts.clear_hold_s,
+            same_rules_everywhere(settings.alerts.rules),
         )
         self.router = IngestRouter(self.registry, None, self.writer, alerts, lambda: None, clock)
         client_id = worker_client_id(settings.broker.client_id, index)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.access.audit import Change, record, snapshot
 from fleet.access.roles import Actor
 from fleet.db.engine import database_errors
-from fleet.db.schema import Base, ConfigLayerRow
+from fleet.db.schema import AlertRuleLayerRow, Base, ConfigLayerRow
 from fleet.errors import ConflictError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -101,8 +101,11 @@ class Records:
         logger.info("%s removed %s %s", actor.name, kind, key)
 
     async def remove_config_layer(self, session: AsyncSession, actor: Actor, kind: str, key: str) -> None:
-        """Remove the config layer of the county, town, village or gateway ``key`` being removed (``kind``
-        is its layer scope): one created later with the same id must not inherit it."""
+        """Remove the config layer (and the alert rules layer) of the county, town, village or gateway ``key``
+        being removed (``kind`` is its layer scope): one created later with the same id must not inherit them."""
         layer = await session.get(ConfigLayerRow, (kind, key))
         if layer is not None:
             await self.remove(session, actor, layer, "config_layer", f"{kind}/{key}")
+        rules = await session.get(AlertRuleLayerRow, (kind, key)) if kind != "gateway" else None
+        if rules is not None:
+            await self.remove(session, actor, rules, "alert_rule_layer", f"{kind}/{key}")

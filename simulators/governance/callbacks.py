@@ -123,25 +123,32 @@ class CallbackSender:
         self._url = url
         self._url_known.set()
 
-    async def deliver(self, callback: CaseCallback, *, repeat: bool = False) -> CallbackDelivery:
-        """Send ``callback`` until the fleet takes or refuses it (or attempts run out)."""
+    async def deliver(
+        self, callback: CaseCallback, *, repeat: bool = False, tried: asyncio.Event | None = None
+    ) -> CallbackDelivery:
+        """Send ``callback`` until the fleet takes or refuses it (or attempts run out); ``tried`` is set once
+        the first attempt was answered (or went unanswered)."""
         await self._url_known.wait()
         body = encode_case_callback(callback)
         backoff = self._backoff()
         try:
-            return await self._attempts(callback, body, backoff, repeat)
+            return await self._attempts(callback, body, backoff, repeat, tried)
         except asyncio.CancelledError:
             self._log.add_delivery(
                 CallbackDelivery(callback, DeliveryOutcome.ABANDONED, 0, None, "the platform stopped", repeat)
             )
             raise
 
-    async def _attempts(self, callback: CaseCallback, body: bytes, backoff: Backoff, repeat: bool) -> CallbackDelivery:
+    async def _attempts(
+        self, callback: CaseCallback, body: bytes, backoff: Backoff, repeat: bool, tried: asyncio.Event | None
+    ) -> CallbackDelivery:
         attempt = 0
         while True:
             attempt += 1
             status, detail = await self._post(callback, body)
             self._log.add_attempt(CallbackAttempt(callback, attempt, status, detail, self._clock(), repeat))
+            if tried is not None:
+                tried.set()
             outcome = _outcome_of(status)
             if outcome is None and self._max_attempts is not None and attempt >= self._max_attempts:
                 outcome = DeliveryOutcome.ABANDONED

@@ -177,13 +177,33 @@ class CaseLoop:
             logger.info("holding back %s of %s (reorder fault)", callback.event, callback.case_id)
             drive.held = callback
             return
-        await self._send(callback)
-        if drive.held is not None:
-            held, drive.held = drive.held, None
-            await self._send(held)
+        if drive.held is None:
+            await self._send(callback)
+            return
+        held, drive.held = drive.held, None
+        await self._send_ahead_of(callback, held)
 
-    async def _send(self, callback: CaseCallback) -> None:
-        delivery = await self._sender.deliver(callback)
+    async def _send_ahead_of(self, callback: CaseCallback, held: CaseCallback) -> None:
+        """Send ``callback``, then ``held`` as soon as ``callback``'s first attempt was answered, not once it was
+        taken: a fleet that takes callbacks only in order answers the first one "too early" (503) until ``held``
+        arrives, so waiting for it to be taken would wait for ever."""
+        tried = asyncio.Event()
+        ahead = asyncio.create_task(self._send(callback, tried=tried), name=f"case-callback-{callback.callback_id}")
+        first_answer = asyncio.create_task(tried.wait())
+        try:
+            await asyncio.wait({ahead, first_answer}, return_when=asyncio.FIRST_COMPLETED)
+            await self._send(held)
+            await ahead
+        except asyncio.CancelledError:
+            ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ahead
+            raise
+        finally:
+            first_answer.cancel()
+
+    async def _send(self, callback: CaseCallback, *, tried: asyncio.Event | None = None) -> None:
+        delivery = await self._sender.deliver(callback, tried=tried)
         if self._faults.take_callback_fault(CallbackFaultKind.DUPLICATE):
             logger.info(
                 "sending %s of %s again (duplicate fault, first %s)", callback.event, callback.case_id, delivery.outcome

@@ -10,7 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.access.audit import AuditLog
 from fleet.access.tokens import TokenStore
 from fleet.alerts.callbacks import CaseCallbacks
+from fleet.alerts.channels.governance import GOVERNANCE_CHANNEL
 from fleet.alerts.handling import AlertHandling
+from fleet.alerts.outbox import Outbox, case_route
+from fleet.alerts.outbox_queue import OutboxQueue
+from fleet.alerts.rules.book import RuleBook
 from fleet.alerts.store import AlertStore
 from fleet.api.app import create_app
 from fleet.api.context import ApiContext
@@ -27,6 +31,8 @@ from tests.fleet.helpers import FakeClock, default_escalation
 
 ADMIN_TOKEN = "test-bootstrap-admin"
 CALLBACK_SECRET = "test-callback-signing-secret"
+CASES = Outbox([case_route(GOVERNANCE_CHANNEL)])
+"""Alerts open and withdraw cases through the outbox, as with a governance platform configured (not running)."""
 
 
 def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> ApiContext:
@@ -44,9 +50,10 @@ def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
 
     return ApiContext(
         registry=Registry(sessions, clock),
-        alerts=AlertStore(sessions, clock, default_escalation()),
-        handling=AlertHandling(sessions, clock),
-        callbacks=CaseCallbacks(sessions, clock),
+        alerts=AlertStore(sessions, clock, default_escalation(), outbox=CASES),
+        handling=AlertHandling(sessions, clock, outbox=CASES),
+        callbacks=CaseCallbacks(sessions, clock, outbox=CASES),
+        outbox=OutboxQueue(sessions),
         callback_verifier=RequestVerifier([CALLBACK_SECRET]),
         health=no_health,
         sites=SiteStore(sessions, clock),
@@ -58,6 +65,7 @@ def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
         configs=config_push(sessions, clock),
         commands=unconnected_commands(sessions, clock),
         clock=clock,
+        rules=RuleBook(sessions, clock),
     )
 
 

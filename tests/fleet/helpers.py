@@ -1,11 +1,11 @@
 """Helpers shared by the fleet's unit tests."""
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
 
-from fleet.alerts.deadlines import EscalationPolicy
-from fleet.settings import AlertSettings
+from fleet.alerts.rules.model import AlertRules, RulesFor, same_rules_everywhere
 from protocol.messages import Alert, AlertKind, Severity
 
 RAISED_MS = 1_699_999_999_000
@@ -44,6 +44,16 @@ def make_alert(**changes: Any) -> Alert:
     return Alert(**fields)
 
 
-def default_escalation() -> EscalationPolicy:
-    """The fleet's default escalation deadlines (critical: 120 s per level)."""
-    return EscalationPolicy(AlertSettings().ack_deadline_s)
+def default_escalation() -> RulesFor:
+    """Every village runs by the default rules (escalation deadlines: critical 120 s per level)."""
+    return same_rules_everywhere()
+
+
+def rules_everywhere(**fields: Any) -> RulesFor:
+    """Every village runs by the default rules with ``fields`` changed (e.g. ``clear_hold_s=5``)."""
+    return same_rules_everywhere(rules_of({**AlertRules().model_dump(mode="json"), **fields}))
+
+
+def rules_of(document: dict[str, Any]) -> AlertRules:
+    """``document`` (as a rule layer is written, in JSON terms) as rules over the defaults."""
+    return AlertRules.model_validate_json(json.dumps(document))

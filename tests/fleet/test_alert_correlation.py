@@ -12,7 +12,7 @@ from fleet.alerts.store import AlertStore
 from fleet.db.schema import AlertRow
 from fleet.registry import Registry
 from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Severity
-from tests.fleet.helpers import RAISED_MS, FakeClock, default_escalation, make_alert
+from tests.fleet.helpers import RAISED_MS, FakeClock, make_alert, rules_everywhere
 
 HOLD_S = 60.0
 
@@ -20,7 +20,7 @@ HOLD_S = 60.0
 @pytest.fixture
 async def store(any_sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> AlertStore:
     await Registry(any_sessions, clock).register("lakeside", "gw-01")
-    return AlertStore(any_sessions, clock, default_escalation(), clear_hold_s=HOLD_S)
+    return AlertStore(any_sessions, clock, rules_everywhere(clear_hold_s=HOLD_S))
 
 
 def camera_lost(ts: int = RAISED_MS) -> Alert:

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fleet.alerts.deadlines import EscalationPolicy
 from fleet.alerts.lifecycle import AlertState
 from fleet.alerts.store import AlertStore
 from fleet.alerts.timers import AlertTimers
@@ -16,9 +15,9 @@ from fleet.db.schema import AlertRow, AlertTransitionRow
 from fleet.registry import Registry
 from protocol.clock import utc_now_ms
 from protocol.messages import Severity
-from tests.fleet.helpers import RAISED_MS, FakeClock, make_alert
+from tests.fleet.helpers import RAISED_MS, FakeClock, make_alert, rules_everywhere
 
-POLICY = EscalationPolicy({Severity.CRITICAL: 120.0, Severity.MAJOR: 600.0})
+POLICY = rules_everywhere(ack_deadline_s={Severity.CRITICAL: 120.0, Severity.MAJOR: 600.0})
 
 
 @pytest.fixture
@@ -126,7 +125,7 @@ async def test_an_escalation_pending_when_the_fleet_stops_fires_after_it_restart
 ) -> None:
     """Real time: the deadline is in the database, not in a timer of the process that stopped."""
     await Registry(any_sessions, utc_now_ms).register("lakeside", "gw-01")
-    policy = EscalationPolicy({Severity.CRITICAL: 1.0})
+    policy = rules_everywhere(ack_deadline_s={Severity.CRITICAL: 1.0})
     before = AlertStore(any_sessions, utc_now_ms, policy)
     alert = make_alert(ts=utc_now_ms())
     await before.record("lakeside", alert)

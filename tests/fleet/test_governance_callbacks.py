@@ -10,6 +10,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from fleet.alerts.channels.governance import GOVERNANCE_CHANNEL
+from fleet.alerts.outbox_queue import OutboxQueue
 from fleet.alerts.store import AlertStore
 from fleet.api.context import ApiContext
 from protocol.governance import (
@@ -26,7 +28,7 @@ from protocol.governance import (
 from protocol.messages import Alert
 from protocol.request_signing import signature_headers
 from tests.fleet.alert_county import alert_county
-from tests.fleet.api_client import CALLBACK_SECRET, api_client
+from tests.fleet.api_client import CALLBACK_SECRET, CASES, api_client
 from tests.fleet.helpers import FakeClock, default_escalation, make_alert
 
 CASE = "CASE-000042"
@@ -45,10 +47,12 @@ async def api(context: ApiContext) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def alert(any_sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> Alert:
-    store = AlertStore(any_sessions, clock, default_escalation())
+    store = AlertStore(any_sessions, clock, default_escalation(), outbox=CASES)
     raised = make_alert()
     await store.record("lakeside", raised)
-    await store.mark_delivered(str(raised.event_id), CASE, clock.now_ms)
+    queue = OutboxQueue(any_sessions)
+    [opening] = await queue.due(GOVERNANCE_CHANNEL, clock.now_ms)
+    await queue.delivered(opening.message.id, CASE, clock.now_ms)
     return raised
 
 

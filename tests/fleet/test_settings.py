@@ -142,7 +142,8 @@ def test_production_from_the_environment_refuses_the_default_token(monkeypatch: 
     [
         ({"max_payload_bytes": 1023}, "max_payload_bytes"),
         ({"presence": {"missed_heartbeats": 0.5}}, "missed_heartbeats"),
-        ({"governance": {"max_attempts": 0}}, "max_attempts"),
+        ({"delivery": {"max_attempts": 0}}, "max_attempts"),
+        ({"delivery": {"retry_base_s": 10, "retry_cap_s": 5}}, "retry_cap_s"),
         ({"governance": {"url": "ftp://platform"}}, "url"),
         ({"timeseries": {"batch_points": 0}}, "batch_points"),
     ],

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from fleet.api.server import HttpServer
 from fleet.service import FleetService
 from fleet.settings import (
     DEVELOPMENT_ADMIN_TOKEN,
+    AlertSettings,
     ApiSettings,
     BrokerSettings,
+    DeliverySettings,
     FleetSettings,
     GovernanceSettings,
     InfluxSettings,
@@ -21,11 +24,14 @@ from fleet.settings import (
     TimeSeriesSettings,
 )
 from simulators.governance.app import create_platform_app
+from simulators.governance.case_loop import CaseLoopSettings
+from simulators.governance.platform import GovernancePlatform, callback_url_for
 from simulators.governance.recorder import CaseLedger
 from simulators.infra.mosquitto import MosquittoBroker
 from simulators.infra.victoria import VictoriaMetricsServer
 
 PLATFORM_TOKEN = "integration-platform-token"
+PLATFORM_SIGNING_SECRET = "integration-platform-signing-secret"
 
 
 def fleet_api(url: str) -> httpx.AsyncClient:
@@ -94,26 +100,84 @@ async def platform() -> AsyncIterator[Platform]:
 
 
 FleetFactory = Callable[..., Awaitable[FleetService]]
+GovernanceFactory = Callable[..., Awaitable[GovernancePlatform]]
+
+
+@pytest.fixture
+async def governance_platform() -> AsyncIterator[GovernanceFactory]:
+    """Starts reference governance platforms (:class:`GovernancePlatform`: signed requests both ways, its
+    case loop calling the fleet back, faults, a request log); stops them afterwards."""
+    running: list[GovernancePlatform] = []
+
+    async def start(*, case_loop: CaseLoopSettings | None = None) -> GovernancePlatform:
+        platform = GovernancePlatform(
+            token=PLATFORM_TOKEN, signing_secrets=[PLATFORM_SIGNING_SECRET], case_loop=case_loop
+        )
+        running.append(platform)
+        await platform.start()
+        return platform
+
+    yield start
+    for platform in reversed(running):
+        await platform.stop()
+
+
+def fleet_settings(
+    tmp_path: Path,
+    mosquitto: MosquittoBroker,
+    governance_url: str,
+    *,
+    client_id: str = "fleet-0",
+    influx: InfluxSettings | None = None,
+    heartbeat_interval_s: float = 1.0,
+    signing_secret: str | None = None,
+    alerts: AlertSettings | None = None,
+    delivery: DeliverySettings | None = None,
+) -> FleetSettings:
+    """A fleet's settings for the integration tests: the test's Mosquitto, SQLite and embedded time series
+    in ``tmp_path`` (the same database for every fleet of a test), the platform at ``governance_url``."""
+    governance = GovernanceSettings(url=governance_url, token=PLATFORM_TOKEN)
+    if signing_secret is not None:
+        governance = governance.model_copy(update={"signing_secrets": [SecretStr(signing_secret)]})
+    return FleetSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}",
+        broker=BrokerSettings(host=mosquitto.host, port=mosquitto.port, client_id=client_id),
+        api=ApiSettings(port=0),
+        timeseries=TimeSeriesSettings(influx=influx, embedded_path=tmp_path / "timeseries.db", flush_interval_s=0.1),
+        governance=governance,
+        delivery=delivery or DeliverySettings(),
+        alerts=alerts or AlertSettings(),
+        presence=PresenceSettings(missed_heartbeats=3, default_interval_s=heartbeat_interval_s, sweep_interval_s=0.1),
+        registry_flush_interval_s=0.2,
+    )
 
 
 @pytest.fixture
 async def start_fleet(tmp_path: Path, mosquitto: MosquittoBroker, platform: Platform) -> AsyncIterator[FleetFactory]:
-    """Starts a fleet service against the test's Mosquitto and platform; stops it afterwards."""
+    """Starts a fleet service against the test's Mosquitto and platform; stops it afterwards.
+
+    With ``governance=`` a :class:`GovernancePlatform` (see ``governance_platform``) instead of the plain
+    ``platform``: the fleet signs with its secret, and its case loop calls this fleet back."""
     running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
 
-    async def start(*, influx: InfluxSettings | None = None, heartbeat_interval_s: float = 1.0) -> FleetService:
-        settings = FleetSettings(
-            database_url=f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}",
-            broker=BrokerSettings(host=mosquitto.host, port=mosquitto.port, client_id=f"fleet-{len(running)}"),
-            api=ApiSettings(port=0),
-            timeseries=TimeSeriesSettings(
-                influx=influx, embedded_path=tmp_path / "timeseries.db", flush_interval_s=0.1
-            ),
-            governance=GovernanceSettings(url=platform.server.url, token=PLATFORM_TOKEN),
-            presence=PresenceSettings(
-                missed_heartbeats=3, default_interval_s=heartbeat_interval_s, sweep_interval_s=0.1
-            ),
-            registry_flush_interval_s=0.2,
+    async def start(
+        *,
+        influx: InfluxSettings | None = None,
+        heartbeat_interval_s: float = 1.0,
+        governance: GovernancePlatform | None = None,
+        alerts: AlertSettings | None = None,
+        delivery: DeliverySettings | None = None,
+    ) -> FleetService:
+        settings = fleet_settings(
+            tmp_path,
+            mosquitto,
+            governance.url if governance is not None else platform.server.url,
+            client_id=f"fleet-{len(running)}",
+            influx=influx,
+            heartbeat_interval_s=heartbeat_interval_s,
+            signing_secret=PLATFORM_SIGNING_SECRET if governance is not None else None,
+            alerts=alerts,
+            delivery=delivery,
         )
         service = FleetService(settings)
         stop = asyncio.Event()
@@ -121,6 +185,8 @@ async def start_fleet(tmp_path: Path, mosquitto: MosquittoBroker, platform: Plat
         running.append((stop, task))
         await eventually(lambda: _ready(service, task), what="fleet start-up")
         await eventually(lambda: _flag(service.consumer.connected), what="fleet subscribing")
+        if governance is not None and governance.loop is not None:
+            governance.set_callback_url(callback_url_for(service.http.url))
         return service
 
     yield start
