@@ -94,7 +94,14 @@ class FleetService:
         retry = RetryPolicy.from_settings(settings.delivery)
         self.deliveries = [
             DeliveryWorker(
-                self.outbox, channel, clock, retry, on_dead=dead_letters.report, batch=settings.delivery.batch
+                self.outbox,
+                channel,
+                clock,
+                retry,
+                on_dead=dead_letters.report,
+                batch=settings.delivery.batch,
+                in_flight=settings.delivery.in_flight,
+                pause=Backoff(base_s=settings.delivery.retry_base_s, cap_s=settings.delivery.pause_cap_s),
             )
             for channel in channels
         ]

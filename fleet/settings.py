@@ -105,12 +105,22 @@ class DeliverySettings(_Section):
     )
     retry_base_s: float = Field(default=1.0, gt=0, description="The wait after a message's first failure.")
     retry_cap_s: float = Field(default=300.0, gt=0, description="The longest wait between two attempts.")
+    pause_cap_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="While a channel takes nothing it is tried again after retry_base_s, doubling up to this: a "
+        "platform back from an outage gets its cases within about this long.",
+    )
     batch: int = Field(default=100, ge=1, le=10_000, description="Messages read per look at a channel's outbox.")
+    in_flight: int = Field(
+        default=8, ge=1, le=100, description="Messages of different alerts sent to one channel at once."
+    )
 
     @model_validator(mode="after")
     def _cap_at_least_base(self) -> Self:
-        if self.retry_cap_s < self.retry_base_s:
-            raise ValueError("retry_cap_s must be at least retry_base_s")
+        for cap in ("retry_cap_s", "pause_cap_s"):
+            if getattr(self, cap) < self.retry_base_s:
+                raise ValueError(f"{cap} must be at least retry_base_s")
         return self
 
 

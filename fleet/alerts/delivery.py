@@ -70,6 +70,7 @@ class DeliveryWorker:
         *,
         on_dead: OnDead = _nothing_to_report,
         batch: int = 100,
+        in_flight: int = 1,
         pause: Backoff | None = None,
     ) -> None:
         self._queue = queue
@@ -78,6 +79,7 @@ class DeliveryWorker:
         self._retry = retry
         self._on_dead = on_dead
         self._batch = batch
+        self._in_flight = in_flight
         self._pause = pause or Backoff(base_s=1.0, cap_s=60.0)
         self._wake = asyncio.Event()
         self.delivered = 0
@@ -115,8 +117,11 @@ class DeliveryWorker:
     async def _deliver_due(self) -> tuple[bool, bool]:
         """Deliver what is due, oldest first: whether the channel took messages, and whether the batch was full."""
         due = await self._queue.due(self.channel.name, self._clock(), self._batch)
-        for pending in due:
-            if not await self._deliver(pending):
+        # Each due message is the oldest pending one of its alert (OutboxQueue.due), so sending several at
+        # once never reorders one alert's messages; the round stops after a group the channel refused.
+        for start in range(0, len(due), self._in_flight):
+            delivered = await asyncio.gather(*(self._deliver(p) for p in due[start : start + self._in_flight]))
+            if not all(delivered):
                 return False, False
         return True, len(due) == self._batch
 

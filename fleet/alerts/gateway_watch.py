@@ -199,7 +199,10 @@ class GatewayWatch:
                 continue
             self._backoff.reset()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._wait_s())
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that arrives
+                # as the wake-up does, and the task would outlive the fleet's shutdown.
+                async with asyncio.timeout(self._wait_s()):
+                    await self._wake.wait()
 
     def _wait_s(self) -> float:
         due = min((pending.due_ms for pending in self._pending.values()), default=None)

@@ -64,4 +64,7 @@ class AlertTimers:
                 continue  # more may be due at once
             wait_s = _IDLE_CHECK_S if next_ms is None else max(0.0, (next_ms - self._clock()) / 1000)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(wait_s, _IDLE_CHECK_S))
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that arrives
+                # as the wake-up does, and the task would outlive the fleet's shutdown.
+                async with asyncio.timeout(min(wait_s, _IDLE_CHECK_S)):
+                    await self._wake.wait()

@@ -69,6 +69,8 @@ class AlertPublic(_Public):
     assignee: str | None
     feedback_rating: int | None
     feedback_comment: str | None
+    occurrences: int = Field(description="How often its condition was raised while it was open (repeats counted).")
+    last_seen_ms: int = Field(description="When its condition was last raised at the source.")
 
     @classmethod
     def of(cls, row: AlertRow) -> "AlertPublic":

@@ -105,7 +105,10 @@ class BatchingWriter:
         loop = asyncio.get_running_loop()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(self.idle_flush_s, self.flush_interval_s))
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that arrives
+                # as the wake-up does, and the task would outlive the fleet's shutdown.
+                async with asyncio.timeout(min(self.idle_flush_s, self.flush_interval_s)):
+                    await self._wake.wait()
             self._wake.clear()
             partial_due = self._partial_due(loop.time())
             # After a partial batch, points arriving meanwhile wait to fill the next one.

@@ -842,3 +842,28 @@ async def test_a_delivery_failed_alerts_own_dead_messages_raise_nothing_more(
     sms_dead = await queue.find(channel="sms", state=DeliveryState.DEAD)
     assert sorted(m.alert_id for m in sms_dead) == sorted([alert_id, *(row.id for row in failures)])
     assert len(await store.list(AlertFilter())) == 3
+
+
+async def test_several_messages_in_flight_keep_each_alerts_order_and_open_each_case_once(
+    sessions: async_sessionmaker[AsyncSession],
+    queue: WatchedQueue,
+    platform: Platform,
+    connect: Connect,
+    clock: FakeClock,
+) -> None:
+    store = store_for(sessions, clock)
+    alert_ids = [await raised(store, device_id=f"panic-{index}") for index in range(6)]
+    handling = AlertHandling(sessions, clock, outbox=CASES)
+    for alert_id in alert_ids:
+        await handling.take(STAFF, alert_id, Step.CANCEL, "test press")
+    worker = DeliveryWorker(queue, connect(platform), clock, PATIENT, pause=CountedPause(), in_flight=4)
+
+    await drive(worker, queue, clock, settled(queue, *alert_ids))
+
+    assert len(platform.ledger.cases) == 6
+    assert all(case.status is CaseStatus.CLOSED for case in platform.ledger.cases)
+    for alert_id in alert_ids:
+        assert [(m.action, m.state) for m in await queue.messages(alert_id)] == [
+            ("open_case", DeliveryState.DELIVERED),
+            ("withdraw_case", DeliveryState.DELIVERED),
+        ]

@@ -222,16 +222,19 @@ async def test_cases_raised_while_the_platform_is_down_are_each_opened_once_when
     platform = await governance_platform()
     fleet = await start_fleet(governance=platform, delivery=QUICK_RETRIES)
     buttons = [panic_button(f"panic-{n}", f"{VILLAGE}-grid-{n}") for n in range(5)]
-    presses_at_s = [0.0, 1.0, OUTAGE_S / 3, 2 * OUTAGE_S / 3, OUTAGE_S - 5]
+    presses_at_s = [1.0, OUTAGE_S / 3, 2 * OUTAGE_S / 3, OUTAGE_S - 5]
     loop = asyncio.get_running_loop()
-
     await start_gateway(buttons)
 
     async with fleet_api(fleet.http.url) as api:
+        # The platform goes down just after opening the first case, before its answer reaches the fleet.
+        platform.faults.hang(1, after_processing=True)
+        buttons[0].press()
+        await eventually(lambda: _hanging(platform), what="the first case opened, its answer held")
         port = platform.server.port
-        await platform.server.stop()  # down: connections refused
+        await platform.server.stop()  # once the fleet gave up on its answer; from now on, connections refused
         down_at = loop.time()
-        for button, at_s in zip(buttons, presses_at_s, strict=True):
+        for button, at_s in zip(buttons[1:], presses_at_s, strict=True):
             await asyncio.sleep(max(0.0, down_at + at_s - loop.time()))
             button.press()
 
@@ -243,33 +246,33 @@ async def test_cases_raised_while_the_platform_is_down_are_each_opened_once_when
         assert fleet.health().alerts.blocked is not None
         await asyncio.sleep(max(0.0, down_at + OUTAGE_S - loop.time()))
 
-        # Back on the same port; its first two answers are lost after it opened the case, so the fleet
-        # retries them: the retries must not open second cases.
-        platform.faults.fail(2, after_processing=True)
-        platform.server = HttpServer(platform.app, "127.0.0.1", port, "governance")
+        platform.server = HttpServer(platform.app, "127.0.0.1", port, "governance")  # back, on the same port
         await platform.server.start()
-        up_at = loop.time()
+        up_at, up_ms = loop.time(), utc_now_ms()
 
         async def all_delivered() -> bool:
             return all(a["delivery_state"] == "delivered" for a in await alerts_of(api))
 
         await eventually(all_delivered, timeout_s=150, what="every case delivered after the platform returned")
-        print(f"\ndrain after a {OUTAGE_S:.0f} s outage: {loop.time() - up_at:.2f} s for {len(buttons)} cases")  # noqa: T201 - measured, not asserted
+        drained_s = loop.time() - up_at
         alerts = await alerts_of(api)
         deliveries = (await api.get("/deliveries", params={"state": "delivered"})).json()
 
-    assert platform.faults.injected["fail"] == 2
-    ledger = platform.ledger
-    assert len(ledger.cases) == len(buttons)
-    assert {str(case.alert_id) for case in ledger.cases} == {a["id"] for a in alerts}
-    cases_by_alert = {str(case.alert_id): case.case_id for case in ledger.cases}
-    assert {a["id"]: a["case_id"] for a in alerts} == cases_by_alert
-    assert ledger.duplicate_requests == 2  # only the two lost answers were sent again
     creates = platform.requests.matching("POST", CASES_PATH)
-    assert len(creates) == len(buttons) + 2
+    after_s = [round((request.received_at_ms - up_ms) / 1000, 1) for request in creates[1:]]
+    print(f"\nafter a {OUTAGE_S:.0f} s outage: {drained_s:.1f} s to drain; requests at {after_s} s")  # noqa: T201
+    ledger = platform.ledger
+    cases_by_alert = {str(case.alert_id): case.case_id for case in ledger.cases}
+    assert len(ledger.cases) == len(buttons)
+    assert {a["id"]: a["case_id"] for a in alerts} == cases_by_alert
+    assert ledger.duplicate_requests == 1  # the first case's request, sent again: the platform kept its case
+    assert len(creates) == len(buttons) + 1
     assert {request.header(IDEMPOTENCY_HEADER) for request in creates} == set(cases_by_alert)
-    assert all(a["level"] == "village" for a in alerts)  # nobody was late: the default deadlines are minutes
     assert max(d["attempts"] for d in deliveries) >= 2  # the fleet did try during the outage
+
+
+async def _hanging(platform: GovernancePlatform) -> bool:
+    return platform.faults.hanging == 1
 
 
 # --- 3. a fleet restart mid-escalation -------------------------------------------------------------
