@@ -101,7 +101,11 @@ class DeliverySettings(_Section):
     channel cannot take anything (down, or refusing the fleet's settings) it pauses as a whole."""
 
     max_attempts: int = Field(
-        default=15, ge=1, le=1000, description="Dead-letter a message after this many failed attempts."
+        default=300,
+        ge=1,
+        le=10_000,
+        description="Dead-letter a message after this many failed attempts (300 at the 300 s cap: about a day; a "
+        "panic case must outlast a long platform outage). Refusals of the fleet itself do not count.",
     )
     retry_base_s: float = Field(default=1.0, gt=0, description="The wait after a message's first failure.")
     retry_cap_s: float = Field(default=300.0, gt=0, description="The longest wait between two attempts.")

@@ -867,3 +867,28 @@ async def test_several_messages_in_flight_keep_each_alerts_order_and_open_each_c
             ("open_case", DeliveryState.DELIVERED),
             ("withdraw_case", DeliveryState.DELIVERED),
         ]
+
+
+async def test_an_alert_the_contract_cannot_carry_is_a_dead_letter_not_a_stuck_worker(
+    sessions: async_sessionmaker[AsyncSession],
+    queue: WatchedQueue,
+    platform: Platform,
+    connect: Connect,
+    stepping_clock: SteppingClock,
+) -> None:
+    store = store_for(sessions, stepping_clock)
+    unknown, fine = await raised(store), await raised(store, device_id="panic-2")
+    async with sessions.begin() as session:
+        row = await session.get(AlertRow, unknown)
+        assert row is not None
+        row.kind = "meteor_strike"  # written by a newer fleet, say
+    worker = worker_for(queue, connect(platform), stepping_clock)
+
+    async with running(queue, worker):
+        await queue.until(settled(queue, unknown, fine))
+
+    [message] = await queue.messages(unknown)
+    assert message.state == DeliveryState.DEAD
+    assert message.last_error is not None
+    assert "cannot be sent to the governance platform" in message.last_error
+    assert [str(case.alert_id) for case in platform.ledger.cases] == [fine]
