@@ -145,6 +145,7 @@ async def test_a_change_made_while_the_fleet_was_down_is_published_when_it_start
         await _sites(api)
         public_key_pem = fleet.configs.signing_public_key()
         await _put(api, "/config/layers/town/hutou", {"heartbeat_interval_s": 2.0, "devices": [PANIC]})
+        await _reaches(api, "pending", 1)  # published (retained) before the fleet stops
 
     async with _gateway(tmp_path, mosquitto, public_key_pem) as agent:
         # The fleet is down: the change is accepted (as by an API call the publisher never got to), not published.
