@@ -26,18 +26,15 @@ each gateway's Last Will, as it does when a power cut takes the gateways down.
 """
 
 import asyncio
-import json
-import os
 import sys
 import time
-import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Final
+from collections.abc import Awaitable, Callable
+from typing import Final
 
 import aiomqtt
 
-from bench.fleet_gateways import gateway_id, village_id
+from bench.fleet_gateways import gateway_id, or_exit, say, village_id
 from protocol.clock import utc_now_ms
 from protocol.codec import encode
 from protocol.messages import (
@@ -60,17 +57,6 @@ AGENT_VERSION: Final = "bench-gateway"
 METRICS: Final = ("temperature_c", "humidity_pct", "battery_v", "rssi_dbm", "water_level_cm")
 SENSOR: Final = "sensor-01"
 _CONNECTING_AT_ONCE: Final = 100
-
-
-async def _or_exit(work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work``; any failure ends the process, so the bench sees it at once."""
-    try:
-        await work
-    except asyncio.CancelledError:
-        raise
-    except BaseException:
-        traceback.print_exc()
-        os._exit(1)
 
 
 class SimulatedGateway:
@@ -112,8 +98,8 @@ class SimulatedGateway:
     async def run(self, telemetry_s: float, phase: float) -> None:
         """Heartbeat and telemetry at this gateway's phase (a fraction of each interval), until cancelled."""
         await asyncio.gather(
-            _or_exit(self._every(self.heartbeat_s, phase * self.heartbeat_s, self._heartbeat)),
-            _or_exit(self._every(telemetry_s, phase * telemetry_s, self._telemetry)),
+            or_exit(self._every(self.heartbeat_s, phase * self.heartbeat_s, self._heartbeat)),
+            or_exit(self._every(telemetry_s, phase * telemetry_s, self._telemetry)),
         )
 
     @staticmethod
@@ -159,11 +145,6 @@ class SimulatedGateway:
         return str(alert.event_id), published_ms
 
 
-def _say(answer: dict[str, object]) -> None:
-    sys.stdout.write(json.dumps(answer) + "\n")
-    sys.stdout.flush()
-
-
 async def _presses(gateways: list[SimulatedGateway], round_: int, presses: int, spacing_ms: float) -> None:
     """Press after press at a steady pace, each in its own task so that a slow PUBACK delays no other."""
     loop = asyncio.get_running_loop()
@@ -182,9 +163,9 @@ async def _presses(gateways: list[SimulatedGateway], round_: int, presses: int, 
         for half, to_fleet in enumerate((True, False)):
             at = start + (number + half / 2) * spacing_ms / 1000
             await asyncio.sleep(max(0.0, at - loop.time()))
-            tasks.append(asyncio.create_task(_or_exit(one(gateway, to_fleet))))
+            tasks.append(asyncio.create_task(or_exit(one(gateway, to_fleet))))
     await asyncio.gather(*tasks)
-    _say({"fleet": fleet, "bare": bare})
+    say({"fleet": fleet, "bare": bare})
 
 
 async def main(host: str, port: int, first: int, count: int, heartbeat_s: float, telemetry_s: float) -> None:
@@ -201,7 +182,7 @@ async def main(host: str, port: int, first: int, count: int, heartbeat_s: float,
         asyncio.create_task(gateway.run(telemetry_s, n / count)) for n, gateway in enumerate(gateways)
     ]
     await asyncio.gather(*(gateway.first_heartbeat.wait() for gateway in gateways))
-    _say({"ready": count})
+    say({"ready": count})
     loop = asyncio.get_running_loop()
     while line := await loop.run_in_executor(None, sys.stdin.readline):
         command, *args = line.split()

@@ -78,7 +78,7 @@ def _health(uptime_s: float) -> GatewayHealth:
     )  # fmt: skip
 
 
-async def _or_exit(work: Coroutine[Any, Any, None]) -> None:
+async def or_exit(work: Coroutine[Any, Any, None]) -> None:
     """Run ``work``; any failure ends the process, so the bench sees it at once instead of waiting for a
     heartbeat or a report that never comes."""
     try:
@@ -150,8 +150,8 @@ class SimulatedGateway:
         for topic_filter in gateway_filters(self.village, self.id):
             await self.client.subscribe(topic_filter, qos=1)
         self._tasks += [
-            asyncio.create_task(_or_exit(self._listen())),
-            asyncio.create_task(_or_exit(self.configs.updates.run())),
+            asyncio.create_task(or_exit(self._listen())),
+            asyncio.create_task(or_exit(self.configs.updates.run())),
         ]
 
     async def _listen(self) -> None:
@@ -160,11 +160,11 @@ class SimulatedGateway:
             self.configs.on_downlink(str(message.topic), payload)
 
     async def _publish_report(self, report: ConfigReported) -> None:
-        await _or_exit(self.client.publish(self._reported_topic, encode(report), qos=1, retain=True))
+        await or_exit(self.client.publish(self._reported_topic, encode(report), qos=1, retain=True))
 
     async def beat(self) -> None:
         """Heartbeat every interval, at this gateway's phase, until silenced (or cancelled)."""
-        await _or_exit(self._beat())
+        await or_exit(self._beat())
 
     async def _beat(self) -> None:
         loop = asyncio.get_running_loop()
@@ -184,7 +184,7 @@ class SimulatedGateway:
             next_at += self._interval_s
 
 
-def _say(answer: dict[str, object]) -> None:
+def say(answer: dict[str, object]) -> None:
     sys.stdout.write(json.dumps(answer) + "\n")
     sys.stdout.flush()
 
@@ -203,14 +203,14 @@ async def main(setup: ConfigSetup, host: str, port: int, interval_s: float, firs
     await asyncio.gather(*(connect(gateway) for gateway in gateways))
     beating = [asyncio.create_task(gateway.beat()) for gateway in gateways]
     await asyncio.gather(*(gateway.first_heartbeat.wait() for gateway in gateways))
-    _say({"ready": count})
+    say({"ready": count})
     by_id = {gateway.id: (gateway, task) for gateway, task in zip(gateways, beating, strict=True)}
     loop = asyncio.get_running_loop()
     while line := await loop.run_in_executor(None, sys.stdin.readline):
         command, *ids = line.split()
         if command == "reports":
             outcomes = {gateway.id: gateway.configs.take_outcomes() for gateway in gateways}
-            _say({"reports": {id_: [each.as_json() for each in taken] for id_, taken in outcomes.items() if taken}})
+            say({"reports": {id_: [each.as_json() for each in taken] for id_, taken in outcomes.items() if taken}})
             continue
         if command != "silence":
             raise SystemExit(f"unknown command {command!r}")
@@ -219,7 +219,7 @@ async def main(setup: ConfigSetup, host: str, port: int, interval_s: float, firs
             gateway.silenced.set()
             task.cancel()  # at once, even mid-publish: its last heartbeat time was noted before publishing
         await asyncio.gather(*(by_id[gateway_id_][1] for gateway_id_ in ids), return_exceptions=True)
-        _say({"last_heartbeat_ms": {gateway_id_: by_id[gateway_id_][0].last_heartbeat_ms for gateway_id_ in ids}})
+        say({"last_heartbeat_ms": {gateway_id_: by_id[gateway_id_][0].last_heartbeat_ms for gateway_id_ in ids}})
     await asyncio.Event().wait()  # stdin closed: keep the connections until killed
 
 

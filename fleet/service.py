@@ -90,7 +90,7 @@ class FleetService:
         self.registry = Registry(sessions, clock, on_presence=self.gateway_watch.presence_changed)
         self.alert_timers = AlertTimers(self.alerts, clock, batch=settings.alerts.sweep_limit)
         self.outbox = OutboxQueue(sessions)
-        dead_letters = DeadLetterAlerts(self.alerts, clock, self._alert_stored)
+        dead_letters = DeadLetterAlerts(self.alerts, clock, self._alert_changed)
         retry = RetryPolicy.from_settings(settings.delivery)
         self.deliveries = [
             DeliveryWorker(
@@ -126,7 +126,7 @@ class FleetService:
             self.presence,
             self.writer,
             self.alerts,
-            self._alert_stored,
+            self._alert_changed,
             clock,
             on_config_reported=self._config_reported,
             on_command_response=self.commands.on_response,
@@ -277,10 +277,6 @@ class FleetService:
     def _config_reported(self, village_id: str, report: ConfigReported) -> "asyncio.Future[None]":
         self.gateway_watch.config_reported(village_id, report)
         return self.config_reports.add(village_id, report)
-
-    def _alert_stored(self) -> None:
-        """A new alert: deliver its messages now, and it may have the earliest escalation deadline."""
-        self._alert_changed()
 
     def _alert_changed(self) -> None:
         """An alert took a step: its messages are due now, and the earliest deadline may have changed."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from fleet.alerts.new_alert import NewAlert
 from fleet.alerts.outbox_queue import Pending
 from fleet.alerts.store import AlertStore
-from protocol.messages import FleetAlertKind, Severity
+from protocol.messages import FleetAlertKind
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ class DeadLetterAlerts:
             alert.village_id,
             alert.gateway_id,
             FleetAlertKind.DELIVERY_FAILED,
-            Severity.MAJOR,
             summary,
             self._clock(),
             device_id=message.channel,

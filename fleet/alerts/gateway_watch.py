@@ -218,7 +218,6 @@ class GatewayWatch:
                 pending.village_id,
                 gateway_id,
                 kind,
-                self._rules(pending.village_id).severity_of(kind),
                 pending.summary,
                 now,
                 evidence=dict(pending.evidence),

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from fleet.alerts.kinds import AnyAlertKind
+from fleet.alerts.rules.model import DEFAULT_SEVERITY
 from protocol.messages import Alert, FleetAlertKind, Severity
 
 GATEWAY_DEVICE: Final = "gateway"
@@ -50,20 +51,20 @@ class NewAlert:
         village_id: str,
         gateway_id: str,
         kind: FleetAlertKind,
-        severity: Severity,
         summary: str,
         at_ms: int,
         *,
         device_id: str = GATEWAY_DEVICE,
         evidence: dict[str, Any] | None = None,
     ) -> "NewAlert":
+        """An alert the fleet raises at the kind's default severity (the village's rules may set another)."""
         return cls(
             event_id=str(uuid.uuid4()),
             village_id=village_id,
             gateway_id=gateway_id,
             device_id=device_id,
             kind=kind,
-            severity=severity,
+            severity=DEFAULT_SEVERITY[kind],
             raised_at_ms=at_ms,
             raised_by="fleet",
             summary=summary[:256],

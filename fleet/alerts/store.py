@@ -155,6 +155,7 @@ class AlertStore:
 
     @staticmethod
     def _new_row(alert: NewAlert, key: str, rules: AlertRules, now: int) -> AlertRow:
+        severity = rules.severity_of(alert.kind, alert.severity)
         return AlertRow(
             id=alert.event_id,
             gateway_id=alert.gateway_id,
@@ -162,7 +163,7 @@ class AlertStore:
             device_id=alert.device_id,
             grid_id=alert.grid_id,
             kind=alert.kind.value,
-            severity=rules.severity_of(alert.kind, alert.severity).value,
+            severity=severity.value,
             summary=alert.summary,
             evidence=alert.evidence,
             seq=alert.seq,
@@ -173,9 +174,7 @@ class AlertStore:
             state=AlertState.RAISED,
             level=Level.VILLAGE,
             state_changed_ms=now,
-            escalate_at_ms=rules.escalates_at_ms(
-                rules.severity_of(alert.kind, alert.severity), Level.VILLAGE, alert.raised_at_ms
-            ),
+            escalate_at_ms=rules.escalates_at_ms(severity, Level.VILLAGE, alert.raised_at_ms),
             condition_key=key,
             occurrences=1,
             last_seen_ms=alert.raised_at_ms,

@@ -1,6 +1,6 @@
 """Opens and withdraws cases on the governance platform over HTTPS (contract: :mod:`protocol.governance`).
 
-Every request is signed (:mod:`protocol.request_signing`: HMAC-SHA256 over the timestamp, the target as
+Every request is signed (:func:`fleet.signed_requests.signed_post`: HMAC-SHA256 over the timestamp, the target as
 sent and the body, with the first of ``governance.signing_secrets``), afresh on every attempt, so a retry
 is never refused as a replay.
 
@@ -19,17 +19,16 @@ from pydantic import BaseModel, ValidationError
 
 from fleet.errors import GovernanceRejectedError, GovernanceSettingsError, GovernanceUnavailableError
 from fleet.settings import GovernanceSettings
+from fleet.signed_requests import signed_post
 from protocol.clock import utc_now_ms
 from protocol.governance import (
     CASES_PATH,
-    IDEMPOTENCY_HEADER,
     CaseReceipt,
     CaseRequest,
     CaseUpdate,
     CaseUpdateReceipt,
     case_updates_path,
 )
-from protocol.request_signing import signature_headers
 
 _Receipt = TypeVar("_Receipt", bound=BaseModel)
 _UNKNOWN_CASE: Final = "case_not_found"
@@ -69,10 +68,7 @@ class GovernanceClient:
         return self._receipt(CaseUpdateReceipt, response)
 
     async def _send(self, path: str, body: bytes, key: str, what: str) -> httpx.Response:
-        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: key}
-        request = self._http.build_request("POST", path, content=body, headers=headers)
-        target = request.url.raw_path.decode("ascii")
-        request.headers.update(signature_headers(self._signing_secret, "POST", target, self._clock(), body))
+        request = signed_post(self._http, path, body, key=key, secret=self._signing_secret, now_ms=self._clock())
         try:
             response = await self._http.send(request)
         except httpx.HTTPError as exc:

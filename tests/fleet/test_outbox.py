@@ -25,7 +25,7 @@ from fleet.db.engine import alembic_config, create_engine, session_factory
 from fleet.db.schema import AlertRow, DeliveryState, OutboxRow
 from fleet.errors import NotFoundError
 from fleet.registry import Registry
-from protocol.messages import FleetAlertKind, Severity
+from protocol.messages import FleetAlertKind
 from tests.fleet.helpers import RAISED_MS, FakeClock, database_url, default_escalation, make_alert
 
 CASES = Outbox([case_route(GOVERNANCE_CHANNEL)])
@@ -110,9 +110,7 @@ async def test_a_delivery_failed_alert_is_kept_local_but_people_still_hear_of_it
     sessions: async_sessionmaker[AsyncSession], queue: OutboxQueue, clock: FakeClock
 ) -> None:
     store = store_for(sessions, clock, CASES_AND_SMS)
-    new = NewAlert.by_fleet(
-        "lakeside", "gw-01", FleetAlertKind.DELIVERY_FAILED, Severity.MAJOR, "the platform never took it", 1
-    )
+    new = NewAlert.by_fleet("lakeside", "gw-01", FleetAlertKind.DELIVERY_FAILED, "the platform never took it", 1)
 
     assert await store.open(new)
 

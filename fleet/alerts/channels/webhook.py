@@ -24,9 +24,8 @@ from fleet.alerts.channels.notification import notification_for
 from fleet.alerts.outbox import Route, notify_route
 from fleet.errors import ChannelRejectedError, ChannelSettingsError, ChannelUnavailableError
 from fleet.settings import WebhookSettings
+from fleet.signed_requests import signed_post
 from protocol.clock import utc_now_ms
-from protocol.governance import IDEMPOTENCY_HEADER
-from protocol.request_signing import signature_headers
 
 WEBHOOK_CHANNEL: Final = "webhook"
 _RETRIED: Final = frozenset({408, 429})
@@ -64,10 +63,7 @@ class WebhookChannel:
     async def deliver(self, delivery: Delivery) -> str | None:
         """POST the notification; the receiver's status code once it took it (2xx)."""
         body = notification_for(delivery).model_dump_json().encode()
-        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: delivery.key}
-        request = self._http.build_request("POST", self._url, content=body, headers=headers)
-        target = request.url.raw_path.decode("ascii")
-        request.headers.update(signature_headers(self._secret, "POST", target, self._clock(), body))
+        request = signed_post(self._http, self._url, body, key=delivery.key, secret=self._secret, now_ms=self._clock())
         try:
             response = await self._http.send(request)
         except httpx.HTTPError as exc:
