@@ -24,6 +24,7 @@ from edge.errors import EdgeConfigError, LocalBrokerRefusedError
 from edge.settings import BrokerSettings
 from protocol.codec import Rejection, encode
 from protocol.messages import Alert
+from protocol.mqtt_socket import NO_DELAY
 from protocol.node import NodeDecoder, NodeInbound, node_filters
 from protocol.reconnect import Backoff
 from protocol.village_centre import village_centre_topic
@@ -123,6 +124,7 @@ class LocalBus:
             keepalive=self._broker.keepalive_s,
             tls_context=self._tls,
             timeout=10,
+            socket_options=NO_DELAY,
         ) as client:
             self._backoff.reset()
             for topic_filter in node_filters():

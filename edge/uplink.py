@@ -28,6 +28,7 @@ from edge.outgoing import Outgoing
 from edge.settings import BrokerSettings
 from protocol.codec import encode
 from protocol.messages import Presence, PresenceReason, PresenceState
+from protocol.mqtt_socket import NO_DELAY
 from protocol.reconnect import Backoff
 from protocol.topics import Channel, gateway_filters, gateway_topic
 
@@ -222,6 +223,7 @@ class Uplink:
             # would scan every message in flight on each PUBACK to find queued ones to send.
             max_inflight_messages=0,
             timeout=10,
+            socket_options=NO_DELAY,
         ) as client:
             self._backoff.reset()
             await client.publish(self._presence_topic, online, qos=1, retain=True)

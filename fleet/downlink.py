@@ -21,6 +21,7 @@ from fleet.errors import DownlinkUnavailableError
 from fleet.settings import BrokerSettings
 from protocol.codec import encode
 from protocol.messages import Message, channel_of
+from protocol.mqtt_socket import NO_DELAY
 from protocol.reconnect import Backoff
 from protocol.topics import gateway_topic
 
@@ -65,6 +66,7 @@ class Downlink:
             protocol=protocol,
             timeout=10,
             max_inflight_messages=self._max_in_flight,
+            socket_options=NO_DELAY,
         )
         client.pending_calls_threshold = self._max_in_flight  # aiomqtt warns above it (default 10)
         async with client:

@@ -5,11 +5,13 @@ registered on first contact. A control message (presence, heartbeat, alert, repl
 at once (:meth:`Registry.register`): what it causes refers to the gateway's row. Bulk traffic (telemetry,
 events) only goes to the time series, so its gateway is noted (:meth:`Registry.note_seen`) and registered
 with every other newcomer in the next flush: an ingest worker meeting 2,000 gateways for the first time
-writes a few transactions, not 2,000 on its message loop. Presence transitions are written at once;
-last-seen times and health are collected in memory and written in one batch per flush, never one
-transaction per message.
+writes a few transactions, not 2,000 on its message loop. Last-seen times and health are collected in
+memory and written in one batch per flush, never one transaction per message. Presence transitions are
+written as they come by one writer task, each transaction taking everything that arrived while the
+previous one was being written (:meth:`Registry.apply`).
 """
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.db.engine import database_errors
 from fleet.db.schema import GatewayRow, VillageRow
 from fleet.db.upsert import insert_all_missing, insert_if_missing
-from fleet.errors import DatabaseUnavailableError
+from fleet.errors import DatabaseUnavailableError, FleetError
 from fleet.presence import Transition
 from protocol.messages import Heartbeat
 
@@ -55,6 +57,7 @@ class Registry:
         self._pending: dict[str, _Pending] = {}
         self._newcomers: dict[str, str] = {}  # gateway id -> village id, to register at the next flush
         self._unapplied: list[dict[str, object]] = []
+        self._writing: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
         """Forget presence from before this process started: nobody is online until heard from."""
@@ -124,9 +127,16 @@ class Registry:
         pending.health_ms = heartbeat.ts
         pending.interval_s = heartbeat.interval_s
 
-    async def apply(self, transitions: Sequence[Transition]) -> None:
-        """Store presence changes now. If the database does not answer they are kept and written by
-        the next flush: the tracker has already moved on, so they must not be lost."""
+    def apply(self, transitions: Sequence[Transition]) -> "asyncio.Future[None]":
+        """Store presence changes, without making the caller wait: they are queued and written by one writer
+        task, everything queued while it writes going into its next transaction (a storm of Last Wills takes a
+        few transactions, not one each). The returned future completes once they are written, or are kept for
+        the next flush because the database did not answer (the tracker has already moved on, so they must not
+        be lost). Nothing hangs on it: a fleet restart forgets presence anyway (:meth:`load`)."""
+        if not transitions:
+            written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            written.set_result(None)
+            return written
         for t in transitions:
             logger.info("gateway %s is %s (%s)", t.gateway_id, "online" if t.online else "offline", t.reason)
         self._on_presence(transitions)
@@ -134,19 +144,27 @@ class Registry:
             {"id": t.gateway_id, "online": t.online, "presence_reason": t.reason, "presence_changed_ms": t.at_ms}
             for t in transitions
         )
-        await self._write_presence()
+        return asyncio.shield(self._presence_writer())
+
+    def _presence_writer(self) -> "asyncio.Task[None]":
+        """The task writing queued presence changes: the running one, else a new one."""
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write_presence(), name="presence-writer")
+        return self._writing
 
     async def _write_presence(self) -> None:
-        rows, self._unapplied = self._unapplied, []
-        if not rows:
-            return
-        try:
-            with database_errors(f"store {len(rows)} presence changes"):
-                async with self._sessions.begin() as session:
-                    await session.execute(update(GatewayRow), rows)
-        except DatabaseUnavailableError as exc:
-            self._unapplied = rows + self._unapplied
-            logger.warning("%d presence changes kept for the next flush: %s", len(self._unapplied), exc)
+        while self._unapplied:
+            rows, self._unapplied = self._unapplied, []
+            try:
+                with database_errors(f"store {len(rows)} presence changes"):
+                    async with self._sessions.begin() as session:
+                        await session.execute(update(GatewayRow), rows)
+            except DatabaseUnavailableError as exc:
+                self._unapplied = rows + self._unapplied
+                logger.warning("%d presence changes kept for the next flush: %s", len(self._unapplied), exc)
+                return
+            except FleetError as exc:  # refused: writing them again cannot help
+                logger.error("%d presence changes not stored: %s", len(rows), exc)
 
     async def _register_newcomers(self) -> None:
         """Register every gateway noted in a village the registry does not hold it in, in one transaction."""
@@ -185,7 +203,8 @@ class Registry:
     async def flush(self) -> int:
         """Register gateways heard from for the first time, then write collected last-seen times and
         health in one transaction; return how many gateways were updated."""
-        await self._write_presence()
+        if self._unapplied or (self._writing is not None and not self._writing.done()):
+            await asyncio.shield(self._presence_writer())
         await self._register_newcomers()
         pending, self._pending = self._pending, {}
         if not pending:

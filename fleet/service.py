@@ -299,7 +299,7 @@ class FleetService:
             if postponed:
                 logger.info("presence: ingest caught up; judging heartbeat silence again")
                 postponed = False
-            await self.registry.apply(self.presence.expire(self._clock()))
+            self.registry.apply(self.presence.expire(self._clock()))
 
     async def _refresh_rules(self) -> None:
         """Reread the rule layers now and then: a village moved town, or was first heard of, since the last write."""

@@ -22,7 +22,7 @@ from typing import Final
 
 from fleet.alerts.channels.base import Channel, Delivery
 from fleet.alerts.outbox import Action
-from fleet.alerts.outbox_queue import OutboxQueue, Pending
+from fleet.alerts.outbox_queue import OutboxQueue, Outcome, Pending
 from fleet.errors import (
     ChannelRejectedError,
     ChannelSettingsError,
@@ -115,18 +115,34 @@ class DeliveryWorker:
                     await self._wake.wait()
 
     async def _deliver_due(self) -> tuple[bool, bool]:
-        """Deliver what is due, oldest first: whether the channel took messages, and whether the batch was full."""
-        due = await self._queue.due(self.channel.name, self._clock(), self._batch)
-        # Each due message is the oldest pending one of its alert (OutboxQueue.due), so sending several at
-        # once never reorders one alert's messages; the round stops after a group the channel refused.
-        for start in range(0, len(due), self._in_flight):
-            delivered = await asyncio.gather(*(self._deliver(p) for p in due[start : start + self._in_flight]))
-            if not all(delivered):
-                return False, False
-        return True, len(due) == self._batch
+        """Deliver what is due, most urgent first: whether the channel took messages, and whether the batch was full.
 
-    async def _deliver(self, pending: Pending) -> bool:
-        """Deliver one message; False when the channel as a whole cannot take it."""
+        Up to ``in_flight`` messages are sent at once and the outcomes of the round recorded in one transaction.
+        Each due message is the oldest pending one of its alert (:meth:`OutboxQueue.due`), so sending several at
+        once never reorders one alert's messages. Once the channel as a whole fails, no further message of the
+        round is tried; those left untried stay due as they were."""
+        due = await self._queue.due(self.channel.name, self._clock(), self._batch)
+        window = asyncio.Semaphore(self._in_flight)
+        refused = asyncio.Event()
+
+        async def attempt(pending: Pending) -> _Attempt | None:
+            async with window:
+                if refused.is_set():
+                    return None
+                tried = await self._attempt(pending)
+                if not tried.flowing:
+                    refused.set()
+                return tried
+
+        attempts = [each for each in await asyncio.gather(*(attempt(p) for p in due)) if each is not None]
+        await self._queue.settle([each.outcome for each in attempts])
+        for each in attempts:
+            if each.dead_letter is not None:
+                await self._on_dead(each.pending, each.dead_letter)
+        return not refused.is_set(), len(due) == self._batch
+
+    async def _attempt(self, pending: Pending) -> "_Attempt":
+        """Try one message: what came of it, and whether the channel as a whole can take messages."""
         message = pending.message
         attempt = message.attempts + 1
         delivery = Delivery(
@@ -143,38 +159,37 @@ class DeliveryWorker:
             result = await self.channel.deliver(delivery)
         except NothingToSendError as exc:
             logger.info("%s: %s skipped: %s", self.channel.name, what, exc)
-            await self._queue.skipped(message.id, str(exc))
-            return True
+            return _Attempt(pending, Outcome.skipped(message.id, str(exc)))
         except ChannelRejectedError as exc:
-            await self._give_up(pending, str(exc))
-            return True
+            return self._dead_letter(pending, str(exc))
         except ChannelSettingsError as exc:
             self.blocked = str(exc)
             logger.error("%s refuses the fleet: %s", self.channel.name, exc)
-            await self._queue.held(message.id, str(exc))
-            return False
+            return _Attempt(pending, Outcome.held(message.id, str(exc)), flowing=False)
         except ChannelUnavailableError as exc:
             self.blocked = str(exc)
             logger.warning("%s: %s not delivered (attempt %d): %s", self.channel.name, what, attempt, exc)
             if attempt >= self._retry.max_attempts:
-                await self._give_up(pending, f"{exc} (after {attempt} attempts)")
-            else:
-                await self._queue.failed(message.id, str(exc), self._clock() + self._retry.delay_ms(attempt))
-            return False
-        await self._queue.delivered(message.id, result, self._clock())
+                return self._dead_letter(pending, f"{exc} (after {attempt} attempts)", flowing=False)
+            retry_at = self._clock() + self._retry.delay_ms(attempt)
+            return _Attempt(pending, Outcome.failed(message.id, str(exc), retry_at), flowing=False)
         self.delivered += 1
         self.blocked = None
         logger.info("%s: %s delivered%s", self.channel.name, what, f" ({result})" if result else "")
-        return True
+        return _Attempt(pending, Outcome.delivered(message.id, result, self._clock()))
 
-    async def _give_up(self, pending: Pending, error: str) -> None:
-        await self._queue.failed(pending.message.id, error, None)
+    def _dead_letter(self, pending: Pending, error: str, *, flowing: bool = True) -> "_Attempt":
         self.dead += 1
-        logger.error(
-            "%s: %s of alert %s dead-lettered: %s",
-            self.channel.name,
-            pending.message.action,
-            pending.message.alert_id,
-            error,
-        )
-        await self._on_dead(pending, error)
+        message = pending.message
+        logger.error("%s: %s of alert %s dead-lettered: %s", self.channel.name, message.action, message.alert_id, error)
+        return _Attempt(pending, Outcome.failed(message.id, error, None), flowing=flowing, dead_letter=error)
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    pending: Pending
+    outcome: Outcome
+    flowing: bool = True
+    """False when the channel as a whole could not take the message (down, or refusing the fleet)."""
+    dead_letter: str | None = None
+    """Why the message became a dead letter, if it did."""

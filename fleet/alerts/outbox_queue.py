@@ -12,9 +12,9 @@ case stands without a join.
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Select, exists, func, select, update
+from sqlalchemy import ColumnElement, Select, case, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -24,10 +24,15 @@ from fleet.alerts.outbox import Action
 from fleet.db.engine import database_errors
 from fleet.db.schema import AlertRow, DeliveryState, OutboxRow
 from fleet.errors import NotFoundError
+from protocol.messages import Severity
 
 logger = logging.getLogger(__name__)
 
 _EARLIER = aliased(OutboxRow)
+_SEVERITY_RANK: Final = case(
+    {severity.value: rank for rank, severity in enumerate(Severity)}, value=AlertRow.severity, else_=len(Severity)
+)
+"""Critical first (:class:`~protocol.messages.Severity` lists the most severe first)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +51,67 @@ class ChannelCounts:
     dead: int
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What came of one attempt to deliver a message (:meth:`OutboxQueue.settle` records it)."""
+
+    message_id: int
+    state: DeliveryState
+    error: str | None = None
+    counts_attempt: bool = True
+    retry_at_ms: int | None = None
+    result: str | None = None
+    delivered_ms: int | None = None
+
+    @classmethod
+    def delivered(cls, message_id: int, result: str | None, now_ms: int) -> "Outcome":
+        """The channel took it; ``result`` is what it answered (the case id)."""
+        return cls(message_id, DeliveryState.DELIVERED, result=result, delivered_ms=now_ms)
+
+    @classmethod
+    def failed(cls, message_id: int, error: str, retry_at_ms: int | None) -> "Outcome":
+        """A failed attempt: retry at ``retry_at_ms``, or never (``None``: a dead letter)."""
+        state = DeliveryState.PENDING if retry_at_ms is not None else DeliveryState.DEAD
+        return cls(message_id, state, error, retry_at_ms=retry_at_ms)
+
+    @classmethod
+    def held(cls, message_id: int, error: str) -> "Outcome":
+        """The channel refused the fleet itself (its URL, token or secret), not this message: it keeps its place
+        in line and its attempts (settings being wrong must not use them up and dead-letter every message in
+        turn), noting why it waits."""
+        return cls(message_id, DeliveryState.PENDING, error, counts_attempt=False)
+
+    @classmethod
+    def skipped(cls, message_id: int, why: str) -> "Outcome":
+        """Nothing left to deliver (a withdrawal of a case that was never opened)."""
+        return cls(message_id, DeliveryState.SKIPPED, why, counts_attempt=False)
+
+    def apply_to(self, message: OutboxRow) -> tuple[OutboxRow, dict[str, Any]]:
+        """Change ``message`` accordingly; returns it with the values to mirror on its alert (for a case's opening)."""
+        error = self.error[:512] if self.error is not None else None
+        message.state, message.last_error = self.state, error
+        message.attempts += int(self.counts_attempt)
+        if self.retry_at_ms is not None:
+            message.next_attempt_ms = self.retry_at_ms
+        mirror: dict[str, Any] = {
+            "id": message.alert_id,
+            "delivery_state": self.state,
+            "delivery_attempts": message.attempts,
+            "last_error": error,
+        }
+        if self.state == DeliveryState.DELIVERED:
+            message.delivered_ms, message.result = self.delivered_ms, self.result
+            mirror |= {"case_id": self.result, "delivered_at_ms": self.delivered_ms}
+        return message, mirror
+
+
 class OutboxQueue:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
     async def due(self, channel: str, now_ms: int, limit: int = 50) -> list[Pending]:
-        """``channel``'s due messages, oldest first, each after every earlier one about its alert."""
+        """``channel``'s due messages, each after every earlier one about its alert: the most severe alerts' first
+        (a panic's case does not wait behind a storm of offline gateways), then the longest due."""
         query = (
             select(OutboxRow, AlertRow)
             .join(AlertRow, AlertRow.id == OutboxRow.alert_id)
@@ -61,7 +121,7 @@ class OutboxQueue:
                 OutboxRow.next_attempt_ms <= now_ms,
                 ~_blocked_by_earlier(),
             )
-            .order_by(OutboxRow.next_attempt_ms, OutboxRow.id)
+            .order_by(_SEVERITY_RANK, OutboxRow.next_attempt_ms, OutboxRow.id)
             .limit(limit)
         )
         with database_errors(f"find {channel} messages due"):
@@ -81,55 +141,20 @@ class OutboxQueue:
             async with self._sessions() as session:
                 return await session.scalar(query)
 
-    async def delivered(self, message_id: int, result: str | None, now_ms: int) -> None:
-        with database_errors(f"mark outbox message {message_id} delivered"):
+    async def settle(self, outcomes: Sequence["Outcome"]) -> None:
+        """Record what came of a round of attempts, in one transaction (a message since deleted is passed over)."""
+        if not outcomes:
+            return
+        query = select(OutboxRow).where(OutboxRow.id.in_([outcome.message_id for outcome in outcomes]))
+        with database_errors(f"record what came of {len(outcomes)} outbox messages"):
             async with self._sessions.begin() as session:
-                message = await session.get(OutboxRow, message_id)
-                if message is None:
-                    return
-                message.state, message.delivered_ms = DeliveryState.DELIVERED, now_ms
-                message.attempts += 1
-                message.result, message.last_error = result, None
-                await _mirror_on_alert(
-                    session,
-                    message,
-                    delivery_state=DeliveryState.DELIVERED,
-                    delivery_attempts=message.attempts,
-                    case_id=result,
-                    delivered_at_ms=now_ms,
-                    last_error=None,
-                )
-
-    async def failed(self, message_id: int, error: str, retry_at_ms: int | None) -> None:
-        """Record a failed attempt: retry at ``retry_at_ms``, or never (``None``: a dead letter)."""
-        state = DeliveryState.PENDING if retry_at_ms is not None else DeliveryState.DEAD
-        await self._settle(message_id, state, error, retry_at_ms, counts_attempt=True)
-
-    async def held(self, message_id: int, error: str) -> None:
-        """The channel refused the fleet itself (its URL, token or secret), not this message: it keeps its place
-        in line and its attempts (settings being wrong must not use them up and dead-letter every message in
-        turn), noting why it waits."""
-        await self._settle(message_id, DeliveryState.PENDING, error, None, counts_attempt=False)
-
-    async def skipped(self, message_id: int, why: str) -> None:
-        """Nothing left to deliver (a withdrawal of a case that was never opened)."""
-        await self._settle(message_id, DeliveryState.SKIPPED, why, None, counts_attempt=False)
-
-    async def _settle(
-        self, message_id: int, state: DeliveryState, error: str, retry_at_ms: int | None, *, counts_attempt: bool
-    ) -> None:
-        with database_errors(f"record what came of outbox message {message_id}"):
-            async with self._sessions.begin() as session:
-                message = await session.get(OutboxRow, message_id)
-                if message is None:
-                    return
-                message.state, message.last_error = state, error[:512]
-                message.attempts += int(counts_attempt)
-                if retry_at_ms is not None:
-                    message.next_attempt_ms = retry_at_ms
-                await _mirror_on_alert(
-                    session, message, delivery_state=state, delivery_attempts=message.attempts, last_error=error[:512]
-                )
+                rows = {row.id: row for row in await session.scalars(query)}
+                mirrored = [
+                    outcome.apply_to(rows[outcome.message_id]) for outcome in outcomes if outcome.message_id in rows
+                ]
+                openings = [values for row, values in mirrored if row.action == Action.OPEN_CASE]
+                if openings:
+                    await session.execute(update(AlertRow), openings)
 
     async def find(
         self,

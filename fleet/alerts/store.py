@@ -9,7 +9,8 @@ of a condition that has an open alert counts on it instead (:mod:`fleet.alerts.c
 """
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy import func, select
@@ -72,20 +73,41 @@ class AlertStore:
             return False
 
     async def open_many(self, alerts: Sequence[NewAlert]) -> int:
-        """:meth:`open` for many alerts in one transaction (a storm of the fleet's own alerts); how many opened."""
+        """:meth:`open` for many alerts in one transaction (a storm of the fleet's own alerts); how many opened.
+
+        What the alerts need to know is read in a few queries for the whole batch (which are stored already,
+        which conditions have an open alert), not per alert; an alert later in the batch sees those opened
+        earlier in it (a condition raised twice in one batch opens one alert)."""
         now = self._clock()
-        opened: list[AlertRow] = []
+        opened: list[tuple[AlertRow, NewAlert]] = []
         with database_errors(f"store {len(alerts)} alerts"):
             async with self._sessions.begin() as session:
+                batch = await _Batch.read(session, alerts)
                 for alert in alerts:
-                    row = await self._open_in(session, alert, now)
+                    row = await self._open_in(session, batch, alert, now)
                     if row is not None:
-                        opened.append(row)
-        for row in opened:
+                        opened.append((row, alert))
+                await session.flush()  # the alerts first: their transitions and outbox messages refer to them
+                for row, alert in opened:
+                    rules = self._rules(row.village_id)
+                    quiet = rules.quiet_hours.held_until_ms(now, Severity(row.severity)) if rules.quiet_hours else None
+                    await record_step(
+                        session,
+                        self._outbox,
+                        row,
+                        RAISE,
+                        AlertState.RAISED,
+                        alert.raised_by,
+                        alert.summary,
+                        now,
+                        not_before_ms=quiet,
+                    )
+        for row, _ in opened:
             logger.info("alert %s %s (%s) from %s/%s", row.id, row.kind, row.severity, row.gateway_id, row.device_id)
         return len(opened)
 
-    async def _open_in(self, session: AsyncSession, alert: NewAlert, now: int) -> AlertRow | None:
+    async def _open_in(self, session: AsyncSession, batch: "_Batch", alert: NewAlert, now: int) -> AlertRow | None:
+        """Add ``alert``'s row to ``session`` and return it, or count it on its condition's open alert (None)."""
         rules = self._rules(alert.village_id)
         rule = rules.rule(alert.kind)
         if not rule.enabled:
@@ -93,17 +115,12 @@ class AlertStore:
             logger.debug("alert %s: %s alerts are off in %s", alert.event_id, alert.kind, alert.village_id)
             return None
         event_id = alert.event_id
-        stored = await session.get(AlertRow, event_id) is not None
-        if stored or await session.get(AlertRepeatRow, event_id) is not None:
+        if event_id in batch.stored:
             logger.debug("alert %s already stored", event_id)
             return None
+        batch.stored.add(event_id)
         key = condition_key(alert.gateway_id, alert.device_id, alert.kind)
-        open_alert = await session.scalar(
-            select(AlertRow)
-            .where(AlertRow.condition_key == key, AlertRow.state.in_(_DEDUPLICATED))
-            .order_by(AlertRow.raised_at_ms.desc())
-            .limit(1)
-        )
+        open_alert = batch.open_by_condition.get(key)
         if open_alert is None and rule.rate_limit is not None:
             open_alert = await self._over_rate_limit(session, alert, rule.rate_limit, now)
             self.rate_limited += open_alert is not None
@@ -120,19 +137,7 @@ class AlertStore:
             return None
         row = self._new_row(alert, key, rules, now)
         session.add(row)
-        await session.flush()  # the alert first: its transition and outbox messages refer to it
-        quiet = rules.quiet_hours.held_until_ms(now, Severity(row.severity)) if rules.quiet_hours else None
-        await record_step(
-            session,
-            self._outbox,
-            row,
-            RAISE,
-            AlertState.RAISED,
-            alert.raised_by,
-            alert.summary,
-            now,
-            not_before_ms=quiet,
-        )
+        batch.open_by_condition[key] = row
         return row
 
     @staticmethod
@@ -283,3 +288,43 @@ class AlertStore:
         with database_errors(f"read alert {alert_id}"):
             async with self._sessions() as session:
                 return await session.get(AlertRow, alert_id)
+
+
+_IN_CHUNK: Final = 500
+"""Ids per ``IN (...)`` list: well under every database's limit on a statement's parameters."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What :meth:`AlertStore.open_many` knows about a batch of alerts, read once for all of them."""
+
+    stored: set[str]
+    """Event ids stored already (as an alert, or as a repeat counted on one)."""
+    open_by_condition: dict[str, AlertRow]
+    """The newest open alert of each condition in the batch, if any."""
+
+    @classmethod
+    async def read(cls, session: AsyncSession, alerts: Sequence[NewAlert]) -> "_Batch":
+        ids = sorted({alert.event_id for alert in alerts})
+        keys = sorted({condition_key(alert.gateway_id, alert.device_id, alert.kind) for alert in alerts})
+        stored: set[str] = set()
+        open_by_condition: dict[str, AlertRow] = {}
+        for chunk in _chunks(ids):
+            stored.update(await session.scalars(select(AlertRow.id).where(AlertRow.id.in_(chunk))))
+            stored.update(
+                await session.scalars(select(AlertRepeatRow.event_id).where(AlertRepeatRow.event_id.in_(chunk)))
+            )
+        for chunk in _chunks(keys):
+            query = (
+                select(AlertRow)
+                .where(AlertRow.condition_key.in_(chunk), AlertRow.state.in_(_DEDUPLICATED))
+                .order_by(AlertRow.raised_at_ms)
+            )
+            for row in await session.scalars(query):
+                open_by_condition[row.condition_key] = row  # the newest last
+        return cls(stored, open_by_condition)
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]

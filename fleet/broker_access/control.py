@@ -21,6 +21,7 @@ from fleet.broker_access.commands import CONTROL_TOPIC, RESPONSE_TOPIC, Command,
 from fleet.broker_access.correlation import PendingResponses
 from fleet.broker_access.responses import CommandResponse, decode_responses
 from fleet.errors import BrokerControlUnavailableError, BrokerRefusedError
+from protocol.mqtt_socket import NO_DELAY
 from protocol.reconnect import is_permanent_refusal, refusal_code
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class DynsecControl:
             keepalive=self._keepalive_s,
             timeout=self._timeout_s,
             tls_context=self._tls_context,
+            socket_options=NO_DELAY,
         )
         try:
             async with asyncio.timeout(self._timeout_s):

@@ -44,6 +44,7 @@ from paho.mqtt.properties import Properties
 
 from fleet.broker_reconnect import wait_to_reconnect
 from fleet.settings import BrokerSettings
+from protocol.mqtt_socket import NO_DELAY
 from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class IngestSession:
             password=password,
             keepalive=self._broker.keepalive_s,
             timeout=10,
+            socket_options=NO_DELAY,
             **self._session_options(),
         )
         paho = getattr(client, "_client", None)  # aiomqtt 2.x keeps its paho client here (pinned <3)

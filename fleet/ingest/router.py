@@ -132,7 +132,7 @@ class IngestRouter:
         if self._presence is not None:
             transition = self._presence.seen(message.gateway_id, village_id, now, interval, sent_ms=message.ts)
             if transition is not None:
-                await self._registry.apply([transition])
+                self._registry.apply([transition])
         return completion
 
     async def _on_reply(self, village_id: str, message: ConfigReported | CommandResponse) -> Completion | None:
@@ -153,4 +153,4 @@ class IngestRouter:
             reason = OfflineReason.LOST if presence.reason is PresenceReason.LOST else OfflineReason.SHUTDOWN
             transition = self._presence.went_offline(presence.gateway_id, village_id, reason, presence.seq, now)
         if transition is not None:
-            await self._registry.apply([transition])
+            self._registry.apply([transition])

@@ -236,6 +236,7 @@ class MosquittoBroker(ManagedServer):
             # so the bound is on bytes instead, generous for a test or demo broker.
             "max_queued_messages 0",
             f"max_queued_bytes {_MAX_QUEUED_BYTES}",
+            "set_tcp_nodelay true",
         ]
         if self._persistence:
             lines += [

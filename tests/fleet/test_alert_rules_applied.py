@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.alerts.channels.governance import GOVERNANCE_CHANNEL
 from fleet.alerts.outbox import Outbox, case_route, notify_route
-from fleet.alerts.outbox_queue import OutboxQueue
+from fleet.alerts.outbox_queue import OutboxQueue, Outcome
 from fleet.alerts.rules.model import AlertRules, RulesFor
 from fleet.alerts.store import AlertStore
 from protocol.messages import AlertKind, Severity
@@ -88,7 +88,7 @@ async def test_quiet_hours_hold_peoples_notifications_of_minor_alerts_but_never_
     [panic] = await outbox.due(PEOPLE, clock.now_ms)
     assert panic.alert.kind == "panic"
     assert await outbox.next_due_ms(PEOPLE) == clock.now_ms
-    await outbox.delivered(panic.message.id, None, clock.now_ms)
+    await outbox.settle([Outcome.delivered(panic.message.id, None, clock.now_ms)])
     assert await outbox.next_due_ms(PEOPLE) == morning
     [silent] = await outbox.due(PEOPLE, morning)
     assert silent.alert.kind == "node_silent"

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.alerts.channels.governance import GOVERNANCE_CHANNEL
 from fleet.alerts.filters import AlertFilter
 from fleet.alerts.outbox import Outbox, case_route
-from fleet.alerts.outbox_queue import OutboxQueue
+from fleet.alerts.outbox_queue import OutboxQueue, Outcome
 from fleet.alerts.store import AlertStore
 from fleet.db.schema import DeliveryState
 from fleet.errors import FleetError
@@ -77,7 +77,7 @@ async def test_list_filters_by_village_and_state_newest_first(
         await store.record(village_id, alert)
     queue = OutboxQueue(sessions)
     [opening] = await queue.find(channel=GOVERNANCE_CHANNEL, alert_id=str(lake_new.event_id))
-    await queue.delivered(opening.id, "CASE-000001", clock.now_ms)
+    await queue.settle([Outcome.delivered(opening.id, "CASE-000001", clock.now_ms)])
 
     assert [r.id for r in await store.list()] == [str(a.event_id) for a in (river, lake_new, lake_old)]
     assert [r.id for r in await store.list(AlertFilter(village_id="lakeside"))] == [

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.alerts.channels.governance import GOVERNANCE_CHANNEL
+from fleet.alerts.outbox_queue import Outcome
 from fleet.api.context import ApiContext
 from fleet.db.schema import DeliveryState, OutboxRow
 from tests.fleet.alert_county import alert_county
@@ -55,8 +56,8 @@ async def test_deliveries_are_listed_newest_first_and_narrowed_by_channel_state_
     delivered = await opening_of(context)
     dead = await opening_of(context, device_id="panic-2")
     pending = await opening_of(context, "riverside")
-    await context.outbox.delivered(delivered.id, "CASE-000001", clock.now_ms)
-    await context.outbox.failed(dead.id, "governance platform refused the case: 422", None)
+    await context.outbox.settle([Outcome.delivered(delivered.id, "CASE-000001", clock.now_ms)])
+    await context.outbox.settle([Outcome.failed(dead.id, "governance platform refused the case: 422", None)])
 
     async def ids(**params: str | int) -> list[int]:
         answer = await staff.get("/deliveries", params=params)
@@ -94,8 +95,8 @@ async def test_the_summary_counts_each_channels_messages(
 ) -> None:
     assert (await staff.get("/deliveries/summary")).json() == []
     messages = [await opening_of(context, device_id=f"panic-{i}", ts=RAISED_MS + i) for i in range(4)]
-    await context.outbox.delivered(messages[0].id, "CASE-000001", clock.now_ms)
-    await context.outbox.failed(messages[1].id, "refused", None)
+    await context.outbox.settle([Outcome.delivered(messages[0].id, "CASE-000001", clock.now_ms)])
+    await context.outbox.settle([Outcome.failed(messages[1].id, "refused", None)])
 
     summary = await staff.get("/deliveries/summary")
 
@@ -107,7 +108,7 @@ async def test_staff_put_a_dead_letter_back_in_line_and_it_is_audited(
     context: ApiContext, staff: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     dead = await opening_of(context)
-    await context.outbox.failed(dead.id, "governance platform answered 500 (after 15 attempts)", None)
+    await context.outbox.settle([Outcome.failed(dead.id, "governance platform answered 500 (after 15 attempts)", None)])
     clock.now_ms += 3_600_000
 
     answer = await staff.post("/deliveries/retry", json={"ids": [dead.id]})
@@ -140,7 +141,7 @@ async def test_retrying_what_is_not_a_dead_letter_is_404_and_changes_nothing(
 ) -> None:
     dead = await opening_of(context)
     pending = await opening_of(context, device_id="panic-2")
-    await context.outbox.failed(dead.id, "refused", None)
+    await context.outbox.settle([Outcome.failed(dead.id, "refused", None)])
 
     for ids in ([dead.id, pending.id], [dead.id, 424_242]):
         answer = await staff.post("/deliveries/retry", json={"ids": ids})
@@ -176,7 +177,7 @@ async def test_a_technician_reads_deliveries_but_cannot_retry_them_and_strangers
     context: ApiContext, technician: httpx.AsyncClient
 ) -> None:
     dead = await opening_of(context)
-    await context.outbox.failed(dead.id, "refused", None)
+    await context.outbox.settle([Outcome.failed(dead.id, "refused", None)])
 
     assert (await technician.get("/deliveries")).status_code == 200
     assert (await technician.get("/deliveries/summary")).status_code == 200

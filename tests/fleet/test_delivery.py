@@ -6,7 +6,7 @@ dead letters that raise one correlated ``delivery_failed`` alert."""
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Final
 
 import httpx
@@ -24,7 +24,7 @@ from fleet.alerts.handling import AlertHandling
 from fleet.alerts.history import RAISE
 from fleet.alerts.lifecycle import Step
 from fleet.alerts.outbox import Action, Outbox, Route, case_route, notify_route
-from fleet.alerts.outbox_queue import OutboxQueue, Pending
+from fleet.alerts.outbox_queue import OutboxQueue, Outcome, Pending
 from fleet.alerts.store import AlertStore
 from fleet.db.schema import AlertRow, DeliveryState, OutboxRow
 from fleet.errors import ChannelRejectedError, NothingToSendError
@@ -87,21 +87,9 @@ class WatchedQueue(OutboxQueue):
         self.workers.append(task)
         task.add_done_callback(lambda _: self.changed.set())
 
-    async def delivered(self, message_id: int, result: str | None, now_ms: int) -> None:
-        await super().delivered(message_id, result, now_ms)
-        self.changed.set()
-
-    async def failed(self, message_id: int, error: str, retry_at_ms: int | None) -> None:
-        await super().failed(message_id, error, retry_at_ms)
-        self.changed.set()
-
-    async def held(self, message_id: int, error: str) -> None:
-        await super().held(message_id, error)
-        self.holds += 1
-        self.changed.set()
-
-    async def skipped(self, message_id: int, why: str) -> None:
-        await super().skipped(message_id, why)
+    async def settle(self, outcomes: Sequence[Outcome]) -> None:
+        await super().settle(outcomes)
+        self.holds += sum(1 for each in outcomes if each.state == DeliveryState.PENDING and not each.counts_attempt)
         self.changed.set()
 
     async def messages(self, alert_id: str, channel: str = GOVERNANCE_CHANNEL) -> list[OutboxRow]:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.alerts.channels.governance import GOVERNANCE_CHANNEL
-from fleet.alerts.outbox_queue import OutboxQueue
+from fleet.alerts.outbox_queue import OutboxQueue, Outcome
 from fleet.alerts.store import AlertStore
 from fleet.api.context import ApiContext
 from protocol.governance import (
@@ -52,7 +52,7 @@ async def alert(any_sessions: async_sessionmaker[AsyncSession], clock: FakeClock
     await store.record("lakeside", raised)
     queue = OutboxQueue(any_sessions)
     [opening] = await queue.due(GOVERNANCE_CHANNEL, clock.now_ms)
-    await queue.delivered(opening.message.id, CASE, clock.now_ms)
+    await queue.settle([Outcome.delivered(opening.message.id, CASE, clock.now_ms)])
     return raised
 
 

@@ -19,13 +19,13 @@ from fleet.alerts.history import RAISE
 from fleet.alerts.lifecycle import Step
 from fleet.alerts.new_alert import NewAlert
 from fleet.alerts.outbox import Action, Outbox, case_route, notify_route
-from fleet.alerts.outbox_queue import ChannelCounts, OutboxQueue
+from fleet.alerts.outbox_queue import ChannelCounts, OutboxQueue, Outcome
 from fleet.alerts.store import AlertStore
 from fleet.db.engine import alembic_config, create_engine, session_factory
 from fleet.db.schema import AlertRow, DeliveryState, OutboxRow
 from fleet.errors import NotFoundError
 from fleet.registry import Registry
-from protocol.messages import FleetAlertKind
+from protocol.messages import FleetAlertKind, Severity
 from tests.fleet.helpers import RAISED_MS, FakeClock, database_url, default_escalation, make_alert
 
 CASES = Outbox([case_route(GOVERNANCE_CHANNEL)])
@@ -196,6 +196,22 @@ async def test_due_lists_pending_messages_oldest_first_with_their_alert(
     assert await queue.due(SMS, clock.now_ms) == []
 
 
+async def test_the_most_severe_alerts_cases_are_due_first_then_the_longest_due(
+    sessions: async_sessionmaker[AsyncSession], queue: OutboxQueue, clock: FakeClock
+) -> None:
+    store = store_for(sessions, clock)
+    minor = await raised(store, device_id="door-1", severity=Severity.MINOR)
+    clock.now_ms += 1_000
+    first_major = await raised(store, device_id="door-2", severity=Severity.MAJOR)
+    clock.now_ms += 1_000
+    critical = await raised(store, device_id="panic-1")
+    second_major = await raised(store, device_id="door-3", severity=Severity.MAJOR)
+
+    due = [p.message.alert_id for p in await queue.due(GOVERNANCE_CHANNEL, clock.now_ms)]
+
+    assert due == [critical, first_major, second_major, minor], "a storm of lesser cases never delays a panic's"
+
+
 async def test_next_due_is_the_earliest_pending_attempt(
     sessions: async_sessionmaker[AsyncSession], queue: OutboxQueue, clock: FakeClock
 ) -> None:
@@ -204,8 +220,8 @@ async def test_next_due_is_the_earliest_pending_attempt(
     first = await only(queue, await raised(store))
     second = await only(queue, await raised(store, device_id="panic-2"))
 
-    await queue.failed(first.id, "platform answered 503", clock.now_ms + 4_000)
-    await queue.failed(second.id, "platform answered 503", clock.now_ms + 2_000)
+    await queue.settle([Outcome.failed(first.id, "platform answered 503", clock.now_ms + 4_000)])
+    await queue.settle([Outcome.failed(second.id, "platform answered 503", clock.now_ms + 2_000)])
 
     assert await queue.next_due_ms(GOVERNANCE_CHANNEL) == clock.now_ms + 2_000
     assert await queue.due(GOVERNANCE_CHANNEL, clock.now_ms + 1_999) == []
@@ -219,16 +235,16 @@ async def test_a_withdrawal_waits_behind_its_cases_opening_and_does_not_count_as
     alert_id = await raised(store)
     await AlertHandling(sessions, clock, outbox=CASES).take(STAFF, alert_id, Step.CANCEL, "false alarm")
     opening, withdrawal = reversed(await queue.find(alert_id=alert_id))
-    await queue.failed(opening.id, "platform answered 503", clock.now_ms + 8_000)
+    await queue.settle([Outcome.failed(opening.id, "platform answered 503", clock.now_ms + 8_000)])
     other = await raised(store, device_id="panic-2")
 
     assert [p.message.alert_id for p in await queue.due(GOVERNANCE_CHANNEL, clock.now_ms)] == [other]
-    await queue.delivered((await only(queue, other)).id, "CASE-000002", clock.now_ms)
+    await queue.settle([Outcome.delivered((await only(queue, other)).id, "CASE-000002", clock.now_ms)])
     # The withdrawal's own time has come, but it falls due only after the opening: the worker must sleep until then.
     assert await queue.next_due_ms(GOVERNANCE_CHANNEL) == clock.now_ms + 8_000
     assert [p.message.id for p in await queue.due(GOVERNANCE_CHANNEL, clock.now_ms + 8_000)] == [opening.id]
 
-    await queue.delivered(opening.id, "CASE-000001", clock.now_ms + 8_000)
+    await queue.settle([Outcome.delivered(opening.id, "CASE-000001", clock.now_ms + 8_000)])
 
     [due] = await queue.due(GOVERNANCE_CHANNEL, clock.now_ms + 8_000)
     assert due.message.id == withdrawal.id
@@ -242,11 +258,11 @@ async def test_a_dead_opening_lets_its_withdrawal_through_to_be_skipped(
     alert_id = await raised(store)
     await AlertHandling(sessions, clock, outbox=CASES).take(STAFF, alert_id, Step.CANCEL, "false alarm")
     opening, withdrawal = reversed(await queue.find(alert_id=alert_id))
-    await queue.failed(opening.id, "platform refused the case: 422", None)
+    await queue.settle([Outcome.failed(opening.id, "platform refused the case: 422", None)])
 
     [due] = await queue.due(GOVERNANCE_CHANNEL, clock.now_ms)
     assert due.message.id == withdrawal.id
-    await queue.skipped(withdrawal.id, "no case to withdraw")
+    await queue.settle([Outcome.skipped(withdrawal.id, "no case to withdraw")])
 
     [skipped] = await queue.find(state=DeliveryState.SKIPPED)
     assert (skipped.id, skipped.attempts, skipped.last_error) == (withdrawal.id, 0, "no case to withdraw")
@@ -264,9 +280,9 @@ async def test_a_delivered_opening_keeps_its_case_on_the_message_and_the_alert(
     store = store_for(sessions, clock)
     alert_id = await raised(store)
     message = await only(queue, alert_id)
-    await queue.failed(message.id, "timeout", clock.now_ms)
+    await queue.settle([Outcome.failed(message.id, "timeout", clock.now_ms)])
 
-    await queue.delivered(message.id, "CASE-000001", clock.now_ms + 50)
+    await queue.settle([Outcome.delivered(message.id, "CASE-000001", clock.now_ms + 50)])
 
     message = await only(queue, alert_id)
     assert (message.state, message.result, message.delivered_ms, message.attempts, message.last_error) == (
@@ -293,7 +309,9 @@ async def test_a_failure_with_a_next_attempt_stays_pending_and_counts_the_attemp
     store = store_for(sessions, clock)
     alert_id = await raised(store)
 
-    await queue.failed((await only(queue, alert_id)).id, "platform answered 500", clock.now_ms + 1_000)
+    await queue.settle(
+        [Outcome.failed((await only(queue, alert_id)).id, "platform answered 500", clock.now_ms + 1_000)]
+    )
 
     message = await only(queue, alert_id)
     assert (message.state, message.attempts, message.last_error, message.next_attempt_ms) == (
@@ -316,7 +334,9 @@ async def test_a_failure_without_a_next_attempt_is_a_dead_letter(
     store = store_for(sessions, clock)
     alert_id = await raised(store)
 
-    await queue.failed((await only(queue, alert_id)).id, "platform refused the case: 422 " + "x" * 1000, None)
+    await queue.settle(
+        [Outcome.failed((await only(queue, alert_id)).id, "platform refused the case: 422 " + "x" * 1000, None)]
+    )
 
     message = await only(queue, alert_id)
     assert (message.state, message.attempts) == (DeliveryState.DEAD, 1)
@@ -335,7 +355,7 @@ async def test_a_message_held_by_a_refusal_of_the_fleet_keeps_its_place_and_its_
     alert_id = await raised(store)
     message = await only(queue, alert_id)
 
-    await queue.held(message.id, "governance platform answered 401")
+    await queue.settle([Outcome.held(message.id, "governance platform answered 401")])
 
     message = await only(queue, alert_id)
     assert (message.state, message.attempts, message.next_attempt_ms, message.last_error) == (
@@ -350,10 +370,10 @@ async def test_a_message_held_by_a_refusal_of_the_fleet_keeps_its_place_and_its_
 async def test_marking_an_unknown_message_changes_nothing(
     sessions: async_sessionmaker[AsyncSession], queue: OutboxQueue, clock: FakeClock
 ) -> None:
-    await queue.delivered(999_999, "CASE-000001", 1)
-    await queue.failed(999_999, "error", None)
-    await queue.skipped(999_999, "nothing")
-    await queue.held(999_999, "401")
+    await queue.settle([Outcome.delivered(999_999, "CASE-000001", 1)])
+    await queue.settle([Outcome.failed(999_999, "error", None)])
+    await queue.settle([Outcome.skipped(999_999, "nothing")])
+    await queue.settle([Outcome.held(999_999, "401")])
 
     assert await queue.find() == []
     assert await store_for(sessions, clock).list() == []
@@ -367,9 +387,9 @@ async def test_find_narrows_newest_first_and_counts_are_per_channel(
 ) -> None:
     store = store_for(sessions, clock, CASES_AND_SMS)
     first, second, third = [await raised(store, device_id=f"panic-{i}") for i in range(3)]
-    await queue.delivered((await only(queue, first)).id, "CASE-000001", clock.now_ms)
-    await queue.failed((await only(queue, second)).id, "refused", None)
-    await queue.failed((await only(queue, third, SMS)).id, "refused", None)
+    await queue.settle([Outcome.delivered((await only(queue, first)).id, "CASE-000001", clock.now_ms)])
+    await queue.settle([Outcome.failed((await only(queue, second)).id, "refused", None)])
+    await queue.settle([Outcome.failed((await only(queue, third, SMS)).id, "refused", None)])
 
     assert [m.alert_id for m in await queue.find(channel=GOVERNANCE_CHANNEL)] == [third, second, first]
     assert [(m.channel, m.alert_id) for m in await queue.find(state=DeliveryState.DEAD)] == [
@@ -387,7 +407,7 @@ async def test_retry_puts_dead_letters_back_in_line_afresh_and_audits_it(
     store = store_for(sessions, clock)
     alert_id = await raised(store)
     message = await only(queue, alert_id)
-    await queue.failed(message.id, "platform answered 500 (after 3 attempts)", None)
+    await queue.settle([Outcome.failed(message.id, "platform answered 500 (after 3 attempts)", None)])
     clock.now_ms += HOUR_MS
 
     [retried] = await queue.retry(STAFF, [message.id], clock.now_ms)
@@ -418,7 +438,7 @@ async def test_retry_refuses_an_id_that_is_not_a_dead_letter_and_changes_nothing
     store = store_for(sessions, clock)
     dead = await only(queue, await raised(store))
     pending = await only(queue, await raised(store, device_id="panic-2"))
-    await queue.failed(dead.id, "refused", None)
+    await queue.settle([Outcome.failed(dead.id, "refused", None)])
 
     for ids in ([dead.id, pending.id], [dead.id, 999_999]):
         with pytest.raises(NotFoundError, match=f"no dead letter {ids[1]}"):
@@ -435,8 +455,8 @@ async def test_retrying_a_cases_opening_takes_the_withdrawal_skipped_behind_it_a
     alert_id = await raised(store)
     await AlertHandling(sessions, clock, outbox=CASES).take(STAFF, alert_id, Step.CANCEL, "false alarm")
     opening, withdrawal = reversed(await queue.find(alert_id=alert_id))
-    await queue.failed(opening.id, "refused", None)
-    await queue.skipped(withdrawal.id, "no case to withdraw")
+    await queue.settle([Outcome.failed(opening.id, "refused", None)])
+    await queue.settle([Outcome.skipped(withdrawal.id, "no case to withdraw")])
 
     retried = await queue.retry(STAFF, [opening.id], clock.now_ms)
 
@@ -445,7 +465,7 @@ async def test_retrying_a_cases_opening_takes_the_withdrawal_skipped_behind_it_a
         (withdrawal.id, DeliveryState.PENDING),
     ]
     assert [p.message.id for p in await queue.due(GOVERNANCE_CHANNEL, clock.now_ms)] == [opening.id]
-    await queue.delivered(opening.id, "CASE-000001", clock.now_ms)
+    await queue.settle([Outcome.delivered(opening.id, "CASE-000001", clock.now_ms)])
     assert [p.message.id for p in await queue.due(GOVERNANCE_CHANNEL, clock.now_ms)] == [withdrawal.id]
     audited = await AuditLog(sessions).entries(target_type="delivery")
     assert sorted(entry.target_id for entry in audited) == sorted([str(opening.id), str(withdrawal.id)])

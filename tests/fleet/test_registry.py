@@ -5,7 +5,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from fleet.db.engine import create_engine, migrate, session_factory
@@ -106,6 +106,45 @@ async def test_presence_transitions_are_stored(registry: Registry) -> None:
     gw1, gw2 = await registry.gateways()
     assert (gw1.online, gw1.presence_reason, gw1.presence_changed_ms) == (True, "connected", 1_000)
     assert (gw2.online, gw2.presence_reason, gw2.presence_changed_ms) == (False, "lost", 2_000)
+
+
+async def test_a_storm_of_presence_changes_is_written_in_a_few_transactions_without_holding_the_caller(
+    registry: Registry, engine: AsyncEngine
+) -> None:
+    gateways = [f"gw-{n:04d}" for n in range(1_000)]
+    for gateway_id in gateways:
+        registry.note_seen(gateway_id, "lakeside", 500)
+    await registry.flush()
+    commits: list[int] = []
+    event.listen(engine.sync_engine, "commit", lambda connection: commits.append(1))
+
+    # As the ingest loop does for each Last Will: apply and go on to the next message at once.
+    written = [registry.apply([Transition(g, "lakeside", False, OfflineReason.LOST, 2_000)]) for g in gateways]
+    await asyncio.gather(*written)
+
+    assert {(g.online, g.presence_reason) for g in await registry.gateways()} == {(False, "lost")}
+    assert len(commits) <= 2, "the first change's transaction, then everything queued while it was written"
+
+
+async def test_presence_changes_the_database_did_not_take_are_written_by_the_next_flush(
+    registry: Registry, engine: AsyncEngine
+) -> None:
+    await registry.register("lakeside", "gw-01")
+    async with engine.begin() as connection:  # the table disappears, as on a broken database
+        await connection.execute(text("ALTER TABLE gateways RENAME TO gateways_away"))
+
+    await registry.apply([Transition("gw-01", "lakeside", False, OfflineReason.LOST, 2_000)])
+    async with engine.begin() as connection:
+        await connection.execute(text("ALTER TABLE gateways_away RENAME TO gateways"))
+    before = await registry.gateway("gw-01")
+    assert before is not None
+    assert before.presence_changed_ms is None, "not written yet"
+
+    await registry.flush()
+
+    gateway = await registry.gateway("gw-01")
+    assert gateway is not None
+    assert (gateway.online, gateway.presence_reason, gateway.presence_changed_ms) == (False, "lost", 2_000)
 
 
 async def test_applying_no_transitions_changes_nothing(registry: Registry) -> None:
