@@ -13,7 +13,7 @@ the inventory moves and deletes them with their gateways. Without one it manages
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
@@ -26,7 +26,7 @@ from fleet.alerts.delivery import DeliveryWorker, RetryPolicy
 from fleet.alerts.gateway_watch import GatewayWatch
 from fleet.alerts.handling import AlertHandling
 from fleet.alerts.outbox import Outbox
-from fleet.alerts.outbox_queue import OutboxQueue
+from fleet.alerts.outbox_queue import OutboxQueue, Pending
 from fleet.alerts.rules.book import RuleBook
 from fleet.alerts.store import AlertStore
 from fleet.alerts.timers import AlertTimers
@@ -82,7 +82,7 @@ class FleetService:
         outbox = Outbox(channel.route for channel in channels)
         self.rules = RuleBook(sessions, clock, settings.alerts.rules)
         rules = self.rules.for_village
-        self.alerts = AlertStore(sessions, clock, rules, outbox=outbox)
+        self.alerts = AlertStore(sessions, clock, rules, outbox=outbox, on_queued=self._offer)
         self.presence = PresenceTracker(settings.presence.missed_heartbeats, settings.presence.default_interval_s)
         self.gateway_watch = GatewayWatch(
             self.alerts, rules, clock, heard=self.presence.heard, on_raised=self._alert_changed
@@ -277,6 +277,11 @@ class FleetService:
     def _config_reported(self, village_id: str, report: ConfigReported) -> "asyncio.Future[None]":
         self.gateway_watch.config_reported(village_id, report)
         return self.config_reports.add(village_id, report)
+
+    def _offer(self, due: Sequence[Pending]) -> None:
+        """A new alert's messages due now go straight to their channels' workers."""
+        for worker in self.deliveries:
+            worker.offer(due)
 
     def _alert_changed(self) -> None:
         """An alert took a step: its messages are due now, and the earliest deadline may have changed."""

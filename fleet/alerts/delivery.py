@@ -16,7 +16,8 @@ so every message stays pending until someone fixes the settings.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -35,6 +36,8 @@ from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
 
+_TAKEN_REMEMBERED: Final = 10_000
+"""How many of the latest messages taken a worker remembers (to ignore a late offer of one)."""
 _IDLE_POLL_S: Final = 5.0
 """With nothing due, look again this often: a dead letter put back in line, or a message written by another process."""
 
@@ -82,6 +85,9 @@ class DeliveryWorker:
         self._in_flight = in_flight
         self._pause = pause or Backoff(base_s=1.0, cap_s=60.0)
         self._wake = asyncio.Event()
+        self._offered: dict[int, Pending] = {}
+        self._taken: deque[int] = deque(maxlen=_TAKEN_REMEMBERED)
+        self._taken_ids: set[int] = set()
         self.delivered = 0
         self.dead = 0
         self.blocked: str | None = None
@@ -89,6 +95,15 @@ class DeliveryWorker:
 
     def wake(self) -> None:
         """A message was queued: deliver it now rather than at the next poll."""
+        self._wake.set()
+
+    def offer(self, due: Sequence[Pending]) -> None:
+        """Messages just committed and due now (a new alert's case): the next round sends them without looking
+        them up, which is the outbox query's time off a panic's way to the platform. A message the worker took
+        from the outbox already is not sent again."""
+        for pending in due:
+            if pending.message.channel == self.channel.name and pending.message.id not in self._taken_ids:
+                self._offered[pending.message.id] = pending
         self._wake.set()
 
     async def run(self) -> None:
@@ -121,7 +136,7 @@ class DeliveryWorker:
         Each due message is the oldest pending one of its alert (:meth:`OutboxQueue.due`), so sending several at
         once never reorders one alert's messages. Once the channel as a whole fails, no further message of the
         round is tried; those left untried stay due as they were."""
-        due = await self._queue.due(self.channel.name, self._clock(), self._batch)
+        due = await self._take_due()
         window = asyncio.Semaphore(self._in_flight)
         refused = asyncio.Event()
 
@@ -139,7 +154,23 @@ class DeliveryWorker:
         for each in attempts:
             if each.dead_letter is not None:
                 await self._on_dead(each.pending, each.dead_letter)
-        return not refused.is_set(), len(due) == self._batch
+        return not refused.is_set(), bool(self._offered) or len(due) == self._batch
+
+    async def _take_due(self) -> list[Pending]:
+        """The messages offered, if any (the outbox is looked at again right after), else the outbox's due ones;
+        each remembered as taken, so that an offer arriving after the outbox query found it sends nothing twice."""
+        if self._offered:
+            due = [pending for pending in self._offered.values() if pending.message.id not in self._taken_ids]
+            self._offered.clear()
+        else:
+            due = await self._queue.due(self.channel.name, self._clock(), self._batch)
+        for pending in due:
+            self._offered.pop(pending.message.id, None)
+            if len(self._taken) == self._taken.maxlen:
+                self._taken_ids.discard(self._taken[0])
+            self._taken.append(pending.message.id)
+            self._taken_ids.add(pending.message.id)
+        return due
 
     async def _attempt(self, pending: Pending) -> "_Attempt":
         """Try one message: what came of it, and whether the channel as a whole can take messages."""

@@ -10,7 +10,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.alerts.outbox import RAISE, Outbox
-from fleet.db.schema import AlertRow, AlertTransitionRow
+from fleet.db.schema import AlertRow, AlertTransitionRow, OutboxRow
 
 __all__ = ["ESCALATE", "FLEET_ACTOR", "NOTE", "RAISE", "record_step", "transition_of"]
 
@@ -46,10 +46,9 @@ async def record_step(
     at_ms: int,
     *,
     not_before_ms: int | None = None,
-) -> AlertTransitionRow:
+) -> list[OutboxRow]:
     """Record ``row`` taking ``step`` to ``to_state`` (call it before changing the row) and queue what each
-    channel is to be told of it; ``not_before_ms`` holds people's notifications back (quiet hours)."""
-    transition = transition_of(row, step, to_state, actor, reason, at_ms)
-    session.add(transition)
-    await outbox.follow(session, row, step, reason, at_ms, not_before_ms=not_before_ms)
-    return transition
+    channel is to be told of it; ``not_before_ms`` holds people's notifications back (quiet hours). Returns
+    the messages queued."""
+    session.add(transition_of(row, step, to_state, actor, reason, at_ms))
+    return await outbox.follow(session, row, step, reason, at_ms, not_before_ms=not_before_ms)

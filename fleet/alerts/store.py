@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.alerts.correlation import CLEARED_BY, condition_key
@@ -23,6 +23,7 @@ from fleet.alerts.kinds import AnyAlertKind, kind_of
 from fleet.alerts.lifecycle import AlertState, Level, Step, after, allowed_steps, next_level
 from fleet.alerts.new_alert import NewAlert
 from fleet.alerts.outbox import Outbox
+from fleet.alerts.outbox_queue import Pending
 from fleet.alerts.rules.model import AlertRules, RateLimit, RulesFor, same_rules_everywhere
 from fleet.db.engine import database_errors
 from fleet.db.schema import AlertRepeatRow, AlertRow, DeliveryState
@@ -47,8 +48,13 @@ class AlertStore:
         rules: RulesFor = _SAME_RULES,
         *,
         outbox: Outbox | None = None,
+        on_queued: Callable[[Sequence[Pending]], None] = lambda due: None,
     ) -> None:
+        """``on_queued`` is handed the messages each new alert queued that are due at once (its case), once they
+        are committed: the channels' workers send them without looking them up
+        (:meth:`fleet.alerts.delivery.DeliveryWorker.offer`)."""
         self._sessions = sessions
+        self._on_queued = on_queued
         self._clock = clock
         self._rules = rules
         self._outbox = outbox or Outbox()
@@ -80,6 +86,7 @@ class AlertStore:
         earlier in it (a condition raised twice in one batch opens one alert)."""
         now = self._clock()
         opened: list[tuple[AlertRow, NewAlert]] = []
+        due_now: list[Pending] = []
         with database_errors(f"store {len(alerts)} alerts"):
             async with self._sessions.begin() as session:
                 batch = await _Batch.read(session, alerts)
@@ -87,11 +94,10 @@ class AlertStore:
                     row = await self._open_in(session, batch, alert, now)
                     if row is not None:
                         opened.append((row, alert))
-                await session.flush()  # the alerts first: their transitions and outbox messages refer to them
                 for row, alert in opened:
                     rules = self._rules(row.village_id)
                     quiet = rules.quiet_hours.held_until_ms(now, Severity(row.severity)) if rules.quiet_hours else None
-                    await record_step(
+                    queued = await record_step(
                         session,
                         self._outbox,
                         row,
@@ -102,6 +108,8 @@ class AlertStore:
                         now,
                         not_before_ms=quiet,
                     )
+                    due_now += (Pending(message, row) for message in queued if message.next_attempt_ms <= now)
+        self._on_queued(due_now)
         for row, _ in opened:
             logger.info("alert %s %s (%s) from %s/%s", row.id, row.kind, row.severity, row.gateway_id, row.device_id)
         return len(opened)
@@ -310,10 +318,9 @@ class _Batch:
         stored: set[str] = set()
         open_by_condition: dict[str, AlertRow] = {}
         for chunk in _chunks(ids):
-            stored.update(await session.scalars(select(AlertRow.id).where(AlertRow.id.in_(chunk))))
-            stored.update(
-                await session.scalars(select(AlertRepeatRow.event_id).where(AlertRepeatRow.event_id.in_(chunk)))
-            )
+            as_alerts = select(AlertRow.id).where(AlertRow.id.in_(chunk))
+            repeats = select(AlertRepeatRow.event_id).where(AlertRepeatRow.event_id.in_(chunk))
+            stored.update(await session.scalars(union_all(as_alerts, repeats)))
         for chunk in _chunks(keys):
             query = (
                 select(AlertRow)

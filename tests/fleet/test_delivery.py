@@ -80,6 +80,7 @@ class WatchedQueue(OutboxQueue):
         super().__init__(sessions)
         self.changed = asyncio.Event()
         self.holds = 0
+        self.due_queries = 0
         self.workers: list[asyncio.Task[None]] = []
 
     def watch(self, task: asyncio.Task[None]) -> None:
@@ -91,6 +92,11 @@ class WatchedQueue(OutboxQueue):
         await super().settle(outcomes)
         self.holds += sum(1 for each in outcomes if each.state == DeliveryState.PENDING and not each.counts_attempt)
         self.changed.set()
+
+    async def due(self, channel: str, now_ms: int, limit: int = 50) -> list[Pending]:
+        self.due_queries += 1
+        self.changed.set()
+        return await super().due(channel, now_ms, limit)
 
     async def messages(self, alert_id: str, channel: str = GOVERNANCE_CHANNEL) -> list[OutboxRow]:
         """The alert's messages for ``channel``, oldest first."""
@@ -364,6 +370,54 @@ async def test_several_alerts_each_become_their_own_case(
     rows = [await alert_row(store, alert_id) for alert_id in alert_ids]
     assert [row.case_id for row in rows] == [case.case_id for case in platform.ledger.cases]
     assert worker.delivered == 3
+
+
+async def test_a_new_alerts_case_handed_over_by_the_store_is_sent_without_looking_up_the_outbox(
+    sessions: async_sessionmaker[AsyncSession],
+    queue: WatchedQueue,
+    platform: Platform,
+    connect: Connect,
+    stepping_clock: SteppingClock,
+) -> None:
+    worker = worker_for(queue, connect(platform), stepping_clock)
+    store = AlertStore(sessions, stepping_clock, default_escalation(), outbox=CASES, on_queued=worker.offer)
+
+    async with running(queue, worker):
+        await queue.until(lambda: _true(queue.due_queries == 1))  # the worker found nothing due, and waits
+        alert_id = await raised(store)
+        await queue.until(settled(queue, alert_id))
+
+    assert [str(case.alert_id) for case in platform.ledger.cases] == [alert_id]
+    assert queue.due_queries == 1, "the panic's case went out without an outbox query on its way"
+    row = await alert_row(store, alert_id)
+    assert (row.delivery_state, row.case_id) == (DeliveryState.DELIVERED, platform.ledger.cases[0].case_id)
+
+
+async def test_a_message_offered_after_the_worker_took_it_from_the_outbox_is_not_sent_again(
+    sessions: async_sessionmaker[AsyncSession],
+    queue: WatchedQueue,
+    platform: Platform,
+    connect: Connect,
+    stepping_clock: SteppingClock,
+) -> None:
+    store = store_for(sessions, stepping_clock)
+    alert_id = await raised(store)
+    worker = worker_for(queue, connect(platform), stepping_clock)
+    [due] = await queue.due(GOVERNANCE_CHANNEL, stepping_clock())
+
+    async with running(queue, worker):
+        await queue.until(settled(queue, alert_id))
+        queries = queue.due_queries
+        worker.offer([due])  # the store's hand-over, late: the outbox query had found the message first
+        await queue.until(lambda: _true(queue.due_queries > queries))  # a round that sent nothing
+
+    assert platform.ledger.duplicate_requests == 0
+    assert len(platform.log.matching("POST")) == 1
+    assert worker.delivered == 1
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 @pytest.mark.parametrize("status", [500, 503, 429, 408])
