@@ -15,9 +15,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.db.engine import database_errors
@@ -30,6 +30,23 @@ from protocol.messages import Heartbeat
 logger = logging.getLogger(__name__)
 
 AFTER_RESTART = "unknown_after_fleet_restart"
+FLUSH_CHUNK: Final = 100
+"""Gateways whose last-seen times and health one flush transaction writes."""
+
+_GATEWAYS: Final = cast(Table, GatewayRow.__table__)
+_THIS_GATEWAY: Final = _GATEWAYS.c.id == bindparam("gateway")
+_SEEN: Final = update(_GATEWAYS).where(_THIS_GATEWAY).values(last_seen_ms=bindparam("seen"))
+_HEALTHY: Final = (
+    update(_GATEWAYS)
+    .where(_THIS_GATEWAY)
+    .values(
+        last_seen_ms=bindparam("seen"),
+        last_health=bindparam("health"),
+        last_health_ms=bindparam("health_ms"),
+        heartbeat_interval_s=bindparam("interval"),
+    )
+)
+_VERSION: Final = update(_GATEWAYS).where(_THIS_GATEWAY).values(agent_version=bindparam("version"))
 
 
 @dataclass(slots=True)
@@ -202,38 +219,45 @@ class Registry:
 
     async def flush(self) -> int:
         """Register gateways heard from for the first time, then write collected last-seen times and
-        health in one transaction; return how many gateways were updated."""
+        health; return how many gateways were updated.
+
+        They are written :data:`FLUSH_CHUNK` gateways per transaction, each a few ``executemany`` statements:
+        on SQLite a transaction holds the database's one write lock, and a long one would keep an alert
+        waiting behind a thousand last-seen times."""
         if self._unapplied or (self._writing is not None and not self._writing.done()):
             await asyncio.shield(self._presence_writer())
         await self._register_newcomers()
         pending, self._pending = self._pending, {}
-        if not pending:
-            return 0
-        seen = [{"id": gid, "last_seen_ms": p.last_seen_ms} for gid, p in pending.items() if p.health is None]
+        gateway_ids = list(pending)
+        for start in range(0, len(gateway_ids), FLUSH_CHUNK):
+            chunk = {gateway_id: pending[gateway_id] for gateway_id in gateway_ids[start : start + FLUSH_CHUNK]}
+            try:
+                await self._write_notes(chunk)
+            except DatabaseUnavailableError:
+                unwritten = {gateway_id: pending[gateway_id] for gateway_id in gateway_ids[start:]}
+                self._pending = unwritten | self._pending  # kept for the next flush; newer notes win
+                raise
+        return len(pending)
+
+    async def _write_notes(self, notes: dict[str, _Pending]) -> None:
+        seen = [{"gateway": g, "seen": p.last_seen_ms} for g, p in notes.items() if p.health is None]
         healthy = [
             {
-                "id": gid,
-                "last_seen_ms": p.last_seen_ms,
-                "last_health": p.health,
-                "last_health_ms": p.health_ms,
-                "heartbeat_interval_s": p.interval_s,
+                "gateway": g,
+                "seen": p.last_seen_ms,
+                "health": p.health,
+                "health_ms": p.health_ms,
+                "interval": p.interval_s,
             }
-            for gid, p in pending.items()
+            for g, p in notes.items()
             if p.health is not None
         ]
-        versions = [
-            {"id": gid, "agent_version": p.agent_version} for gid, p in pending.items() if p.agent_version is not None
-        ]
-        try:
-            with database_errors(f"flush {len(pending)} gateway updates"):
-                async with self._sessions.begin() as session:
-                    for rows in (seen, healthy, versions):
-                        if rows:
-                            await session.execute(update(GatewayRow), rows)
-        except DatabaseUnavailableError:
-            self._pending = pending | self._pending  # kept for the next flush; newer notes win
-            raise
-        return len(pending)
+        versions = [{"gateway": g, "version": p.agent_version} for g, p in notes.items() if p.agent_version is not None]
+        with database_errors(f"flush {len(notes)} gateway updates"):
+            async with self._sessions.begin() as session:
+                for statement, rows in ((_SEEN, seen), (_HEALTHY, healthy), (_VERSION, versions)):
+                    if rows:
+                        await session.execute(statement, rows)
 
     async def gateways(self, village_id: str | None = None) -> list[GatewayRow]:
         query = select(GatewayRow).order_by(GatewayRow.village_id, GatewayRow.id)
