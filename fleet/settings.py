@@ -137,7 +137,7 @@ class AlertSettings(_Section):
         default_factory=AlertRules,
         description='e.g. OUTPOST_FLEET_ALERTS__RULES__ACK_DEADLINE_S=\'{"critical": 120, "major": 600}\'',
     )
-    sweep_limit: int = Field(default=500, ge=1, description="Alerts escalated or cleared per transaction.")
+    sweep_limit: int = Field(default=100, ge=1, description="Alerts escalated or cleared per transaction.")
     rules_refresh_s: float = Field(
         default=30.0, gt=0, description="How often rule layers are reread (a village moved town, another writer)."
     )

@@ -83,21 +83,22 @@ class PointList:
 
 @dataclass(frozen=True, slots=True)
 class TelemetryPoints:
-    """A telemetry batch's points, one ``telemetry`` point per reading, tagged device, gateway, village."""
+    """A telemetry batch's points, one ``telemetry`` point per reading, tagged device, gateway, village.
+
+    Each point's line is rendered as the chunk is made (:func:`telemetry_points`), on its message's way in: a
+    few microseconds per message, where rendering a write batch's 5,000 points at once holds the event loop
+    for ~10 ms, and a panic alert arriving meanwhile with it."""
 
     village_id: str
     gateway_id: str
     points: Sequence[TelemetryPoint]
+    rendered: Sequence[str]
 
     def __len__(self) -> int:
         return len(self.points)
 
     def lines(self) -> Iterator[str]:
-        # Tags in key order (device, gateway, village): the part after the device is the same for all.
-        # Device ids need no escaping (DeviceId's pattern has no comma, equals sign or space); this runs
-        # once per reading.
-        rest = f",gateway={escape_tag(self.gateway_id)},village={escape_tag(self.village_id)} "
-        return (f"{TELEMETRY},device={p.device_id}{rest}{p.metric}={p.value!r} {p.ts}" for p in self.points)
+        return iter(self.rendered)
 
     def rows(self) -> Iterator[Point]:
         return (
@@ -111,14 +112,19 @@ class TelemetryPoints:
         )
 
     def split(self, count: int) -> tuple["TelemetryPoints", "TelemetryPoints"]:
-        head, tail = self.points[:count], self.points[count:]
-        return TelemetryPoints(self.village_id, self.gateway_id, head), TelemetryPoints(
-            self.village_id, self.gateway_id, tail
+        village_id, gateway_id = self.village_id, self.gateway_id
+        return (
+            TelemetryPoints(village_id, gateway_id, self.points[:count], self.rendered[:count]),
+            TelemetryPoints(village_id, gateway_id, self.points[count:], self.rendered[count:]),
         )
 
 
 def telemetry_points(village_id: str, batch: TelemetryBatch) -> TelemetryPoints:
-    return TelemetryPoints(village_id, batch.gateway_id, batch.points)
+    # Tags in key order (device, gateway, village): the part after the device is the same for all. Device ids
+    # need no escaping (DeviceId's pattern has no comma, equals sign or space); this runs once per reading.
+    rest = f",gateway={escape_tag(batch.gateway_id)},village={escape_tag(village_id)} "
+    rendered = [f"{TELEMETRY},device={p.device_id}{rest}{p.metric}={p.value!r} {p.ts}" for p in batch.points]
+    return TelemetryPoints(village_id, batch.gateway_id, batch.points, rendered)
 
 
 def health_point(village_id: str, heartbeat: Heartbeat) -> Point:
