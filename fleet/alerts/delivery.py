@@ -16,7 +16,7 @@ so every message stays pending until someone fixes the settings.
 import asyncio
 import contextlib
 import logging
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -86,8 +86,7 @@ class DeliveryWorker:
         self._pause = pause or Backoff(base_s=1.0, cap_s=60.0)
         self._wake = asyncio.Event()
         self._offered: dict[int, Pending] = {}
-        self._taken: deque[int] = deque(maxlen=_TAKEN_REMEMBERED)
-        self._taken_ids: set[int] = set()
+        self._taken: OrderedDict[int, None] = OrderedDict()  # the latest message ids taken, oldest first
         self.delivered = 0
         self.dead = 0
         self.blocked: str | None = None
@@ -102,7 +101,7 @@ class DeliveryWorker:
         them up, which is the outbox query's time off a panic's way to the platform. A message the worker took
         from the outbox already is not sent again."""
         for pending in due:
-            if pending.message.channel == self.channel.name and pending.message.id not in self._taken_ids:
+            if pending.message.channel == self.channel.name and pending.message.id not in self._taken:
                 self._offered[pending.message.id] = pending
         self._wake.set()
 
@@ -160,16 +159,15 @@ class DeliveryWorker:
         """The messages offered, if any (the outbox is looked at again right after), else the outbox's due ones;
         each remembered as taken, so that an offer arriving after the outbox query found it sends nothing twice."""
         if self._offered:
-            due = [pending for pending in self._offered.values() if pending.message.id not in self._taken_ids]
+            due = [pending for pending in self._offered.values() if pending.message.id not in self._taken]
             self._offered.clear()
         else:
             due = await self._queue.due(self.channel.name, self._clock(), self._batch)
         for pending in due:
             self._offered.pop(pending.message.id, None)
-            if len(self._taken) == self._taken.maxlen:
-                self._taken_ids.discard(self._taken[0])
-            self._taken.append(pending.message.id)
-            self._taken_ids.add(pending.message.id)
+            self._taken[pending.message.id] = None
+            if len(self._taken) > _TAKEN_REMEMBERED:
+                self._taken.popitem(last=False)
         return due
 
     async def _attempt(self, pending: Pending) -> "_Attempt":

@@ -86,8 +86,8 @@ class Outcome:
         """Nothing left to deliver (a withdrawal of a case that was never opened)."""
         return cls(message_id, DeliveryState.SKIPPED, why, counts_attempt=False)
 
-    def apply_to(self, message: OutboxRow) -> tuple[OutboxRow, dict[str, Any]]:
-        """Change ``message`` accordingly; returns it with the values to mirror on its alert (for a case's opening)."""
+    def apply_to(self, message: OutboxRow) -> dict[str, Any]:
+        """Change ``message`` accordingly; returns the values to mirror on its alert (if it opens a case)."""
         error = self.error[:512] if self.error is not None else None
         message.state, message.last_error = self.state, error
         message.attempts += int(self.counts_attempt)
@@ -102,7 +102,7 @@ class Outcome:
         if self.state == DeliveryState.DELIVERED:
             message.delivered_ms, message.result = self.delivered_ms, self.result
             mirror |= {"case_id": self.result, "delivered_at_ms": self.delivered_ms}
-        return message, mirror
+        return mirror
 
 
 class OutboxQueue:
@@ -149,10 +149,13 @@ class OutboxQueue:
         with database_errors(f"record what came of {len(outcomes)} outbox messages"):
             async with self._sessions.begin() as session:
                 rows = {row.id: row for row in await session.scalars(query)}
-                mirrored = [
-                    outcome.apply_to(rows[outcome.message_id]) for outcome in outcomes if outcome.message_id in rows
-                ]
-                openings = [values for row, values in mirrored if row.action == Action.OPEN_CASE]
+                openings = []
+                for outcome in outcomes:
+                    row = rows.get(outcome.message_id)
+                    if row is not None:
+                        mirror = outcome.apply_to(row)
+                        if row.action == Action.OPEN_CASE:
+                            openings.append(mirror)
                 if openings:
                     await session.execute(update(AlertRow), openings)
 

@@ -9,7 +9,7 @@ of a condition that has an open alert counts on it instead (:mod:`fleet.alerts.c
 """
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -26,6 +26,7 @@ from fleet.alerts.outbox import Outbox
 from fleet.alerts.outbox_queue import Pending
 from fleet.alerts.rules.model import AlertRules, RateLimit, RulesFor, same_rules_everywhere
 from fleet.db.engine import database_errors
+from fleet.db.in_lists import IN_LIST_SIZE, in_chunks
 from fleet.db.schema import AlertRepeatRow, AlertRow, DeliveryState
 from fleet.errors import DataIntegrityError
 from protocol.messages import Alert, DeviceEvent, Severity
@@ -95,8 +96,7 @@ class AlertStore:
                     if row is not None:
                         opened.append((row, alert))
                 for row, alert in opened:
-                    rules = self._rules(row.village_id)
-                    quiet = rules.quiet_hours.held_until_ms(now, Severity(row.severity)) if rules.quiet_hours else None
+                    quiet = self._rules(row.village_id).notifications_held_until_ms(now, Severity(row.severity))
                     queued = await record_step(
                         session,
                         self._outbox,
@@ -261,7 +261,7 @@ class AlertStore:
                     row.level = level
                     row.escalate_at_ms = rules.escalates_at_ms(severity, level, now_ms)
                     reason = f"not acknowledged in time ({overdue_s:.1f} s past the deadline)"
-                    quiet = rules.quiet_hours.held_until_ms(now_ms, severity) if rules.quiet_hours else None
+                    quiet = rules.notifications_held_until_ms(now_ms, severity)
                     await record_step(
                         session,
                         self._outbox,
@@ -298,10 +298,6 @@ class AlertStore:
                 return await session.get(AlertRow, alert_id)
 
 
-_IN_CHUNK: Final = 500
-"""Ids per ``IN (...)`` list: well under every database's limit on a statement's parameters."""
-
-
 @dataclass(slots=True)
 class _Batch:
     """What :meth:`AlertStore.open_many` knows about a batch of alerts, read once for all of them."""
@@ -317,11 +313,11 @@ class _Batch:
         keys = sorted({condition_key(alert.gateway_id, alert.device_id, alert.kind) for alert in alerts})
         stored: set[str] = set()
         open_by_condition: dict[str, AlertRow] = {}
-        for chunk in _chunks(ids):
+        for chunk in in_chunks(ids, IN_LIST_SIZE // 2):  # two lists in one statement
             as_alerts = select(AlertRow.id).where(AlertRow.id.in_(chunk))
             repeats = select(AlertRepeatRow.event_id).where(AlertRepeatRow.event_id.in_(chunk))
             stored.update(await session.scalars(union_all(as_alerts, repeats)))
-        for chunk in _chunks(keys):
+        for chunk in in_chunks(keys):
             query = (
                 select(AlertRow)
                 .where(AlertRow.condition_key.in_(chunk), AlertRow.state.in_(_DEDUPLICATED))
@@ -330,8 +326,3 @@ class _Batch:
             for row in await session.scalars(query):
                 open_by_condition[row.condition_key] = row  # the newest last
         return cls(stored, open_by_condition)
-
-
-def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), _IN_CHUNK):
-        yield values[start : start + _IN_CHUNK]

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fleet.configs.layers import LayerKey
 from fleet.configs.placements import Placement
 from fleet.configs.resolve import canonical, digest, resolve
+from fleet.db.in_lists import in_chunks
 from fleet.db.schema import GatewayConfigRow, GatewayRow
 from fleet.errors import InvalidRequestError
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
@@ -28,8 +29,6 @@ logger = logging.getLogger(__name__)
 
 _ENVELOPE_BYTES: Final = 512
 """What a ConfigDesired adds around its config: ids, version, timestamps, the signature and key id."""
-_IN_CHUNK: Final = 1_000
-"""Gateways per ``IN (...)`` list: well inside every driver's limit on bound parameters."""
 _ERRORS_SHOWN: Final = 3
 _INVALID_CHARS: Final = 1_024
 
@@ -155,8 +154,7 @@ def _unmanage(row: GatewayConfigRow, now_ms: int) -> None:
 
 async def _rows(session: AsyncSession, gateway_ids: Sequence[str]) -> dict[str, GatewayConfigRow]:
     rows: dict[str, GatewayConfigRow] = {}
-    for start in range(0, len(gateway_ids), _IN_CHUNK):
-        chunk = gateway_ids[start : start + _IN_CHUNK]
+    for chunk in in_chunks(gateway_ids):
         found = await session.scalars(select(GatewayConfigRow).where(GatewayConfigRow.gateway_id.in_(chunk)))
         rows.update((row.gateway_id, row) for row in found)
     return rows

@@ -22,7 +22,6 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.configs.desired import Published, Unpublished, mark_published, unpublished
 from fleet.configs.push import ConfigPush
 from fleet.db.engine import database_errors
+from fleet.db.in_lists import in_chunks
 from fleet.db.schema import GatewayConfigRow
 from fleet.downlink import Downlink
 from fleet.errors import DownlinkUnavailableError, TransientError
@@ -39,9 +39,6 @@ from protocol.messages import ConfigDesired
 from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
-
-_IN_CHUNK: Final = 1_000
-"""Gateways per ``IN (...)`` list: well inside every driver's limit on bound parameters."""
 
 
 @dataclass(slots=True)
@@ -160,8 +157,7 @@ class ConfigPublisher:
     async def _erase_where_moved(self, sent: Sequence[Published]) -> None:
         """Erase what was just published for a village its gateway has left meanwhile (see the module)."""
         villages: dict[str, str | None] = {}
-        for start in range(0, len(sent), _IN_CHUNK):
-            chunk = [item.gateway_id for item in sent[start : start + _IN_CHUNK]]
+        for chunk in in_chunks([item.gateway_id for item in sent]):
             query = select(GatewayConfigRow.gateway_id, GatewayConfigRow.village_id).where(
                 GatewayConfigRow.gateway_id.in_(chunk)
             )

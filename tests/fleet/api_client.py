@@ -10,9 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.access.audit import AuditLog
 from fleet.access.tokens import TokenStore
 from fleet.alerts.callbacks import CaseCallbacks
-from fleet.alerts.channels.governance import GOVERNANCE_CHANNEL
 from fleet.alerts.handling import AlertHandling
-from fleet.alerts.outbox import Outbox, case_route
 from fleet.alerts.outbox_queue import OutboxQueue
 from fleet.alerts.rules.book import RuleBook
 from fleet.alerts.store import AlertStore
@@ -24,6 +22,7 @@ from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
 from fleet.timeseries.history_sql import SqlHealthHistory
 from protocol.request_signing import RequestVerifier
+from tests.fleet.alert_parts import CASES
 from tests.fleet.commands.parts import unconnected_commands
 from tests.fleet.configs.parts import config_push
 from tests.fleet.enrollment.parts import development_enrollment
@@ -31,7 +30,6 @@ from tests.fleet.helpers import FakeClock, default_escalation
 
 ADMIN_TOKEN = "test-bootstrap-admin"
 CALLBACK_SECRET = "test-callback-signing-secret"
-CASES = Outbox([case_route(GOVERNANCE_CHANNEL)])
 """Alerts open and withdraw cases through the outbox, as with a governance platform configured (not running)."""
 
 

@@ -39,12 +39,12 @@ from simulators.governance.app import create_platform_app
 from simulators.governance.faults import Faults
 from simulators.governance.recorder import CaseLedger
 from simulators.governance.request_log import RequestLog
-from tests.fleet.helpers import RAISED_MS, FakeClock, default_escalation, make_alert
+from tests.fleet.alert_parts import CASES, alert_row, raised, store_for
+from tests.fleet.helpers import RAISED_MS, FakeClock, default_escalation
 
 TOKEN: Final = "platform-token"
 SECRET: Final = "shared-signing-secret"
 PLATFORM_URL: Final = "http://platform.test"
-CASES: Final = Outbox([case_route(GOVERNANCE_CHANNEL)])
 STAFF: Final = Actor("duty-officer", Role.COMMAND_STAFF)
 PATIENT: Final = RetryPolicy(max_attempts=10, base_s=1.0, cap_s=300.0)
 
@@ -230,24 +230,6 @@ async def drive(
                 clock.now_ms = next_due
             worker.wake()
             await queue.changed.wait()
-
-
-def store_for(
-    sessions: async_sessionmaker[AsyncSession], clock: Callable[[], int], outbox: Outbox = CASES
-) -> AlertStore:
-    return AlertStore(sessions, clock, default_escalation(), outbox=outbox)
-
-
-async def raised(store: AlertStore, village: str = "lakeside", **changes: object) -> str:
-    alert = make_alert(gateway_id="gw-01" if village == "lakeside" else "gw-02", **changes)
-    assert await store.record(village, alert)
-    return str(alert.event_id)
-
-
-async def alert_row(store: AlertStore, alert_id: str) -> AlertRow:
-    row = await store.get(alert_id)
-    assert row is not None
-    return row
 
 
 def settled(queue: WatchedQueue, *alert_ids: str) -> Callable[[], Awaitable[bool]]:

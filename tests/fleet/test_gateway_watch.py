@@ -17,7 +17,7 @@ from fleet.db.schema import AlertRow
 from fleet.presence import OfflineReason, PresenceTracker, Transition
 from protocol.messages import ConfigReported, ConfigStatus, FleetAlertKind, GatewayHealth, Heartbeat, Severity
 from tests.fleet.alert_county import alert_county
-from tests.fleet.api_client import CASES
+from tests.fleet.alert_parts import CASES
 from tests.fleet.helpers import FakeClock
 
 INTERVAL_S = 10.0

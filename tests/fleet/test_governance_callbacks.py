@@ -28,7 +28,8 @@ from protocol.governance import (
 from protocol.messages import Alert
 from protocol.request_signing import signature_headers
 from tests.fleet.alert_county import alert_county
-from tests.fleet.api_client import CALLBACK_SECRET, CASES, api_client
+from tests.fleet.alert_parts import CASES
+from tests.fleet.api_client import CALLBACK_SECRET, api_client
 from tests.fleet.helpers import FakeClock, default_escalation, make_alert
 
 CASE = "CASE-000042"

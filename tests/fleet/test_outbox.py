@@ -20,15 +20,14 @@ from fleet.alerts.lifecycle import Step
 from fleet.alerts.new_alert import NewAlert
 from fleet.alerts.outbox import Action, Outbox, case_route, notify_route
 from fleet.alerts.outbox_queue import ChannelCounts, OutboxQueue, Outcome
-from fleet.alerts.store import AlertStore
 from fleet.db.engine import alembic_config, create_engine, session_factory
 from fleet.db.schema import AlertRow, DeliveryState, OutboxRow
 from fleet.errors import NotFoundError
 from fleet.registry import Registry
 from protocol.messages import FleetAlertKind, Severity
-from tests.fleet.helpers import RAISED_MS, FakeClock, database_url, default_escalation, make_alert
+from tests.fleet.alert_parts import CASES, alert_row, raised, store_for
+from tests.fleet.helpers import RAISED_MS, FakeClock, database_url
 
-CASES = Outbox([case_route(GOVERNANCE_CHANNEL)])
 SMS = "sms"
 CASES_AND_SMS = Outbox([case_route(GOVERNANCE_CHANNEL), notify_route(SMS, [RAISE, Step.CANCEL])])
 STAFF = Actor("duty-officer", Role.COMMAND_STAFF)
@@ -48,22 +47,6 @@ async def sessions(
 @pytest.fixture
 def queue(sessions: async_sessionmaker[AsyncSession]) -> OutboxQueue:
     return OutboxQueue(sessions)
-
-
-def store_for(sessions: async_sessionmaker[AsyncSession], clock: FakeClock, outbox: Outbox = CASES) -> AlertStore:
-    return AlertStore(sessions, clock, default_escalation(), outbox=outbox)
-
-
-async def raised(store: AlertStore, village: str = "lakeside", **changes: object) -> str:
-    alert = make_alert(gateway_id="gw-01" if village == "lakeside" else "gw-02", **changes)
-    assert await store.record(village, alert)
-    return str(alert.event_id)
-
-
-async def alert_row(store: AlertStore, alert_id: str) -> AlertRow:
-    row = await store.get(alert_id)
-    assert row is not None
-    return row
 
 
 async def only(queue: OutboxQueue, alert_id: str, channel: str = GOVERNANCE_CHANNEL) -> OutboxRow:

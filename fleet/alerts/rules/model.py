@@ -162,6 +162,11 @@ class AlertRules(_Rules):
         hold_s = self.rule(kind).clear_hold_s
         return round((self.clear_hold_s if hold_s is None else hold_s) * 1000)
 
+    def notifications_held_until_ms(self, at_ms: int, severity: Severity) -> int | None:
+        """When people may be told of an alert of ``severity`` at ``at_ms``: the end of the quiet hours it falls
+        in, or None when at once (no quiet hours, outside them, or a severity they do not hold)."""
+        return self.quiet_hours.held_until_ms(at_ms, severity) if self.quiet_hours else None
+
     def escalates_at_ms(self, severity: Severity, level: Level, since_ms: int) -> int | None:
         """When an alert of ``severity`` waiting at ``level`` since ``since_ms`` goes up a level; None if it
         never does (its severity does not escalate, or it is at the county already)."""
