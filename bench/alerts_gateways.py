@@ -32,9 +32,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-import aiomqtt
-
-from bench.fleet_gateways import gateway_id, or_exit, say, village_id
+from bench.fleet_gateways import GatewayConnection, or_exit, say
 from protocol.clock import utc_now_ms
 from protocol.codec import encode
 from protocol.messages import (
@@ -43,9 +41,6 @@ from protocol.messages import (
     AlertKind,
     GatewayHealth,
     Heartbeat,
-    Presence,
-    PresenceReason,
-    PresenceState,
     Severity,
     TelemetryBatch,
     TelemetryPoint,
@@ -53,47 +48,20 @@ from protocol.messages import (
 from protocol.topics import Channel, gateway_topic
 from protocol.village_centre import village_centre_topic
 
-AGENT_VERSION: Final = "bench-gateway"
 METRICS: Final = ("temperature_c", "humidity_pct", "battery_v", "rssi_dbm", "water_level_cm")
 SENSOR: Final = "sensor-01"
 _CONNECTING_AT_ONCE: Final = 100
 
 
-class SimulatedGateway:
+class SimulatedGateway(GatewayConnection):
     def __init__(self, host: str, port: int, index: int, seq_base: int, heartbeat_s: float) -> None:
-        self.id = gateway_id(index)
+        super().__init__(host, port, index, seq_base)
         self.heartbeat_s = heartbeat_s
-        self.village = village_id(index)
-        self._seq = seq_base
-        self._started_ms = utc_now_ms()
-        self._presence_topic = gateway_topic(self.village, self.id, Channel.PRESENCE)
         self._heartbeat_topic = gateway_topic(self.village, self.id, Channel.HEARTBEAT)
         self._telemetry_topic = gateway_topic(self.village, self.id, Channel.TELEMETRY)
         self._alert_topic = gateway_topic(self.village, self.id, Channel.ALERT)
         self._centre_topic = village_centre_topic(self.village, self.id)
-        self._online = self._presence(PresenceState.ONLINE, PresenceReason.CONNECTED)
-        lost = self._presence(PresenceState.OFFLINE, PresenceReason.LOST)  # stamped after online: it outranks it
-        will = aiomqtt.Will(self._presence_topic, lost, qos=1, retain=True)
-        self.client = aiomqtt.Client(
-            host, port, identifier=f"outpost-gw-{self.id}", will=will, max_inflight_messages=0, timeout=30
-        )
         self.first_heartbeat = asyncio.Event()
-
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
-    def _presence(self, state: PresenceState, reason: PresenceReason) -> bytes:
-        return encode(
-            Presence(
-                gateway_id=self.id, seq=self._next_seq(), event_id=uuid.uuid4(), ts=utc_now_ms(),
-                state=state, reason=reason, agent_version=AGENT_VERSION,
-            )
-        )  # fmt: skip
-
-    async def connect(self) -> None:
-        await self.client.__aenter__()
-        await self.client.publish(self._presence_topic, self._online, qos=1, retain=True)
 
     async def run(self, telemetry_s: float, phase: float) -> None:
         """Heartbeat and telemetry at this gateway's phase (a fraction of each interval), until cancelled."""

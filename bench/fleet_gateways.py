@@ -56,6 +56,7 @@ from protocol.messages import (
     PresenceReason,
     PresenceState,
 )
+from protocol.mqtt_socket import NO_DELAY
 from protocol.topics import Channel, gateway_filters, gateway_topic
 
 AGENT_VERSION: Final = "bench-gateway"
@@ -99,37 +100,29 @@ class ConfigSetup:
     decoder: Decoder
 
 
-class SimulatedGateway:
-    def __init__(self, host: str, port: int, index: int, interval_s: float, phase_s: float, setup: ConfigSetup) -> None:
+class GatewayConnection:
+    """Gateway ``index``'s own MQTT connection, opened as the agent's uplink opens it (``edge/uplink.py``): its
+    client id, ``TCP_NODELAY``, a retained Last Will (``offline``/``lost``) and, on :meth:`connect`, a retained
+    ``online`` presence stamped before the Will. Its messages are numbered from ``seq_base`` on."""
+
+    def __init__(self, host: str, port: int, index: int, seq_base: int = 0) -> None:
         self.id = gateway_id(index)
         self.village = village_id(index)
-        self._interval_s = interval_s
-        self._phase_s = phase_s
-        self._seq = 0
+        self._seq = seq_base
         self._started_ms = utc_now_ms()
-        online = self._presence(PresenceState.ONLINE, PresenceReason.CONNECTED)
-        lost = self._presence(PresenceState.OFFLINE, PresenceReason.LOST)  # stamped after online: it outranks it
-        self._online = online
         self._presence_topic = gateway_topic(self.village, self.id, Channel.PRESENCE)
-        self._heartbeat_topic = gateway_topic(self.village, self.id, Channel.HEARTBEAT)
-        self._reported_topic = gateway_topic(self.village, self.id, Channel.CONFIG_REPORTED)
+        self._online = self._presence(PresenceState.ONLINE, PresenceReason.CONNECTED)
+        lost = self._presence(PresenceState.OFFLINE, PresenceReason.LOST)  # stamped after online: it outranks it
         will = aiomqtt.Will(self._presence_topic, lost, qos=1, retain=True)
         self.client = aiomqtt.Client(
-            host, port, identifier=f"outpost-gw-{self.id}", will=will, max_inflight_messages=0, timeout=30
+            host,
+            port,
+            identifier=f"outpost-gw-{self.id}",
+            will=will,
+            max_inflight_messages=0,
+            timeout=30,
+            socket_options=NO_DELAY,
         )
-        self.configs = GatewayConfigFollower(
-            self.village, self.id,
-            initial=GatewayConfig(heartbeat_interval_s=interval_s),
-            signing_keys=setup.signing_keys,
-            state_file=setup.state_dir / f"{self.id}.json",
-            decoder=setup.decoder,
-            next_seq=self._next_seq,
-            publish=self._publish_report,
-        )  # fmt: skip
-        self.silenced = asyncio.Event()
-        self.last_heartbeat_ms = 0
-        self.first_heartbeat = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -144,9 +137,34 @@ class SimulatedGateway:
         )  # fmt: skip
 
     async def connect(self) -> None:
-        """Connect, announce itself online and subscribe to its downlink, as the agent's uplink does."""
         await self.client.__aenter__()
         await self.client.publish(self._presence_topic, self._online, qos=1, retain=True)
+
+
+class SimulatedGateway(GatewayConnection):
+    def __init__(self, host: str, port: int, index: int, interval_s: float, phase_s: float, setup: ConfigSetup) -> None:
+        super().__init__(host, port, index)
+        self._interval_s = interval_s
+        self._phase_s = phase_s
+        self._heartbeat_topic = gateway_topic(self.village, self.id, Channel.HEARTBEAT)
+        self._reported_topic = gateway_topic(self.village, self.id, Channel.CONFIG_REPORTED)
+        self.configs = GatewayConfigFollower(
+            self.village, self.id,
+            initial=GatewayConfig(heartbeat_interval_s=interval_s),
+            signing_keys=setup.signing_keys,
+            state_file=setup.state_dir / f"{self.id}.json",
+            decoder=setup.decoder,
+            next_seq=self._next_seq,
+            publish=self._publish_report,
+        )  # fmt: skip
+        self.silenced = asyncio.Event()
+        self.last_heartbeat_ms = 0
+        self.first_heartbeat = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def connect(self) -> None:
+        """Connect, announce itself online and subscribe to its downlink, as the agent's uplink does."""
+        await super().connect()
         for topic_filter in gateway_filters(self.village, self.id):
             await self.client.subscribe(topic_filter, qos=1)
         self._tasks += [
