@@ -25,7 +25,7 @@ from edge.settings import BrokerSettings
 from protocol.codec import Rejection, encode
 from protocol.messages import Alert
 from protocol.mqtt_socket import NO_DELAY
-from protocol.node import NodeDecoder, NodeInbound, node_filters
+from protocol.node import NodeChannel, NodeConfig, NodeDecoder, NodeInbound, node_filters, node_topic
 from protocol.reconnect import Backoff
 from protocol.village_centre import village_centre_topic
 
@@ -60,6 +60,7 @@ class LocalBus:
         self._client: aiomqtt.Client | None = None
         self._pending: deque[bytes] = deque(maxlen=pending_limit)
         self._publishing: set[asyncio.Task[None]] = set()
+        self._node_configs: dict[str, bytes] = {}
         self.decoder = NodeDecoder()
         self.connected = asyncio.Event()
         self.unknown_nodes: Counter[str] = Counter()
@@ -77,6 +78,13 @@ class LocalBus:
         if self._listeners.get(node_id) is listener:
             del self._listeners[node_id]
 
+    def configure_node(self, config: NodeConfig) -> None:
+        """Publish ``config`` to its node's retained config topic, now and again on every reconnect."""
+        payload = config.model_dump_json().encode()
+        self._node_configs[config.node_id] = payload
+        if self._client is not None:
+            self._publish_soon(self._client, node_topic(config.node_id, NodeChannel.CONFIG), payload, retain=True)
+
     def notify_village_centre(self, alert: Alert) -> None:
         """Publish ``alert`` to the village centre now, or as soon as the local broker is back."""
         payload = encode(alert)
@@ -86,20 +94,25 @@ class LocalBus:
             self._pending.append(payload)
             logger.warning("local broker down: alert %s for the village centre waits", alert.event_id)
             return
-        self._publish_soon(self._client, payload)
+        self._publish_soon(self._client, self._centre_topic, payload)
 
-    def _publish_soon(self, client: aiomqtt.Client, payload: bytes) -> None:
-        task = asyncio.get_running_loop().create_task(self._publish(client, payload))
+    def _publish_soon(self, client: aiomqtt.Client, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        task = asyncio.get_running_loop().create_task(self._publish(client, topic, payload, retain))
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
 
-    async def _publish(self, client: aiomqtt.Client, payload: bytes) -> None:
+    async def _publish(self, client: aiomqtt.Client, topic: str, payload: bytes, retain: bool) -> None:
         try:
-            await client.publish(self._centre_topic, payload, qos=1)
-            self.notified += 1
+            await client.publish(topic, payload, qos=1, retain=retain)
         except aiomqtt.MqttError as exc:
+            if retain:  # a node's settings: published again on the reconnect
+                logger.warning("settings for a node not published (%s); they go out on the reconnect", exc)
+                return
             logger.warning("alert for the village centre not delivered (%s); it waits for the reconnect", exc)
             self._pending.append(payload)
+            return
+        if not retain:
+            self.notified += 1
 
     async def run(self) -> None:
         """Stay connected until cancelled; raise LocalBrokerRefusedError when retrying cannot help."""
@@ -134,7 +147,9 @@ class LocalBus:
             logger.info("local broker %s:%d connected", self._broker.host, self._broker.port)
             try:
                 while self._pending:
-                    self._publish_soon(client, self._pending.popleft())
+                    self._publish_soon(client, self._centre_topic, self._pending.popleft())
+                for node_id, config in self._node_configs.items():
+                    self._publish_soon(client, node_topic(node_id, NodeChannel.CONFIG), config, retain=True)
                 async for message in client.messages:
                     payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
                     self._dispatch(str(message.topic), payload)

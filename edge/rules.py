@@ -28,6 +28,7 @@ from edge.adapters.base import (
     Detected,
     DeviceStatus,
     DoorChanged,
+    DoorHeldOpen,
     Measured,
     MotionSensed,
     Observation,
@@ -78,6 +79,8 @@ class LocalRules:
                 self._on_door(observation)
             case MotionSensed():
                 self._event(observation.device_id, observation.ts, EventKind.MOTION)
+            case DoorHeldOpen():
+                self._on_door_held_open(observation)
             case TamperChanged():
                 evidence: Evidence = {"tampered": observation.tampered, "reason": observation.reason}
                 if observation.tampered:
@@ -141,6 +144,16 @@ class LocalRules:
         evidence: Evidence = {"open_s": round((now - opened_ts) / 1000, 1), "limit_s": limit_s}
         self._alert(door, now, AlertKind.DOOR_HELD_OPEN, Severity.MAJOR, evidence,
                     f"door {door} held open for over {limit_s:g} s")  # fmt: skip
+
+    def _on_door_held_open(self, held: DoorHeldOpen) -> None:
+        """A door node's own held-open timer; the gateway's door policy, when it sets one, has the say."""
+        spec = self._devices.get(held.device_id)
+        if spec is not None and spec.door is not None and spec.door.held_open_s is not None:
+            return
+        open_s = round(held.open_ms / 1000, 1)
+        evidence: Evidence = {"open_s": open_s, "source": "node"}
+        summary = f"door {held.device_id} held open for {open_s:g} s"
+        self._alert(held.device_id, held.ts + held.open_ms, AlertKind.DOOR_HELD_OPEN, Severity.MAJOR, evidence, summary)
 
     def _on_detection(self, detected: Detected) -> None:
         try:

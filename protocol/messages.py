@@ -120,6 +120,7 @@ class EventKind(StrEnum):
     DEVICE_OFFLINE = "device_offline"
     DEVICE_ONLINE = "device_online"
     LOW_BATTERY = "low_battery"  # a sensor node's battery below its threshold
+    NODE_CONFIG_REJECTED = "node_config_rejected"  # a sensor node refused the settings its gateway pushed
     SNAPSHOT_FETCHED = "snapshot_fetched"  # the audit record of a snapshot leaving the gateway
 
 

@@ -1,7 +1,9 @@
 """The small protocol between MicroPython sensor nodes and their village gateway, on the gateway's local broker.
 
 Topics are ``outpost-node/v1/{node}/{channel}``; nodes publish their status (retained, with an
-``offline`` Last Will), heartbeats and events. A node has no wall clock: every message carries the
+``offline`` Last Will), heartbeats, events and the outcome of settings updates; the gateway
+publishes each node's settings update on its ``config`` channel (retained, so a sleeping node gets
+it when it wakes) and the node answers on ``config_result``. A node has no wall clock: every message carries the
 node's ``boot`` counter and uptime, each event its own ``boot`` and ``seq`` (the gateway de-duplicates
 QoS 1 redeliveries on them) and how long ago it happened (``age_ms``), unknown for an event kept on
 flash across a reset. The gateway stamps wall-clock time on receipt.
@@ -29,6 +31,16 @@ class NodeChannel(StrEnum):
     STATUS = "status"  # retained; the node's Last Will says offline
     HEARTBEAT = "heartbeat"
     EVENT = "event"
+    CONFIG_RESULT = "config_result"  # the node's answer to a settings update
+    CONFIG = "config"  # gateway -> node, retained: a settings update
+
+
+NODE_INBOUND_CHANNELS: Final = (
+    NodeChannel.STATUS,
+    NodeChannel.HEARTBEAT,
+    NodeChannel.EVENT,
+    NodeChannel.CONFIG_RESULT,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +75,7 @@ def node_topic(node_id: str, channel: NodeChannel) -> str:
 
 def node_filters() -> list[str]:
     """What a gateway subscribes to on its local broker to hear every node."""
-    return [f"{NODE_PREFIX}/+/{channel.value}" for channel in NodeChannel]
+    return [f"{NODE_PREFIX}/+/{channel.value}" for channel in NODE_INBOUND_CHANNELS]
 
 
 class NodeMessage(WireModel):
@@ -99,6 +111,7 @@ class NodeEventKind(StrEnum):
     MULTI_PRESS = "multi_press"  # ``count`` presses in quick succession
     DOOR_OPEN = "door_open"
     DOOR_CLOSED = "door_closed"
+    DOOR_HELD_OPEN = "door_held_open"  # the node's own timer; ``held_ms`` says for how long
     MOTION = "motion"
     TAMPER = "tamper"  # enclosure opened or wire cut
     TAMPER_CLEARED = "tamper_cleared"
@@ -116,12 +129,35 @@ class NodeEvent(NodeMessage):
     count: int = Field(default=1, ge=1, le=100, description="Presses in a multi_press.")
 
 
-NodeInbound = NodeStatus | NodeHeartbeat | NodeEvent
+class NodeConfigResult(NodeMessage):
+    """The node's answer to a settings update: applied, or refused with every problem it found."""
+
+    revision: ShortText
+    accepted: bool
+    errors: list[ShortText] = Field(default_factory=list, max_length=16)
+
+
+NodeSettingValue = int | float | bool | str
+
+
+class NodeConfig(WireModel):
+    """Gateway -> node: settings to change (the node checks them; it may change only thresholds and
+    timers), under a ``revision`` it reports back and remembers, so a retained update heard again is
+    not applied twice."""
+
+    schema_version: Literal[1] = 1
+    node_id: DeviceId
+    revision: str = Field(min_length=1, max_length=64)
+    settings: dict[ShortText, NodeSettingValue] = Field(max_length=32)
+
+
+NodeInbound = NodeStatus | NodeHeartbeat | NodeEvent | NodeConfigResult
 
 MODEL_FOR_NODE_CHANNEL: Final[dict[NodeChannel, type[NodeInbound]]] = {
     NodeChannel.STATUS: NodeStatus,
     NodeChannel.HEARTBEAT: NodeHeartbeat,
     NodeChannel.EVENT: NodeEvent,
+    NodeChannel.CONFIG_RESULT: NodeConfigResult,
 }
 
 
@@ -146,8 +182,11 @@ class NodeDecoder:
             parsed = NodeTopic.parse(topic)
         except TopicError as exc:
             return self.tally.reject(RejectReason.BAD_TOPIC, str(exc), topic=topic)
+        model = MODEL_FOR_NODE_CHANNEL.get(parsed.channel)
+        if model is None:
+            return self.tally.reject(RejectReason.BAD_TOPIC, f"{parsed.channel} is not sent by nodes", topic=topic)
         try:
-            message = MODEL_FOR_NODE_CHANNEL[parsed.channel].model_validate_json(payload, strict=True)
+            message = model.model_validate_json(payload, strict=True)
         except ValidationError as exc:
             return self.tally.invalid(exc, topic=topic)
         if message.node_id != parsed.node_id:

@@ -23,6 +23,15 @@ class DoorChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class DoorHeldOpen:
+    """A door contact node's own timer: the door has been open for ``open_ms``."""
+
+    device_id: str
+    ts: int  # when it opened
+    open_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Measured:
     device_id: str
     metric: str
@@ -68,7 +77,9 @@ class DeviceStatus:
     reason: str
 
 
-Observation = ButtonPressed | DoorChanged | Measured | MotionSensed | TamperChanged | Detected | DeviceStatus
+Observation = (
+    ButtonPressed | DoorChanged | DoorHeldOpen | Measured | MotionSensed | TamperChanged | Detected | DeviceStatus
+)
 Emit = Callable[[Observation], None]
 
 

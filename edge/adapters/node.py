@@ -9,13 +9,18 @@ the GPIO adapters emit, so local rules treat a wired button and a node's button 
 - heartbeats become ``battery_v`` and ``rssi_dbm`` telemetry, and a ``low_battery`` detection when the
   battery falls below ``low_battery_v`` (once, until it recovers by 0.1 V);
 - a node that says ``offline`` (its Last Will) or is not heard for ``silent_after_s`` goes offline
-  (the rules raise "node silent"); anything heard from it again brings it back online.
+  (the rules raise "node silent"); anything heard from it again brings it back online;
+- the device's ``settings`` (thresholds and timers the firmware lets the gateway change) are
+  published to the node's retained ``config`` topic under a revision derived from their content;
+  the node's answer is logged, and a refusal becomes a ``node_config_rejected`` event upstream.
 
 An event of a kind the device cannot produce (a "press" from a door contact) is counted and logged:
 the node is misdeclared or misconfigured, and guessing would be worse.
 """
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -28,6 +33,7 @@ from edge.adapters.base import (
     Detected,
     DeviceStatus,
     DoorChanged,
+    DoorHeldOpen,
     Emit,
     Measured,
     MotionSensed,
@@ -38,7 +44,17 @@ from edge.local_bus import NodeListener
 from protocol.gateway_config import DeviceKind, DeviceSpec
 from protocol.identifiers import DeviceId
 from protocol.messages import EventKind
-from protocol.node import NodeEvent, NodeEventKind, NodeHeartbeat, NodeInbound, NodeState, NodeStatus
+from protocol.node import (
+    NodeConfig,
+    NodeConfigResult,
+    NodeEvent,
+    NodeEventKind,
+    NodeHeartbeat,
+    NodeInbound,
+    NodeSettingValue,
+    NodeState,
+    NodeStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +65,10 @@ _TAMPER: Final = frozenset({NodeEventKind.TAMPER, NodeEventKind.TAMPER_CLEARED})
 _KINDS_FOR_DEVICE: Final[dict[DeviceKind, frozenset[NodeEventKind]]] = {
     DeviceKind.PANIC_BUTTON: _PRESSES | _TAMPER,
     DeviceKind.ACCESS_REQUEST: _PRESSES | _TAMPER,
-    DeviceKind.DOOR_CONTACT: frozenset({NodeEventKind.DOOR_OPEN, NodeEventKind.DOOR_CLOSED}) | _TAMPER,
+    DeviceKind.DOOR_CONTACT: frozenset(
+        {NodeEventKind.DOOR_OPEN, NodeEventKind.DOOR_CLOSED, NodeEventKind.DOOR_HELD_OPEN}
+    )
+    | _TAMPER,
     DeviceKind.PIR_SENSOR: frozenset({NodeEventKind.MOTION}) | _TAMPER,
 }
 NODE_DEVICE_KINDS: Final = frozenset(_KINDS_FOR_DEVICE)
@@ -59,6 +78,8 @@ class NodeBus(Protocol):
     def attach(self, node_id: str, listener: NodeListener) -> None: ...
 
     def detach(self, node_id: str, listener: NodeListener) -> None: ...
+
+    def configure_node(self, config: NodeConfig) -> None: ...
 
 
 class NodeParams(BaseModel):
@@ -71,6 +92,16 @@ class NodeParams(BaseModel):
         default=90.0, ge=5.0, le=86_400.0, description="Offline when nothing is heard for this long (3 heartbeats)."
     )
     low_battery_v: float | None = Field(default=None, gt=0, le=60, description="Report low battery below this.")
+    settings: dict[str, NodeSettingValue] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Firmware settings to push to the node (e.g. long_press_ms, heartbeat_s); the node checks them.",
+    )
+
+
+def settings_revision(settings: dict[str, NodeSettingValue]) -> str:
+    """A revision that changes whenever the settings do, the same on every gateway restart."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class NodeAdapter:
@@ -99,6 +130,10 @@ class NodeAdapter:
         self._emit = emit
         started = self._clock()
         self._bus.attach(self.node_id, self)
+        if self._params.settings:
+            settings = self._params.settings
+            self._bus.configure_node(NodeConfig(node_id=self.node_id, revision=settings_revision(settings),
+                                                settings=settings))  # fmt: skip
         check_every_s = min(1.0, self._params.silent_after_s / 10)
         silent_ms = round(self._params.silent_after_s * 1000)
         try:
@@ -129,6 +164,8 @@ class NodeAdapter:
                 self._on_heartbeat(message, received_ms)
             case NodeEvent():
                 self._on_event(message, received_ms)
+            case NodeConfigResult():
+                self._on_config_result(message, received_ms)
 
     def _set_online(self, online: bool, ts: int, reason: str) -> None:
         was = self._online
@@ -172,11 +209,22 @@ class NodeAdapter:
                 self._send(ButtonPressed(device, ts, event.held_ms, presses=event.count))
             case NodeEventKind.DOOR_OPEN | NodeEventKind.DOOR_CLOSED:
                 self._send(DoorChanged(device, ts, event.kind is NodeEventKind.DOOR_OPEN))
+            case NodeEventKind.DOOR_HELD_OPEN:
+                self._send(DoorHeldOpen(device, ts, event.held_ms))
             case NodeEventKind.MOTION:
                 self._send(MotionSensed(device, ts))
             case NodeEventKind.TAMPER | NodeEventKind.TAMPER_CLEARED:
                 tampered = event.kind is NodeEventKind.TAMPER
                 self._send(TamperChanged(device, ts, tampered, "node tampered" if tampered else "node tamper cleared"))
+
+    def _on_config_result(self, result: NodeConfigResult, ts: int) -> None:
+        if result.accepted:
+            logger.info("node %s applied settings revision %s", self.node_id, result.revision)
+            return
+        problems = "; ".join(result.errors)
+        logger.warning("node %s refused settings revision %s: %s", self.node_id, result.revision, problems[:300])
+        evidence: dict[str, float | int | bool | str] = {"revision": result.revision, "errors": problems[:256]}
+        self._send(Detected(self._spec.id, ts, EventKind.NODE_CONFIG_REJECTED.value, evidence))
 
     def _send(self, observation: Observation) -> None:
         if self._emit is not None:

@@ -16,7 +16,10 @@ from protocol.identifiers import IDENTIFIER_PATTERN
 from protocol.node import (
     MAX_NODE_PAYLOAD_BYTES,
     MODEL_FOR_NODE_CHANNEL,
+    NODE_INBOUND_CHANNELS,
     NodeChannel,
+    NodeConfig,
+    NodeConfigResult,
     NodeDecoder,
     NodeEvent,
     NodeEventKind,
@@ -35,6 +38,7 @@ NODE = "panic-3"
 
 identifiers = st.from_regex(IDENTIFIER_PATTERN, fullmatch=True)
 channels = st.sampled_from(NodeChannel)
+inbound_channels = st.sampled_from(NODE_INBOUND_CHANNELS)
 
 
 def micropython_dumps(document: dict[str, Any]) -> bytes:
@@ -87,7 +91,21 @@ def _with(document: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def config_result_json(**changes: Any) -> dict[str, Any]:
+    document = {
+        "schema_version": 1,
+        "node_id": NODE,
+        "boot": 12,
+        "uptime_ms": 9_000,
+        "revision": "5f2a",
+        "accepted": True,
+        "errors": [],
+    }
+    return _with(document, changes)
+
+
 JSON_FOR_CHANNEL = {
+    NodeChannel.CONFIG_RESULT: config_result_json,
     NodeChannel.STATUS: status_json,
     NodeChannel.HEARTBEAT: heartbeat_json,
     NodeChannel.EVENT: event_json,
@@ -219,13 +237,38 @@ def test_a_topic_error_is_a_value_error_so_callers_can_catch_either() -> None:
         NodeTopic("Bad", NodeChannel.STATUS)
 
 
-def test_the_node_filters_are_one_per_channel_with_a_wildcard_for_the_node() -> None:
+def test_the_node_filters_are_one_per_channel_a_node_sends_and_leave_out_the_gateways_own_config() -> None:
     assert sorted(node_filters()) == sorted(
-        ["outpost-node/v1/+/status", "outpost-node/v1/+/heartbeat", "outpost-node/v1/+/event"]
+        [
+            "outpost-node/v1/+/status",
+            "outpost-node/v1/+/heartbeat",
+            "outpost-node/v1/+/event",
+            "outpost-node/v1/+/config_result",
+        ]
     )
 
 
-@given(node_id=identifiers, channel=channels)
+def test_a_message_on_a_config_topic_is_refused_as_not_sent_by_nodes() -> None:
+    decoder = NodeDecoder()
+    payload = NodeConfig(node_id="node-1", revision="r1", settings={"heartbeat_s": 30}).model_dump_json().encode()
+    rejection = decoder.decode(node_topic("node-1", NodeChannel.CONFIG), payload)
+    assert isinstance(rejection, Rejection)
+    assert rejection.reason is RejectReason.BAD_TOPIC
+    assert "not sent by nodes" in rejection.detail
+
+
+def test_a_config_result_lists_the_problems_the_node_found() -> None:
+    payload = (
+        b'{"schema_version":1,"node_id":"node-1","boot":2,"uptime_ms":10,"revision":"r1","accepted":false,'
+        b'"errors":["wifi_ssid: set only when flashing the node"]}'
+    )
+    received = NodeDecoder().decode(node_topic("node-1", NodeChannel.CONFIG_RESULT), payload)
+    assert isinstance(received, NodeReceived)
+    assert isinstance(received.message, NodeConfigResult)
+    assert received.message.errors == ["wifi_ssid: set only when flashing the node"]
+
+
+@given(node_id=identifiers, channel=inbound_channels)
 def test_every_node_topic_is_heard_through_exactly_the_filter_of_its_channel(
     node_id: str, channel: NodeChannel
 ) -> None:
@@ -360,8 +403,8 @@ def test_the_decoded_topic_names_the_node_and_channel() -> None:
     assert result.topic == NodeTopic(NODE, NodeChannel.HEARTBEAT)
 
 
-def test_every_channel_has_a_model() -> None:
-    assert set(MODEL_FOR_NODE_CHANNEL) == set(NodeChannel)
+def test_every_channel_a_node_sends_has_a_model() -> None:
+    assert set(MODEL_FOR_NODE_CHANNEL) == set(NODE_INBOUND_CHANNELS)
     assert MODEL_FOR_NODE_CHANNEL[NodeChannel.STATUS] is NodeStatus
     assert MODEL_FOR_NODE_CHANNEL[NodeChannel.HEARTBEAT] is NodeHeartbeat
     assert MODEL_FOR_NODE_CHANNEL[NodeChannel.EVENT] is NodeEvent
@@ -525,7 +568,7 @@ def test_json_that_is_not_an_object_is_an_invalid_payload(payload: bytes) -> Non
     assert rejection_reason(result) is RejectReason.INVALID_PAYLOAD
 
 
-@pytest.mark.parametrize("channel", list(NodeChannel))
+@pytest.mark.parametrize("channel", NODE_INBOUND_CHANNELS)
 @pytest.mark.parametrize("version", [0, 2, 99])
 def test_an_unknown_schema_version_is_refused_as_such(channel: NodeChannel, version: int) -> None:
     decoder = NodeDecoder()
@@ -630,7 +673,7 @@ def test_the_decoder_refuses_a_missing_field(channel: NodeChannel, field: str) -
     assert field in result.detail
 
 
-@pytest.mark.parametrize("channel", list(NodeChannel))
+@pytest.mark.parametrize("channel", NODE_INBOUND_CHANNELS)
 def test_the_decoder_refuses_an_unknown_field(channel: NodeChannel) -> None:
     result = decode(channel, JSON_FOR_CHANNEL[channel](temperature_c=21.5))
 
@@ -653,7 +696,7 @@ def test_a_payload_on_another_channels_topic_is_refused(channel: NodeChannel, do
     assert rejection_reason(decode(channel, document)) is RejectReason.INVALID_PAYLOAD
 
 
-@pytest.mark.parametrize("channel", list(NodeChannel))
+@pytest.mark.parametrize("channel", NODE_INBOUND_CHANNELS)
 def test_a_payload_naming_another_node_than_its_topic_is_refused(channel: NodeChannel) -> None:
     decoder = NodeDecoder()
 

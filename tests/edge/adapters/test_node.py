@@ -280,7 +280,10 @@ IMPOSSIBLE = [
             kind in {DeviceKind.PANIC_BUTTON, DeviceKind.ACCESS_REQUEST}
             and event_kind in {NodeEventKind.PRESS, NodeEventKind.LONG_PRESS, NodeEventKind.MULTI_PRESS}
         )
-        or (kind is DeviceKind.DOOR_CONTACT and event_kind in {NodeEventKind.DOOR_OPEN, NodeEventKind.DOOR_CLOSED})
+        or (
+            kind is DeviceKind.DOOR_CONTACT
+            and event_kind in {NodeEventKind.DOOR_OPEN, NodeEventKind.DOOR_CLOSED, NodeEventKind.DOOR_HELD_OPEN}
+        )
         or (kind is DeviceKind.PIR_SENSOR and event_kind is NodeEventKind.MOTION)
     )
 ]
