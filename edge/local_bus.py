@@ -80,7 +80,7 @@ class LocalBus:
 
     def configure_node(self, config: NodeConfig) -> None:
         """Publish ``config`` to its node's retained config topic, now and again on every reconnect."""
-        payload = config.model_dump_json().encode()
+        payload = config.encode()
         self._node_configs[config.node_id] = payload
         if self._client is not None:
             self._publish_soon(self._client, node_topic(config.node_id, NodeChannel.CONFIG), payload, retain=True)

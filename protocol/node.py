@@ -137,18 +137,37 @@ class NodeConfigResult(NodeMessage):
     errors: list[ShortText] = Field(default_factory=list, max_length=16)
 
 
-NodeSettingValue = int | float | bool | str
+class NodeSettings(WireModel):
+    """The firmware settings a gateway may change on a node: thresholds and timers only (identity,
+    network and pins are set when the node is flashed). Unset: the node keeps its own. The ranges
+    are the firmware's (``firmware/outpost_node/settings.py``); a contract test keeps them equal."""
+
+    heartbeat_s: int | None = Field(default=None, ge=5, le=3600, description="Seconds between heartbeats.")
+    confirm_ms: int | None = Field(default=None, ge=1, le=50, description="An input change must last this long.")
+    settle_ms: int | None = Field(default=None, ge=5, le=2000, description="Contact bounce ignored after a change.")
+    long_press_ms: int | None = Field(default=None, ge=300, le=60_000, description="A hold this long: long press.")
+    multi_window_ms: int | None = Field(
+        default=None, ge=150, le=5000, description="Presses this close together count as one multi-press."
+    )
+    held_open_s: int | None = Field(default=None, ge=0, le=86_400, description="Door held open after this; 0: off.")
+    rearm_s: int | None = Field(default=None, ge=0, le=3600, description="A PIR's quiet time after a trigger.")
+    sleep: Literal["none", "light", "deep"] | None = Field(
+        default=None, description="Between events: light sleep wakes on the input; deep sleep resets the board."
+    )
 
 
 class NodeConfig(WireModel):
-    """Gateway -> node: settings to change (the node checks them; it may change only thresholds and
-    timers), under a ``revision`` it reports back and remembers, so a retained update heard again is
-    not applied twice."""
+    """Gateway -> node: settings to change, under a ``revision`` the node reports back and
+    remembers, so a retained update heard again is not applied twice."""
 
     schema_version: Literal[1] = 1
     node_id: DeviceId
     revision: str = Field(min_length=1, max_length=64)
-    settings: dict[ShortText, NodeSettingValue] = Field(max_length=32)
+    settings: NodeSettings
+
+    def encode(self) -> bytes:
+        """The payload, with unset settings left out (the node keeps its own for those)."""
+        return self.model_dump_json(exclude_none=True).encode()
 
 
 NodeInbound = NodeStatus | NodeHeartbeat | NodeEvent | NodeConfigResult

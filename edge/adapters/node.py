@@ -10,7 +10,7 @@ the GPIO adapters emit, so local rules treat a wired button and a node's button 
   battery falls below ``low_battery_v`` (once, until it recovers by 0.1 V);
 - a node that says ``offline`` (its Last Will) or is not heard for ``silent_after_s`` goes offline
   (the rules raise "node silent"); anything heard from it again brings it back online;
-- the device's ``settings`` (thresholds and timers the firmware lets the gateway change) are
+- the device's firmware settings (thresholds and timers the firmware lets the gateway change) are
   published to the node's retained ``config`` topic under a revision derived from their content;
   the node's answer is logged, and a refusal becomes a ``node_config_rejected`` event upstream.
 
@@ -20,13 +20,12 @@ the node is misdeclared or misconfigured, and guessing would be worse.
 
 import asyncio
 import hashlib
-import json
 import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Final, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge.adapters.base import (
     ButtonPressed,
@@ -51,7 +50,7 @@ from protocol.node import (
     NodeEventKind,
     NodeHeartbeat,
     NodeInbound,
-    NodeSettingValue,
+    NodeSettings,
     NodeState,
     NodeStatus,
 )
@@ -82,8 +81,8 @@ class NodeBus(Protocol):
     def configure_node(self, config: NodeConfig) -> None: ...
 
 
-class NodeParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+class NodeParams(NodeSettings):
+    """A node device's params: how the gateway watches it, and the firmware settings it pushes to it."""
 
     node_id: DeviceId | None = Field(
         default=None, description="The node's id on the local broker; default: the device id."
@@ -92,16 +91,16 @@ class NodeParams(BaseModel):
         default=90.0, ge=5.0, le=86_400.0, description="Offline when nothing is heard for this long (3 heartbeats)."
     )
     low_battery_v: float | None = Field(default=None, gt=0, le=60, description="Report low battery below this.")
-    settings: dict[str, NodeSettingValue] = Field(
-        default_factory=dict,
-        max_length=32,
-        description="Firmware settings to push to the node (e.g. long_press_ms, heartbeat_s); the node checks them.",
-    )
+
+    def node_settings(self) -> NodeSettings | None:
+        """The firmware settings to push, or None if this device sets none."""
+        values = self.model_dump(include=set(NodeSettings.model_fields), exclude_none=True)
+        return NodeSettings.model_validate(values, strict=False) if values else None
 
 
-def settings_revision(settings: dict[str, NodeSettingValue]) -> str:
+def settings_revision(settings: NodeSettings) -> str:
     """A revision that changes whenever the settings do, the same on every gateway restart."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(settings.model_dump_json(exclude_none=True).encode()).hexdigest()[:16]
 
 
 class NodeAdapter:
@@ -130,10 +129,10 @@ class NodeAdapter:
         self._emit = emit
         started = self._clock()
         self._bus.attach(self.node_id, self)
-        if self._params.settings:
-            settings = self._params.settings
-            self._bus.configure_node(NodeConfig(node_id=self.node_id, revision=settings_revision(settings),
-                                                settings=settings))  # fmt: skip
+        settings = self._params.node_settings()
+        if settings is not None:
+            revision = settings_revision(settings)
+            self._bus.configure_node(NodeConfig(node_id=self.node_id, revision=revision, settings=settings))
         check_every_s = min(1.0, self._params.silent_after_s / 10)
         silent_ms = round(self._params.silent_after_s * 1000)
         try:

@@ -26,6 +26,7 @@ from protocol.node import (
     NodeHeartbeat,
     NodeInbound,
     NodeReceived,
+    NodeSettings,
     NodeState,
     NodeStatus,
     NodeTopic,
@@ -250,7 +251,9 @@ def test_the_node_filters_are_one_per_channel_a_node_sends_and_leave_out_the_gat
 
 def test_a_message_on_a_config_topic_is_refused_as_not_sent_by_nodes() -> None:
     decoder = NodeDecoder()
-    payload = NodeConfig(node_id="node-1", revision="r1", settings={"heartbeat_s": 30}).model_dump_json().encode()
+    payload = (
+        NodeConfig(node_id="node-1", revision="r1", settings=NodeSettings(heartbeat_s=30)).model_dump_json().encode()
+    )
     rejection = decoder.decode(node_topic("node-1", NodeChannel.CONFIG), payload)
     assert isinstance(rejection, Rejection)
     assert rejection.reason is RejectReason.BAD_TOPIC

@@ -18,18 +18,29 @@ from edge.adapters.base import (
     Detected,
     DeviceStatus,
     DoorChanged,
+    DoorHeldOpen,
     Measured,
     MotionSensed,
     Observation,
     TamperChanged,
 )
-from edge.adapters.node import NODE_DEVICE_KINDS, NodeAdapter, NodeParams
+from edge.adapters.node import NODE_DEVICE_KINDS, NodeAdapter, NodeParams, settings_revision
 from edge.adapters.registry import build_adapter, build_devices
 from edge.errors import EdgeConfigError
 from edge.local_bus import NodeListener
 from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind, ParamValue
 from protocol.messages import EventKind
-from protocol.node import NodeEvent, NodeEventKind, NodeHeartbeat, NodeInbound, NodeState, NodeStatus
+from protocol.node import (
+    NodeConfig,
+    NodeConfigResult,
+    NodeEvent,
+    NodeEventKind,
+    NodeHeartbeat,
+    NodeInbound,
+    NodeSettings,
+    NodeState,
+    NodeStatus,
+)
 from tests.edge.helpers import LIVENESS_S, Collector, FakeClock
 
 START_MS = 1_700_000_000_000
@@ -42,6 +53,7 @@ class FakeNodeBus:
 
     def __init__(self) -> None:
         self.listeners: dict[str, NodeListener] = {}
+        self.configs: list[NodeConfig] = []
 
     def attach(self, node_id: str, listener: NodeListener) -> None:
         self.listeners[node_id] = listener
@@ -49,6 +61,9 @@ class FakeNodeBus:
     def detach(self, node_id: str, listener: NodeListener) -> None:
         if self.listeners.get(node_id) is listener:
             del self.listeners[node_id]
+
+    def configure_node(self, config: NodeConfig) -> None:
+        self.configs.append(config)
 
     def deliver(self, node_id: str, message: NodeInbound, received_ms: int) -> None:
         self.listeners[node_id].on_node_message(message, received_ms)
@@ -560,3 +575,66 @@ def test_invalid_node_parameters_are_config_errors_naming_the_device_and_the_pro
         EdgeConfigError, match=rf"device panic-3 \(panic_button, node driver\): invalid params: {problem}"
     ):
         build_adapter(device, FakeClock(START_MS), node_bus=FakeNodeBus())
+
+
+# --- settings pushed to the node ------------------------------------------------------------------------------
+
+
+async def test_a_device_with_firmware_settings_pushes_them_under_a_revision_of_their_content() -> None:
+    async with running(node_spec(long_press_ms=1_500, sleep="light", silent_after_s=30.0)) as node:
+        pushed = list(node.bus.configs)
+
+    expected = NodeSettings(long_press_ms=1_500, sleep="light")
+    assert pushed == [NodeConfig(node_id="panic-3", revision=settings_revision(expected), settings=expected)]
+    assert pushed[0].encode() == (
+        b'{"schema_version":1,"node_id":"panic-3","revision":"%s","settings":{"long_press_ms":1500,"sleep":"light"}}'
+        % settings_revision(expected).encode()
+    )
+
+
+async def test_a_device_without_firmware_settings_pushes_nothing_and_the_node_keeps_its_own() -> None:
+    async with running(node_spec(silent_after_s=30.0)) as node:
+        assert node.bus.configs == []
+
+
+def test_the_revision_changes_with_the_settings_and_only_with_them() -> None:
+    one = settings_revision(NodeSettings(long_press_ms=1_500))
+    assert one == settings_revision(NodeSettings(long_press_ms=1_500))
+    assert one != settings_revision(NodeSettings(long_press_ms=1_600))
+
+
+def test_a_firmware_setting_out_of_the_firmware_range_is_refused_on_the_gateway() -> None:
+    with pytest.raises(ValueError, match="long_press_ms"):
+        NodeParams.model_validate({"long_press_ms": 100})
+
+
+async def test_a_refused_settings_update_becomes_an_event_with_the_nodes_reasons() -> None:
+    result = NodeConfigResult(
+        node_id="panic-3", boot=7, uptime_ms=5_000, revision="r1", accepted=False, errors=["sleep: must be one of"]
+    )
+    async with running(node_spec(long_press_ms=1_500)) as node:
+        node.hear(result)
+
+    assert node.observations == [
+        Detected(
+            "panic-3",
+            START_MS,
+            EventKind.NODE_CONFIG_REJECTED.value,
+            {"revision": "r1", "errors": "sleep: must be one of"},
+        )
+    ]
+
+
+async def test_an_applied_settings_update_is_only_logged() -> None:
+    result = NodeConfigResult(node_id="panic-3", boot=7, uptime_ms=5_000, revision="r1", accepted=True)
+    async with running(node_spec(long_press_ms=1_500)) as node:
+        node.hear(result)
+
+    assert node.observations == []
+
+
+async def test_a_door_node_held_open_report_becomes_a_held_open_observation() -> None:
+    async with running(node_spec(DeviceKind.DOOR_CONTACT, "door-1")) as node:
+        node.hear(event(NodeEventKind.DOOR_HELD_OPEN, node_id="door-1", held_ms=120_000, age_ms=0))
+
+    assert node.observations == [DoorHeldOpen("door-1", START_MS, 120_000)]
