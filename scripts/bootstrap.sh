@@ -75,3 +75,20 @@ ensure_venv() {
         echo "$want" > "$stamp"
     fi
 }
+
+ensure_firmware_tools() {
+    # The MicroPython interpreter the firmware is tested under (the official WebAssembly port, run
+    # by Node.js) and the MicroPython stubs it is type-checked against; both under .cache/.
+    command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+    local wasm="$ROOT/.cache/micropython-wasm" stubs="$ROOT/.cache/micropython-stubs"
+    if [ ! -f "$wasm/node_modules/@micropython/micropython-webassembly-pyscript/micropython.wasm" ]; then
+        say "installing MicroPython (WebAssembly port) into $wasm"
+        npm install --silent --no-audit --no-fund --prefix "$wasm" "@micropython/micropython-webassembly-pyscript@1.27.0" >/dev/null
+    fi
+    if [ ! -d "$stubs/micropython_esp32_stubs-1.27.0.post1.dist-info" ]; then
+        say "installing MicroPython stubs into $stubs"
+        rm -rf "$stubs"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --target "$stubs" \
+            "micropython-esp32-stubs==1.27.0.post1" "micropython-stdlib-stubs==1.27.0.post2"
+    fi
+}

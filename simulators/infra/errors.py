@@ -19,3 +19,7 @@ class ServerStateError(InfraError):
 
 class ServerRequestError(InfraError):
     """A running server answered a read-back request with an error."""
+
+
+class MicroPythonError(InfraError):
+    """A script failed under the MicroPython interpreter (its traceback is the message)."""
