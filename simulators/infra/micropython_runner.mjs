@@ -1,6 +1,8 @@
 // Runs a script under the real MicroPython interpreter (the official WebAssembly port) in Node.
-// stdin: {"files": {"path": "<base64>"}, "script": "..."}; the files land under /flash, which is
-// the working directory and on sys.path, as on a board. Python's output goes to stdout; an uncaught
+// stdin: {"files": {"path": "<base64>"}, "steps": ["...", ...]}; the files land under /flash, which
+// is the working directory and on sys.path, as on a board. The steps run one after another in the
+// same interpreter; garbage is only collected between steps (this port cannot scan the WebAssembly
+// stack, so gc.collect() inside a step frees nothing), which is where a RAM measurement must look. Python's output goes to stdout; an uncaught
 // exception prints its traceback on stderr and exits 1.
 import { createRequire } from "node:module";
 
@@ -10,7 +12,7 @@ const { loadMicroPython } = await import(require.resolve("@micropython/micropyth
 
 let input = "";
 for await (const chunk of process.stdin) input += chunk;
-const { files, script, heap } = JSON.parse(input);
+const { files, steps, heap } = JSON.parse(input);
 
 const out = [];
 const err = [];
@@ -32,7 +34,8 @@ for (const [path, data] of Object.entries(files)) {
 }
 let failed = false;
 try {
-  mp.runPython("import os, sys\nos.chdir('/flash')\nsys.path.insert(0, '/flash')\n" + script);
+  mp.runPython("import os, sys\nos.chdir('/flash')\nsys.path.insert(0, '/flash')\n");
+  for (const step of steps) mp.runPython(step);
 } catch (e) {
   failed = true;
   err.push(String(e && e.message ? e.message : e));
