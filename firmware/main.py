@@ -107,7 +107,7 @@ class Board:
         return rssi if isinstance(rssi, int) else -127
 
     def start(self) -> None:
-        woke_by_input = self.cause == "deep_sleep"
+        woke_by_input = self.cause == "deep_sleep" and machine.wake_reason() == machine.EXT0_WAKE
         self.node.start(self.uptime(), woke_by_input)
         self.input.irq(lambda _: self.node.edge(INPUT, self.uptime()), machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
         if self.tamper is not None:
@@ -180,16 +180,19 @@ class Board:
             return
         mode = self.settings["sleep"]
         if mode == "deep" and wait_ms > 1000:
-            import esp32
-
-            esp32.wake_on_ext0(
-                self.input, esp32.WAKEUP_ANY_HIGH if not self.settings["active_low"] else esp32.WAKEUP_ALL_LOW
-            )
+            self.wake_on_change()
             machine.deepsleep(min(wait_ms, int(self.settings["heartbeat_s"]) * 1000))
         elif mode == "light" and wait_ms > _IDLE_POLL_MS:
+            self.wake_on_change()
             machine.lightsleep(min(wait_ms, int(self.settings["heartbeat_s"]) * 1000))
         else:
             time.sleep_ms(min(wait_ms, _IDLE_POLL_MS))
+
+    def wake_on_change(self) -> None:
+        """Wake from light or deep sleep when the input leaves the level it is at now."""
+        import esp32
+
+        esp32.wake_on_ext0(self.input, esp32.WAKEUP_ALL_LOW if self.input.value() else esp32.WAKEUP_ANY_HIGH)
 
     def run(self) -> None:
         self.start()

@@ -32,6 +32,7 @@ _LAZY_PARTS: Final = {
     "fleet": _Part("fleet.cli", "app"),
     "sim": _Part("simulators.cli", "app"),
     "protocol": _Part("outpost_cli.protocol_cmd", "app"),
+    "firmware": _Part("outpost_cli.firmware", "app"),
 }
 _HELP_ORDER: Final = ("demo", "gateway", "fleet", "sim", "protocol")
 
