@@ -107,8 +107,10 @@ class Node:
         self._debouncers = [
             Debouncer(False if woke_by_input else active, self._int("confirm_ms"), self._int("settle_ms"))
         ]
-        if self._tamper_pin is not None:
-            self._debouncers.append(Debouncer(self._active(TAMPER_INPUT), self._int("confirm_ms"), _TAMPER_SETTLE_MS))
+        if self._tamper_pin is not None:  # starts closed: a loop found open at boot (cut while off) is reported
+            self._debouncers.append(Debouncer(False, self._int("confirm_ms"), _TAMPER_SETTLE_MS))
+            if self._active(TAMPER_INPUT):
+                self._debouncers[TAMPER_INPUT].edge(now)
         for event in self._ring.pending():
             self.queue.push(event, True)
             self._seq = max(self._seq, event.seq + 1) if event.boot == self.boot else self._seq
@@ -149,8 +151,9 @@ class Node:
         self.queue.push(event, urgent)
 
     def due(self, now: int) -> int:
-        """Milliseconds until ``step`` has work (a debounce check, a timer, a heartbeat)."""
-        soonest = self._heartbeat_at
+        """Milliseconds until ``step`` has work (a debounce check, a timer, a heartbeat when online;
+        offline, no heartbeat is due, so a board waiting to reconnect may sleep)."""
+        soonest = self._heartbeat_at if self._online else now + self._int("heartbeat_s") * 1000
         for deadline in [d.due() for d in self._debouncers] + [self._logic.due()]:
             if 0 <= deadline < soonest:
                 soonest = deadline

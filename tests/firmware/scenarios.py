@@ -408,6 +408,26 @@ def scenario_a_cut_tamper_loop_is_urgent_and_reported(scratch: str) -> None:
     assert kinds == [wire.TAMPER], kinds
 
 
+def scenario_a_tamper_loop_already_open_at_boot_is_reported(scratch: str) -> None:
+    _remove(scratch + "/node-tamper-boot")
+    node = Node(_settings(tamper_pin=5), 1, "power_on", FlashRing(scratch + "/node-tamper-boot", 8), Pin(1), Pin(1))
+    node.start(0)
+    for t in range(0, 20):
+        node.step(t)
+    node.connected(20)
+    kinds = [m["kind"] for m in _drain(node, 20) if m["_channel"] == wire.EVENT]
+    assert kinds == [wire.TAMPER], kinds
+
+
+def scenario_an_offline_node_owes_no_heartbeat_so_it_may_sleep(scratch: str) -> None:
+    _remove(scratch + "/node-offline")
+    node, _ = _node(scratch, "node-offline", heartbeat_s=60)
+    node.start(0)
+    assert node.idle() and node.due(5_000) == 60_000  # never connected: the heartbeat is not overdue
+    node.connected(5_000)
+    assert node.due(5_000) == 0
+
+
 # -- settings and backoff ---------------------------------------------------------------------------------
 
 

@@ -1,0 +1,182 @@
+"""The real node firmware (run by the node simulator) talks to the real gateway agent over the village's Mosquitto.
+
+As in a village: the node connects to the local broker, the edge agent hears it there and forwards
+alerts and events to the county's broker (the uplink). Unlike ``test_sensor_nodes.py``, nothing
+here is hand-made JSON: every node message is what ``firmware/outpost_node`` builds.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from edge.adapters.node import settings_revision
+from edge.adapters.registry import build_devices
+from edge.agent import GatewayAgent
+from edge.local_bus import LocalBus
+from edge.settings import BrokerSettings, EdgeSettings
+from protocol.clock import utc_now_ms
+from protocol.codec import Rejection
+from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind, GatewayConfig
+from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Severity
+from protocol.node import NodeChannel, NodeConfigResult, NodeDecoder, NodeSettings, node_topic
+from protocol.topics import Channel
+from simulators.infra.mosquitto import MosquittoBroker
+from simulators.nodes.flash import factory_settings
+from simulators.nodes.node import SimulatedNode
+from tests.integration.conftest import eventually
+from tests.integration.recorder import Recorder
+
+pytestmark = pytest.mark.integration
+
+VILLAGE = "xiaohe"
+GATEWAY = "gw-xiaohe"
+PUSHED = NodeSettings(long_press_ms=1500)
+PANIC_NODE = DeviceSpec(
+    kind=DeviceKind.PANIC_BUTTON,
+    id="node-panic-well",
+    driver=DriverKind.NODE,
+    grid_id="xiaohe-grid-2",
+    params={"long_press_ms": 1500, "low_battery_v": 3.3},
+)
+
+
+@pytest.fixture
+async def local_broker() -> AsyncIterator[MosquittoBroker]:
+    async with MosquittoBroker() as broker:
+        yield broker
+
+
+@contextlib.asynccontextmanager
+async def _gateway(uplink: MosquittoBroker, local: MosquittoBroker, tmp_path: Path) -> AsyncIterator[LocalBus]:
+    """The edge agent with one node device, on the village's local broker, forwarding to ``uplink``."""
+    local_settings = BrokerSettings(host=local.host, port=local.port)
+    settings = EdgeSettings(
+        village_id=VILLAGE,
+        gateway_id=GATEWAY,
+        broker=BrokerSettings(host=uplink.host, port=uplink.port),
+        local_broker=local_settings,
+        state_dir=tmp_path / "gateway",
+        config=GatewayConfig(heartbeat_interval_s=1.0, telemetry_interval_s=0.5),
+        devices=[PANIC_NODE],
+    )
+    bus = LocalBus(local_settings, VILLAGE, GATEWAY, utc_now_ms)
+    agent = GatewayAgent(settings, partial(build_devices, clock=utc_now_ms, node_bus=bus), local_bus=bus)
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    try:
+        await eventually(lambda: _flag(bus.connected), what="the gateway connecting to the local broker")
+        yield bus
+    finally:
+        stop.set()
+        await running
+
+
+def _node(tmp_path: Path, local: MosquittoBroker, battery_volts: float = 3.9) -> SimulatedNode:
+    flashed = factory_settings(PANIC_NODE.id, "panic_button", local.host, local.port, battery_adc_pin=34)
+    return SimulatedNode(tmp_path / "node", flashed, seed=5, battery_volts=battery_volts, reconnect_base_ms=200)
+
+
+async def test_a_firmware_node_press_becomes_one_panic_alert_upstream(
+    tmp_path: Path, mosquitto: MosquittoBroker, local_broker: MosquittoBroker
+) -> None:
+    recording = Recorder(mosquitto.host, mosquitto.port, [Channel.ALERT])
+    async with recording as fleet, _gateway(mosquitto, local_broker, tmp_path), _node(tmp_path, local_broker) as node:
+        await eventually(lambda: _flag(node.online), what="the node connecting")
+        await node.press()
+        await eventually(lambda: _has(_panics(fleet)), what="the panic alert reaching the county broker")
+        await eventually(lambda: _idle(node), what="the node finishing the gesture")
+        await asyncio.sleep(0.5)  # room for a second alert, if the press were counted twice
+
+    # Only panics count: the node powered off at the end of the test sends its Last Will (node silent).
+    [alert] = _panics(fleet)
+    assert (alert.kind, alert.severity, alert.device_id, alert.grid_id) == (
+        AlertKind.PANIC, Severity.CRITICAL, PANIC_NODE.id, PANIC_NODE.grid_id,
+    )  # fmt: skip
+
+
+async def test_the_gateway_pushes_the_devices_firmware_settings_and_the_node_applies_them(
+    tmp_path: Path, mosquitto: MosquittoBroker, local_broker: MosquittoBroker
+) -> None:
+    results: list[NodeConfigResult] = []
+    async with (
+        _ConfigResults(local_broker, results),
+        _gateway(mosquitto, local_broker, tmp_path),
+        _node(tmp_path, local_broker) as node,
+    ):
+        await eventually(lambda: _has(results), what="the node answering the pushed settings")
+        settings = node.settings
+
+    # Every answer accepts (the gateway may publish its retained push twice while connecting).
+    assert {(r.revision, r.accepted, tuple(r.errors)) for r in results} == {(settings_revision(PUSHED), True, ())}
+    assert (settings["long_press_ms"], settings["revision"]) == (1500, settings_revision(PUSHED))
+
+
+async def test_a_node_reporting_a_low_battery_is_a_low_battery_event_upstream(
+    tmp_path: Path, mosquitto: MosquittoBroker, local_broker: MosquittoBroker
+) -> None:
+    recording = Recorder(mosquitto.host, mosquitto.port, [Channel.EVENT])
+    node = _node(tmp_path, local_broker, battery_volts=3.1)  # its first heartbeat goes out at boot
+    async with recording as fleet, _gateway(mosquitto, local_broker, tmp_path), node:
+        await eventually(lambda: _event(fleet, EventKind.LOW_BATTERY), what="the low-battery event upstream")
+
+    [event] = [i.message for i in fleet.arrivals if isinstance(i.message, DeviceEvent)
+               and i.message.kind is EventKind.LOW_BATTERY]  # fmt: skip
+    assert event.device_id == PANIC_NODE.id
+    assert event.evidence == {"battery_v": 3.1, "threshold_v": 3.3}
+
+
+class _ConfigResults:
+    """The node's answers on the local broker, decoded as the gateway decodes them."""
+
+    def __init__(self, broker: MosquittoBroker, into: list[NodeConfigResult]) -> None:
+        self._broker = broker
+        self._into = into
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> None:
+        self._task = asyncio.create_task(self._listen())
+        await asyncio.wait_for(self._ready.wait(), 10)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self) -> None:
+        decoder = NodeDecoder()
+        async with aiomqtt.Client(self._broker.host, self._broker.port, identifier="config-results") as client:
+            await client.subscribe(node_topic(PANIC_NODE.id, NodeChannel.CONFIG_RESULT), qos=1)
+            self._ready.set()
+            async for message in client.messages:
+                decoded = decoder.decode(str(message.topic), bytes(message.payload))
+                assert not isinstance(decoded, Rejection), decoded
+                if isinstance(decoded.message, NodeConfigResult):
+                    self._into.append(decoded.message)
+
+
+def _panics(recorder: Recorder) -> list[Alert]:
+    alerts = [i.message for i in recorder.unique().values() if isinstance(i.message, Alert)]
+    return [alert for alert in alerts if alert.kind is AlertKind.PANIC]
+
+
+async def _event(recorder: Recorder, kind: EventKind) -> bool:
+    return any(isinstance(i.message, DeviceEvent) and i.message.kind is kind for i in recorder.arrivals)
+
+
+async def _idle(node: SimulatedNode) -> bool:
+    return node.node.idle()
+
+
+async def _has(items: list[Alert] | list[NodeConfigResult]) -> bool:
+    return bool(items)
+
+
+async def _flag(event: asyncio.Event) -> bool:
+    return event.is_set()
