@@ -562,16 +562,25 @@ async def test_each_failure_doubles_the_messages_wait_up_to_the_cap(
     alert_id = await raised(store_for(sessions, clock))
     platform.faults.fail()
     worker = worker_for(queue, connect(platform), clock, RetryPolicy(max_attempts=6, base_s=1.0, cap_s=4.0))
-    waits: list[int] = []
+    started_ms = clock.now_ms
+    retries: list[int] = []
+    original_settle = queue.settle
 
-    async def dead_after_noting_each_wait() -> bool:
+    async def settle_noting_each_retry(outcomes: Sequence[Outcome]) -> None:
+        retries.extend(each.retry_at_ms for each in outcomes if each.retry_at_ms is not None)
+        await original_settle(outcomes)
+
+    queue.settle = settle_noting_each_retry  # type: ignore[method-assign]
+
+    async def dead() -> bool:
         [message] = await queue.messages(alert_id)
-        if message.state == DeliveryState.PENDING and message.attempts > len(waits):
-            waits.append(message.next_attempt_ms - clock.now_ms)
         return message.state == DeliveryState.DEAD
 
-    await drive(worker, queue, clock, dead_after_noting_each_wait)
+    await drive(worker, queue, clock, dead)
 
+    # drive() moves the clock exactly to each retry time, so an attempt happens at the previous retry
+    # time (the first at the start): each wait is the step between successive retry times.
+    waits = [later - earlier for earlier, later in zip([started_ms, *retries], retries, strict=False)]
     assert waits == [1_000, 2_000, 4_000, 4_000, 4_000]
     assert len(platform.posts()) == 6
     assert RetryPolicy(15, 1.0, 300.0).delay_ms(9) == 256_000
