@@ -14,7 +14,7 @@ are dropped and counted.
 import asyncio
 import logging
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Final, Protocol
 
 import aiomqtt
@@ -83,7 +83,7 @@ class LocalBus:
         payload = config.encode()
         self._node_configs[config.node_id] = payload
         if self._client is not None:
-            self._publish_soon(self._client, node_topic(config.node_id, NodeChannel.CONFIG), payload, retain=True)
+            self._spawn(self._configure(self._client, config.node_id, payload))
 
     def notify_village_centre(self, alert: Alert) -> None:
         """Publish ``alert`` to the village centre now, or as soon as the local broker is back."""
@@ -94,25 +94,26 @@ class LocalBus:
             self._pending.append(payload)
             logger.warning("local broker down: alert %s for the village centre waits", alert.event_id)
             return
-        self._publish_soon(self._client, self._centre_topic, payload)
+        self._spawn(self._notify(self._client, payload))
 
-    def _publish_soon(self, client: aiomqtt.Client, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        task = asyncio.get_running_loop().create_task(self._publish(client, topic, payload, retain))
+    def _spawn(self, publishing: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(publishing)
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
 
-    async def _publish(self, client: aiomqtt.Client, topic: str, payload: bytes, retain: bool) -> None:
+    async def _notify(self, client: aiomqtt.Client, payload: bytes) -> None:
         try:
-            await client.publish(topic, payload, qos=1, retain=retain)
+            await client.publish(self._centre_topic, payload, qos=1)
+            self.notified += 1
         except aiomqtt.MqttError as exc:
-            if retain:  # a node's settings: published again on the reconnect
-                logger.warning("settings for a node not published (%s); they go out on the reconnect", exc)
-                return
             logger.warning("alert for the village centre not delivered (%s); it waits for the reconnect", exc)
             self._pending.append(payload)
-            return
-        if not retain:
-            self.notified += 1
+
+    async def _configure(self, client: aiomqtt.Client, node_id: str, payload: bytes) -> None:
+        try:
+            await client.publish(node_topic(node_id, NodeChannel.CONFIG), payload, qos=1, retain=True)
+        except aiomqtt.MqttError as exc:
+            logger.warning("settings for node %s not published (%s); they go out on the reconnect", node_id, exc)
 
     async def run(self) -> None:
         """Stay connected until cancelled; raise LocalBrokerRefusedError when retrying cannot help."""
@@ -147,9 +148,9 @@ class LocalBus:
             logger.info("local broker %s:%d connected", self._broker.host, self._broker.port)
             try:
                 while self._pending:
-                    self._publish_soon(client, self._centre_topic, self._pending.popleft())
+                    self._spawn(self._notify(client, self._pending.popleft()))
                 for node_id, config in self._node_configs.items():
-                    self._publish_soon(client, node_topic(node_id, NodeChannel.CONFIG), config, retain=True)
+                    self._spawn(self._configure(client, node_id, config))
                 async for message in client.messages:
                     payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
                     self._dispatch(str(message.topic), payload)
