@@ -78,6 +78,13 @@ async def mosquitto() -> AsyncIterator[MosquittoBroker]:
 
 
 @pytest.fixture
+async def local_broker() -> AsyncIterator[MosquittoBroker]:
+    """A village's own broker (nodes, the village centre), beside the county's ``mosquitto``."""
+    async with MosquittoBroker() as broker:
+        yield broker
+
+
+@pytest.fixture
 async def victoria() -> AsyncIterator[VictoriaMetricsServer]:
     if not VictoriaMetricsServer.available():
         pytest.fail("victoria-metrics is not installed: run scripts/test, which installs it")

@@ -7,21 +7,17 @@ here is hand-made JSON: every node message is what ``firmware/outpost_node`` bui
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from functools import partial
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import aiomqtt
 import pytest
 
 from edge.adapters.node import settings_revision
-from edge.adapters.registry import build_devices
-from edge.agent import GatewayAgent
 from edge.local_bus import LocalBus
-from edge.settings import BrokerSettings, EdgeSettings
-from protocol.clock import utc_now_ms
+from edge.settings import BrokerSettings
 from protocol.codec import Rejection
-from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind, GatewayConfig
+from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind
 from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Severity
 from protocol.node import NodeChannel, NodeConfigResult, NodeDecoder, NodeSettings, node_topic
 from protocol.topics import Channel
@@ -30,6 +26,7 @@ from simulators.nodes.flash import factory_settings
 from simulators.nodes.node import SimulatedNode
 from tests.integration.conftest import eventually
 from tests.integration.recorder import Recorder
+from tests.integration.village_gateway import is_set, village_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -45,35 +42,10 @@ PANIC_NODE = DeviceSpec(
 )
 
 
-@pytest.fixture
-async def local_broker() -> AsyncIterator[MosquittoBroker]:
-    async with MosquittoBroker() as broker:
-        yield broker
-
-
-@contextlib.asynccontextmanager
-async def _gateway(uplink: MosquittoBroker, local: MosquittoBroker, tmp_path: Path) -> AsyncIterator[LocalBus]:
+def _gateway(uplink: MosquittoBroker, local: MosquittoBroker, tmp_path: Path) -> AbstractAsyncContextManager[LocalBus]:
     """The edge agent with one node device, on the village's local broker, forwarding to ``uplink``."""
-    local_settings = BrokerSettings(host=local.host, port=local.port)
-    settings = EdgeSettings(
-        village_id=VILLAGE,
-        gateway_id=GATEWAY,
-        broker=BrokerSettings(host=uplink.host, port=uplink.port),
-        local_broker=local_settings,
-        state_dir=tmp_path / "gateway",
-        config=GatewayConfig(heartbeat_interval_s=1.0, telemetry_interval_s=0.5),
-        devices=[PANIC_NODE],
-    )
-    bus = LocalBus(local_settings, VILLAGE, GATEWAY, utc_now_ms)
-    agent = GatewayAgent(settings, partial(build_devices, clock=utc_now_ms, node_bus=bus), local_bus=bus)
-    stop = asyncio.Event()
-    running = asyncio.create_task(agent.run(stop))
-    try:
-        await eventually(lambda: _flag(bus.connected), what="the gateway connecting to the local broker")
-        yield bus
-    finally:
-        stop.set()
-        await running
+    uplink_settings = BrokerSettings(host=uplink.host, port=uplink.port)
+    return village_gateway(VILLAGE, GATEWAY, uplink_settings, local, tmp_path / "gateway", [PANIC_NODE])
 
 
 def _node(tmp_path: Path, local: MosquittoBroker, battery_volts: float = 3.9) -> SimulatedNode:
@@ -86,7 +58,7 @@ async def test_a_firmware_node_press_becomes_one_panic_alert_upstream(
 ) -> None:
     recording = Recorder(mosquitto.host, mosquitto.port, [Channel.ALERT])
     async with recording as fleet, _gateway(mosquitto, local_broker, tmp_path), _node(tmp_path, local_broker) as node:
-        await eventually(lambda: _flag(node.online), what="the node connecting")
+        await eventually(lambda: is_set(node.online), what="the node connecting")
         await node.press()
         await eventually(lambda: _has(_panics(fleet)), what="the panic alert reaching the county broker")
         await eventually(lambda: _idle(node), what="the node finishing the gesture")
@@ -176,7 +148,3 @@ async def _idle(node: SimulatedNode) -> bool:
 
 async def _has(items: list[Alert] | list[NodeConfigResult]) -> bool:
     return bool(items)
-
-
-async def _flag(event: asyncio.Event) -> bool:
-    return event.is_set()

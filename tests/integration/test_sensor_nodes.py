@@ -8,19 +8,14 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 
 import aiomqtt
 import pytest
 
-from edge.adapters.registry import build_devices
-from edge.agent import GatewayAgent
-from edge.local_bus import LocalBus
-from edge.settings import BrokerSettings, EdgeSettings
-from protocol.clock import utc_now_ms
+from edge.settings import BrokerSettings
 from protocol.codec import Decoder, Inbound
-from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind, GatewayConfig
+from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind
 from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Severity
 from protocol.node import NodeChannel, node_topic
 from protocol.topics import Channel, gateway_topic
@@ -29,6 +24,7 @@ from simulators.infra.mosquitto import MosquittoBroker
 from simulators.infra.ports import free_port
 from tests.integration.conftest import eventually
 from tests.integration.recorder import Recorder
+from tests.integration.village_gateway import village_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -40,12 +36,6 @@ PANIC_NODE = DeviceSpec(
 DOOR_NODE = DeviceSpec(
     kind=DeviceKind.DOOR_CONTACT, id="node-door-store", driver=DriverKind.NODE, params={"silent_after_s": 5.0}
 )
-
-
-@pytest.fixture
-async def local_broker() -> AsyncIterator[MosquittoBroker]:
-    async with MosquittoBroker() as broker:
-        yield broker
 
 
 class VillageCentre:
@@ -73,26 +63,11 @@ async def _village(uplink_port: int, local: MosquittoBroker, tmp_path: Path) -> 
     ready = asyncio.Event()
     listening = asyncio.create_task(centre.listen(local, ready))
     await asyncio.wait_for(ready.wait(), 10)
-    local_settings = BrokerSettings(host=local.host, port=local.port)
-    settings = EdgeSettings(
-        village_id=VILLAGE,
-        gateway_id=GATEWAY,
-        broker=BrokerSettings(port=uplink_port),
-        local_broker=local_settings,
-        state_dir=tmp_path / "gateway",
-        config=GatewayConfig(heartbeat_interval_s=1.0, telemetry_interval_s=0.5),
-        devices=[PANIC_NODE, DOOR_NODE],
-    )
-    bus = LocalBus(local_settings, VILLAGE, GATEWAY, utc_now_ms)
-    agent = GatewayAgent(settings, partial(build_devices, clock=utc_now_ms, node_bus=bus), local_bus=bus)
-    stop = asyncio.Event()
-    running = asyncio.create_task(agent.run(stop))
+    uplink = BrokerSettings(port=uplink_port)
     try:
-        await eventually(lambda: _flag(bus.connected), what="the gateway connecting to the local broker")
-        yield centre
+        async with village_gateway(VILLAGE, GATEWAY, uplink, local, tmp_path / "gateway", [PANIC_NODE, DOOR_NODE]):
+            yield centre
     finally:
-        stop.set()
-        await running
         listening.cancel()
         await asyncio.gather(listening, return_exceptions=True)
 
@@ -172,7 +147,3 @@ async def _fleet_alerts(recorder: Recorder, count: int) -> bool:
 
 async def _event(recorder: Recorder, kind: EventKind) -> bool:
     return any(isinstance(i.message, DeviceEvent) and i.message.kind is kind for i in recorder.arrivals)
-
-
-async def _flag(event: asyncio.Event) -> bool:
-    return event.is_set()
