@@ -1,7 +1,6 @@
 """A raw MQTT subscriber that records what reaches the broker, across broker restarts."""
 
 import asyncio
-import contextlib
 import ssl
 from uuid import UUID
 
@@ -9,9 +8,10 @@ import aiomqtt
 
 from protocol.codec import Decoder, Inbound
 from protocol.topics import Channel, fleet_filter
+from tests.background_listener import BackgroundListener
 
 
-class Recorder:
+class Recorder(BackgroundListener):
     """Subscribes (persistent session, QoS 1) to some channels of every gateway and keeps, in arrival
     order, every decoded message; reconnects on its own when the broker goes away. With ``tls_context``
     it connects over TLS (e.g. ``edge.uplink.tls_context`` of the broker's settings)."""
@@ -19,13 +19,12 @@ class Recorder:
     def __init__(
         self, host: str, port: int, channels: list[Channel], *, tls_context: ssl.SSLContext | None = None
     ) -> None:
+        super().__init__()
         self._host = host
         self._port = port
         self._channels = channels
         self._tls_context = tls_context
         self.arrivals: list[Inbound] = []
-        self.subscribed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def unique(self) -> dict[UUID, Inbound]:
         """First arrival of each event id."""
@@ -34,18 +33,7 @@ class Recorder:
             first.setdefault(inbound.message.event_id, inbound)
         return first
 
-    async def __aenter__(self) -> "Recorder":
-        self._task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self.subscribed.wait(), 10)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
+    async def listen(self) -> None:
         decoder = Decoder()
         while True:
             try:

@@ -35,6 +35,7 @@ from protocol.gateway_config import DeviceKind, DeviceSpec, GatewayConfig
 from protocol.reconnect import refusal_code
 from protocol.topics import Channel, fleet_filter, gateway_filters, gateway_topic, shared_filter, uplink_filters
 from simulators.infra.mosquitto import DynsecAdmin, MosquittoBroker, dynamic_security_plugin
+from tests.background_listener import BackgroundListener
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
@@ -96,32 +97,20 @@ def gateway_client(broker: MosquittoBroker, gateway: Gateway, *, password: str |
     return client(broker, gateway.gateway_id, password or gateway.password)
 
 
-class FleetListener:
+class FleetListener(BackgroundListener):
     """Logged in with the fleet's credentials, subscribed to every uplink channel; keeps what arrives."""
 
     def __init__(self, broker: MosquittoBroker) -> None:
+        super().__init__()
         self._broker = broker
         self.received: list[tuple[str, bytes]] = []
-        self._task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
 
-    async def __aenter__(self) -> "FleetListener":
-        self._task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self._subscribed.wait(), 10)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
+    async def listen(self) -> None:
         async with client(self._broker, FLEET_USER, FLEET_PASSWORD, name="fleet-listener") as fleet:
             for topic_filter in uplink_filters():
                 [code] = await fleet.subscribe(topic_filter, qos=1)
                 assert refusal_code(code) == 1, f"the fleet may not subscribe to {topic_filter}: {code}"
-            self._subscribed.set()
+            self.subscribed.set()
             async for message in fleet.messages:
                 assert isinstance(message.payload, bytes)
                 self.received.append((str(message.topic), message.payload))

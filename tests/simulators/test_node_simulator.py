@@ -5,7 +5,6 @@ decodes with ``protocol.node.NodeDecoder``, exactly as the gateway's local bus d
 """
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from protocol.node import (
 from simulators.infra.mosquitto import MosquittoBroker
 from simulators.nodes.flash import factory_settings
 from simulators.nodes.node import SimulatedNode
+from tests.background_listener import BackgroundListener
 from tests.integration.conftest import eventually
 
 NODE_ID = "panic-well"
@@ -44,17 +44,16 @@ async def broker() -> AsyncIterator[MosquittoBroker]:
         yield broker
 
 
-class NodeTraffic:
+class NodeTraffic(BackgroundListener):
     """Every message nodes publish on ``broker``, in arrival order, decoded as the gateway decodes it;
     a persistent QoS 1 session, so what arrives while it reconnects after a broker restart waits for it."""
 
     def __init__(self, broker: MosquittoBroker) -> None:
+        super().__init__()
         self._broker = broker
         self.decoder = NodeDecoder()
         self.messages: list[NodeInbound] = []
         self.rejected: list[Rejection] = []
-        self._subscribed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def events(self) -> list[NodeEvent]:
         return [m for m in self.messages if isinstance(m, NodeEvent)]
@@ -65,18 +64,7 @@ class NodeTraffic:
     def results(self) -> list[NodeConfigResult]:
         return [m for m in self.messages if isinstance(m, NodeConfigResult)]
 
-    async def __aenter__(self) -> "NodeTraffic":
-        self._task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self._subscribed.wait(), 10)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
+    async def listen(self) -> None:
         while True:
             try:
                 async with aiomqtt.Client(
@@ -84,7 +72,7 @@ class NodeTraffic:
                 ) as client:
                     for topic_filter in node_filters():
                         await client.subscribe(topic_filter, qos=1)
-                    self._subscribed.set()
+                    self.subscribed.set()
                     async for message in client.messages:
                         decoded = self.decoder.decode(str(message.topic), bytes(message.payload))
                         if isinstance(decoded, Rejection):
