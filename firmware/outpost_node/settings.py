@@ -95,9 +95,10 @@ def validate(values: object) -> "tuple[Settings, list[str]]":
         problems.append("tamper_pin: must differ from input_pin")
     settings = defaults()
     settings.update(values)
-    for name in ("battery_divider",):
-        if type(settings[name]) is int:
-            settings[name] = float(settings[name])
+    for name, spec in _SPEC.items():
+        value = settings.get(name)
+        if spec[0] is float and type(value) is int:
+            settings[name] = float(value)  # a whole number written without ".0" in the JSON
     return settings, problems
 
 
