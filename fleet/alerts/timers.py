@@ -50,7 +50,9 @@ class AlertTimers:
             try:
                 now = self._clock()
                 escalated = await self._store.escalate_due(now, self._batch)
+                self.escalated += escalated
                 cleared = await self._store.clear_due(now, self._batch)
+                self.cleared += cleared
                 next_ms = await self._store.next_deadline_ms()
             except TransientError as exc:
                 delay = self._backoff.next_delay()
@@ -58,8 +60,6 @@ class AlertTimers:
                 await asyncio.sleep(delay)
                 continue
             self._backoff.reset()
-            self.escalated += escalated
-            self.cleared += cleared
             if self._batch in (escalated, cleared):
                 continue  # more may be due at once
             wait_s = _IDLE_CHECK_S if next_ms is None else max(0.0, (next_ms - self._clock()) / 1000)
