@@ -42,14 +42,27 @@ def demo(
         BrokerChoice, typer.Option(help="MQTT broker: Mosquitto if installed (auto), or the in-process one.")
     ] = BrokerChoice.AUTO,
     press_every: Annotated[float, typer.Option(min=0.1, help="Seconds between simulated panic presses.")] = 3.0,
+    node_villages: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="How many villages also run MicroPython sensor nodes (the real firmware on simulated pins: "
+            "a panic button, a door contact, a PIR) on a local broker of their own.",
+        ),
+    ] = 3,
+    fault_every: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds between node faults: Wi-Fi lost, battery low, power cut (0: none)."),
+    ] = 20.0,
     api_port: Annotated[int, typer.Option(min=0, max=65535, help="Fleet API port (0: any free port).")] = 0,
     json_summary: Annotated[
         bool, typer.Option("--json", help="When the run ends, print one JSON summary to stdout (view on stderr).")
     ] = False,
 ) -> None:
-    """Run a simulated county end to end: broker, fleet, governance platform and village gateways.
+    """Run a simulated county end to end: broker, fleet, governance platform, village gateways and sensor nodes.
 
-    Each simulated panic press travels gateway → MQTT → fleet → platform as a case; the view shows the delay.
+    Each simulated press travels (node → village broker →) gateway → MQTT → fleet → platform as a case.
+    Nodes lose Wi-Fi, sag their batteries and lose power now and then; the view shows it all.
     """
     from simulators.demo.runner import run_demo  # noqa: PLC0415 - keeps `--help` fast
 
@@ -62,6 +75,8 @@ def demo(
                 duration_s=duration,
                 broker_kind=broker.value,
                 press_every_s=press_every,
+                node_villages=node_villages,
+                fault_every_s=fault_every,
                 api_port=api_port,
                 console=console,
             )
@@ -75,7 +90,8 @@ def demo(
         p2c = summary.press_to_case
         console.print(
             f"[bold]{summary.cases_delivered}[/] cases from {summary.panic_presses} presses "
-            f"({summary.presses_on_open_alerts} counted on an alert still open); "
+            f"({summary.node_presses} on sensor nodes; {summary.presses_on_open_alerts} counted on an alert still "
+            f"open) and {sum(summary.node_faults.values())} node faults; "
             f"press → case p50 {p2c.p50_ms} ms, max {p2c.max_ms} ms; "
             f"{summary.telemetry_points_stored} points stored; "
             f"{summary.gateways_seen_online}/{summary.villages} gateways seen online."

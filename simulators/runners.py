@@ -45,7 +45,7 @@ async def run_county(broker_host: str, broker_port: int, villages: int, press_ev
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), press_every_s if press_every_s > 0 else None)
             if press_every_s > 0 and not stop.is_set():
-                gateway, button = county.press_random_panic()
-                logger.info("pressed %s on %s", button.spec.id, gateway.gateway_id)
+                gateway, device_id = county.press_random_panic()
+                logger.info("pressed %s on %s", device_id, gateway.gateway_id)
     finally:
         await county.stop()

@@ -242,6 +242,9 @@ class Node:
                     merged["revision"] = revision
                     self._apply(merged)
                     changed = True
+                    # A heartbeat now, not on the old interval's schedule (60 s by default): it tells the
+                    # gateway the new interval, and a shorter one holds from here.
+                    self._heartbeat_at = min(self._heartbeat_at, now)
         except ValueError as exc:  # includes malformed JSON
             problems = ["unreadable update: " + str(exc)[:80]]
         self._result = wire.config_result(self.node_id, self.boot, now, revision, not problems, problems[:8])

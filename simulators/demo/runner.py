@@ -1,4 +1,4 @@
-"""Runs the demo: the whole stack, a panic press every few seconds, a live view, and a summary."""
+"""Runs the demo: the whole stack, a panic press every few seconds, node faults, a live view, and a summary."""
 
 import asyncio
 import contextlib
@@ -6,6 +6,7 @@ import logging
 import signal
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -13,15 +14,23 @@ from rich.console import Console
 from rich.live import Live
 
 from fleet.alerts.filters import AlertFilter
+from fleet.service import FleetService
 from protocol.clock import utc_now_ms
+from protocol.messages import AlertKind
 from simulators.demo.stack import DemoStack
+from simulators.demo.stimulus import Stimulus
 from simulators.demo.summary import DemoSummary, press_to_case
 from simulators.demo.view import render
+from simulators.governance.recorder import CaseLedger
 
 logger = logging.getLogger(__name__)
 
 _REFRESH_S = 0.5
 _MAX_ALERTS = 10_000
+_SETTLE_S = 3.0
+"""At the end, how long the last press may take to become a case before the stack stops."""
+_SETTLE_WITH_NODES_S = 10.0
+"""The same with nodes: one may be back from a Wi-Fi outage or a power cut, sending late presses."""
 
 
 async def run_demo(
@@ -30,22 +39,26 @@ async def run_demo(
     duration_s: float | None,
     broker_kind: Literal["auto", "mosquitto", "embedded"],
     press_every_s: float,
+    node_villages: int,
+    fault_every_s: float,
     api_port: int,
     console: Console,
 ) -> DemoSummary:
+    """Run until ``duration_s`` or a signal; ``fault_every_s`` 0 puts the nodes through no faults."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     with tempfile.TemporaryDirectory(prefix="outpost-demo-") as workdir:
-        stack = DemoStack(villages, Path(workdir), broker_kind=broker_kind, api_port=api_port)
+        stack = DemoStack(
+            villages, Path(workdir), broker_kind=broker_kind, api_port=api_port, node_villages=node_villages
+        )
         async with stack:
             assert stack.fleet is not None
             assert stack.county is not None
             fleet, county = stack.fleet, stack.county
             started = time.monotonic()
-            presses = 0
-            next_press = started + min(press_every_s, 2.0)  # let the gateways connect first
+            stimulus = Stimulus(county, press_every_s, fault_every_s, started)
             seen_online: set[str] = set()
             last_written, last_tick = 0, started
             points_per_s = 0.0
@@ -54,11 +67,7 @@ async def run_demo(
                     now = time.monotonic()
                     if duration_s is not None and now - started >= duration_s:
                         break
-                    if now >= next_press:
-                        county.press_random_panic()
-                        county.toggle_random_door()
-                        presses += 1
-                        next_press = now + press_every_s
+                    stimulus.tick(now)
                     gateways = await fleet.registry.gateways()
                     seen_online.update(row.id for row in gateways if row.online)
                     health = fleet.health()
@@ -73,22 +82,19 @@ async def run_demo(
                             gateways=gateways,
                             health=health,
                             points_per_s=points_per_s,
-                            presses=presses,
+                            presses=stimulus.presses,
                             cases=stack.ledger.cases,
+                            nodes=[(v.village_id, status) for v in county.villages_with_nodes for status in v.status()],
                             fleet_url=fleet.http.url,
                             platform_url=stack.platform.url,
                         )
                     )
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), _REFRESH_S)
+                        async with asyncio.timeout(_REFRESH_S):
+                            await stop.wait()
             elapsed = time.monotonic() - started
-            # Give the last press time to reach the fleet, and its alert to become a case, before the stack stops.
-            deadline = time.monotonic() + 3.0
-            while time.monotonic() < deadline:
-                alerts = await fleet.alerts.list(AlertFilter(limit=_MAX_ALERTS))
-                if sum(a.occurrences for a in alerts) >= presses and len(stack.ledger.cases) >= len(alerts):
-                    break
-                await asyncio.sleep(0.05)
+            settle_s = _SETTLE_WITH_NODES_S if stimulus.sensor_nodes else _SETTLE_S
+            await _settle(fleet, stack.ledger, stimulus.presses, settle_s)
         health = fleet.health()
         alerts = await fleet.alerts.list(AlertFilter(limit=_MAX_ALERTS))
         return DemoSummary(
@@ -96,12 +102,27 @@ async def run_demo(
             broker=type(stack.broker).__name__,
             duration_s=round(elapsed, 1),
             gateways_seen_online=len(seen_online),
+            sensor_nodes=stimulus.sensor_nodes,
             telemetry_points_stored=health.timeseries.written_points,
-            panic_presses=presses,
+            panic_presses=stimulus.presses,
+            node_presses=stimulus.node_presses,
+            node_faults=dict(stimulus.faults),
             alerts_raised=health.alerts.raised,
-            presses_on_open_alerts=sum(a.occurrences - 1 for a in alerts),
+            alerts_by_kind=dict(Counter(str(a.kind) for a in alerts)),
+            presses_on_open_alerts=sum(a.occurrences - 1 for a in alerts if a.kind == AlertKind.PANIC),
             cases_delivered=len(stack.ledger.cases),
             duplicate_case_requests=stack.ledger.duplicate_requests,
             rejected_messages=sum(health.ingest.rejected.values()),
             press_to_case=press_to_case(stack.ledger.cases),
         )
+
+
+async def _settle(fleet: FleetService, ledger: CaseLedger, presses: int, seconds: float) -> None:
+    """Give the last presses up to ``seconds`` to reach the fleet, and every alert to become a case."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alerts = await fleet.alerts.list(AlertFilter(limit=_MAX_ALERTS))
+        counted = sum(a.occurrences for a in alerts if a.kind == AlertKind.PANIC)
+        if counted >= presses and len(ledger.cases) >= len(alerts):
+            return
+        await asyncio.sleep(0.05)

@@ -1,4 +1,8 @@
-"""Starts and stops everything the demo runs: broker, governance platform, fleet and a county."""
+"""Starts and stops everything the demo runs: brokers, governance platform, fleet and a county.
+
+The county's broker is the one the fleet listens on; each village with sensor nodes also gets a
+local broker of the same kind, as its gateway (a Pi running Mosquitto) has in the field.
+"""
 
 import asyncio
 import logging
@@ -37,8 +41,10 @@ class DemoStack:
         broker_kind: Literal["auto", "mosquitto", "embedded"] = "auto",
         api_port: int = 0,
         heartbeat_interval_s: float = 2.0,
+        node_villages: int = 0,
     ) -> None:
         self.broker: Broker = make_broker(broker_kind)
+        self.local_brokers: list[Broker] = [make_broker(broker_kind) for _ in range(min(node_villages, villages))]
         self.ledger = CaseLedger()
         self.platform = HttpServer(create_platform_app(self.ledger, PLATFORM_TOKEN), "127.0.0.1", 0, "governance")
         self._workdir = workdir
@@ -84,11 +90,14 @@ class DemoStack:
             ready.cancel()
             failed, self._fleet_task = self._fleet_task, None
             failed.result()
+        for local in self.local_brokers:
+            await local.start()
         self.county = SimulatedCounty(
             self._villages,
             GatewayBrokerSettings(host=self.broker.host, port=self.broker.port),
             self._workdir / "gateways",
             heartbeat_interval_s=self._heartbeat_interval_s,
+            local_brokers=[GatewayBrokerSettings(host=local.host, port=local.port) for local in self.local_brokers],
         )
         await self.county.start()
 
@@ -105,4 +114,6 @@ class DemoStack:
             except Exception:
                 logger.exception("fleet stopped with an error")
         await self.platform.stop()
+        for local in self.local_brokers:
+            await local.close()
         await self.broker.close()

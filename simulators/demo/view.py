@@ -1,4 +1,4 @@
-"""The demo's live view: gateways by village, and the flow from telemetry to cases."""
+"""The demo's live view: gateways by village, their sensor nodes, and the flow from telemetry to cases."""
 
 from rich.console import Group
 from rich.panel import Panel
@@ -8,6 +8,9 @@ from rich.text import Text
 from fleet.api.schemas import HealthReport
 from fleet.db.schema import GatewayRow
 from simulators.governance.recorder import RecordedCase
+from simulators.nodes.village import LOW_BATTERY_V, NodeStatus
+
+_LINK_STYLE = {"online": "green", "connecting": "yellow"}  # anything else (Wi-Fi lost, off) is red
 
 
 def _age(now_ms: int, then_ms: int | None) -> str:
@@ -24,6 +27,7 @@ def render(
     points_per_s: float,
     presses: int,
     cases: list[RecordedCase],
+    nodes: list[tuple[str, NodeStatus]],
     fleet_url: str,
     platform_url: str,
 ) -> Group:
@@ -60,16 +64,39 @@ def render(
     )
 
     recent = Table(title="Latest cases on the governance platform", expand=True)
-    for column in ("case", "village", "gateway / device", "grid", "press → case"):
+    for column in ("case", "kind", "village", "gateway / device", "grid", "raised → case"):
         recent.add_column(column)
     for case in cases[-6:][::-1]:
         request = case.request
         delay = case.received_at_ms - request.raised_at
         recent.add_row(
             case.case_id,
+            request.kind,
             request.village_id,
             f"{request.gateway_id} / {request.device_id}",
             request.grid_id or "-",
             Text(f"{delay} ms", "green" if delay < 2000 else "red"),
         )
-    return Group(header, fleet, Panel(flow, title="Flow"), recent)
+    if not nodes:
+        return Group(header, fleet, Panel(flow, title="Flow"), recent)
+    return Group(header, fleet, _nodes_table(nodes), Panel(flow, title="Flow"), recent)
+
+
+def _nodes_table(nodes: list[tuple[str, NodeStatus]]) -> Table:
+    table = Table(title="Sensor nodes (MicroPython firmware, simulated pins)", expand=True)
+    for column in ("village", "node", "role", "link", "boot", "battery", "sent", "fault now"):
+        table.add_column(column)
+    for village_id, node in nodes:
+        battery = "mains" if node.battery_v is None else f"{node.battery_v:.2f} V"
+        low = node.battery_v is not None and node.battery_v < LOW_BATTERY_V
+        table.add_row(
+            village_id,
+            node.node_id,
+            node.role,
+            Text(f"● {node.link}", _LINK_STYLE.get(node.link, "red")),
+            "-" if node.boot is None else str(node.boot),
+            Text(battery, "red" if low else ""),
+            str(node.sent),
+            Text(node.fault or "-", "red" if node.fault else ""),
+        )
+    return table

@@ -361,6 +361,19 @@ def scenario_a_pushed_update_is_applied_saved_and_answered(scratch: str) -> None
     assert len(saved) == 1
 
 
+def scenario_a_new_heartbeat_interval_holds_at_once_not_after_the_old_one(scratch: str) -> None:
+    _remove(scratch + "/node-beat")
+    node, _ = _node(scratch, "node-beat")  # the default heartbeat: every 60 s
+    node.start(0)
+    node.connected(0)
+    _drain(node, 0)  # the status and the first heartbeat
+    update = {"schema_version": 1, "node_id": "panic-3", "revision": "r8", "settings": {"heartbeat_s": 5}}
+    node.configure(json.dumps(update).encode(), 1_000)
+    beats = [m for m in _drain(node, 1_000) if m["_channel"] == wire.HEARTBEAT]
+    assert [b["interval_s"] for b in beats] == [5], beats
+    assert node.due(1_000) == 5_000, node.due(1_000)
+
+
 def scenario_a_bad_update_is_refused_with_every_reason_and_changes_nothing(scratch: str) -> None:
     _remove(scratch + "/node-bad")
     node, _ = _node(scratch, "node-bad")
