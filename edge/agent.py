@@ -207,7 +207,8 @@ class GatewayAgent:
             await asyncio.sleep(interval)
 
     def health(self) -> GatewayHealth:
-        """The gateway's vital signs plus the agent's own: buffer, drops, uplink RTT, each adapter's state."""
+        """The gateway's vital signs plus the agent's own: buffer, drops, uplink RTT, each adapter's state, and
+        the firmware version each sensor node last reported."""
         dropped = {channel.value: count for channel, count in self.buffer.dropped.items()}
         if self.telemetry.skipped_non_finite:
             dropped["non_finite"] = self.telemetry.skipped_non_finite
@@ -219,6 +220,7 @@ class GatewayAgent:
             buffer_bytes=self.buffer.size_bytes,
             dropped=dropped,
             adapters=adapters,
+            device_firmware=self.devices.firmware(),
         )
 
     async def _telemetry_flushes(self) -> None:

@@ -11,10 +11,11 @@ import logging
 from collections.abc import Callable, Sequence
 
 from edge.adapters.actuators import Actuator
-from edge.adapters.base import DeviceAdapter, Emit
+from edge.adapters.base import DeviceAdapter, Emit, ReportsFirmware
 from edge.errors import ConfigApplyError, EdgeConfigError
 from edge.supervisor import supervise
 from protocol.gateway_config import DeviceKind, DeviceSpec
+from protocol.identifiers import is_firmware_version
 from protocol.messages import AdapterState
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,16 @@ class DeviceRunner:
             if device_id in offline
             else AdapterState.RUNNING
             for device_id in self.adapters
+        }
+
+    def firmware(self) -> dict[str, str]:
+        """The firmware version of every device whose adapter knows one (:class:`ReportsFirmware`), by device id."""
+        return {
+            device_id: version
+            for device_id, adapter in self.adapters.items()
+            if isinstance(adapter, ReportsFirmware)
+            and (version := adapter.firmware) is not None
+            and is_firmware_version(version)  # one odd adapter must never make the heartbeat invalid
         }
 
     async def close(self) -> None:

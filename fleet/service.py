@@ -54,6 +54,7 @@ from fleet.registry import Registry
 from fleet.settings import FleetSettings
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
+from fleet.state_export.task import StateExport  # --- state export ---
 from fleet.supervision import supervise
 from fleet.timeseries.factory import writer_for
 from fleet.timeseries.history_factory import history_for
@@ -106,6 +107,14 @@ class FleetService:
             for channel in channels
         ]
         self.writer = writer_for(settings.timeseries)
+        # --- state export ---
+        self.state_export = (
+            StateExport.from_settings(settings, sessions, self.writer, self.health, clock)
+            if settings.state_export.enabled
+            else None
+        )
+        """The fleet's state as time series for dashboards; None when ``state_export.enabled`` is off."""
+        # --- end state export ---
         self.configs = ConfigPush(
             sessions, clock, ConfigSigner.from_settings(settings), erase_retained=self.downlink.erase_retained
         )
@@ -224,6 +233,8 @@ class FleetService:
                 self._task("alert-rules", self._refresh_rules),
             ]
             tasks += [self._task(f"delivery-{worker.channel.name}", worker.run) for worker in self.deliveries]
+            if self.state_export is not None:  # --- state export ---
+                tasks.append(self._task("state-export", self.state_export.run))
             await self.http.start()
             self.ready.set()
             stopper = asyncio.create_task(self._until(stop), name="stop")

@@ -41,14 +41,28 @@ class BrokerSettings(_Section):
 
 
 class InfluxSettings(_Section):
-    """An InfluxDB v2 write API (InfluxDB 2.x/3.x, or VictoriaMetrics which accepts the same writes),
-    and how the fleet reads health history back from the same server (fleet/timeseries/history.py)."""
+    """An InfluxDB write API, v2 (InfluxDB 2.x/3.x, or VictoriaMetrics which accepts the same writes) or
+    v1 (InfluxDB 1.x), and how the fleet reads health history back from the same server
+    (fleet/timeseries/history.py)."""
 
     url: AnyHttpUrl
-    token: SecretStr
+    token: SecretStr = Field(
+        description=(
+            "The API token; with influxql_username, that user's password. Always required, so no default "
+            "reaches production: an InfluxDB 1.x with auth disabled ignores it (any value does)."
+        ),
+    )
     org: str = "outpost"
     bucket: str = "outpost"
     timeout_s: float = Field(default=10.0, gt=0)
+    write_api: Literal["v2", "v1"] = Field(
+        default="v2",
+        description=(
+            "How points are written: v2 (/api/v2/write to org and bucket: InfluxDB 2.x/3.x and VictoriaMetrics) "
+            "or v1 (POST /write?db=&precision=ms to influxql_database, else the bucket's name: InfluxDB 1.x, "
+            "which has no v2 API before 1.8), authenticated as influxql_username says."
+        ),
+    )
     query_language: Literal["promql", "influxql"] = Field(
         default="promql",
         description=(
@@ -58,13 +72,16 @@ class InfluxSettings(_Section):
     )
     influxql_database: str | None = Field(
         default=None,
-        description="InfluxQL database; unset: the bucket's name (2.x maps it with a DBRP mapping, 3.x names it so).",
+        description=(
+            "InfluxQL database, also the v1 write API's; unset: the bucket's name (2.x maps it with a DBRP "
+            "mapping, 3.x names it so)."
+        ),
     )
     influxql_username: str | None = Field(
         default=None,
         description=(
-            "InfluxQL: Basic auth with this user and the token as password (1.x with auth, 2.x v1 "
-            "authorizations); unset: `Authorization: Token <token>`."
+            "InfluxQL and v1 writes: Basic auth with this user and the token as password (1.x with auth, 2.x "
+            "v1 authorizations); unset: `Authorization: Token <token>`."
         ),
     )
 
@@ -273,6 +290,32 @@ class CommandSettings(_Section):
     )
 
 
+# --- state export ---
+
+
+class StateExportSettings(_Section):
+    """The fleet's own state written as time series for dashboards (fleet/state_export): registry, open
+    alerts, deliveries and ingest every ``interval_s``, and every alert step as it is recorded, so that
+    dashboards read only the time-series server and the gauges keep their history."""
+
+    enabled: bool = Field(default=True, description="Write the fleet's state as time series.")
+    interval_s: float = Field(
+        default=15.0, ge=1.0, le=3600.0, description="How often the gauges are written (and new alert steps read)."
+    )
+    instance: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="The `instance` tag of the fleet's ingest figures; unset: broker.client_id.",
+    )
+    watermark_file: Path | None = Field(
+        default=None,
+        description="Where the id of the last alert step written is kept across restarts; unset: "
+        "outpost-state-export.json next to a SQLite database, or in the working directory.",
+    )
+
+
 # --- channel settings ---
 
 
@@ -348,6 +391,7 @@ class FleetSettings(BaseSettings):
     enrollment: EnrollmentSettings = Field(default_factory=EnrollmentSettings)
     configs: ConfigPushSettings = Field(default_factory=ConfigPushSettings)
     commands: CommandSettings = Field(default_factory=CommandSettings)
+    state_export: StateExportSettings = Field(default_factory=StateExportSettings)  # --- state export ---
     max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024)
     registry_flush_interval_s: float = Field(default=1.0, gt=0)
 

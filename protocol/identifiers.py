@@ -27,7 +27,19 @@ EpochMillis = Annotated[int, Field(ge=0, lt=2**53)]
 
 ShortText = Annotated[str, StringConstraints(max_length=256)]
 
+FIRMWARE_VERSION_PATTERN: Final = r"^[!-\[\]-~]{1,64}$"
+FIRMWARE_VERSION_RE: Final = re.compile(FIRMWARE_VERSION_PATTERN)
+FirmwareVersion = Annotated[str, StringConstraints(pattern=FIRMWARE_VERSION_PATTERN)]
+"""A sensor node's firmware version as its gateway reports it: 1-64 visible ASCII characters but ``\\``.
+It becomes a time-series tag (line protocol cannot carry a newline in one, and a trailing backslash would
+escape the separator after it), and 256 of them must fit a heartbeat beside the rest of its health."""
+
 
 def is_identifier(value: str) -> bool:
     """Whether ``value`` is usable as a village, gateway, device or grid id."""
     return IDENTIFIER_RE.fullmatch(value) is not None
+
+
+def is_firmware_version(value: str) -> bool:
+    """Whether ``value`` is usable as a :data:`FirmwareVersion` (a node may report anything up to 256 characters)."""
+    return FIRMWARE_VERSION_RE.fullmatch(value) is not None

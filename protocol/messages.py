@@ -15,7 +15,15 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocol.gateway_config import GatewayConfig
-from protocol.identifiers import DeviceId, EpochMillis, GatewayId, GridId, MetricName, ShortText
+from protocol.identifiers import (
+    DeviceId,
+    EpochMillis,
+    FirmwareVersion,
+    GatewayId,
+    GridId,
+    MetricName,
+    ShortText,
+)
 from protocol.topics import Channel
 
 MAX_BATCH_POINTS: Final = 1_000
@@ -86,6 +94,9 @@ class GatewayHealth(WireModel):
         default_factory=dict, description="Messages dropped since start, by channel (and non_finite readings)."
     )
     adapters: Annotated[dict[DeviceId, AdapterState], Field(max_length=256)] = Field(default_factory=dict)
+    device_firmware: Annotated[dict[DeviceId, FirmwareVersion], Field(max_length=256)] = Field(
+        default_factory=dict, description="Firmware version each sensor node last reported, by device id."
+    )
 
 
 class Heartbeat(Envelope):

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from protocol.gateway_config import DeviceSpec
 
@@ -90,3 +90,14 @@ class DeviceAdapter(Protocol):
     def spec(self) -> DeviceSpec: ...
 
     async def run(self, emit: Emit) -> None: ...
+
+
+@runtime_checkable
+class ReportsFirmware(Protocol):
+    """An adapter whose device runs firmware of its own and says which (a sensor node's heartbeat), so the
+    gateway's heartbeat can report the versions in the field; adapters of devices without one leave it out."""
+
+    @property
+    def firmware(self) -> str | None:
+        """The version the device last reported; None until it has reported a usable one."""
+        ...

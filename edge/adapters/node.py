@@ -7,7 +7,8 @@ the GPIO adapters emit, so local rules treat a wired button and a node's button 
   (receipt time less the node's ``age_ms``) and de-duplicated on the event's ``(boot, seq)``, since
   QoS 1 may deliver one twice;
 - heartbeats become ``battery_v`` and ``rssi_dbm`` telemetry, and a ``low_battery`` detection when the
-  battery falls below ``low_battery_v`` (once, until it recovers by 0.1 V);
+  battery falls below ``low_battery_v`` (once, until it recovers by 0.1 V); the firmware version of the
+  latest one is kept for the gateway's heartbeat (:class:`~edge.adapters.base.ReportsFirmware`);
 - a node that says ``offline`` (its Last Will) or is not heard for ``silent_after_s`` goes offline
   (the rules raise "node silent"); anything heard from it again brings it back online;
 - the device's firmware settings (thresholds and timers the firmware lets the gateway change) are
@@ -41,7 +42,7 @@ from edge.adapters.base import (
 )
 from edge.local_bus import NodeListener
 from protocol.gateway_config import DeviceKind, DeviceSpec
-from protocol.identifiers import DeviceId
+from protocol.identifiers import DeviceId, is_firmware_version
 from protocol.messages import EventKind
 from protocol.node import (
     NodeConfig,
@@ -117,6 +118,8 @@ class NodeAdapter:
         self._last_heard_ms: int | None = None
         self._online: bool | None = None  # unknown until heard from, or silent
         self._battery_low = False
+        self._firmware: str | None = None
+        self._unusable_firmware: str | None = None  # warned about once, until the node reports another
         self._seen: deque[tuple[int, int]] = deque(maxlen=_SEEN_EVENTS)
         self.duplicates = 0
         self.unexpected = 0
@@ -124,6 +127,12 @@ class NodeAdapter:
     @property
     def spec(self) -> DeviceSpec:
         return self._spec
+
+    @property
+    def firmware(self) -> str | None:
+        """The firmware version the node's latest heartbeat reported; None before one did, or when it reported
+        none or one unusable as a version (:data:`~protocol.identifiers.FirmwareVersion`)."""
+        return self._firmware
 
     async def run(self, emit: Emit) -> None:
         self._emit = emit
@@ -174,6 +183,7 @@ class NodeAdapter:
         self._send(DeviceStatus(self._spec.id, ts, online, f"node {self.node_id} {reason}"))
 
     def _on_heartbeat(self, beat: NodeHeartbeat, ts: int) -> None:
+        self._remember_firmware(beat.firmware)
         device = self._spec.id
         if beat.rssi_dbm is not None:
             self._send(Measured(device, "rssi_dbm", float(beat.rssi_dbm), ts))
@@ -189,6 +199,16 @@ class NodeAdapter:
             self._send(Detected(device, ts, EventKind.LOW_BATTERY.value, evidence))
         elif self._battery_low and round(beat.battery_v - threshold, 3) >= _BATTERY_HYSTERESIS_V:
             self._battery_low = False  # rounded to the millivolt: in floats, 3.3 - 3.2 falls short of 0.1
+
+    def _remember_firmware(self, reported: str) -> None:
+        """Keep the heartbeat's version; "" is a node that does not say, and one the gateway's heartbeat cannot
+        carry (no :data:`~protocol.identifiers.FirmwareVersion`) is logged once and not kept."""
+        firmware = reported if is_firmware_version(reported) else None
+        if reported and firmware is None and reported != self._unusable_firmware:
+            logger.warning("node %s reports firmware %r, which is no usable version; not reported upstream",
+                           self.node_id, reported[:80])  # fmt: skip
+        self._unusable_firmware = reported if reported and firmware is None else None
+        self._firmware = firmware
 
     def _on_event(self, event: NodeEvent, received_ms: int) -> None:
         key = (event.boot, event.seq)

@@ -1,8 +1,9 @@
 """Time-series points and their InfluxDB line-protocol form.
 
-Naming: measurement ``telemetry`` (one field per metric), ``gateway_health`` and ``device_event``;
-tags ``village``, ``gateway`` and, where it applies, ``device``/``kind``. VictoriaMetrics stores a
-field as the series ``{measurement}_{field}{tags}``, e.g. ``telemetry_line_in{village=...}``.
+Naming (:mod:`protocol.series`, which the dashboards read too): measurement ``telemetry`` (one field
+per metric), ``gateway_health`` and ``device_event``; tags ``village``, ``gateway`` and, where it
+applies, ``device``/``kind``. VictoriaMetrics stores a field as the series
+``{measurement}_{field}{tags}``, e.g. ``telemetry_line_in{village=...}``.
 
 One message's points travel together as a :class:`Points` chunk from ingest to the store, so the hot
 path (telemetry, tens of thousands of points a second) never builds an object per point: a
@@ -15,18 +16,21 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, Self
 
+from protocol import series
 from protocol.messages import DeviceEvent, Heartbeat, TelemetryBatch, TelemetryPoint
 
-TELEMETRY: Final = "telemetry"
-GATEWAY_HEALTH: Final = "gateway_health"
-DEVICE_EVENT: Final = "device_event"
+TELEMETRY: Final = series.TELEMETRY.name
+GATEWAY_HEALTH: Final = series.GATEWAY_HEALTH.name
+DEVICE_EVENT: Final = series.DEVICE_EVENT.name
 
-_TAG_ESCAPES: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_TAG_ESCAPES: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\ ", "\r": r"\ ", "\t": r"\ "})
 
 
 def escape_tag(value: str) -> str:
-    """A tag value as line protocol needs it: commas, equals signs and spaces backslash-escaped."""
-    return value.translate(_TAG_ESCAPES)
+    """A tag value as line protocol needs it: commas, equals signs and spaces backslash-escaped, line
+    breaks and tabs (which line protocol cannot carry) as escaped spaces, and no trailing backslash
+    (it would escape the separator after it). A gateway's free-text agent version is a tag."""
+    return value.rstrip("\\").translate(_TAG_ESCAPES)
 
 
 @dataclass(frozen=True, slots=True)

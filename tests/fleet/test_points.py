@@ -54,9 +54,11 @@ def tags(device: str) -> tuple[tuple[str, str], ...]:
         ("k=v", r"k\=v"),
         ("a b,c=d", r"a\ b\,c\=d"),
         ("plain-id_1", "plain-id_1"),
+        ("1.0\nrc", r"1.0\ rc"),  # line protocol has no line breaks in a tag
+        ("v2\\", "v2"),  # a trailing backslash would escape the space after the tags
     ],
 )
-def test_tag_values_escape_spaces_commas_and_equals(value: str, escaped: str) -> None:
+def test_tag_values_escape_spaces_commas_and_equals_and_never_break_the_line(value: str, escaped: str) -> None:
     point = Point("telemetry", (("village", value),), (("line_in", 1.0),), TS)
 
     assert point.line() == f"telemetry,village={escaped} line_in=1.0 {TS}"

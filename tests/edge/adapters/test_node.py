@@ -22,6 +22,7 @@ from edge.adapters.base import (
     Measured,
     MotionSensed,
     Observation,
+    ReportsFirmware,
     TamperChanged,
 )
 from edge.adapters.node import NODE_DEVICE_KINDS, NodeAdapter, NodeParams, settings_revision
@@ -386,6 +387,46 @@ async def test_without_a_threshold_a_low_battery_is_only_telemetry() -> None:
         node.hear(heartbeat(battery_v=0.5, rssi_dbm=None))
 
     assert node.observations == [Measured("panic-3", "battery_v", 0.5, START_MS)]
+
+
+# --- firmware version ---------------------------------------------------------------------------------------
+
+
+async def test_the_firmware_version_is_the_latest_heartbeats_and_only_a_heartbeat_sets_it() -> None:
+    async with running(node_spec()) as node:
+        assert isinstance(node.adapter, ReportsFirmware)
+        node.hear(status(NodeState.ONLINE))
+        node.hear(event(NodeEventKind.PRESS))
+        before_heartbeat = node.adapter.firmware
+        node.hear(heartbeat(firmware="1.0.0"))
+        first = node.adapter.firmware
+        node.hear(event(NodeEventKind.PRESS, seq=2))
+        node.hear(status(NodeState.OFFLINE))
+        kept_through_events_and_last_will = node.adapter.firmware
+        node.hear(heartbeat(firmware="1.1.0"))
+
+        assert (before_heartbeat, first, kept_through_events_and_last_will) == (None, "1.0.0", "1.0.0")
+        assert node.adapter.firmware == "1.1.0"
+
+
+async def test_a_heartbeat_without_a_firmware_version_leaves_the_version_unknown() -> None:
+    async with running(node_spec()) as node:
+        node.hear(heartbeat(firmware="1.0.0"))
+        node.hear(heartbeat())  # firmware "" : a node that does not say
+
+        assert node.adapter.firmware is None
+
+
+async def test_a_version_unusable_upstream_is_not_kept_and_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    async with running(node_spec()) as node:
+        node.hear(heartbeat(firmware="1.0.0"))
+        node.hear(heartbeat(firmware="1.0.1\nnightly"))
+        node.hear(heartbeat(firmware="1.0.1\nnightly"))
+
+        assert node.adapter.firmware is None
+    assert [r.getMessage() for r in caplog.records if "no usable version" in r.getMessage()] == [
+        "node panic-3 reports firmware '1.0.1\\nnightly', which is no usable version; not reported upstream"
+    ]
 
 
 # --- online and offline -------------------------------------------------------------------------------------
