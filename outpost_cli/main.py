@@ -33,8 +33,9 @@ _LAZY_PARTS: Final = {
     "sim": _Part("simulators.cli", "app"),
     "protocol": _Part("outpost_cli.protocol_cmd", "app"),
     "firmware": _Part("outpost_cli.firmware", "app"),
+    "dashboards": _Part("dashboards.cli", "app"),
 }
-_HELP_ORDER: Final = ("demo", "gateway", "fleet", "sim", "protocol")
+_HELP_ORDER: Final = ("demo", "gateway", "fleet", "dashboards", "sim", "firmware", "protocol")
 
 
 # The click types below are typer's private ones (typer vendors click), hence `Any`.

@@ -1,0 +1,157 @@
+"""``outpost dashboards``: generate the Grafana dashboards as JSON, and publish them to a Grafana."""
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dashboards.catalogue import GENERATED_DIR, build_all
+from dashboards.county_copies import County
+from dashboards.errors import DashboardsError
+from dashboards.generated_files import read_generated, write_generated
+from dashboards.model import Flavour, GeneratedDashboard
+
+app = typer.Typer(
+    help="Grafana dashboards for command staff and engineers: generate them as JSON, publish them to Grafana.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command("export")
+def export(
+    out: Annotated[
+        Path, typer.Option(help="Where to write <flavour>/<uid>.json (default: the committed dashboards/generated).")
+    ] = GENERATED_DIR,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; fail if the files differ from what the code builds.")
+    ] = False,
+) -> None:
+    """Build every dashboard in both flavours (PromQL for VictoriaMetrics, InfluxQL for InfluxDB) as Grafana JSON.
+
+    Files of dashboards the code no longer builds are removed, so a Grafana provisioned from the
+    directory drops them too.
+    """
+    built = build_all()
+    if check:
+        on_disk = {(d.flavour, d.uid): d.model for d in _read(out)}
+        differing = sorted(d.uid for d in built if on_disk.pop((d.flavour, d.uid), None) != d.model)
+        extra = sorted(uid for (_, uid) in on_disk)
+        if differing or extra:
+            typer.echo(
+                f"out of date in {out}: {', '.join(differing + extra)}; run `outpost dashboards export`", err=True
+            )
+            raise typer.Exit(1)
+        typer.echo(f"{len(built)} dashboards in {out} are up to date")
+        return
+    try:
+        result = write_generated(built, out, prune=True)
+    except (DashboardsError, OSError) as exc:
+        typer.echo(f"export failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for path in result.written:
+        typer.echo(f"wrote {path}")
+    for path in result.removed:
+        typer.echo(f"removed {path}")
+    typer.echo(f"{len(built)} dashboards: {len(result.written)} written, {len(result.unchanged)} unchanged")
+
+
+@app.command("push")
+def push(
+    grafana: Annotated[str, typer.Option(help="The Grafana's base URL, e.g. https://grafana.county.example")],
+    token: Annotated[
+        str,
+        typer.Option(
+            envvar="OUTPOST_GRAFANA_TOKEN",
+            help="A Grafana service-account token with the Editor role (or set OUTPOST_GRAFANA_TOKEN).",
+        ),
+    ],
+    county: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A county to publish for, as ID or ID=NAME; repeat for several. Each gets its own folder and "
+            "copies of the dashboards opening on it. None: one shared folder.",
+        ),
+    ] = None,
+    flavour: Annotated[
+        Flavour, typer.Option(help="prometheus: PromQL (VictoriaMetrics); influxdb: InfluxQL (InfluxDB).")
+    ] = Flavour.PROMETHEUS,
+    source: Annotated[
+        Path | None,
+        typer.Option("--from", help="Publish the JSON in this directory instead of building the dashboards."),
+    ] = None,
+    verify_tls: Annotated[bool, typer.Option(help="Check the Grafana's TLS certificate.")] = True,
+    force: Annotated[bool, typer.Option(help="Save even dashboards Grafana already holds unchanged.")] = False,
+) -> None:
+    """Publish the dashboards to a Grafana through its HTTP API: same uids, overwritten in place, a folder per county.
+
+    Running it again updates what changed and leaves the rest alone.
+    """
+    from dashboards.grafana_push import push as push_to_grafana  # noqa: PLC0415 - grafana-client only when pushing
+
+    counties = [_county(text) for text in county or []]
+    dashboards = _read(source) if source is not None else build_all((flavour,))
+    try:
+        report = push_to_grafana(
+            dashboards, grafana, token, counties, flavour=flavour, verify_tls=verify_tls, force=force
+        )
+    except DashboardsError as exc:
+        typer.echo(f"push failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for line in report.lines():
+        typer.echo(line)
+
+
+@app.command("preview")
+def preview(
+    prometheus: Annotated[
+        str | None, typer.Option(help="A VictoriaMetrics (or Prometheus) URL: preview the PromQL dashboards.")
+    ] = None,
+    influxdb: Annotated[str | None, typer.Option(help="An InfluxDB URL: preview the InfluxQL dashboards.")] = None,
+    database: Annotated[str, typer.Option(help="The InfluxDB database the fleet writes to.")] = "outpost",
+    county: Annotated[list[str] | None, typer.Option(help="Show this county (repeatable; default: all).")] = None,
+    town: Annotated[list[str] | None, typer.Option(help="Show this town (default: all).")] = None,
+    village: Annotated[list[str] | None, typer.Option(help="Show this village (default: all).")] = None,
+    since: Annotated[str, typer.Option(help="How far back from now, e.g. 30m, 6h, 2d.")] = "6h",
+    out: Annotated[Path, typer.Option(help="Where to write <uid>.png.")] = Path("dashboard-previews"),
+) -> None:
+    """Draw each dashboard as a PNG from a real data source's answers, laid out like Grafana's grid (no Grafana needed).
+
+    Panels whose query fails show the server's error in red.
+    """
+    from dashboards.preview.interpolation import TimeRange, seconds  # noqa: PLC0415 - matplotlib only here
+    from dashboards.preview.run import preview as render_previews  # noqa: PLC0415
+
+    if (prometheus is None) == (influxdb is None):
+        raise typer.BadParameter("give exactly one of --prometheus and --influxdb")
+    try:
+        span_ms = round(seconds(since) * 1000)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from exc
+    now_ms = int(time.time() * 1000)
+    flavour, url = (Flavour.PROMETHEUS, prometheus) if prometheus is not None else (Flavour.INFLUXDB, influxdb or "")
+    places = {name: values for name, values in (("county", county), ("town", town), ("village", village)) if values}
+    written = asyncio.run(
+        render_previews(build_all((flavour,)), flavour, url, TimeRange(now_ms - span_ms, now_ms), places, out,
+                        database=database)
+    )  # fmt: skip
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+def _county(text: str) -> County:
+    county_id, _, name = text.partition("=")
+    try:
+        return County(county_id.strip(), name.strip() or None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--county") from exc
+
+
+def _read(directory: Path) -> list[GeneratedDashboard]:
+    try:
+        return list(read_generated(directory))
+    except DashboardsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
