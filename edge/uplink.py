@@ -326,7 +326,10 @@ class Uplink:
         Anything still buffered stays on disk and is sent after the next start."""
         if self.connected.is_set():
             try:
-                await asyncio.wait_for(self._buffer.drained(), drain_timeout_s)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that arrives
+                # as the drain completes, and the agent would outlive its shutdown.
+                async with asyncio.timeout(drain_timeout_s):
+                    await self._buffer.drained()
             except TimeoutError:
                 logger.warning("stopping with %d messages still buffered", self._buffer.depth)
         client = self._client

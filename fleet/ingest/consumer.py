@@ -177,7 +177,8 @@ class IngestConsumer:
         if self.waiting and self.connected.is_set():
             self._all_stored.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._all_stored.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):  # not wait_for: see fleet.alerts.timers
+                    await self._all_stored.wait()
         if self.unacked:
             logger.info("ingest stopping with %d messages unacknowledged: the broker keeps them", self.unacked)
 
