@@ -9,6 +9,7 @@ from dashboards.model import Flavour, GeneratedDashboard
 from dashboards.preview.interpolation import Interpolation, TimeRange
 from dashboards.preview.render import render
 from dashboards.preview.sources import InfluxSource, PromSource, Source
+from dashboards.variables import PLACES
 
 REQUEST_TIMEOUT_S = 30.0
 
@@ -26,7 +27,7 @@ async def preview(
 ) -> list[Path]:
     """PNG previews of the ``flavour`` dashboards, their queries run on ``url`` for ``places`` (a variable's
     values; a variable not given is "All") over ``time_range``."""
-    interpolation = Interpolation(time_range, places)
+    interpolation = Interpolation(time_range, {place: places.get(place, ()) for place in PLACES})
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as client:
         source: Source = (
             PromSource(client, url, interpolation)

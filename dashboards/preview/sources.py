@@ -2,7 +2,8 @@
 
 :class:`PromSource` asks VictoriaMetrics (or Prometheus) over its HTTP API: ``/api/v1/query`` for an
 instant target, ``/api/v1/query_range`` otherwise, the step being the target's own interval or the
-panel's ``$__interval``; a series is named by the target's ``legendFormat`` (``{{town}}``).
+panel's ``$__interval`` (start and end rounded down to it, as Grafana sends them); a series is named
+by the target's ``legendFormat`` (``{{town}}``).
 :class:`InfluxSource` asks InfluxDB's ``/query`` (1.x, or 2.x through its v1 API) with
 ``epoch=ms``; a series is named by the target's ``alias`` (``$tag_town``). Errors the server
 reports are :class:`~dashboards.errors.QueryError` naming the query.
@@ -16,6 +17,7 @@ from typing import Any, Final, Protocol
 import httpx
 
 from dashboards.errors import QueryError
+from dashboards.model import Flavour
 from dashboards.preview.interpolation import Interpolation, seconds
 
 _LEGEND: Final = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -68,12 +70,13 @@ class PromSource:
 
     async def run(self, panel: Mapping[str, Any], target: Mapping[str, Any]) -> list[Series]:
         interval_s = _interval_s(self._interpolation, panel, target)
-        query = self._interpolation.apply(str(target["expr"]), interval_s=interval_s)
+        query = self._interpolation.apply(str(target["expr"]), flavour=Flavour.PROMETHEUS, interval_s=interval_s)
         time_range = self._interpolation.time_range
         if target.get("instant"):
             params = {"query": query, "time": str(time_range.end_ms / 1000)}
             data = await self._get("/api/v1/query", params, query)
         else:
+            time_range = time_range.aligned(interval_s)
             params = {
                 "query": query,
                 "start": str(time_range.start_ms / 1000),
@@ -127,7 +130,7 @@ class InfluxSource:
 
     async def run(self, panel: Mapping[str, Any], target: Mapping[str, Any]) -> list[Series]:
         interval_s = _interval_s(self._interpolation, panel, target)
-        query = self._interpolation.apply(str(target["query"]), interval_s=interval_s)
+        query = self._interpolation.apply(str(target["query"]), flavour=Flavour.INFLUXDB, interval_s=interval_s)
         params = {"db": self._database, "q": query, "epoch": "ms"}
         try:
             response = await self._client.get(f"{self._url}/query", params=params, auth=self._auth)

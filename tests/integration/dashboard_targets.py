@@ -1,16 +1,12 @@
 """A committed dashboard's queries as Grafana would send them, sent to the real servers, and checked.
 
-Grafana substitutes a panel target's text before its data source sees it; this does the same for the
-variables the Outpost dashboards use, with one chosen place per level (:class:`Choice`) and a time
-range (:class:`Span`):
-
-- ``$county``, ``$town``, ``$village``: the chosen value, regex-escaped as Grafana escapes a variable
-  used in a regex (PromQL ``=~"…"``: Prometheus' escaping inside a string literal; InfluxQL ``/…/``);
-- ``$__interval``: the panel's minimum interval (its ``interval``), else the data source's default
-  of 15 s: over a span of a minute or two Grafana's own division of the range by the panel's width
-  is far below it, so the minimum is what Grafana uses;
-- ``$__rate_interval``: ``max($__interval + scrape, 4 * scrape)`` with the default 15 s scrape interval;
-- ``$__range``: the span in whole seconds; ``$timeFilter``: ``time >= …ms and time <= …ms``.
+Grafana substitutes a panel target's text before its data source sees it; this does the same, with
+one chosen place per level (:class:`Choice`) and a time range, through the substitution the previews
+use (:class:`dashboards.preview.interpolation.Interpolation`: Grafana's regex escaping per data
+source, its macros). ``$__interval`` is the panel's minimum interval (its ``interval``), else the
+data source's default of 15 s: over a span of a minute or two Grafana's own division of the range
+by the panel's width is far below it, so the minimum is what Grafana uses. A variable left over after
+substitution fails the check.
 
 PromQL range queries are sent with ``step`` = the interval and, as Grafana does, start and end rounded
 down to a multiple of it; instant queries at the span's end. InfluxQL goes to ``/query`` as is.
@@ -30,15 +26,9 @@ from typing import Any, Final
 import httpx
 
 from dashboards.model import Flavour
+from dashboards.preview.interpolation import SCRAPE_INTERVAL_S, Interpolation, TimeRange, seconds
 
-DEFAULT_INTERVAL_S: Final = 15
-"""Grafana's Prometheus data source assumes a 15 s scrape interval; the dashboards are built for the
-fleet's 15 s state export too."""
 _ANSWER_CHARS: Final = 600
-_DURATION: Final = re.compile(r"(\d+)(ms|s|m|h|d|w)")
-_SECONDS: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-_PROM_REGEX_SPECIALS: Final = re.compile(r"[$^*{}\[\]'+?.()|]")
-_INFLUX_REGEX_SPECIALS: Final = re.compile(r"[\\^$*+?.()|\[\]{}/]")
 _LEGEND_LABEL: Final = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _ALIAS_TAG: Final = re.compile(r"\$tag_([A-Za-z_][A-Za-z0-9_]*)|\[\[tag_([A-Za-z_][A-Za-z0-9_]*)\]\]")
 _PROM_BY: Final = re.compile(r"\bby\s*\(([^)]*)\)")
@@ -58,18 +48,6 @@ class Choice:
 
 
 @dataclass(frozen=True, slots=True)
-class Span:
-    """The dashboard's time range, epoch ms."""
-
-    start_ms: int
-    end_ms: int
-
-    @property
-    def seconds(self) -> int:
-        return max(1, round((self.end_ms - self.start_ms) / 1000))
-
-
-@dataclass(frozen=True, slots=True)
 class Target:
     """One query of one panel, as committed."""
 
@@ -77,7 +55,7 @@ class Target:
     ref_id: str
     model: Mapping[str, Any]
     interval_s: int
-    """``$__interval`` for it: the target's or panel's minimum interval, else :data:`DEFAULT_INTERVAL_S`."""
+    """``$__interval`` for it: the target's or panel's minimum interval, else the 15 s scrape interval."""
 
     @property
     def name(self) -> str:
@@ -93,7 +71,7 @@ def targets(model: Mapping[str, Any]) -> Iterator[Target]:
                 str(panel.get("title")),
                 str(target.get("refId")),
                 target,
-                seconds(interval) if interval else DEFAULT_INTERVAL_S,
+                max(1, round(seconds(interval))) if interval else SCRAPE_INTERVAL_S,
             )
 
 
@@ -109,47 +87,13 @@ def query_variables(model: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [variable for variable in templating.get("list", []) if variable.get("type") == "query"]
 
 
-def seconds(duration: str) -> int:
-    match = _DURATION.fullmatch(duration)
-    if match is None:
-        raise ValueError(f"not a Grafana interval: {duration!r}")
-    return max(1, round(int(match.group(1)) * _SECONDS[match.group(2)]))
-
-
-def duration(total_s: int) -> str:
-    """Seconds as Grafana writes an interval: ``15s``, ``1m``, ``2h``."""
-    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
-        if total_s % size == 0:
-            return f"{total_s // size}{unit}"
-    return f"{total_s}s"
-
-
 # --- substitution ----------------------------------------------------------------------------------------
 
 
-def prom_escape(value: str) -> str:
-    """A variable's value as Grafana writes it into a PromQL regex matcher's string literal."""
-    return _PROM_REGEX_SPECIALS.sub(lambda m: "\\\\" + m.group(0), value.replace("\\", "\\\\\\\\"))
-
-
-def influx_escape(value: str) -> str:
-    """A variable's value as Grafana writes it into an InfluxQL ``/…/`` regex."""
-    return _INFLUX_REGEX_SPECIALS.sub(lambda m: "\\" + m.group(0), value)
-
-
-def substitute(text: str, flavour: Flavour, choice: Choice, span: Span, interval_s: int) -> str:
-    """``text`` with Grafana's variables replaced (longest names first, as Grafana matches them)."""
-    escape = prom_escape if flavour is Flavour.PROMETHEUS else influx_escape
-    rate_s = max(interval_s + DEFAULT_INTERVAL_S, 4 * DEFAULT_INTERVAL_S)
-    replacements = {
-        "$__rate_interval": duration(rate_s),
-        "$__interval": duration(interval_s),
-        "$__range": f"{span.seconds}s",
-        "$timeFilter": f"time >= {span.start_ms}ms and time <= {span.end_ms}ms",
-        **{f"${name}": escape(value) for name, value in choice.values().items()},
-    }
-    for name in sorted(replacements, key=len, reverse=True):
-        text = text.replace(name, replacements[name])
+def substitute(text: str, flavour: Flavour, choice: Choice, span: TimeRange, interval_s: int) -> str:
+    """``text`` with Grafana's variables replaced; ValueError if one is left over."""
+    places = {name: [value] for name, value in choice.values().items()}
+    text = Interpolation(span, places).apply(text, flavour=flavour, interval_s=interval_s)
     unreplaced = re.findall(r"\$\w+", text)
     if unreplaced:
         raise ValueError(f"variables this test does not substitute: {unreplaced} in {text}")
@@ -198,19 +142,17 @@ def influx_columns(query: str) -> list[str]:
 # --- running them ----------------------------------------------------------------------------------------------
 
 
-async def check_prom_target(client: httpx.AsyncClient, target: Target, query: str, span: Span) -> list[str]:
+async def check_prom_target(client: httpx.AsyncClient, target: Target, query: str, span: TimeRange) -> list[str]:
     """Problems with the PromQL ``target`` (already substituted as ``query``); none when it is right."""
     if target.model.get("instant"):
         params = {"query": query, "time": f"{span.end_ms / 1000:.3f}"}
         path = "/api/v1/query"
     else:
-        step_ms = target.interval_s * 1000
-        start_ms = span.start_ms // step_ms * step_ms  # Grafana aligns the range to the step, rounding down
-        end_ms = span.end_ms // step_ms * step_ms
+        aligned = span.aligned(target.interval_s)  # as Grafana sends it
         params = {
             "query": query,
-            "start": f"{start_ms / 1000:.3f}",
-            "end": f"{end_ms / 1000:.3f}",
+            "start": f"{aligned.start_ms / 1000:.3f}",
+            "end": f"{aligned.end_ms / 1000:.3f}",
             "step": str(target.interval_s),
         }
         path = "/api/v1/query_range"
@@ -262,7 +204,7 @@ async def check_influx_target(client: httpx.AsyncClient, database: str, target: 
     return [f"{problem} for {shown}" for problem in problems]
 
 
-async def prom_variable_values(client: httpx.AsyncClient, query: str, span: Span) -> tuple[list[str], str]:
+async def prom_variable_values(client: httpx.AsyncClient, query: str, span: TimeRange) -> tuple[list[str], str]:
     """What ``label_values(…)`` lists, as Grafana asks VictoriaMetrics (``/api/v1/label/…/values``)."""
     match = _LABEL_VALUES.fullmatch(query.strip())
     if match is None:

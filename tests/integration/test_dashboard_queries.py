@@ -26,7 +26,6 @@ from protocol.clock import utc_now_ms
 from tests.integration.dashboard_seed import Seed, seeded
 from tests.integration.dashboard_targets import (
     Choice,
-    Span,
     check_influx_target,
     check_prom_target,
     influx_variable_values,
@@ -56,9 +55,9 @@ def choice(seed: Seed) -> Choice:
     return Choice(seed.county, seed.town_of[CHOSEN_VILLAGE], CHOSEN_VILLAGE)
 
 
-def span(seed: Seed) -> Span:
+def span(seed: Seed) -> TimeRange:
     """From before the county started to now, as "the last few minutes" in Grafana."""
-    return Span(seed.started_ms, max(seed.ended_ms, utc_now_ms()))
+    return TimeRange(seed.started_ms, max(seed.ended_ms, utc_now_ms()))
 
 
 def _client(seed: Seed, flavour: Flavour) -> httpx.AsyncClient:
@@ -130,7 +129,7 @@ async def test_previews_draw_every_dashboard_from_the_seeded_servers_without_a_f
     out = Path(os.environ.get(PREVIEWS_ENV) or tmp_path) / flavour.value
     url = seed.victoria_url if flavour is Flavour.PROMETHEUS else seed.influxdb_url
     places = {name: [value] for name, value in chosen.values().items()}
-    interpolation = Interpolation(TimeRange(window.start_ms, window.end_ms), places)
+    interpolation = Interpolation(window, places)
     dashboards = [d for d in COMMITTED if d.flavour is flavour]
     async with httpx.AsyncClient(timeout=10.0) as client:
         source: Source = (
