@@ -72,6 +72,8 @@ _PLANS: Final = (
     _Plan("node-pir-yard", DeviceKind.PIR_SENSOR, 1, battery=True),
 )
 
+_ON_BATTERY: Final = frozenset(plan.device_id for plan in _PLANS if plan.battery)
+
 
 def node_devices(village_id: str) -> list[DeviceSpec]:
     """The village's nodes as its gateway declares them."""
@@ -198,7 +200,7 @@ class VillageNodes:
         """Break ``node`` with ``fault``, by default one of the ways nodes break in a village (a low
         battery only if it has one)."""
         if fault is None:
-            has_battery = node.node_id in self._battery_nodes()
+            has_battery = node.node_id in _ON_BATTERY
             fault = self._rng.choice([f for f in NodeFault if has_battery or f is not NodeFault.BATTERY_LOW])
         self.faults[fault] += 1
         task = self._spawn(node, self._suffer(node, fault), self._suffering)
@@ -226,7 +228,6 @@ class VillageNodes:
     # -- what the view shows -------------------------------------------------------------------------
 
     def status(self) -> list[NodeStatus]:
-        battery_nodes = self._battery_nodes()
         statuses = []
         for node in self.nodes:
             if not node.running:
@@ -244,7 +245,7 @@ class VillageNodes:
                     role=node.role,
                     link=link,
                     boot=node.boot if node.running else None,
-                    battery_v=node.battery_volts if node.node_id in battery_nodes else None,
+                    battery_v=node.battery_volts if node.node_id in _ON_BATTERY else None,
                     sent=len(node.published),
                     fault=fault.value if fault is not None else None,
                 )
@@ -252,9 +253,6 @@ class VillageNodes:
         return statuses
 
     # -- helpers -------------------------------------------------------------------------------------
-
-    def _battery_nodes(self) -> set[str]:
-        return {plan.device_id for plan in _PLANS if plan.battery}
 
     def _gesture_free(self, kind: DeviceKind) -> list[SimulatedNode]:
         """Nodes of ``kind`` in no gesture, running, and not in a power cut."""
