@@ -61,7 +61,7 @@ from pydantic import AnyHttpUrl, SecretStr
 from bench.fleet_gateways import gateway_id, village_id
 from bench.fleet_rig import CpuSplit, FleetProcess, StoredPoints, fleet_environment, migrate_database, profiling_options
 from bench.harness import Figure, Profile, median
-from fleet.ingest.subscriptions import ingest_filters
+from fleet.ingest.subscriptions import Lane, lane_filters
 from fleet.settings import InfluxSettings, IngestSettings, TimeSeriesSettings
 from fleet.timeseries.factory import writer_for
 from fleet.timeseries.points import telemetry_points
@@ -327,7 +327,7 @@ def _check_all_acknowledged(processes: Sequence[FleetProcess], messages: int) ->
 
 async def _bare_round(batch_set: MessageSet, warmup: MessageSet) -> float:
     """Points/s of the same messages into a bare subscriber on a fresh broker (the broker's ceiling)."""
-    shared = ingest_filters(IngestSettings().share_group, control=False, bulk=True)[0]
+    shared = lane_filters(Lane.BULK, IngestSettings().share_group)[0]
     async with MosquittoBroker() as broker:
         subscriber = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.fleet_bare_subscriber", broker.host, str(broker.port), shared, str(GATEWAYS),

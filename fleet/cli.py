@@ -11,6 +11,7 @@ from fleet.admin_cli import gateways, sites, tokens
 from fleet.alerts_cli import alerts
 from fleet.commands_cli import command
 from fleet.config_cli import config
+from fleet.dead_letters_cli import dead_letters
 from fleet.enrollment_cli import enrollment
 from fleet.errors import FleetError
 from fleet.settings import FleetSettings
@@ -26,6 +27,7 @@ app.add_typer(enrollment, name="enrollment")  # also adds `gateways revoke|resto
 app.add_typer(config, name="config")
 app.add_typer(command, name="command")
 app.add_typer(alerts, name="alerts")
+app.add_typer(dead_letters, name="dead-letters")
 
 
 def _settings() -> FleetSettings:

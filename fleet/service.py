@@ -46,9 +46,11 @@ from fleet.downlink import Downlink
 from fleet.enrollment.broker import DynsecProvisioner
 from fleet.enrollment.service import EnrollmentService
 from fleet.errors import FleetError
-from fleet.ingest.consumer import IngestConsumer
+from fleet.ingest.dead_letters import DeadLetters
+from fleet.ingest.lanes import IngestLanes
 from fleet.ingest.router import IngestRouter
-from fleet.ingest.status import ingest_status
+from fleet.ingest.status import ingest_problems, ingest_status
+from fleet.ingest.subscriptions import Lane, lane_client_id
 from fleet.presence import PresenceTracker
 from fleet.registry import Registry
 from fleet.settings import FleetSettings
@@ -141,8 +143,19 @@ class FleetService:
             on_command_response=self.commands.on_response,
             on_heartbeat=self.gateway_watch.heartbeat,
         )
-        self.consumer = IngestConsumer.from_settings(
-            settings, settings.broker.client_id, self.router, self.writer, control=True, bulk=settings.ingest.in_process
+        self.dead_letters = DeadLetters(
+            sessions,
+            clock,
+            payload_bytes=settings.ingest.dead_letter_payload_bytes,
+            kept=settings.ingest.dead_letters_kept,
+        )
+        lanes = [Lane.ALERTS, Lane.CONTROL] + ([Lane.BULK] if settings.ingest.in_process else [])
+        self.ingest = IngestLanes.from_settings(
+            settings,
+            {lane: lane_client_id(settings.broker.client_id, lane) for lane in lanes},
+            self.router,
+            self.writer,
+            self.dead_letters,
         )
         self.http = HttpServer(
             create_app(
@@ -165,6 +178,7 @@ class FleetService:
                     enrollment=self.enrollment,
                     health_history=history_for(settings.timeseries),
                     commands=self.commands,
+                    dead_letters=self.dead_letters,
                     clock=clock,
                 )
             ),
@@ -177,7 +191,9 @@ class FleetService:
         self.ready = asyncio.Event()
 
     def health(self) -> HealthReport:
-        connected = self.consumer.connected.is_set()
+        ingest = ingest_status(
+            self.ingest, self.router, self.writer, self.dead_letters, stuck_after_s=self.settings.ingest.stuck_after_s
+        )
         channels = [
             ChannelStatus(
                 name=worker.channel.name, delivered=worker.delivered, dead=worker.dead, blocked=worker.blocked
@@ -185,10 +201,17 @@ class FleetService:
             for worker in self.deliveries
         ]
         blocked = next((f"{c.name}: {c.blocked}" for c in channels if c.blocked), None)
+        problems = ingest_problems(ingest)
+        if not self.writer.healthy:
+            problems.append(
+                f"time-series store {self.writer.sink.name} unavailable: {self.writer.buffered} points held"
+            )
+        problems += [f"alert channel {c.name} blocked: {c.blocked}" for c in channels if c.blocked]
         return HealthReport(
-            status="ok" if connected and self.writer.healthy and not blocked else "degraded",
+            status="degraded" if problems else "ok",
+            problems=problems,
             gateways_online=self.presence.online_count,
-            ingest=ingest_status(self.consumer, self.router, self.writer),
+            ingest=ingest,
             timeseries=TimeSeriesStatus(
                 sink=self.writer.sink.name,
                 healthy=self.writer.healthy,
@@ -213,6 +236,7 @@ class FleetService:
             await migrate(self._engine)
             await self.registry.load()
             await self.rules.load()
+            await self.dead_letters.load()
             presence = self.settings.presence
             self.gateway_watch.expect(
                 self.registry.known_gateways().items(), presence.missed_heartbeats * presence.default_interval_s
@@ -220,7 +244,8 @@ class FleetService:
             if not await self._prepare_broker(stop):
                 return
             tasks = [
-                self._task("ingest", self.consumer.run),
+                *(self._task(f"ingest-{consumer.lane}", consumer.run) for consumer in self.ingest),
+                self._task("dead-letters", self.dead_letters.run),
                 self._task("timeseries-writer", self.writer.run),
                 self._task("presence-sweeper", self._sweep_presence),
                 self._task("registry-flusher", self._flush_registry),
@@ -241,7 +266,7 @@ class FleetService:
             tasks.append(stopper)
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if stop.is_set():  # store and acknowledge what was taken, so the broker need not resend it
-                await self.consumer.drain(self.settings.ingest.drain_timeout_s)
+                await self.ingest.drain(self.settings.ingest.drain_timeout_s)
         finally:
             for task in tasks:
                 task.cancel()
@@ -307,7 +332,7 @@ class FleetService:
         postponed = False
         while True:
             await asyncio.sleep(self.settings.presence.sweep_interval_s)
-            if self.consumer.behind():
+            if self.ingest[Lane.CONTROL].behind():
                 if not postponed:
                     logger.warning("presence: heartbeat silence is not judged while ingest is behind")
                 postponed = True

@@ -186,12 +186,12 @@ class ApiSettings(_Section):
 
 
 class IngestSettings(_Section):
-    """How ingest takes uplink traffic from the broker (see docs/SCALING.md).
+    """How ingest takes uplink traffic from the broker (see docs/SCALING.md and fleet.ingest.subscriptions).
 
-    Bulk channels (telemetry, event) are subscribed through the shared subscription
-    ``$share/{share_group}/…``, so every ingest worker in the group takes a share; the control channels
-    (presence, heartbeat, alert, config/reported, command/response) are taken by the ``fleet run``
-    process alone, which owns presence and alert delivery."""
+    Each lane has its own MQTT session: alerts, control (presence, heartbeat, config/reported,
+    command/response) and bulk (telemetry, event). The alerts and control lanes are taken by the ``fleet
+    run`` process alone, which owns presence and alert delivery; the bulk lane is subscribed through the
+    shared subscription ``$share/{share_group}/…``, so every ingest worker in the group takes a share."""
 
     share_group: str | None = Field(
         default="outpost-ingest",
@@ -214,6 +214,26 @@ class IngestSettings(_Section):
         default=5.0, ge=0, description="On stop, how long to wait for pending messages to be stored and acked."
     )
     lag_log_interval_s: float = Field(default=10.0, gt=0, description="How often a lagging ingest logs its lag.")
+    hold_bound_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long one message may hold back the acknowledgement of others (retried while storage "
+        "fails, or waiting to be stored) before it is dead-lettered. The bulk lane's wait for the time-series "
+        "store is exempt: that is its back-pressure.",
+    )
+    dead_letter_payload_bytes: int = Field(
+        default=2048, ge=0, le=65_536, description="How much of a dead-lettered message's payload is kept."
+    )
+    dead_letters_kept: int = Field(
+        default=10_000, ge=100, le=10_000_000, description="Dead-letter rows kept (the most recently seen)."
+    )
+    stuck_after_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="/healthz calls an alerts or control lane stuck when a message waits unacknowledged this long.",
+    )
 
 
 class GatewayBrokerSettings(_Section):

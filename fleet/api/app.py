@@ -10,7 +10,18 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from fleet import FLEET_VERSION
-from fleet.api import access, alert_rules, alerts, commands, deliveries, enrollment, governance, inventory, sites
+from fleet.api import (
+    access,
+    alert_rules,
+    alerts,
+    commands,
+    deliveries,
+    enrollment,
+    governance,
+    ingest,
+    inventory,
+    sites,
+)
 from fleet.api.configs import router as configs_router
 from fleet.api.context import CALLER_RESPONSES, ApiContext, Context, IdPath, Reader
 from fleet.api.health import router as health_router
@@ -79,6 +90,7 @@ def create_app(context: ApiContext) -> FastAPI:
     # --- alert rules ---
     app.include_router(alert_rules.router)
     app.include_router(governance.router)
+    app.include_router(ingest.router)
 
     @app.get("/healthz", tags=["service"])
     async def healthz(ctx: Context) -> HealthReport:

@@ -20,6 +20,7 @@ from fleet.commands.dispatcher import CommandDispatcher
 from fleet.configs.push import ConfigPush
 from fleet.enrollment.service import EnrollmentService
 from fleet.errors import NotAuthenticatedError, PermissionDeniedError
+from fleet.ingest.dead_letters import DeadLetters
 from fleet.registry import Registry
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
@@ -46,6 +47,7 @@ class ApiContext:
     configs: ConfigPush
     commands: CommandDispatcher
     rules: RuleBook
+    dead_letters: DeadLetters
     clock: Callable[[], int]
 
 

@@ -131,18 +131,44 @@ class TimeSeriesStatus(_Public):
     rejected_points: int
 
 
-class IngestStatus(_Public):
+class IngestLaneStatus(_Public):
+    """One ingest lane (its own MQTT session): alerts, control or bulk."""
+
+    lane: str
     connected: bool
+    received: int
+    stalls: int
+    handler_errors: int
+    dead_lettered: int
+    unacked: int  # received from the broker, not yet acknowledged
+    oldest_unacked_s: float | None  # how long the oldest of them has waited
+    paused: bool  # not taking messages: the time-series buffer is at its bound (bulk lane)
+    stuck: bool = Field(description="A message has waited unacknowledged past ingest.stuck_after_s (alerts, control).")
+
+
+class DeadLetterStatus(_Public):
+    """Inbound messages dead-lettered since the fleet started (``GET /ingest/dead-letters`` lists them)."""
+
+    recorded: int
+    waiting: int = Field(description="Dead letters not stored yet: their messages wait unacknowledged.")
+    recent: bool = Field(description="Whether any was recorded in the last five minutes.")
+    by_reason: dict[str, int]
+
+
+class IngestStatus(_Public):
+    connected: bool  # every lane's session is up
     received: int
     rejected: dict[str, int]
     duplicates: int
     stalls: int
     handler_errors: int
-    unacked: int = 0  # received from the broker, not yet acknowledged (their points are not stored yet)
+    unacked: int = 0  # received from the broker, not yet acknowledged, over every lane
     oldest_unacked_s: float | None = None  # how long the oldest of them has waited
     buffered_points: int = 0  # time-series points waiting to be written
-    paused: bool = False  # not taking messages: the time-series buffer is at its bound
+    paused: bool = False  # the bulk lane takes nothing: the time-series buffer is at its bound
     pauses: int = 0
+    lanes: list[IngestLaneStatus] = Field(default_factory=list)
+    dead_letters: DeadLetterStatus | None = None
 
 
 class ChannelStatus(_Public):
@@ -167,7 +193,8 @@ class AlertDeliveryStatus(_Public):
 
 
 class HealthReport(_Public):
-    status: str
+    status: str = Field(description="ok, or degraded when anything in problems stands in the way.")
+    problems: list[str] = Field(default_factory=list, description="What is wrong, in words; empty when ok.")
     gateways_online: int
     ingest: IngestStatus
     timeseries: TimeSeriesStatus

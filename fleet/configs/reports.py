@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from fleet.errors import FleetError, TransientError
+from fleet.errors import TransientError
 from protocol.messages import ConfigReported
 from protocol.reconnect import Backoff
 
@@ -60,7 +60,21 @@ class ReportRecorder:
                 await self._store_until_done(batch)
 
     async def _store_until_done(self, batch: list[tuple[ConfigReported, "asyncio.Future[None]"]]) -> None:
-        reports = [report for report, completion in batch if not completion.done()]
+        batch = [(report, completion) for report, completion in batch if not completion.done()]
+        try:
+            await self._store_retrying([report for report, _ in batch])
+        except Exception as exc:  # refused for good (or nobody expected it): find which reports it was
+            logger.error("a batch of %d config reports was refused (%s); storing them one by one", len(batch), exc)
+            await self._store_one_by_one(batch)
+        else:
+            self.recorded += len(batch)
+            self.batches += 1
+            for _, completion in batch:
+                if not completion.done():
+                    completion.set_result(None)
+
+    async def _store_retrying(self, reports: list[ConfigReported]) -> None:
+        """Store ``reports`` in one transaction, waiting while the database is away; raise a refusal."""
         while True:
             try:
                 await self._store(reports)
@@ -68,15 +82,26 @@ class ReportRecorder:
                 delay = self._backoff.next_delay()
                 logger.warning("%d config reports wait to be stored (%s); retrying in %.1f s", len(reports), exc, delay)
                 await asyncio.sleep(delay)
-            except FleetError as exc:
-                self.refused += len(reports)
-                logger.error("%d config reports refused by the database and dropped: %s", len(reports), exc)
-                break
             else:
-                self.recorded += len(reports)
-                self.batches += 1
-                break
-        self._backoff.reset()
-        for _, completion in batch:
-            if not completion.done():
-                completion.set_result(None)
+                self._backoff.reset()
+                return
+
+    async def _store_one_by_one(self, batch: list[tuple[ConfigReported, "asyncio.Future[None]"]]) -> None:
+        """Store each report alone: the ones refused fail their completion (ingest dead-letters their message),
+        the others are stored. Every completion is settled whatever happens."""
+        try:
+            for report, completion in batch:
+                try:
+                    await self._store_retrying([report])
+                except Exception as exc:
+                    self.refused += 1
+                    if not completion.done():
+                        completion.set_exception(exc)
+                else:
+                    self.recorded += 1
+                    if not completion.done():
+                        completion.set_result(None)
+        finally:
+            for _, completion in batch:
+                if not completion.done():
+                    completion.cancel()  # stopping: the message stays unacknowledged, the broker sends it again

@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -366,3 +366,30 @@ class AlertRuleLayerRow(Base):
     overrides: Mapped[dict[str, Any]]
     updated_ms: Mapped[int] = mapped_column(BigInteger)
     updated_by: Mapped[str] = mapped_column(String(64))
+
+
+# --- ingest dead letters ---
+
+
+class IngestDeadLetterRow(Base):
+    """An inbound message ingest could not process, kept for people to see (fleet.ingest.dead_letters).
+
+    One row per distinct message (``key``: the SHA-256 of its topic and payload), counted each time it comes
+    back (a retained message after every restart, a gateway repeating itself); a flood of distinct messages
+    from one source is folded into one row per source, channel and reason (its ``key`` says so)."""
+
+    __tablename__ = "ingest_dead_letters"
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    topic: Mapped[str] = mapped_column(String(300))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    village_id: Mapped[str | None] = mapped_column(String(64))
+    gateway_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(String(32), index=True)
+    error: Mapped[str] = mapped_column(String(512))
+    payload: Mapped[str] = mapped_column(Text)  # the first bytes, undecodable ones as \\x escapes
+    payload_bytes: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(BigInteger)
+    first_ms: Mapped[int] = mapped_column(BigInteger)
+    last_ms: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -2,11 +2,11 @@
 
 :meth:`IngestRouter.handle` says when the message may be acknowledged to the broker: at once (None)
 when everything it caused is already durable or is not part of the record, or when the returned
-future completes. The record is the time series (a ticket from the batching writer), a config report
-(a completion from its batching recorder) and the alert row (committed before ``handle`` returns).
-Last-seen times and health go to the registry in memory and are written in batches by its flush: that
-is last-known state, refreshed by the next heartbeat, not the record, so a message is acknowledged
-without waiting for it.
+future completes. The record is the time series of telemetry and events (a ticket from the batching
+writer), a config report (a completion from its batching recorder) and the alert row (committed before
+``handle`` returns). Last-seen times and health go to the registry in memory and are written in batches by
+its flush, and a heartbeat's health point to the time-series writer: that is last-known state, refreshed
+by the next heartbeat, not the record, so a heartbeat is acknowledged without waiting for either.
 """
 
 import asyncio
@@ -104,7 +104,8 @@ class IngestRouter:
             case Heartbeat():
                 self._registry.note_heartbeat(village_id, message, now)
                 self._on_heartbeat(village_id, message)
-                completion = self._writer.add(PointList((health_point(village_id, message),)))
+                # Health is last-known state: acknowledged without waiting for the time-series store.
+                self._writer.add_unawaited(PointList((health_point(village_id, message),)))
                 interval: float | None = message.interval_s
             case TelemetryBatch():
                 self._registry.note_seen(message.gateway_id, village_id, now)

@@ -1,31 +1,50 @@
-"""Which uplink channels an ingest process subscribes to, and how.
+"""Which uplink channels each ingest lane subscribes to, and how.
 
-Bulk channels (telemetry, event) carry nearly all the volume and need nothing but storage: they are
-subscribed through a shared subscription (``$share/{group}/…``) so that every ingest worker in the
-group takes a share, each message going to one of them. Control channels (presence, heartbeat,
-alert, config/reported, command/response) stay with one process, ``fleet run``: presence by silence
-needs every heartbeat of a gateway in one tracker, presence is retained (a shared subscription gets no
-retained messages) and alerts wake the case delivery running there.
+Ingest takes the uplink on separate MQTT sessions, one per lane, so that no kind of traffic can hold back
+another: acknowledgements leave a session in receive order (MQTT 5 §4.6), and a session whose Receive
+Maximum is full gets nothing more from the broker.
+
+- **alerts**: the alert channel alone. Nothing but the registry database stands between an alert and its
+  case: no other channel's acknowledgement, no time-series write.
+- **control**: presence, heartbeat, config/reported, command/response. Last-known state and replies,
+  acknowledged once the database has them (heartbeats at once: their health is last-known state too).
+  Presence by silence needs every heartbeat of a gateway in one tracker, presence is retained (a shared
+  subscription gets no retained messages), so this lane stays with one process, ``fleet run``.
+- **bulk**: telemetry and events, nearly all the volume, acknowledged once the time-series store has their
+  points. Subscribed through a shared subscription (``$share/{group}/…``) so that every ingest worker in
+  the group takes a share, each message going to one of them.
 """
 
+from enum import StrEnum
 from typing import Final
 
-from protocol.topics import Channel, Direction, fleet_filter, shared_filter
-
-BULK_CHANNELS: Final = (Channel.TELEMETRY, Channel.EVENT)
-CONTROL_CHANNELS: Final = tuple(
-    channel for channel in Channel if channel.direction is Direction.UPLINK and channel not in BULK_CHANNELS
-)
+from protocol.topics import Channel, fleet_filter, shared_filter
 
 
-def ingest_filters(share_group: str | None, *, control: bool, bulk: bool) -> list[str]:
-    """The filters to subscribe to: the control channels (plain) and/or the bulk ones (shared if a group is set)."""
-    filters = [fleet_filter(channel) for channel in CONTROL_CHANNELS] if control else []
-    if bulk:
-        for channel in BULK_CHANNELS:
-            plain = fleet_filter(channel)
-            filters.append(plain if share_group is None else shared_filter(share_group, plain))
-    return filters
+class Lane(StrEnum):
+    ALERTS = "alerts"
+    CONTROL = "control"
+    BULK = "bulk"
+
+
+LANE_CHANNELS: Final[dict[Lane, tuple[Channel, ...]]] = {
+    Lane.ALERTS: (Channel.ALERT,),
+    Lane.CONTROL: (Channel.PRESENCE, Channel.HEARTBEAT, Channel.CONFIG_REPORTED, Channel.COMMAND_RESPONSE),
+    Lane.BULK: (Channel.TELEMETRY, Channel.EVENT),
+}
+
+
+def lane_filters(lane: Lane, share_group: str | None) -> list[str]:
+    """The filters a lane subscribes to: plain, or shared (bulk, when a group is set)."""
+    plain = [fleet_filter(channel) for channel in LANE_CHANNELS[lane]]
+    if lane is Lane.BULK and share_group is not None:
+        return [shared_filter(share_group, topic_filter) for topic_filter in plain]
+    return plain
+
+
+def lane_client_id(base: str, lane: Lane) -> str:
+    """The MQTT client id of ``fleet run``'s session for ``lane``: the control lane keeps the fleet's own id."""
+    return base if lane is Lane.CONTROL else f"{base}-{lane.value}"
 
 
 def worker_client_id(base: str, index: int) -> str:

@@ -21,10 +21,11 @@ from fleet.alerts.store import AlertStore
 from fleet.db.engine import create_engine, session_factory
 from fleet.errors import BrokerRefusedError, FleetError, TransientError
 from fleet.gc_tuning import tune_for_throughput
-from fleet.ingest.consumer import IngestConsumer
+from fleet.ingest.dead_letters import DeadLetters
+from fleet.ingest.lanes import IngestLanes
 from fleet.ingest.router import IngestRouter
 from fleet.ingest.status import ingest_status
-from fleet.ingest.subscriptions import worker_client_id
+from fleet.ingest.subscriptions import Lane, worker_client_id
 from fleet.registry import Registry
 from fleet.settings import FleetSettings
 from fleet.supervision import supervise
@@ -55,10 +56,17 @@ class IngestWorker:
             same_rules_everywhere(settings.alerts.rules),
         )
         self.router = IngestRouter(self.registry, None, self.writer, alerts, lambda: None, clock)
-        client_id = worker_client_id(settings.broker.client_id, index)
-        self.consumer = IngestConsumer.from_settings(
-            settings, client_id, self.router, self.writer, control=False, bulk=True
+        self.dead_letters = DeadLetters(
+            sessions,
+            clock,
+            payload_bytes=settings.ingest.dead_letter_payload_bytes,
+            kept=settings.ingest.dead_letters_kept,
         )
+        client_id = worker_client_id(settings.broker.client_id, index)
+        self.ingest = IngestLanes.from_settings(
+            settings, {Lane.BULK: client_id}, self.router, self.writer, self.dead_letters
+        )
+        self.consumer = self.ingest[Lane.BULK]
         self.session = self.consumer.session
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -67,6 +75,7 @@ class IngestWorker:
             logger.warning("ingest.share_group is unset: this worker receives every bulk message, not a share")
         tasks = [
             asyncio.create_task(supervise("ingest", self.consumer.run), name="ingest"),
+            asyncio.create_task(supervise("dead-letters", self.dead_letters.run), name="dead-letters"),
             asyncio.create_task(supervise("timeseries-writer", self.writer.run), name="timeseries-writer"),
             asyncio.create_task(self._flush_registry(), name="registry-flusher"),
             asyncio.create_task(self._log_status(), name="status"),
@@ -96,7 +105,7 @@ class IngestWorker:
     async def _log_status(self) -> None:
         while True:
             await asyncio.sleep(_STATUS_LOG_INTERVAL_S)
-            status = ingest_status(self.consumer, self.router, self.writer)
+            status = ingest_status(self.ingest, self.router, self.writer, self.dead_letters)
             logger.info("ingest %s: %s", self.session.client_id, status.model_dump_json())
 
     async def _close(self) -> None:
@@ -107,7 +116,7 @@ class IngestWorker:
                 logger.error("could not write the last %s updates before stopping: %s", what, exc)
         await self.writer.sink.close()
         await self._engine.dispose()
-        status = ingest_status(self.consumer, self.router, self.writer)
+        status = ingest_status(self.ingest, self.router, self.writer, self.dead_letters)
         logger.info("ingest worker %s stopped: %s", self.session.client_id, status.model_dump_json())
 
 

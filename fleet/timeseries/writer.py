@@ -62,7 +62,7 @@ class BatchingWriter:
         self._backoff = Backoff(base_s=0.2, cap_s=10.0)
         self.written = 0
         self.batches = 0
-        self.dropped = 0  # kept for /healthz: the writer no longer drops points (back-pressure instead)
+        self.dropped = 0  # state points nobody waited for, dropped beyond twice the bound (add_unawaited)
         self.rejected = 0
         self.healthy = True
 
@@ -100,6 +100,17 @@ class BatchingWriter:
         if self._waiting >= self._batch_points:
             self._wake.set()
         return ticket
+
+    def add_unawaited(self, points: Points) -> bool:
+        """Queue points of last-known state nobody waits for (a heartbeat's health, acknowledged at once):
+        taken unless the buffer already holds twice its bound, else dropped and counted in ``dropped``."""
+        if self.buffered >= 2 * self._buffer_points:
+            self.dropped += len(points)
+            if self.dropped == len(points) or self.dropped % 10_000 < len(points):
+                logger.warning("time-series buffer at twice its bound: %d state points dropped so far", self.dropped)
+            return False
+        self.add(points)
+        return True
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -17,6 +17,7 @@ from fleet.alerts.store import AlertStore
 from fleet.api.app import create_app
 from fleet.api.context import ApiContext
 from fleet.api.schemas import AlertDeliveryStatus, HealthReport, IngestStatus, TimeSeriesStatus
+from fleet.ingest.dead_letters import DeadLetters
 from fleet.registry import Registry
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
@@ -64,6 +65,7 @@ def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
         commands=unconnected_commands(sessions, clock),
         clock=clock,
         rules=RuleBook(sessions, clock),
+        dead_letters=DeadLetters(sessions, clock),
     )
 
 

@@ -59,7 +59,7 @@ async def running_service(settings: FleetSettings, *, timeout_s: float = 20.0) -
     async def started() -> bool:
         if task.done():
             task.result()
-        return service.ready.is_set() and service.consumer.connected.is_set() and service.downlink.connected
+        return service.ready.is_set() and service.ingest.connected and service.downlink.connected
 
     try:
         await eventually(started, timeout_s=timeout_s, what="fleet start-up")
@@ -191,7 +191,7 @@ async def start_fleet(tmp_path: Path, mosquitto: MosquittoBroker, platform: Plat
         task = asyncio.create_task(service.run(stop))
         running.append((stop, task))
         await eventually(lambda: _ready(service, task), what="fleet start-up")
-        await eventually(lambda: _flag(service.consumer.connected), what="fleet subscribing")
+        await eventually(lambda: _holds(service.ingest.connected), what="fleet subscribing")
         if governance is not None and governance.loop is not None:
             governance.set_callback_url(callback_url_for(service.http.url))
         return service
@@ -208,5 +208,5 @@ async def _ready(service: FleetService, task: "asyncio.Task[None]") -> bool:
     return service.ready.is_set()
 
 
-async def _flag(event: asyncio.Event) -> bool:
-    return event.is_set()
+async def _holds(condition: bool) -> bool:
+    return condition

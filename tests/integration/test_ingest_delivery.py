@@ -20,6 +20,7 @@ import pytest
 from pydantic import AnyHttpUrl, SecretStr
 
 from fleet.db.engine import create_engine, migrate
+from fleet.ingest.subscriptions import Lane
 from fleet.service import FleetService
 from fleet.settings import (
     ApiSettings,
@@ -266,9 +267,9 @@ async def test_a_time_series_outage_pauses_ingest_within_its_bound_and_loses_not
         await eventually(paused, timeout_s=30, what="ingest pausing at its bound")
         await asyncio.sleep(2.0)  # the outage goes on: ingest holds, reports its lag, takes nothing more
         health = fleet.health()
-        received_while_paused = fleet.consumer.received
+        received_while_paused = fleet.ingest[Lane.BULK].received
         await asyncio.sleep(1.0)
-        assert fleet.consumer.received == received_while_paused
+        assert fleet.ingest[Lane.BULK].received == received_while_paused
         assert health.status == "degraded"
         assert health.ingest.paused
         assert health.ingest.unacked > 0
@@ -295,4 +296,4 @@ async def test_a_time_series_outage_pauses_ingest_within_its_bound_and_loses_not
 async def _connected(fleet: FleetService, running: "asyncio.Task[None]") -> bool:
     if running.done():
         running.result()
-    return fleet.consumer.connected.is_set()
+    return fleet.ingest.connected

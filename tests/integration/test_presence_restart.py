@@ -53,7 +53,7 @@ class RestartableFleet:
         async def subscribed() -> bool:
             if task.done():
                 task.result()
-            return service.ready.is_set() and service.consumer.connected.is_set()
+            return service.ready.is_set() and service.ingest.connected
 
         await eventually(subscribed, what="fleet start-up")
         return service

@@ -92,15 +92,44 @@ async def test_while_the_database_does_not_answer_reports_stay_pending_then_are_
     assert store.batches == [["gw-1"]]
 
 
-async def test_a_batch_refused_for_good_is_counted_and_completed_so_nothing_behind_it_is_held(start: Start) -> None:
-    store = Store(refused=frozenset({1}))
-    recorder = ReportRecorder(store)
-    refused = recorder.add("v", report("gw-1"))
-    start(recorder)
-    await asyncio.wait_for(refused, 10)
-    later = recorder.add("v", report("gw-2"))
+class PoisonStore(Store):
+    """Refuses every batch holding a report of ``poison`` with ``error``, as a database refuses one bad row."""
 
-    await asyncio.wait_for(later, 10)
+    def __init__(self, poison: str, error: Exception) -> None:
+        super().__init__()
+        self.poison = poison
+        self.error = error
+
+    async def __call__(self, reports: Sequence[ConfigReported]) -> None:
+        if any(r.gateway_id == self.poison for r in reports):
+            self.calls += 1
+            raise self.error
+        await super().__call__(reports)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [DatabaseRefusedError("constraint failed"), OverflowError("Python int too large to convert to SQLite INTEGER")],
+    ids=["refused", "unexpected"],
+)
+async def test_a_report_refused_for_good_fails_alone_and_the_rest_of_its_batch_is_stored(
+    start: Start, error: Exception
+) -> None:
+    store = PoisonStore("gw-bad", error)
+    store.gate.clear()
+    recorder = ReportRecorder(store)
+    start(recorder)
+    first = recorder.add("v", report("gw-1"))
+    await asyncio.sleep(0.05)  # the first batch is being stored; the next three wait together
+    before, poison, after = (recorder.add("v", report(g)) for g in ("gw-2", "gw-bad", "gw-3"))
+    store.gate.set()
+
+    await asyncio.wait_for(asyncio.gather(first, before, after), 10)
+    with pytest.raises(type(error)):
+        await asyncio.wait_for(poison, 10)
 
     assert recorder.refused == 1
-    assert store.batches == [["gw-2"]]
+    assert store.batches == [["gw-1"], ["gw-2"], ["gw-3"]]
+    later = recorder.add("v", report("gw-4"))
+    await asyncio.wait_for(later, 10)
+    assert store.batches[-1] == ["gw-4"], "the recorder goes on after a refusal"

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.alerts.store import AlertStore
 from fleet.ingest.consumer import BEHIND_AFTER_S, IngestConsumer
+from fleet.ingest.dead_letters import DeadLetters
 from fleet.ingest.mqtt_session import IngestSession, Received
 from fleet.ingest.router import IngestRouter
 from fleet.registry import Registry
@@ -99,7 +100,7 @@ async def test_the_consumer_is_behind_while_a_message_waits_unhandled_or_it_is_p
     router = IngestRouter(
         Registry(sessions, clock), None, writer, AlertStore(sessions, clock, default_escalation()), lambda: None, clock
     )
-    consumer = IngestConsumer(session, Decoder(), router, writer)
+    consumer = IngestConsumer(session, Decoder(), router, writer, DeadLetters(sessions, clock))
     assert not consumer.behind()
     consumer.paused = True  # the time-series buffer is full: it takes nothing
     assert consumer.behind()
