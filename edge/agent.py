@@ -4,6 +4,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 
 from edge import AGENT_VERSION
 from edge.buffer import StoreAndForwardBuffer
@@ -13,9 +14,10 @@ from edge.config_updates import ConfigUpdates
 from edge.devices import DeviceBuilder, DeviceRunner
 from edge.envelope import EnvelopeStamper
 from edge.errors import EdgeConfigError, RestartRequestedError
+from edge.faults import GatewayFaults
 from edge.health import HealthProbe
 from edge.local_bus import LocalBus
-from edge.outgoing import outgoing
+from edge.outgoing import Outgoing, outgoing
 from edge.rules import LocalRules
 from edge.sequence import SequenceCounter
 from edge.settings import EdgeSettings
@@ -28,6 +30,7 @@ from protocol.clock import utc_now_ms
 from protocol.codec import Decoder, Rejection
 from protocol.gateway_config import GatewayConfig
 from protocol.messages import Command, ConfigDesired, ConfigReported, ConfigStatus, GatewayHealth, Heartbeat, Message
+from protocol.topics import Channel
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +51,25 @@ class GatewayAgent:
         local_bus: LocalBus | None = None,
         snapshots: SnapshotStore | None = None,
         probation_s: float = DEFAULT_PROBATION_S,
+        buffer_max_pages: int | None = None,
     ) -> None:
         """``build_devices`` makes the adapters for a device list (at start and for each pushed config);
-        cameras given ``snapshots`` keep evidence frames in it for audited fetches."""
+        cameras given ``snapshots`` keep evidence frames in it for audited fetches. ``buffer_max_pages``
+        caps the buffer's file (SQLite pages; see :class:`StoreAndForwardBuffer`)."""
         self.settings = settings
+        self.faults = GatewayFaults()
+        """Store, sequence and uplink failures since start (counted in the heartbeat's ``health.dropped``) and
+        the reason of each part failing now (:attr:`GatewayFaults.reasons`)."""
         self._health = health or HealthProbe(settings.state_dir)
-        self.stamper = EnvelopeStamper(settings.gateway_id, SequenceCounter(settings.state_dir / "sequence"), clock)
-        self.buffer = StoreAndForwardBuffer(settings.state_dir / "buffer.db", settings.buffer_max_bytes)
+        sequence = SequenceCounter(settings.state_dir / "sequence", faults=self.faults)
+        self.stamper = EnvelopeStamper(settings.gateway_id, sequence, clock)
+        self.buffer = StoreAndForwardBuffer(
+            settings.state_dir / "buffer.db",
+            settings.buffer_max_bytes,
+            faults=self.faults,
+            free_room=self._free_room,
+            max_pages=buffer_max_pages,
+        )
         self.telemetry = TelemetryBatcher(self.stamper)
         self.local_bus = local_bus
         self._restart_requested = asyncio.Event()
@@ -64,6 +79,7 @@ class GatewayAgent:
             self._store,
             self.telemetry.add,
             notify_local=local_bus.notify_village_centre if local_bus is not None else None,
+            faults=self.faults,
         )
         self.devices = DeviceRunner(build_devices, self.rules.handle)
         self.config_updates = ConfigUpdates(
@@ -91,8 +107,8 @@ class GatewayAgent:
             self.buffer,
             AGENT_VERSION,
             on_downlink=self._on_downlink,
+            faults=self.faults,
         )
-        self.store_failures = 0
         self._rtt_ms: float | None = None
 
     @property
@@ -100,12 +116,15 @@ class GatewayAgent:
         return self.config_updates.applied.config
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set (then shut down cleanly) or the uplink is refused for good."""
-        await self.buffer.open()
+        """Run until ``stop`` is set (then shut down cleanly) or the fleet asks for a restart.
+
+        The devices start first, before the buffer is opened (and checked): nothing on the disk stands
+        between a press and the sirens. Neither the buffer's state nor an uplink refusal stops the agent."""
+        self._start_devices()  # EdgeConfigError: the settings' own devices cannot be built, nothing can run
         try:
-            self._start_devices()
-        except EdgeConfigError:
-            await self.buffer.close()
+            await self.buffer.open()
+        except BaseException:
+            await self.devices.close()
             raise
         tasks = [
             asyncio.create_task(self.uplink.run(), name="uplink"),
@@ -208,10 +227,12 @@ class GatewayAgent:
 
     def health(self) -> GatewayHealth:
         """The gateway's vital signs plus the agent's own: buffer, drops, uplink RTT, each adapter's state, and
-        the firmware version each sensor node last reported."""
+        the firmware version each sensor node last reported. ``dropped`` also carries the store and uplink
+        failures and recoveries since start (:mod:`edge.faults` names them)."""
         dropped = {channel.value: count for channel, count in self.buffer.dropped.items()}
         if self.telemetry.skipped_non_finite:
             dropped["non_finite"] = self.telemetry.skipped_non_finite
+        dropped.update(self.faults.counts)
         adapters = self.devices.states(self.rules.offline_devices)
         return GatewayHealth(
             **self._health.read(),
@@ -233,14 +254,24 @@ class GatewayAgent:
             self._store(batch)
 
     def _store(self, message: Message) -> None:
-        """Hand ``message`` to the buffer; it is published once it is on disk."""
-        durable = self.buffer.submit(outgoing(self.settings.village_id, self.settings.gateway_id, message))
-        durable.add_done_callback(self._check_stored)
+        """Hand ``message`` to the buffer; it is published once it is on disk. An alert the buffer cannot
+        store goes to the uplink's memory instead (the buffer counts and reports the failure)."""
+        item = outgoing(self.settings.village_id, self.settings.gateway_id, message)
+        durable = self.buffer.submit(item)
+        durable.add_done_callback(partial(self._check_stored, item))
 
-    def _check_stored(self, durable: "asyncio.Future[None]") -> None:
-        if not durable.cancelled() and durable.exception() is not None:
-            self.store_failures += 1
-            logger.error("a message could not be buffered: %s", durable.exception())
+    def _check_stored(self, item: Outgoing, durable: "asyncio.Future[None]") -> None:
+        if durable.cancelled() or durable.exception() is None:
+            return
+        if item.channel is Channel.ALERT:
+            self.uplink.unbuffered.add(item)
+            logger.error("an alert could not be buffered (%s): it waits in memory for the uplink", durable.exception())
+        else:
+            logger.debug("a %s message could not be buffered: %s", item.channel, durable.exception())
+
+    def _free_room(self) -> int:
+        """Room for the buffer on a full disk: the oldest snapshots go (runs on the buffer's thread)."""
+        return self.snapshots.evict_oldest(4)
 
 
 async def _first_set(*events: asyncio.Event) -> None:

@@ -1,9 +1,12 @@
 """Staying connected to an MQTT broker (the county's, or the village's own): TLS, and retry or stop.
 
 One policy for every broker the gateway talks to: transient failures are retried with backoff and
-jitter; failures that retrying cannot fix stop the agent with an error naming the setting to change:
-refused credentials, and a broker certificate the configured CA did not sign or that is not issued
-for the configured host. A certificate that is expired or not yet valid is retried, since a gateway
+jitter; failures that retrying with the same settings cannot fix get an error naming the setting to
+change: refused credentials, and a broker certificate the configured CA did not sign or that is not
+issued for the configured host. Such an error ends the connection's task, unless the caller passes
+``on_refused`` (the uplink does: a refused uplink must not stop the village's sirens), in which case
+it is reported there and retried on a long backoff, since credentials are rotated and certificates
+replaced from outside while the gateway runs. A certificate that is expired or not yet valid is retried, since a gateway
 without a real-time clock sees exactly that before NTP, and a late renewal heals by itself.
 """
 
@@ -73,23 +76,37 @@ async def stay_connected(
     refused: type[EdgeError],
     untrusted: type[EdgeError],
     log: logging.Logger,
+    on_refused: Callable[[EdgeError], None] | None = None,
+    refused_backoff: Backoff | None = None,
 ) -> NoReturn:
-    """Run ``session`` again whenever the connection fails, until cancelled or the failure is permanent:
-    ``refused`` for refused credentials, ``untrusted`` for a broker certificate that cannot be trusted."""
+    """Run ``session`` again whenever the connection fails, until cancelled. A failure retrying cannot fix
+    becomes ``refused`` (refused credentials) or ``untrusted`` (a broker certificate that cannot be
+    trusted): raised, or, given ``on_refused``, handed to it and retried after ``refused_backoff``."""
     while True:
         try:
             await session()
         except aiomqtt.MqttError as exc:
             # Only a CONNACK refusal can be permanent; other codes are paho's own (e.g. 4 = no connection).
             code = refusal_code(exc.rc) if isinstance(exc, MqttConnectError) else None
+            permanent: EdgeError | None = None
             if is_permanent_refusal(code):
-                raise refused(
+                permanent = refused(
                     f"{link.setting} {link.where} refused gateway {link.gateway_id} (code {code}): "
                     f"check its credentials ({link.setting}.username, {link.setting}.password)"
-                ) from exc
+                )
+                permanent.__cause__ = exc
             failure = _certificate_failure(exc)
-            if failure is not None and failure.verify_code not in _CLOCK_VERIFY_CODES:
-                raise untrusted(_untrusted_broker(link, failure)) from failure
+            if permanent is None and failure is not None and failure.verify_code not in _CLOCK_VERIFY_CODES:
+                permanent = untrusted(_untrusted_broker(link, failure))
+                permanent.__cause__ = failure
+            if permanent is not None:
+                if on_refused is None:
+                    raise permanent from permanent.__cause__
+                on_refused(permanent)
+                delay = (refused_backoff or backoff).next_delay()
+                log.info("%s %s refused; retrying in %.0f s", link.label, link.where, delay)
+                await asyncio.sleep(delay)
+                continue
             reason: object = exc
             if failure is not None:  # expired or not yet valid
                 reason = (

@@ -16,7 +16,6 @@ from edge.errors import (
     EnrollmentRefusedError,
     FleetUnreachableError,
     RestartRequestedError,
-    UplinkRefusedError,
 )
 from edge.settings import EdgeSettings
 
@@ -41,7 +40,11 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Connect to the broker and run the gateway's devices, local rules and uplink until stopped."""
+    """Connect to the broker and run the gateway's devices, local rules and uplink until stopped.
+
+    Exit codes: 2 for invalid settings, 75 when the fleet asked for a restart, 1 when nothing can run
+    (the settings' devices cannot be built, the local broker refuses the gateway). A refused uplink is
+    not among them: the agent runs on and retries (see docs/ARCHITECTURE.md, "Running the gateway")."""
     try:
         settings = EdgeSettings.load(config)
     except (ValidationError, EdgeError) as exc:
@@ -49,9 +52,6 @@ def run(
         raise typer.Exit(2) from exc
     try:
         asyncio.run(_run(settings))
-    except UplinkRefusedError as exc:
-        typer.echo(f"stopped: {exc}", err=True)
-        raise typer.Exit(3) from exc
     except RestartRequestedError as exc:
         typer.echo(f"restarting: {exc}", err=True)
         raise typer.Exit(RESTART_EXIT_CODE) from exc

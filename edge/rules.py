@@ -14,6 +14,9 @@
 
 Every alert also goes straight to the village centre on the local broker (``notify_local``),
 before it is stored for the uplink, so the village hears it whether or not the fleet is reachable.
+On the panic path the sirens come first, then the village centre, then the buffer; each step is
+isolated: one that raises (a full disk, a broken encoder) is logged and counted
+(``local_action_failed``) and the next still runs. Stamping (sequence numbers) never raises.
 
 Alerts and events carry the observation's own timestamp and evidence, never a frame.
 """
@@ -21,6 +24,7 @@ Alerts and events carry the observation's own timestamp and evidence, never a fr
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from edge.adapters.actuators import Actuator
 from edge.adapters.base import (
@@ -35,6 +39,7 @@ from edge.adapters.base import (
     TamperChanged,
 )
 from edge.envelope import EnvelopeStamper
+from edge.faults import LOCAL_ACTION_FAILED, GatewayFaults
 from protocol.gateway_config import DeviceKind, DeviceSpec
 from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Evidence, Message, Severity
 
@@ -51,12 +56,14 @@ class LocalRules:
         measure: Callable[[Measured], None],
         *,
         notify_local: Callable[[Alert], None] | None = None,
+        faults: GatewayFaults | None = None,
     ) -> None:
         self._devices: dict[str, DeviceSpec] = {}
         self._stamper = stamper
         self._send = send
         self._measure = measure
         self._notify_local = notify_local
+        self._faults = faults or GatewayFaults()
         self._sirens: list[Actuator] = []
         self._siren_tasks: set[asyncio.Task[None]] = set()
         self.offline_devices: set[str] = set()
@@ -204,6 +211,12 @@ class LocalRules:
     def _alert(
         self, device_id: str, ts: int, kind: AlertKind, severity: Severity, evidence: Evidence, summary: str
     ) -> None:
+        raise_alert = partial(self._raise, device_id, ts, kind, severity, evidence, summary)
+        self._isolated(f"{kind} alert of {device_id}", raise_alert)
+
+    def _raise(
+        self, device_id: str, ts: int, kind: AlertKind, severity: Severity, evidence: Evidence, summary: str
+    ) -> None:
         spec = self._devices.get(device_id)
         alert = Alert(
             **self._stamper.stamp(ts),
@@ -215,8 +228,22 @@ class LocalRules:
             summary=summary[:256],
         )
         if self._notify_local is not None:
-            self._notify_local(alert)  # first: the village centre hears it even if the disk is slow
-        self._send(alert)
+            # First: the village centre hears it whatever the disk does.
+            self._isolated(f"village centre notification of {alert.event_id}", partial(self._notify_local, alert))
+        self._isolated(f"buffering alert {alert.event_id}", partial(self._send, alert))
 
     def _event(self, device_id: str, ts: int, kind: EventKind, evidence: Evidence | None = None) -> None:
-        self._send(DeviceEvent(**self._stamper.stamp(ts), device_id=device_id, kind=kind, evidence=evidence or {}))
+        def send() -> None:
+            self._send(DeviceEvent(**self._stamper.stamp(ts), device_id=device_id, kind=kind, evidence=evidence or {}))
+
+        self._isolated(f"{kind} event of {device_id}", send)
+
+    def _isolated(self, what: str, step: Callable[[], None]) -> None:
+        """Run one step of a rule; if it raises, log and count it so the steps after it still run.
+
+        The top of the local-action path: an observation's rules must all run whatever one of them meets."""
+        try:
+            step()
+        except Exception:
+            self._faults.count(LOCAL_ACTION_FAILED)
+            logger.exception("%s failed; the other local actions went on", what)

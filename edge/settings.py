@@ -42,6 +42,14 @@ class BrokerSettings(BaseModel):
     password: SecretStr | None = None
     keepalive_s: int = Field(default=30, ge=5, le=600, description="MQTT keep-alive; the Last Will fires after 1.5x.")
     tls: TlsSettings | None = None
+    refused_retry_base_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="After a refusal (credentials, authorisation, an untrusted certificate) the uplink retries "
+        "after this, doubling per refusal up to refused_retry_cap_s; the agent runs on meanwhile.",
+    )
+    refused_retry_cap_s: float = Field(default=600.0, gt=0, le=86_400)
 
 
 class EdgeSettings(BaseSettings):

@@ -300,6 +300,20 @@ class SnapshotStore:
             logger.log(log_level, "purged %d snapshots; %d kept, %d bytes", len(victims), self.count, self.disk_bytes)
         return len(victims)
 
+    def evict_oldest(self, count: int = 1) -> int:
+        """Delete the ``count`` oldest snapshots whatever the policy (the disk is full and the buffer needs
+        the room); returns how many went, 0 when there are none. Safe from any thread."""
+        with self._lock:
+            by_age = sorted(self._entries.values(), key=lambda entry: (entry.info.ts, entry.info.id))
+            victims = [entry.info.id for entry in by_age[:count]]
+            for snapshot_id in victims:
+                del self._entries[snapshot_id]
+        for snapshot_id in victims:
+            self._remove_files(snapshot_id)
+        if victims:
+            logger.warning("evicted the %d oldest snapshots to free disk space; %d kept", len(victims), self.count)
+        return len(victims)
+
     def _oldest_kept_ts(self) -> int:
         return self._clock() - round(self._policy.retention_s * 1000)
 

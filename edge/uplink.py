@@ -5,8 +5,15 @@ On connect it registers a retained Last Will (``offline``/``lost``) and publishe
 It forwards the buffer oldest first, up to ``window`` messages in flight at QoS 1, and confirms a
 batch (deleting it from the buffer) only once the broker acknowledged every message in it; after a
 lost connection everything unconfirmed is sent again (the fleet de-duplicates by event id).
-Transient failures reconnect with exponential backoff and jitter; a permanent refusal (bad
-credentials, not authorised) stops with :class:`~edge.errors.UplinkRefusedError`.
+Transient failures reconnect with exponential backoff and jitter. A refusal that retrying with the
+same settings cannot fix (bad credentials, not authorised, a broker certificate the CA did not sign
+or not issued for ``broker.host``) never ends the agent: the devices, rules, sirens and local bus run
+on while the uplink retries on a long backoff (``broker.refused_retry_base_s`` doubling up to
+``broker.refused_retry_cap_s``), the reason kept in :class:`~edge.faults.GatewayFaults` (``uplink``,
+logged at ERROR when it appears or changes) and each refused attempt counted (``uplink_refused``).
+
+Alerts the buffer could not store (a full disk) wait in :class:`~edge.unbuffered.UnbufferedAlerts`
+and are published from memory, beside the buffered stream, whenever the uplink is connected.
 """
 
 import asyncio
@@ -23,9 +30,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.broker_connection import BrokerLink, stay_connected, tls_context
 from edge.buffer import StoreAndForwardBuffer, Stored
 from edge.envelope import EnvelopeStamper
-from edge.errors import BrokerCertificateError, UplinkRefusedError
+from edge.errors import BrokerCertificateError, EdgeError, UplinkRefusedError
+from edge.faults import UPLINK, UPLINK_REFUSED, GatewayFaults
 from edge.outgoing import Outgoing
 from edge.settings import BrokerSettings
+from edge.unbuffered import UnbufferedAlerts
 from protocol.codec import encode
 from protocol.messages import Presence, PresenceReason, PresenceState
 from protocol.mqtt_socket import NO_DELAY
@@ -170,6 +179,8 @@ class Uplink:
         backoff: Backoff | None = None,
         window: int = DEFAULT_WINDOW,
         on_downlink: Callable[[str, bytes], None] | None = None,
+        faults: GatewayFaults | None = None,
+        refused_backoff: Backoff | None = None,
     ) -> None:
         self._broker = broker
         self._tls = tls_context(broker, "broker")
@@ -177,6 +188,10 @@ class Uplink:
         self._buffer = buffer
         self._agent_version = agent_version
         self._backoff = backoff or Backoff()
+        self._refused_backoff = refused_backoff or Backoff(broker.refused_retry_base_s, broker.refused_retry_cap_s)
+        self._faults = faults or GatewayFaults()
+        self.unbuffered = UnbufferedAlerts(self._faults)
+        """Alerts the buffer could not store, published from memory when connected."""
         self._window = window
         self._presence_topic = gateway_topic(village_id, stamper.gateway_id, Channel.PRESENCE)
         self._downlink_filters = gateway_filters(village_id, stamper.gateway_id)
@@ -190,11 +205,12 @@ class Uplink:
         return encode(Presence(**self._stamper.stamp(), state=state, reason=reason, agent_version=self._agent_version))
 
     async def run(self) -> None:
-        """Keep the uplink up until cancelled; raise UplinkRefusedError on a permanent refusal.
+        """Keep the uplink up until cancelled; never ends on its own.
 
-        Permanent: the broker refusing the gateway's credentials, and (as :class:`BrokerCertificateError`)
-        a broker certificate that the configured CA did not sign or that is not for ``broker.host``. A
-        certificate that is expired or not yet valid is retried: the clock or a renewal can fix that."""
+        A refusal (the broker refusing the gateway's credentials, as :class:`UplinkRefusedError`; a broker
+        certificate that the configured CA did not sign or that is not for ``broker.host``, as
+        :class:`BrokerCertificateError`) is reported and retried on the long backoff. A certificate that
+        is expired or not yet valid is retried on the ordinary one: the clock or a renewal can fix that."""
         await stay_connected(
             self._session,
             BrokerLink(self._broker, "broker", "uplink to", self._stamper.gateway_id),
@@ -202,7 +218,18 @@ class Uplink:
             refused=UplinkRefusedError,
             untrusted=BrokerCertificateError,
             log=logger,
+            on_refused=self._refused,
+            refused_backoff=self._refused_backoff,
         )
+
+    def _refused(self, refusal: EdgeError) -> None:
+        self._faults.count(UPLINK_REFUSED)
+        self._faults.failing(UPLINK, str(refusal))
+
+    @property
+    def refusal(self) -> str | None:
+        """Why the broker refuses the gateway now (None while it does not)."""
+        return self._faults.reason(UPLINK)
 
     async def _session(self) -> None:
         password = self._broker.password.get_secret_value() if self._broker.password else None
@@ -226,6 +253,8 @@ class Uplink:
             socket_options=NO_DELAY,
         ) as client:
             self._backoff.reset()
+            self._refused_backoff.reset()
+            self._faults.recovered(UPLINK)
             await client.publish(self._presence_topic, online, qos=1, retain=True)
             self._client = client
             self.connects += 1
@@ -236,11 +265,19 @@ class Uplink:
             for topic_filter in self._downlink_filters:
                 await client.subscribe(topic_filter, qos=1)
             try:
-                await _first_to_fail(self._forward(client), self._listen(client))
+                await _first_to_fail(self._forward(client), self._listen(client), self._publish_unbuffered(client))
             finally:
                 self.connected.clear()
                 self._client = None
                 self._buffer.release()
+
+    async def _publish_unbuffered(self, client: aiomqtt.Client) -> None:
+        """Publish the alerts held in memory, oldest first, each forgotten once the broker acknowledged it."""
+        while True:
+            item = await self.unbuffered.first()
+            await client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+            self.unbuffered.sent(item)
+            logger.warning("alert published from memory (the buffer could not store it); %d wait", len(self.unbuffered))
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         """Hand downlink messages (config, commands) on; raises when the connection drops."""

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.buffer import BufferStorageError, StoreAndForwardBuffer, Stored
+from edge.buffer import StoreAndForwardBuffer, Stored
+from edge.faults import BUFFER_IN_MEMORY, STORE, GatewayFaults
 from edge.outgoing import Outgoing, outgoing
 from protocol.codec import Decoder, Inbound
 from protocol.messages import (
@@ -185,9 +186,19 @@ async def test_a_submitted_message_is_durable_once_its_future_completes(tmp_path
         await buffer.close()
 
 
-async def test_an_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
+async def test_an_unusable_location_leaves_the_buffer_in_memory_and_says_so(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    buffer = StoreAndForwardBuffer(blocker / "buffer.db", max_bytes=1024 * 1024)
-    with pytest.raises(BufferStorageError, match="cannot open the buffer"):
-        await buffer.open()
+    faults = GatewayFaults()
+    buffer = StoreAndForwardBuffer(blocker / "buffer.db", max_bytes=1024 * 1024, faults=faults)
+    await buffer.open()
+    try:
+        item = alert()
+        await buffer.put([item])
+        assert [stored.item for stored in await buffer.take(10)] == [item]
+    finally:
+        await buffer.close()
+
+    assert buffer.in_memory
+    assert faults.counts[BUFFER_IN_MEMORY] == 1
+    assert "cannot open the buffer" in (faults.reason(STORE) or "")

@@ -19,6 +19,7 @@ from edge.adapters.base import (
 )
 from edge.adapters.gpio import GpioSiren
 from edge.envelope import EnvelopeStamper
+from edge.faults import LOCAL_ACTION_FAILED, SEQUENCE_UNPERSISTED, GatewayFaults
 from edge.rules import LocalRules
 from edge.sequence import SequenceCounter
 from edge.settings import EdgeSettings
@@ -26,6 +27,7 @@ from protocol.codec import Decoder, Inbound, encode
 from protocol.gateway_config import DeviceKind, DeviceSpec, DoorPolicy, DriverKind
 from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Message, Severity, channel_of
 from protocol.topics import gateway_topic
+from tests.edge.disk import read_only_directory
 
 GATEWAY = "gw-01"
 NOW_MS = 1_700_000_999_000
@@ -361,3 +363,71 @@ def test_a_door_policy_must_name_access_request_devices() -> None:
                 DeviceSpec(kind=DeviceKind.DOOR_CONTACT, id="door-1", door=DoorPolicy(authorised_by=["panic-1"])),
             ],
         )
+
+
+# --- the panic path when storage fails ----------------------------------------------------------
+
+
+class FailingStore:
+    """The rules' ``send`` when the disk refuses everything: it raises, as a buffer with no file could."""
+
+    def __init__(self) -> None:
+        self.attempts: list[Message] = []
+
+    def __call__(self, message: Message) -> None:
+        self.attempts.append(message)
+        raise OSError(28, "No space left on device")
+
+
+async def test_a_store_that_raises_never_keeps_the_siren_or_the_village_centre_from_a_press(
+    tmp_path: Path, outbox: Outbox
+) -> None:
+    factory = MockFactory()
+    siren = GpioSiren(DeviceSpec(kind=DeviceKind.SIREN, id="siren-1", driver=DriverKind.GPIO, params={"pin": 18}),
+                      pin_factory=factory)  # fmt: skip
+    store, faults = FailingStore(), GatewayFaults()
+    stamper = EnvelopeStamper(GATEWAY, SequenceCounter(tmp_path / "sequence"), lambda: NOW_MS)
+    rules = LocalRules(stamper, store, outbox.measured.append, notify_local=outbox.notified.append, faults=faults)
+    rules.use_devices(list(DEVICES.values()), [siren])
+    try:
+        rules.handle(ButtonPressed("panic-1", PRESSED_MS, held_ms=300))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert siren.is_on
+    finally:
+        await siren.close()
+
+    assert [alert.kind for alert in outbox.notified] == [AlertKind.PANIC]
+    assert [type(message) for message in store.attempts] == [Alert, DeviceEvent]  # the event was still tried
+    assert faults.counts[LOCAL_ACTION_FAILED] == 2
+
+
+def test_a_village_centre_that_raises_never_keeps_the_alert_from_the_buffer(tmp_path: Path, outbox: Outbox) -> None:
+    def unreachable(alert: Alert) -> None:
+        raise RuntimeError("local bus broken")
+
+    faults = GatewayFaults()
+    stamper = EnvelopeStamper(GATEWAY, SequenceCounter(tmp_path / "sequence"), lambda: NOW_MS)
+    rules = LocalRules(stamper, outbox.sent.append, outbox.measured.append, notify_local=unreachable, faults=faults)
+    rules.use_devices(list(DEVICES.values()), [])
+
+    rules.handle(ButtonPressed("panic-1", PRESSED_MS, held_ms=300))
+
+    assert [type(message) for message in outbox.sent] == [Alert, DeviceEvent]
+    assert faults.counts[LOCAL_ACTION_FAILED] == 1
+
+
+def test_a_press_reaches_the_village_centre_when_sequence_numbers_cannot_be_reserved(
+    tmp_path: Path, outbox: Outbox
+) -> None:
+    faults = GatewayFaults()
+    with read_only_directory(tmp_path / "state") as state:
+        sequence = SequenceCounter(state / "sequence", faults=faults)
+        rules = _rules(DEVICES, EnvelopeStamper(GATEWAY, sequence, lambda: NOW_MS), outbox)
+
+        rules.handle(ButtonPressed("panic-1", PRESSED_MS, held_ms=300))
+        rules.handle(ButtonPressed("panic-1", PRESSED_MS + 5_000, held_ms=300))
+
+    assert [alert.seq for alert in outbox.notified] == [0, 2]  # each press: its alert, then its event
+    assert [message.seq for message in outbox.sent] == [0, 1, 2, 3]
+    assert faults.counts[SEQUENCE_UNPERSISTED] == 1

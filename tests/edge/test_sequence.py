@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 
 from edge.errors import EdgeError
+from edge.faults import SEQUENCE, SEQUENCE_UNPERSISTED, GatewayFaults
 from edge.sequence import DEFAULT_BLOCK, SequenceCounter
+from tests.edge.disk import read_only_directory
 
 
 def test_sequence_starts_at_zero_and_increases_by_one(tmp_path: Path) -> None:
@@ -103,3 +105,37 @@ def test_an_unreadable_state_file_raises_edge_error(tmp_path: Path) -> None:
 def test_block_size_must_be_positive(tmp_path: Path, block: int) -> None:
     with pytest.raises(ValueError, match="positive"):
         SequenceCounter(tmp_path / "sequence", block=block)
+
+
+class Monotonic:
+    """The injected monotonic clock: it moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now_s = 100.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def test_a_read_only_state_directory_never_stops_the_numbers_and_a_later_reservation_covers_them(
+    tmp_path: Path,
+) -> None:
+    monotonic = Monotonic()
+    faults = GatewayFaults()
+    with read_only_directory(tmp_path / "state") as state:
+        counter = SequenceCounter(state / "sequence", block=10, faults=faults, retry_s=5.0, monotonic=monotonic)
+        from_memory = [counter.next() for _ in range(25)]  # the press path: never raises
+        assert not counter.persisted
+        assert faults.counts[SEQUENCE_UNPERSISTED] == 1  # one attempt; the next waits retry_s
+        assert "from memory" in (faults.reason(SEQUENCE) or "")
+        monotonic.now_s += 5.0
+        counter.next()
+        assert faults.counts[SEQUENCE_UNPERSISTED] == 2
+
+    monotonic.now_s += 5.0
+    after = counter.next()  # writable again: this reservation covers everything handed out
+    assert counter.persisted
+    assert faults.reason(SEQUENCE) is None
+    assert from_memory == list(range(25))
+    assert after == 26
+    assert SequenceCounter(state / "sequence").next() > after  # a restart resumes above them all
