@@ -240,13 +240,13 @@ class ClassifierSettings(ConfigModel):
     input_height: int = Field(default=64, ge=8, le=1_024, description="Model input height in pixels (default 64).")
     channels: Literal["rgb", "bgr", "gray"] = Field(default="rgb", description="Colour order the model expects.")
     layout: Literal["nchw", "nhwc"] = Field(default="nchw", description="Tensor layout the model expects.")
-    mean: tuple[float, ...] = Field(
+    mean: tuple[Annotated[float, Field(ge=-255.0, le=255.0)], ...] = Field(
         default=(0.0,),
         min_length=1,
         max_length=3,
         description="Subtracted from the 0..1 pixel values: one value for every channel, or one per channel.",
     )
-    std: tuple[Annotated[float, Field(gt=0.0)], ...] = Field(
+    std: tuple[Annotated[float, Field(gt=0.0, le=255.0)], ...] = Field(
         default=(1.0,),
         min_length=1,
         max_length=3,
@@ -269,6 +269,7 @@ class ClassifierSettings(ConfigModel):
     )
     count_labels: tuple[ClassLabel, ...] | None = Field(
         default=None,
+        max_length=32,
         description=f"Labels reported by name; any other class is reported as '{OTHER_LABEL}'. Default: all labels.",
     )
 

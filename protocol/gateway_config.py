@@ -5,15 +5,18 @@ validates against the same models before it publishes one, so both sides refuse 
 """
 
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
+from protocol.bounds import IntervalSeconds, SafeInt, refuse_unsafe_integer
 from protocol.config_model import ConfigModel
 from protocol.detection import DetectionSettings
 from protocol.identifiers import DeviceId, GridId
 
 MAX_DEVICES = 256
+MAX_PARAMS = 64
+"""Driver parameters of one device."""
 
 
 class DeviceKind(StrEnum):
@@ -32,15 +35,22 @@ class DriverKind(StrEnum):
     NODE = "node"  # a MicroPython sensor node on the village's local MQTT broker (protocol.node)
 
 
-ParamValue = float | int | str | bool
+ParamName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ParamValue = Annotated[
+    float | SafeInt | Annotated[str, StringConstraints(max_length=2_048)] | bool, BeforeValidator(refuse_unsafe_integer)
+]
+"""A driver parameter: a finite float, a safe integer, text up to 2 KiB (a camera URL) or a boolean."""
 
 
 class DoorPolicy(ConfigModel):
     """What makes a door's opening an alert."""
 
-    held_open_s: float | None = Field(default=120.0, gt=0, description="Alert when open longer; unset: never.")
+    held_open_s: float | None = Field(
+        default=120.0, gt=0, le=7 * 86_400, description="Alert when open longer (at most a week); unset: never."
+    )
     authorised_by: list[DeviceId] = Field(
         default_factory=list,
+        max_length=MAX_DEVICES,
         description="Access-request devices whose signal authorises an opening; with any, an opening "
         "without one within the window is 'door forced'.",
     )
@@ -54,8 +64,10 @@ class DeviceSpec(ConfigModel):
     id: DeviceId
     grid_id: GridId | None = None
     driver: DriverKind = DriverKind.SIMULATED
-    params: dict[str, ParamValue] = Field(
-        default_factory=dict, description="Driver parameters; each adapter validates its own strictly."
+    params: dict[ParamName, ParamValue] = Field(
+        default_factory=dict,
+        max_length=MAX_PARAMS,
+        description="Driver parameters; each adapter validates its own strictly.",
     )
     detection: DetectionSettings | None = Field(
         default=None, description="Cameras only: zones, the counting line and tamper thresholds."
@@ -100,8 +112,8 @@ class SnapshotPolicy(ConfigModel):
 class GatewayConfig(ConfigModel):
     """Everything the fleet may change on a running gateway: intervals and the devices it serves."""
 
-    heartbeat_interval_s: float = Field(default=10.0, gt=0, le=3600)
-    telemetry_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    heartbeat_interval_s: IntervalSeconds = 10.0
+    telemetry_interval_s: IntervalSeconds = 5.0
     devices: list[DeviceSpec] = Field(default_factory=list, max_length=MAX_DEVICES)
     snapshots: SnapshotPolicy = Field(
         default=SnapshotPolicy(), description="Camera snapshots kept on the gateway for audited fetches."

@@ -10,6 +10,8 @@ from typing import Annotated, Final
 
 from pydantic import Field, StringConstraints
 
+from protocol.bounds import MAX_EPOCH_MS
+
 IDENTIFIER_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 IDENTIFIER_RE: Final = re.compile(IDENTIFIER_PATTERN)
 
@@ -22,8 +24,8 @@ GridId = Identifier
 MetricName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 """A telemetry metric name; it becomes a time-series field name, so it is kept identifier-safe."""
 
-EpochMillis = Annotated[int, Field(ge=0, lt=2**53)]
-"""A UTC instant as integer milliseconds since the Unix epoch, taken at the source."""
+EpochMillis = Annotated[int, Field(ge=0, le=MAX_EPOCH_MS)]
+"""A UTC instant as integer milliseconds since the Unix epoch, taken at the source, up to the end of year 9999."""
 
 ShortText = Annotated[str, StringConstraints(max_length=256)]
 

@@ -12,8 +12,20 @@ from enum import StrEnum
 from typing import Annotated, Final, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from protocol.bounds import (
+    ByteCount,
+    Celsius,
+    Count,
+    IntervalSeconds,
+    Percent,
+    RoundTripMillis,
+    SafeInt,
+    SafeNatural,
+    UptimeSeconds,
+    refuse_unsafe_integer,
+)
 from protocol.gateway_config import GatewayConfig
 from protocol.identifiers import (
     DeviceId,
@@ -33,7 +45,8 @@ SIGNATURE_PATTERN: Final = r"^[A-Za-z0-9_-]{86}$"
 """A 64-byte Ed25519 signature in base64url without padding (made and checked by protocol.config_signing)."""
 KEY_ID_PATTERN: Final = r"^[0-9a-f]{16}$"
 """A signing key's fingerprint: 16 hex digits of the SHA-256 of its raw public key."""
-EvidenceValue = float | int | bool | ShortText
+EvidenceValue = Annotated[float | SafeInt | bool | ShortText, BeforeValidator(refuse_unsafe_integer)]
+"""A finite float, an integer within ±(2**53 - 1) (never an out-of-range one taken as a float), a boolean or text."""
 Evidence = Annotated[dict[MetricName, EvidenceValue], Field(max_length=32)]
 
 
@@ -48,7 +61,7 @@ class Envelope(WireModel):
 
     schema_version: Literal[1] = 1
     gateway_id: GatewayId
-    seq: int = Field(ge=0, lt=2**63, description="Per-gateway monotonic sequence number.")
+    seq: SafeNatural = Field(description="Per-gateway monotonic sequence number.")
     event_id: UUID = Field(description="Unique id of this message; consumers de-duplicate on it.")
     ts: EpochMillis = Field(description="UTC epoch milliseconds, taken at the source.")
 
@@ -82,15 +95,15 @@ class AdapterState(StrEnum):
 
 
 class GatewayHealth(WireModel):
-    cpu_percent: float = Field(ge=0, le=100)
-    memory_percent: float = Field(ge=0, le=100)
-    disk_percent: float = Field(ge=0, le=100)
-    uptime_s: float = Field(ge=0, description="Seconds since the agent started.")
-    temperature_c: float | None = Field(default=None, description="SoC temperature, where the board reports it.")
-    uplink_rtt_ms: float | None = Field(default=None, ge=0, description="PUBACK time of the previous heartbeat.")
-    buffer_depth: int = Field(default=0, ge=0, description="Messages stored and not yet acknowledged by the broker.")
-    buffer_bytes: int = Field(default=0, ge=0)
-    dropped: Annotated[dict[MetricName, int], Field(max_length=32)] = Field(
+    cpu_percent: Percent
+    memory_percent: Percent
+    disk_percent: Percent
+    uptime_s: UptimeSeconds = Field(description="Seconds since the agent started.")
+    temperature_c: Celsius | None = Field(default=None, description="SoC temperature, where the board reports it.")
+    uplink_rtt_ms: RoundTripMillis | None = Field(default=None, description="PUBACK time of the previous heartbeat.")
+    buffer_depth: Count = Field(default=0, description="Messages stored and not yet acknowledged by the broker.")
+    buffer_bytes: ByteCount = 0
+    dropped: Annotated[dict[MetricName, Count], Field(max_length=32)] = Field(
         default_factory=dict, description="Messages dropped since start, by channel (and non_finite readings)."
     )
     adapters: Annotated[dict[DeviceId, AdapterState], Field(max_length=256)] = Field(default_factory=dict)
@@ -102,7 +115,7 @@ class GatewayHealth(WireModel):
 class Heartbeat(Envelope):
     """Periodic proof of life with basic health; ``interval_s`` tells the fleet when to expect the next."""
 
-    interval_s: float = Field(gt=0, le=3600)
+    interval_s: IntervalSeconds
     health: GatewayHealth
 
 
@@ -197,7 +210,7 @@ class ConfigDesired(Envelope):
     the fleet's public key refuses a config without a signature or with one that does not verify.
     """
 
-    version: int = Field(ge=0)
+    version: SafeNatural
     config: GatewayConfig
     signature: str | None = Field(
         default=None,
@@ -223,7 +236,7 @@ class ConfigStatus(StrEnum):
 class ConfigReported(Envelope):
     """Retained, gateway -> fleet: which configuration version runs, or why a version was refused."""
 
-    version: int = Field(ge=0)
+    version: SafeNatural
     status: ConfigStatus
     error: ShortText | None = None
 

@@ -17,6 +17,7 @@ from typing import Final, Literal, Self
 
 from pydantic import Field, ValidationError
 
+from protocol.bounds import IntervalSeconds
 from protocol.codec import Rejection, RejectionTally, RejectReason
 from protocol.errors import TopicError
 from protocol.identifiers import DeviceId, ShortText, is_identifier
@@ -97,12 +98,12 @@ class NodeStatus(NodeMessage):
 
 
 class NodeHeartbeat(NodeMessage):
-    interval_s: float = Field(gt=0, le=3600, description="Seconds until the next heartbeat.")
+    interval_s: IntervalSeconds = Field(description="Seconds until the next heartbeat.")
     battery_v: float | None = Field(default=None, ge=0, le=60, description="Unset on mains-powered nodes.")
     rssi_dbm: int | None = Field(default=None, ge=-150, le=0)
     reset_cause: ShortText = ""
     firmware: ShortText = ""
-    queued: int = Field(default=0, ge=0, description="Events waiting on the node to be sent.")
+    queued: int = Field(default=0, ge=0, lt=2**31, description="Events waiting on the node to be sent.")
 
 
 class NodeEventKind(StrEnum):

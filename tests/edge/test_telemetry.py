@@ -10,6 +10,7 @@ from edge.adapters.base import Measured
 from edge.envelope import EnvelopeStamper
 from edge.sequence import SequenceCounter
 from edge.telemetry import TelemetryBatcher
+from protocol.bounds import MAX_EPOCH_MS
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES, Decoder, Inbound, encode
 from protocol.messages import MAX_BATCH_POINTS, TelemetryPoint
 from protocol.topics import Channel, gateway_topic
@@ -106,7 +107,7 @@ worst_case_points = st.builds(
     device_id=long_ids,
     metric=long_metrics,
     value=st.floats(allow_nan=False, allow_infinity=False),
-    ts=st.integers(min_value=0, max_value=2**53 - 1),
+    ts=st.integers(min_value=0, max_value=MAX_EPOCH_MS),
 )
 
 

@@ -17,6 +17,7 @@ from fleet.timeseries.points import (
     health_point,
     telemetry_points,
 )
+from protocol.bounds import MAX_EPOCH_MS
 from protocol.identifiers import IDENTIFIER_PATTERN
 from protocol.messages import (
     AdapterState,
@@ -116,7 +117,7 @@ telemetry_readings = st.builds(
     device_id=st.from_regex(IDENTIFIER_PATTERN, fullmatch=True),
     metric=st.from_regex(r"^[a-z][a-z0-9_]{0,63}$", fullmatch=True),
     value=st.floats(allow_nan=False, allow_infinity=False),
-    ts=st.integers(min_value=0, max_value=2**53 - 1),
+    ts=st.integers(min_value=0, max_value=MAX_EPOCH_MS),
 )
 
 

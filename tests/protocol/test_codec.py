@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from protocol import SCHEMA_VERSION
+from protocol.bounds import MAX_EPOCH_MS, MAX_INTERVAL_S, MAX_SAFE_INTEGER, MAX_UPTIME_S, MIN_INTERVAL_S
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES, STRICT_BY_CALL, Decoder, Inbound, Rejection, RejectReason, encode
 from protocol.gateway_config import GatewayConfig
 from protocol.identifiers import IDENTIFIER_PATTERN
@@ -48,15 +49,15 @@ GATEWAY = "gw-01"
 
 identifiers = st.from_regex(IDENTIFIER_PATTERN, fullmatch=True)
 metric_names = st.from_regex(r"^[a-z][a-z0-9_]{0,63}$", fullmatch=True)
-epoch_ms = st.integers(min_value=0, max_value=2**53 - 1)
-sequence_numbers = st.integers(min_value=0, max_value=2**63 - 1)
-versions = st.integers(min_value=0, max_value=2**63 - 1)
+epoch_ms = st.integers(min_value=0, max_value=MAX_EPOCH_MS)
+sequence_numbers = st.integers(min_value=0, max_value=MAX_SAFE_INTEGER)
+versions = st.integers(min_value=0, max_value=MAX_SAFE_INTEGER)
 short_text = st.text(max_size=256)
 finite_floats = st.floats(allow_nan=False, allow_infinity=False)
 percents = st.floats(min_value=0, max_value=100)
-intervals = st.floats(min_value=0, max_value=3600, exclude_min=True)
+intervals = st.floats(min_value=MIN_INTERVAL_S, max_value=MAX_INTERVAL_S)
 evidence_values = st.one_of(
-    finite_floats, st.integers(min_value=-(2**63), max_value=2**63 - 1), st.booleans(), short_text
+    finite_floats, st.integers(min_value=-MAX_SAFE_INTEGER, max_value=MAX_SAFE_INTEGER), st.booleans(), short_text
 )
 evidence = st.dictionaries(metric_names, evidence_values, max_size=8)
 optional_text = st.none() | short_text
@@ -71,7 +72,7 @@ health = st.builds(
     cpu_percent=percents,
     memory_percent=percents,
     disk_percent=percents,
-    uptime_s=st.floats(min_value=0, allow_infinity=False),
+    uptime_s=st.floats(min_value=0, max_value=MAX_UPTIME_S),
 )
 telemetry_points = st.builds(
     TelemetryPoint, device_id=identifiers, metric=metric_names, value=finite_floats, ts=epoch_ms
@@ -351,8 +352,10 @@ def test_decoder_is_strict_about_types(field: str, value: Any) -> None:
     ("field", "value"),
     [
         ("seq", -1),
+        ("seq", 2**53),
         ("seq", 2**63),
         ("ts", -1),
+        ("ts", MAX_EPOCH_MS + 1),
         ("ts", 2**53),
         ("gateway_id", "GW-01"),
         ("device_id", "panic 3"),

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from protocol.bounds import MAX_BYTES, MAX_COUNT
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES, Decoder, Inbound, encode
 from protocol.identifiers import is_firmware_version
 from protocol.messages import AdapterState, GatewayHealth, Heartbeat
@@ -65,9 +66,9 @@ def test_a_heartbeat_with_every_device_a_node_at_the_longest_versions_fits_the_p
     health = vitals(
         temperature_c=-12.345678901234567,
         uplink_rtt_ms=12345.678901234567,
-        buffer_depth=2**62,
-        buffer_bytes=2**62,
-        dropped={f"channel_{index:02d}_" + "c" * 52: 2**62 for index in range(32)},
+        buffer_depth=MAX_COUNT,
+        buffer_bytes=MAX_BYTES,
+        dropped={f"channel_{index:02d}_" + "c" * 52: MAX_COUNT for index in range(32)},
         adapters=dict.fromkeys(devices, AdapterState.RESTARTING),
         device_firmware=dict.fromkeys(devices, "v" * 64),
     )

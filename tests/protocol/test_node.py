@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protocol.bounds import MAX_INTERVAL_S, MIN_INTERVAL_S
 from protocol.codec import Rejection, RejectReason
 from protocol.errors import TopicError
 from protocol.identifiers import IDENTIFIER_PATTERN
@@ -429,12 +430,12 @@ NODE_MESSAGES: dict[type[NodeInbound], st.SearchStrategy[Any]] = {
     NodeHeartbeat: st.builds(
         NodeHeartbeat,
         **node_envelope(),
-        interval_s=st.floats(min_value=0, max_value=3600, exclude_min=True),
+        interval_s=st.floats(min_value=MIN_INTERVAL_S, max_value=MAX_INTERVAL_S),
         battery_v=st.none() | st.floats(min_value=0, max_value=60),
         rssi_dbm=st.none() | st.integers(min_value=-150, max_value=0),
         reset_cause=short_text,
         firmware=short_text,
-        queued=st.integers(min_value=0, max_value=2**31),
+        queued=st.integers(min_value=0, max_value=2**31 - 1),
     ),
     NodeEvent: st.builds(
         NodeEvent,

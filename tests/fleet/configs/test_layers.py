@@ -30,7 +30,7 @@ def test_a_partial_config_is_a_valid_layer(overrides: dict[str, Any]) -> None:
         ({"snapshots": {"enable": False}}, "snapshots.enable: Extra inputs are not permitted"),
         ({"devices": [{"kind": "panic_button"}]}, "devices.0.id: Field required"),
         ({"devices": [{"kind": "panic_button", "id": "p", "door": {}}]}, "only door contacts take a door policy"),
-        ({"telemetry_interval_s": 0}, "telemetry_interval_s: Input should be greater than 0"),
+        ({"telemetry_interval_s": 0}, "telemetry_interval_s: Input should be greater than or equal to 0.1"),
         ({"snapshots": {"retention_s": 1e308 * 10}}, "not plain JSON"),
         (
             {"snapshots": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {"j": {"k": {"l": 1}}}}}}}}}}}}},
