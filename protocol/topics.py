@@ -168,3 +168,10 @@ def village_notify_filter(village_id: str | None = None) -> str:
     if village_id is not None:
         return village_notify_topic(village_id)
     return f"{PREFIX}/{VILLAGE_NOTIFY_LEVEL}/+"
+
+
+def sender_of(topic: str) -> str:
+    """The gateway id level of an uplink ``topic``, unvalidated (cheap, for sharing ingest fairly between
+    senders); ``""`` for a topic of any other shape."""
+    levels = topic.split("/", _PREFIX_LEVELS + _ID_LEVELS)
+    return levels[_PREFIX_LEVELS + 1] if len(levels) == _PREFIX_LEVELS + _ID_LEVELS + 1 else ""

@@ -201,10 +201,14 @@ class IngestConsumer:
             self._bury(message, DeadLetterReason.FAILED, describe(error))
 
     def _bury(self, message: Received, reason: str, error: str) -> None:
-        """Dead-letter ``message``; it is acknowledged once its dead letter is stored."""
+        """Dead-letter ``message``; it is acknowledged once its dead letter is stored (at once if it only counts
+        on its source's flood row)."""
         self.dead_lettered += 1
-        self._burying.add(message)
         stored = self._dead_letters.add(DeadLetter(message.topic, message.payload, reason, error))
+        if stored is None:  # folded into its source's flood row: counted, nothing to wait for
+            self.session.ack(message)
+            return
+        self._burying.add(message)
         stored.add_done_callback(lambda done: self._buried(message, done))
 
     def _buried(self, message: Received, stored: "asyncio.Future[None]") -> None:

@@ -12,7 +12,8 @@ restart, a gateway repeating itself) adds to its row's ``count`` instead of a ne
 (:meth:`DeadLetters.known`) so that it is given up on at once the next time. A source sending many
 different bad messages (a flood, a broken firmware) gets its own rows for the first
 :data:`DISTINCT_PER_SOURCE` of them in a minute, then one row per source, channel and reason counts the
-rest, so a flood costs the database a few rows per batch, not one per message.
+rest, so a flood costs the database a few rows per batch, not one per message; a message folded so is
+acknowledged at once (its count is written with the next batch), so a flood never waits on the database.
 
 Dead letters are written by one task in batches (:meth:`DeadLetters.run`), each a single statement; the
 table keeps the ``kept`` most recently seen rows.
@@ -97,16 +98,15 @@ class DeadLetters:
         *,
         payload_bytes: int = 2048,
         kept: int = 10_000,
-        max_batch: int = 1_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._payload_bytes = payload_bytes
         self._kept = kept
-        self._max_batch = max_batch
         self._monotonic = monotonic
-        self._waiting: list[tuple[DeadLetter, asyncio.Future[None]]] = []
+        self._rows: dict[str, _Row] = {}  # the next batch: one update per key
+        self._completions: list[asyncio.Future[None]] = []  # of the letters in it that wait to be stored
         self._arrived = asyncio.Event()
         self._backoff = Backoff(base_s=0.1, cap_s=5.0)
         self._known: set[str] = set()
@@ -120,7 +120,8 @@ class DeadLetters:
 
     @property
     def waiting(self) -> int:
-        return len(self._waiting)
+        """Messages dead-lettered and not stored yet."""
+        return sum(row.count for row in self._rows.values())
 
     async def load(self) -> None:
         """Remember the keys of the most recent dead letters, so a message that failed before is given up on
@@ -134,52 +135,57 @@ class DeadLetters:
         """Whether this very message (topic and payload) was dead-lettered before."""
         return letter.key in self._known
 
-    def add(self, letter: DeadLetter) -> "asyncio.Future[None]":
-        """Queue ``letter``; the future completes once it is stored (or refused for good by the database)."""
-        completion: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((letter, completion))
+    def add(self, letter: DeadLetter) -> "asyncio.Future[None] | None":
+        """Queue ``letter`` for the next batch. The future completes once it is stored (or refused for good by
+        the database); None when it was folded into its source's flood row: counted there, and its message may
+        be acknowledged at once (a flood must not wait on the database, nor hold its lane)."""
+        flood = self._fold(letter)
         self._arrived.set()
+        if flood:
+            return None
+        completion: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._completions.append(completion)
         return completion
 
     async def store_now(self, letter: DeadLetter) -> None:
         """Store ``letter`` in a transaction of its own; raises TransientError while the database is away."""
-        await self._store([letter])
+        topic = _parse(letter.topic)
+        now_ms = self._clock()
+        await self._store([_Row(letter, letter.key, topic, 1, now_ms, now_ms)])
 
     async def run(self) -> None:
         """Store what arrived, batch after batch, until cancelled."""
         while True:
             await self._arrived.wait()
             self._arrived.clear()
-            while self._waiting:
-                batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
-                await self._store_until_done(batch)
+            while self._rows:
+                rows, self._rows = list(self._rows.values()), {}
+                completions, self._completions = self._completions, []
+                await self._store_until_done(rows, completions)
 
-    async def _store_until_done(self, batch: list[tuple[DeadLetter, "asyncio.Future[None]"]]) -> None:
-        letters = [letter for letter, _ in batch]
+    async def _store_until_done(self, rows: list[_Row], completions: list["asyncio.Future[None]"]) -> None:
         try:
             while True:
                 try:
-                    await self._store(letters)
+                    await self._store(rows)
                     break
                 except TransientError as exc:
                     delay = self._backoff.next_delay()
-                    logger.warning(
-                        "%d dead letters wait to be stored (%s); retrying in %.1f s", len(letters), exc, delay
-                    )
+                    count = sum(row.count for row in rows)
+                    logger.warning("%d dead letters wait to be stored (%s); retrying in %.1f s", count, exc, delay)
                     await asyncio.sleep(delay)
                 except Exception as exc:  # refused for good: keeping the messages unacknowledged cannot help
-                    self.lost += len(letters)
-                    logger.error("%d dead letters refused by the database: %s", len(letters), describe(exc))
+                    self.lost += sum(row.count for row in rows)
+                    logger.error("%d dead letters refused by the database: %s", len(rows), describe(exc))
                     break
         finally:
             self._backoff.reset()
-            for _, completion in batch:
+            for completion in completions:
                 if not completion.done():
                     completion.set_result(None)
 
-    async def _store(self, letters: Sequence[DeadLetter]) -> None:
-        rows = self._fold(letters)
-        with database_errors(f"store {len(letters)} dead letters"):
+    async def _store(self, rows: Sequence[_Row]) -> None:
+        with database_errors(f"store {len(rows)} dead letters"):
             async with self._sessions.begin() as session:
                 await insert_or_add(
                     session,
@@ -192,11 +198,10 @@ class DeadLetters:
                 self._batches += 1
                 if self._batches % _PRUNE_EVERY == 0:
                     await self._prune(session)
-        self.recorded += len(letters)
         self.last_recorded_at = self._monotonic()
-        for letter in letters:
-            self.by_reason[letter.reason] = self.by_reason.get(letter.reason, 0) + 1
         for row in rows:
+            self.recorded += row.count
+            self.by_reason[row.letter.reason] = self.by_reason.get(row.letter.reason, 0) + row.count
             self._known.add(row.key)
             logger.warning(
                 "dead-lettered %d message(s) on %s (%s): %s",
@@ -206,29 +211,30 @@ class DeadLetters:
                 row.letter.error[:200],
             )
 
-    def _fold(self, letters: Sequence[DeadLetter]) -> list[_Row]:
-        """One row update per key: a source past its share of distinct letters folds into its flood row."""
-        now_ms = self._clock()
-        if self._monotonic() - self._window_started >= _SOURCE_WINDOW_S:
+    def _fold(self, letter: DeadLetter) -> bool:
+        """Add ``letter`` to the next batch's row of its key, a source past its share of distinct letters
+        folding into its flood row; whether it did."""
+        now = self._monotonic()
+        if now - self._window_started >= _SOURCE_WINDOW_S:
             self._sources.clear()
-            self._window_started = self._monotonic()
-        rows: dict[str, _Row] = {}
-        for letter in letters:
-            topic = _parse(letter.topic)
-            key = letter.key
-            source = topic.gateway_id if topic is not None else "-"
-            seen = self._sources.setdefault(source, set())
-            if key not in self._known and key not in seen and len(seen) >= DISTINCT_PER_SOURCE:
-                channel = topic.channel.value if topic is not None else "-"
-                key = f"flood/{source}/{channel}/{letter.reason}"
-            else:
-                seen.add(key)
-            row = rows.get(key)
-            if row is None:
-                rows[key] = _Row(letter, key, topic, 1, now_ms, now_ms)
-            else:
-                row.letter, row.count = letter, row.count + 1
-        return list(rows.values())
+            self._window_started = now
+        topic = _parse(letter.topic)
+        key = letter.key
+        source = topic.gateway_id if topic is not None else "-"
+        seen = self._sources.setdefault(source, set())
+        flood = key not in self._known and key not in seen and len(seen) >= DISTINCT_PER_SOURCE
+        if flood:
+            channel = topic.channel.value if topic is not None else "-"
+            key = f"flood/{source}/{channel}/{letter.reason}"
+        else:
+            seen.add(key)
+        now_ms = self._clock()
+        row = self._rows.get(key)
+        if row is None:
+            self._rows[key] = _Row(letter, key, topic, 1, now_ms, now_ms)
+        else:
+            row.letter, row.count, row.last_ms = letter, row.count + 1, now_ms
+        return flood
 
     def _values(self, row: _Row) -> dict[str, Any]:
         letter, topic = row.letter, row.topic

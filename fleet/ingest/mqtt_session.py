@@ -13,8 +13,10 @@ with paho's own network thread handing messages over with ``call_soon_threadsafe
 hop per message and no shared state between threads. :meth:`IngestSession.ack` may still be called from
 another thread: it then hands itself over to the loop with ``call_soon_threadsafe``.
 
-Ordering: MQTT requires PUBACKs in the order the PUBLISHes arrived (MQTT 5 §4.6). ``ack`` may be
-called in any order; it marks the message and sends the PUBACKs of the longest acknowledged prefix.
+Ordering: messages are yielded in turn by sender (:mod:`fleet.ingest.fair_queue`: a flooding gateway
+cannot crowd out another's panic), each sender's in arrival order. MQTT requires PUBACKs in the order the
+PUBLISHes arrived (MQTT 5 §4.6). ``ack`` may be called in any order; it marks the message and sends the
+PUBACKs of the longest acknowledged prefix.
 
 Flow control and back-pressure: the CONNECT carries a Receive Maximum, the number of QoS 1 messages
 the broker may have sent without a PUBACK. While the caller withholds acks (its store is slow or
@@ -39,15 +41,20 @@ from typing import Any, cast
 
 import aiomqtt
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleet.broker_reconnect import wait_to_reconnect
+from fleet.ingest.fair_queue import FairQueue
 from fleet.settings import BrokerSettings
 from protocol.mqtt_socket import NO_DELAY
 from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
+
+_PACKETS_PER_READ = 256
+"""Packets read per readable event at most: the rest wait for the next, so other tasks get their turn."""
 
 
 @dataclass(slots=True, eq=False)
@@ -92,7 +99,7 @@ class IngestSession:
         self._paho: mqtt.Client | None = None
         self._connection: object = object()
         self._unacked: deque[Received] = deque()  # this connection's, in receive order
-        self._undelivered: deque[Received] = deque()  # received, not yet yielded
+        self._undelivered: FairQueue[Received] = FairQueue()  # received, not yet yielded: in turn by sender
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self.connected = asyncio.Event()
@@ -115,9 +122,8 @@ class IngestSession:
 
     def oldest_undelivered_age_s(self) -> float | None:
         """How long the oldest message received and not yet taken by the consumer has waited, or None."""
-        if not self._undelivered:
-            return None
-        return max(0.0, self._clock() - self._undelivered[0].received_at)
+        oldest = self._undelivered.oldest_received_at()
+        return None if oldest is None else max(0.0, self._clock() - oldest)
 
     def oldest_unacked_age_s(self) -> float | None:
         """How long the oldest unacknowledged message has waited, or None when there is none."""
@@ -195,9 +201,24 @@ class IngestSession:
             arrived.set()
             cast(Any, on_disconnect)(client_, userdata, flags, reason_code, *rest)
 
+        def read_many(max_packets: int = 1) -> MQTTErrorCode:
+            """paho reads one packet per readable event (its ``max_packets`` counts QoS 2 state only), so each
+            message cost a trip round the event loop; read what the socket holds, up to a bound per event."""
+            del max_packets
+            for _ in range(_PACKETS_PER_READ):
+                if cast(Any, paho)._sock is None:
+                    return MQTTErrorCode.MQTT_ERR_NO_CONN
+                rc: MQTTErrorCode = cast(Any, paho)._packet_read()
+                if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                    break
+                if rc > 0:
+                    return cast(MQTTErrorCode, cast(Any, paho)._loop_rc_handle(rc))
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+
         paho.on_message = record
         paho.on_connect = connected
         paho.on_disconnect = disconnected
+        cast(Any, paho).loop_read = read_many
         return arrived, lost
 
     async def _connection_messages(self) -> AsyncIterator[Received]:
