@@ -109,6 +109,13 @@ class GovernanceSettings(_Section):
     )
     timeout_s: float = Field(default=5.0, gt=0)
     verify_tls: bool = True
+    keepalive_expiry_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="Close a pooled connection idle this long; keep it under the platform's own idle timeout "
+        "(uvicorn's timeout_keep_alive: 5 s by default), so a rare press never meets a connection just closed.",
+    )
 
 
 class DeliverySettings(_Section):
@@ -157,6 +164,20 @@ class AlertSettings(_Section):
     sweep_limit: int = Field(default=100, ge=1, description="Alerts escalated or cleared per transaction.")
     rules_refresh_s: float = Field(
         default=30.0, gt=0, description="How often rule layers are reread (a village moved town, another writer)."
+    )
+    source_max_age_s: float = Field(
+        default=7 * 86_400.0,
+        ge=0,
+        le=365 * 86_400.0,
+        description="A gateway's alert time is believed this far back (its buffer replaying an outage); an older "
+        "one is taken as a skewed clock and replaced by the time of receipt.",
+    )
+    source_max_ahead_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400.0,
+        description="A gateway's alert time is believed this far ahead of the fleet's clock; beyond it, the time of "
+        "receipt is used.",
     )
 
 
@@ -368,6 +389,12 @@ class WebhookSettings(_Section):
     )
     timeout_s: float = Field(default=5.0, gt=0, description="How long the receiver may take to answer one.")
     verify_tls: bool = Field(default=True, description="Check an https receiver's certificate (keep it on).")
+    keepalive_expiry_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="Close a pooled connection idle this long; keep it under the receiver's own idle timeout.",
+    )
     ca_file: Path | None = Field(
         default=None, description="PEM CA(s) the receiver's certificate is checked against; unset: the system's."
     )
