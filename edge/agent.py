@@ -127,7 +127,8 @@ class GatewayAgent:
             await self.devices.close()
             raise
         tasks = [
-            asyncio.create_task(self.uplink.run(), name="uplink"),
+            # Supervised: a buffer the disk refuses to read must not end the agent through its uplink.
+            asyncio.create_task(supervise("uplink", self.uplink.run), name="uplink"),
             asyncio.create_task(supervise("heartbeat", self._heartbeats), name="heartbeat"),
             asyncio.create_task(supervise("telemetry", self._telemetry_flushes), name="telemetry"),
             asyncio.create_task(supervise("config updates", self.config_updates.run), name="config-updates"),

@@ -342,7 +342,8 @@ class StoreAndForwardBuffer:
             if is_corrupt(exc):
                 self._reset_corrupt(exc)
                 return True
-            logger.warning("buffer %s: cannot evict %s to make room: %s", self._path, channel, exc)
+            # On a full file system deleting needs room too (the WAL grows): only freed files help then.
+            logger.debug("buffer %s: cannot evict %s to make room: %s", self._path, channel, exc)
             return False
         if not chosen:
             return False

@@ -28,10 +28,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.broker_connection import BrokerLink, stay_connected, tls_context
-from edge.buffer import StoreAndForwardBuffer, Stored
+from edge.buffer import BufferStorageError, StoreAndForwardBuffer, Stored
 from edge.envelope import EnvelopeStamper
 from edge.errors import BrokerCertificateError, EdgeError, UplinkRefusedError
-from edge.faults import UPLINK, UPLINK_REFUSED, GatewayFaults
+from edge.faults import STORE, UPLINK, UPLINK_REFUSED, GatewayFaults
 from edge.outgoing import Outgoing
 from edge.settings import BrokerSettings
 from edge.unbuffered import UnbufferedAlerts
@@ -342,7 +342,12 @@ class Uplink:
     async def _confirm_chunks(self, acked: _Acknowledged) -> None:
         while True:
             rows = await acked.take()
-            await self._buffer.confirm(rows)
+            try:
+                await self._buffer.confirm(rows)
+            except BufferStorageError as exc:
+                # A full disk can refuse even a deletion. The rows stay stored and go out again after the
+                # next reconnect (the fleet de-duplicates by event id); forwarding goes on meanwhile.
+                self._faults.failing(STORE, str(exc))
             self.forwarded += len(rows)
 
     async def send_now(self, item: Outgoing) -> bool:
