@@ -4,6 +4,11 @@ Every request is signed (:func:`fleet.signed_requests.signed_post`: HMAC-SHA256 
 sent and the body, with the first of ``governance.signing_secrets``), afresh on every attempt, so a retry
 is never refused as a replay.
 
+Connections are pooled and let go after ``governance.keepalive_expiry_s`` idle, sooner than the platform closes
+them; a request that still meets a connection the platform closed while idle is sent again at once on a new one
+(:mod:`fleet.pooled_http`), so a rare press does not wait for the outbox's retry: a case is idempotent by its
+alert id, a withdrawal by its update id.
+
 httpx errors are translated here: network failures, timeouts, 5xx, 408 and 429 become
 :class:`~fleet.errors.GovernanceUnavailableError` (retry); 401, 403 and 404 mean the fleet's URL or
 token is wrong (:class:`~fleet.errors.GovernanceSettingsError`: keep the case, fix the settings), except
@@ -18,8 +23,9 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from fleet.errors import GovernanceRejectedError, GovernanceSettingsError, GovernanceUnavailableError
+from fleet.pooled_http import pool_limits, send_once_more_if_stale
 from fleet.settings import GovernanceSettings
-from fleet.signed_requests import signed_post
+from fleet.signed_requests import signed_attempts
 from protocol.clock import utc_now_ms
 from protocol.governance import (
     CASES_PATH,
@@ -54,6 +60,7 @@ class GovernanceClient:
             timeout=settings.timeout_s,
             verify=settings.verify_tls,
             transport=transport,
+            limits=pool_limits(settings.keepalive_expiry_s),
         )
 
     async def open_case(self, case: CaseRequest) -> CaseReceipt:
@@ -68,9 +75,9 @@ class GovernanceClient:
         return self._receipt(CaseUpdateReceipt, response)
 
     async def _send(self, path: str, body: bytes, key: str, what: str) -> httpx.Response:
-        request = signed_post(self._http, path, body, key=key, secret=self._signing_secret, now_ms=self._clock())
+        attempt = signed_attempts(self._http, path, body, key=key, secret=self._signing_secret, clock=self._clock)
         try:
-            response = await self._http.send(request)
+            response = await send_once_more_if_stale(self._http, attempt, "governance platform")
         except httpx.HTTPError as exc:
             raise GovernanceUnavailableError(f"governance platform unreachable: {exc!r}"[:300]) from exc
         status = response.status_code

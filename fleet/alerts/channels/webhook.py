@@ -5,7 +5,9 @@ The body is the :class:`~protocol.notifications.AlertNotification` as JSON, sent
 signed like the fleet's requests to the governance platform (:mod:`protocol.request_signing`: HMAC-SHA256
 over the timestamp, the target as sent and the body), afresh on every attempt, so a receiver holding the
 secret verifies it with :class:`~protocol.request_signing.RequestVerifier` and a retry is never refused
-as a replay. Redirects are not followed: the signature covers the path it was sent to.
+as a replay. Redirects are not followed: the signature covers the path it was sent to. Idle connections are let
+go after ``webhook.keepalive_expiry_s``, and a notification meeting one the receiver closed while idle is sent
+again at once on a new one (:mod:`fleet.pooled_http`; the receiver de-duplicates on the Idempotency-Key).
 
 httpx errors and answers are translated here: network failures, timeouts, 408, 429 and 5xx become
 :class:`~fleet.errors.ChannelUnavailableError` (retry); 401, 403, 404, 410 and redirects mean the URL or
@@ -23,8 +25,9 @@ from fleet.alerts.channels.base import Delivery
 from fleet.alerts.channels.notification import notification_for
 from fleet.alerts.outbox import Route, notify_route
 from fleet.errors import ChannelRejectedError, ChannelSettingsError, ChannelUnavailableError
+from fleet.pooled_http import pool_limits, send_once_more_if_stale
 from fleet.settings import WebhookSettings
-from fleet.signed_requests import signed_post
+from fleet.signed_requests import signed_attempts
 from protocol.clock import utc_now_ms
 
 WEBHOOK_CHANNEL: Final = "webhook"
@@ -49,7 +52,11 @@ class WebhookChannel:
         self._route = notify_route(WEBHOOK_CHANNEL, settings.steps)
         self._clock = clock
         self._http = httpx.AsyncClient(
-            timeout=settings.timeout_s, verify=_verification(settings), transport=transport, follow_redirects=False
+            timeout=settings.timeout_s,
+            verify=_verification(settings),
+            transport=transport,
+            follow_redirects=False,
+            limits=pool_limits(settings.keepalive_expiry_s),
         )
 
     @property
@@ -63,9 +70,9 @@ class WebhookChannel:
     async def deliver(self, delivery: Delivery) -> str | None:
         """POST the notification; the receiver's status code once it took it (2xx)."""
         body = notification_for(delivery).model_dump_json().encode()
-        request = signed_post(self._http, self._url, body, key=delivery.key, secret=self._secret, now_ms=self._clock())
+        attempt = signed_attempts(self._http, self._url, body, key=delivery.key, secret=self._secret, clock=self._clock)
         try:
-            response = await self._http.send(request)
+            response = await send_once_more_if_stale(self._http, attempt, f"webhook {self._shown}")
         except httpx.HTTPError as exc:
             raise ChannelUnavailableError(f"webhook {self._shown} unreachable: {exc!r}"[:300]) from exc
         status = response.status_code
