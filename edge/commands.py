@@ -6,7 +6,9 @@ messages to publish; it never raises. Every command gets one :class:`~protocol.m
 already answered in this run (QoS 1 may deliver twice), which is ignored.
 
 A command older than its ``timeout_s`` (gateway clock minus the command's ``ts``) is refused as
-expired, so one queued while the gateway was offline does not run hours later.
+expired, so one queued while the gateway was offline does not run hours later. One dated further in the future
+than ``max_ahead_s`` (default :data:`DEFAULT_MAX_AHEAD_S`) is refused too: either clock is wrong, so its age, and
+whether it expired, cannot be told; the refusal says by how much and which clocks to check.
 
 ``fetch_snapshot`` is the only way a camera frame leaves the gateway. It needs ``requested_by``,
 ``reason`` and an existing ``args.snapshot_id``; every attempt, granted or refused, is appended to
@@ -29,6 +31,7 @@ from edge import AGENT_VERSION
 from edge.envelope import EnvelopeStamper
 from edge.errors import EdgeError, SnapshotError
 from edge.snapshots import SnapshotInfo, SnapshotStore, is_snapshot_id
+from protocol.clock import judge_source_time
 from protocol.identifiers import is_identifier
 from protocol.messages import (
     COMMAND_ARGS,
@@ -52,6 +55,10 @@ LIST_ENTRIES: Final = 24
 """Snapshots named in one ``list_snapshots`` answer (with its 7 summary keys, within Evidence's 32)."""
 LIST_ENTRY_FORMAT: Final = "id ts device_id reason"
 """How each ``snapshot_NN`` value of a listing reads: space-separated, the reason last (it may hold spaces)."""
+
+DEFAULT_MAX_AHEAD_S: Final = 60.0
+"""How far in the future a command may be dated by the gateway's clock: the skew two NTP-synchronised clocks never
+reach; beyond it, one of the clocks is wrong."""
 
 _TEXT_MAX: Final = 256  # a ShortText on the wire
 _REMEMBERED_REQUESTS: Final = 1024
@@ -99,10 +106,15 @@ class CommandHandler:
         request_restart: Callable[[], None],
         *,
         agent_version: str = AGENT_VERSION,
+        max_ahead_s: float = DEFAULT_MAX_AHEAD_S,
     ) -> None:
         """``health`` gives the agent's vital signs (``GatewayAgent.health``); ``request_restart`` asks the
         agent to stop so that systemd starts it again: it is called from the event loop soon after
-        :meth:`handle` returned the acknowledgement, so the caller queues that first."""
+        :meth:`handle` returned the acknowledgement, so the caller queues that first. A command dated more than
+        ``max_ahead_s`` ahead of this gateway's clock is refused."""
+        if max_ahead_s < 0:
+            raise ValueError("max_ahead_s is zero or more")
+        self._max_ahead_ms = round(max_ahead_s * 1000)
         self._stamper = stamper
         self._snapshots = snapshots
         self._audit = audit
@@ -142,9 +154,19 @@ class CommandHandler:
         """Why ``command`` must not run at all, whatever it is; None if it may."""
         if command.gateway_id != self._stamper.gateway_id:
             return f"addressed to gateway {command.gateway_id}, this is {self._stamper.gateway_id}"
-        age_ms = self._stamper.clock() - command.ts
-        if age_ms > command.timeout_s * 1000:
-            return f"expired: issued {age_ms / 1000:.0f} s ago, timeout {command.timeout_s:g} s"
+        dated = judge_source_time(
+            command.ts,
+            self._stamper.clock(),
+            max_age_ms=round(command.timeout_s * 1000),
+            max_ahead_ms=self._max_ahead_ms,
+        )
+        if dated.skewed and dated.offset_ms > 0:
+            return (
+                f"dated {dated.offset_ms / 1000:.0f} s in the future by this gateway's clock (allowed "
+                f"{self._max_ahead_ms / 1000:g} s): the gateway's or the fleet's clock is wrong; check their time sync"
+            )
+        if dated.skewed:
+            return f"expired: issued {-dated.offset_ms / 1000:.0f} s ago, timeout {command.timeout_s:g} s"
         unknown = sorted(set(command.args) - COMMAND_ARGS.get(command.name, frozenset()))
         if unknown:
             return f"{command.name} takes no argument {', '.join(unknown)}"

@@ -483,6 +483,51 @@ async def test_a_command_older_than_its_timeout_is_refused_as_expired(
     assert [record["granted"] for record in audit_records(state_dir)] == [False]
 
 
+@pytest.mark.parametrize("ahead_ms", [60_001, 3_600_000, 86_400_000], ids=["just-beyond", "an-hour", "a-day"])
+async def test_a_command_dated_in_the_future_beyond_the_allowance_is_refused_saying_why(
+    handler: CommandHandler, store: SnapshotStore, restarts: Restarts, state_dir: Path, ahead_ms: int
+) -> None:
+    info = kept(store)
+    future = NOW_MS + ahead_ms  # the fleet's clock runs ahead, or this gateway's behind
+
+    answers = [
+        only_response(await handler.handle(command(CommandName.RESTART_AGENT, ts=future))),
+        only_response(await handler.handle(fetch(info.id, requested_by=OFFICER, reason=WHY, ts=future))),
+    ]
+    await asyncio.sleep(0)
+
+    assert [answer.ok for answer in answers] == [False, False]
+    for answer in answers:
+        assert answer.error is not None
+        assert answer.error.startswith(f"dated {ahead_ms / 1000:.0f} s in the future")
+        assert "allowed 60 s" in answer.error
+        assert "clock is wrong" in answer.error
+    assert answers[1].attachment is None
+    assert restarts.calls == 0
+    assert [record["granted"] for record in audit_records(state_dir)] == [False]
+
+
+async def test_a_command_dated_ahead_within_the_allowance_runs(handler: CommandHandler) -> None:
+    response = only_response(await handler.handle(command(CommandName.DIAGNOSTICS, ts=NOW_MS + 60_000)))
+
+    assert response.ok
+
+
+async def test_the_allowance_for_a_command_dated_ahead_is_settable(
+    state_dir: Path, clock: FakeClock, store: SnapshotStore, health: Health, restarts: Restarts
+) -> None:
+    stamper = EnvelopeStamper(GATEWAY, SequenceCounter(state_dir / "sequence"), clock)
+    strict = CommandHandler(stamper, store, AuditLog(state_dir / AUDIT_LOG_NAME), health, restarts, max_ahead_s=5.0)
+
+    refused = only_response(await strict.handle(command(CommandName.DIAGNOSTICS, ts=NOW_MS + 5_001)))
+    taken = only_response(await strict.handle(command(CommandName.DIAGNOSTICS, ts=NOW_MS + 5_000)))
+
+    assert not refused.ok
+    assert refused.error is not None
+    assert "allowed 5 s" in refused.error
+    assert taken.ok
+
+
 async def test_a_command_within_its_timeout_runs(handler: CommandHandler) -> None:
     response = only_response(await handler.handle(command(CommandName.DIAGNOSTICS, ts=NOW_MS - 29_000)))
 
