@@ -1,5 +1,6 @@
 """Routes for the site hierarchy: counties, towns, villages, grids, and bulk import of a site list."""
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
@@ -173,7 +174,11 @@ async def import_sites(
     ],
     dry_run: Annotated[bool, Query(description="Check the list and report what would change; change nothing")] = False,
 ) -> ImportReport:
-    """Import a site list (county → town → village → grid, one row per grid): all of it or, on any problem, none."""
-    report = await ctx.sites.import_sites(actor, parse_sites(sheet), dry_run=dry_run)
+    """Import a site list (county → town → village → grid, one row per grid): on any problem in it, nothing.
+
+    The list is written a few hundred sites per transaction, so alerts arriving meanwhile wait for no more than
+    one of them; if writing fails part-way, importing the same list again completes it."""
+    # Parsed in a thread: thousands of rows validated on the event loop would hold every alert behind them.
+    report = await ctx.sites.import_sites(actor, await asyncio.to_thread(parse_sites, sheet), dry_run=dry_run)
     await ctx.rules.changed()
     return report

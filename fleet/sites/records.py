@@ -76,6 +76,10 @@ class Records:
     async def add(self, session: AsyncSession, actor: Actor, row: Base, kind: str, key: str) -> None:
         if await session.get(type(row), inspect(row).mapper.primary_key_from_instance(row)) is not None:
             raise ConflictError(f"{kind} {key!r} exists already")
+        self.add_new(session, actor, row, kind, key)
+
+    def add_new(self, session: AsyncSession, actor: Actor, row: Base, kind: str, key: str) -> None:
+        """Add ``row``, known by the caller not to exist, with its audit entry."""
         session.add(row)
         record(session, actor, Change(f"{kind}.create", kind, key, None, snapshot(row)), self.clock())
         logger.info("%s created %s %s", actor.name, kind, key)

@@ -5,17 +5,19 @@ children; removing something that still has children, or that gateways or alerts
 refused with :class:`~fleet.errors.ConflictError` naming what is in the way.
 """
 
+import asyncio
 import logging
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final, cast
 
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.access.roles import Actor
+from fleet.db.in_lists import in_chunks
 from fleet.db.schema import AlertRow, Base, CountyRow, GatewayRow, GridRow, TownRow, VillageRow
-from fleet.errors import ConflictError
+from fleet.errors import ConflictError, NotFoundError
 from fleet.sites.csv_import import SiteSheet
 from fleet.sites.records import Records, refuse_if_used, require
 from fleet.sites.schemas import (
@@ -24,7 +26,6 @@ from fleet.sites.schemas import (
     GridPatch,
     GridSpec,
     ImportReport,
-    LevelTally,
     TownPatch,
     TownSpec,
     VillagePatch,
@@ -34,6 +35,14 @@ from fleet.sites.schemas import (
 logger = logging.getLogger(__name__)
 
 _ROWS: Final[dict[str, type[Base]]] = {"county": CountyRow, "town": TownRow, "village": VillageRow, "grid": GridRow}
+
+
+IMPORT_CHUNK: Final = 50
+"""Sites written per transaction by an import."""
+IMPORT_PAUSE_S: Final = 0.02
+"""Between an import's transactions: writers that waited for the last one (an alert's) go first."""
+_PLURAL: Final = {"county": "counties", "town": "towns", "village": "villages", "grid": "grids"}
+_Site = tuple[str, str | tuple[str, str], BaseModel]
 
 
 class SiteStore:
@@ -89,54 +98,68 @@ class SiteStore:
     # --- bulk import ------------------------------------------------------------------------
 
     async def import_sites(self, actor: Actor, sheet: SiteSheet, *, dry_run: bool = False) -> ImportReport:
-        """Create what ``sheet`` names and is missing, update what differs; all in one transaction.
+        """Create what ``sheet`` names and is missing, update what differs.
 
-        With ``dry_run`` the same checks run and the report says what would change; nothing is kept.
-        A site the sheet leaves unnamed keeps its name; coordinates left empty are kept too."""
+        Every parent is checked first (a county, town or village the sheet names must be in the sheet or
+        the database), so nothing is written unless all of it can be. Then the sites are written parents
+        first, :data:`IMPORT_CHUNK` to a transaction, with a pause between transactions: a big import holds
+        the database's write lock (SQLite) or its new rows' locks (PostgreSQL) for one chunk at a time, and
+        an alert arriving meanwhile waits for one chunk, never for the whole import. A chunk that fails
+        leaves the ones before it written; importing the same list again completes it (an import is
+        idempotent). With ``dry_run`` everything runs in one transaction that is rolled back, and the
+        report says what would change. A site the sheet leaves unnamed keeps its name; coordinates left
+        empty are kept too."""
         report = ImportReport(rows=sheet.rows, dry_run=dry_run)
-        async with self._records.transaction(f"import {sheet.rows} site rows", commit=not dry_run) as session:
-            for county in sheet.counties.values():
-                await self._upsert(session, actor, sheet, "county", county.id, county, report.counties)
-            for town in sheet.towns.values():
-                await require(session, CountyRow, town.county_id, f"county {town.county_id!r}")
-                await self._upsert(session, actor, sheet, "town", town.id, town, report.towns)
-            for village in sheet.villages.values():
-                await require(session, TownRow, village.town_id, f"town {village.town_id!r}")
-                await self._upsert(session, actor, sheet, "village", village.id, village, report.villages)
-            for key, grid in sheet.grids.items():
-                await require(session, VillageRow, key[0], f"village {key[0]!r}")
-                await self._upsert(session, actor, sheet, "grid", key, grid, report.grids)
+        async with self._records.read(f"check the parents of {sheet.rows} site rows") as session:
+            await _check_parents(session, sheet)
+        sites = _parents_first(sheet)
+        chunks = [sites[start : start + IMPORT_CHUNK] for start in range(0, len(sites), IMPORT_CHUNK)]
+        if dry_run:
+            async with self._records.transaction(f"import {sheet.rows} site rows", commit=False) as session:
+                for chunk in chunks:
+                    await self._import_chunk(session, actor, sheet, chunk, report)
+        else:
+            for number, chunk in enumerate(chunks, 1):
+                async with self._records.write(f"import part {number} of {len(chunks)} of a site list") as session:
+                    await self._import_chunk(session, actor, sheet, chunk, report)
+                if number < len(chunks):
+                    await asyncio.sleep(IMPORT_PAUSE_S)
         logger.info("%s imported %d site rows%s: %s", actor.name, sheet.rows, " (dry run)" if dry_run else "", report)
         return report
 
-    async def _upsert(
-        self,
-        session: AsyncSession,
-        actor: Actor,
-        sheet: SiteSheet,
-        level: str,
-        key: str | tuple[str, str],
-        spec: BaseModel,
-        tally: LevelTally,
+    async def _import_chunk(
+        self, session: AsyncSession, actor: Actor, sheet: SiteSheet, chunk: list[_Site], report: ImportReport
     ) -> None:
-        cls = _ROWS[level]
-        values = spec.model_dump(exclude_unset=True)
-        label = key if isinstance(key, str) else "/".join(key)
-        if isinstance(key, tuple):
-            values["village_id"] = key[0]
-        row = await session.get(cls, key)
-        if row is None:
-            stamp = "first_seen_ms" if cls is VillageRow else "created_ms"
-            await self._records.add(session, actor, cls(**values, **{stamp: self._clock()}), level, label)
-            await session.flush()
-            tally.created += 1
-            return
-        if not sheet.named(level, key):
-            values.pop("name", None)
-        if self._records.change(session, actor, row, level, label, values):
-            tally.updated += 1
-        else:
-            tally.unchanged += 1
+        """Write ``chunk`` in ``session``: the rows it names that exist are read in one query per level."""
+        existing: dict[tuple[str, str | tuple[str, str]], Base] = {}
+        for level in _ROWS:
+            keys = [key for site_level, key, _ in chunk if site_level == level]
+            if keys:
+                existing.update(((level, key), row) for key, row in (await _rows(session, level, keys)).items())
+        previous_level = None
+        for level, key, spec in chunk:
+            if level != previous_level:  # parents are written before their children: the database checks them
+                await session.flush()
+                previous_level = level
+            tally = getattr(report, _PLURAL[level])
+            cls = _ROWS[level]
+            values = spec.model_dump(exclude_unset=True)
+            label = key if isinstance(key, str) else "/".join(key)
+            if isinstance(key, tuple):
+                values["village_id"] = key[0]
+            row = existing.get((level, key))
+            if row is None:
+                stamp = "first_seen_ms" if cls is VillageRow else "created_ms"
+                self._records.add_new(session, actor, cls(**values, **{stamp: self._clock()}), level, label)
+                tally.created += 1
+                continue
+            if not sheet.named(level, key):
+                values.pop("name", None)
+            if self._records.change(session, actor, row, level, label, values):
+                tally.updated += 1
+            else:
+                tally.unchanged += 1
+        await session.flush()
 
     # --- changing -----------------------------------------------------------------------------
 
@@ -253,3 +276,48 @@ class SiteStore:
 
 def _grid_label(village_id: str, grid_id: str) -> str:
     return f"grid {grid_id!r} in village {village_id!r}"
+
+
+def _parents_first(sheet: SiteSheet) -> list[_Site]:
+    """Every site of ``sheet`` as (level, key, spec), counties first, grids last."""
+    return [
+        *(("county", key, spec) for key, spec in sheet.counties.items()),
+        *(("town", key, spec) for key, spec in sheet.towns.items()),
+        *(("village", key, spec) for key, spec in sheet.villages.items()),
+        *(("grid", key, spec) for key, spec in sheet.grids.items()),
+    ]
+
+
+async def _rows(session: AsyncSession, level: str, keys: list[str | tuple[str, str]]) -> dict[Any, Base]:
+    """The rows of ``level`` with these keys that exist, by key (grids are keyed by village and grid id)."""
+    found: dict[Any, Base] = {}
+    if level == "grid":
+        by_village: dict[str, set[str]] = {}
+        for key in keys:
+            assert isinstance(key, tuple)
+            by_village.setdefault(key[0], set()).add(key[1])
+        for villages in in_chunks(sorted(by_village)):
+            grids = await session.scalars(select(GridRow).where(GridRow.village_id.in_(villages)))
+            found.update(((g.village_id, g.id), g) for g in grids if g.id in by_village[g.village_id])
+        return found
+    cls = _ROWS[level]
+    ids = cast(Any, cls).id
+    for part in in_chunks([key for key in keys if isinstance(key, str)]):
+        found.update((cast(Any, row).id, row) for row in await session.scalars(select(cls).where(ids.in_(part))))
+    return found
+
+
+async def _check_parents(session: AsyncSession, sheet: SiteSheet) -> None:
+    """Refuse the sheet (:class:`NotFoundError`) if a site's parent is neither in it nor in the database."""
+    wanted = (
+        ("county", CountyRow, {town.county_id for town in sheet.towns.values()} - set(sheet.counties)),
+        ("town", TownRow, {village.town_id for village in sheet.villages.values()} - set(sheet.towns)),
+        ("village", VillageRow, {village_id for village_id, _ in sheet.grids} - set(sheet.villages)),
+    )
+    for label, cls, ids in wanted:
+        held: set[str] = set()
+        for part in in_chunks(sorted(ids)):
+            held.update(await session.scalars(select(cast(Any, cls).id).where(cast(Any, cls).id.in_(part))))
+        missing = sorted(ids - held)
+        if missing:
+            raise NotFoundError(f"no {label} {missing[0]!r}")
