@@ -48,6 +48,7 @@ _ANSWER_LIMIT: Final = 16 * 1024 * 1024
 _CAUGHT_UP_LAG_S: Final = 1.0
 _CAUGHT_UP_LOOKS: Final = 4
 _POLL_S: Final = 0.05
+_IMPORT_TIMEOUT_S: Final = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,13 @@ class GatewayGroup:
         self.process = process
         self.first = first
         self.count = count
+        self._rounds = 0
+
+    def next_round(self) -> int:
+        """A round number this group has not pressed with yet: its presses use device ``panic-ROUND``, so each
+        is a condition of its own (correlation would fold a press into an open alert of the same device)."""
+        self._rounds += 1
+        return self._rounds
 
     async def answer(self, timeout_s: float) -> dict[str, Any]:
         assert self.process.stdout is not None
@@ -234,6 +242,28 @@ class AlertsRig:
         return await group.power_cut()
 
     # --- the fleet ----------------------------------------------------------------------------
+
+    async def stop_store(self) -> None:
+        """Stop VictoriaMetrics (SIGTERM; it keeps its data for :meth:`start_store` on the same port)."""
+        await self.victoria.stop()
+
+    async def start_store(self) -> None:
+        await self.victoria.start()
+
+    async def import_sites(self, sheet: str) -> dict[str, Any]:
+        """``POST /sites/import`` the CSV ``sheet`` with the admin token; the import report."""
+        response = await self.api.post(
+            "/sites/import", content=sheet.encode(), headers={"Content-Type": "text/csv"}, timeout=_IMPORT_TIMEOUT_S
+        )
+        response.raise_for_status()
+        report: dict[str, Any] = response.json()
+        return report
+
+    async def lane(self, name: str) -> dict[str, Any]:
+        """One ingest lane's counters as ``/healthz`` shows them (``alerts``, ``control`` or ``bulk``)."""
+        health = await self.health()
+        lanes: dict[str, dict[str, Any]] = {lane["lane"]: lane for lane in health["ingest"]["lanes"]}
+        return lanes[name]
 
     def pids(self) -> dict[str, int | None]:
         """The processes of the rig by name, for :class:`~bench.fleet_rig.CpuSplit`."""

@@ -49,7 +49,7 @@ from protocol.messages import FleetAlertKind
 
 logger = logging.getLogger(__name__)
 
-STORM_DRAIN_GOAL_S: Final = 10.0
+STORM_DRAIN_GOAL_S: Final = 5.0
 _OFFLINE: Final = FleetAlertKind.GATEWAY_OFFLINE.value
 _TIMEOUT_S: Final = 120.0
 _SETTLE_S: Final = 1.0

@@ -31,9 +31,9 @@ from protocol.messages import (
     Severity,
 )
 from protocol.topics import Channel, gateway_topic
+from simulators.flood import Flood
 from simulators.infra.mosquitto import MosquittoBroker
 from tests.integration.conftest import Platform, eventually, fleet_api, fleet_settings, running_service
-from tests.integration.faults.flood import Flood
 
 pytestmark = pytest.mark.integration
 logger = logging.getLogger(__name__)
