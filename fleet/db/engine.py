@@ -27,6 +27,8 @@ def database_errors(what: str) -> Iterator[None]:
         yield
     except (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError) as exc:
         raise DatabaseUnavailableError(f"cannot {what}: {exc}"[:500]) from exc
+    except (OSError, TimeoutError) as exc:  # the driver could not reach the server (asyncpg: connection refused)
+        raise DatabaseUnavailableError(f"cannot {what}: {type(exc).__name__}: {exc}"[:500]) from exc
     except IntegrityError as exc:
         raise DataIntegrityError(f"cannot {what}: {exc.orig}"[:500]) from exc
     except SQLAlchemyError as exc:

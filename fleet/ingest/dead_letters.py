@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.db.engine import database_errors
 from fleet.db.schema import IngestDeadLetterRow
 from fleet.db.upsert import insert_or_add
-from fleet.errors import TransientError
+from fleet.errors import FleetError, TransientError
 from protocol.errors import TopicError
 from protocol.reconnect import Backoff
 from protocol.topics import GatewayTopic
@@ -169,20 +169,28 @@ class DeadLetters:
                 try:
                     await self._store(rows)
                     break
-                except TransientError as exc:
-                    delay = self._backoff.next_delay()
-                    count = sum(row.count for row in rows)
-                    logger.warning("%d dead letters wait to be stored (%s); retrying in %.1f s", count, exc, delay)
-                    await asyncio.sleep(delay)
-                except Exception as exc:  # refused for good: keeping the messages unacknowledged cannot help
+                except FleetError as exc:
+                    if isinstance(exc, TransientError):
+                        await self._wait_to_retry(rows, exc)
+                        continue
+                    # refused for good: keeping the messages unacknowledged cannot help
                     self.lost += sum(row.count for row in rows)
                     logger.error("%d dead letters refused by the database: %s", len(rows), describe(exc))
                     break
+                except Exception as exc:  # nobody expected it: hold the messages (the broker keeps them), retry
+                    logger.exception("storing dead letters failed unexpectedly")
+                    await self._wait_to_retry(rows, exc)
         finally:
             self._backoff.reset()
             for completion in completions:
                 if not completion.done():
                     completion.set_result(None)
+
+    async def _wait_to_retry(self, rows: Sequence[_Row], error: Exception) -> None:
+        delay = self._backoff.next_delay()
+        count = sum(row.count for row in rows)
+        logger.warning("%d dead letters wait to be stored (%s); retrying in %.1f s", count, describe(error), delay)
+        await asyncio.sleep(delay)
 
     async def _store(self, rows: Sequence[_Row]) -> None:
         with database_errors(f"store {len(rows)} dead letters"):
