@@ -1,10 +1,11 @@
 """Stores alerts and moves them along their lifecycle by the fleet's own hand (escalation, clearing).
 
 An alert is written once (its event id is the primary key, so a redelivered message is a no-op), at the
-village level in state ``raised``, with its first escalation deadline
-(from its village's rules, :mod:`fleet.alerts.rules`) and its ``raise`` step, which queues its case and
-notifications in the outbox (:func:`fleet.alerts.history.record_step`), all in one transaction. A repeat
-of a condition that has an open alert counts on it instead (:mod:`fleet.alerts.correlation`).
+village level in state ``raised``, with its first escalation deadline (from its village's rules,
+:mod:`fleet.alerts.rules`, counted from the earlier of its source time and its receipt; a source time outside
+the window of :mod:`fleet.alerts.source_time` is replaced by the receipt and noted) and its ``raise`` step,
+which queues its case and notifications in the outbox (:func:`fleet.alerts.history.record_step`), all in one
+transaction. A repeat of a condition that has an open alert counts on it instead (:mod:`fleet.alerts.correlation`).
 :meth:`AlertStore.escalate_due` and :meth:`AlertStore.clear_due` are the timers' queries.
 """
 
@@ -25,10 +26,12 @@ from fleet.alerts.new_alert import NewAlert
 from fleet.alerts.outbox import Outbox
 from fleet.alerts.outbox_queue import Pending
 from fleet.alerts.rules.model import AlertRules, RateLimit, RulesFor, same_rules_everywhere
+from fleet.alerts.source_time import DEFAULT_SOURCE_WINDOW, SourceClock
 from fleet.db.engine import database_errors
 from fleet.db.in_lists import IN_LIST_SIZE, in_chunks
 from fleet.db.schema import AlertRepeatRow, AlertRow, DeliveryState
 from fleet.errors import DataIntegrityError
+from protocol.clock import SourceWindow
 from protocol.messages import Alert, DeviceEvent, Severity
 
 _DEDUPLICATED: Final = frozenset({AlertState.RAISED, AlertState.ACKNOWLEDGED, AlertState.DISPATCHED})
@@ -50,15 +53,18 @@ class AlertStore:
         *,
         outbox: Outbox | None = None,
         on_queued: Callable[[Sequence[Pending]], None] = lambda due: None,
+        source_window: SourceWindow = DEFAULT_SOURCE_WINDOW,
     ) -> None:
         """``on_queued`` is handed the messages each new alert queued that are due at once (its case), once they
         are committed: the channels' workers send them without looking them up
-        (:meth:`fleet.alerts.delivery.DeliveryWorker.offer`)."""
+        (:meth:`fleet.alerts.delivery.DeliveryWorker.offer`). An alert's source time is believed within
+        ``source_window`` of the clock (:func:`fleet.alerts.source_time.source_window_of` the settings)."""
         self._sessions = sessions
         self._on_queued = on_queued
         self._clock = clock
         self._rules = rules
         self._outbox = outbox or Outbox()
+        self.source_clock = SourceClock(source_window)
         self.disabled = 0
         """Alerts not opened since start because their village's rules turn their kind off."""
         self.rate_limited = 0
@@ -86,16 +92,17 @@ class AlertStore:
         which conditions have an open alert), not per alert; an alert later in the batch sees those opened
         earlier in it (a condition raised twice in one batch opens one alert)."""
         now = self._clock()
-        opened: list[tuple[AlertRow, NewAlert]] = []
+        dated = [self.source_clock.date(alert, now) for alert in alerts]
+        opened: list[tuple[AlertRow, NewAlert, str | None]] = []
         due_now: list[Pending] = []
         with database_errors(f"store {len(alerts)} alerts"):
             async with self._sessions.begin() as session:
                 batch = await _Batch.read(session, alerts)
-                for alert in alerts:
-                    row = await self._open_in(session, batch, alert, now)
+                for each in dated:
+                    row = await self._open_in(session, batch, each.alert, now)
                     if row is not None:
-                        opened.append((row, alert))
-                for row, alert in opened:
+                        opened.append((row, each.alert, each.skew_note))
+                for row, alert, skew_note in opened:
                     quiet = self._rules(row.village_id).notifications_held_until_ms(now, Severity(row.severity))
                     queued = await record_step(
                         session,
@@ -108,9 +115,11 @@ class AlertStore:
                         now,
                         not_before_ms=quiet,
                     )
+                    if skew_note is not None:
+                        session.add(transition_of(row, NOTE, AlertState.RAISED, FLEET_ACTOR, skew_note, now))
                     due_now += (Pending(message, row) for message in queued if message.next_attempt_ms <= now)
         self._on_queued(due_now)
-        for row, _ in opened:
+        for row, _, _ in opened:
             logger.info("alert %s %s (%s) from %s/%s", row.id, row.kind, row.severity, row.gateway_id, row.device_id)
         return len(opened)
 
@@ -187,7 +196,7 @@ class AlertStore:
             state=AlertState.RAISED,
             level=Level.VILLAGE,
             state_changed_ms=now,
-            escalate_at_ms=rules.escalates_at_ms(severity, Level.VILLAGE, alert.raised_at_ms),
+            escalate_at_ms=rules.escalates_at_ms(severity, Level.VILLAGE, min(alert.raised_at_ms, now)),
             condition_key=key,
             occurrences=1,
             last_seen_ms=alert.raised_at_ms,
