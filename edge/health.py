@@ -7,6 +7,8 @@ from typing import Final, TypedDict
 
 import psutil
 
+from protocol.bounds import MAX_TEMPERATURE_C, MIN_TEMPERATURE_C
+
 logger = logging.getLogger(__name__)
 
 _THERMAL_ZONE: Final = Path("/sys/class/thermal/thermal_zone0/temp")  # a Raspberry Pi's SoC sensor
@@ -23,9 +25,10 @@ class SystemHealth(TypedDict):
 def soc_temperature(zone: Path = _THERMAL_ZONE) -> float | None:
     """The SoC temperature in °C from the kernel's thermal zone (millidegrees), or None where absent."""
     try:
-        return round(int(zone.read_text(encoding="ascii").strip()) / 1000, 1)
+        celsius = round(int(zone.read_text(encoding="ascii").strip()) / 1000, 1)
     except (OSError, ValueError):
         return None
+    return celsius if MIN_TEMPERATURE_C <= celsius <= MAX_TEMPERATURE_C else None  # a broken sensor: no reading
 
 
 class HealthProbe:

@@ -28,6 +28,7 @@ from fleet.alerts.handling import AlertHandling
 from fleet.alerts.outbox import Outbox
 from fleet.alerts.outbox_queue import OutboxQueue, Pending
 from fleet.alerts.rules.book import RuleBook
+from fleet.alerts.source_time import source_window_of
 from fleet.alerts.store import AlertStore
 from fleet.alerts.timers import AlertTimers
 from fleet.api.app import create_app
@@ -85,7 +86,14 @@ class FleetService:
         outbox = Outbox(channel.route for channel in channels)
         self.rules = RuleBook(sessions, clock, settings.alerts.rules)
         rules = self.rules.for_village
-        self.alerts = AlertStore(sessions, clock, rules, outbox=outbox, on_queued=self._offer)
+        self.alerts = AlertStore(
+            sessions,
+            clock,
+            rules,
+            outbox=outbox,
+            on_queued=self._offer,
+            source_window=source_window_of(settings.alerts),
+        )
         self.presence = PresenceTracker(settings.presence.missed_heartbeats, settings.presence.default_interval_s)
         self.gateway_watch = GatewayWatch(
             self.alerts, rules, clock, heard=self.presence.heard, on_raised=self._alert_changed
