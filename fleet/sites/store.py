@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.access.roles import Actor
 from fleet.db.in_lists import in_chunks
 from fleet.db.schema import AlertRow, Base, CountyRow, GatewayRow, GridRow, TownRow, VillageRow
-from fleet.errors import ConflictError, NotFoundError
+from fleet.errors import ConflictError, DataIntegrityError, NotFoundError
 from fleet.sites.csv_import import SiteSheet
 from fleet.sites.records import Records, refuse_if_used, require
 from fleet.sites.schemas import (
@@ -39,6 +39,7 @@ _ROWS: Final[dict[str, type[Base]]] = {"county": CountyRow, "town": TownRow, "vi
 
 IMPORT_CHUNK: Final = 50
 """Sites written per transaction by an import."""
+_CHUNK_ATTEMPTS: Final = 3
 IMPORT_PAUSE_S: Final = 0.02
 """Between an import's transactions: writers that waited for the last one (an alert's) go first."""
 _PLURAL: Final = {"county": "counties", "town": "towns", "village": "villages", "grid": "grids"}
@@ -120,12 +121,31 @@ class SiteStore:
                     await self._import_chunk(session, actor, sheet, chunk, report)
         else:
             for number, chunk in enumerate(chunks, 1):
-                async with self._records.write(f"import part {number} of {len(chunks)} of a site list") as session:
-                    await self._import_chunk(session, actor, sheet, chunk, report)
+                await self._write_chunk(actor, sheet, chunk, report, f"import part {number} of {len(chunks)}")
                 if number < len(chunks):
                     await asyncio.sleep(IMPORT_PAUSE_S)
         logger.info("%s imported %d site rows%s: %s", actor.name, sheet.rows, " (dry run)" if dry_run else "", report)
         return report
+
+    async def _write_chunk(
+        self, actor: Actor, sheet: SiteSheet, chunk: list[_Site], report: ImportReport, what: str
+    ) -> None:
+        """Write ``chunk`` in a transaction of its own. A gateway's first message may register its village
+        between the chunk's read and its insert (a duplicate key): the chunk is then written again, and reads
+        that village as existing."""
+        for attempt in range(1, _CHUNK_ATTEMPTS + 1):
+            tally = report.model_copy(deep=True)
+            try:
+                async with self._records.write(what) as session:
+                    await self._import_chunk(session, actor, sheet, chunk, tally)
+            except DataIntegrityError:
+                if attempt == _CHUNK_ATTEMPTS:
+                    raise
+                logger.info("%s met a site created meanwhile; writing it again", what)
+                continue
+            for level in _PLURAL.values():
+                setattr(report, level, getattr(tally, level))
+            return
 
     async def _import_chunk(
         self, session: AsyncSession, actor: Actor, sheet: SiteSheet, chunk: list[_Site], report: ImportReport

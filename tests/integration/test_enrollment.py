@@ -3,8 +3,8 @@
 
 A technician creates a token; the gateway enrolls with its code and gets credentials the broker accepts;
 its agent comes online in production mode. The token does not work twice. Revoking the gateway closes its
-session (the agent stops: refused) and its login is refused; enrolling replacement hardware under the same
-gateway id gives new credentials, and the old password stays refused.
+session (the agent runs on for the village, retrying) and its login is refused; enrolling replacement
+hardware under the same gateway id gives new credentials, and the old password stays refused.
 """
 
 import asyncio
@@ -51,7 +51,6 @@ ADMIN = DynsecAdmin("dynsec-admin", "admin-password")
 FLEET_USER, FLEET_PASSWORD = "outpost-fleet", "fleet-password"
 VILLAGE = "shiqiao"
 NOT_AUTHORISED = 135
-EXIT_REFUSED = 3  # `outpost gateway run` when the broker refuses its credentials
 
 
 @dataclasses.dataclass
@@ -207,8 +206,10 @@ async def test_a_gateway_enrolls_comes_online_and_is_revoked_and_replaced(tmp_pa
         revoked = await fleet.api.post(f"/gateways/{gateway_id}/revoke")
         assert revoked.status_code == 200, revoked.text
         assert agent.process is not None
-        async with asyncio.timeout(20):  # its session closed, its reconnection refused: it stops, loudly
-            assert await agent.process.wait() == EXIT_REFUSED
+        # Its session is closed and its reconnection refused; the agent runs on, keeping the village's devices,
+        # rules and sirens, and retries its login with a long backoff (it used to exit with 3 within seconds).
+        await asyncio.sleep(5.0)
+        assert agent.process.returncode is None, "a refused login no longer stops the agent"
     assert await login_refusal(fleet.broker, gateway_id, first_password) == NOT_AUTHORISED
 
     replaced = await run_enroll(fleet, await create_code(fleet, gateway_id), tmp_path / "pi")
