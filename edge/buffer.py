@@ -323,18 +323,7 @@ class StoreAndForwardBuffer:
         db = self._connection()
         try:
             db.execute("BEGIN IMMEDIATE")
-            victims = db.execute(
-                "SELECT id, LENGTH(topic) + LENGTH(payload) FROM outbox WHERE channel = ? ORDER BY id LIMIT 4096",
-                (channel.value,),
-            ).fetchall()
-            chosen: list[int] = []
-            freed = 0
-            for row_id, size in victims:
-                chosen.append(row_id)
-                freed += size + _ROW_OVERHEAD_BYTES
-                if freed >= target:
-                    break
-            db.executemany("DELETE FROM outbox WHERE id = ?", [(row_id,) for row_id in chosen])
+            deleted, freed = _delete_oldest(db, channel, target, limit=4096)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:
@@ -345,18 +334,9 @@ class StoreAndForwardBuffer:
             # On a full file system deleting needs room too (the WAL grows): only freed files help then.
             logger.debug("buffer %s: cannot evict %s to make room: %s", self._path, channel, exc)
             return False
-        if not chosen:
+        if not deleted:
             return False
-        self._rows -= len(chosen)
-        self._bytes -= freed
-        self.dropped[channel] += len(chosen)
-        logger.warning(
-            "buffer %s: the disk is full; dropped the %d oldest %s messages (%d so far)",
-            self._path,
-            len(chosen),
-            channel,
-            self.dropped[channel],
-        )
+        self._dropped_oldest(channel, deleted, freed, f"the disk under {self._path} is full")
         return True
 
     def _insert(self, items: list[Outgoing]) -> None:
@@ -386,35 +366,20 @@ class StoreAndForwardBuffer:
         """Delete the oldest rows of the least important kinds until the buffer fits its bound."""
         for channel in _EVICTION_ORDER:
             while self._bytes > self._max_bytes:
-                victims = db.execute(
-                    "SELECT id, LENGTH(topic) + LENGTH(payload) FROM outbox WHERE channel = ? ORDER BY id LIMIT 256",
-                    (channel.value,),
-                ).fetchall()
-                if not victims:
+                deleted, freed = _delete_oldest(db, channel, self._bytes - self._max_bytes, limit=256)
+                if not deleted:
                     break
-                needed = self._bytes - self._max_bytes
-                chosen: list[int] = []
-                for row_id, size in victims:
-                    chosen.append(row_id)
-                    needed -= size + _ROW_OVERHEAD_BYTES
-                    if needed <= 0:
-                        break
-                db.executemany("DELETE FROM outbox WHERE id = ?", [(row_id,) for row_id in chosen])
-                freed = sum(size + _ROW_OVERHEAD_BYTES for _, size in victims[: len(chosen)])
-                self._rows -= len(chosen)
-                self._bytes -= freed
-                self.dropped[channel] += len(chosen)
-                logger.warning(
-                    "buffer over %d bytes: dropped the %d oldest %s messages (%d so far)",
-                    self._max_bytes,
-                    len(chosen),
-                    channel,
-                    self.dropped[channel],
-                )
+                self._dropped_oldest(channel, deleted, freed, f"the buffer is over {self._max_bytes} bytes")
         if self._bytes > self._max_bytes:
             logger.warning(
                 "buffer holds %d bytes of alerts, over its %d byte bound: kept", self._bytes, self._max_bytes
             )
+
+    def _dropped_oldest(self, channel: Channel, count: int, freed: int, why: str) -> None:
+        self._rows -= count
+        self._bytes -= freed
+        self.dropped[channel] += count
+        logger.warning("%s: dropped the %d oldest %s messages (%d so far)", why, count, channel, self.dropped[channel])
 
     def _count(self, db: sqlite3.Connection) -> tuple[int, int]:
         rows, size = db.execute(_TALLY).fetchone()
@@ -508,3 +473,21 @@ class StoreAndForwardBuffer:
     async def drained(self) -> None:
         """Wait until every stored message has been acknowledged."""
         await self._empty.wait()
+
+
+def _delete_oldest(db: sqlite3.Connection, channel: Channel, target: int, *, limit: int) -> tuple[int, int]:
+    """Delete the oldest rows of ``channel`` (of at most ``limit``) until about ``target`` bytes are freed;
+    how many rows went and the bytes they held."""
+    victims = db.execute(
+        "SELECT id, LENGTH(topic) + LENGTH(payload) FROM outbox WHERE channel = ? ORDER BY id LIMIT ?",
+        (channel.value, limit),
+    ).fetchall()
+    chosen: list[int] = []
+    freed = 0
+    for row_id, size in victims:
+        chosen.append(row_id)
+        freed += size + _ROW_OVERHEAD_BYTES
+        if freed >= target:
+            break
+    db.executemany("DELETE FROM outbox WHERE id = ?", [(row_id,) for row_id in chosen])
+    return len(chosen), freed
