@@ -151,12 +151,7 @@ class FleetService:
             on_command_response=self.commands.on_response,
             on_heartbeat=self.gateway_watch.heartbeat,
         )
-        self.dead_letters = DeadLetters(
-            sessions,
-            clock,
-            payload_bytes=settings.ingest.dead_letter_payload_bytes,
-            kept=settings.ingest.dead_letters_kept,
-        )
+        self.dead_letters = DeadLetters.from_settings(settings.ingest, sessions, clock)
         lanes = [Lane.ALERTS, Lane.CONTROL] + ([Lane.BULK] if settings.ingest.in_process else [])
         self.ingest = IngestLanes.from_settings(
             settings,

@@ -35,6 +35,7 @@ from fleet.db.engine import database_errors
 from fleet.db.schema import IngestDeadLetterRow
 from fleet.db.upsert import insert_or_add
 from fleet.errors import FleetError, TransientError
+from fleet.settings import IngestSettings
 from protocol.errors import TopicError
 from protocol.reconnect import Backoff
 from protocol.topics import GatewayTopic
@@ -117,6 +118,12 @@ class DeadLetters:
         self.lost = 0  # dead letters the database refused for good (their messages were acknowledged anyway)
         self.last_recorded_at: float | None = None  # monotonic time of the newest stored dead letter
         self.by_reason: dict[str, int] = {}
+
+    @classmethod
+    def from_settings(
+        cls, settings: IngestSettings, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], int]
+    ) -> "DeadLetters":
+        return cls(sessions, clock, payload_bytes=settings.dead_letter_payload_bytes, kept=settings.dead_letters_kept)
 
     @property
     def waiting(self) -> int:

@@ -7,7 +7,6 @@ alert never waits for another lane's acknowledgements, back-pressure or storage.
 """
 
 import asyncio
-import contextlib
 from collections.abc import Iterator, Sequence
 
 from fleet.ingest.consumer import IngestConsumer
@@ -66,20 +65,12 @@ class IngestLanes:
     def __getitem__(self, lane: Lane) -> IngestConsumer:
         return self._consumers[lane]
 
-    def get(self, lane: Lane) -> IngestConsumer | None:
-        return self._consumers.get(lane)
-
     @property
     def connected(self) -> bool:
         """Whether every lane's session is up."""
         return all(consumer.connected.is_set() for consumer in self)
 
-    async def wait_connected(self) -> None:
-        for consumer in self:
-            await consumer.connected.wait()
-
     async def drain(self, timeout_s: float) -> None:
-        """Take no more messages on any lane and wait (at most ``timeout_s`` in all) for those taken."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await asyncio.gather(*(consumer.drain(timeout_s) for consumer in self))
+        """Take no more messages on any lane and wait (at most ``timeout_s``: the lanes drain together) for those
+        taken."""
+        await asyncio.gather(*(consumer.drain(timeout_s) for consumer in self))

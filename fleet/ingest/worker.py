@@ -56,12 +56,7 @@ class IngestWorker:
             same_rules_everywhere(settings.alerts.rules),
         )
         self.router = IngestRouter(self.registry, None, self.writer, alerts, lambda: None, clock)
-        self.dead_letters = DeadLetters(
-            sessions,
-            clock,
-            payload_bytes=settings.ingest.dead_letter_payload_bytes,
-            kept=settings.ingest.dead_letters_kept,
-        )
+        self.dead_letters = DeadLetters.from_settings(settings.ingest, sessions, clock)
         client_id = worker_client_id(settings.broker.client_id, index)
         self.ingest = IngestLanes.from_settings(
             settings, {Lane.BULK: client_id}, self.router, self.writer, self.dead_letters
