@@ -1,12 +1,11 @@
 """Routes for the site hierarchy: counties, towns, villages, grids, and bulk import of a site list."""
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
 
 from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Reader, SiteManager
-from fleet.sites.csv_import import parse_sites
+from fleet.sites.csv_import import parse_sites_cooperatively
 from fleet.sites.schemas import (
     CountyPatch,
     CountyPublic,
@@ -178,7 +177,6 @@ async def import_sites(
 
     The list is written a few hundred sites per transaction, so alerts arriving meanwhile wait for no more than
     one of them; if writing fails part-way, importing the same list again completes it."""
-    # Parsed in a thread: thousands of rows validated on the event loop would hold every alert behind them.
-    report = await ctx.sites.import_sites(actor, await asyncio.to_thread(parse_sites, sheet), dry_run=dry_run)
+    report = await ctx.sites.import_sites(actor, await parse_sites_cooperatively(sheet), dry_run=dry_run)
     await ctx.rules.changed()
     return report
