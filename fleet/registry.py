@@ -173,6 +173,8 @@ class Registry:
         while self._unapplied:
             rows, self._unapplied = self._unapplied, []
             try:
+                if self._newcomers:  # a gateway first heard on the bulk lane is online before its row exists
+                    await self._register_newcomers()
                 with database_errors(f"store {len(rows)} presence changes"):
                     async with self._sessions.begin() as session:
                         await session.execute(update(GatewayRow), rows)

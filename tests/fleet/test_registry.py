@@ -108,6 +108,19 @@ async def test_presence_transitions_are_stored(registry: Registry) -> None:
     assert (gw2.online, gw2.presence_reason, gw2.presence_changed_ms) == (False, "lost", 2_000)
 
 
+async def test_a_gateway_first_heard_on_the_bulk_lane_is_registered_before_its_presence_is_stored(
+    registry: Registry,
+) -> None:
+    """Telemetry (bulk lane) can bring a gateway online before the control lane registers it: its presence
+    change must not be lost to an UPDATE that matches no row."""
+    registry.note_seen("gw-new", "lakeside", 1_000)
+
+    await registry.apply([Transition("gw-new", "lakeside", True, "connected", 1_000)])
+
+    (gateway,) = await registry.gateways()
+    assert (gateway.id, gateway.online, gateway.presence_reason) == ("gw-new", True, "connected")
+
+
 async def test_a_storm_of_presence_changes_is_written_in_a_few_transactions_without_holding_the_caller(
     registry: Registry, engine: AsyncEngine
 ) -> None:
