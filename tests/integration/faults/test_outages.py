@@ -23,7 +23,7 @@ from simulators.infra.postgres import PostgresServer
 from simulators.infra.victoria import VictoriaMetricsServer
 from tests.integration.conftest import Platform, eventually, fleet_settings, running_service
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults]
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
 logger = logging.getLogger(__name__)
 
 CASE_BOUND_S = 2.0
@@ -98,6 +98,7 @@ async def test_every_press_is_a_case_within_bound_while_the_time_series_store_is
             pressed |= await gateways.press(10)
             await asyncio.sleep(5)
         assert not fleet.writer.healthy
+        await eventually(lambda: _all_cases(platform, pressed), timeout_s=CASE_BOUND_S, what="the last presses' cases")
         health = fleet.health()
         delays = case_delays_ms(platform, pressed)
         logger.info(
