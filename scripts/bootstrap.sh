@@ -92,3 +92,14 @@ ensure_firmware_tools() {
             "micropython-esp32-stubs==1.27.0.post1" "micropython-stdlib-stubs==1.27.0.post2"
     fi
 }
+
+ensure_camera_test_tools() {
+    # A real RTSP server for the camera tests (tests/rtsp_server.py): GStreamer's gst-rtsp-server, run
+    # under Debian's python3 with its GObject bindings (the venv cannot import them), and the H.264
+    # encoder (x264enc, through gst-launch-1.0) that writes the tests' clips (tests/video_clips.py).
+    # h264parse is in plugins-bad, x264enc in plugins-ugly; nothing is decoded or re-encoded on serving.
+    apt_install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+        gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools
+    # Installed, so the camera tests must run: they fail instead of skipping if the server cannot start.
+    export OUTPOST_REQUIRE_RTSP_SERVER=1
+}
