@@ -25,6 +25,7 @@ from fleet.alerts.dead_letters import DeadLetterAlerts
 from fleet.alerts.delivery import DeliveryWorker, RetryPolicy
 from fleet.alerts.gateway_watch import GatewayWatch
 from fleet.alerts.handling import AlertHandling
+from fleet.alerts.ingest_watch import IngestWatch
 from fleet.alerts.outbox import Outbox
 from fleet.alerts.outbox_queue import OutboxQueue, Pending
 from fleet.alerts.rules.book import RuleBook
@@ -49,6 +50,7 @@ from fleet.enrollment.service import EnrollmentService
 from fleet.errors import FleetError
 from fleet.ingest.dead_letters import DeadLetters
 from fleet.ingest.lanes import IngestLanes
+from fleet.ingest.quarantine import Quarantine
 from fleet.ingest.router import IngestRouter
 from fleet.ingest.status import ingest_problems, ingest_status
 from fleet.ingest.subscriptions import Lane, lane_client_id
@@ -151,7 +153,13 @@ class FleetService:
             on_command_response=self.commands.on_response,
             on_heartbeat=self.gateway_watch.heartbeat,
         )
-        self.dead_letters = DeadLetters.from_settings(settings.ingest, sessions, clock)
+        self.quarantine = Quarantine(self.provisioner, duration_s=settings.ingest.quarantine_s)
+        self.dead_letters = DeadLetters.from_settings(
+            settings.ingest,
+            sessions,
+            clock,
+            on_flood=self.quarantine.flooding if settings.ingest.quarantine_after else None,
+        )
         lanes = [Lane.ALERTS, Lane.CONTROL] + ([Lane.BULK] if settings.ingest.in_process else [])
         self.ingest = IngestLanes.from_settings(
             settings,
@@ -159,6 +167,15 @@ class FleetService:
             self.router,
             self.writer,
             self.dead_letters,
+        )
+        self.ingest_watch = IngestWatch(
+            self.gateway_watch,
+            self.dead_letters.sources,
+            self.ingest,
+            self.quarantine,
+            knows=self.registry.knows,
+            stuck_after_s=settings.ingest.stuck_after_s,
+            quiet_s=settings.ingest.dead_letter_quiet_s,
         )
         self.http = HttpServer(
             create_app(
@@ -195,7 +212,12 @@ class FleetService:
 
     def health(self) -> HealthReport:
         ingest = ingest_status(
-            self.ingest, self.router, self.writer, self.dead_letters, stuck_after_s=self.settings.ingest.stuck_after_s
+            self.ingest,
+            self.router,
+            self.writer,
+            self.dead_letters,
+            self.quarantine,
+            stuck_after_s=self.settings.ingest.stuck_after_s,
         )
         channels = [
             ChannelStatus(
@@ -258,6 +280,8 @@ class FleetService:
                 self._task("command-sweeper", self.commands.run),
                 self._task("alert-timers", self.alert_timers.run),
                 self._task("gateway-watch", self.gateway_watch.run),
+                self._task("ingest-watch", self.ingest_watch.run),
+                self._task("quarantine", self.quarantine.run),
                 self._task("alert-rules", self._refresh_rules),
             ]
             tasks += [self._task(f"delivery-{worker.channel.name}", worker.run) for worker in self.deliveries]

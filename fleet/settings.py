@@ -253,7 +253,25 @@ class IngestSettings(_Section):
         default=5.0,
         gt=0,
         le=3600,
-        description="/healthz calls an alerts or control lane stuck when a message waits unacknowledged this long.",
+        description="/healthz calls an alerts or control lane stuck when a message waits unacknowledged this long "
+        "(and the fleet raises an ingest_stuck alert about the gateway whose message it is).",
+    )
+    quarantine_after: int = Field(
+        default=200,
+        ge=0,
+        le=1_000_000,
+        description="Dead letters from one gateway on one channel within quarantine_window_s that quarantine it: the "
+        "broker denies it that channel for quarantine_s (needs enrollment.dynsec_username). 0: never.",
+    )
+    quarantine_window_s: float = Field(default=10.0, gt=0, le=3600)
+    quarantine_s: float = Field(
+        default=300.0, gt=0, le=86_400, description="How long a flooding gateway is denied the channel it flooded."
+    )
+    dead_letter_quiet_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="A gateway's messages_dead_lettered alert ends after this long without another dead letter.",
     )
 
 

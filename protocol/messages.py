@@ -178,6 +178,8 @@ class FleetAlertKind(StrEnum):
     CONFIG_REJECTED = "config_rejected"  # it refused the config the fleet published
     BUFFER_OVERFLOWING = "buffer_overflowing"  # its store-and-forward buffer filling or dropping messages
     DELIVERY_FAILED = "delivery_failed"  # a message about one of its alerts was dead-lettered by a channel
+    MESSAGES_DEAD_LETTERED = "messages_dead_lettered"  # messages it sent could not be processed (ingest dead letters)
+    INGEST_STUCK = "ingest_stuck"  # its messages wait in the fleet's alerts or control lane past the stuck bound
 
 
 class Severity(StrEnum):

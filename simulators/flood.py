@@ -14,6 +14,7 @@ would overstate the flood a hundredfold (seen: 15 million lines written, ~0.5 mi
 """
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import time
@@ -28,10 +29,13 @@ MOSQUITTO_PUB: Final = "mosquitto_pub"
 AHEAD: Final = 2_000
 """Lines fed beyond the broker's acknowledgements: enough to keep ``mosquitto_pub`` busy, far under 65,535."""
 _PUBACK: Final = b"received PUBACK"
+_DENIED: Final = b"RC:135)"  # mosquitto_pub -d: "received PUBACK (Mid: 7, RC:135)", not authorised
 _LINES_PER_WRITE: Final = 100
 _READ_BYTES: Final = 1 << 16
 _PIPE: Final = asyncio.subprocess.PIPE
 _END_TIMEOUT_S: Final = 60.0
+_EXIT_GRACE_S: Final = 10.0
+"""After stdin ends, how long ``mosquitto_pub`` may take to publish what it has read (at most :data:`AHEAD`)."""
 
 
 class FloodError(RuntimeError):
@@ -63,11 +67,20 @@ class Flood:
         *,
         rate_per_s: float | None = None,
         village_id: str = "shiqiao",
+        password: str | None = None,
+        mqtt5: bool = False,
     ) -> None:
+        """``password``: log in as ``gateway_id`` with it (a broker with per-client logins); ``mqtt5``: speak
+        MQTT 5, so a denied publish is answered (reason code 135, counted in :attr:`denied`) before Mosquitto
+        hangs up (``mosquitto_pub`` connects again and goes on)."""
         self._command = [
             MOSQUITTO_PUB, "-d", "-h", broker.host, "-p", str(broker.port), "-i", gateway_id, "-q", "1", "-l",
             "-t", gateway_topic(village_id, gateway_id, channel),
         ]  # fmt: skip
+        if password is not None:
+            self._command += ["-u", gateway_id, "-P", password]
+        if mqtt5:
+            self._command += ["-V", "mqttv5"]
         self._gateway_id = gateway_id
         self._pause_s = 0.0 if rate_per_s is None else _LINES_PER_WRITE / rate_per_s
         self._process: asyncio.subprocess.Process | None = None
@@ -78,6 +91,7 @@ class Flood:
         self._ended: float | None = None
         self.sent = 0
         self.acknowledged = 0
+        self.denied = 0  # of them, refused by the broker (MQTT 5 only)
 
     @staticmethod
     def available() -> bool:
@@ -106,8 +120,10 @@ class Flood:
         tail = b""
         while chunk := await self._process.stdout.read(_READ_BYTES):
             text = tail + chunk
-            self.acknowledged += text.count(_PUBACK)
-            tail = text[-(len(_PUBACK) - 1) :]  # too short to hold a whole marker: none is counted twice
+            # what lies wholly in the tail was counted with the chunk before
+            self.acknowledged += text.count(_PUBACK) - tail.count(_PUBACK)
+            self.denied += text.count(_DENIED) - tail.count(_DENIED)
+            tail = text[-len(_PUBACK) :]
             self._acknowledgement.set()
 
     async def _feed(self) -> None:
@@ -138,6 +154,15 @@ class Flood:
         self._process.stdin.close()  # mosquitto_pub publishes what it has read, then ends
         assert self._counter is not None
         assert self._process.stderr is not None
+        stopped = False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_EXIT_GRACE_S):
+                await self._process.wait()
+        if self._process.returncode is None:
+            # Denied (quarantined): Mosquitto hangs up on each denied publish, so what is left goes out one
+            # connection each, for minutes. It has made its point: it is stopped.
+            self._process.terminate()
+            stopped = True
         try:
             async with asyncio.timeout(_END_TIMEOUT_S):
                 stderr = await self._process.stderr.read()
@@ -149,6 +174,6 @@ class Flood:
                 await self._process.wait()
             self._counter.cancel()
         self._ended = time.monotonic()
-        if self._process.returncode != 0:
+        if self._process.returncode != 0 and not stopped:
             raise FloodError(f"mosquitto_pub failed ({self._process.returncode}): {stderr.decode()[-500:]}")
         logger.info("flood from %s: %d messages fed, %d acknowledged", self._gateway_id, self.sent, self.acknowledged)

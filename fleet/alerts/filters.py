@@ -17,6 +17,7 @@ class AlertFilter:
     town_id: str | None = None
     states: frozenset[AlertState] | None = None
     severities: frozenset[Severity] | None = None
+    kinds: frozenset[str] | None = None
     level: Level | None = None
     delivery_state: DeliveryState | None = None
     raised_before_ms: int | None = None  # older than
@@ -34,6 +35,8 @@ class AlertFilter:
             query = query.where(AlertRow.state.in_(self.states))
         if self.severities is not None:
             query = query.where(AlertRow.severity.in_(self.severities))
+        if self.kinds is not None:
+            query = query.where(AlertRow.kind.in_(self.kinds))
         if self.level is not None:
             query = query.where(AlertRow.level == self.level)
         if self.delivery_state is not None:

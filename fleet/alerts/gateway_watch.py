@@ -160,6 +160,23 @@ class GatewayWatch:
         evidence: dict[str, str | int | float] = {"version": report.version, "error": (report.error or "")[:200]}
         self._holds(condition, village_id, self._rules(village_id), summary, evidence)
 
+    def condition_holds(
+        self,
+        gateway_id: str,
+        village_id: str,
+        kind: FleetAlertKind,
+        summary: str,
+        evidence: dict[str, str | int | float],
+    ) -> None:
+        """A condition judged elsewhere (ingest trouble, :mod:`fleet.alerts.ingest_watch`) holds for the gateway:
+        its alert is raised after the kind's hold-off, like the heartbeat's."""
+        self._holds((gateway_id, kind), village_id, self._rules(village_id), summary, evidence)
+
+    def condition_over(self, gateway_id: str, kind: FleetAlertKind, why: str) -> None:
+        condition = (gateway_id, kind)
+        self._pending.pop(condition, None)
+        self._over(condition, why)
+
     def _holds(
         self,
         condition: Condition,

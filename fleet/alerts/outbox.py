@@ -48,8 +48,11 @@ class Route:
 
 
 _WITHDRAWN_BY: Final = frozenset({Step.CANCEL, Step.CLEAR})
-_KEPT_LOCAL: Final = frozenset({FleetAlertKind.DELIVERY_FAILED})
-"""No case is opened for these: a failing delivery is the fleet's own business (and its channel may be failing)."""
+_KEPT_LOCAL: Final = frozenset(
+    {FleetAlertKind.DELIVERY_FAILED, FleetAlertKind.MESSAGES_DEAD_LETTERED, FleetAlertKind.INGEST_STUCK}
+)
+"""No case is opened for these: failing delivery or ingest is the fleet's own business, for its operators (and
+the failing channel may be the one a case would take)."""
 
 
 def case_route(channel: str) -> Route:

@@ -18,7 +18,7 @@ from fleet.api.schemas import AlertPublic, AlertStepPublic
 from fleet.db.schema import DeliveryState
 from fleet.errors import NotFoundError
 from protocol.identifiers import IDENTIFIER_PATTERN
-from protocol.messages import Severity
+from protocol.messages import AlertKind, FleetAlertKind, Severity
 
 router = APIRouter(tags=["alerts"], responses=CALLER_RESPONSES)
 
@@ -61,6 +61,10 @@ async def list_alerts(
         list[AlertState] | None, Query(description="Repeat for several, e.g. raised and acknowledged.")
     ] = None,
     severity: Annotated[list[Severity] | None, Query()] = None,
+    kind: Annotated[
+        list[AlertKind | FleetAlertKind] | None,
+        Query(description="Repeat for several, e.g. panic and door_forced, or the fleet's own gateway_offline."),
+    ] = None,
     level: Level | None = None,
     delivery_state: DeliveryState | None = None,
     older_than_s: Annotated[
@@ -77,6 +81,7 @@ async def list_alerts(
         town_id=town_id,
         states=frozenset(state) if state else None,
         severities=frozenset(severity) if severity else None,
+        kinds=frozenset(kind) if kind else None,
         level=level,
         delivery_state=delivery_state,
         raised_before_ms=None if older_than_s is None else ctx.clock() - round(older_than_s * 1000),

@@ -155,6 +155,16 @@ class DeadLetterStatus(_Public):
     by_reason: dict[str, int]
 
 
+class QuarantineStatus(_Public):
+    """A gateway flooding a channel with messages nobody can process: the broker denies it that channel."""
+
+    gateway_id: str
+    village_id: str
+    channels: list[str]
+    enforced: bool = Field(description="Whether the broker denies it now (false: no broker administrator, or pending).")
+    ends_in_s: float
+
+
 class IngestStatus(_Public):
     connected: bool  # every lane's session is up
     received: int
@@ -169,6 +179,7 @@ class IngestStatus(_Public):
     pauses: int = 0
     lanes: list[IngestLaneStatus] = Field(default_factory=list)
     dead_letters: DeadLetterStatus | None = None
+    quarantined: list[QuarantineStatus] = Field(default_factory=list)
 
 
 class ChannelStatus(_Public):

@@ -88,6 +88,10 @@ def add_client_role(username: str, rolename: str, *, priority: int | None = None
     return Command("addClientRole", username, arguments)
 
 
+def list_roles() -> Command:
+    return Command("listRoles", "", {"verbose": False, "count": -1, "offset": 0})
+
+
 def create_role(rolename: str, acls: Iterable[Acl] = (), *, textname: str | None = None) -> Command:
     arguments: dict[str, object] = {"rolename": rolename, "acls": [acl.to_json() for acl in acls]}
     if textname is not None:

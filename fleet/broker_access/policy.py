@@ -21,6 +21,9 @@ from protocol.topics import (
 )
 
 GATEWAY_ROLE_PREFIX: Final = "outpost-gateway-"
+QUARANTINE_ROLE_PREFIX: Final = "outpost-quarantine-"
+QUARANTINE_PRIORITY: Final = 1000
+"""A quarantine role's priority on its client, over the gateway role's (the plugin checks higher first)."""
 FLEET_ROLE: Final = "outpost-fleet"
 
 
@@ -29,6 +32,19 @@ def gateway_role(gateway_id: str) -> str:
     if not is_identifier(gateway_id):
         raise ValueError(f"gateway id {gateway_id!r} is not a valid identifier")
     return f"{GATEWAY_ROLE_PREFIX}{gateway_id}"
+
+
+def quarantine_role(gateway_id: str) -> str:
+    """The role that, while ``gateway_id`` floods, denies it the topics it floods."""
+    if not is_identifier(gateway_id):
+        raise ValueError(f"gateway id {gateway_id!r} is not a valid identifier")
+    return f"{QUARANTINE_ROLE_PREFIX}{gateway_id}"
+
+
+def quarantine_acls(topics: list[str]) -> list[Acl]:
+    """Deny publishing on ``topics``: the broker drops such a message (an MQTT 5 client is told: reason code
+    135) before it is queued for the fleet."""
+    return [Acl(AclType.PUBLISH_CLIENT_SEND, topic, allow=False) for topic in topics]
 
 
 def gateway_acls(village_id: str, gateway_id: str) -> list[Acl]:

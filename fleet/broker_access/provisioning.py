@@ -16,7 +16,16 @@ from fleet.broker_access import commands
 from fleet.broker_access.acls import DENY_ALL, Acl
 from fleet.broker_access.commands import Command
 from fleet.broker_access.control import DynsecControl
-from fleet.broker_access.policy import FLEET_ROLE, fleet_acls, gateway_acls, gateway_role
+from fleet.broker_access.policy import (
+    FLEET_ROLE,
+    QUARANTINE_PRIORITY,
+    QUARANTINE_ROLE_PREFIX,
+    fleet_acls,
+    gateway_acls,
+    gateway_role,
+    quarantine_acls,
+    quarantine_role,
+)
 from fleet.broker_access.responses import (
     NOT_FOUND_ERRORS,
     BrokerClient,
@@ -124,6 +133,37 @@ class BrokerAccess:
             if not response.ok and response.error not in NOT_FOUND_ERRORS:
                 raise refusal(command, response)
         return client is not None
+
+    async def quarantine(self, gateway_id: str, topics: list[str]) -> None:
+        """Deny ``gateway_id`` publishing on ``topics`` (exactly these, replacing an earlier quarantine's) until
+        :meth:`release`: a role of its own, checked before its gateway role. Its sessions stay connected and
+        everything else it may do is untouched, so revoking or restoring it meanwhile is unaffected."""
+        client = await self._require_gateway(gateway_id)
+        role = quarantine_role(gateway_id)
+        batch = ensure_role_commands(role, quarantine_acls(topics))
+        if role not in client.roles:
+            batch.append(commands.add_client_role(gateway_id, role, priority=QUARANTINE_PRIORITY))
+        created, *rest = await self._control.execute(batch)
+        _allow(batch[0], created, _ROLE_EXISTS)
+        raise_for_errors(batch[1:], rest)
+
+    async def release(self, gateway_id: str) -> bool:
+        """End ``gateway_id``'s quarantine (deleting the role takes it off the client); False if it had none."""
+        command = commands.delete_role(quarantine_role(gateway_id))
+        [response] = await self._control.execute([command])
+        if response.error in NOT_FOUND_ERRORS:
+            return False
+        raise_for_errors([command], [response])
+        return True
+
+    async def quarantined(self) -> list[str]:
+        """The gateways quarantined now (a quarantine role exists for them)."""
+        command = commands.list_roles()
+        [response] = await self._control.execute([command])
+        raise_for_errors([command], [response])
+        roles = response.data.get("roles")
+        names = [name for name in (roles if isinstance(roles, list) else []) if isinstance(name, str)]
+        return [name.removeprefix(QUARANTINE_ROLE_PREFIX) for name in names if name.startswith(QUARANTINE_ROLE_PREFIX)]
 
     async def get_client(self, username: str) -> BrokerClient | None:
         """The client logging in as ``username``, or None."""

@@ -100,6 +100,10 @@ class IngestConsumer:
     def oldest_unacked_age_s(self) -> float | None:
         return self.session.oldest_unacked_age_s()
 
+    def oldest_unacked_topic(self) -> str | None:
+        oldest = self.session.oldest_unacked()
+        return None if oldest is None else oldest.topic
+
     def behind(self) -> bool:
         """Whether messages wait that this consumer has not handled yet: taking none (the time-series
         buffer is full), holding received ones for over :data:`BEHIND_AFTER_S`, or holding as many

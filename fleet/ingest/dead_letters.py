@@ -35,6 +35,7 @@ from fleet.db.engine import database_errors
 from fleet.db.schema import IngestDeadLetterRow
 from fleet.db.upsert import insert_or_add
 from fleet.errors import FleetError, TransientError
+from fleet.ingest.dead_letter_sources import Source, SourceTally
 from fleet.settings import IngestSettings
 from protocol.errors import TopicError
 from protocol.reconnect import Backoff
@@ -99,8 +100,11 @@ class DeadLetters:
         *,
         payload_bytes: int = 2048,
         kept: int = 10_000,
+        sources: SourceTally | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.sources = sources or SourceTally(monotonic=monotonic)
+        """Who sent the dead letters (each is noted as it arrives, before it is stored)."""
         self._sessions = sessions
         self._clock = clock
         self._payload_bytes = payload_bytes
@@ -121,9 +125,26 @@ class DeadLetters:
 
     @classmethod
     def from_settings(
-        cls, settings: IngestSettings, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], int]
+        cls,
+        settings: IngestSettings,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Callable[[], int],
+        *,
+        on_flood: Callable[[Source, int], None] | None = None,
     ) -> "DeadLetters":
-        return cls(sessions, clock, payload_bytes=settings.dead_letter_payload_bytes, kept=settings.dead_letters_kept)
+        """``on_flood``: told when a source reaches ``quarantine_after`` dead letters in its window."""
+        sources = SourceTally(
+            flood_after=settings.quarantine_after if on_flood is not None else 0,
+            flood_window_s=settings.quarantine_window_s,
+            on_flood=on_flood or (lambda source, count: None),
+        )
+        return cls(
+            sessions,
+            clock,
+            payload_bytes=settings.dead_letter_payload_bytes,
+            kept=settings.dead_letters_kept,
+            sources=sources,
+        )
 
     @property
     def waiting(self) -> int:
@@ -159,6 +180,8 @@ class DeadLetters:
         topic = _parse(letter.topic)
         now_ms = self._clock()
         await self._store([_Row(letter, letter.key, topic, 1, now_ms, now_ms)])
+        if topic is not None:
+            self.sources.note(Source(topic.village_id, topic.gateway_id, topic.channel))
 
     async def run(self) -> None:
         """Store what arrived, batch after batch, until cancelled."""
@@ -234,6 +257,8 @@ class DeadLetters:
             self._sources.clear()
             self._window_started = now
         topic = _parse(letter.topic)
+        if topic is not None:
+            self.sources.note(Source(topic.village_id, topic.gateway_id, topic.channel))
         key = letter.key
         source = topic.gateway_id if topic is not None else "-"
         seen = self._sources.setdefault(source, set())

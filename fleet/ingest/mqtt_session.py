@@ -125,6 +125,10 @@ class IngestSession:
         oldest = self._undelivered.oldest_received_at()
         return None if oldest is None else max(0.0, self._clock() - oldest)
 
+    def oldest_unacked(self) -> Received | None:
+        """The message that has waited longest unacknowledged, or None."""
+        return self._unacked[0] if self._unacked else None
+
     def oldest_unacked_age_s(self) -> float | None:
         """How long the oldest unacknowledged message has waited, or None when there is none."""
         if not self._unacked:

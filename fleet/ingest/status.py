@@ -3,10 +3,11 @@
 import time
 from typing import Final
 
-from fleet.api.schemas import DeadLetterStatus, IngestLaneStatus, IngestStatus
+from fleet.api.schemas import DeadLetterStatus, IngestLaneStatus, IngestStatus, QuarantineStatus
 from fleet.ingest.consumer import IngestConsumer
 from fleet.ingest.dead_letters import DeadLetters
 from fleet.ingest.lanes import IngestLanes
+from fleet.ingest.quarantine import Quarantine
 from fleet.ingest.router import IngestRouter
 from fleet.ingest.subscriptions import Lane
 from fleet.timeseries.writer import BatchingWriter
@@ -40,11 +41,26 @@ def _dead_letter_status(dead_letters: DeadLetters) -> DeadLetterStatus:
     )
 
 
+def _quarantine_status(quarantine: Quarantine) -> list[QuarantineStatus]:
+    now = time.monotonic()
+    return [
+        QuarantineStatus(
+            gateway_id=gateway_id,
+            village_id=entry.village_id,
+            channels=sorted(entry.channels),
+            enforced=entry.enforced,
+            ends_in_s=round(max(0.0, entry.until - now), 1),
+        )
+        for gateway_id, entry in sorted(quarantine.active.items())
+    ]
+
+
 def ingest_status(
     lanes: IngestLanes,
     router: IngestRouter,
     writer: BatchingWriter,
     dead_letters: DeadLetters,
+    quarantine: Quarantine | None = None,
     *,
     stuck_after_s: float = 10.0,
 ) -> IngestStatus:
@@ -65,6 +81,7 @@ def ingest_status(
         pauses=sum(consumer.pauses for consumer in consumers),
         lanes=[_lane_status(consumer, stuck_after_s) for consumer in consumers],
         dead_letters=_dead_letter_status(dead_letters),
+        quarantined=_quarantine_status(quarantine) if quarantine is not None else [],
     )
 
 
@@ -81,6 +98,11 @@ def ingest_problems(status: IngestStatus) -> list[str]:
         problems.append(
             f"inbound messages dead-lettered in the last {RECENT_DEAD_LETTERS_S:.0f} s (GET /ingest/dead-letters)"
         )
+    problems += [
+        f"gateway {each.gateway_id} floods {', '.join(each.channels)}: "
+        + ("quarantined at the broker" if each.enforced else "not quarantined (no broker administrator, or pending)")
+        for each in status.quarantined
+    ]
     if letters is not None and letters.waiting:
         problems.append(f"{letters.waiting} dead letters wait to be stored (is the database answering?)")
     return problems

@@ -19,10 +19,12 @@ from collections.abc import Callable
 from fleet.alerts.rules.model import same_rules_everywhere
 from fleet.alerts.store import AlertStore
 from fleet.db.engine import create_engine, session_factory
+from fleet.enrollment.broker import DynsecProvisioner
 from fleet.errors import BrokerRefusedError, FleetError, TransientError
 from fleet.gc_tuning import tune_for_throughput
 from fleet.ingest.dead_letters import DeadLetters
 from fleet.ingest.lanes import IngestLanes
+from fleet.ingest.quarantine import Quarantine
 from fleet.ingest.router import IngestRouter
 from fleet.ingest.status import ingest_status
 from fleet.ingest.subscriptions import Lane, worker_client_id
@@ -56,7 +58,16 @@ class IngestWorker:
             same_rules_everywhere(settings.alerts.rules),
         )
         self.router = IngestRouter(self.registry, None, self.writer, alerts, lambda: None, clock)
-        self.dead_letters = DeadLetters.from_settings(settings.ingest, sessions, clock)
+        # Only `fleet run` ends quarantines left by an earlier process: a worker starting would end live ones.
+        self.quarantine = Quarantine(
+            DynsecProvisioner.from_settings(settings), duration_s=settings.ingest.quarantine_s, release_leftovers=False
+        )
+        self.dead_letters = DeadLetters.from_settings(
+            settings.ingest,
+            sessions,
+            clock,
+            on_flood=self.quarantine.flooding if settings.ingest.quarantine_after else None,
+        )
         client_id = worker_client_id(settings.broker.client_id, index)
         self.ingest = IngestLanes.from_settings(
             settings, {Lane.BULK: client_id}, self.router, self.writer, self.dead_letters
@@ -68,9 +79,14 @@ class IngestWorker:
         """Run until ``stop`` is set; raise BrokerRefusedError on a refused login."""
         if self.settings.ingest.share_group is None:
             logger.warning("ingest.share_group is unset: this worker receives every bulk message, not a share")
+        try:
+            await self.dead_letters.load()
+        except TransientError as exc:  # an optimisation: a known poison would only be retried once more
+            logger.warning("known dead letters not loaded (%s): a retained poison is retried before given up", exc)
         tasks = [
             asyncio.create_task(supervise("ingest", self.consumer.run), name="ingest"),
             asyncio.create_task(supervise("dead-letters", self.dead_letters.run), name="dead-letters"),
+            asyncio.create_task(supervise("quarantine", self.quarantine.run), name="quarantine"),
             asyncio.create_task(supervise("timeseries-writer", self.writer.run), name="timeseries-writer"),
             asyncio.create_task(self._flush_registry(), name="registry-flusher"),
             asyncio.create_task(self._log_status(), name="status"),

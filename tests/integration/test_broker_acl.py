@@ -28,7 +28,7 @@ from edge.adapters.simulated import SimulatedPanicButton
 from edge.agent import GatewayAgent
 from edge.devices import prebuilt
 from edge.settings import BrokerSettings, EdgeSettings
-from fleet.broker_access import BrokerAccess, DynsecControl
+from fleet.broker_access import BrokerAccess, DynsecControl, gateway_role
 from fleet.errors import BrokerAccessConflictError, BrokerAccessNotFoundError, BrokerRefusedError
 from protocol.clock import utc_now_ms
 from protocol.gateway_config import DeviceKind, DeviceSpec, GatewayConfig
@@ -281,6 +281,34 @@ async def test_a_revoked_gateway_is_disconnected_and_refused_until_restored(
     await access.restore_gateway(A.gateway_id)
     async with gateway_client(broker, A):
         pass
+
+
+async def test_a_quarantined_gateway_is_denied_only_the_channel_it_flooded_until_released(
+    broker: MosquittoBroker, access: BrokerAccess, fleet: FleetListener
+) -> None:
+    await access.quarantine(A.gateway_id, [A.topic(Channel.ALERT)])
+
+    assert await access.quarantined() == [A.gateway_id]
+    assert await mqtt5_puback(broker, A, A.topic(Channel.ALERT)) == NOT_AUTHORISED
+    assert await mqtt5_puback(broker, A, A.topic(Channel.TELEMETRY)) == 0, "its other channels stay open"
+    assert await mqtt5_puback(broker, B, B.topic(Channel.ALERT)) == 0, "other gateways are untouched"
+    await access.quarantine(A.gateway_id, [A.topic(Channel.ALERT), A.topic(Channel.EVENT)])  # widened in place
+    assert await mqtt5_puback(broker, A, A.topic(Channel.EVENT)) == NOT_AUTHORISED
+
+    await access.revoke_gateway(A.gateway_id)  # a revocation meanwhile is its own business
+    assert await access.release(A.gateway_id)
+    assert await connect_refusal(broker, A.gateway_id, A.password, v5=True) == NOT_AUTHORISED
+    await access.restore_gateway(A.gateway_id)
+
+    assert await access.quarantined() == []
+    assert not await access.release(A.gateway_id), "nothing left to release"
+    assert await mqtt5_puback(broker, A, A.topic(Channel.ALERT)) == 0
+    async with gateway_client(broker, A) as gateway:
+        await gateway.publish(A.topic(Channel.ALERT), b"after quarantine", qos=1)
+    await fleet.wait_for(A.topic(Channel.ALERT), b"after quarantine")
+    client_a = await access.get_client(A.gateway_id)
+    assert client_a is not None
+    assert client_a.roles == (gateway_role(A.gateway_id),), "the quarantine role is gone from the client"
 
 
 async def test_a_re_enrolled_gateways_old_password_no_longer_works(

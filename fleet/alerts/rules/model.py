@@ -122,6 +122,8 @@ DEFAULT_SEVERITY: Final[dict[FleetAlertKind, Severity]] = {
     FleetAlertKind.CONFIG_REJECTED: Severity.MINOR,
     FleetAlertKind.BUFFER_OVERFLOWING: Severity.MAJOR,
     FleetAlertKind.DELIVERY_FAILED: Severity.MAJOR,
+    FleetAlertKind.MESSAGES_DEAD_LETTERED: Severity.MINOR,
+    FleetAlertKind.INGEST_STUCK: Severity.MAJOR,
 }
 """The severity of the fleet's own alerts unless a rule sets one."""
 
