@@ -6,18 +6,22 @@ Only the observations the sink returns cross to the event loop; frames never lea
 
 * ``http://`` and ``https://`` sources are snapshot URLs: one JPEG fetched with urllib per frame.
 * Other URLs (``rtsp://`` ...) are live streams: every frame is grabbed, so the decoder's buffer never
-  goes stale, and only one every ``1/fps`` seconds is decoded and handed on.
+  goes stale, and ``fps`` of them a second are decoded and handed on, on an even grid
+  (:mod:`edge.adapters.frame_pacing`); every frame of a stream slower than that.
 * Anything else is a video file, played at ``fps`` and rewound at its end (a demo and test source).
 
 When the source cannot be opened or stops delivering frames the adapter emits
 ``DeviceStatus(online=False)`` once, retries with exponential backoff, and emits
 ``DeviceStatus(online=True)`` with the first frame after that (and with the very first frame of a run:
-a camera's state is unknown until then). Credentials and query strings never appear in reasons or logs.
+a camera's state is unknown until then). A stream that keeps its connection open but sends nothing is
+offline once ``read_timeout_s`` passed without a frame (checked twice a second), not after FFmpeg's own
+timeouts, which take several times that. Credentials and query strings never appear in reasons or logs.
 """
 
 import asyncio
 import base64
 import logging
+import os
 import threading
 import time
 import urllib.error
@@ -33,6 +37,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.adapters.base import DeviceStatus, Emit, Observation
+from edge.adapters.frame_pacing import FramePacer
 from edge.errors import EdgeError
 from protocol.gateway_config import DeviceSpec
 from protocol.reconnect import Backoff
@@ -45,6 +50,11 @@ FrameSink = Callable[[Frame, int], list[Observation]]
 
 _SNAPSHOT_LIMIT_BYTES = 16 * 1024 * 1024
 _REASON_LIMIT = 200  # DeviceStatus reasons become short wire texts
+_FREEZE_CHECK_S = 0.5
+_CAPTURE_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_RTSP_OVER_TCP = "rtsp_transport;tcp"
+"""RTP interleaved in the RTSP connection, as NVRs and firewalls need (FFmpeg would try UDP first)."""
+_CAPTURE_OPTIONS_LOCK = threading.Lock()
 
 
 def no_detection(frame: Frame, ts: int) -> list[Observation]:
@@ -62,6 +72,11 @@ class FrameSource(Protocol):
     @property
     def live(self) -> bool:
         """Whether frames arrive at the camera's own pace (and must all be grabbed to stay current)."""
+        ...
+
+    @property
+    def stream_fps(self) -> float | None:
+        """The stream's own frame rate, if it says (used to pace a live stream)."""
         ...
 
     def grab(self) -> None:
@@ -108,9 +123,16 @@ class VideoCaptureSource:
     def live(self) -> bool:
         return self._live
 
+    @property
+    def stream_fps(self) -> float | None:
+        fps = float(self._capture.get(cv2.CAP_PROP_FPS))
+        return fps if fps > 0 else None
+
     def _open(self) -> cv2.VideoCapture:
         timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self._timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self._timeout_ms]
-        capture = cv2.VideoCapture(self._source, cv2.CAP_FFMPEG, timeouts)
+        with _CAPTURE_OPTIONS_LOCK:  # OpenCV reads FFmpeg's options from the environment as it opens
+            os.environ[_CAPTURE_OPTIONS_ENV] = _RTSP_OVER_TCP
+            capture = cv2.VideoCapture(self._source, cv2.CAP_FFMPEG, timeouts)
         if not capture.isOpened():
             capture.release()
             raise CameraUnavailableError(f"cannot open {redact(self._source)}")
@@ -161,6 +183,10 @@ class SnapshotSource:
     def live(self) -> bool:
         return False
 
+    @property
+    def stream_fps(self) -> float | None:
+        return None
+
     def grab(self) -> None:
         try:
             with urllib.request.urlopen(self._request, timeout=self._timeout_s) as response:  # noqa: S310 - http(s) only
@@ -194,7 +220,13 @@ class CameraParams(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     source: str = Field(min_length=1, description="rtsp://... stream, http(s):// snapshot URL, or a video file.")
-    fps: float = Field(default=2.0, gt=0, le=30, description="Frames handed to the detector per second.")
+    fps: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="Frames analysed per second: of a live stream, that many a second on an even grid (every frame "
+        "of a slower stream); a snapshot URL is fetched that often; a video file is played at that rate.",
+    )
     backoff_min_s: float = Field(default=1.0, gt=0, le=600, description="First retry delay after a failure.")
     backoff_max_s: float = Field(default=60.0, gt=0, le=3_600, description="Retry delays grow up to this.")
     read_timeout_s: float = Field(default=10.0, gt=0, le=300, description="Opening or reading longer fails.")
@@ -256,6 +288,7 @@ class CameraAdapter:
         thread = threading.Thread(target=worker.run, args=(stop,), name=f"camera-{self._spec.id}", daemon=True)
         self._thread = thread
         thread.start()
+        freeze_check = asyncio.create_task(self._check_frozen(worker))
         try:
             while True:
                 item = await posted.get()
@@ -263,10 +296,17 @@ class CameraAdapter:
                     raise item.error
                 emit(item)
         finally:
+            freeze_check.cancel()
             stop.set()
             # Waits at most about read_timeout_s (a read in progress), so the source is released before
             # a restarted run opens it again (cameras often allow few sessions).
             await asyncio.to_thread(thread.join)
+
+    @staticmethod
+    async def _check_frozen(worker: "_CaptureWorker") -> None:
+        while True:
+            await asyncio.sleep(_FREEZE_CHECK_S)
+            worker.check_frozen()
 
 
 class _CaptureWorker:
@@ -289,6 +329,8 @@ class _CaptureWorker:
         self._post = post
         self._backoff = Backoff(base_s=params.backoff_min_s, cap_s=params.backoff_max_s)
         self._online: bool | None = None  # unknown until the first frame or failure
+        self._state = threading.Lock()  # _online, changed by the capture thread and the freeze check
+        self._grabbed_at = time.monotonic()  # when a frame last arrived (or the run began)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -312,11 +354,12 @@ class _CaptureWorker:
     def _stream(self, source: FrameSource, stop: threading.Event) -> str:
         """Read until stopped or the source fails; returns why it failed (or "stopped")."""
         period_s = 1.0 / self._params.fps
-        due = time.monotonic()
+        pacer = FramePacer(self._params.fps, source.stream_fps if source.live else None)
         while not stop.is_set():
             try:
                 source.grab()
-                if source.live and time.monotonic() < due:
+                self._grabbed_at = time.monotonic()
+                if source.live and not pacer.take(self._grabbed_at * 1000):
                     continue
                 frame = source.retrieve()
             except Exception as exc:
@@ -330,23 +373,33 @@ class _CaptureWorker:
                 raise _SinkError(exc) from exc
             for observation in observations:
                 self._post(observation)
-            due = read_at + period_s  # at most fps, and a late frame is not made up for with a burst
-            if not source.live:
-                stop.wait(due - time.monotonic())
+            if not source.live:  # a file or snapshot URL: at most fps, a late frame not made up for with a burst
+                stop.wait(read_at + period_s - time.monotonic())
         return "stopped"
 
-    def _came_online(self, ts: int) -> None:
-        if self._online is not True:
-            self._online = True
-            self._backoff.reset()
-            logger.info("camera %s online", self._device_id)
-            self._post(DeviceStatus(self._device_id, ts, online=True, reason="receiving frames"))
+    def check_frozen(self) -> None:
+        """Called from the event loop about once a second: a stream that keeps its connection open but sends
+        no frame for ``read_timeout_s`` is offline now, not after FFmpeg's own timeouts (several of them)."""
+        silent_s = time.monotonic() - self._grabbed_at
+        if silent_s > self._params.read_timeout_s:
+            self._went_offline(f"no frame for {silent_s:.0f} s (the stream froze)", if_online=True)
 
-    def _went_offline(self, reason: str) -> None:
-        if self._online is not False:
+    def _came_online(self, ts: int) -> None:
+        with self._state:
+            if self._online is True:
+                return
+            self._online = True
+        self._backoff.reset()
+        logger.info("camera %s online", self._device_id)
+        self._post(DeviceStatus(self._device_id, ts, online=True, reason="receiving frames"))
+
+    def _went_offline(self, reason: str, *, if_online: bool = False) -> None:
+        with self._state:
+            if self._online is False or (if_online and self._online is not True):
+                return
             self._online = False
-            logger.warning("camera %s offline: %s", self._device_id, reason)
-            self._post(DeviceStatus(self._device_id, self._clock(), online=False, reason=reason))
+        logger.warning("camera %s offline: %s", self._device_id, reason)
+        self._post(DeviceStatus(self._device_id, self._clock(), online=False, reason=reason))
 
 
 class _SinkError(Exception):

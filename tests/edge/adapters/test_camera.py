@@ -65,6 +65,10 @@ class TrackedSource:
     def live(self) -> bool:
         return self._inner.live
 
+    @property
+    def stream_fps(self) -> float | None:
+        return self._inner.stream_fps
+
     def grab(self) -> None:
         self._inner.grab()
 
