@@ -243,6 +243,7 @@ class GatewayAgent:
             dropped=dropped,
             adapters=adapters,
             device_firmware=self.devices.firmware(),
+            cameras=self.devices.camera_health(),
         )
 
     async def _telemetry_flushes(self) -> None:

@@ -11,12 +11,12 @@ import logging
 from collections.abc import Callable, Sequence
 
 from edge.adapters.actuators import Actuator
-from edge.adapters.base import DeviceAdapter, Emit, ReportsFirmware
+from edge.adapters.base import DeviceAdapter, Emit, ReportsCameraHealth, ReportsFirmware
 from edge.errors import ConfigApplyError, EdgeConfigError
 from edge.supervisor import supervise
 from protocol.gateway_config import DeviceKind, DeviceSpec
 from protocol.identifiers import is_firmware_version
-from protocol.messages import AdapterState
+from protocol.messages import AdapterState, CameraHealth
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,14 @@ class DeviceRunner:
             if isinstance(adapter, ReportsFirmware)
             and (version := adapter.firmware) is not None
             and is_firmware_version(version)  # one odd adapter must never make the heartbeat invalid
+        }
+
+    def camera_health(self) -> dict[str, CameraHealth]:
+        """Each camera's frames, errors and last frame (:class:`ReportsCameraHealth`), by device id."""
+        return {
+            device_id: adapter.health()
+            for device_id, adapter in self.adapters.items()
+            if isinstance(adapter, ReportsCameraHealth)
         }
 
     async def close(self) -> None:

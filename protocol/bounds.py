@@ -28,6 +28,10 @@ MIN_INTERVAL_S: Final = 0.1
 """The shortest heartbeat interval: a tenth of a second (tests run gateways at 0.5 s)."""
 MAX_INTERVAL_S: Final = 3_600.0
 """The longest heartbeat or telemetry interval: an hour."""
+MAX_FRAME_RATE: Final = 240.0
+"""Frames a second a camera delivers or a gateway analyses: more than any checkpoint camera sends."""
+MAX_FRAME_AGE_S: Final = 10 * 365 * 86_400.0
+"""How long ago a camera's last frame arrived: a decade (a camera never seen has no age at all)."""
 MIN_TEMPERATURE_C: Final = -100.0
 MAX_TEMPERATURE_C: Final = 200.0
 """A board's temperature in °C: colder or hotter than this is a broken sensor, not a reading."""
@@ -53,3 +57,5 @@ UptimeSeconds = Annotated[float, Field(ge=0, le=MAX_UPTIME_S)]
 RoundTripMillis = Annotated[float, Field(ge=0, le=MAX_RTT_MS)]
 Celsius = Annotated[float, Field(ge=MIN_TEMPERATURE_C, le=MAX_TEMPERATURE_C)]
 Percent = Annotated[float, Field(ge=0, le=100)]
+FrameRate = Annotated[float, Field(ge=0, le=MAX_FRAME_RATE)]
+FrameAgeSeconds = Annotated[float, Field(ge=0, le=MAX_FRAME_AGE_S)]

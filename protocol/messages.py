@@ -18,6 +18,8 @@ from protocol.bounds import (
     ByteCount,
     Celsius,
     Count,
+    FrameAgeSeconds,
+    FrameRate,
     IntervalSeconds,
     Percent,
     RoundTripMillis,
@@ -94,6 +96,21 @@ class AdapterState(StrEnum):
     RESTARTING = "restarting"  # the adapter failed and waits to be restarted
 
 
+class CameraHealth(WireModel):
+    """What a camera adapter saw since the agent started, so a technician can tell a healthy camera from a
+    dark, frozen or failing one without looking at a single frame."""
+
+    analysed_fps: FrameRate = Field(description="Frames analysed a second, over the last heartbeat interval.")
+    stream_fps: FrameRate | None = Field(default=None, description="The stream's own rate, where it says.")
+    last_frame_age_s: FrameAgeSeconds | None = Field(
+        default=None, description="Seconds since the last frame arrived; null before the first."
+    )
+    frames: Count = Field(default=0, description="Frames analysed since start.")
+    decode_errors: Count = Field(default=0, description="Frames grabbed that could not be decoded.")
+    reconnects: Count = Field(default=0, description="Times the source was opened again after a failure.")
+    reason: ShortText | None = Field(default=None, description="Why it is offline now; null while it is online.")
+
+
 class GatewayHealth(WireModel):
     cpu_percent: Percent
     memory_percent: Percent
@@ -109,6 +126,9 @@ class GatewayHealth(WireModel):
     adapters: Annotated[dict[DeviceId, AdapterState], Field(max_length=256)] = Field(default_factory=dict)
     device_firmware: Annotated[dict[DeviceId, FirmwareVersion], Field(max_length=256)] = Field(
         default_factory=dict, description="Firmware version each sensor node last reported, by device id."
+    )
+    cameras: Annotated[dict[DeviceId, CameraHealth], Field(max_length=64)] = Field(
+        default_factory=dict, description="Each camera's frames, errors and last frame, by device id."
     )
 
 

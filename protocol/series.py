@@ -8,7 +8,7 @@ field as the series ``{measurement}_{field}`` with the point's tags as labels, e
 Two kinds of measurement:
 
 - **from the gateways' messages**, one point per message or reading, at the source's time:
-  :data:`TELEMETRY`, :data:`GATEWAY_HEALTH`, :data:`DEVICE_EVENT`;
+  :data:`TELEMETRY`, :data:`GATEWAY_HEALTH`, :data:`CAMERA_HEALTH`, :data:`DEVICE_EVENT`;
 - **from the fleet's own state** (registry, alerts, deliveries, ingest), written by the fleet's
   state export every few seconds, so dashboards need no access to the fleet's database:
   :data:`VILLAGE_STATE`, :data:`GATEWAY_STATE`, :data:`DEVICE_FIRMWARE`, :data:`ALERTS_OPEN`,
@@ -82,6 +82,14 @@ GATEWAY_HEALTH: Final = Measurement(
     ),
 )
 """A gateway's heartbeat; ``temperature_c`` and ``uplink_rtt_ms`` only where measured."""
+
+CAMERA_HEALTH: Final = Measurement(
+    "camera_health",
+    tags=("device", "gateway", "village"),
+    fields=("analysed_fps", "frames", "decode_errors", "reconnects", "online", "last_frame_age_s"),
+)
+"""Each camera as the gateway's heartbeat tells it: frames analysed a second, counters since start, ``online``
+1 or 0, and ``last_frame_age_s`` once a frame arrived."""
 
 DEVICE_EVENT: Final = Measurement("device_event", tags=("device", "gateway", "kind", "village"), fields=("count",))
 """One point (``count`` = 1) per device event: presses, doors, motion, tamper, online/offline, ..."""

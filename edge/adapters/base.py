@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from protocol.gateway_config import DeviceSpec
+from protocol.messages import CameraHealth
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +102,10 @@ class ReportsFirmware(Protocol):
     def firmware(self) -> str | None:
         """The version the device last reported; None until it has reported a usable one."""
         ...
+
+
+@runtime_checkable
+class ReportsCameraHealth(Protocol):
+    """An adapter reading a camera, which says how its frames come (for the gateway's heartbeat)."""
+
+    def health(self) -> CameraHealth: ...

@@ -39,7 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from edge.adapters.base import DeviceStatus, Emit, Observation
 from edge.adapters.frame_pacing import FramePacer
 from edge.errors import EdgeError
+from protocol.bounds import MAX_FRAME_RATE
 from protocol.gateway_config import DeviceSpec
+from protocol.messages import CameraHealth
 from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
@@ -263,6 +265,8 @@ class CameraAdapter:
         self._sink = frame_sink
         self._opener = opener
         self._thread: threading.Thread | None = None
+        self._worker: _CaptureWorker | None = None
+        self._rate_mark: tuple[float, int] | None = None  # (monotonic, frames) at the previous health()
 
     @property
     def spec(self) -> DeviceSpec:
@@ -272,6 +276,28 @@ class CameraAdapter:
     def thread(self) -> threading.Thread | None:
         """The capture thread of the current (or last) run."""
         return self._thread
+
+    def health(self) -> CameraHealth:
+        """Frames analysed a second since the previous call (the heartbeat's interval), and the counters of
+        the current run (a restarted adapter starts them afresh)."""
+        worker, now = self._worker, time.monotonic()
+        if worker is None:
+            return CameraHealth(analysed_fps=0.0, reason="not started")
+        previous, self._rate_mark = self._rate_mark, (now, worker.frames)
+        fps = 0.0
+        if previous is not None and now > previous[0]:
+            fps = (worker.frames - previous[1]) / (now - previous[0])
+        stream_fps = worker.stream_fps
+        last = worker.last_frame_at
+        return CameraHealth(
+            analysed_fps=round(min(max(fps, 0.0), MAX_FRAME_RATE), 2),
+            stream_fps=round(stream_fps, 2) if stream_fps is not None and 0 < stream_fps <= MAX_FRAME_RATE else None,
+            last_frame_age_s=None if last is None else round(now - last, 1),
+            frames=worker.frames,
+            decode_errors=worker.decode_errors,
+            reconnects=max(0, worker.opens - 1),
+            reason=None if worker.reason is None else worker.reason[:_REASON_LIMIT],
+        )
 
     async def run(self, emit: Emit) -> None:
         loop = asyncio.get_running_loop()
@@ -285,6 +311,7 @@ class CameraAdapter:
                 logger.debug("camera %s: dropped %r after the loop closed", self._spec.id, item)
 
         worker = _CaptureWorker(self._spec.id, self.params, self._clock, self._sink, self._opener, post)
+        self._worker, self._rate_mark = worker, None
         thread = threading.Thread(target=worker.run, args=(stop,), name=f"camera-{self._spec.id}", daemon=True)
         self._thread = thread
         thread.start()
@@ -331,6 +358,13 @@ class _CaptureWorker:
         self._online: bool | None = None  # unknown until the first frame or failure
         self._state = threading.Lock()  # _online, changed by the capture thread and the freeze check
         self._grabbed_at = time.monotonic()  # when a frame last arrived (or the run began)
+        # what the heartbeat tells (read from the event loop; each a single assignment)
+        self.frames = 0
+        self.decode_errors = 0
+        self.opens = 0
+        self.last_frame_at: float | None = None
+        self.stream_fps: float | None = None
+        self.reason: str | None = None
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -339,6 +373,8 @@ class _CaptureWorker:
             except Exception as exc:
                 reason = _describe(exc)
             else:
+                self.opens += 1
+                self.stream_fps = source.stream_fps
                 try:
                     reason = self._stream(source, stop)
                 except _SinkError as exc:
@@ -358,12 +394,17 @@ class _CaptureWorker:
         while not stop.is_set():
             try:
                 source.grab()
-                self._grabbed_at = time.monotonic()
-                if source.live and not pacer.take(self._grabbed_at * 1000):
-                    continue
-                frame = source.retrieve()
             except Exception as exc:
                 return _describe(exc)
+            self._grabbed_at = self.last_frame_at = time.monotonic()
+            if source.live and not pacer.take(self._grabbed_at * 1000):
+                continue
+            try:
+                frame = source.retrieve()
+            except Exception as exc:
+                self.decode_errors += 1
+                return _describe(exc)
+            self.frames += 1
             read_at = time.monotonic()
             ts = self._clock()
             self._came_online(ts)
@@ -389,6 +430,7 @@ class _CaptureWorker:
             if self._online is True:
                 return
             self._online = True
+        self.reason = None
         self._backoff.reset()
         logger.info("camera %s online", self._device_id)
         self._post(DeviceStatus(self._device_id, ts, online=True, reason="receiving frames"))
@@ -398,6 +440,7 @@ class _CaptureWorker:
             if self._online is False or (if_online and self._online is not True):
                 return
             self._online = False
+        self.reason = reason
         logger.warning("camera %s offline: %s", self._device_id, reason)
         self._post(DeviceStatus(self._device_id, self._clock(), online=False, reason=reason))
 

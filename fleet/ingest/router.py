@@ -18,7 +18,7 @@ from fleet.alerts.store import AlertStore
 from fleet.ingest.dedupe import RecentIds
 from fleet.presence import OfflineReason, PresenceTracker
 from fleet.registry import Registry
-from fleet.timeseries.points import PointList, event_point, health_point, telemetry_points
+from fleet.timeseries.points import PointList, camera_health_points, event_point, health_point, telemetry_points
 from fleet.timeseries.writer import BatchingWriter
 from protocol.codec import Inbound
 from protocol.messages import (
@@ -105,7 +105,8 @@ class IngestRouter:
                 self._registry.note_heartbeat(village_id, message, now)
                 self._on_heartbeat(village_id, message)
                 # Health is last-known state: acknowledged without waiting for the time-series store.
-                self._writer.add_unawaited(PointList((health_point(village_id, message),)))
+                points = (health_point(village_id, message), *camera_health_points(village_id, message))
+                self._writer.add_unawaited(PointList(points))
                 interval: float | None = message.interval_s
             case TelemetryBatch():
                 self._registry.note_seen(message.gateway_id, village_id, now)

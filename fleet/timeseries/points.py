@@ -21,6 +21,7 @@ from protocol.messages import DeviceEvent, Heartbeat, TelemetryBatch, TelemetryP
 
 TELEMETRY: Final = series.TELEMETRY.name
 GATEWAY_HEALTH: Final = series.GATEWAY_HEALTH.name
+CAMERA_HEALTH: Final = series.CAMERA_HEALTH.name
 DEVICE_EVENT: Final = series.DEVICE_EVENT.name
 
 _TAG_ESCAPES: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\ ", "\r": r"\ ", "\t": r"\ "})
@@ -149,6 +150,24 @@ def health_point(village_id: str, heartbeat: Heartbeat) -> Point:
         fields.append(("uplink_rtt_ms", health.uplink_rtt_ms))
     tags = (("gateway", heartbeat.gateway_id), ("village", village_id))
     return Point(GATEWAY_HEALTH, tags, tuple(fields), heartbeat.ts)
+
+
+def camera_health_points(village_id: str, heartbeat: Heartbeat) -> list[Point]:
+    """One point per camera the heartbeat tells of (none for a gateway without cameras)."""
+    points = []
+    for device_id, camera in sorted(heartbeat.health.cameras.items()):
+        fields: list[tuple[str, float]] = [
+            ("analysed_fps", camera.analysed_fps),
+            ("frames", float(camera.frames)),
+            ("decode_errors", float(camera.decode_errors)),
+            ("reconnects", float(camera.reconnects)),
+            ("online", 0.0 if camera.reason is not None else 1.0),
+        ]
+        if camera.last_frame_age_s is not None:
+            fields.append(("last_frame_age_s", camera.last_frame_age_s))
+        tags = (("device", device_id), ("gateway", heartbeat.gateway_id), ("village", village_id))
+        points.append(Point(CAMERA_HEALTH, tags, tuple(fields), heartbeat.ts))
+    return points
 
 
 def event_point(village_id: str, event: DeviceEvent) -> Point:

@@ -8,11 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fleet.timeseries.points import (
+    CAMERA_HEALTH,
     DEVICE_EVENT,
     GATEWAY_HEALTH,
     TELEMETRY,
     Point,
     PointList,
+    camera_health_points,
     event_point,
     health_point,
     telemetry_points,
@@ -21,6 +23,7 @@ from protocol.bounds import MAX_EPOCH_MS
 from protocol.identifiers import IDENTIFIER_PATTERN
 from protocol.messages import (
     AdapterState,
+    CameraHealth,
     DeviceEvent,
     EventKind,
     GatewayHealth,
@@ -195,6 +198,37 @@ def test_a_health_point_leaves_out_what_the_gateway_cannot_measure() -> None:
     fields = dict(health_point("lakeside", heartbeat).fields)
     assert "temperature_c" not in fields
     assert "uplink_rtt_ms" not in fields
+
+
+def test_each_camera_in_a_heartbeat_becomes_a_camera_health_point() -> None:
+    cameras = {
+        "cam-2": CameraHealth(analysed_fps=0.0, frames=10, reconnects=3, reason="connection refused"),
+        "cam-1": CameraHealth(analysed_fps=4.98, stream_fps=10.0, last_frame_age_s=0.1, frames=500, decode_errors=2),
+    }
+    health = GatewayHealth(cpu_percent=1.0, memory_percent=2.0, disk_percent=3.0, uptime_s=4.0, cameras=cameras)
+    heartbeat = Heartbeat(**envelope_kwargs(), interval_s=10.0, health=health)
+
+    first, second = camera_health_points("lakeside", heartbeat)
+
+    assert first.measurement == CAMERA_HEALTH == "camera_health"
+    assert first.tags == (("device", "cam-1"), ("gateway", "gw-01"), ("village", "lakeside"))
+    assert dict(first.fields) == {
+        "analysed_fps": 4.98,
+        "frames": 500.0,
+        "decode_errors": 2.0,
+        "reconnects": 0.0,
+        "online": 1.0,
+        "last_frame_age_s": 0.1,
+    }
+    assert dict(second.fields)["online"] == 0.0
+    assert "last_frame_age_s" not in dict(second.fields), "never had a frame: no age"
+    assert (
+        camera_health_points(
+            "lakeside",
+            Heartbeat(**envelope_kwargs(), interval_s=10.0, health=health.model_copy(update={"cameras": {}})),
+        )
+        == []
+    )
 
 
 def test_an_event_becomes_a_count_tagged_with_its_kind() -> None:

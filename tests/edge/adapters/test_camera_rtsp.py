@@ -63,16 +63,24 @@ async def test_the_configured_rate_is_analysed_from_a_live_stream(
 ) -> None:
     server = rtsp_server([Mount("/cam", clip(clips, stream_fps).path, playback="loop")])
     frames = Frames()
-    task = asyncio.create_task(adapter(server.url("/cam"), frames, fps).run(frames.emit))
+    camera = adapter(server.url("/cam"), frames, fps)
+    task = asyncio.create_task(camera.run(frames.emit))
     try:
         await frames.until("5 frames", lambda f: len(f.times) >= 5)
         started, count = time.monotonic(), len(frames.times)
+        camera.health()  # the heartbeat's rate counts from here
         await asyncio.sleep(4.0)
         rate = (len(frames.times) - count) / (time.monotonic() - started)
+        health = camera.health()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert rate == pytest.approx(fps, rel=0.2), f"{rate:.2f} frames/s analysed, {fps} configured"
+    assert health.analysed_fps == pytest.approx(fps, rel=0.2), "the heartbeat tells the rate analysed"
+    assert health.stream_fps == stream_fps
+    assert health.last_frame_age_s is not None
+    assert health.last_frame_age_s < 1.0
+    assert (health.decode_errors, health.reconnects, health.reason) == (0, 0, None)
 
 
 async def test_a_frozen_stream_is_offline_within_the_read_timeout_and_online_when_it_thaws(
@@ -103,14 +111,20 @@ async def test_a_killed_server_is_offline_and_online_again_once_restarted(
 ) -> None:
     server = rtsp_server([Mount("/cam", clip(clips, 10).path, playback="loop")])
     frames = Frames()
-    task = asyncio.create_task(adapter(server.url("/cam"), frames, 5.0).run(frames.emit))
+    camera = adapter(server.url("/cam"), frames, 5.0)
+    task = asyncio.create_task(camera.run(frames.emit))
     try:
         await frames.until("online", lambda f: any(s.online for _, s in f.statuses))
         await asyncio.to_thread(server.kill)
         await frames.until("offline", lambda f: not f.statuses[-1][1].online)
+        offline = camera.health()
         await asyncio.to_thread(server.restart)
         await frames.until("online again", lambda f: f.statuses[-1][1].online)
+        online = camera.health()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert [status.online for _, status in frames.statuses] == [True, False, True]
+    assert offline.reason == frames.statuses[1][1].reason, "the heartbeat says why it is offline"
+    assert online.reason is None
+    assert online.reconnects >= 1
