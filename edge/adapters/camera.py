@@ -4,7 +4,8 @@ One worker thread per camera opens the source, reads frames at ``fps`` and hands
 the clock at the moment it was read, to the frame sink (the detection pipeline), in that thread.
 Only the observations the sink returns cross to the event loop; frames never leave the gateway.
 
-* ``http://`` and ``https://`` sources are snapshot URLs: one JPEG fetched with urllib per frame.
+* ``http://`` and ``https://`` sources are snapshot URLs (one JPEG fetched per frame) or MJPEG streams,
+  as the camera answers (:mod:`edge.adapters.http_camera`).
 * Other URLs (``rtsp://`` ...) are live streams: every frame is grabbed, so the decoder's buffer never
   goes stale, and ``fps`` of them a second are decoded and handed on, on an even grid
   (:mod:`edge.adapters.frame_pacing`); every frame of a stream slower than that.
@@ -19,26 +20,22 @@ timeouts, which take several times that. Credentials and query strings never app
 """
 
 import asyncio
-import base64
 import logging
 import os
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, Self
+from typing import Self
 
 import cv2
 import numpy as np
-from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.adapters.base import DeviceStatus, Emit, Observation
+from edge.adapters.camera_source import CameraUnavailableError, Frame, FrameSource, redact
 from edge.adapters.frame_pacing import FramePacer
-from edge.errors import EdgeError
+from edge.adapters.http_camera import open_http_camera
 from protocol.bounds import MAX_FRAME_RATE
 from protocol.gateway_config import DeviceSpec
 from protocol.messages import CameraHealth
@@ -46,7 +43,6 @@ from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
 
-Frame = NDArray[np.uint8]
 FrameSink = Callable[[Frame, int], list[Observation]]
 """Called in the capture thread with each frame and the clock when it was read; returns observations."""
 
@@ -64,50 +60,11 @@ def no_detection(frame: Frame, ts: int) -> list[Observation]:
     return []
 
 
-class CameraUnavailableError(EdgeError):
-    """A camera source could not be opened, or stopped delivering frames."""
-
-
-class FrameSource(Protocol):
-    """An open camera source, used only from its capture thread."""
-
-    @property
-    def live(self) -> bool:
-        """Whether frames arrive at the camera's own pace (and must all be grabbed to stay current)."""
-        ...
-
-    @property
-    def stream_fps(self) -> float | None:
-        """The stream's own frame rate, if it says (used to pace a live stream)."""
-        ...
-
-    def grab(self) -> None:
-        """Move to the next frame, blocking until it is there; raises CameraUnavailableError."""
-        ...
-
-    def retrieve(self) -> Frame:
-        """Decode the frame last grabbed (BGR); raises CameraUnavailableError."""
-        ...
-
-    def release(self) -> None: ...
-
-
 CaptureOpener = Callable[[str, float], FrameSource]
 """Opens a source (as declared) with a timeout in seconds; raises when it cannot."""
 
 
-def redact(source: str) -> str:
-    """The source fit for logs: a URL without user, password or query; a path unchanged."""
-    if "://" not in source:
-        return source
-    parts = urllib.parse.urlsplit(source)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port is not None else ""
-    query = "?..." if parts.query else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}{query}"
-
-
-def is_snapshot_url(source: str) -> bool:
+def is_http_url(source: str) -> bool:
     return source.lower().startswith(("http://", "https://"))
 
 
@@ -163,58 +120,10 @@ class VideoCaptureSource:
         self._capture.release()
 
 
-class SnapshotSource:
-    """An HTTP(S) snapshot URL: each grab fetches one JPEG (``user:password@`` becomes basic auth)."""
-
-    def __init__(self, url: str, timeout_s: float) -> None:
-        parts = urllib.parse.urlsplit(url)
-        netloc = parts.hostname or ""
-        if parts.port is not None:
-            netloc = f"{netloc}:{parts.port}"
-        self._request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=netloc)))  # noqa: S310 - scheme checked by the opener
-        if parts.username is not None:
-            user = urllib.parse.unquote(parts.username)
-            password = urllib.parse.unquote(parts.password or "")
-            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-            self._request.add_header("Authorization", f"Basic {token}")
-        self._url = redact(url)
-        self._timeout_s = timeout_s
-        self._jpeg = b""
-
-    @property
-    def live(self) -> bool:
-        return False
-
-    @property
-    def stream_fps(self) -> float | None:
-        return None
-
-    def grab(self) -> None:
-        try:
-            with urllib.request.urlopen(self._request, timeout=self._timeout_s) as response:  # noqa: S310 - http(s) only
-                body: bytes = response.read(_SNAPSHOT_LIMIT_BYTES + 1)
-        except urllib.error.HTTPError as exc:
-            raise CameraUnavailableError(f"{self._url} answered HTTP {exc.code}") from exc
-        except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections
-            raise CameraUnavailableError(f"cannot fetch {self._url}: {exc}") from exc
-        if len(body) > _SNAPSHOT_LIMIT_BYTES:
-            raise CameraUnavailableError(f"{self._url} sent more than {_SNAPSHOT_LIMIT_BYTES} bytes")
-        self._jpeg = body
-
-    def retrieve(self) -> Frame:
-        frame = cv2.imdecode(np.frombuffer(self._jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise CameraUnavailableError(f"{self._url} did not send an image")
-        return np.asarray(frame, dtype=np.uint8)
-
-    def release(self) -> None:
-        self._jpeg = b""
-
-
 def open_capture(source: str, timeout_s: float) -> FrameSource:
-    """The default opener: HTTP(S) URLs are snapshot URLs, anything else goes to OpenCV."""
-    if is_snapshot_url(source):
-        return SnapshotSource(source, timeout_s)
+    """The default opener: HTTP(S) URLs are snapshot URLs or MJPEG streams, anything else goes to OpenCV."""
+    if is_http_url(source):
+        return open_http_camera(source, timeout_s)
     return VideoCaptureSource(source, timeout_s)
 
 

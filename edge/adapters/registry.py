@@ -16,7 +16,8 @@ from edge.errors import EdgeConfigError
 from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind
 
 if TYPE_CHECKING:
-    from edge.adapters.camera import CaptureOpener, Frame, FrameSink
+    from edge.adapters.camera import CaptureOpener, FrameSink
+    from edge.adapters.camera_source import Frame
     from edge.adapters.gpio import PinFactory
     from edge.adapters.node import NodeBus
     from edge.snapshots import SnapshotStore

@@ -5,7 +5,9 @@ brightness ``20 * i``, so the sink can tell which frame it was given.
 
 import asyncio
 import base64
+import itertools
 import os
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,7 +20,8 @@ import numpy as np
 import pytest
 
 from edge.adapters.base import DeviceStatus, Measured, Observation
-from edge.adapters.camera import CameraAdapter, CaptureOpener, Frame, FrameSource, open_capture
+from edge.adapters.camera import CameraAdapter, CaptureOpener, open_capture
+from edge.adapters.camera_source import Frame, FrameSource
 from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind
 from simulators.scenes import flat_frame, write_clip
 from tests.edge.helpers import Collector, FakeClock
@@ -225,18 +228,30 @@ async def test_stream_credentials_stay_out_of_the_offline_reason() -> None:
     assert status.reason == "cannot open rtsp://127.0.0.1:9/stream?..."
 
 
+MJPEG_FPS = 10.0
+MJPEG_BOUNDARY = "outpostframe"
+
+
 class SnapshotServer:
-    """A local HTTP camera: /snapshot.jpg is public, /private.jpg needs basic auth, the rest is 404."""
+    """A local HTTP camera: /snapshot.jpg is public, /private.jpg needs basic auth; /stream.mjpg is an MJPEG
+    stream at :data:`MJPEG_FPS` (/private.mjpg with basic auth, /bare.mjpg with parts that have no
+    Content-Length, /stalls.mjpg sends 5 frames and then nothing with the connection open); the rest is 404.
+    MJPEG part ``i`` is flat grey of brightness ``20 * (i % 10)``."""
 
     def __init__(self) -> None:
         ok, jpeg = cv2.imencode(".jpg", flat_frame(SIZE, 120))
         assert ok
         self.jpeg = jpeg.tobytes()
+        self.parts = [cv2.imencode(".jpg", flat_frame(SIZE, BRIGHTNESS_STEP * i))[1].tobytes() for i in range(10)]
         self.credentials = "Basic " + base64.b64encode(b"viewer:s3cret").decode("ascii")
+        self.closing = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if self.path.endswith(".mjpg"):
+                    self.stream()
+                    return
                 public = self.path == "/snapshot.jpg"
                 private = self.path == "/private.jpg"
                 if private and self.headers.get("Authorization") != server.credentials:
@@ -249,6 +264,34 @@ class SnapshotServer:
                     self.wfile.write(server.jpeg)
                 else:
                     self.send_error(404)
+
+            def stream(self) -> None:
+                if self.path not in ("/stream.mjpg", "/private.mjpg", "/bare.mjpg", "/stalls.mjpg"):
+                    self.send_error(404)
+                    return
+                if self.path == "/private.mjpg" and self.headers.get("Authorization") != server.credentials:
+                    self.send_error(401)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}")
+                self.end_headers()
+                index = 0
+                try:
+                    while not server.closing.is_set():
+                        if self.path == "/stalls.mjpg" and index >= 5:
+                            server.closing.wait()
+                            return
+                        part = server.parts[index % len(server.parts)]
+                        length = b"" if self.path == "/bare.mjpg" else b"Content-Length: %d\r\n" % len(part)
+                        self.wfile.write(
+                            b"--%s\r\nContent-Type: image/jpeg\r\n%s\r\n" % (MJPEG_BOUNDARY.encode(), length)
+                        )
+                        self.wfile.write(part + b"\r\n")
+                        self.wfile.flush()
+                        index += 1
+                        server.closing.wait(1 / MJPEG_FPS)
+                except OSError:  # the camera adapter hung up
+                    return
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -263,6 +306,7 @@ def snapshot_server() -> Iterator[SnapshotServer]:
     server = SnapshotServer()
     server.thread.start()
     yield server
+    server.closing.set()
     server.httpd.shutdown()
     server.httpd.server_close()
     server.thread.join()
@@ -303,7 +347,66 @@ async def test_a_failing_snapshot_url_is_offline_with_a_reason_free_of_secrets(
 
     (status,) = collector.statuses()
     assert status.online is False
-    assert status.reason == f"{snapshot_server.url}/missing.jpg?... answered HTTP 404"
+    assert status.reason == f"{snapshot_server.url}/missing.jpg?... answered HTTP 404: no such path on the camera"
+
+
+@pytest.mark.parametrize("path", ["/stream.mjpg", "/bare.mjpg"])
+async def test_an_mjpeg_stream_is_read_part_by_part_at_the_configured_rate(
+    snapshot_server: SnapshotServer, path: str
+) -> None:
+    sink = BrightnessSink()
+    adapter = camera(f"{snapshot_server.url}{path}", sink=sink, fps=5.0)
+    collector = CameraCollector()
+
+    async with running(adapter, collector):
+        await collector.wait_until(lambda _: len(collector.brightness()) >= 8)
+
+    seen = collector.brightness()[:8]
+    steps = [(later - earlier) % 200 for earlier, later in itertools.pairwise(seen)]
+    assert all(step in (20, 40, 60) for step in steps), f"every other part of a 10 fps stream at fps 5: {seen}"
+    assert [s.online for s in collector.statuses()] == [True]
+    health = adapter.health()
+    assert health.frames >= 8
+    assert health.reason is None
+
+
+async def test_mjpeg_credentials_are_sent_and_wrong_ones_told_apart(snapshot_server: SnapshotServer) -> None:
+    good = snapshot_server.url.replace("http://", "http://viewer:s3cret@")
+    bad = snapshot_server.url.replace("http://", "http://viewer:wrong@")
+    collector, refused = CameraCollector(), CameraCollector()
+    async with running(camera(f"{good}/private.mjpg", fps=5.0), collector):
+        await collector.wait_until(lambda _: len(collector.brightness()) >= 2)
+    async with running(camera(f"{bad}/private.mjpg", fps=5.0), refused):
+        await refused.wait_until(lambda _: len(refused.statuses()) >= 1)
+    async with running(camera(f"{snapshot_server.url}/private.mjpg", fps=5.0), anonymous := CameraCollector()):
+        await anonymous.wait_until(lambda _: len(anonymous.statuses()) >= 1)
+
+    assert refused.statuses()[0].reason.endswith("answered HTTP 401: wrong user or password")
+    assert anonymous.statuses()[0].reason.endswith("answered HTTP 401: it needs a user and password")
+    assert "wrong" not in refused.statuses()[0].reason.split("answered")[0], "no credentials in the reason"
+
+
+async def test_an_http_camera_nobody_listens_on_is_refused_in_words() -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    collector = CameraCollector()
+    async with running(camera(f"http://127.0.0.1:{port}/stream.mjpg"), collector):
+        await collector.wait_until(lambda _: len(collector.statuses()) >= 1)
+
+    assert collector.statuses()[0].reason.startswith(f"http://127.0.0.1:{port}/stream.mjpg: connection refused")
+
+
+async def test_an_mjpeg_stream_that_stalls_open_is_offline_within_the_read_timeout(
+    snapshot_server: SnapshotServer,
+) -> None:
+    collector = CameraCollector()
+    async with running(camera(f"{snapshot_server.url}/stalls.mjpg", fps=10.0, read_timeout_s=0.5), collector):
+        await collector.wait_until(lambda _: any(not s.online for s in collector.statuses()))
+
+    online, offline = collector.statuses()[:2]
+    assert (online.online, offline.online) == (True, False)
+    assert "froze" in offline.reason or "timed out" in offline.reason
 
 
 async def test_cancelling_run_stops_the_thread_and_releases_the_source(tmp_path: Path) -> None:

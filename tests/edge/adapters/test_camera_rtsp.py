@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from edge.adapters.base import DeviceStatus, Observation
-from edge.adapters.camera import CameraAdapter, Frame
+from edge.adapters.camera import CameraAdapter
+from edge.adapters.camera_source import Frame
 from protocol.clock import utc_now_ms
 from tests.edge.adapters.test_camera import camera_spec
 from tests.rtsp_server import Mount, RtspServerFactory, require_rtsp_server

@@ -4,7 +4,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from edge.adapters.base import Observation
-from edge.adapters.camera import CameraAdapter, Frame
+from edge.adapters.camera import CameraAdapter
+from edge.adapters.camera_source import Frame
 from edge.adapters.gpio import GpioDoorContact, GpioPanicButton, GpioPirSensor, GpioSiren
 from edge.adapters.registry import build_actuator, build_adapter
 from edge.adapters.simulated import SimulatedDoorContact, SimulatedPanicButton
