@@ -50,6 +50,9 @@ def run(
     except (ValidationError, EdgeError) as exc:
         typer.echo(f"invalid gateway settings:\n{exc}", err=True)
         raise typer.Exit(2) from exc
+    from edge.adapters import ffmpeg_log  # noqa: PLC0415 - OpenCV: keeps `--help` fast
+
+    ffmpeg_log.install()  # FFmpeg's and OpenCV's own messages into the agent's log, credentials scrubbed
     try:
         asyncio.run(_run(settings))
     except RestartRequestedError as exc:

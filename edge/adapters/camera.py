@@ -36,6 +36,7 @@ from edge.adapters.base import DeviceStatus, Emit, Observation
 from edge.adapters.camera_source import CameraUnavailableError, Frame, FrameSource, redact
 from edge.adapters.frame_pacing import FramePacer
 from edge.adapters.http_camera import open_http_camera
+from edge.adapters.rtsp_probe import ProbeKind, probe_rtsp
 from protocol.bounds import MAX_FRAME_RATE
 from protocol.gateway_config import DeviceSpec
 from protocol.messages import CameraHealth
@@ -94,15 +95,30 @@ class VideoCaptureSource:
             capture = cv2.VideoCapture(self._source, cv2.CAP_FFMPEG, timeouts)
         if not capture.isOpened():
             capture.release()
-            raise CameraUnavailableError(f"cannot open {redact(self._source)}")
+            raise CameraUnavailableError(self._why_not_opened())
         return capture
+
+    def _why_not_opened(self) -> str:
+        """OpenCV says only that it failed: an RTSP camera is asked itself, so the reason says what to fix
+        (wrong login, no such path, refused, timed out, a codec FFmpeg cannot decode)."""
+        shown = redact(self._source)
+        if not self._source.lower().startswith("rtsp://"):
+            return f"cannot open {shown}"
+        probe = probe_rtsp(self._source, self._timeout_ms / 1000)
+        if probe.kind is ProbeKind.OK:
+            return f"cannot open {shown}: the camera offers {probe.codec} video, but it could not be played"
+        if probe.kind is ProbeKind.NOT_PROBED:
+            return f"cannot open {shown}"
+        return probe.reason
 
     def grab(self) -> None:
         if self._capture.grab():
             self._frames += 1
             return
         if self._live:
-            raise CameraUnavailableError("stream ended or timed out")
+            raise CameraUnavailableError(
+                f"no frame within {self._timeout_ms / 1000:g} s: the stream ended or timed out"
+            )
         if self._frames == 0:
             raise CameraUnavailableError("no frame in the file")
         self._capture.release()

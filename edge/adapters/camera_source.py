@@ -41,11 +41,20 @@ class FrameSource(Protocol):
 
 
 def redact(source: str) -> str:
-    """The source fit for logs: a URL without user, password or query; a path unchanged."""
+    """The URL fit for logs: without user, password or query (``?...`` stands for a query); a path unchanged."""
     if "://" not in source:
         return source
-    parts = urllib.parse.urlsplit(source)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port is not None else ""
+    try:
+        parts = urllib.parse.urlsplit(source)
+    except ValueError:  # an unbalanced "[" of an IPv6 address
+        return f"{source.partition('://')[0]}://(a URL that does not parse)"
+    try:
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # a bad port: the host and port as written, without any login
+        host, port = parts.netloc.rpartition("@")[2], ""
+    else:
+        if ":" in host:
+            host = f"[{host}]"  # IPv6
     query = "?..." if parts.query else ""
     return f"{parts.scheme}://{host}{port}{parts.path}{query}"

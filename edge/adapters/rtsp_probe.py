@@ -37,6 +37,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from edge.adapters.camera_source import redact
+
 RESPONSE_LIMIT_BYTES: Final = 64 * 1024
 """The most bytes read for one answer (status line, headers and body)."""
 DEFAULT_PORT: Final = 554
@@ -95,26 +97,6 @@ class ProbeResult:
     @property
     def ok(self) -> bool:
         return self.kind is ProbeKind.OK
-
-
-def redact(source: str) -> str:
-    """The URL fit for logs: without user, password or query (``?...`` stands for a query); a path unchanged."""
-    if "://" not in source:
-        return source
-    try:
-        parts = urllib.parse.urlsplit(source)
-    except ValueError:  # an unbalanced "[" of an IPv6 address
-        return f"{source.partition('://')[0]}://(a URL that does not parse)"
-    try:
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port is not None else ""
-    except ValueError:  # a bad port: the host and port as written, without any login
-        host, port = parts.netloc.rpartition("@")[2], ""
-    else:
-        if ":" in host:
-            host = f"[{host}]"  # IPv6
-    query = "?..." if parts.query else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}{query}"
 
 
 def probe_rtsp(url: str, timeout_s: float) -> ProbeResult:

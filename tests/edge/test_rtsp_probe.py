@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from edge.adapters.camera_source import redact
 from edge.adapters.rtsp_probe import (
     RESPONSE_LIMIT_BYTES,
     ProbeKind,
@@ -21,7 +22,6 @@ from edge.adapters.rtsp_probe import (
     digest_response,
     media_kinds,
     probe_rtsp,
-    redact,
     supported_codec,
     video_codecs,
 )

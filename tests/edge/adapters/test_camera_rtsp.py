@@ -14,7 +14,7 @@ from edge.adapters.camera import CameraAdapter
 from edge.adapters.camera_source import Frame
 from protocol.clock import utc_now_ms
 from tests.edge.adapters.test_camera import camera_spec
-from tests.rtsp_server import Mount, RtspServerFactory, require_rtsp_server
+from tests.rtsp_server import Credentials, Mount, RtspServerFactory, require_rtsp_server
 from tests.video_clips import Clip, entrance_clip
 
 READ_TIMEOUT_S = 2.0
@@ -129,3 +129,29 @@ async def test_a_killed_server_is_offline_and_online_again_once_restarted(
     assert offline.reason == frames.statuses[1][1].reason, "the heartbeat says why it is offline"
     assert online.reason is None
     assert online.reconnects >= 1
+
+
+@pytest.mark.parametrize(
+    ("login", "path", "reason"),
+    [
+        (Credentials("viewer", "wrong"), "/cam", "rejected the login (401 Unauthorized)"),
+        (None, "/cam", "requires a login (401 Unauthorized) and the URL has none"),
+        (Credentials("viewer", "s3cret"), "/nowhere", "the camera has no stream at this path (404 Not Found)"),
+    ],
+)
+async def test_wrong_credentials_and_a_wrong_path_are_told_apart(
+    rtsp_server: RtspServerFactory, clips: Path, login: Credentials | None, path: str, reason: str
+) -> None:
+    server = rtsp_server([Mount("/cam", clip(clips, 10).path)], credentials=Credentials("viewer", "s3cret"))
+    frames = Frames()
+    task = asyncio.create_task(adapter(server.url(path, credentials=login), frames, 5.0).run(frames.emit))
+    try:
+        await frames.until("offline", lambda f: bool(f.statuses))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    [(_, status)] = frames.statuses
+    assert not status.online
+    assert reason in status.reason
+    assert "wrong" not in status.reason
+    assert "s3cret" not in status.reason
