@@ -6,13 +6,20 @@ Units, so settings carry over between cameras of different resolutions:
   ``(0, 0)`` the top-left corner;
 * distances are fractions of the processing frame's width;
 * areas are fractions of the processing frame's area;
-* grey levels are 0..255 on the processing frame.
+* grey levels are 0..255 on the processing frame;
+* durations are seconds, measured on the frames' capture timestamps, so a setting means the same
+  whatever rate frames are analysed at (the camera adapter's ``fps``). Settings once counted in
+  frames (``raise_frames``, ``clear_frames``, ``learn_frames``, ``max_missed_frames``,
+  ``max_match_distance`` per frame, ``learning_rate`` per frame) are replaced by their ``*_s`` (or
+  per-second) counterparts; the old names are still accepted, for configs written before, and
+  ignored: the new settings' defaults apply.
 """
 
 from pathlib import PurePosixPath
-from typing import Annotated, Final, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from protocol.config_model import ConfigModel
 from protocol.identifiers import Identifier
@@ -36,19 +43,34 @@ _MIN_LINE_LENGTH = 0.01
 _MIN_INSIDE_OFFSET = 0.001
 
 
+def _ignore(value: object) -> None:
+    return None
+
+
+Ignored = SkipJsonSchema[Annotated[None, BeforeValidator(_ignore)]]
+"""A setting of old configs, counted in frames: accepted whatever its value, then forgotten (always None,
+never written out, not in the schema), so a config written before still loads and compares equal."""
+
+
+def _ignored(replaced_by: str) -> Any:
+    return Field(default=None, exclude=True, repr=False, description=f"Ignored; replaced by {replaced_by}.")
+
+
 class Hold(ConfigModel):
     """How long a condition must persist before it is reported, and be gone before it is cleared.
 
-    Both the frame count and the duration must be reached, so the rule means the same at any
-    frame rate; set a count or a duration to its minimum to rely on the other alone.
+    Durations run from the first frame showing the change to the latest frame still showing it, on
+    the frames' capture timestamps, so a hold means the same at any analysed frame rate: at 2
+    frames/s a 2 s hold is five frames, at 10 frames/s twenty-one. A hold of 0 acts on the first
+    frame. (``raise_frames`` and ``clear_frames`` of old configs are accepted and ignored.)
     """
 
-    raise_frames: int = Field(default=3, ge=1, le=10_000, description="Consecutive frames to report a condition.")
     raise_s: float = Field(
-        default=0.0, ge=0.0, le=3_600.0, description="Seconds a condition lasts before it is reported."
+        default=0.3, ge=0.0, le=3_600.0, description="Seconds a condition lasts before it is reported."
     )
-    clear_frames: int = Field(default=10, ge=1, le=10_000, description="Consecutive quiet frames to clear a condition.")
     clear_s: float = Field(default=1.0, ge=0.0, le=3_600.0, description="Seconds a condition is gone before it clears.")
+    raise_frames: Ignored = _ignored("raise_s")
+    clear_frames: Ignored = _ignored("clear_s")
 
 
 class ProcessingSettings(ConfigModel):
@@ -80,11 +102,12 @@ class MotionSettings(ConfigModel):
         max_length=16,
         description="Zones to watch; by default one zone, 'scene', covering the whole image.",
     )
-    learning_rate: float = Field(
-        default=0.02,
-        gt=0.0,
-        le=1.0,
-        description="Running-average alpha per frame: a stopped object fades into the background in ~1/alpha frames.",
+    background_s: float = Field(
+        default=5.0,
+        ge=0.5,
+        le=3_600.0,
+        description="Time constant of the running-average background (seconds): a stopped object or a slow "
+        "local change fades into it over about this long, at any frame rate.",
     )
     diff_threshold: int = Field(
         default=25, ge=1, le=255, description="Grey-level difference from the background that marks a pixel changed."
@@ -95,7 +118,8 @@ class MotionSettings(ConfigModel):
         "so clouds, dusk and auto-exposure are not motion.",
     )
     open_kernel: OddKernel = Field(default=3, description="Morphological opening removing speckle noise (odd; 1 off).")
-    hold: Hold = Field(default_factory=Hold, description="Motion starts after 3 frames and stops after 10 frames/1 s.")
+    hold: Hold = Field(default_factory=Hold, description="Motion starts after 0.3 s and stops after 1 s.")
+    learning_rate: Ignored = _ignored("background_s")
 
     @model_validator(mode="after")
     def _valid(self) -> Self:
@@ -110,6 +134,11 @@ class LineSettings(ConfigModel):
 
     A blob that ends up on the side of ``inside`` has gone "in"; the other way is "out". The default
     is a vertical line down the middle of the image, with "in" meaning left to right.
+
+    Blobs are followed from frame to frame within a distance that grows with the time between the
+    frames (``max_speed``), so counting works at any analysed rate from 1.5 frames/s up
+    (:func:`edge.detection.rates.check_counting_rate`). Counts per direction are reported every
+    minute, zeros included, for every minute in which frames were analysed.
     """
 
     name: Identifier = "line"
@@ -131,14 +160,20 @@ class LineSettings(ConfigModel):
         description="Larger blobs are a scene change (lighting, a knocked camera), not a walker.",
     )
     merge_kernel: OddKernel = Field(default=5, description="Closing that joins a blob's fragments (odd; 1 off).")
-    max_match_distance: float = Field(
-        default=0.1, gt=0.0, le=1.0, description="Farthest a blob moves between frames and stays the same blob."
+    max_speed: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=10.0,
+        description="Fastest a followed blob moves, in frame widths per second (a walker crossing the view in 4 s "
+        "moves 0.25): between frames dt seconds apart a blob may move this times dt and stay the same blob.",
     )
-    max_missed_frames: int = Field(
-        default=5, ge=0, le=1_000, description="Frames a blob may vanish before it is dropped."
+    max_missed_s: float = Field(
+        default=1.5, ge=0.0, le=60.0, description="Seconds a blob may go unseen before it is dropped."
     )
     max_blobs: int = Field(default=32, ge=1, le=1_000, description="Only the largest blobs of a frame are tracked.")
     keep_minutes: int = Field(default=60, ge=1, le=10_080, description="Per-minute counts kept for reporting.")
+    max_match_distance: Ignored = _ignored("max_speed")
+    max_missed_frames: Ignored = _ignored("max_missed_s")
 
     @model_validator(mode="after")
     def _valid(self) -> Self:
@@ -161,7 +196,13 @@ class TamperSettings(ConfigModel):
     covered lens also looks blurred and unmatched, but is reported only as covered.
     """
 
-    learn_frames: int = Field(default=25, ge=1, le=10_000, description="Frames averaged into the first reference.")
+    learn_s: float = Field(
+        default=3.0,
+        ge=0.0,
+        le=3_600.0,
+        description="Seconds of frames averaged into the first reference (at least one frame); nothing is checked "
+        "meanwhile.",
+    )
     adapt_rate: float = Field(
         default=0.002, ge=0.0, le=0.5, description="Reference running-average alpha per normal frame (0 freezes it)."
     )
@@ -198,9 +239,10 @@ class TamperSettings(ConfigModel):
         default=2, ge=1, le=8, description="The shift is estimated on the processing frame reduced by this factor."
     )
     hold: Hold = Field(
-        default=Hold(raise_frames=10, raise_s=2.0, clear_frames=10, clear_s=2.0),
-        description="Tamper is raised after 10 frames/2 s and cleared after 10 frames/2 s.",
+        default=Hold(raise_s=2.0, clear_s=2.0),
+        description="Tamper is raised after 2 s and cleared after 2 s, at any frame rate.",
     )
+    learn_frames: Ignored = _ignored("learn_s")
 
 
 ClassLabel = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]

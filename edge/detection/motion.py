@@ -4,13 +4,20 @@ Each processing frame is compared with the background; pixels that differ by mor
 ``diff_threshold`` grey levels are foreground. Before comparing, the background is scaled by the
 scene's overall brightness change (the median, over a coarse grid, of frame / background), so a
 cloud, dusk or the camera's auto-exposure brightens or darkens both alike and is not motion, while
-a walker, who changes only a few grid cells, does not move the median. The background then takes
-``learning_rate`` of the new frame, so slow local changes (a moving shadow, a parked car) fade in.
+a walker, who changes only a few grid cells, does not move the median. The background then takes in
+the new frame with the weight ``1 - exp(-dt / background_s)``, ``dt`` being the time since the
+previous frame, so slow local changes (a moving shadow, a parked car) fade in over about
+``background_s`` whatever the frame rate. No frame counts for more than :data:`MAX_LEARNING_STEP_S`
+however long since the one before: a walker in one frame of a slow (2 frames/s) stream then weighs
+too little to leave a ghost behind, and the first frame after a gap (a reconnect) is compared with
+the background as it was, so whoever is in view then is seen at once rather than learned.
 
 The result is per-frame measurement only; deciding when motion starts and stops is the pipeline's.
 """
 
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -28,6 +35,8 @@ Gray = NDArray[np.uint8]
 _GAIN_GRID: Final = (16, 9)
 _MIN_GAIN: Final = 0.2
 _MAX_GAIN: Final = 5.0
+MAX_LEARNING_STEP_S: Final = 0.5
+"""The most time one frame teaches the background, however long since the previous frame."""
 
 
 def as_gray(image: cv2.typing.MatLike) -> Gray:
@@ -91,18 +100,36 @@ class MotionDetector:
         )
         self._background: NDArray[np.float32] | None = None
         self._background_cells: NDArray[np.float32] | None = None
+        self._last_ts = 0
 
     def reset(self) -> None:
         """Forget the background; the next frame becomes it."""
         self._background = None
         self._background_cells = None
 
-    def update(self, blurred: Gray) -> MotionReading:
-        """Measure ``blurred`` (the smoothed processing frame) against the background, then learn from it."""
+    def learn_background(self, frames: Sequence[Gray], ts: int) -> None:
+        """Make the per-pixel median of ``frames`` (smoothed processing frames, the first taken at ``ts``)
+        the background: what stays put through most of them, without whoever passed by."""
+        if not frames:
+            raise ValueError("the background is learned from one frame at least")
+        median = np.median(np.stack(frames), axis=0).astype(np.float32)
+        self._background = median
+        self._background_cells = np.asarray(
+            cv2.resize(median, _GAIN_GRID, interpolation=cv2.INTER_AREA), dtype=np.float32
+        )
+        self._last_ts = ts
+
+    def update(self, blurred: Gray, ts: int) -> MotionReading:
+        """Measure ``blurred`` (the smoothed processing frame at ``ts``, epoch ms) against the background,
+        then learn from it."""
         cells = np.asarray(cv2.resize(blurred, _GAIN_GRID, interpolation=cv2.INTER_AREA), dtype=np.float32)
         if self._background is None or self._background_cells is None:
             self._background = blurred.astype(np.float32)
             self._background_cells = cells.copy()
+            self._last_ts = ts
+        step_s = min(max(ts - self._last_ts, 0) / 1_000.0, MAX_LEARNING_STEP_S)
+        self._last_ts = ts
+        rate = 1.0 - math.exp(-step_s / self._settings.background_s)
         gain = _lighting_gain(cells, self._background_cells) if self._settings.compensate_lighting else 1.0
         expected = cv2.convertScaleAbs(self._background, alpha=gain)
         _, changed = cv2.threshold(
@@ -112,8 +139,8 @@ class MotionDetector:
             changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._kernel)
         foreground = as_gray(changed)
         # Area-averaging is linear, so the grid of the running average is the running average of the grids.
-        cv2.accumulateWeighted(blurred, self._background, self._settings.learning_rate)
-        cv2.accumulateWeighted(cells, self._background_cells, self._settings.learning_rate)
+        cv2.accumulateWeighted(blurred, self._background, rate)
+        cv2.accumulateWeighted(cells, self._background_cells, rate)
         zones = tuple(ZoneReading(zone.name, _changed(foreground, zone), zone.threshold) for zone in self._zones)
         return MotionReading(foreground, zones, gain)
 

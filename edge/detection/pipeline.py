@@ -5,26 +5,41 @@ gets it smoothed, the tamper detector gets it as is, and the line counter gets t
 With a classifier configured, each blob crossing the line is cropped from the full frame and
 labelled (:mod:`edge.detection.classifier`). Readings become :class:`~edge.adapters.base.Detected`
 observations only when a condition has held for its :class:`~protocol.detection.Hold` (motion
-start/stop per zone, tamper raised/cleared per reason); line crossings are events already. Every
-observation carries its evidence numbers, never pixels.
+start/stop per zone, tamper raised/cleared per reason), timed on the frames' timestamps so a hold
+lasts as long at 2 frames/s as at 10; line crossings are events already. Every observation carries
+its evidence numbers, never pixels.
+
+With a line, each minute in which frames were analysed ends in a report of its counts, zeros
+included: :class:`~edge.adapters.base.Measured` ``line_in`` and ``line_out`` (and, with a
+classifier, ``line_in_<label>`` / ``line_out_<label>`` for every label a crossing can get), stamped
+with the minute's start, in :attr:`FrameResult.measurements` of the first frame of a later minute.
+A dashboard sees zeros for an empty entrance and nothing at all for a counter that sees no frames.
 """
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import Literal
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Final, Literal
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.adapters.base import Detected
+from edge.adapters.base import Detected, Measured
 from edge.detection.classifier import BlobClassifier, ClassifierError, load_classifier
-from edge.detection.line_crossing import Box, Crossing, CrossingCounts, LineCrossingCounter, MinuteCount
+from edge.detection.line_crossing import (
+    MINUTE_MS,
+    Box,
+    Crossing,
+    CrossingCounts,
+    LineCrossingCounter,
+    MinuteCount,
+)
 from edge.detection.motion import Gray, MotionDetector, MotionReading, as_gray
 from edge.detection.tamper import TamperDetector, TamperReading, TamperReason
 from edge.errors import EdgeConfigError
-from protocol.detection import UNKNOWN_LABEL, DetectionSettings, Hold, ProcessingSettings
+from protocol.detection import OTHER_LABEL, UNKNOWN_LABEL, DetectionSettings, Hold, ProcessingSettings
 from protocol.messages import EventKind
 
 logger = logging.getLogger(__name__)
@@ -35,16 +50,28 @@ Transition = Literal["raised", "cleared"]
 EvidenceValue = float | int | bool | str
 
 _EVIDENCE_DECIMALS = 4
+WARM_UP_S: Final = 2.0
+"""Seconds of frames the motion background is first learned from (and again after :meth:`FramePipeline.relearn`).
+
+Each pixel's background is its median over those frames, so a walker in view, who covers a pixel
+for a fraction of a second, is not part of it; those frames are then analysed against it, in order,
+so whoever was in view at the very first frame is followed from that frame and counted if they cross.
+The warm-up delays what those frames show by two seconds; it loses nothing.
+"""
+_WARM_UP_MAX_FRAMES: Final = 64
 
 
 class Debouncer:
-    """Turns a per-frame condition into a steady state: raised once it has held, cleared once gone."""
+    """Turns a per-frame condition into a steady state: raised once it has held, cleared once gone.
+
+    A change completes when every frame from the first showing it to the current one (``ts``
+    apart by at least the hold's seconds) showed it: the same time at any frame rate.
+    """
 
     def __init__(self, hold: Hold) -> None:
         self._hold = hold
         self._active = False
-        self._streak = 0
-        self._streak_start = 0
+        self._streak_start: int | None = None
 
     @property
     def active(self) -> bool:
@@ -53,20 +80,15 @@ class Debouncer:
     def update(self, condition: bool, ts: int) -> Transition | None:
         """Feed the condition seen at ``ts`` (epoch ms); return the state change it completes, if any."""
         if condition == self._active:
-            self._streak = 0
+            self._streak_start = None
             return None
-        if self._streak == 0:
+        if self._streak_start is None:
             self._streak_start = ts
-        self._streak += 1
-        frames, seconds = (
-            (self._hold.raise_frames, self._hold.raise_s)
-            if condition
-            else (self._hold.clear_frames, self._hold.clear_s)
-        )
-        if self._streak < frames or ts - self._streak_start < seconds * 1_000:
+        seconds = self._hold.raise_s if condition else self._hold.clear_s
+        if ts - self._streak_start < seconds * 1_000:
             return None
         self._active = condition
-        self._streak = 0
+        self._streak_start = None
         return "raised" if condition else "cleared"
 
 
@@ -93,10 +115,21 @@ def prepare(frame: Frame, settings: ProcessingSettings) -> PreparedFrame:
 
 @dataclass(frozen=True, slots=True)
 class FrameResult:
-    """What one frame produced: new observations, and the line counts after it (if a line is set)."""
+    """What one frame produced: new observations, the line counts after it (if a line is set), and the
+    count reports of the minutes it ended (see the module doc), to be sent as telemetry."""
 
     detections: list[Detected]
     counts: CrossingCounts | None
+    measurements: list[Measured] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A frame held during the warm-up: what motion needs, what a classifier needs, and when it was taken."""
+
+    blurred: Gray
+    frame: Frame | None
+    ts: int
 
 
 @dataclass(slots=True)
@@ -127,6 +160,9 @@ class FramePipeline:
         self._tamper_states = {reason: Debouncer(tamper_hold) for reason in TamperReason}
         self._classifier = self._load_classifier()
         self._classifier_failures = 0
+        self._report_labels = _reported_labels(self._classifier)
+        self._labelled: dict[int, Counter[str]] = {}  # minute start -> crossings per metric, by label
+        self._held: list[_Held] | None = []  # frames of the warm-up; None once the background is learned
 
     @property
     def settings(self) -> DetectionSettings:
@@ -138,16 +174,46 @@ class FramePipeline:
         return self._classifier_failures
 
     def process(self, frame: Frame, ts: int) -> FrameResult:
-        """Analyse ``frame``, captured at ``ts`` (epoch ms); frames must come in capture order."""
+        """Analyse ``frame``, captured at ``ts`` (epoch ms); frames must come in capture order.
+
+        During the warm-up (see :data:`WARM_UP_S`) the frame is held and only the tamper checks see it;
+        the frame that ends the warm-up returns what every held frame produced, each at its own ``ts``.
+        """
         prepared = prepare(frame, self._settings.processing)
-        motion = self._motion.update(prepared.blurred)
-        tamper = self._tamper.update(prepared.gray)
-        detections = [
-            *self._motion_events(motion, ts),
-            *self._crossing_events(motion.foreground, frame, ts),
-            *self._tamper_events(tamper, ts),
-        ]
-        return FrameResult(detections, self._line.counts() if self._line is not None else None)
+        tamper = self._tamper.update(prepared.gray, ts)
+        detections: list[Detected] = []
+        if self._held is None:
+            detections += self._analyse(prepared.blurred, frame, ts)
+        else:
+            self._held.append(_Held(prepared.blurred, self._for_classifier(frame), ts))
+            if ts - self._held[0].ts >= WARM_UP_S * 1_000 or len(self._held) >= _WARM_UP_MAX_FRAMES:
+                held, self._held = self._held, None
+                self._motion.learn_background([kept.blurred for kept in held], held[0].ts)
+                for kept in held:
+                    detections += self._analyse(kept.blurred, kept.frame, kept.ts)
+        detections += self._tamper_events(tamper, ts)
+        if self._line is None:
+            return FrameResult(detections, None)
+        return FrameResult(detections, self._line.counts(), self._count_reports(self._line))
+
+    @property
+    def warming_up(self) -> bool:
+        """Whether frames are being held to learn the motion background from (see :data:`WARM_UP_S`)."""
+        return self._held is not None
+
+    def _analyse(self, blurred: Gray, frame: Frame | None, ts: int) -> list[Detected]:
+        """Motion and line crossing on one frame, against the background; ``frame`` is for the classifier."""
+        motion = self._motion.update(blurred, ts)
+        return [*self._motion_events(motion, ts), *self._crossing_events(motion.foreground, frame, ts)]
+
+    def _for_classifier(self, frame: Frame) -> Frame | None:
+        """What of a held frame to keep for labelling its crossings later: the frame at processing size."""
+        if self._classifier is None:
+            return None
+        size = (self._settings.processing.width, self._settings.processing.height)
+        if (frame.shape[1], frame.shape[0]) == size:
+            return frame.copy()
+        return np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
     def crossing_minutes(self) -> tuple[MinuteCount, ...]:
         """Per-minute line counts, oldest first (empty without a line)."""
@@ -159,7 +225,7 @@ class FramePipeline:
         For a camera deliberately re-aimed. Raised tamper conditions clear through their hold as usual.
         """
         logger.info("camera %s: relearning its reference view", self._device_id)
-        self._motion.reset()
+        self._held = []
         self._tamper.relearn()
 
     # --- observations ----------------------------------------------------------------------------
@@ -188,7 +254,7 @@ class FramePipeline:
             detections.append(self._detected(ts, EventKind.MOTION, evidence))
         return detections
 
-    def _crossing_events(self, foreground: Gray, frame: Frame, ts: int) -> list[Detected]:
+    def _crossing_events(self, foreground: Gray, frame: Frame | None, ts: int) -> list[Detected]:
         line = self._line
         if line is None:
             return []
@@ -204,10 +270,29 @@ class FramePipeline:
                 "total_in": counts.total_in,
                 "total_out": counts.total_out,
             }
-            if self._classifier is not None:
+            if self._classifier is not None and frame is not None:
                 evidence |= self._label(self._classifier, frame, crossing)
+                minute = crossing.ts - crossing.ts % MINUTE_MS
+                self._labelled.setdefault(minute, Counter())[f"line_{crossing.direction}_{evidence['label']}"] += 1
             detections.append(self._detected(crossing.ts, EventKind.LINE_CROSSING, evidence))
         return detections
+
+    def _count_reports(self, line: LineCrossingCounter) -> list[Measured]:
+        """The reports of the minutes the last frame ended: every count, zeros included."""
+        reports: list[Measured] = []
+        for minute in line.take_finished():
+            labelled = self._labelled.pop(minute.start_ms, Counter())
+            values = {"line_in": minute.count_in, "line_out": minute.count_out}
+            for label in self._report_labels:
+                for direction in ("in", "out"):
+                    metric = f"line_{direction}_{label}"
+                    values[metric] = labelled[metric]
+            reports += [
+                Measured(self._device_id, metric, float(value), minute.start_ms) for metric, value in values.items()
+            ]
+        for stale in [start for start in self._labelled if start < line.counts().minute.start_ms]:
+            del self._labelled[stale]  # minutes without a report (none: a crossing's minute had a frame)
+        return reports
 
     def _label(self, classifier: BlobClassifier, frame: Frame, crossing: Crossing) -> dict[str, EvidenceValue]:
         """The crossing blob's label and its score; unknown (and logged) if the model fails on it."""
@@ -252,6 +337,16 @@ class FramePipeline:
 
     def _detected(self, ts: int, kind: EventKind, evidence: dict[str, EvidenceValue]) -> Detected:
         return Detected(self._device_id, ts, kind.value, _clean(evidence))
+
+
+def _reported_labels(classifier: BlobClassifier | None) -> tuple[str, ...]:
+    """Every label a crossing can be reported under, in a stable order (none without a classifier)."""
+    if classifier is None:
+        return ()
+    settings = classifier.settings
+    counted = settings.count_labels if settings.count_labels is not None else settings.labels
+    others = (OTHER_LABEL,) if set(counted) != set(settings.labels) else ()
+    return (*counted, *others, UNKNOWN_LABEL)
 
 
 def _scaled(box: Box, scale_x: float, scale_y: float) -> Box:

@@ -1,7 +1,7 @@
 """Camera tamper: is the lens covered, the image defocused, or the camera pointed elsewhere?
 
-Three measurements per frame, each compared with a reference learned over the first
-``learn_frames`` frames:
+Three measurements per frame, each compared with a reference learned over the frames of the first
+``learn_s`` seconds (at least one frame):
 
 * contrast, the grey-level standard deviation: covering or spraying the lens makes the image
   near-uniform, whatever its brightness (a hand is dark, white paint or a torch is bright). A
@@ -96,22 +96,26 @@ class TamperDetector:
         self._thumb_size = (max(width // settings.shift_downscale, 8), max(height // settings.shift_downscale, 8))
         self._window = np.asarray(cv2.createHanningWindow(self._thumb_size, cv2.CV_32F), dtype=np.float32)
         self._learned = 0
+        self._learning = True
+        self._learn_from_ts = 0
         self._reference: _Reference | None = None
 
     @property
     def learning(self) -> bool:
-        return self._learned < self._settings.learn_frames
+        return self._learning
 
     def relearn(self) -> None:
         """Forget the reference, e.g. after the camera was deliberately re-aimed; learning starts again."""
         self._learned = 0
+        self._learning = True
         self._reference = None
 
-    def update(self, gray: Gray) -> TamperReading:
-        """Check ``gray`` (the unsmoothed processing frame) against the reference, then learn from it."""
+    def update(self, gray: Gray, ts: int) -> TamperReading:
+        """Check ``gray`` (the unsmoothed processing frame at ``ts``, epoch ms) against the reference, then
+        learn from it."""
         measured = self._measure(gray)
-        if self._reference is None or self.learning:
-            reference = self._learn(measured)
+        if self._reference is None or self._learning:
+            reference = self._learn(measured, ts)
             return TamperReading(True, (), _measurements(measured, reference, 1.0, (0.0, 0.0), 0.0))
         reference = self._reference
         (dx, dy), response = self._phase_correlate(reference.image, measured.thumbnail)
@@ -140,15 +144,17 @@ class TamperDetector:
         )
         return (float(dx), float(dy)), float(response)
 
-    def _learn(self, measured: _Measured) -> _Reference:
+    def _learn(self, measured: _Measured, ts: int) -> _Reference:
         """Fold ``measured`` into the reference as a plain average of the learning frames."""
         self._learned += 1
         if self._reference is None:
             self._reference = _Reference(measured.contrast, measured.sharpness.copy(), measured.thumbnail.copy())
+            self._learn_from_ts = ts
         else:
             weight = 1.0 / self._learned
             self._blend(measured, self._reference, weight)
-        if not self.learning:
+        if ts - self._learn_from_ts >= self._settings.learn_s * 1_000.0:
+            self._learning = False
             logger.info(
                 "tamper reference learned over %d frames: contrast %.1f", self._learned, self._reference.contrast
             )

@@ -83,6 +83,38 @@ def test_without_a_classifier_crossings_carry_no_label() -> None:
     assert all("label" not in event.evidence and "label_score" not in event.evidence for event in found)
 
 
+def test_a_crossing_during_the_warm_up_is_labelled_and_stamped_when_it_happened(model: Path) -> None:
+    early = crossing("left_to_right", first_frame=0, lane_y=180, frames=16, half_size=(14, 40))  # crosses at 0.8 s
+    found = crossings(FramePipeline(DEVICE, with_classifier(model)), 40, [early])
+    assert [(event.evidence["direction"], event.evidence["label"]) for event in found] == [("in", "person")]
+    assert timestamp(0) < found[0].ts < timestamp(16)  # held while the background was learned, then analysed
+
+
+def test_each_minute_reports_its_counts_by_label_every_label_included(model: Path) -> None:
+    pipeline = FramePipeline(DEVICE, with_classifier(model, count_labels=["person"]))
+    camera = Camera()
+    reported = [
+        measured
+        for index in range(110)
+        for measured in pipeline.process(camera.frame(index, movers=[PERSON, VEHICLE]), timestamp(index)).measurements
+    ]
+    minute = timestamp(0) - timestamp(0) % 60_000
+    assert timestamp(109) < minute + 60_000
+    assert reported == []  # the minute is not over yet
+    reported = pipeline.process(camera.frame(110), minute + 60_000).measurements
+    assert {measured.ts for measured in reported} == {minute}
+    assert {measured.metric: measured.value for measured in reported} == {
+        "line_in": 1.0,
+        "line_out": 1.0,
+        "line_in_person": 1.0,
+        "line_out_person": 0.0,
+        "line_in_other": 0.0,
+        "line_out_other": 1.0,  # the vehicle: not among count_labels
+        "line_in_unknown": 0.0,
+        "line_out_unknown": 0.0,
+    }
+
+
 def test_a_crossing_is_counted_even_when_the_model_fails_on_it(tmp_path: Path) -> None:
     pipeline = FramePipeline(DEVICE, with_classifier(failing_model(tmp_path / "failing.onnx", SIZE)))
     found = crossings(pipeline, 60, [PERSON])

@@ -1,9 +1,11 @@
 """Detector settings: documented defaults, and refusal of anything malformed or unknown."""
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
-from protocol.detection import FULL_FRAME, DetectionSettings, Hold, LineSettings, MotionSettings, Zone
+from protocol.detection import FULL_FRAME, DetectionSettings, Hold, LineSettings, MotionSettings, TamperSettings, Zone
 
 
 def test_defaults_process_at_320x180_with_one_full_frame_zone_and_no_line() -> None:
@@ -12,7 +14,7 @@ def test_defaults_process_at_320x180_with_one_full_frame_zone_and_no_line() -> N
     assert [zone.name for zone in settings.motion.zones] == ["scene"]
     assert settings.motion.zones[0].polygon == FULL_FRAME
     assert settings.line is None
-    assert settings.tamper.hold.raise_frames > 1
+    assert (settings.tamper.hold.raise_s, settings.tamper.hold.clear_s) == (2.0, 2.0)
 
 
 def test_settings_load_from_plain_data_such_as_toml() -> None:
@@ -36,7 +38,11 @@ def test_settings_load_from_plain_data_such_as_toml() -> None:
         {"motion": {"open_kernel": 2}},
         {"motion": {"zones": []}},
         {"tamper": {"defocus_ratio": 1.5}},
-        {"tamper": {"hold": {"raise_frames": 0}}},
+        {"tamper": {"hold": {"raise_s": -1.0}}},
+        {"tamper": {"learn_s": -1.0}},
+        {"line": {"max_speed": 0.0}},
+        {"line": {"max_missed_s": -0.5}},
+        {"motion": {"background_s": 0.0}},
     ],
 )
 def test_unknown_or_out_of_range_settings_are_refused(data: dict[str, object]) -> None:
@@ -68,8 +74,24 @@ def test_line_needs_length_and_an_inside_point_off_the_line() -> None:
         LineSettings(min_blob_area=0.5, max_blob_area=0.1)
 
 
-def test_hold_defaults_report_after_three_frames_and_clear_after_ten_and_a_second() -> None:
-    assert Hold() == Hold(raise_frames=3, raise_s=0.0, clear_frames=10, clear_s=1.0)
+def test_hold_defaults_report_after_three_tenths_of_a_second_and_clear_after_one() -> None:
+    assert Hold() == Hold(raise_s=0.3, clear_s=1.0)
+
+
+def test_settings_once_counted_in_frames_are_accepted_from_old_configs_and_ignored() -> None:
+    old = {
+        "motion": {"learning_rate": 0.05, "hold": {"raise_frames": 3, "raise_s": 0.5, "clear_frames": 10}},
+        "line": {"max_match_distance": 0.2, "max_missed_frames": 4},
+        "tamper": {"learn_frames": 25, "hold": {"raise_frames": 10, "raise_s": 2.0, "clear_frames": 10}},
+    }
+    settings = DetectionSettings.model_validate(old)
+    assert settings.motion.hold == Hold(raise_s=0.5)
+    assert settings.motion.background_s == MotionSettings().background_s
+    assert settings.line == LineSettings()
+    assert settings.tamper.learn_s == TamperSettings().learn_s
+    assert settings.tamper.hold == Hold(raise_s=2.0, clear_s=1.0)
+    assert DetectionSettings.model_validate_json(json.dumps(old), strict=True) == settings
+    assert "frames" not in settings.model_dump_json()
 
 
 CLASSIFIER: dict[str, object] = {"model": "/var/lib/outpost/models/blobs.onnx", "labels": ["person", "vehicle"]}

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from edge.detection.motion import MotionDetector, MotionReading
 from edge.detection.pipeline import prepare
 from protocol.detection import FULL_FRAME, MotionSettings, ProcessingSettings, Zone
-from simulators.scenes import NORMAL, Camera, Mover, View, brightening, crossing, linear_path
+from simulators.scenes import NORMAL, Camera, Mover, View, brightening, crossing, linear_path, timestamp
 
 PROCESSING = ProcessingSettings()
 LEFT = Zone(name="left", polygon=((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)))
@@ -20,7 +20,7 @@ def readings(
 ) -> list[MotionReading]:
     detector = MotionDetector(settings or MotionSettings(), PROCESSING.width, PROCESSING.height)
     return [
-        detector.update(prepare(camera.frame(index, view, movers), PROCESSING).blurred)
+        detector.update(prepare(camera.frame(index, view, movers), PROCESSING).blurred, timestamp(index))
         for index, view in enumerate(views)
     ]
 

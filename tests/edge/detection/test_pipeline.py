@@ -50,18 +50,31 @@ def detections(results: Sequence[FrameResult], kind: EventKind | None = None) ->
 # --- debouncing ----------------------------------------------------------------------------------
 
 
-def test_a_condition_is_raised_only_after_its_frames_and_its_seconds() -> None:
-    debouncer = Debouncer(Hold(raise_frames=3, raise_s=1.0, clear_frames=2, clear_s=0.0))
+def test_a_condition_is_raised_once_it_has_lasted_its_seconds_and_cleared_likewise() -> None:
+    debouncer = Debouncer(Hold(raise_s=1.0, clear_s=0.5))
     changes = [debouncer.update(True, ts) for ts in range(0, 1_100, 100)]
-    assert changes == [None] * 10 + ["raised"]  # 3 frames were reached long before the second was
+    assert changes == [None] * 10 + ["raised"]
     assert debouncer.active
-    assert [debouncer.update(False, ts) for ts in (1_200, 1_300)] == [None, "cleared"]
+    assert [debouncer.update(False, ts) for ts in (1_200, 1_300, 1_700)] == [None, None, "cleared"]
+
+
+@pytest.mark.parametrize("period_ms", [100, 200, 500])  # 10, 5 and 2 frames/s
+def test_a_hold_lasts_as_long_at_any_frame_rate(period_ms: int) -> None:
+    debouncer = Debouncer(Hold(raise_s=2.0, clear_s=2.0))
+    raised = [ts for ts in range(0, 5_000, period_ms) if debouncer.update(True, ts) == "raised"]
+    cleared = [ts for ts in range(5_000, 10_000, period_ms) if debouncer.update(False, ts) == "cleared"]
+    assert (raised, cleared) == ([2_000], [7_000])
+
+
+def test_a_hold_of_zero_acts_on_the_first_frame() -> None:
+    debouncer = Debouncer(Hold(raise_s=0.0, clear_s=0.0))
+    assert [debouncer.update(flag, ts) for ts, flag in enumerate([True, True, False])] == ["raised", None, "cleared"]
 
 
 def test_a_flicker_shorter_than_the_hold_is_ignored_and_resets_the_count() -> None:
-    debouncer = Debouncer(Hold(raise_frames=3, raise_s=0.0))
+    debouncer = Debouncer(Hold(raise_s=0.2))
     pattern = [True, True, False, True, True, False, True]
-    assert [debouncer.update(flag, index) for index, flag in enumerate(pattern)] == [None] * 7
+    assert [debouncer.update(flag, index * 100) for index, flag in enumerate(pattern)] == [None] * 7
     assert not debouncer.active
 
 
@@ -137,6 +150,20 @@ def test_crossings_are_counted_exactly_in_each_direction() -> None:
     assert all(event.evidence["line"] == "line" for event in found)
     assert sum(minute.count_in for minute in pipeline.crossing_minutes()) == 5
     assert sum(minute.count_out for minute in pipeline.crossing_minutes()) == 4
+
+
+def test_the_warm_up_holds_the_first_two_seconds_then_analyses_them_losing_nothing() -> None:
+    pipeline = FramePipeline(DEVICE, WITH_LINE)
+    walker = crossing("left_to_right", first_frame=0, lane_y=180, frames=16)  # gone by frame 16 (1.6 s)
+    results = play(pipeline, [NORMAL] * 40, [walker])
+    assert all(result.detections == [] for result in results[:20])  # held while the background is learned
+    assert not pipeline.warming_up
+    held = results[20].detections  # the frame 2 s after the first ends the warm-up
+    crossings = [event for event in held if event.kind == EventKind.LINE_CROSSING]
+    assert [event.evidence["direction"] for event in crossings] == ["in"]
+    assert timestamp(0) < crossings[0].ts < timestamp(16)
+    assert [event.evidence["state"] for event in detections(results[20:], EventKind.MOTION)] == ["start", "stop"]
+    assert next(event for event in held if event.kind == EventKind.MOTION).ts < timestamp(16)  # when it happened
 
 
 def test_without_a_line_there_are_no_counts() -> None:

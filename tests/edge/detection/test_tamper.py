@@ -8,6 +8,7 @@ from protocol.detection import ProcessingSettings, TamperSettings
 from simulators.scenes import (
     BLURRED,
     COVERED,
+    FRAME_MS,
     NORMAL,
     SHIFTED,
     Camera,
@@ -15,10 +16,12 @@ from simulators.scenes import (
     View,
     brightening,
     linear_path,
+    timestamp,
 )
 
 PROCESSING = ProcessingSettings()
-LEARN = TamperSettings().learn_frames
+LEARN = round(TamperSettings().learn_s * 1_000 / FRAME_MS) + 1
+"""Frames learned at 10 frames/s: those of the first ``learn_s`` seconds, both ends included."""
 
 
 def detector(settings: TamperSettings | None = None) -> TamperDetector:
@@ -29,7 +32,7 @@ def feed(
     tamper: TamperDetector, camera: Camera, views: Sequence[View], movers: Sequence[Mover] = (), start: int = 0
 ) -> list[TamperReading]:
     return [
-        tamper.update(prepare(camera.frame(start + offset, view, movers), PROCESSING).gray)
+        tamper.update(prepare(camera.frame(start + offset, view, movers), PROCESSING).gray, timestamp(start + offset))
         for offset, view in enumerate(views)
     ]
 
@@ -105,6 +108,17 @@ def test_tampered_frames_are_never_learned_as_normal() -> None:
     after = feed(tamper, camera, [NORMAL] * 3, start=240)
     assert reasons(during) == {TamperReason.MOVED}
     assert reasons(after) == {None}
+
+
+def test_the_reference_is_learned_over_seconds_whatever_the_frame_rate() -> None:
+    camera = Camera()
+    for every in (1, 5):  # 10 and 2 frames/s
+        tamper = detector()
+        learning = [
+            tamper.update(prepare(camera.frame(index), PROCESSING).gray, timestamp(index)).learning
+            for index in range(0, 60, every)
+        ]
+        assert learning.count(True) == (LEARN - 1) // every + 1  # the frames of the first 3 s, both ends included
 
 
 def test_relearning_accepts_a_new_view() -> None:
