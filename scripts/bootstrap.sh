@@ -94,7 +94,7 @@ ensure_firmware_tools() {
 }
 
 ensure_camera_test_tools() {
-    # A real RTSP server for the camera tests (tests/rtsp_server.py): GStreamer's gst-rtsp-server, run
+    # A real RTSP server for the camera tests and benchmarks (simulators/infra/rtsp.py): GStreamer's gst-rtsp-server, run
     # under Debian's python3 with its GObject bindings (the venv cannot import them), and the H.264
     # encoder (x264enc, through gst-launch-1.0) that writes the tests' clips (tests/video_clips.py).
     # h264parse is in plugins-bad, x264enc in plugins-ugly; nothing is decoded or re-encoded on serving.

@@ -24,7 +24,8 @@ from edge.adapters.ffmpeg_log import (
     scrub,
 )
 from simulators.infra.ports import free_port
-from tests.rtsp_server import Credentials, RtspServerFactory, require_rtsp_server
+from simulators.infra.rtsp import Credentials
+from tests.rtsp_server import RtspServerFactory, require_rtsp_server
 from tests.video_clips import Clip, entrance_clip
 
 REPO = Path(__file__).resolve().parents[2]

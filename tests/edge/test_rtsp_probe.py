@@ -26,7 +26,8 @@ from edge.adapters.rtsp_probe import (
     video_codecs,
 )
 from simulators.infra.ports import free_port
-from tests.rtsp_server import Credentials, RtspServerFactory, require_rtsp_server
+from simulators.infra.rtsp import Credentials
+from tests.rtsp_server import RtspServerFactory, require_rtsp_server
 from tests.video_clips import Clip, entrance_clip
 
 TIMEOUT_S = 3.0

@@ -9,15 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from simulators.infra.rtsp import TCP_CAPTURE_OPTIONS, Credentials, Mount, describe
 from simulators.scenes import HEIGHT, WIDTH, Frame
-from tests.rtsp_server import (
-    TCP_CAPTURE_OPTIONS,
-    Credentials,
-    Mount,
-    RtspServerFactory,
-    describe,
-    require_rtsp_server,
-)
+from tests.rtsp_server import RtspServerFactory, require_rtsp_server
 from tests.video_clips import Clip, EntranceScene, entrance_scene
 
 FPS = 25  # FFmpeg reads ~20 frames while it opens a stream: it takes 1.1 s at 25 fps (2.8 s at 10 fps)
