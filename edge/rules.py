@@ -1,8 +1,9 @@
 """Local rules: what the gateway makes of each observation, without needing the uplink.
 
 - A panic press: a critical alert (sent first), a button event, and every siren sounds at once.
-- A door change, PIR or camera motion, a line crossing: an event (crossings also count as
-  ``line_in``/``line_out`` telemetry, and as ``line_in_{label}`` too when a classifier labels them).
+- A door change, PIR or camera motion, a line crossing: an event. A camera's crossings are also counted by
+  its pipeline, which reports ``line_in``/``line_out`` (and ``line_in_{label}`` with a classifier) per
+  minute as measurements, zeros included, so an empty entrance is told from a broken counter.
 - A door with a policy: opened without an authorising access request in the window before it is
   "door forced" (critical, and the sirens sound); open longer than ``held_open_s`` is "door held
   open" (major).
@@ -172,12 +173,6 @@ class LocalRules:
         if kind is EventKind.CAMERA_TAMPER and evidence.get("state") == "raised":
             self._alert(detected.device_id, detected.ts, AlertKind.CAMERA_TAMPER, Severity.MAJOR, evidence,
                         f"camera {detected.device_id} tampered: {evidence.get('reason', 'unknown')}")  # fmt: skip
-        if kind is EventKind.LINE_CROSSING:
-            direction = "line_in" if evidence.get("direction") == "in" else "line_out"
-            self._measure(Measured(detected.device_id, direction, 1.0, detected.ts))
-            label = evidence.get("label")  # a configured classifier's person/vehicle/unknown/other
-            if isinstance(label, str):
-                self._measure(Measured(detected.device_id, f"{direction}_{label}", 1.0, detected.ts))
         self._event(detected.device_id, detected.ts, kind, evidence)
 
     def _on_status(self, status: DeviceStatus) -> None:

@@ -106,13 +106,16 @@ def _build_camera(
     if spec.kind is not DeviceKind.CHECKPOINT_CAMERA:
         raise EdgeConfigError(f"device {spec.id}: the camera driver reads cameras, not a {spec.kind}")
     from edge.adapters.camera import CameraAdapter, open_capture  # noqa: PLC0415 - see module doc
+    from edge.detection.rates import check_counting_rate  # noqa: PLC0415 - see module doc
 
-    return CameraAdapter(
+    adapter = CameraAdapter(
         spec,
         clock,
         frame_sink=frame_sink or detection_sink(spec, snapshots),
         opener=capture_opener or open_capture,
     )
+    check_counting_rate(spec.id, adapter.params.fps, spec.detection)
+    return adapter
 
 
 def _build_node(spec: DeviceSpec, clock: Callable[[], int], node_bus: "NodeBus | None") -> DeviceAdapter:
@@ -136,11 +139,11 @@ def detection_sink(spec: DeviceSpec, snapshots: "SnapshotStore | None" = None) -
     pipeline = FramePipeline(spec.id, spec.detection)
 
     def sink(frame: "Frame", ts: int) -> list[Observation]:
-        detections = pipeline.process(frame, ts).detections
+        result = pipeline.process(frame, ts)
+        detections = result.detections
         if snapshots is not None and detections:
             snapshots.keep(spec.id, frame, ts, reason=detections[0].kind)
-        found: list[Observation] = [*detections]
-        return found
+        return [*detections, *result.measurements]  # the crossings' per-minute counts, zeros included
 
     return sink
 

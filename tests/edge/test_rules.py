@@ -193,21 +193,16 @@ def test_a_raised_camera_tamper_detection_becomes_an_alert_with_its_evidence(rul
     assert event.kind is EventKind.CAMERA_TAMPER
 
 
-def test_a_line_crossing_is_an_event_and_a_count(rules: LocalRules, outbox: Outbox) -> None:
+def test_a_line_crossing_is_an_event_and_counted_only_by_the_pipelines_minute_reports(
+    rules: LocalRules, outbox: Outbox
+) -> None:
     rules.handle(Detected("camera-1", PRESSED_MS, "line_crossing", {"direction": "in", "line": "gate"}))
     rules.handle(Detected("camera-1", PRESSED_MS + 1, "line_crossing", {"direction": "out", "line": "gate"}))
+    rules.handle(Measured("camera-1", "line_in", 1.0, PRESSED_MS - PRESSED_MS % 60_000))  # the minute's report
 
-    assert [m.metric for m in outbox.measured] == ["line_in", "line_out"]
-    assert all(m.value == 1.0 for m in outbox.measured)
+    assert [(m.metric, m.value) for m in outbox.measured] == [("line_in", 1.0)], "each crossing counted once"
     assert [e.kind for e in outbox.sent if isinstance(e, DeviceEvent)] == [EventKind.LINE_CROSSING] * 2
     assert not [m for m in outbox.sent if isinstance(m, Alert)]
-
-
-def test_a_classified_crossing_is_also_counted_under_its_label(rules: LocalRules, outbox: Outbox) -> None:
-    evidence: dict[str, float | int | bool | str] = {"direction": "out", "label": "vehicle", "label_score": 0.93}
-    rules.handle(Detected("camera-1", PRESSED_MS, "line_crossing", evidence))
-
-    assert [m.metric for m in outbox.measured] == ["line_out", "line_out_vehicle"]
 
 
 def test_an_unknown_detection_kind_is_ignored(rules: LocalRules, outbox: Outbox) -> None:
