@@ -25,8 +25,8 @@ from edge.adapters.ffmpeg_log import (
 )
 from simulators.infra.ports import free_port
 from simulators.infra.rtsp import Credentials
+from simulators.video_clips import Clip, entrance_clip
 from tests.rtsp_server import RtspServerFactory, require_rtsp_server
-from tests.video_clips import Clip, entrance_clip
 
 REPO = Path(__file__).resolve().parents[2]
 CHILD_TIMEOUT_S = 60.0

@@ -27,8 +27,8 @@ from edge.adapters.rtsp_probe import (
 )
 from simulators.infra.ports import free_port
 from simulators.infra.rtsp import Credentials
+from simulators.video_clips import Clip, entrance_clip
 from tests.rtsp_server import RtspServerFactory, require_rtsp_server
-from tests.video_clips import Clip, entrance_clip
 
 TIMEOUT_S = 3.0
 USER = "viewer"

@@ -11,8 +11,8 @@ import pytest
 
 from simulators.infra.rtsp import TCP_CAPTURE_OPTIONS, Credentials, Mount, describe
 from simulators.scenes import HEIGHT, WIDTH, Frame
+from simulators.video_clips import Clip, EntranceScene, entrance_scene
 from tests.rtsp_server import RtspServerFactory, require_rtsp_server
-from tests.video_clips import Clip, EntranceScene, entrance_scene
 
 FPS = 25  # FFmpeg reads ~20 frames while it opens a stream: it takes 1.1 s at 25 fps (2.8 s at 10 fps)
 OPEN_TIMEOUT_MS = 10_000

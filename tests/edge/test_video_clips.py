@@ -11,8 +11,8 @@ from edge.detection.pipeline import FramePipeline
 from protocol.detection import DetectionSettings
 from protocol.messages import EventKind
 from simulators.scenes import HEIGHT, START_MS, WIDTH
+from simulators.video_clips import Orientation, alternating, entrance_clip
 from tests.rtsp_server import require_rtsp_server
-from tests.video_clips import Orientation, alternating, entrance_clip
 
 
 @pytest.mark.parametrize(

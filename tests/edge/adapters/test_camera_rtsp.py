@@ -14,9 +14,9 @@ from edge.adapters.camera import CameraAdapter
 from edge.adapters.camera_source import Frame
 from protocol.clock import utc_now_ms
 from simulators.infra.rtsp import Credentials, Mount
+from simulators.video_clips import Clip, entrance_clip
 from tests.edge.adapters.test_camera import camera_spec
 from tests.rtsp_server import RtspServerFactory, require_rtsp_server
-from tests.video_clips import Clip, entrance_clip
 
 READ_TIMEOUT_S = 2.0
 LIVENESS_S = 30.0

@@ -5,7 +5,7 @@ Exact counts, in order, across both line orientations; a 5 s cover raised and cl
 count reports every minute, zeros included; the first crossing counted when a walker is already in
 view as the frames start (a fresh start, or a stream coming back); too low a rate refused.
 
-Frames are rendered in memory (:func:`tests.video_clips.entrance_scene`), only those analysed; each
+Frames are rendered in memory (:func:`simulators.video_clips.entrance_scene`), only those analysed; each
 carries its capture time, ``index / fps`` after the scene's start, as the adapter stamps it.
 """
 
@@ -23,7 +23,7 @@ from edge.errors import EdgeConfigError
 from protocol.detection import DetectionSettings, LineSettings
 from protocol.messages import EventKind
 from simulators.scenes import HEIGHT, NORMAL, START_MS, WIDTH, Frame
-from tests.video_clips import EntranceScene, Orientation, alternating, entrance_scene
+from simulators.video_clips import EntranceScene, Orientation, alternating, entrance_scene
 
 RATES = (2, 5, 10)
 STREAMS = (10, 25)

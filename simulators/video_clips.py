@@ -23,9 +23,10 @@ uses) and, for a horizontal line, across the middle with "in" = top to bottom::
     ...
     assert (counts.total_in, counts.total_out) == (clip.count_in, clip.count_out)
 
-Mind the detector's matching distance: a walker must move less than ``max_match_distance`` (10% of
-the width: 64 px here) between the frames the camera adapter hands on. At the default 160 px/s the
-adapter's ``fps`` must be at least 3 (the clip's own fps is not the limit; the adapter's ``fps`` is).
+The detector's tracker scales how far a walker may move with the time between analysed frames
+(``LineSettings.max_speed``), so these clips count exactly at 2, 5 and 10 analysed frames a second
+(``tests/edge/detection/test_field_rates.py``); below 1.5 a counting camera is refused
+(:mod:`edge.detection.rates`).
 """
 
 import math
@@ -296,7 +297,7 @@ def encode_h264(
     count = 0
     try:
         with tempfile.TemporaryFile() as messages:
-            with subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=messages) as encoder:
+            with subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=messages) as encoder:  # noqa: S603 - gst-launch, our argv
                 assert encoder.stdin is not None
                 try:
                     for frame in frames:
