@@ -9,7 +9,7 @@ The server listens on 127.0.0.1 on a port the kernel chooses at the first start,
 :meth:`~RtspServer.restart`. It is ready when it listens and an RTSP ``DESCRIBE`` of every mount
 answers 200. Clients may use RTP over TCP (FFmpeg/OpenCV: ``OPENCV_FFMPEG_CAPTURE_OPTIONS=rtsp_transport;tcp``,
 see :data:`TCP_CAPTURE_OPTIONS`) or over UDP. Each clip is served as encoded, without re-encoding;
-clips from :mod:`tests.video_clips` have a keyframe every second. Playback per mount (:class:`Mount`):
+clips from :mod:`simulators.video_clips` have a keyframe every second. Playback per mount (:class:`Mount`):
 
 * ``"once"``: every session plays the clip from its first frame, then the stream ends;
 * ``"loop"`` (default): every session plays the clip from its first frame, looping forever;
