@@ -1,7 +1,8 @@
 """The agent's footprint under a village's load: RSS and CPU of a real ``outpost gateway run`` process.
 
-Load: 2 cameras at 5 fps (a recorded 640x360 clip, through the full detection pipeline) and 50
-sensors reporting every second (simulated counters), publishing to a local Mosquitto. The agent runs
+Load: 2 cameras at 5 fps, each a real RTSP stream (GStreamer's server, :mod:`simulators.infra.rtsp`, RTP
+over TCP, a 640x360 10 fps H.264 entrance clip played as a live camera), through the full detection
+pipeline, and 50 sensors reporting every second (simulated counters), publishing to a local Mosquitto. The agent runs
 with the environment its systemd unit sets (``Environment=`` lines of ``edge/systemd/outpost-gateway.service``),
 as in production, and is sampled with psutil after a warm-up. Baseline for RSS: a Python process
 that only imports OpenCV, numpy, aiomqtt and pydantic, measured in the same run. Goals: RSS <= 80 MB,
@@ -19,12 +20,12 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Final
 
-import cv2
-import numpy as np
 import psutil
 
 from bench.harness import Figure, Profile
 from simulators.infra.mosquitto import MosquittoBroker
+from simulators.infra.rtsp import Mount, RtspServer
+from simulators.video_clips import entrance_clip
 
 RSS_GOAL_MB: Final = 80.0
 CPU_GOAL_PERCENT: Final = 10.0
@@ -33,21 +34,7 @@ _CAMERAS: Final = 2
 _MB: Final = 1024 * 1024
 
 
-def _record_clip(path: Path, frames: int = 100) -> None:
-    rng = np.random.default_rng(3)
-    background = rng.integers(40, 200, (360, 640, 3), dtype=np.uint8)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 5.0, (640, 360))
-    try:
-        for index in range(frames):
-            frame = background.copy()
-            x = (index * 12) % 700 - 40
-            cv2.rectangle(frame, (x, 140), (x + 50, 230), (30, 35, 45), -1)
-            writer.write(frame)
-    finally:
-        writer.release()
-
-
-def _config(directory: Path, broker_port: int, clip: Path) -> Path:
+def _config(directory: Path, broker_port: int, cameras: list[str]) -> Path:
     lines = [
         'village_id = "bench-village"',
         'gateway_id = "gw-bench"',
@@ -58,13 +45,13 @@ def _config(directory: Path, broker_port: int, clip: Path) -> Path:
         "heartbeat_interval_s = 10",
         "telemetry_interval_s = 5",
     ]
-    for camera in range(_CAMERAS):
+    for camera, url in enumerate(cameras):
         lines += [
             "[[devices]]",
             'kind = "checkpoint_camera"',
             f'id = "cam-{camera}"',
             'driver = "camera"',
-            f'params = {{ source = "{clip}", fps = 5.0 }}',
+            f'params = {{ source = "{url}", fps = 5.0 }}',
             'detection = { line = { name = "gate" } }',
         ]
     for sensor in range(_SENSORS):
@@ -115,25 +102,28 @@ async def _baseline_rss() -> float:
 
 
 async def _footprint(seconds: float, warmup_s: float) -> tuple[float, float, float]:
+    """The agent's median and peak RSS (MB) and CPU (% of one core) with two RTSP cameras and the sensors."""
     with tempfile.TemporaryDirectory(prefix="outpost-footprint-") as tmp:
         directory = Path(tmp)
-        clip = directory / "entrance.avi"
-        _record_clip(clip)
-        async with MosquittoBroker() as broker:
-            config = _config(directory, broker.port, clip)
-            command = ("-m", "outpost_cli", "--log-level", "warning", "gateway", "run", "--config", str(config))
-            agent = await asyncio.create_subprocess_exec(
-                sys.executable, *command, env={**os.environ, **_unit_environment()}
-            )
-            try:
-                await asyncio.sleep(warmup_s)
-                if agent.returncode is not None:
-                    raise RuntimeError(f"the agent exited with {agent.returncode} during warm-up")
-                rss, cpu = await _sample(agent.pid, seconds)
-            finally:
-                agent.terminate()
-                await agent.wait()
-        return statistics.median(rss), max(rss), cpu
+        clip = entrance_clip(directory / "entrance.mp4", count_in=3, count_out=2, fps=10)
+        mounts = [Mount(f"/cam-{camera}", clip.path, playback="live") for camera in range(_CAMERAS)]
+        with RtspServer(mounts, directory=directory / "rtsp") as rtsp:
+            cameras = [rtsp.url(mount.path) for mount in mounts]
+            async with MosquittoBroker() as broker:
+                config = _config(directory, broker.port, cameras)
+                command = ("-m", "outpost_cli", "--log-level", "warning", "gateway", "run", "--config", str(config))
+                agent = await asyncio.create_subprocess_exec(
+                    sys.executable, *command, env={**os.environ, **_unit_environment()}
+                )
+                try:
+                    await asyncio.sleep(warmup_s)
+                    if agent.returncode is not None:
+                        raise RuntimeError(f"the agent exited with {agent.returncode} during warm-up")
+                    rss, cpu = await _sample(agent.pid, seconds)
+                finally:
+                    agent.terminate()
+                    await agent.wait()
+    return statistics.median(rss), max(rss), cpu
 
 
 def footprint_figures(profile: Profile) -> list[Figure]:
