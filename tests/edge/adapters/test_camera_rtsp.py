@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from edge.adapters.base import DeviceStatus, Observation
+from edge.adapters.base import Detected, DeviceStatus, Observation
 from edge.adapters.camera import CameraAdapter
 from edge.adapters.camera_source import Frame
+from edge.adapters.registry import detection_sink
 from protocol.clock import utc_now_ms
+from protocol.detection import DetectionSettings
+from protocol.messages import EventKind
 from simulators.infra.rtsp import Credentials, Mount
 from simulators.video_clips import Clip, entrance_clip
 from tests.edge.adapters.test_camera import camera_spec
@@ -156,3 +159,50 @@ async def test_wrong_credentials_and_a_wrong_path_are_told_apart(
     assert reason in status.reason
     assert "wrong" not in status.reason
     assert "s3cret" not in status.reason
+
+
+async def test_three_cameras_at_2_5_and_10_fps_count_every_crossing_and_see_the_lens_covered(
+    rtsp_server: RtspServerFactory, clips: Path
+) -> None:
+    """One clip played once to three cameras of one gateway at once, each at its own rate, through the
+    gateway's own detection pipeline: every crossing counted in order, the covered lens raised as tamper."""
+    clip = entrance_clip(clips / "walkers.mp4", count_in=2, count_out=1, fps=10, lead_in_s=1.0, covered_s=4.0)
+    server = rtsp_server([Mount("/gate", clip.path, playback="once")])
+    watches = {fps: Detections() for fps in (2.0, 5.0, 10.0)}
+    tasks = []
+    for fps, watch in watches.items():
+        spec = camera_spec(server.url("/gate"), fps=fps, backoff_min_s=30.0, backoff_max_s=30.0)
+        spec = spec.model_copy(update={"detection": DetectionSettings(line=clip.line)})
+        tasks.append(
+            asyncio.create_task(CameraAdapter(spec, utc_now_ms, frame_sink=detection_sink(spec)).run(watch.emit))
+        )
+    try:
+        async with asyncio.timeout(LIVENESS_S + clip.duration_s):
+            for watch in watches.values():
+                await watch.ended.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    shown = [walker.direction for walker in clip.walkers]
+    for fps, watch in watches.items():
+        assert watch.crossings == shown, f"at {fps:g} fps"
+        assert watch.tampered == ["covered"], f"at {fps:g} fps"
+
+
+class Detections:
+    """Crossings and tamper a camera's pipeline reported, until the stream ended (the camera went offline)."""
+
+    def __init__(self) -> None:
+        self.crossings: list[str] = []
+        self.tampered: list[str] = []
+        self.ended = asyncio.Event()  # emit runs on the event loop
+
+    def emit(self, observation: Observation) -> None:
+        if isinstance(observation, DeviceStatus) and not observation.online:
+            self.ended.set()
+        elif isinstance(observation, Detected) and observation.kind == EventKind.LINE_CROSSING:
+            self.crossings.append(str(observation.evidence["direction"]))
+        elif isinstance(observation, Detected) and observation.evidence.get("state") == "raised":
+            self.tampered.append(str(observation.evidence.get("reason")))
