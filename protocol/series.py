@@ -173,6 +173,7 @@ FLEET_REJECTED: Final = Measurement("fleet_rejected", tags=("instance", "reason"
 MEASUREMENTS: Final = (
     TELEMETRY,
     GATEWAY_HEALTH,
+    CAMERA_HEALTH,
     DEVICE_EVENT,
     VILLAGE_STATE,
     GATEWAY_STATE,

@@ -7,7 +7,7 @@ from dashboards.board import frame
 from dashboards.model import Flavour
 from dashboards.panels import Shown, big_number, listing, time_series
 from dashboards.queries import Count, Match, Reading, Total
-from protocol.series import ALERT_STEP, DEVICE_EVENT, GATEWAY_HEALTH, TELEMETRY
+from protocol.series import ALERT_STEP, CAMERA_HEALTH, DEVICE_EVENT, GATEWAY_HEALTH, TELEMETRY
 
 IN_VILLAGE = (Match("village", "village"),)
 PLACE = (Match("county", "county"), Match("town", "town"), Match("village", "village"))
@@ -101,6 +101,31 @@ def village_detail(flavour: Flavour) -> Dashboard:
                 description="Wi-Fi signal at the nodes. Below about -80 dBm the link drops now and then.",
                 thresholds=look.thresholds((-80.0, look.OK), base=look.ATTENTION),
                 width=10,
+            )
+        )
+        .with_row(Row("Cameras"))
+        .with_panel(
+            time_series(
+                flavour,
+                "Frames analysed per second",
+                [Shown(Reading(CAMERA_HEALTH.field("analysed_fps"), by=("device",), where=IN_VILLAGE), "fps")],
+                unit="none",
+                description="Frames each camera's detection looked at per second, as the gateway's heartbeat tells "
+                "it. At 0 the camera sees nothing: its counts and tamper checks stop with it.",
+                thresholds=look.thresholds((0.1, look.OK), base=look.ACT_NOW),
+                width=12,
+            )
+        )
+        .with_panel(
+            time_series(
+                flavour,
+                "Seconds since a camera's last frame",
+                [Shown(Reading(CAMERA_HEALTH.field("last_frame_age_s"), by=("device",), where=IN_VILLAGE), "age")],
+                unit="s",
+                description="How long ago each camera's last frame arrived. A frozen stream climbs here before the "
+                "camera is reported offline.",
+                thresholds=look.thresholds((5.0, look.ATTENTION), (30.0, look.ACT_NOW)),
+                width=12,
             )
         )
         .with_row(Row("Checkpoint traffic"))

@@ -7,6 +7,7 @@ the adapter gets round to emitting it, exactly as a hardware interrupt would be.
 import asyncio
 import math
 import random
+import time
 from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from edge.adapters.base import ButtonPressed, DoorChanged, Emit, Measured, MotionSensed, Observation
 from edge.errors import EdgeConfigError
 from protocol.gateway_config import DeviceKind, DeviceSpec
+from protocol.messages import CameraHealth
 
 
 class _QueuedDevice:
@@ -61,6 +63,8 @@ class SimulatedCheckpointCamera:
         self._period_s = params.period_s
         self._mean = params.per_minute * params.period_s / 60.0
         self._rng = random.Random(spec.id)  # noqa: S311 - simulation, not security
+        self._reports = 0
+        self._reported_at: float | None = None
 
     @property
     def spec(self) -> DeviceSpec:
@@ -80,6 +84,13 @@ class SimulatedCheckpointCamera:
             now = self._clock()
             emit(Measured(self._spec.id, "line_in", float(self._poisson()), now))
             emit(Measured(self._spec.id, "line_out", float(self._poisson()), now))
+            self._reports += 1
+            self._reported_at = time.monotonic()
+
+    def health(self) -> CameraHealth:
+        """As a real camera's heartbeat health, each count report standing for an analysed frame."""
+        age = None if self._reported_at is None else round(time.monotonic() - self._reported_at, 1)
+        return CameraHealth(analysed_fps=round(1.0 / self._period_s, 2), last_frame_age_s=age, frames=self._reports)
 
 
 class SimulatedPirSensor(_QueuedDevice):
