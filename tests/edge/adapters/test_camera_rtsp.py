@@ -62,7 +62,7 @@ def adapter(url: str, frames: Frames, fps: float) -> CameraAdapter:
     return CameraAdapter(spec, utc_now_ms, frame_sink=frames.sink)
 
 
-@pytest.mark.parametrize(("stream_fps", "fps"), [(10, 2.0), (10, 5.0), (10, 10.0), (25, 5.0), (25, 10.0)])
+@pytest.mark.parametrize(("stream_fps", "fps"), [(10, 2.0), (10, 5.0), (25, 10.0)])
 async def test_the_configured_rate_is_analysed_from_a_live_stream(
     rtsp_server: RtspServerFactory, clips: Path, stream_fps: int, fps: float
 ) -> None:
@@ -74,7 +74,7 @@ async def test_the_configured_rate_is_analysed_from_a_live_stream(
         await frames.until("5 frames", lambda f: len(f.times) >= 5)
         started, count = time.monotonic(), len(frames.times)
         camera.health()  # the heartbeat's rate counts from here
-        await asyncio.sleep(4.0)
+        await asyncio.sleep(3.0)
         rate = (len(frames.times) - count) / (time.monotonic() - started)
         health = camera.health()
     finally:
@@ -91,7 +91,7 @@ async def test_the_configured_rate_is_analysed_from_a_live_stream(
 async def test_a_frozen_stream_is_offline_within_the_read_timeout_and_online_when_it_thaws(
     rtsp_server: RtspServerFactory, clips: Path
 ) -> None:
-    server = rtsp_server([Mount("/cam", clip(clips, 10).path, playback="loop")])
+    server = rtsp_server([Mount("/cam", clip(clips, 25).path, playback="loop")])
     frames = Frames()
     task = asyncio.create_task(adapter(server.url("/cam"), frames, 5.0).run(frames.emit))
     try:
@@ -114,7 +114,7 @@ async def test_a_frozen_stream_is_offline_within_the_read_timeout_and_online_whe
 async def test_a_killed_server_is_offline_and_online_again_once_restarted(
     rtsp_server: RtspServerFactory, clips: Path
 ) -> None:
-    server = rtsp_server([Mount("/cam", clip(clips, 10).path, playback="loop")])
+    server = rtsp_server([Mount("/cam", clip(clips, 25).path, playback="loop")])
     frames = Frames()
     camera = adapter(server.url("/cam"), frames, 5.0)
     task = asyncio.create_task(camera.run(frames.emit))
@@ -166,7 +166,9 @@ async def test_three_cameras_at_2_5_and_10_fps_count_every_crossing_and_see_the_
 ) -> None:
     """One clip played once to three cameras of one gateway at once, each at its own rate, through the
     gateway's own detection pipeline: every crossing counted in order, the covered lens raised as tamper."""
-    clip = entrance_clip(clips / "walkers.mp4", count_in=2, count_out=1, fps=10, lead_in_s=1.0, covered_s=4.0)
+    clip = entrance_clip(
+        clips / "walkers.mp4", count_in=1, count_out=1, fps=10, lead_in_s=1.0, gap_s=1.0, tail_s=0.5, covered_s=3.0
+    )
     server = rtsp_server([Mount("/gate", clip.path, playback="once")])
     watches = {fps: Detections() for fps in (2.0, 5.0, 10.0)}
     tasks = []

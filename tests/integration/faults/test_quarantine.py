@@ -31,7 +31,7 @@ from simulators.flood import Flood
 from simulators.infra.mosquitto import DynsecAdmin, MosquittoBroker, dynamic_security_plugin
 from tests.integration.conftest import Platform, eventually, fleet_api, fleet_settings, running_service
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 logger = logging.getLogger(__name__)
 
 VILLAGE = "shiqiao"
