@@ -23,11 +23,13 @@ from simulators.infra.postgres import PostgresServer
 from simulators.infra.victoria import VictoriaMetricsServer
 from tests.integration.conftest import Platform, eventually, fleet_settings, running_service
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(780)]
 logger = logging.getLogger(__name__)
 
 CASE_BOUND_S = 2.0
 """Every press must become a case within this while the time-series store is away."""
+CATCH_UP_BOUND_S = 300.0
+"""After the store is back, every held point must be written within this (a correctness bound)."""
 
 
 class Gateways:
@@ -113,7 +115,11 @@ async def test_every_press_is_a_case_within_bound_while_the_time_series_store_is
         assert all(lane.oldest_unacked_s is None or lane.oldest_unacked_s < 5 for lane in health.ingest.lanes[:2])
         assert fleet.presence.online_count == 1_000, "heartbeats kept flowing: nobody was declared offline"
         await victoria.start()
-        await eventually(lambda: _caught_up(fleet.writer.buffered), timeout_s=120, what="the held points written")
+        back = loop.time()
+        # Correctness, not speed: the fleet takes the broker's backlog while the 1,000 gateways go on sending,
+        # a few hundred messages a second on these two shared cores (one clean-clone run needed over 120 s).
+        await eventually(lambda: _caught_up(fleet.writer.buffered), timeout_s=CATCH_UP_BOUND_S, what="held points")
+        logger.info("caught up %.0f s after the store came back", loop.time() - back)
         assert fleet.writer.dropped == 0
     assert all(case.duplicate_requests == 0 for case in platform.ledger.cases)
 
