@@ -282,7 +282,7 @@ class _CaptureWorker:
         self._backoff = Backoff(base_s=params.backoff_min_s, cap_s=params.backoff_max_s)
         self._online: bool | None = None  # unknown until the first frame or failure
         self._state = threading.Lock()  # _online, changed by the capture thread and the freeze check
-        self._grabbed_at = time.monotonic()  # when a frame last arrived (or the run began)
+        self._started_at = time.monotonic()  # the freeze check's reference until a first frame arrives
         # what the heartbeat tells (read from the event loop; each a single assignment)
         self.frames = 0
         self.decode_errors = 0
@@ -321,8 +321,8 @@ class _CaptureWorker:
                 source.grab()
             except Exception as exc:
                 return _describe(exc)
-            self._grabbed_at = self.last_frame_at = time.monotonic()
-            if source.live and not pacer.take(self._grabbed_at * 1000):
+            self.last_frame_at = time.monotonic()
+            if source.live and not pacer.take(self.last_frame_at * 1000):
                 continue
             try:
                 frame = source.retrieve()
@@ -346,7 +346,8 @@ class _CaptureWorker:
     def check_frozen(self) -> None:
         """Called from the event loop about once a second: a stream that keeps its connection open but sends
         no frame for ``read_timeout_s`` is offline now, not after FFmpeg's own timeouts (several of them)."""
-        silent_s = time.monotonic() - self._grabbed_at
+        last = self.last_frame_at
+        silent_s = time.monotonic() - (self._started_at if last is None else last)
         if silent_s > self._params.read_timeout_s:
             self._went_offline(f"no frame for {silent_s:.0f} s (the stream froze)", if_online=True)
 
