@@ -3,8 +3,8 @@
 :class:`AlertsRig` starts a real VictoriaMetrics and a real Mosquitto (``simulators.infra``), the reference
 governance platform (:class:`~simulators.governance.platform.GovernancePlatform`, in this process, on a
 loopback port: its request log notes each request's arrival, UTC epoch ms), ``outpost fleet run`` as a
-child process configured only through ``OUTPOST_FLEET_*`` variables (production defaults except the
-platform's URL, the REST API's port, ``presence.default_interval_s`` and the base alert rules' offline
+child process configured only through ``OUTPOST_FLEET_*`` variables (development mode on loopback, defaults
+except the platform's URL, the REST API's port, ``presence.default_interval_s`` and the base alert rules' offline
 hold-off, :data:`OFFLINE_AFTER_MISSED_HEARTBEATS`), and a bare alert subscriber
 (:mod:`bench.alerts_bare_receiver`). Gateways come in groups (:class:`GatewayGroup`, one process of
 :mod:`bench.alerts_gateways` each), so that a whole group can lose power at once.

@@ -36,6 +36,7 @@ _MB: Final = 1024 * 1024
 
 def _config(directory: Path, broker_port: int, cameras: list[str]) -> Path:
     lines = [
+        'environment = "development"',
         'village_id = "bench-village"',
         'gateway_id = "gw-bench"',
         f'state_dir = "{directory / "state"}"',

@@ -60,6 +60,7 @@ async def _press_to_action(broker: MosquittoBroker, state_dir: Path, presses: in
     ]
     local = BrokerSettings(host=broker.host, port=broker.port)
     settings = EdgeSettings(
+        environment="development",
         village_id=VILLAGE,
         gateway_id=GATEWAY,
         broker=BrokerSettings(port=free_port()),  # the fleet is unreachable

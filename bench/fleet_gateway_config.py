@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from edge.config_floor import ConfigVersionFloor
 from edge.config_signature import ConfigSignatures
 from edge.config_updates import ConfigUpdates
 from protocol.clock import utc_now_ms
@@ -72,7 +73,8 @@ class GatewayConfigFollower:
         self._publish = publish
         self.config = initial
         signatures = ConfigSignatures(village_id, gateway_id, signing_keys)
-        self.updates = ConfigUpdates(state_file, initial, self._apply, self._report, signatures)
+        floor = ConfigVersionFloor(state_file.with_name(f"{state_file.stem}-floor.json"))
+        self.updates = ConfigUpdates(state_file, initial, self._apply, self._report, signatures, floor)
         self._received_ms: dict[int, int] = {}
         self._reporting: set[asyncio.Task[None]] = set()
         self.outcomes: list[ConfigOutcome] = []

@@ -58,10 +58,12 @@ def fleet_environment(
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """This process's environment without any ``OUTPOST_FLEET_*`` of its own, plus the fleet's settings:
-    a SQLite registry at ``database``, the broker, and VictoriaMetrics through its InfluxDB write API.
-    Everything else keeps the production defaults unless ``extra`` says otherwise."""
+    a SQLite registry at ``database``, the broker, and VictoriaMetrics through its InfluxDB write API, all on
+    loopback in development mode (its secrets, no TLS). Everything else keeps the defaults unless ``extra``
+    says otherwise."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("OUTPOST_FLEET_")}
     env.update({
+        "OUTPOST_FLEET_ENVIRONMENT": "development",
         "OUTPOST_FLEET_DATABASE_URL": database_url(database),
         "OUTPOST_FLEET_BROKER__HOST": broker.host,
         "OUTPOST_FLEET_BROKER__PORT": str(broker.port),

@@ -8,7 +8,9 @@ from functools import partial
 
 from edge import AGENT_VERSION
 from edge.buffer import StoreAndForwardBuffer
+from edge.command_memory import COMMAND_MEMORY_NAME, CommandMemory
 from edge.commands import AUDIT_LOG_NAME, AuditLog, CommandHandler
+from edge.config_floor import CONFIG_FLOOR_NAME, ConfigVersionFloor
 from edge.config_signature import ConfigSignatures
 from edge.config_updates import ConfigUpdates
 from edge.devices import DeviceBuilder, DeviceRunner
@@ -82,12 +84,14 @@ class GatewayAgent:
             faults=self.faults,
         )
         self.devices = DeviceRunner(build_devices, self.rules.handle)
+        signatures = ConfigSignatures.from_settings(settings)  # EdgeConfigError naming config_signing_key if unusable
         self.config_updates = ConfigUpdates(
             settings.state_dir / "applied-config.json",
             settings.config,
             self._apply_config,
             self._report_config,
-            ConfigSignatures.from_settings(settings),  # EdgeConfigError naming config_signing_key if unusable
+            signatures,
+            ConfigVersionFloor(settings.state_dir / CONFIG_FLOOR_NAME),  # EdgeConfigError if damaged
         )
         self.snapshots = snapshots or SnapshotStore(settings.state_dir / "snapshots", self.config.snapshots, clock)
         self.commands = CommandHandler(
@@ -96,6 +100,8 @@ class GatewayAgent:
             AuditLog(settings.state_dir / AUDIT_LOG_NAME),
             self.health,
             self._restart_requested.set,
+            signatures=signatures,
+            memory=CommandMemory(settings.state_dir / COMMAND_MEMORY_NAME),
         )
         self._probation_s = probation_s
         self._notifier = notifier or SystemdNotifier()

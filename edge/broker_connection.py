@@ -22,6 +22,8 @@ from aiomqtt.exceptions import MqttConnectError
 
 from edge.errors import EdgeConfigError, EdgeError
 from edge.settings import BrokerSettings
+from protocol.errors import TlsSettingsError
+from protocol.mqtt_tls import mqtt_tls_context
 from protocol.reconnect import Backoff, is_permanent_refusal, refusal_code
 
 # OpenSSL verify codes that depend on the clock (X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED).
@@ -45,27 +47,13 @@ class BrokerLink:
 
 
 def tls_context(broker: BrokerSettings, setting: str) -> ssl.SSLContext | None:
-    """The TLS context for ``broker.tls``: the broker verified against ``ca_file`` (and its certificate
-    checked for ``host`` unless ``check_hostname`` is off), with the gateway's certificate if ``cert_file``.
+    """The TLS context for ``broker.tls`` (see :func:`protocol.mqtt_tls.mqtt_tls_context`).
 
     Raises :class:`EdgeConfigError` naming the setting (``{setting}.tls.…``) and the file that cannot be loaded."""
-    tls = broker.tls
-    if tls is None:
-        return None
-    if tls.key_file is not None and tls.cert_file is None:
-        raise EdgeConfigError(f"{setting}.tls.key_file is set without {setting}.tls.cert_file")
     try:
-        context = ssl.create_default_context(cafile=str(tls.ca_file))
-    except OSError as exc:  # ssl.SSLError too
-        raise EdgeConfigError(f"cannot load {setting}.tls.ca_file {tls.ca_file}: {exc}") from exc
-    if tls.cert_file is not None:
-        try:
-            context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
-        except OSError as exc:
-            key = f" with {setting}.tls.key_file {tls.key_file}" if tls.key_file else ""
-            raise EdgeConfigError(f"cannot load {setting}.tls.cert_file {tls.cert_file}{key}: {exc}") from exc
-    context.check_hostname = tls.check_hostname
-    return context
+        return mqtt_tls_context(broker.tls, setting)
+    except TlsSettingsError as exc:
+        raise EdgeConfigError(str(exc)) from exc
 
 
 async def stay_connected(

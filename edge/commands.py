@@ -3,7 +3,11 @@
 :meth:`CommandHandler.handle` takes a decoded :class:`~protocol.messages.Command` and returns the
 messages to publish; it never raises. Every command gets one :class:`~protocol.messages.CommandResponse`
 (``ok=False`` with an ``error`` when refused or failed), except a repeated delivery of a request
-already answered in this run (QoS 1 may deliver twice), which is ignored.
+already accepted (QoS 1 may deliver twice; anyone may replay a recording), which is ignored, in this run or
+an earlier one: the request ids are kept on disk until they expire (:mod:`edge.command_memory`).
+
+A gateway holding the fleet's key (``config_signing_key``) runs only commands signed with it for this
+gateway (:mod:`protocol.command_signing`); an unsigned or forged one is refused before anything else.
 
 A command older than its ``timeout_s`` (gateway clock minus the command's ``ts``) is refused as
 expired, so one queued while the gateway was offline does not run hours later. One dated further in the future
@@ -21,13 +25,14 @@ import asyncio
 import json
 import logging
 import os
-from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
 from uuid import UUID
 
 from edge import AGENT_VERSION
+from edge.command_memory import CommandMemory, CommandMemoryError
+from edge.config_signature import ConfigSignatures
 from edge.envelope import EnvelopeStamper
 from edge.errors import EdgeError, SnapshotError
 from edge.snapshots import SnapshotInfo, SnapshotStore, is_snapshot_id
@@ -61,7 +66,6 @@ DEFAULT_MAX_AHEAD_S: Final = 60.0
 reach; beyond it, one of the clocks is wrong."""
 
 _TEXT_MAX: Final = 256  # a ShortText on the wire
-_REMEMBERED_REQUESTS: Final = 1024
 
 AuditValue = str | int | float | bool | None
 
@@ -105,6 +109,8 @@ class CommandHandler:
         health: Callable[[], GatewayHealth],
         request_restart: Callable[[], None],
         *,
+        signatures: ConfigSignatures,
+        memory: CommandMemory,
         agent_version: str = AGENT_VERSION,
         max_ahead_s: float = DEFAULT_MAX_AHEAD_S,
     ) -> None:
@@ -121,15 +127,16 @@ class CommandHandler:
         self._health = health
         self._request_restart = request_restart
         self._agent_version = agent_version
-        self._seen: set[UUID] = set()
-        self._seen_order: deque[UUID] = deque()
+        self._signatures = signatures
+        self._memory = memory
+        self._memory_loaded = False
 
     async def handle(self, command: Command) -> list[Message]:
         """The messages answering ``command``, to publish in this order; never raises."""
         try:
-            if self._is_repeat(command.request_id):
-                logger.info("command %s (%s) was already answered; ignored", command.request_id, command.name)
-                return []
+            turned_away = await self._admission(command)
+            if turned_away is not None:
+                return turned_away
             refusal = self._refusal(command)
             if command.name is CommandName.FETCH_SNAPSHOT:
                 return await self._fetch(command, refusal)
@@ -141,14 +148,33 @@ class CommandHandler:
             logger.exception("command %s (%s) could not be answered", command.request_id, command.name)
             return []
 
-    def _is_repeat(self, request_id: UUID) -> bool:
-        if request_id in self._seen:
-            return True
-        self._seen.add(request_id)
-        self._seen_order.append(request_id)
-        if len(self._seen_order) > _REMEMBERED_REQUESTS:
-            self._seen.discard(self._seen_order.popleft())
-        return False
+    async def _admission(self, command: Command) -> list[Message] | None:
+        """The answer to a command that is not the fleet's (a refusal) or was accepted before (none); None for a
+        signed command seen the first time, now remembered until it expires."""
+        forged = self._signatures.command_refusal(command)
+        if forged is not None:
+            logger.warning("command %s (%s) refused: %s", command.request_id, command.name, forged)
+            return [self._response(command, ok=False, error=forged)]
+        try:
+            first = await asyncio.to_thread(self._remember, command)
+        except CommandMemoryError as exc:
+            logger.error("command %s (%s) refused: %s", command.request_id, command.name, exc)
+            return [self._response(command, ok=False, error=f"cannot remember it, so it could run twice: {exc}")]
+        if not first:
+            logger.info("command %s (%s) was already answered; ignored", command.request_id, command.name)
+            return []
+        return None
+
+    def _remember(self, command: Command) -> bool:
+        """Note ``command`` as accepted until it expires (blocking: on a worker thread); False if it was before."""
+        now_ms = self._stamper.clock()
+        if not self._memory_loaded:
+            self._memory.load(now_ms)
+            self._memory_loaded = True
+        remembered: bool = self._memory.remember(
+            command.request_id, command.ts + round(command.timeout_s * 1000), now_ms
+        )
+        return remembered
 
     def _refusal(self, command: Command) -> str | None:
         """Why ``command`` must not run at all, whatever it is; None if it may."""

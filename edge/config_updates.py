@@ -12,19 +12,23 @@ When the gateway holds the fleet's config-signing key (:mod:`edge.config_signatu
 only with a signature that verifies: an unsigned or wrongly signed one is reported rejected and never
 applied. The signature is kept on disk with the config and checked again at the next start, so a
 config altered on disk is not run (the settings' config runs instead, as when it cannot be built).
+
+A signed config older than the highest version the gateway ever accepted is refused as a rollback, even when
+the applied config was lost: that version is kept apart (:mod:`edge.config_floor`).
 """
 
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edge.config_floor import ConfigVersionFloor
 from edge.config_signature import ConfigSignatures
+from edge.durable_file import replace_durably
 from edge.errors import ConfigApplyError, EdgeConfigError
 from protocol.codec import Rejection
 from protocol.errors import TopicError
@@ -55,13 +59,22 @@ Report = Callable[[int, ConfigStatus, str | None], None]
 
 class ConfigUpdates:
     def __init__(
-        self, path: Path, initial: GatewayConfig, apply: Apply, report: Report, signatures: ConfigSignatures
+        self,
+        path: Path,
+        initial: GatewayConfig,
+        apply: Apply,
+        report: Report,
+        signatures: ConfigSignatures,
+        floor: ConfigVersionFloor,
     ) -> None:
         self._path = path
         self._apply = apply
         self._report = report
         self._signatures = signatures
+        self._floor = floor
         self.applied = self._load() or AppliedConfig(version=0, config=initial)
+        if self.applied.version > floor.version:  # kept before the floor existed
+            floor.raise_to(self.applied.version)
         self._latest: ConfigDesired | None = None
         self._wake = asyncio.Event()
 
@@ -89,7 +102,7 @@ class ConfigUpdates:
         if version is None:
             logger.error("a pushed config without a readable version was refused: %s", rejection.detail)
             return
-        if version < self.applied.version:
+        if version < max(self.applied.version, self._floor.version):
             logger.info("a refused config names version %d, older than the running %d; ignored", version,
                         self.applied.version)  # fmt: skip
             return
@@ -109,9 +122,18 @@ class ConfigUpdates:
             logger.info("config version %d is older than the running %d; ignored", desired.version, current.version)
             return
         refusal = self._signatures.refusal(desired.version, desired.config, desired.signature, desired.key_id)
+        if refusal is None and desired.version < self._floor.version:
+            refusal = f"rollback refused: this gateway already ran version {self._floor.version}"
         if refusal is not None:
             logger.error("config version %d refused: %s", desired.version, refusal)
             self._report(desired.version, ConfigStatus.REJECTED, refusal[:_ERROR_CHARS])
+            return
+        try:  # before it runs: no way back after, and the keys it revokes are never trusted again
+            await asyncio.to_thread(self._floor.raise_to, desired.version)
+            await asyncio.to_thread(self._signatures.revoked.add, desired.config.revoked_signing_keys)
+        except OSError as exc:
+            logger.error("config version %d refused: cannot keep what it settles: %s", desired.version, exc)
+            self._report(desired.version, ConfigStatus.REJECTED, f"cannot keep what it settles: {exc}"[:_ERROR_CHARS])
             return
         applied = AppliedConfig(
             version=desired.version, config=desired.config, signature=desired.signature, key_id=desired.key_id
@@ -164,17 +186,7 @@ class ConfigUpdates:
         return applied
 
     def _save(self, applied: AppliedConfig) -> None:
-        temporary = self._path.with_suffix(".tmp")
-        with temporary.open("w", encoding="utf-8") as file:
-            file.write(applied.model_dump_json())
-            file.flush()
-            os.fsync(file.fileno())
-        temporary.replace(self._path)
-        directory = os.open(self._path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself survives a power cut
-        finally:
-            os.close(directory)
+        replace_durably(self._path, applied.model_dump_json())
 
 
 def _version_of(payload: bytes) -> int | None:

@@ -19,18 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.errors import EdgeConfigError
 from protocol.gateway_config import DeviceSpec, GatewayConfig
+from protocol.hosts import is_loopback_host
 from protocol.identifiers import GatewayId, VillageId
-
-
-class TlsSettings(BaseModel):
-    """TLS to the broker: its CA, and a client certificate when the broker asks for one."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    ca_file: Path
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    check_hostname: bool = True
+from protocol.mqtt_tls import MqttTlsSettings
 
 
 class BrokerSettings(BaseModel):
@@ -41,7 +32,7 @@ class BrokerSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     keepalive_s: int = Field(default=30, ge=5, le=600, description="MQTT keep-alive; the Last Will fires after 1.5x.")
-    tls: TlsSettings | None = None
+    tls: MqttTlsSettings | None = None
     refused_retry_base_s: float = Field(
         default=30.0,
         gt=0,
@@ -55,7 +46,11 @@ class BrokerSettings(BaseModel):
 class EdgeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTPOST_EDGE_", env_nested_delimiter="__", extra="forbid")
 
-    environment: Literal["development", "production"] = "development"
+    environment: Literal["development", "production"] = Field(
+        default="production",
+        description="production (the default) needs broker credentials, the config-signing key and TLS to any "
+        "broker off this host; development (asked for) runs without them.",
+    )
     village_id: VillageId
     gateway_id: GatewayId
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
@@ -106,6 +101,19 @@ class EdgeSettings(BaseSettings):
                 "production gateways need config_signing_key, the file holding the fleet's config-signing "
                 "public key (written at enrollment)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _production_brokers_over_verified_tls(self) -> Self:
+        if self.environment != "production":
+            return self
+        for setting, broker in (("broker", self.broker), ("local_broker", self.local_broker)):
+            if broker is None:
+                continue
+            if broker.tls is None and not is_loopback_host(broker.host):
+                raise ValueError(f"production gateways reach {setting} {broker.host} over TLS: set {setting}.tls")
+            if broker.tls is not None and not broker.tls.check_hostname:
+                raise ValueError(f"production gateways check the broker's name: remove {setting}.tls.check_hostname")
         return self
 
     @classmethod

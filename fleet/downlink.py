@@ -17,6 +17,7 @@ import logging
 import aiomqtt
 
 from fleet.broker_reconnect import wait_to_reconnect
+from fleet.broker_tls import broker_tls_context
 from fleet.errors import DownlinkUnavailableError
 from fleet.settings import BrokerSettings
 from protocol.codec import encode
@@ -33,6 +34,7 @@ class Downlink:
         self, broker: BrokerSettings, client_id: str, *, max_in_flight: int = 100, backoff: Backoff | None = None
     ) -> None:
         self._broker = broker
+        self._tls = broker_tls_context(broker)
         self._max_in_flight = max_in_flight
         self.client_id = client_id
         self._backoff = backoff or Backoff()
@@ -66,6 +68,7 @@ class Downlink:
             protocol=protocol,
             timeout=10,
             max_inflight_messages=self._max_in_flight,
+            tls_context=self._tls,
             socket_options=NO_DELAY,
         )
         client.pending_calls_threshold = self._max_in_flight  # aiomqtt warns above it (default 10)

@@ -173,3 +173,7 @@ class EnrollmentBrokerError(TransientError):
 
 class EnrollmentSettingsError(FleetError):
     """The enrollment settings cannot be used (e.g. the broker CA file handed to gateways is unreadable)."""
+
+
+class BrokerTlsSettingsError(FleetError):
+    """``broker.tls`` cannot be used: a CA, certificate or key file it names is missing or unreadable."""

@@ -34,6 +34,7 @@ from fleet.alerts.store import AlertStore
 from fleet.alerts.timers import AlertTimers
 from fleet.api.app import create_app
 from fleet.api.context import ApiContext
+from fleet.api.limits import RequestLimits
 from fleet.api.schemas import AlertDeliveryStatus, ChannelStatus, HealthReport, TimeSeriesStatus
 from fleet.api.server import HttpServer
 from fleet.broker_access.bootstrap import FleetLogin, prepare_broker_at_start
@@ -60,7 +61,7 @@ from fleet.settings import FleetSettings
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
 from fleet.state_export.task import StateExport  # --- state export ---
-from fleet.supervision import supervise
+from fleet.supervision import cancel_and_wait, supervise
 from fleet.timeseries.factory import writer_for
 from fleet.timeseries.history_factory import history_for
 from protocol.clock import utc_now_ms
@@ -69,6 +70,9 @@ from protocol.reconnect import Backoff
 from protocol.request_signing import RequestVerifier
 
 logger = logging.getLogger(__name__)
+
+_STOP_GRACE_S = 10.0
+"""How long the fleet's tasks get to end once cancelled at stop; one that does not is logged with where it hangs."""
 
 
 class FleetService:
@@ -127,12 +131,13 @@ class FleetService:
         )
         """The fleet's state as time series for dashboards; None when ``state_export.enabled`` is off."""
         # --- end state export ---
-        self.configs = ConfigPush(
-            sessions, clock, ConfigSigner.from_settings(settings), erase_retained=self.downlink.erase_retained
-        )
+        signer = ConfigSigner.from_settings(settings)
+        self.configs = ConfigPush(sessions, clock, signer, erase_retained=self.downlink.erase_retained)
         self.config_publisher = ConfigPublisher(self.configs, sessions, self.downlink, settings.configs, clock)
         self.config_reports = ReportRecorder(self.configs.record_reports)
-        self.commands = CommandDispatcher(CommandStore(sessions, clock), self.downlink, clock, settings.commands)
+        self.commands = CommandDispatcher(
+            CommandStore(sessions, clock), self.downlink, clock, settings.commands, signer
+        )
         self.provisioner = DynsecProvisioner.from_settings(settings)
         """The broker's dynamic security administrator; None: the fleet manages no broker access."""
         self.enrollment = EnrollmentService.from_settings(
@@ -200,7 +205,14 @@ class FleetService:
                     commands=self.commands,
                     dead_letters=self.dead_letters,
                     clock=clock,
-                )
+                ),
+                RequestLimits(
+                    body_bytes=settings.api.max_body_bytes,
+                    public_body_bytes=settings.api.max_public_body_bytes,
+                    import_bytes=settings.api.max_import_bytes,
+                    public_rate_per_s=settings.api.public_rate_per_s,
+                    public_burst=settings.api.public_burst,
+                ),
             ),
             settings.api.host,
             settings.api.port,
@@ -295,9 +307,7 @@ class FleetService:
             if stop.is_set():  # store and acknowledge what was taken, so the broker need not resend it
                 await self.ingest.drain(self.settings.ingest.drain_timeout_s)
         finally:
-            for task in tasks:
-                task.cancel()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
+            results = await cancel_and_wait(tasks, _STOP_GRACE_S)
             await self._close()
         for result in results:
             if isinstance(result, FleetError):

@@ -8,11 +8,15 @@ be set explicitly.
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleet.alerts.rules.model import AlertRules
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
+from protocol.gateway_config import MAX_REVOKED_KEYS
+from protocol.hosts import is_loopback_host
+from protocol.identifiers import KeyId
+from protocol.mqtt_tls import MqttTlsSettings
 from protocol.notifications import AlertStep
 
 DEVELOPMENT_GOVERNANCE_TOKEN = "outpost-dev-token"  # noqa: S105 - refused outside development
@@ -31,6 +35,12 @@ class BrokerSettings(_Section):
     password: SecretStr | None = None
     client_id: str = Field(default="outpost-fleet", min_length=1, max_length=64)
     keepalive_s: int = Field(default=30, ge=5, le=600)
+    tls: MqttTlsSettings | None = Field(
+        default=None,
+        description="TLS for every fleet session (ingest, downlink, dynamic-security administrator): the county "
+        "CA, and the fleet's client certificate when the broker requires one. Required in production unless "
+        "the broker is on this host (loopback).",
+    )
     mqtt_version: Literal["5", "3.1.1"] = Field(
         default="5",
         description=(
@@ -198,6 +208,32 @@ class ApiSettings(_Section):
         default=None, description="Serve HTTPS with this PEM certificate (chain) and tls_key_file; unset: plain HTTP."
     )
     tls_key_file: Path | None = None
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="The largest request body of a caller with a token.",
+    )
+    max_public_body_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="The largest request body of the routes anyone may call (POST /enroll, governance callbacks).",
+    )
+    max_import_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description="The largest site list POST /sites/import takes (a city of 6,600 grids is about 1 MB).",
+    )
+    public_rate_per_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=10_000,
+        description="Requests a second one client address may make to the routes anyone may call, after a burst "
+        "of public_burst; more are answered 429. Behind a TLS proxy on loopback, the X-Forwarded-For address.",
+    )
+    public_burst: int = Field(default=50, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _tls_cert_and_key_together(self) -> Self:
@@ -318,6 +354,17 @@ class ConfigPushSettings(_Section):
         "production; in development, unset: generated on first start next to the SQLite database and kept.",
     )
     signing_key_password: SecretStr | None = Field(default=None, description="For an encrypted PEM key.")
+    signing_key_not_after: AwareDatetime | None = Field(
+        default=None,
+        description="When the signing key stops being trusted: written into the key file of every gateway enrolled "
+        "from now on (a `# not-after:` line), and the fleet refuses to start with the key past it.",
+    )
+    revoked_key_ids: list[KeyId] = Field(
+        default_factory=list,
+        max_length=MAX_REVOKED_KEYS,
+        description="Key ids of earlier signing keys no gateway may trust again (a key rotated out, or stolen): every "
+        "config the fleet pushes names them, and a gateway that accepts one keeps the revocation for good.",
+    )
     publish_concurrency: int = Field(
         default=100,
         ge=1,
@@ -440,7 +487,11 @@ class VillageNotifySettings(_Section):
 class FleetSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTPOST_FLEET_", env_nested_delimiter="__", extra="forbid")
 
-    environment: Literal["development", "production"] = "development"
+    environment: Literal["development", "production"] = Field(
+        default="production",
+        description="production (the default) refuses public secrets and links without TLS; development must be "
+        "asked for, runs with the documented development secrets and listens on loopback only.",
+    )
     database_url: str = "sqlite+aiosqlite:///outpost-fleet.db"
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
@@ -457,8 +508,17 @@ class FleetSettings(BaseSettings):
     configs: ConfigPushSettings = Field(default_factory=ConfigPushSettings)
     commands: CommandSettings = Field(default_factory=CommandSettings)
     state_export: StateExportSettings = Field(default_factory=StateExportSettings)  # --- state export ---
-    max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024)
+    max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024, le=DEFAULT_MAX_PAYLOAD_BYTES)
     registry_flush_interval_s: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _development_stays_on_this_host(self) -> Self:
+        if self.environment == "development" and not is_loopback_host(self.api.host):
+            raise ValueError(
+                f"development mode listens on loopback only (api.host is {self.api.host!r}): its secrets are public; "
+                "set environment = production to serve beyond this host"
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Self:
@@ -482,3 +542,46 @@ class FleetSettings(BaseSettings):
         if missing:
             raise ValueError(f"production needs explicit settings for: {', '.join(missing)}")
         return self
+
+    @model_validator(mode="after")
+    def _tls_on_every_link_in_production(self) -> Self:
+        """Production refuses every link that would cross a network in the clear or unverified; a link to this
+        host (loopback: a broker or reverse proxy beside the fleet) never leaves it."""
+        if self.environment != "production":
+            return self
+        plain = [name for name, url in self._urls() if url is not None and not _encrypted(url)]
+        if self.broker.tls is None and not is_loopback_host(self.broker.host):
+            plain.append("broker (set broker.tls)")
+        if self.api.tls_cert_file is None and not is_loopback_host(self.api.host):
+            plain.append("api (set api.tls_cert_file/tls_key_file, or listen on loopback behind a TLS proxy)")
+        if not self.enrollment.broker.tls:
+            plain.append("enrollment.broker (gateways must connect with tls)")
+        unverified = [
+            name
+            for name, off in (
+                ("governance.verify_tls", not self.governance.verify_tls),
+                ("webhook.verify_tls", not self.webhook.verify_tls),
+                ("broker.tls.check_hostname", self.broker.tls is not None and not self.broker.tls.check_hostname),
+            )
+            if off
+        ]
+        if plain or unverified:
+            problems = ([f"TLS for: {', '.join(plain)}"] if plain else []) + (
+                [f"verification on: {', '.join(unverified)}"] if unverified else []
+            )
+            raise ValueError(f"production needs {'; and '.join(problems)}")
+        return self
+
+    def _urls(self) -> list[tuple[str, AnyHttpUrl | None]]:
+        influx = self.timeseries.influx
+        return [
+            ("governance.url", self.governance.url),
+            ("webhook.url", self.webhook.url),
+            ("enrollment.public_url", self.enrollment.public_url),
+            ("timeseries.influx.url", influx.url if influx is not None else None),
+        ]
+
+
+def _encrypted(url: AnyHttpUrl) -> bool:
+    """An https URL, or one to this host (which never crosses a network)."""
+    return url.scheme == "https" or is_loopback_host(url.host or "")

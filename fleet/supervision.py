@@ -31,3 +31,26 @@ async def supervise(name: str, body: Callable[[], Awaitable[None]]) -> None:
             delay = backoff.next_delay()
             logger.exception("%s failed; restarting in %.1f s", name, delay)
             await asyncio.sleep(delay)
+
+
+async def cancel_and_wait(tasks: list["asyncio.Task[None]"], grace_s: float) -> list[BaseException | None]:
+    """Cancel ``tasks`` and wait for them, at most ``grace_s``: the outcome of each (its exception, None for
+    a clean end or a cancellation). A task still running then is logged with where it is stuck, and left
+    behind, so that stopping always ends and says why it was slow."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=grace_s)
+    outcomes: list[BaseException | None] = []
+    for task in tasks:
+        if not task.done():
+            frames = "; ".join(f"{f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}" for f in task.get_stack())
+            logger.error(
+                "task %s did not stop within %.0f s of its cancellation, at %s", task.get_name(), grace_s, frames
+            )
+            outcomes.append(None)
+        elif task.cancelled():
+            outcomes.append(None)
+        else:
+            outcomes.append(task.exception())
+    return outcomes

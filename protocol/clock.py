@@ -8,6 +8,7 @@ a small skew) the source's time stands; outside it the receipt time replaces it,
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 
 def utc_now_ms() -> int:
@@ -41,6 +42,11 @@ class SourceWindow:
     def judge(self, source_ms: int, received_ms: int) -> JudgedTime:
         """:func:`judge_source_time` with this window."""
         return judge_source_time(source_ms, received_ms, max_age_ms=self.max_age_ms, max_ahead_ms=self.max_ahead_ms)
+
+
+def iso_utc(epoch_ms: int) -> str:
+    """``epoch_ms`` as ISO 8601 in UTC to the second, e.g. ``2027-01-15T08:00:00Z``."""
+    return datetime.fromtimestamp(epoch_ms // 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def judge_source_time(source_ms: int, received_ms: int, *, max_age_ms: int, max_ahead_ms: int) -> JudgedTime:

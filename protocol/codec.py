@@ -20,6 +20,10 @@ from protocol.topics import GatewayTopic
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 64 * 1024
+MAX_PACKET_BYTES: Final = DEFAULT_MAX_PAYLOAD_BYTES + 4096
+"""The largest MQTT packet any Outpost broker takes or any Outpost MQTT 5 client accepts: the largest payload
+plus room for the topic and properties. Brokers are configured with it (Mosquitto's ``max_packet_size``), so an
+oversized publish is refused by the broker (the client is disconnected) before anyone buffers it whole."""
 _DETAIL_CHARS: Final = 300
 _LOG_FIRST_N: Final = 10
 _LOG_EVERY_N: Final = 1000

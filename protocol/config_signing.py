@@ -27,12 +27,16 @@ import binascii
 import hashlib
 import json
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from protocol.clock import iso_utc
 from protocol.errors import ConfigSignatureError, MalformedSignatureError, SigningKeyError
 from protocol.gateway_config import GatewayConfig
 from protocol.messages import SIGNATURE_PATTERN
@@ -42,32 +46,61 @@ SIGNATURE_PURPOSE: Final = "outpost/config-desired/v1"
 
 _SIGNATURE_BYTES: Final = 64
 _KEY_BYTES: Final = 32
-_PEM_BLOCK: Final = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
+_KEY_FILE_ENTRY: Final = re.compile(
+    r"[ \t]*(?:-----BEGIN (?P<label>[A-Z0-9 ]+)-----.*?-----END (?P=label)-----|(?P<line>[^\n]+))", re.DOTALL
+)
+"""A key file, entry by entry in order: a whole PEM block, or one line."""
+_NOT_AFTER: Final = re.compile(r"#\s*not-after:\s*(\S+)", re.IGNORECASE)
 
 
 # --- what is signed --------------------------------------------------------------------------------
 
 
+def canonical_bytes(document: Mapping[str, object]) -> bytes:
+    """Deterministic JSON of ``document`` (sorted keys, no whitespace, UTF-8): what every signature covers."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8")
+
+
+def sign_document(private_key: Ed25519PrivateKey, document: Mapping[str, object]) -> str:
+    """The signature (base64url, no padding) of ``document``'s canonical bytes; ``document`` names its purpose."""
+    return _b64url(private_key.sign(canonical_bytes(document)))
+
+
+def verify_document(public_key: Ed25519PublicKey, document: Mapping[str, object], signature: str) -> None:
+    """Return if ``signature`` is ``public_key``'s over ``document``'s canonical bytes.
+
+    Raises :class:`ConfigSignatureError` when it does not verify (naming the key it was checked against),
+    :class:`MalformedSignatureError` (a subclass) when it cannot be a signature at all."""
+    raw = _signature_bytes(signature)
+    try:
+        public_key.verify(raw, canonical_bytes(document))
+    except InvalidSignature:
+        raise ConfigSignatureError(f"signature does not verify with key {key_id(public_key)}") from None
+
+
 def signed_bytes(village_id: str, gateway_id: str, version: int, config: GatewayConfig) -> bytes:
     """The exact bytes a config signature covers (see the module docstring)."""
+    return canonical_bytes(_config_document(village_id, gateway_id, version, config))
+
+
+def _config_document(village_id: str, gateway_id: str, version: int, config: GatewayConfig) -> dict[str, object]:
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise ValueError(f"a config version is a non-negative integer, not {version!r}")
-    document = {
+    return {
         "purpose": SIGNATURE_PURPOSE,
         "village_id": village_id,
         "gateway_id": gateway_id,
         "version": version,
         "config": config.model_dump(mode="json"),
     }
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.encode("utf-8")
 
 
 def sign_config(
     private_key: Ed25519PrivateKey, village_id: str, gateway_id: str, version: int, config: GatewayConfig
 ) -> str:
     """The signature (base64url, no padding) of ``config`` as ``version`` for ``gateway_id`` of ``village_id``."""
-    return _b64url(private_key.sign(signed_bytes(village_id, gateway_id, version, config)))
+    return sign_document(private_key, _config_document(village_id, gateway_id, version, config))
 
 
 def verify_config(
@@ -83,11 +116,7 @@ def verify_config(
     Raises :class:`ConfigSignatureError` when the signature does not verify (the message names the key it
     was checked against), :class:`MalformedSignatureError` (a subclass) when it cannot be a signature at all.
     """
-    raw = _signature_bytes(signature)
-    try:
-        public_key.verify(raw, signed_bytes(village_id, gateway_id, version, config))
-    except InvalidSignature:
-        raise ConfigSignatureError(f"signature does not verify with key {key_id(public_key)}") from None
+    verify_document(public_key, _config_document(village_id, gateway_id, version, config), signature)
 
 
 def _signature_bytes(signature: str) -> bytes:
@@ -116,34 +145,77 @@ def load_public_key(data: str | bytes) -> Ed25519PublicKey:
 
 
 def load_public_keys(data: str | bytes) -> list[Ed25519PublicKey]:
-    """Every Ed25519 public key in ``data``: PEM ``PUBLIC KEY`` blocks and/or lines of raw base64 keys.
+    """Every Ed25519 public key in ``data`` (see :func:`load_trusted_keys`), without their expiry."""
+    return [trusted.key for trusted in load_trusted_keys(data)]
 
-    Blank lines and lines starting with ``#`` are ignored, so a key file can say what each key is.
+
+@dataclass(frozen=True, slots=True)
+class TrustedKey:
+    """A key a gateway trusts, and until when (UTC epoch ms; None: until it is revoked)."""
+
+    key: Ed25519PublicKey
+    not_after_ms: int | None = None
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.key)
+
+
+def load_trusted_keys(data: str | bytes) -> list[TrustedKey]:
+    """Every Ed25519 public key in ``data``, in order: PEM ``PUBLIC KEY`` blocks and/or lines of raw base64 keys.
+
+    Blank lines and lines starting with ``#`` are comments, so a key file can say what each key is; a comment
+    ``# not-after: 2027-06-30T00:00:00Z`` (ISO 8601 with a time zone) sets when the next key stops being trusted.
     A file with two keys is how a rotation overlaps: the new key is added before the fleet signs with it.
     Raises :class:`SigningKeyError` for anything else, a private key above all (it never belongs on a gateway).
     """
     text = _text(data)
-    keys: list[Ed25519PublicKey] = []
-    for block in _PEM_BLOCK.finditer(text):
-        label = block.group(1)
-        if "PRIVATE" in label:
-            raise SigningKeyError(f"found a {label} where a public key belongs; give the public key only")
-        if label != "PUBLIC KEY":
-            raise SigningKeyError(f"found a PEM {label} block; expected PUBLIC KEY (an Ed25519 SubjectPublicKeyInfo)")
-        try:
-            key = serialization.load_pem_public_key(block.group(0).encode("ascii"))
-        except (ValueError, UnsupportedAlgorithm) as exc:
-            raise SigningKeyError(f"unreadable PEM public key: {exc}") from None
-        keys.append(_ed25519_public(key))
-    rest = _PEM_BLOCK.sub("", text)
-    if "-----BEGIN" in rest or "-----END" in rest:
-        raise SigningKeyError("a PEM block is incomplete (BEGIN without a matching END)")
-    for line in (raw_line.strip() for raw_line in rest.splitlines()):
-        if line and not line.startswith("#"):
-            keys.append(_public_from_raw(_b64decode(line, what="public key")))
+    keys: list[TrustedKey] = []
+    not_after_ms: int | None = None
+    for entry in _KEY_FILE_ENTRY.finditer(text):
+        if entry.group("label") is not None:
+            keys.append(TrustedKey(_pem_public(entry.group("label"), entry.group(0).strip()), not_after_ms))
+            not_after_ms = None
+            continue
+        line = entry.group("line").strip()
+        if "-----BEGIN" in line or "-----END" in line:
+            raise SigningKeyError("a PEM block is incomplete (BEGIN without a matching END)")
+        directive = _NOT_AFTER.fullmatch(line)
+        if directive is not None:
+            not_after_ms = _epoch_ms(directive.group(1))
+        elif line and not line.startswith("#"):
+            keys.append(TrustedKey(_public_from_raw(_b64decode(line, what="public key")), not_after_ms))
+            not_after_ms = None
     if not keys:
         raise SigningKeyError("no public key found (expected a PEM PUBLIC KEY block or a base64 Ed25519 key)")
     return keys
+
+
+def not_after_line(not_after_ms: int) -> str:
+    """The comment that makes the key after it expire at ``not_after_ms`` (UTC epoch ms)."""
+    return f"# not-after: {iso_utc(not_after_ms)}"
+
+
+def _pem_public(label: str, block: str) -> Ed25519PublicKey:
+    if "PRIVATE" in label:
+        raise SigningKeyError(f"found a {label} where a public key belongs; give the public key only")
+    if label != "PUBLIC KEY":
+        raise SigningKeyError(f"found a PEM {label} block; expected PUBLIC KEY (an Ed25519 SubjectPublicKeyInfo)")
+    try:
+        key = serialization.load_pem_public_key(block.encode("ascii"))
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise SigningKeyError(f"unreadable PEM public key: {exc}") from None
+    return _ed25519_public(key)
+
+
+def _epoch_ms(text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise SigningKeyError(f"not-after {text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise SigningKeyError(f"not-after {text!r} has no time zone (add Z for UTC)")
+    return round(moment.timestamp() * 1000)
 
 
 def load_private_key(data: str | bytes, password: bytes | None = None) -> Ed25519PrivateKey:

@@ -31,6 +31,8 @@ CODE_VERSION: Final = 1
 EnrollmentToken = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Pem = Annotated[str, StringConstraints(min_length=1, max_length=16_384, pattern=r"-----BEGIN [A-Z0-9 ]+-----")]
 """One or more PEM blocks (a public key, a CA bundle)."""
+PublicKeyPem = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"-----BEGIN [A-Z0-9 ]+-----")]
+"""One public key as a PEM block: an Ed25519 key is 113 characters; nothing longer is read."""
 
 
 class EnrollmentRequest(WireModel):
@@ -38,7 +40,7 @@ class EnrollmentRequest(WireModel):
 
     schema_version: Literal[1] = 1
     token: EnrollmentToken = Field(repr=False, description="The enrollment token, `oet_…` (single use).")
-    public_key_pem: Pem = Field(description="The gateway's Ed25519 public key, a PEM `PUBLIC KEY` block.")
+    public_key_pem: PublicKeyPem = Field(description="The gateway's Ed25519 public key, a PEM `PUBLIC KEY` block.")
     hostname: ShortText = Field(description="The gateway's host name, as the technician would recognise it.")
     agent_version: ShortText
 

@@ -64,3 +64,8 @@ class ReplayedRequestError(RequestSignatureError):
 
 class GovernancePayloadError(ProtocolError, ValueError):
     """A governance payload (case callback, case update) or a case id does not fit the contract."""
+
+
+class TlsSettingsError(ProtocolError, ValueError):
+    """A TLS setting cannot be used: a CA, certificate or key file missing or unreadable, a key without its
+    certificate. The message names the setting (e.g. ``broker.tls.ca_file``) and the file."""

@@ -5,14 +5,14 @@ validates against the same models before it publishes one, so both sides refuse 
 """
 
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Final, Self
 
 from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
 from protocol.bounds import IntervalSeconds, SafeInt, refuse_unsafe_integer
 from protocol.config_model import ConfigModel
 from protocol.detection import DetectionSettings
-from protocol.identifiers import DeviceId, GridId
+from protocol.identifiers import DeviceId, GridId, KeyId
 
 MAX_DEVICES = 256
 MAX_PARAMS = 64
@@ -109,6 +109,9 @@ class SnapshotPolicy(ConfigModel):
     )
 
 
+MAX_REVOKED_KEYS: Final = 16
+
+
 class GatewayConfig(ConfigModel):
     """Everything the fleet may change on a running gateway: intervals and the devices it serves."""
 
@@ -117,6 +120,12 @@ class GatewayConfig(ConfigModel):
     devices: list[DeviceSpec] = Field(default_factory=list, max_length=MAX_DEVICES)
     snapshots: SnapshotPolicy = Field(
         default=SnapshotPolicy(), description="Camera snapshots kept on the gateway for audited fetches."
+    )
+    revoked_signing_keys: list[KeyId] = Field(
+        default_factory=list,
+        max_length=MAX_REVOKED_KEYS,
+        description="Fleet signing keys (key ids) the gateway must never trust again, from the fleet's "
+        "configs.revoked_key_ids: kept on the gateway for good once a config naming them is accepted.",
     )
 
     @model_validator(mode="after")

@@ -45,3 +45,8 @@ def is_identifier(value: str) -> bool:
 def is_firmware_version(value: str) -> bool:
     """Whether ``value`` is usable as a :data:`FirmwareVersion` (a node may report anything up to 256 characters)."""
     return FIRMWARE_VERSION_RE.fullmatch(value) is not None
+
+
+KEY_ID_PATTERN: Final = r"^[0-9a-f]{16}$"
+"""A signing key's fingerprint: 16 hex digits of the SHA-256 of its raw public key."""
+KeyId = Annotated[str, StringConstraints(pattern=KEY_ID_PATTERN)]

@@ -30,6 +30,7 @@ from protocol.bounds import (
 )
 from protocol.gateway_config import GatewayConfig
 from protocol.identifiers import (
+    KEY_ID_PATTERN,
     DeviceId,
     EpochMillis,
     FirmwareVersion,
@@ -45,8 +46,6 @@ MAX_ATTACHMENT_BYTES: Final = 40_000
 """Base64 makes it ~53 KB on the wire, inside the decoder's 64 KiB default."""
 SIGNATURE_PATTERN: Final = r"^[A-Za-z0-9_-]{86}$"
 """A 64-byte Ed25519 signature in base64url without padding (made and checked by protocol.config_signing)."""
-KEY_ID_PATTERN: Final = r"^[0-9a-f]{16}$"
-"""A signing key's fingerprint: 16 hex digits of the SHA-256 of its raw public key."""
 EvidenceValue = Annotated[float | SafeInt | bool | ShortText, BeforeValidator(refuse_unsafe_integer)]
 """A finite float, an integer within ±(2**53 - 1) (never an out-of-range one taken as a float), a boolean or text."""
 Evidence = Annotated[dict[MetricName, EvidenceValue], Field(max_length=32)]
@@ -288,6 +287,21 @@ class Command(Envelope):
     requested_by: ShortText | None = Field(default=None, description="The fleet user behind it, for the audit trail.")
     reason: ShortText | None = Field(default=None, description="Why, for commands that are audited.")
     timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    signature: str | None = Field(
+        default=None,
+        pattern=SIGNATURE_PATTERN,
+        description="The fleet's Ed25519 signature (base64url, no padding) over the command, its gateway, request "
+        "id and expiry (protocol.command_signing); a gateway holding the fleet's key refuses a command without it.",
+    )
+    key_id: str | None = Field(
+        default=None, pattern=KEY_ID_PATTERN, description="Fingerprint of the key that signed it."
+    )
+
+    @model_validator(mode="after")
+    def _signed_with_a_named_key(self) -> Self:
+        if (self.signature is None) != (self.key_id is None):
+            raise ValueError("signature and key_id come together")
+        return self
 
 
 class CommandResponse(Envelope):

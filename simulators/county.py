@@ -90,6 +90,7 @@ class SimulatedCounty:
             local = local_brokers[index] if index < len(local_brokers) else None
             wired = gateway_devices(village_id, camera_period_s=telemetry_interval_s)
             settings = EdgeSettings(
+                environment="development",
                 village_id=village_id,
                 gateway_id=f"gw-{village_id}",
                 broker=broker,

@@ -10,13 +10,13 @@ Every file is owned by whoever enrolls (root on a gateway), so the agent cannot 
 
 import grp
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from edge.durable_file import replace_durably, sync_directory
 from edge.errors import EnrollmentError
 
 PUBLIC_MODE: Final = 0o644
@@ -71,23 +71,10 @@ def prepare_directory(directory: Path, access: Access) -> None:
 
 
 def write_atomically(path: Path, data: str, mode: int, gid: int | None = None) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory, with ``mode`` (and group
-    ``gid``) before any byte is written, synced, then renamed over ``path``."""
+    """Write ``data`` to ``path`` durably (:func:`edge.durable_file.replace_durably`) with ``mode`` (and group
+    ``gid``) set before any byte is written."""
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            os.fchmod(descriptor, mode)  # mkstemp makes 0600; umask does not apply to fchmod
-            if gid is not None:
-                os.fchown(descriptor, -1, gid)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        _sync_directory(path.parent)
+        replace_durably(path, data, mode, gid)
     except OSError as exc:
         raise EnrollmentError(f"cannot write {path}: {exc}") from exc
     return path
@@ -106,15 +93,7 @@ def back_up(paths: Iterable[Path], directory: Path, now: datetime | None = None)
         os.chmod(backup, DIRECTORY_MODE)
         for path in existing:
             os.replace(path, backup / path.name)
-        _sync_directory(directory)
+        sync_directory(directory)
     except OSError as exc:
         raise EnrollmentError(f"cannot back up the previous enrollment into {backup}: {exc}") from exc
     return backup
-
-
-def _sync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

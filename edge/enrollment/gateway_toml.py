@@ -21,6 +21,7 @@ from edge.errors import EnrollmentError
 from edge.settings import EdgeSettings
 from protocol.enrollment import EnrollmentGrant
 from protocol.gateway_config import GatewayConfig
+from protocol.hosts import is_loopback_host
 
 _BARE_KEY: Final = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -43,6 +44,8 @@ def production_ready(grant: EnrollmentGrant) -> list[str]:
         missing.append("the fleet provisioned no broker credentials")
     if grant.config_signing_key_pem is None:
         missing.append("the fleet sent no config-signing key")
+    if not grant.broker.tls and not is_loopback_host(grant.broker.host):
+        missing.append("the fleet's broker takes no TLS")
     return missing
 
 

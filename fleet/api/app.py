@@ -4,9 +4,10 @@ Every route but ``/healthz`` needs a bearer token whose role allows it (see :mod
 Refusals from the fleet's stores become HTTP answers here, in one place. OpenAPI at ``/docs``.
 """
 
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from fleet import FLEET_VERSION
@@ -25,6 +26,7 @@ from fleet.api import (
 from fleet.api.configs import router as configs_router
 from fleet.api.context import CALLER_RESPONSES, ApiContext, Context, IdPath, Reader
 from fleet.api.health import router as health_router
+from fleet.api.limits import RequestGuard, RequestLimits, validation_refused
 from fleet.api.schemas import GatewayPublic, HealthReport
 from fleet.errors import (
     AccessError,
@@ -36,9 +38,14 @@ from fleet.errors import (
     RegistryError,
     TransientError,
 )
+from protocol.enrollment import ENROLL_PATH
+from protocol.governance import CASE_CALLBACK_PATH
 from protocol.identifiers import IDENTIFIER_PATTERN
 
 _UNKNOWN = {"description": "No such gateway"}
+
+PUBLIC_POST_PATHS: Final = (ENROLL_PATH, CASE_CALLBACK_PATH)
+"""The routes that take a body from callers without an API token (they prove themselves in it)."""
 
 _STATUS: dict[type[RegistryError], int] = {
     NotAuthenticatedError: 401,
@@ -64,7 +71,7 @@ def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"try again shortly: {exc}"}, status_code=503, headers={"Retry-After": "5"})
 
 
-def create_app(context: ApiContext) -> FastAPI:
+def create_app(context: ApiContext, limits: RequestLimits | None = None) -> FastAPI:
     app = FastAPI(
         title="Outpost fleet manager",
         version=FLEET_VERSION,
@@ -75,6 +82,13 @@ def create_app(context: ApiContext) -> FastAPI:
         responses={400: {"description": "The request body is not well-formed"}},
     )
     app.state.context = context
+    app.add_middleware(
+        RequestGuard,
+        public_paths=PUBLIC_POST_PATHS,
+        import_paths=[sites.IMPORT_PATH],
+        limits=limits or RequestLimits(),
+    )
+    app.add_exception_handler(RequestValidationError, validation_refused)
     app.add_exception_handler(RegistryError, _refused)
     app.add_exception_handler(TransientError, _unavailable)
     app.add_exception_handler(DataIntegrityError, _clashed)

@@ -1,6 +1,6 @@
 """Routes for the site hierarchy: counties, towns, villages, grids, and bulk import of a site list."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Body, Query, Response, status
 
@@ -28,7 +28,7 @@ router = APIRouter(tags=["sites"], responses=CALLER_RESPONSES)
 IdFilter = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown site"}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Exists already, or still in use"}}
-_MAX_SHEET_BYTES = 20 * 1024 * 1024
+IMPORT_PATH: Final = "/sites/import"
 
 
 @router.get("/counties")
@@ -161,7 +161,7 @@ async def delete_grid(ctx: Context, actor: SiteManager, village_id: IdPath, grid
 
 
 @router.post(
-    "/sites/import",
+    IMPORT_PATH,
     responses={404: {"description": "A parent named in the list does not exist"}, 422: {"description": "Bad rows"}},
 )
 async def import_sites(
@@ -169,7 +169,7 @@ async def import_sites(
     actor: SiteManager,
     sheet: Annotated[
         str,
-        Body(media_type="text/csv", max_length=_MAX_SHEET_BYTES, description="The site list as CSV (UTF-8)."),
+        Body(media_type="text/csv", description="The site list as CSV (UTF-8), at most api.max_import_bytes."),
     ],
     dry_run: Annotated[bool, Query(description="Check the list and report what would change; change nothing")] = False,
 ) -> ImportReport:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from fleet.access.roles import Actor
 from fleet.commands.store import FINAL, CommandStore, NewCommand, ResponseOutcome
 from fleet.commands.waiters import Waiters
+from fleet.configs.signing import ConfigSigner
 from fleet.db.schema import CommandRow, CommandState
 from fleet.downlink import Downlink
 from fleet.errors import DownlinkUnavailableError, NotFoundError
@@ -48,11 +49,12 @@ class ResponseCounts:
     wrong_gateway: int = 0
 
 
-def command_message(row: CommandRow) -> Command:
-    """The wire message of a recorded command; the same message every time it is built (a re-publish after a
-    restart is the same message: event id = request id, ``ts`` = when it was recorded, ``seq`` = its row id)."""
+def command_message(row: CommandRow, signer: ConfigSigner) -> Command:
+    """The signed wire message of a recorded command; the same message every time it is built (a re-publish
+    after a restart is the same message: event id = request id, ``ts`` = when it was recorded, ``seq`` = its row
+    id; Ed25519 signatures are deterministic)."""
     request_id = uuid.UUID(row.request_id)
-    return Command(
+    command = Command(
         gateway_id=row.gateway_id,
         seq=row.id,
         event_id=request_id,
@@ -64,13 +66,20 @@ def command_message(row: CommandRow) -> Command:
         reason=row.reason,
         timeout_s=(row.deadline_ms - row.created_ms) / 1000,
     )
+    return signer.signed_command(command)
 
 
 class CommandDispatcher:
     def __init__(
-        self, store: CommandStore, downlink: Downlink, clock: Callable[[], int], settings: CommandSettings
+        self,
+        store: CommandStore,
+        downlink: Downlink,
+        clock: Callable[[], int],
+        settings: CommandSettings,
+        signer: ConfigSigner,
     ) -> None:
         self.store = store
+        self._signer = signer
         self.settings = settings
         self._downlink = downlink
         self._clock = clock
@@ -173,7 +182,7 @@ class CommandDispatcher:
                 return  # the sweeper times it out
             timeout_s = min(self.settings.publish_timeout_s, remaining_s)
             try:
-                await self._downlink.publish(row.village_id, command_message(row), timeout_s=timeout_s)
+                await self._downlink.publish(row.village_id, command_message(row, self._signer), timeout_s=timeout_s)
             except DownlinkUnavailableError as exc:
                 logger.warning("command %s to %s is undeliverable: %s", row.request_id, row.gateway_id, exc)
                 if await self.store.mark_undeliverable(row.request_id, str(exc)):

@@ -77,13 +77,15 @@ async def recompute(
     now_ms: int,
     *,
     refuse_invalid: bool,
+    revoked_key_ids: Sequence[str] = (),
 ) -> Recomputed:
     """Bring the desired configs of the ``reached`` gateways in line with ``layers``, in ``session``'s transaction.
 
     With ``refuse_invalid`` (a layer being written) a gateway whose config would not validate refuses the
     whole change with :class:`InvalidRequestError` naming it, and nothing is written by the caller's
     transaction. Without (a reconciliation) such a gateway keeps its last good desired config and is
-    marked ``invalid`` with the reason, for the API to show."""
+    marked ``invalid`` with the reason, for the API to show. Every config names ``revoked_key_ids`` (the fleet's
+    retired signing keys) besides any its layers revoke."""
     outcome = Recomputed(gateways=len(reached))
     rows = await _rows(session, [place.gateway_id for place in reached])
     for place in reached:
@@ -97,6 +99,9 @@ async def recompute(
             continue
         try:
             config = resolve(applying)
+            revoked = sorted(set(config.revoked_signing_keys) | set(revoked_key_ids))
+            if revoked != config.revoked_signing_keys:
+                config = GatewayConfig.model_validate(config.model_dump() | {"revoked_signing_keys": revoked})
             problem = fits_the_gateway(config)
             if problem is not None:
                 raise ValueError(problem)

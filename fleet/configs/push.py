@@ -110,7 +110,14 @@ class ConfigPush:
             row.updated_by = actor.name
             action = "config_layer.create" if before is None else "config_layer.update"
             record(session, actor, Change(action, "config_layer", _target(key), before, snapshot(row)), self._clock())
-            outcome = await recompute(session, reached, await all_layers(session), self._clock(), refuse_invalid=True)
+            outcome = await recompute(
+                session,
+                reached,
+                await all_layers(session),
+                self._clock(),
+                refuse_invalid=True,
+                revoked_key_ids=self.signer.revoked_key_ids,
+            )
         logger.info(
             "%s set %s: %d of %d gateways get a new config",
             actor.name,
@@ -131,7 +138,14 @@ class ConfigPush:
                 session, actor, Change("config_layer.delete", "config_layer", _target(key), before, None), self._clock()
             )
             reached = await placements(session, key)
-            outcome = await recompute(session, reached, await all_layers(session), self._clock(), refuse_invalid=True)
+            outcome = await recompute(
+                session,
+                reached,
+                await all_layers(session),
+                self._clock(),
+                refuse_invalid=True,
+                revoked_key_ids=self.signer.revoked_key_ids,
+            )
         logger.info(
             "%s removed %s: %d of %d gateways get a new config",
             actor.name,
@@ -211,7 +225,14 @@ class ConfigPush:
             raise NotFoundError(f"no gateway {gateway_id!r}")
         row = await session.get(GatewayConfigRow, gateway_id)
         stale_village = row.village_id if row is not None and row.village_id != place.village_id else None
-        outcome = await recompute(session, [place], await all_layers(session), self._clock(), refuse_invalid=False)
+        outcome = await recompute(
+            session,
+            [place],
+            await all_layers(session),
+            self._clock(),
+            refuse_invalid=False,
+            revoked_key_ids=self.signer.revoked_key_ids,
+        )
         if gateway_id in outcome.invalid:  # kept invalid, like a reconciliation: a move records a fact
             logger.warning(
                 "gateway %s moved to %s has no valid config there: %s",
@@ -249,7 +270,14 @@ class ConfigPush:
         sites moved since the last change. A gateway whose layers no longer validate is marked invalid."""
         async with self._lock, self._records.write("reconcile the desired configs") as session:
             reached = await placements(session)
-            outcome = await recompute(session, reached, await all_layers(session), self._clock(), refuse_invalid=False)
+            outcome = await recompute(
+                session,
+                reached,
+                await all_layers(session),
+                self._clock(),
+                refuse_invalid=False,
+                revoked_key_ids=self.signer.revoked_key_ids,
+            )
             forgotten = await forget_removed_gateways(session)
             resigned = await resign_all_but(session, self.signer.key_id)
         if outcome.changed or forgotten or resigned or outcome.invalid:

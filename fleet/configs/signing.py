@@ -8,6 +8,7 @@ and why production refuses to start without the file (``configs.signing_key_file
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -17,9 +18,19 @@ from sqlalchemy.exc import ArgumentError
 
 from fleet.errors import FleetError
 from fleet.settings import FleetSettings
-from protocol.config_signing import key_id, load_private_key, private_key_pem, public_key_pem, sign_config
+from protocol.clock import iso_utc, utc_now_ms
+from protocol.command_signing import sign_command
+from protocol.config_signing import (
+    key_id,
+    load_private_key,
+    not_after_line,
+    private_key_pem,
+    public_key_pem,
+    sign_config,
+)
 from protocol.errors import SigningKeyError
 from protocol.gateway_config import GatewayConfig
+from protocol.messages import Command
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +42,25 @@ class ConfigSigningKeyError(FleetError):
 
 
 class ConfigSigner:
-    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+    """The fleet's signing key, the keys it retired (named in every config, so gateways stop trusting them),
+    and until when gateways trust it."""
+
+    def __init__(
+        self,
+        private_key: Ed25519PrivateKey,
+        *,
+        revoked_key_ids: Sequence[str] = (),
+        not_after_ms: int | None = None,
+    ) -> None:
         self._private_key = private_key
         self.key_id = key_id(private_key.public_key())
-        self.public_key_pem = public_key_pem(private_key.public_key())
+        if self.key_id in revoked_key_ids:
+            raise ConfigSigningKeyError(f"the config-signing key {self.key_id} is in configs.revoked_key_ids")
+        self.revoked_key_ids = tuple(sorted(set(revoked_key_ids)))
+        self.not_after_ms = not_after_ms
+        pem = public_key_pem(private_key.public_key())
+        self.public_key_pem = pem if not_after_ms is None else f"{not_after_line(not_after_ms)}\n{pem}"
+        """What a gateway's key file holds: the public key, after its expiry if it has one."""
 
     @classmethod
     def from_settings(cls, settings: FleetSettings) -> "ConfigSigner":
@@ -42,16 +68,30 @@ class ConfigSigner:
         password = settings.configs.signing_key_password
         secret = password.get_secret_value().encode("utf-8") if password is not None else None
         if configured is not None:
-            return cls(_load(configured, secret))
-        if settings.environment != "development":  # the settings refuse this too; never sign with a stray key
+            key = _load(configured, secret)
+        elif settings.environment != "development":  # the settings refuse this too; never sign with a stray key
             raise ConfigSigningKeyError("production needs configs.signing_key_file")
-        path = development_key_path(settings.database_url)
-        if path.exists():
-            return cls(_load(path, secret))
-        return cls(_generate(path))
+        else:
+            path = development_key_path(settings.database_url)
+            key = _load(path, secret) if path.exists() else _generate(path)
+        not_after = settings.configs.signing_key_not_after
+        not_after_ms = round(not_after.timestamp() * 1000) if not_after is not None else None
+        if not_after_ms is not None and utc_now_ms() > not_after_ms:
+            raise ConfigSigningKeyError(
+                f"the config-signing key {key_id(key.public_key())} expired at {iso_utc(not_after_ms)} "
+                "(configs.signing_key_not_after): gateways no longer trust it; rotate to a new key"
+            )
+        return cls(key, revoked_key_ids=settings.configs.revoked_key_ids, not_after_ms=not_after_ms)
 
     def sign(self, village_id: str, gateway_id: str, version: int, config: GatewayConfig) -> str:
         return sign_config(self._private_key, village_id, gateway_id, version, config)
+
+    def signed_command(self, command: Command) -> Command:
+        """``command`` with the fleet's signature (the same key signs commands, for another purpose)."""
+        unsigned = command.model_copy(update={"signature": None, "key_id": None})
+        return unsigned.model_copy(
+            update={"signature": sign_command(self._private_key, unsigned), "key_id": self.key_id}
+        )
 
 
 def development_key_path(database_url: str) -> Path:

@@ -12,10 +12,12 @@ problem (503, nothing was changed); a broker that does not answer is transient (
 
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Protocol, Self
 
 from fleet.broker_access import BrokerAccess, DynsecControl
+from fleet.broker_tls import broker_tls_context
 from fleet.errors import (
     BrokerAccessConflictError,
     BrokerAccessRefusedError,
@@ -37,12 +39,22 @@ class BrokerProvisioner(Protocol):
 class DynsecProvisioner:
     """:class:`BrokerAccess` through a :class:`DynsecControl` session as the dynamic security administrator."""
 
-    def __init__(self, host: str, port: int, *, username: str, password: str, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        username: str,
+        password: str,
+        timeout_s: float = 5.0,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._host = host
         self._port = port
         self._username = username
         self._password = password
         self._timeout_s = timeout_s
+        self._tls_context = tls_context
 
     @classmethod
     def from_settings(cls, settings: FleetSettings) -> Self | None:
@@ -57,12 +69,18 @@ class DynsecProvisioner:
             username=enrollment.dynsec_username,
             password=enrollment.dynsec_password.get_secret_value(),
             timeout_s=enrollment.dynsec_timeout_s,
+            tls_context=broker_tls_context(settings.broker),
         )
 
     @contextlib.asynccontextmanager
     async def access(self) -> AsyncIterator[BrokerAccess]:
         control = DynsecControl(
-            self._host, self._port, username=self._username, password=self._password, timeout_s=self._timeout_s
+            self._host,
+            self._port,
+            username=self._username,
+            password=self._password,
+            timeout_s=self._timeout_s,
+            tls_context=self._tls_context,
         )
         async with control:
             yield BrokerAccess(control)

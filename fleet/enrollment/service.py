@@ -17,6 +17,7 @@ The initial config and the fleet's config-signing public key come from the confi
 two injected callables, so this module does not depend on it.
 """
 
+import asyncio
 import hashlib
 import logging
 import secrets
@@ -157,7 +158,8 @@ class EnrollmentService:
         """Redeem ``request.token``: raises :class:`~fleet.errors.EnrollmentTokenError` (401) for a token
         that is unknown, used, expired or revoked, whoever asks first or at the same time."""
         self._require_provisioning()
-        key_pem, key_sha256 = _public_key(request.public_key_pem)
+        # On a worker thread: anyone may call this, and the event loop carries every panic alert.
+        key_pem, key_sha256 = await asyncio.to_thread(_public_key, request.public_key_pem)
         token = await self.tokens.usable(request.token)  # a look, to know the gateway id before the transaction
         gateway_id = token.gateway_id or _new_gateway_id(token.village_id)
         # Asked before the transaction, which on SQLite holds the database's write lock.

@@ -46,8 +46,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleet.broker_reconnect import wait_to_reconnect
+from fleet.broker_tls import broker_tls_context
 from fleet.ingest.fair_queue import FairQueue
 from fleet.settings import BrokerSettings
+from protocol.codec import MAX_PACKET_BYTES
 from protocol.mqtt_socket import NO_DELAY
 from protocol.reconnect import Backoff
 
@@ -90,6 +92,7 @@ class IngestSession:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._broker = broker
+        self._tls = broker_tls_context(broker)
         self.client_id = client_id
         self._subscriptions = list(subscriptions)
         self._receive_maximum = receive_maximum
@@ -153,6 +156,7 @@ class IngestSession:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self._session_expiry_s
         properties.ReceiveMaximum = self._receive_maximum
+        properties.MaximumPacketSize = MAX_PACKET_BYTES  # the broker drops, rather than sends, anything larger
         return {"protocol": aiomqtt.ProtocolVersion.V5, "clean_start": False, "properties": properties}
 
     def _client(self) -> tuple[aiomqtt.Client, mqtt.Client]:
@@ -166,6 +170,7 @@ class IngestSession:
             password=password,
             keepalive=self._broker.keepalive_s,
             timeout=10,
+            tls_context=self._tls,
             socket_options=NO_DELAY,
             **self._session_options(),
         )

@@ -69,6 +69,7 @@ class DemoStack:
         await self.platform.start()
         self.fleet = FleetService(
             FleetSettings(
+                environment="development",
                 database_url=f"sqlite+aiosqlite:///{self._workdir / 'fleet.db'}",
                 broker=FleetBrokerSettings(
                     host=self.broker.host,

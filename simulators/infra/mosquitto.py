@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from protocol.codec import MAX_PACKET_BYTES
 from simulators.infra.errors import BinaryNotFoundError
 from simulators.infra.managed import ManagedServer, PortTakenError
 from simulators.infra.ports import LOOPBACK, free_port, port_accepts
@@ -237,6 +238,9 @@ class MosquittoBroker(ManagedServer):
             "max_queued_messages 0",
             f"max_queued_bytes {_MAX_QUEUED_BYTES}",
             "set_tcp_nodelay true",
+            # Refuse any packet larger than the contract allows (the client is disconnected, MQTT 5 clients
+            # are told the limit in CONNACK): nobody makes the broker, or a subscriber, hold a huge message.
+            f"max_packet_size {MAX_PACKET_BYTES}",
         ]
         if self._persistence:
             lines += [

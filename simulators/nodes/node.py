@@ -184,11 +184,11 @@ class SimulatedNode:
         if self._client is not None:
             _shut(self._client)
         task.cancel()
-        # Python 3.11's asyncio.timeout can swallow a cancellation that arrives as its own deadline passes
-        # (here: _drop's wait), and the task then waits in aiomqtt's exit for a disconnection that never
-        # comes: the power-off hung the whole test. A cancellation lost so is asked for again.
+        # A cancellation lost on the way (see _link) would leave the board running; it is asked for again, and
+        # where the loop was is logged.
         while not (await asyncio.wait({task}, timeout=_STOP_GRACE_S))[0]:
-            logger.warning("node %s: its board loop ignored a power-off; cutting it again", self.node_id)
+            where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in task.get_stack(limit=20))
+            logger.warning("node %s: its board loop ignored a power-off (at %s); cutting it again", self.node_id, where)
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -318,6 +318,11 @@ class SimulatedNode:
                 await self._session(node, backoff)
             except* (aiomqtt.MqttError, OSError) as group:
                 logger.info("node %s: link down (%s)", self.node_id, group.exceptions[0])
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Powered off as the link failed: the session's TaskGroup reported its child's error and dropped
+                # the cancellation (Python 3.11), and nothing would cancel this loop again. The power-off wins.
+                raise asyncio.CancelledError
             await asyncio.sleep(backoff.next_delay_ms() / 1000)
 
     async def _session(self, node: FirmwareNode, backoff: FirmwareBackoff) -> None:

@@ -57,6 +57,7 @@ def node_heartbeat(firmware: str) -> NodeHeartbeat:
 @asynccontextmanager
 async def running_agent(tmp_path: Path, adapters: list[DeviceAdapter]) -> AsyncIterator[GatewayAgent]:
     settings = EdgeSettings(
+        environment="development",
         village_id="xiaohe",
         gateway_id="gw-xiaohe",
         broker=BrokerSettings(port=free_port()),  # nobody there: the agent runs on, offline

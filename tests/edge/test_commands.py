@@ -1,5 +1,6 @@
-"""The gateway's command handler: audited snapshot fetches, listings and diagnostics within the wire's
-limits, expiry of stale commands, restart after the acknowledgement, and errors as answers, never raised."""
+"""The gateway's command handler: only commands signed by the fleet's key, each run once across restarts,
+audited snapshot fetches, listings and diagnostics within the wire's limits, expiry of stale commands, restart
+after the acknowledgement, and errors as answers, never raised."""
 
 import asyncio
 import json
@@ -10,13 +11,18 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
+from edge.command_memory import COMMAND_MEMORY_NAME, CommandMemory
 from edge.commands import AUDIT_LOG_NAME, LIST_ENTRIES, AuditLog, CommandHandler
+from edge.config_signature import ConfigSignatures
 from edge.envelope import EnvelopeStamper
 from edge.sequence import SequenceCounter
 from edge.snapshots import SnapshotInfo, SnapshotStore
 from protocol.codec import Decoder, Inbound, encode
+from protocol.command_signing import sign_command
+from protocol.config_signing import key_id
 from protocol.gateway_config import SnapshotPolicy
 from protocol.messages import (
     AdapterState,
@@ -102,13 +108,39 @@ def health() -> Health:
     return Health()
 
 
+FLEET_KEY = Ed25519PrivateKey.generate()
+
+
+def make_handler(
+    state_dir: Path,
+    clock: FakeClock,
+    store: SnapshotStore,
+    health: Health,
+    restarts: Restarts,
+    *,
+    audit: AuditLog | None = None,
+    memory: CommandMemory | None = None,
+    **options: Any,
+) -> CommandHandler:
+    """A handler trusting :data:`FLEET_KEY`, remembering accepted commands in ``state_dir``."""
+    stamper = EnvelopeStamper(GATEWAY, SequenceCounter(state_dir / "sequence"), clock)
+    return CommandHandler(
+        stamper,
+        store,
+        audit if audit is not None else AuditLog(state_dir / AUDIT_LOG_NAME),
+        health,
+        restarts,
+        signatures=ConfigSignatures(VILLAGE, GATEWAY, [FLEET_KEY.public_key()]),
+        memory=memory if memory is not None else CommandMemory(state_dir / COMMAND_MEMORY_NAME),
+        **options,
+    )
+
+
 @pytest.fixture
 def handler(
     state_dir: Path, clock: FakeClock, store: SnapshotStore, health: Health, restarts: Restarts
 ) -> CommandHandler:
-    stamper = EnvelopeStamper(GATEWAY, SequenceCounter(state_dir / "sequence"), clock)
-    audit = AuditLog(state_dir / AUDIT_LOG_NAME)
-    return CommandHandler(stamper, store, audit, health, restarts, agent_version="9.8.7")
+    return make_handler(state_dir, clock, store, health, restarts, agent_version="9.8.7")
 
 
 def command(
@@ -121,7 +153,8 @@ def command(
     timeout_s: float = 30.0,
     gateway_id: str = GATEWAY,
 ) -> Command:
-    return Command(
+    """The command as the fleet sends it: signed with :data:`FLEET_KEY`."""
+    unsigned = Command(
         gateway_id=gateway_id,
         seq=1,
         event_id=uuid.uuid4(),
@@ -133,6 +166,11 @@ def command(
         reason=reason,
         timeout_s=timeout_s,
     )
+    return signed(unsigned, FLEET_KEY)
+
+
+def signed(unsigned: Command, key: Ed25519PrivateKey) -> Command:
+    return unsigned.model_copy(update={"signature": sign_command(key, unsigned), "key_id": key_id(key.public_key())})
 
 
 def fetch(snapshot_id: EvidenceValue, **kwargs: Any) -> Command:
@@ -303,9 +341,8 @@ async def test_a_fetch_is_refused_when_its_audit_record_cannot_be_written(
 ) -> None:
     info = kept(store)
     (state_dir / "not-a-dir").write_bytes(b"")
-    stamper = EnvelopeStamper(GATEWAY, SequenceCounter(state_dir / "sequence"), clock)
     audit = AuditLog(state_dir / "not-a-dir" / AUDIT_LOG_NAME)
-    handler = CommandHandler(stamper, store, audit, health, restarts)
+    handler = make_handler(state_dir, clock, store, health, restarts, audit=audit)
 
     response = only_response(await handler.handle(fetch(info.id, requested_by=OFFICER, reason=WHY)))
 
@@ -516,8 +553,7 @@ async def test_a_command_dated_ahead_within_the_allowance_runs(handler: CommandH
 async def test_the_allowance_for_a_command_dated_ahead_is_settable(
     state_dir: Path, clock: FakeClock, store: SnapshotStore, health: Health, restarts: Restarts
 ) -> None:
-    stamper = EnvelopeStamper(GATEWAY, SequenceCounter(state_dir / "sequence"), clock)
-    strict = CommandHandler(stamper, store, AuditLog(state_dir / AUDIT_LOG_NAME), health, restarts, max_ahead_s=5.0)
+    strict = make_handler(state_dir, clock, store, health, restarts, max_ahead_s=5.0)
 
     refused = only_response(await strict.handle(command(CommandName.DIAGNOSTICS, ts=NOW_MS + 5_001)))
     taken = only_response(await strict.handle(command(CommandName.DIAGNOSTICS, ts=NOW_MS + 5_000)))
@@ -560,3 +596,95 @@ async def test_a_repeated_delivery_of_one_request_is_answered_once(handler: Comm
     assert only_response(first).ok
     assert again == []
     assert restarts.calls == 1
+
+
+# --- signatures and replays ---
+
+
+async def test_an_unsigned_command_is_refused_before_anything_runs(handler: CommandHandler, restarts: Restarts) -> None:
+    unsigned = command(CommandName.RESTART_AGENT).model_copy(update={"signature": None, "key_id": None})
+
+    response = only_response(await handler.handle(unsigned))
+    await asyncio.sleep(0)
+
+    assert not response.ok
+    assert response.error is not None
+    assert response.error.startswith("unsigned command refused")
+    assert restarts.calls == 0
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda c: signed(c.model_copy(update={"signature": None, "key_id": None}), Ed25519PrivateKey.generate()),
+        lambda c: c.model_copy(update={"timeout_s": 3600.0}),  # a later expiry
+        lambda c: c.model_copy(update={"gateway_id": "gw-01", "requested_by": "intruder"}),  # who asked
+        lambda c: c.model_copy(update={"request_id": uuid.uuid4()}),  # a fresh id to slip past the memory
+    ],
+    ids=["other-key", "extended", "requester", "new-request-id"],
+)
+async def test_a_forged_or_altered_command_is_refused(handler: CommandHandler, restarts: Restarts, forge: Any) -> None:
+    response = only_response(await handler.handle(forge(command(CommandName.RESTART_AGENT))))
+    await asyncio.sleep(0)
+
+    assert not response.ok
+    assert response.error is not None
+    assert "signature does not verify" in response.error
+    assert restarts.calls == 0
+
+
+async def test_a_command_replayed_after_a_restart_is_ignored(
+    state_dir: Path, clock: FakeClock, store: SnapshotStore, health: Health, restarts: Restarts
+) -> None:
+    request = command(CommandName.RESTART_AGENT)
+    assert only_response(await make_handler(state_dir, clock, store, health, restarts).handle(request)).ok
+    await asyncio.sleep(0)
+
+    again = await make_handler(state_dir, clock, store, health, restarts).handle(request)  # the agent restarted
+    await asyncio.sleep(0)
+
+    assert again == []
+    assert restarts.calls == 1
+
+
+async def test_expired_commands_are_forgotten_at_start(state_dir: Path, clock: FakeClock) -> None:
+    memory = CommandMemory(state_dir / COMMAND_MEMORY_NAME)
+    memory.load(clock())
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    assert memory.remember(old, clock() - 2 * 3_600_000, clock())
+    assert memory.remember(recent, clock() + 30_000, clock())
+
+    reloaded = CommandMemory(state_dir / COMMAND_MEMORY_NAME)
+    reloaded.load(clock())
+
+    assert len(reloaded) == 1
+    assert not reloaded.remember(recent, clock() + 30_000, clock())
+    assert len((state_dir / COMMAND_MEMORY_NAME).read_text().splitlines()) == 1, "rewritten with the live ids only"
+
+
+async def test_a_full_memory_refuses_new_commands_rather_than_forget(
+    state_dir: Path, clock: FakeClock, store: SnapshotStore, health: Health, restarts: Restarts
+) -> None:
+    memory = CommandMemory(state_dir / COMMAND_MEMORY_NAME, max_remembered=2)
+    handler = make_handler(state_dir, clock, store, health, restarts, memory=memory)
+
+    answers = [only_response(await handler.handle(command(CommandName.DIAGNOSTICS))) for _ in range(3)]
+
+    assert [answer.ok for answer in answers] == [True, True, False]
+    assert answers[2].error is not None
+    assert "could run twice" in answers[2].error
+
+
+async def test_a_command_whose_memory_cannot_be_written_is_refused(
+    state_dir: Path, clock: FakeClock, store: SnapshotStore, health: Health, restarts: Restarts
+) -> None:
+    blocked = state_dir.parent / "not-a-dir"
+    blocked.write_bytes(b"")
+    memory = CommandMemory(blocked / COMMAND_MEMORY_NAME)
+    handler = make_handler(state_dir, clock, store, health, restarts, memory=memory)
+
+    response = only_response(await handler.handle(command(CommandName.RESTART_AGENT)))
+    await asyncio.sleep(0)
+
+    assert not response.ok
+    assert restarts.calls == 0

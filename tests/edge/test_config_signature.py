@@ -30,7 +30,11 @@ def fleet_key() -> SigningKeys:
 
 def settings(tmp_path: Path, key_file: Path | None) -> EdgeSettings:
     return EdgeSettings(
-        village_id=VILLAGE, gateway_id=GATEWAY, state_dir=tmp_path / "state", config_signing_key=key_file
+        environment="development",
+        village_id=VILLAGE,
+        gateway_id=GATEWAY,
+        state_dir=tmp_path / "state",
+        config_signing_key=key_file,
     )
 
 

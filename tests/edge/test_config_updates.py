@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from edge.config_floor import CONFIG_FLOOR_NAME, ConfigVersionFloor
 from edge.config_signature import ConfigSignatures
 from edge.config_updates import AppliedConfig, ConfigUpdates
 from edge.errors import ConfigApplyError, EdgeConfigError, EdgeError
+from edge.revoked_keys import REVOKED_KEYS_NAME, RevokedKeys
 from protocol.codec import Decoder, Rejection, RejectReason, encode
+from protocol.config_signing import TrustedKey
 from protocol.detection import DetectionSettings, LineSettings
 from protocol.gateway_config import DeviceKind, DeviceSpec, DoorPolicy, DriverKind, GatewayConfig
 from protocol.messages import ConfigDesired, ConfigStatus
@@ -103,7 +106,8 @@ def updates_at(
     signatures: ConfigSignatures | None = None,
 ) -> ConfigUpdates:
     """Without ``signatures``, as a development gateway without a config-signing key: nothing is checked."""
-    return ConfigUpdates(path, initial, gateway, fleet, signatures or ConfigSignatures.unchecked(VILLAGE, GATEWAY))
+    checked = signatures or ConfigSignatures.unchecked(VILLAGE, GATEWAY)
+    return ConfigUpdates(path, initial, gateway, fleet, checked, ConfigVersionFloor(path.parent / CONFIG_FLOOR_NAME))
 
 
 @asynccontextmanager
@@ -171,7 +175,14 @@ async def test_the_config_is_kept_on_disk_before_it_is_reported(path: Path, gate
         reported.set()
 
     async with running(
-        ConfigUpdates(path, INITIAL, gateway, report, ConfigSignatures.unchecked(VILLAGE, GATEWAY))
+        ConfigUpdates(
+            path,
+            INITIAL,
+            gateway,
+            report,
+            ConfigSignatures.unchecked(VILLAGE, GATEWAY),
+            ConfigVersionFloor(path.parent / CONFIG_FLOOR_NAME),
+        )
     ) as updates:
         updates.offer(desired(1, config(30.0)))
         async with asyncio.timeout(LIVENESS_S):
@@ -183,7 +194,8 @@ async def test_the_config_is_kept_on_disk_before_it_is_reported(path: Path, gate
 async def test_the_kept_file_is_replaced_whole_and_no_temporary_file_is_left(
     path: Path, gateway: Gateway, fleet: Fleet
 ) -> None:
-    path.with_suffix(".tmp").write_text("half a config from a power cut", encoding="utf-8")
+    stray = path.with_name(f".{path.name}.k2v9q1")  # a temporary file a power cut left behind
+    stray.write_text("half a config", encoding="utf-8")
 
     async with running(updates_at(path, gateway, fleet)) as updates:
         updates.offer(desired(1, config(30.0)))
@@ -192,7 +204,7 @@ async def test_the_kept_file_is_replaced_whole_and_no_temporary_file_is_left(
         await fleet.wait_for(2)
 
     assert kept_on_disk(path) == AppliedConfig(version=2, config=config(40.0))
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([stray.name, path.name, CONFIG_FLOOR_NAME])
 
 
 async def test_updates_arriving_during_an_apply_are_coalesced_to_the_latest(
@@ -579,7 +591,7 @@ async def test_a_config_signed_with_another_key_is_refused_naming_both_keys(
         (
             3,
             ConfigStatus.REJECTED,
-            f"signature does not verify with key {fleet_key.key_id} (signed with key {intruder.key_id})",
+            f"config signature does not verify with key {fleet_key.key_id} (signed with key {intruder.key_id})",
         )
     ]
     assert gateway.ran == []
@@ -616,7 +628,7 @@ async def test_a_signed_config_altered_relabelled_or_replayed_is_refused(
         reports = await fleet.wait_for(1)
 
     assert reports == [
-        (message.version, ConfigStatus.REJECTED, f"signature does not verify with key {fleet_key.key_id}")
+        (message.version, ConfigStatus.REJECTED, f"config signature does not verify with key {fleet_key.key_id}")
     ]
     assert gateway.ran == []
     assert nothing_kept(path)
@@ -772,3 +784,116 @@ def test_a_refused_downlink_message_is_reported_only_when_it_came_on_the_config_
     assert fleet.reports == []
     updates.refuse_if_config(gateway_topic(VILLAGE, GATEWAY, Channel.CONFIG_DESIRED), rejection, b'{"version": 9}')
     assert fleet.reports == [(9, ConfigStatus.REJECTED, f"invalid: {rejection.detail}")]
+
+
+# --- the version floor --------------------------------------------------------------------------------------
+
+
+async def test_an_older_signed_config_is_refused_as_a_rollback_after_the_applied_config_is_lost(
+    path: Path, gateway: Gateway, fleet: Fleet, fleet_key: SigningKeys
+) -> None:
+    older, newer = fleet_key.sign(VILLAGE, desired(2, config(20.0))), fleet_key.sign(VILLAGE, desired(3, config(30.0)))
+    async with running(updates_at(path, gateway, fleet, signatures=checking(fleet_key))) as updates:
+        updates.offer(newer)
+        await fleet.wait_for(1)
+    await asyncio.to_thread(path.unlink)  # a corrupted card, or someone with a shell on the gateway
+
+    async with running(updates_at(path, gateway, fleet, signatures=checking(fleet_key))) as updates:
+        assert updates.applied.version == 0, "the settings' config runs: the applied one is gone"
+        updates.offer(older)  # replayed from a recording, or left retained by an earlier fleet
+        reports = await fleet.wait_for(2)
+        updates.offer(newer)
+        reports = await fleet.wait_for(3)
+
+    assert reports[1] == (2, ConfigStatus.REJECTED, "rollback refused: this gateway already ran version 3")
+    assert reports[2] == (3, ConfigStatus.APPLIED, None)
+    assert gateway.ran == [config(30.0), config(30.0)]
+
+
+async def test_the_floor_is_kept_before_the_config_runs(path: Path, gateway: Gateway, fleet: Fleet) -> None:
+    gateway.gate = asyncio.Event()  # the apply hangs: a power cut now must not allow a rollback later
+    async with running(updates_at(path, gateway, fleet)) as updates:
+        updates.offer(desired(5, config(50.0)))
+        await asyncio.wait_for(gateway.entered.wait(), LIVENESS_S)
+
+        assert ConfigVersionFloor(path.parent / CONFIG_FLOOR_NAME).version == 5
+        gateway.gate.set()
+
+
+def test_a_floor_kept_before_the_floor_file_existed_comes_from_the_applied_config(
+    path: Path, gateway: Gateway, fleet: Fleet
+) -> None:
+    keep(path, AppliedConfig(version=7, config=config(70.0)))
+
+    updates_at(path, gateway, fleet)
+
+    assert ConfigVersionFloor(path.parent / CONFIG_FLOOR_NAME).version == 7
+
+
+@pytest.mark.parametrize("content", ["", "{}", '{"version": -1}', '{"version": "7"}', "\xff"])
+def test_a_damaged_floor_stops_the_agent_rather_than_allow_a_rollback(path: Path, content: str) -> None:
+    (path.parent / CONFIG_FLOOR_NAME).write_text(content, encoding="latin-1")
+
+    with pytest.raises(EdgeConfigError, match="config version floor"):
+        ConfigVersionFloor(path.parent / CONFIG_FLOOR_NAME)
+
+
+# --- expired and revoked keys -------------------------------------------------------------------------------
+
+
+async def test_a_config_signed_by_an_expired_key_is_refused(
+    path: Path, gateway: Gateway, fleet: Fleet, fleet_key: SigningKeys
+) -> None:
+    expired = TrustedKey(fleet_key.public, not_after_ms=1_700_000_000_000)  # 2023-11-14T22:13:20Z
+    signatures = ConfigSignatures(VILLAGE, GATEWAY, [expired], clock=lambda: 1_700_000_000_001)
+
+    async with running(updates_at(path, gateway, fleet, signatures=signatures)) as updates:
+        updates.offer(fleet_key.sign(VILLAGE, desired(3, config(30.0))))
+        reports = await fleet.wait_for(1)
+
+    assert reports == [
+        (3, ConfigStatus.REJECTED, f"signed with key {fleet_key.key_id}, which expired at 2023-11-14T22:13:20Z")
+    ]
+    assert gateway.ran == []
+
+
+async def test_a_key_revoked_by_a_config_signed_with_the_new_key_is_never_trusted_again(
+    path: Path, gateway: Gateway, fleet: Fleet, fleet_key: SigningKeys
+) -> None:
+    """A rotation: the gateway trusts the old and the new key; the fleet signs with the new one a config that
+    revokes the old; from then on the old key signs nothing that runs, after a restart too."""
+    new_key = SigningKeys.generate()
+    revoked_path = path.parent / REVOKED_KEYS_NAME
+
+    def trusting_both() -> ConfigSignatures:
+        return ConfigSignatures(VILLAGE, GATEWAY, [fleet_key.public, new_key.public], revoked=RevokedKeys(revoked_path))
+
+    revoking = GatewayConfig(
+        heartbeat_interval_s=20.0, devices=INITIAL.devices, revoked_signing_keys=[fleet_key.key_id]
+    )
+    async with running(updates_at(path, gateway, fleet, signatures=trusting_both())) as updates:
+        updates.offer(new_key.sign(VILLAGE, desired(2, revoking)))
+        await fleet.wait_for(1)
+    async with running(updates_at(path, gateway, fleet, signatures=trusting_both())) as updates:  # restarted
+        updates.offer(fleet_key.sign(VILLAGE, desired(3, config(30.0))))
+        reports = await fleet.wait_for(2)
+
+    assert reports == [
+        (2, ConfigStatus.APPLIED, None),
+        (3, ConfigStatus.REJECTED, f"signed with key {fleet_key.key_id}, which the fleet revoked"),
+    ]
+    assert RevokedKeys(revoked_path).ids == {fleet_key.key_id}
+
+
+async def test_a_config_may_not_revoke_the_key_that_signs_it(
+    path: Path, gateway: Gateway, fleet: Fleet, fleet_key: SigningKeys
+) -> None:
+    suicidal = GatewayConfig(devices=INITIAL.devices, revoked_signing_keys=[fleet_key.key_id])
+
+    async with running(updates_at(path, gateway, fleet, signatures=checking(fleet_key))) as updates:
+        updates.offer(fleet_key.sign(VILLAGE, desired(2, suicidal)))
+        [(version, status, error)] = await fleet.wait_for(1)
+
+    assert (version, status) == (2, ConfigStatus.REJECTED)
+    assert error is not None
+    assert "a revocation must be signed by another key" in error

@@ -351,6 +351,7 @@ async def test_a_door_closed_in_time_raises_nothing(policed: LocalRules, outbox:
 def test_a_door_policy_must_name_access_request_devices() -> None:
     with pytest.raises(ValueError, match="not an access_request device"):
         EdgeSettings(
+            environment="development",
             village_id="dongshan",
             gateway_id="gw-dongshan",
             devices=[

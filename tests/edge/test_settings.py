@@ -1,7 +1,9 @@
-"""Gateway settings: strict about unknown keys and production credentials and keys, lax about locally typed numbers."""
+"""Gateway settings: production by default, strict about unknown keys and production credentials, keys and TLS, lax
+about locally typed numbers."""
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -9,6 +11,7 @@ from pydantic import SecretStr, ValidationError
 from edge.errors import EdgeConfigError, EdgeError
 from edge.settings import BrokerSettings, EdgeSettings
 from protocol.gateway_config import DeviceKind, DeviceSpec, GatewayConfig
+from protocol.mqtt_tls import MqttTlsSettings
 
 
 @pytest.fixture(autouse=True)
@@ -18,8 +21,33 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def test_minimal_settings_take_the_defaults() -> None:
-    settings = EdgeSettings(village_id="lakeside", gateway_id="gw-01")
+def development(**values: Any) -> EdgeSettings:
+    """Development settings of gw-01 in lakeside, with ``values`` on top."""
+    return EdgeSettings(village_id="lakeside", gateway_id="gw-01", environment="development", **values)
+
+
+PRODUCTION_BROKER = BrokerSettings(
+    host="broker.county.example",
+    port=8883,
+    username="gw-01",
+    password=SecretStr("pw"),
+    tls=MqttTlsSettings(ca_file=Path("/etc/outpost/county-ca.pem")),
+)
+
+
+def production(**values: Any) -> EdgeSettings:
+    """Production settings of gw-01 in lakeside (credentials, TLS, the signing key), with ``values`` on top."""
+    settings: dict[str, Any] = {"broker": PRODUCTION_BROKER, "config_signing_key": Path("/etc/outpost/signing.pem")}
+    return EdgeSettings(village_id="lakeside", gateway_id="gw-01", **(settings | values))
+
+
+def test_production_is_the_default() -> None:
+    with pytest.raises(ValidationError, match="production gateways need"):
+        EdgeSettings(village_id="lakeside", gateway_id="gw-01")
+
+
+def test_minimal_development_settings_take_the_defaults() -> None:
+    settings = development()
 
     assert settings.environment == "development"
     assert settings.broker == BrokerSettings()
@@ -36,12 +64,12 @@ def test_identity_is_required() -> None:
 @pytest.mark.parametrize(("village_id", "gateway_id"), [("Lakeside", "gw-01"), ("lakeside", "gw/01"), ("", "gw")])
 def test_ids_must_be_topic_safe(village_id: str, gateway_id: str) -> None:
     with pytest.raises(ValidationError):
-        EdgeSettings(village_id=village_id, gateway_id=gateway_id)
+        EdgeSettings(village_id=village_id, gateway_id=gateway_id, environment="development")
 
 
 def test_unknown_top_level_keys_are_refused() -> None:
     with pytest.raises(ValidationError, match="gatway_id"):
-        EdgeSettings(village_id="lakeside", gateway_id="gw-01", gatway_id="typo")  # type: ignore[call-arg]
+        development(gatway_id="typo")
 
 
 @pytest.mark.parametrize(
@@ -55,7 +83,7 @@ def test_unknown_top_level_keys_are_refused() -> None:
 )
 def test_unknown_nested_keys_are_refused(values: dict[str, object]) -> None:
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
-        EdgeSettings(village_id="lakeside", gateway_id="gw-01", **values)  # type: ignore[arg-type]
+        development(**values)
 
 
 @pytest.mark.parametrize(
@@ -65,19 +93,11 @@ def test_unknown_nested_keys_are_refused(values: dict[str, object]) -> None:
 )
 def test_production_requires_broker_credentials(broker: BrokerSettings) -> None:
     with pytest.raises(ValidationError, match=r"broker\.username and broker\.password"):
-        EdgeSettings(village_id="lakeside", gateway_id="gw-01", environment="production", broker=broker)
+        production(broker=broker)
 
 
-def test_production_with_credentials_is_accepted() -> None:
-    broker = BrokerSettings(username="gw-01", password=SecretStr("pw"))
-
-    settings = EdgeSettings(
-        village_id="lakeside",
-        gateway_id="gw-01",
-        environment="production",
-        broker=broker,
-        config_signing_key=Path("/etc/outpost/config-signing.pem"),
-    )
+def test_production_with_credentials_tls_and_the_key_is_accepted() -> None:
+    settings = production()
 
     assert settings.broker.password is not None
     assert settings.broker.password.get_secret_value() == "pw"
@@ -85,23 +105,44 @@ def test_production_with_credentials_is_accepted() -> None:
 
 
 def test_development_needs_no_credentials() -> None:
-    assert EdgeSettings(village_id="lakeside", gateway_id="gw-01").broker.username is None
+    assert development().broker.username is None
 
 
 def test_production_requires_the_config_signing_key() -> None:
-    broker = BrokerSettings(username="gw-01", password=SecretStr("pw"))
-
     with pytest.raises(ValidationError, match="production gateways need config_signing_key"):
-        EdgeSettings(village_id="lakeside", gateway_id="gw-01", environment="production", broker=broker)
+        production(config_signing_key=None)
+
+
+@pytest.mark.parametrize("setting", ["broker", "local_broker"])
+def test_production_reaches_a_broker_off_this_host_over_tls_only(setting: str) -> None:
+    plain = PRODUCTION_BROKER.model_copy(update={"tls": None})
+
+    with pytest.raises(ValidationError, match=f"set {setting}.tls"):
+        production(**{setting: plain})
+
+
+@pytest.mark.parametrize("setting", ["broker", "local_broker"])
+def test_production_checks_the_broker_certificate_names_its_host(setting: str) -> None:
+    tls = MqttTlsSettings(ca_file=Path("/etc/outpost/county-ca.pem"), check_hostname=False)
+
+    with pytest.raises(ValidationError, match=f"remove {setting}.tls.check_hostname"):
+        production(**{setting: PRODUCTION_BROKER.model_copy(update={"tls": tls})})
+
+
+def test_production_village_broker_on_the_gateway_itself_needs_no_tls() -> None:
+    local = BrokerSettings(host="127.0.0.1", username="gw-01", password=SecretStr("local"))
+
+    assert production(local_broker=local).local_broker == local
 
 
 def test_development_needs_no_config_signing_key() -> None:
-    assert EdgeSettings(village_id="lakeside", gateway_id="gw-01").config_signing_key is None
+    assert development().config_signing_key is None
 
 
 def test_the_config_signing_key_is_a_path_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OUTPOST_EDGE_VILLAGE_ID", "lakeside")
     monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-01")
+    monkeypatch.setenv("OUTPOST_EDGE_ENVIRONMENT", "development")
     monkeypatch.setenv("OUTPOST_EDGE_CONFIG_SIGNING_KEY", "/etc/outpost/config-signing.pem")
 
     assert EdgeSettings.load().config_signing_key == Path("/etc/outpost/config-signing.pem")
@@ -114,12 +155,12 @@ def test_duplicate_device_ids_are_refused() -> None:
     ]
 
     with pytest.raises(ValidationError, match="device ids must be unique"):
-        EdgeSettings(village_id="lakeside", gateway_id="gw-01", devices=devices)
+        development(devices=devices)
 
 
 def test_the_buffer_bound_has_a_floor() -> None:
     with pytest.raises(ValidationError, match="buffer_max_bytes"):
-        EdgeSettings(village_id="lakeside", gateway_id="gw-01", buffer_max_bytes=1024)
+        development(buffer_max_bytes=1024)
 
 
 def write_toml(tmp_path: Path, text: str) -> Path:
@@ -143,6 +184,9 @@ host = "broker.county.example"
 port = 8883
 username = "gw-01"
 password = "s3cret"
+
+[broker.tls]
+ca_file = "/etc/outpost/county-ca.pem"
 
 [config]
 heartbeat_interval_s = 2
@@ -178,7 +222,9 @@ params = { period_s = 2, per_minute = 12.5 }
 
 
 def test_load_refuses_unknown_keys_in_the_file(tmp_path: Path) -> None:
-    path = write_toml(tmp_path, 'village_id = "lakeside"\ngateway_id = "gw-01"\nbrokers = 1\n')
+    path = write_toml(
+        tmp_path, 'village_id = "lakeside"\ngateway_id = "gw-01"\nenvironment = "development"\nbrokers = 1\n'
+    )
 
     with pytest.raises(ValidationError, match="brokers"):
         EdgeSettings.load(path)
@@ -189,6 +235,7 @@ def test_load_fills_what_the_file_leaves_out_from_the_environment(
 ) -> None:
     monkeypatch.setenv("OUTPOST_EDGE_VILLAGE_ID", "riverside")
     monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-from-env")
+    monkeypatch.setenv("OUTPOST_EDGE_ENVIRONMENT", "development")
     path = write_toml(tmp_path, 'gateway_id = "gw-from-file"\n')
 
     settings = EdgeSettings.load(path)
@@ -214,6 +261,7 @@ def test_load_of_a_missing_file_raises_a_config_error(tmp_path: Path) -> None:
 def test_load_without_a_file_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OUTPOST_EDGE_VILLAGE_ID", "lakeside")
     monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-01")
+    monkeypatch.setenv("OUTPOST_EDGE_ENVIRONMENT", "development")
     monkeypatch.setenv("OUTPOST_EDGE_BROKER__PORT", "1884")
     monkeypatch.setenv("OUTPOST_EDGE_DEVICES", '[{"kind": "door_contact", "id": "door-1"}]')
 
@@ -227,6 +275,7 @@ def test_load_without_a_file_reads_the_environment(monkeypatch: pytest.MonkeyPat
 def test_nested_config_from_environment_strings_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OUTPOST_EDGE_VILLAGE_ID", "lakeside")
     monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-01")
+    monkeypatch.setenv("OUTPOST_EDGE_ENVIRONMENT", "development")
     monkeypatch.setenv("OUTPOST_EDGE_CONFIG__HEARTBEAT_INTERVAL_S", "2")
 
     settings = EdgeSettings.load()
@@ -244,6 +293,7 @@ def test_nested_config_from_the_environment_is_still_validated(
 ) -> None:
     monkeypatch.setenv("OUTPOST_EDGE_VILLAGE_ID", "lakeside")
     monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-01")
+    monkeypatch.setenv("OUTPOST_EDGE_ENVIRONMENT", "development")
     monkeypatch.setenv(name, value)
 
     with pytest.raises(ValidationError, match="heartbeat_interval_s"):
@@ -253,6 +303,7 @@ def test_nested_config_from_the_environment_is_still_validated(
 def test_unknown_nested_config_keys_from_the_environment_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OUTPOST_EDGE_VILLAGE_ID", "lakeside")
     monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-01")
+    monkeypatch.setenv("OUTPOST_EDGE_ENVIRONMENT", "development")
     monkeypatch.setenv("OUTPOST_EDGE_CONFIG__HEARTBEAT_S", "2")
 
     with pytest.raises(ValidationError, match="heartbeat_s"):

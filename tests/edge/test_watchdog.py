@@ -61,6 +61,7 @@ def test_an_unreachable_socket_is_logged_not_raised(tmp_path: Path, caplog: pyte
 
 async def test_the_agent_reports_ready_pings_and_stopping(tmp_path: Path, notify_socket: socket.socket) -> None:
     settings = EdgeSettings(
+        environment="development",
         village_id="dongshan",
         gateway_id="gw-dongshan",
         broker=BrokerSettings(port=free_port()),  # nobody there: the agent runs on, offline

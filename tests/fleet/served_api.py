@@ -13,13 +13,14 @@ from typer.testing import CliRunner, Result
 
 from fleet.api.app import create_app
 from fleet.api.context import ApiContext
+from fleet.api.limits import RequestLimits
 from fleet.api.server import HttpServer
 
 
 @asynccontextmanager
-async def served_api(context: ApiContext) -> AsyncIterator[str]:
+async def served_api(context: ApiContext, limits: RequestLimits | None = None) -> AsyncIterator[str]:
     """The API of ``context`` listening on 127.0.0.1; yields its base URL."""
-    server = HttpServer(create_app(context), "127.0.0.1", 0, "test-fleet")
+    server = HttpServer(create_app(context, limits), "127.0.0.1", 0, "test-fleet")
     await server.start()
     try:
         yield server.url

@@ -114,7 +114,7 @@ def test_write_api_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("OUTPOST_FLEET_TIMESERIES__INFLUX__TOKEN", TOKEN)
     monkeypatch.setenv("OUTPOST_FLEET_TIMESERIES__INFLUX__WRITE_API", "v1")
 
-    influx = FleetSettings().timeseries.influx
+    influx = FleetSettings(environment="development").timeseries.influx
 
     assert influx is not None
     assert influx.write_api == "v1"

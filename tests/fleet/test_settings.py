@@ -1,4 +1,5 @@
-"""Fleet settings: production refuses development defaults; unknown keys are refused everywhere."""
+"""Fleet settings: production is the default and refuses development secrets and links without TLS; development
+must be asked for and stays on loopback; unknown keys are refused everywhere."""
 
 import os
 from typing import Any
@@ -21,7 +22,12 @@ def production(**overrides: Any) -> dict[str, Any]:
     """Complete production settings, with ``overrides`` applied on top."""
     values: dict[str, Any] = {
         "environment": "production",
-        "broker": {"username": "fleet", "password": "broker-secret"},
+        "broker": {
+            "host": "broker.county.example",
+            "username": "fleet",
+            "password": "broker-secret",
+            "tls": {"ca_file": "/etc/outpost/county-ca.pem"},
+        },
         "governance": {
             "url": "https://platform.county.example",
             "token": "platform-secret",
@@ -29,14 +35,20 @@ def production(**overrides: Any) -> dict[str, Any]:
         },
         "timeseries": {"influx": {"url": "https://tsdb.county.example", "token": "influx-secret"}},
         "api": {"admin_token": "county-admin-secret"},
+        "enrollment": {"broker": {"host": "broker.county.example", "port": 8883, "tls": True}},
         "configs": {"signing_key_file": "/etc/outpost/config-signing.pem"},
     }
     values.update(overrides)
     return values
 
 
-def test_development_defaults_need_nothing() -> None:
-    settings = FleetSettings()
+def test_production_is_the_default() -> None:
+    with pytest.raises(ValidationError, match="production needs explicit settings for"):
+        FleetSettings()
+
+
+def test_development_must_be_asked_for_and_then_needs_nothing() -> None:
+    settings = FleetSettings(environment="development")
 
     assert settings.environment == "development"
     assert settings.governance.url is None
@@ -110,10 +122,76 @@ def test_production_refuses_defaults_and_missing_secrets(overrides: dict[str, An
 )
 def test_unknown_keys_are_refused(values: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
-        FleetSettings(**values)
+        FleetSettings(environment="development", **values)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "fleet.county.example", "::"])
+def test_development_refuses_to_listen_beyond_loopback(host: str) -> None:
+    with pytest.raises(ValidationError, match="development mode listens on loopback only"):
+        FleetSettings(environment="development", api={"host": host})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "localhost", "::1"])
+def test_development_listens_on_loopback(host: str) -> None:
+    assert FleetSettings(environment="development", api={"host": host}).api.host == host
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"broker": {"host": "broker.county.example", "username": "f", "password": "p"}}, "broker (set broker.tls)"),
+        (
+            {"broker": {"host": "b.county", "username": "f", "password": "p", "tls": {"ca_file": "/ca.pem",
+                                                                                       "check_hostname": False}}},
+            "broker.tls.check_hostname",
+        ),
+        ({"api": {"host": "0.0.0.0", "admin_token": "county-admin-secret"}}, "api (set api.tls_cert_file"),
+        (
+            {"governance": {"url": "http://platform.county.example", "token": "t", "signing_secrets": ["s"]}},
+            "governance.url",
+        ),
+        (
+            {"governance": {"url": "https://platform.county.example", "token": "t", "signing_secrets": ["s"],
+                            "verify_tls": False}},
+            "governance.verify_tls",
+        ),
+        ({"webhook": {"url": "http://hooks.county.example", "secret": "s"}}, "webhook.url"),
+        (
+            {"webhook": {"url": "https://hooks.county.example", "secret": "s", "verify_tls": False}},
+            "webhook.verify_tls",
+        ),
+        ({"timeseries": {"influx": {"url": "http://tsdb.county.example", "token": "t"}}}, "timeseries.influx.url"),
+        ({"enrollment": {"broker": {"host": "broker.county.example"}}}, "enrollment.broker"),
+        (
+            {"enrollment": {"broker": {"tls": True}, "public_url": "http://fleet.county.example"}},
+            "enrollment.public_url",
+        ),
+    ],
+    ids=["broker-plain", "broker-no-hostname-check", "api-plain", "governance-http", "governance-unverified",
+         "webhook-http", "webhook-unverified", "influx-http", "gateways-plain", "public-url-http"],
+)  # fmt: skip
+def test_production_refuses_every_link_without_verified_tls(overrides: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValidationError, match="production needs") as caught:
+        FleetSettings(**production(**overrides))
+
+    assert named in str(caught.value)
+
+
+def test_production_links_to_this_host_need_no_tls() -> None:
+    """A broker, time-series server or TLS proxy beside the fleet: the link never leaves the machine."""
+    settings = FleetSettings(
+        **production(
+            broker={"host": "127.0.0.1", "username": "fleet", "password": "broker-secret"},
+            timeseries={"influx": {"url": "http://127.0.0.1:8428", "token": "t"}},
+            api={"host": "127.0.0.1", "admin_token": "county-admin-secret"},
+        )
+    )
+
+    assert settings.broker.tls is None
 
 
 def test_nested_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTPOST_FLEET_ENVIRONMENT", "development")
     monkeypatch.setenv("OUTPOST_FLEET_BROKER__HOST", "broker.county.example")
     monkeypatch.setenv("OUTPOST_FLEET_PRESENCE__MISSED_HEARTBEATS", "4")
     monkeypatch.setenv("OUTPOST_FLEET_GOVERNANCE__URL", "https://platform.county.example")
@@ -150,7 +228,7 @@ def test_production_from_the_environment_refuses_the_default_token(monkeypatch: 
 )
 def test_out_of_range_values_are_refused(values: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError, match=field):
-        FleetSettings(**values)
+        FleetSettings(environment="development", **values)
 
 
 def test_secrets_do_not_show_in_the_settings_repr() -> None:

@@ -49,7 +49,9 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10
 
 
 @contextlib.asynccontextmanager
-async def running_service(settings: FleetSettings, *, timeout_s: float = 20.0) -> AsyncIterator[FleetService]:
+async def running_service(
+    settings: FleetSettings, *, timeout_s: float = 20.0, stop_timeout_s: float = 120.0
+) -> AsyncIterator[FleetService]:
     """``fleet run`` in this process: yields once it serves and its ingest session and downlink are up,
     stops it (and raises whatever stopped it early) after."""
     service = FleetService(settings)
@@ -66,7 +68,17 @@ async def running_service(settings: FleetSettings, *, timeout_s: float = 20.0) -
         yield service
     finally:
         stop.set()
-        await task
+        try:
+            async with asyncio.timeout(stop_timeout_s):
+                await task
+        except TimeoutError:
+            stuck = "\n".join(_where(t) for t in asyncio.all_tasks() if t is not asyncio.current_task())
+            pytest.fail(f"the fleet did not stop within {stop_timeout_s:g} s; tasks:\n{stuck}")
+
+
+def _where(task: "asyncio.Task[object]") -> str:
+    frames = " <- ".join(f"{f.f_code.co_name} ({f.f_code.co_filename}:{f.f_lineno})" for f in task.get_stack())
+    return f"{task.get_name()}: {frames}"
 
 
 @pytest.fixture
@@ -147,6 +159,7 @@ def fleet_settings(
     if signing_secret is not None:
         governance = governance.model_copy(update={"signing_secrets": [SecretStr(signing_secret)]})
     return FleetSettings(
+        environment="development",
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}",
         broker=BrokerSettings(host=mosquitto.host, port=mosquitto.port, client_id=client_id),
         api=ApiSettings(port=0),

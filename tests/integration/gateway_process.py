@@ -12,6 +12,7 @@ def gateway_toml(
     *, village_id: str, gateway_id: str, broker_port: int, state_dir: Path, heartbeat_interval_s: float
 ) -> str:
     return f"""
+environment = "development"
 village_id = "{village_id}"
 gateway_id = "{gateway_id}"
 state_dir = "{state_dir}"

@@ -88,6 +88,7 @@ async def start_gateway(tmp_path: Path, mosquitto: MosquittoBroker) -> AsyncIter
 
     async def start(adapters: Sequence[DeviceAdapter]) -> GatewayAgent:
         settings = EdgeSettings(
+            environment="development",
             village_id=VILLAGE,
             gateway_id=GATEWAY,
             broker=BrokerSettings(port=mosquitto.port),

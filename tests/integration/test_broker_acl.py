@@ -419,6 +419,7 @@ async def test_the_gateway_agent_runs_on_its_provisioned_credentials(
     """The role grants everything the real agent does: presence with its Last Will, heartbeats, alerts,
     subscribing to its downlink."""
     settings = EdgeSettings(
+        environment="development",
         village_id=A.village_id,
         gateway_id=A.gateway_id,
         broker=BrokerSettings(port=broker.port, username=A.gateway_id, password=A.password, keepalive_s=5),

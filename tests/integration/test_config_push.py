@@ -38,6 +38,7 @@ FLEET_KEY = SigningKeys.generate()
 
 def _settings(tmp_path: Path, broker: MosquittoBroker) -> EdgeSettings:
     return EdgeSettings(
+        environment="development",
         village_id=VILLAGE,
         gateway_id=GATEWAY,
         broker=BrokerSettings(port=broker.port),
@@ -160,7 +161,7 @@ async def test_a_config_unsigned_or_signed_with_another_key_is_reported_rejected
     wrongly_signed, unsigned, applied = _reports(recorder)
     assert (wrongly_signed.version, wrongly_signed.status) == (1, ConfigStatus.REJECTED)
     assert wrongly_signed.error == (
-        f"signature does not verify with key {FLEET_KEY.key_id} (signed with key {intruder.key_id})"
+        f"config signature does not verify with key {FLEET_KEY.key_id} (signed with key {intruder.key_id})"
     )
     assert (unsigned.version, unsigned.status) == (2, ConfigStatus.REJECTED)
     assert unsigned.error is not None

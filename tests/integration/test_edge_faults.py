@@ -39,6 +39,7 @@ async def test_every_alert_arrives_exactly_once_and_in_order_across_a_broker_out
     tmp_path: Path, broker: MosquittoBroker
 ) -> None:
     settings = EdgeSettings(
+        environment="development",
         village_id="shiqiao",
         gateway_id="gw-shiqiao",
         broker=BrokerSettings(port=broker.port, keepalive_s=5),

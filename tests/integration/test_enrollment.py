@@ -97,6 +97,7 @@ async def fleet(tmp_path: Path, broker: MosquittoBroker) -> AsyncIterator[Fleet]
         return signing_key
 
     settings = FleetSettings(
+        environment="development",
         broker=BrokerSettings(host=broker.host, port=broker.port),
         enrollment=EnrollmentSettings(
             broker=GatewayBrokerSettings(host=broker.host, port=broker.port),

@@ -43,6 +43,7 @@ async def _gateway(state_dir: Path, broker: MosquittoBroker, clip: Path | None =
         detection=DetectionSettings(line=LineSettings()),
     )
     settings = EdgeSettings(
+        environment="development",
         village_id=VILLAGE,
         gateway_id=GATEWAY,
         broker=BrokerSettings(port=broker.port),

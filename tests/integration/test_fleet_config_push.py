@@ -42,6 +42,7 @@ NO_SUCH_PINS = DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="panic-wired", driver
 @asynccontextmanager
 async def _fleet(tmp_path: Path, broker: MosquittoBroker, name: str) -> AsyncIterator[FleetService]:
     settings = FleetSettings(
+        environment="development",
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}",
         broker=BrokerSettings(host=broker.host, port=broker.port, client_id=name),
         api=ApiSettings(port=0),
@@ -59,6 +60,7 @@ async def _gateway(tmp_path: Path, broker: MosquittoBroker, public_key_pem: str)
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key_file.write_text(public_key_pem, encoding="ascii")
     settings = EdgeSettings(
+        environment="development",
         village_id=VILLAGE,
         gateway_id=GATEWAY,
         broker=EdgeBrokerSettings(port=broker.port),
@@ -151,7 +153,9 @@ async def test_a_change_made_while_the_fleet_was_down_is_published_when_it_start
         # The fleet is down: the change is accepted (as by an API call the publisher never got to), not published.
         engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}")
         try:
-            keys_kept = ConfigSigner.from_settings(FleetSettings(database_url=str(engine.url)))
+            keys_kept = ConfigSigner.from_settings(
+                FleetSettings(environment="development", database_url=str(engine.url))
+            )
             push = ConfigPush(session_factory(engine), utc_now_ms, keys_kept)
             await push.put_layer(Actor("li-wei", Role.ADMIN), Scope.VILLAGE, VILLAGE, {"heartbeat_interval_s": 3.0})
             assert (await push.gateway_config(GATEWAY)).sync.status == "not_published"

@@ -97,6 +97,7 @@ async def as_admin(broker: MosquittoBroker, *batch: dynsec.Command) -> list[Comm
 async def running_fleet(tmp_path: Path, broker: MosquittoBroker, name: str) -> AsyncIterator[FleetService]:
     """The fleet service on ``broker`` as its own client ``FLEET_USER``, managing access as ``ADMIN``."""
     settings = FleetSettings(
+        environment="development",
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}",
         broker=BrokerSettings(
             host=broker.host, port=broker.port, client_id=name, username=FLEET_USER, password=FLEET_PASSWORD

@@ -57,6 +57,7 @@ async def _gateway(tmp_path: Path, broker: MosquittoBroker) -> AsyncIterator[tup
     clip = write_clip(tmp_path / "north-gate.avi", Camera().frames(120, [crossing("left_to_right", first_frame=20,
                       lane_y=180)]), fps=10.0)  # fmt: skip
     settings = EdgeSettings(
+        environment="development",
         village_id=VILLAGE,
         gateway_id=GATEWAY,
         broker=BrokerSettings(port=broker.port),

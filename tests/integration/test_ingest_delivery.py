@@ -153,6 +153,7 @@ class Worker:
 def worker_env(tmp_path: Path, broker: MosquittoBroker, victoria: VictoriaMetricsServer) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("OUTPOST_FLEET_")}
     env.update({
+        "OUTPOST_FLEET_ENVIRONMENT": "development",
         "OUTPOST_FLEET_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}",
         "OUTPOST_FLEET_BROKER__HOST": broker.host,
         "OUTPOST_FLEET_BROKER__PORT": str(broker.port),
@@ -235,6 +236,7 @@ async def test_a_time_series_outage_pauses_ingest_within_its_bound_and_loses_not
 ) -> None:
     bound = 200
     settings = FleetSettings(
+        environment="development",
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}",
         broker=BrokerSettings(host=mosquitto.host, port=mosquitto.port, client_id="fleet-outage"),
         api=ApiSettings(port=0),

@@ -24,6 +24,7 @@ async def test_panic_press_reaches_the_platform_as_exactly_one_case(
 ) -> None:
     fleet = await start_fleet()
     settings = EdgeSettings(
+        environment="development",
         village_id="dongshan",
         gateway_id="gw-dongshan",
         broker=BrokerSettings(port=mosquitto.port),

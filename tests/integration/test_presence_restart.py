@@ -34,6 +34,7 @@ class RestartableFleet:
 
     def __init__(self, tmp_path: Path, broker: MosquittoBroker) -> None:
         self.settings = FleetSettings(
+            environment="development",
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}",
             broker=BrokerSettings(host=broker.host, port=broker.port, client_id="fleet-restarted"),
             api=ApiSettings(port=0),

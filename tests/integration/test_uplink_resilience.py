@@ -30,6 +30,7 @@ async def mosquitto() -> AsyncIterator[MosquittoBroker]:
 
 def _gateway(tmp_path: Path, port: int) -> tuple[GatewayAgent, SimulatedPanicButton]:
     settings = EdgeSettings(
+        environment="development",
         village_id="liujia",
         gateway_id="gw-liujia",
         broker=BrokerSettings(port=port, keepalive_s=5),

@@ -21,10 +21,11 @@ from edge.broker_connection import tls_context
 from edge.devices import prebuilt
 from edge.errors import EdgeConfigError
 from edge.faults import UPLINK, UPLINK_REFUSED
-from edge.settings import BrokerSettings, EdgeSettings, TlsSettings
+from edge.settings import BrokerSettings, EdgeSettings
 from protocol.clock import utc_now_ms
 from protocol.gateway_config import DeviceKind, DeviceSpec, GatewayConfig
 from protocol.messages import Alert, AlertKind, Severity
+from protocol.mqtt_tls import MqttTlsSettings
 from protocol.topics import Channel
 from simulators.infra.certificates import CertificateFiles, write_certificates
 from simulators.infra.mosquitto import MosquittoBroker, TlsListener
@@ -70,13 +71,14 @@ async def tls_broker(certificates: CertificateFiles) -> AsyncIterator[MosquittoB
         yield broker
 
 
-def _client_tls(files: CertificateFiles, *, ca_file: Path | None = None) -> TlsSettings:
-    return TlsSettings(ca_file=ca_file or files.ca_cert, cert_file=files.client_cert, key_file=files.client_key)
+def _client_tls(files: CertificateFiles, *, ca_file: Path | None = None) -> MqttTlsSettings:
+    return MqttTlsSettings(ca_file=ca_file or files.ca_cert, cert_file=files.client_cert, key_file=files.client_key)
 
 
-def _gateway(tmp_path: Path, port: int | None, tls: TlsSettings) -> tuple[GatewayAgent, SimulatedPanicButton]:
+def _gateway(tmp_path: Path, port: int | None, tls: MqttTlsSettings) -> tuple[GatewayAgent, SimulatedPanicButton]:
     assert port is not None, "the broker has no TLS listener"
     settings = EdgeSettings(
+        environment="development",
         village_id="shiqiao",
         gateway_id="gw-shiqiao",
         broker=BrokerSettings(port=port, keepalive_s=5, tls=tls, refused_retry_base_s=0.2, refused_retry_cap_s=0.5),
@@ -121,7 +123,7 @@ async def test_the_tls_broker_refuses_a_client_without_a_certificate(
     certificates: CertificateFiles, tls_broker: MosquittoBroker
 ) -> None:
     """What makes the test above prove the client certificate: without one, the broker hangs up."""
-    no_client_certificate = tls_context(BrokerSettings(tls=TlsSettings(ca_file=certificates.ca_cert)), "broker")
+    no_client_certificate = tls_context(BrokerSettings(tls=MqttTlsSettings(ca_file=certificates.ca_cert)), "broker")
     reader, writer = await asyncio.open_connection(tls_broker.host, tls_broker.tls_port, ssl=no_client_certificate)
     try:
         with pytest.raises(ssl.SSLError, match="certificate required"):
@@ -163,6 +165,7 @@ async def test_outpost_gateway_run_keeps_running_and_names_the_ca_file_when_the_
     config = tmp_path / "gateway.toml"
     config.write_text(
         f"""
+environment = "development"
 village_id = "shiqiao"
 gateway_id = "gw-shiqiao"
 state_dir = "{tmp_path / "gateway"}"
@@ -234,7 +237,7 @@ async def test_an_expired_broker_certificate_is_retried_with_a_warning_not_fatal
 def test_a_missing_ca_file_is_a_configuration_error_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-ca.pem"
     with pytest.raises(EdgeConfigError, match=re.escape(f"cannot load broker.tls.ca_file {missing}:")):
-        _gateway(tmp_path, 8883, TlsSettings(ca_file=missing))
+        _gateway(tmp_path, 8883, MqttTlsSettings(ca_file=missing))
 
 
 async def _is_set(event: asyncio.Event) -> bool:

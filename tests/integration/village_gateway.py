@@ -32,6 +32,7 @@ async def village_gateway(
     """Run the agent with ``devices`` until the block ends; yield its local bus once it is connected."""
     local_settings = BrokerSettings(host=local.host, port=local.port)
     settings = EdgeSettings(
+        environment="development",
         village_id=village_id,
         gateway_id=gateway_id,
         broker=uplink,

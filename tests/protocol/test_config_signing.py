@@ -17,6 +17,8 @@ from protocol.config_signing import (
     load_private_key,
     load_public_key,
     load_public_keys,
+    load_trusted_keys,
+    not_after_line,
     private_key_pem,
     public_key_base64,
     public_key_pem,
@@ -381,3 +383,25 @@ def test_the_decoder_refuses_a_misshapen_signature_or_key_id(keys: SigningKeys, 
     assert isinstance(decoded, Rejection)
     assert decoded.reason is RejectReason.INVALID_PAYLOAD
     assert field in decoded.detail
+
+
+def test_a_not_after_comment_sets_when_the_next_key_expires(keys: SigningKeys) -> None:
+    other = SigningKeys.generate()
+    text = "\n".join([
+        "# the county's key until its rotation",
+        not_after_line(1_800_000_000_000),
+        public_key_pem(keys.public),
+        "# the new key",
+        public_key_base64(other.public),
+    ])  # fmt: skip
+
+    trusted = load_trusted_keys(text)
+
+    assert [(t.key_id, t.not_after_ms) for t in trusted] == [(keys.key_id, 1_800_000_000_000), (other.key_id, None)]
+    assert not_after_line(1_800_000_000_000) == "# not-after: 2027-01-15T08:00:00Z"
+
+
+@pytest.mark.parametrize("moment", ["2027-06-30", "soon", "2027-06-30T00:00:00"])
+def test_a_not_after_without_a_zone_or_a_time_is_refused(keys: SigningKeys, moment: str) -> None:
+    with pytest.raises(SigningKeyError, match="not-after"):
+        load_trusted_keys(f"# not-after: {moment}\n{public_key_pem(keys.public)}")

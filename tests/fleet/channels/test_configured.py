@@ -27,7 +27,7 @@ async def close_all(channels: list[Channel]) -> None:
 
 
 async def test_no_people_facing_channel_unless_asked_for() -> None:
-    channels = configured_channels(FleetSettings())
+    channels = configured_channels(FleetSettings(environment="development"))
 
     assert channels == []
 
@@ -38,7 +38,7 @@ async def test_every_channel_asked_for_is_built_in_order_with_its_own_route(monk
     monkeypatch.setenv("OUTPOST_FLEET_WEBHOOK__SECRET", "lakeside-webhook-secret")
     monkeypatch.setenv("OUTPOST_FLEET_WEBHOOK__STEPS", '["raise", "cancel"]')
     monkeypatch.setenv("OUTPOST_FLEET_VILLAGE_NOTIFY__ENABLED", "true")
-    settings = FleetSettings()
+    settings = FleetSettings(environment="development")
 
     channels = configured_channels(settings, publisher=Downlink(BrokerSettings(), "test-unconnected"))
 
@@ -49,7 +49,7 @@ async def test_every_channel_asked_for_is_built_in_order_with_its_own_route(monk
 
 
 def test_village_notifications_without_the_broker_connection_are_a_wiring_mistake() -> None:
-    settings = FleetSettings.model_validate({"village_notify": {"enabled": True}})
+    settings = FleetSettings.model_validate({"environment": "development", "village_notify": {"enabled": True}})
 
     with pytest.raises(ValueError, match="publisher"):
         configured_channels(settings)
@@ -69,11 +69,13 @@ def test_village_notifications_without_the_broker_connection_are_a_wiring_mistak
 )
 def test_a_webhook_setting_that_cannot_work_is_refused_at_start(webhook: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
-        FleetSettings.model_validate({"webhook": webhook})
+        FleetSettings.model_validate({"environment": "development", "webhook": webhook})
 
 
 def test_a_webhook_checks_tls_and_hears_what_needs_acting_on_and_what_ends_it_by_default() -> None:
-    webhook = FleetSettings.model_validate({"webhook": {"url": "https://hooks.example", "secret": "s"}}).webhook
+    webhook = FleetSettings.model_validate(
+        {"environment": "development", "webhook": {"url": "https://hooks.example", "secret": "s"}}
+    ).webhook
 
     assert webhook.verify_tls is True
     assert webhook.steps == ["raise", "escalate", "cancel", "clear", "resolve"]

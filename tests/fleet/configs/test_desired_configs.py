@@ -10,6 +10,7 @@ from fleet.access.audit import AuditLog
 from fleet.configs.desired import Published, mark_published, unpublished
 from fleet.configs.layers import Scope
 from fleet.configs.push import ConfigPush
+from fleet.configs.signing import ConfigSigner
 from fleet.configs.state import SyncStatus
 from fleet.db.schema import GatewayConfigRow
 from fleet.errors import InvalidRequestError, NotFoundError
@@ -20,6 +21,7 @@ from protocol.messages import ConfigReported, ConfigStatus
 from tests.fleet.configs.parts import config_push
 from tests.fleet.configs.sites import ADMIN, build_county
 from tests.fleet.helpers import FakeClock
+from tests.signing_keys import SigningKeys
 
 PANIC = {"kind": "panic_button", "id": "panic-1"}
 
@@ -289,3 +291,18 @@ async def test_removing_a_site_or_gateway_removes_its_layer_so_a_namesake_does_n
         "town/xiping",
         "village/beicun",
     ]
+
+
+async def test_every_desired_config_names_the_keys_the_fleet_revoked(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    await build_county(sessions, clock)
+    retired = "0123456789abcdef"
+    push = ConfigPush(sessions, clock, ConfigSigner(SigningKeys.generate().private, revoked_key_ids=[retired]))
+
+    await push.put_layer(ADMIN, Scope.TOWN, "hutou", {"heartbeat_interval_s": 20.0, "revoked_signing_keys": ["f" * 16]})
+
+    async with sessions.begin() as session:
+        pending = await unpublished(session, "", 10_000)
+    assert pending
+    assert {tuple(p.config["revoked_signing_keys"]) for p in pending} == {(retired, "f" * 16)}

@@ -8,13 +8,15 @@ from pydantic import ValidationError
 
 from fleet.configs.signing import ConfigSigner, ConfigSigningKeyError, development_key_path
 from fleet.settings import FleetSettings
-from protocol.config_signing import load_public_key, private_key_pem, verify_config
+from protocol.config_signing import load_public_key, load_trusted_keys, private_key_pem, verify_config
 from protocol.gateway_config import GatewayConfig
 from tests.signing_keys import SigningKeys
 
 
 def _settings(tmp_path: Path, **values: Any) -> FleetSettings:
-    return FleetSettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'db' / 'fleet.db'}", **values)
+    return FleetSettings(
+        environment="development", database_url=f"sqlite+aiosqlite:///{tmp_path / 'db' / 'fleet.db'}", **values
+    )
 
 
 def test_development_generates_a_key_next_to_the_database_once_and_keeps_it(tmp_path: Path) -> None:
@@ -67,3 +69,24 @@ def test_the_development_key_lives_next_to_a_sqlite_database_else_in_the_working
     url: str, where: Path
 ) -> None:
     assert development_key_path(url) == where
+
+
+def test_a_key_with_an_expiry_hands_gateways_a_key_file_that_says_so(tmp_path: Path) -> None:
+    signer = ConfigSigner.from_settings(_settings(tmp_path, configs={"signing_key_not_after": "2099-01-01T00:00:00Z"}))
+
+    [trusted] = load_trusted_keys(signer.public_key_pem)
+
+    assert signer.public_key_pem.startswith("# not-after: 2099-01-01T00:00:00Z\n-----BEGIN PUBLIC KEY-----")
+    assert (trusted.key_id, trusted.not_after_ms) == (signer.key_id, 4_070_908_800_000)
+
+
+def test_the_fleet_refuses_to_start_with_its_key_expired(tmp_path: Path) -> None:
+    with pytest.raises(ConfigSigningKeyError, match="expired at 2020-01-01T00:00:00Z"):
+        ConfigSigner.from_settings(_settings(tmp_path, configs={"signing_key_not_after": "2020-01-01T00:00:00Z"}))
+
+
+def test_the_fleet_refuses_to_sign_with_a_key_it_revoked(tmp_path: Path) -> None:
+    key_id = ConfigSigner.from_settings(_settings(tmp_path)).key_id
+
+    with pytest.raises(ConfigSigningKeyError, match="revoked_key_ids"):
+        ConfigSigner.from_settings(_settings(tmp_path, configs={"revoked_key_ids": [key_id]}))

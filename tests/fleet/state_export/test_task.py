@@ -124,6 +124,7 @@ async def test_keeps_no_watermark_until_the_time_series_store_took_the_steps(
 
 def test_the_fleet_service_runs_it_unless_disabled(tmp_path: Path) -> None:
     settings = FleetSettings(
+        environment="development",
         database_url=database_url(tmp_path),
         api=ApiSettings(port=0),
         timeseries=TimeSeriesSettings(embedded_path=tmp_path / "ts.db"),

@@ -90,6 +90,7 @@ def gateway_settings(
 ) -> EdgeSettings:
     devices: list[DeviceSpec] = [BUTTON, SIREN, *([CAMERA] if camera else [])]
     return EdgeSettings(
+        environment="development",
         village_id=VILLAGE,
         gateway_id=GATEWAY,
         broker=county,

@@ -23,7 +23,7 @@ from simulators.infra.postgres import PostgresServer
 from simulators.infra.victoria import VictoriaMetricsServer
 from tests.integration.conftest import Platform, eventually, fleet_settings, running_service
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(780)]
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
 logger = logging.getLogger(__name__)
 
 CASE_BOUND_S = 2.0

@@ -1,0 +1,130 @@
+"""What anyone may send the API before it knows who they are: body sizes, the rate of unauthenticated calls,
+and error answers that never echo what was sent.
+
+- Every request body is capped (Starlette's body limit, 413 past it): :attr:`RequestLimits.body_bytes` on
+  authenticated routes, a smaller :attr:`~RequestLimits.public_body_bytes` on the routes anyone may call
+  (``POST /enroll``, the governance callbacks), :attr:`~RequestLimits.import_bytes` on the site import.
+- A request with a body to a route that needs a token is refused (401) before its body is read when it
+  carries no ``Authorization`` header at all.
+- The unauthenticated routes take at most :attr:`~RequestLimits.public_rate_per_s` requests a second from
+  one client address (a token bucket of :attr:`~RequestLimits.public_burst`; 429 with ``Retry-After``).
+  Behind a reverse proxy on loopback, the client is the ``X-Forwarded-For`` address uvicorn resolves.
+- A request that fails validation is answered with where and why (at most 20 errors, each message
+  truncated), never with the input itself, so a 25 MB body cannot come back as a 26 MB error.
+"""
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+_ERRORS_SHOWN: Final = 20
+_MESSAGE_CHARS: Final = 300
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    body_bytes: int = 1024 * 1024
+    public_body_bytes: int = 16 * 1024
+    import_bytes: int = 8 * 1024 * 1024
+    public_rate_per_s: float = 5.0
+    public_burst: int = 50
+    clients_tracked: int = 10_000
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class RequestGuard:
+    """ASGI middleware: body caps by route, the rate limit of the unauthenticated routes, and the early refusal
+    of a body sent to an authenticated route without any token (see the module docstring)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        public_paths: Iterable[str],
+        import_paths: Iterable[str],
+        limits: RequestLimits,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._public = frozenset(public_paths)
+        self._limits = limits
+        self._clock = clock
+        self._capped = {
+            "public": RequestBodyLimitMiddleware(app, limits.public_body_bytes),
+            "import": RequestBodyLimitMiddleware(app, limits.import_bytes),
+            "other": RequestBodyLimitMiddleware(app, limits.body_bytes),
+        }
+        self._import = frozenset(import_paths)
+        self._app = app
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self.throttled = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self._app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in self._public:
+            wait_s = self._take(_client(scope))
+            if wait_s > 0:
+                self.throttled += 1
+                retry = str(max(1, math.ceil(wait_s)))
+                answer = JSONResponse({"detail": "too many requests"}, 429, headers={"Retry-After": retry})
+                await answer(scope, receive, send)
+                return
+            await self._capped["public"](scope, receive, send)
+            return
+        if not any(name == b"authorization" for name, _ in scope["headers"]):
+            refusal = {"detail": "a bearer token is required"}
+            await JSONResponse(refusal, 401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            return
+        await self._capped["import" if path in self._import else "other"](scope, receive, send)
+
+    def _take(self, client: str) -> float:
+        """Take one token of ``client``'s bucket: 0 if there was one, else how long until there is."""
+        now, limits = self._clock(), self._limits
+        bucket = self._buckets.pop(client, None) or _Bucket(float(limits.public_burst), now)
+        bucket.tokens = min(float(limits.public_burst), bucket.tokens + (now - bucket.at) * limits.public_rate_per_s)
+        bucket.at = now
+        self._buckets[client] = bucket  # most recently seen last
+        while len(self._buckets) > limits.clients_tracked:
+            self._buckets.popitem(last=False)  # forgetting a client only refills its bucket
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / limits.public_rate_per_s
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+async def validation_refused(_request: Request, exc: Exception) -> JSONResponse:
+    """422 naming where and why a request is invalid, without echoing any of it."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [
+        {
+            "loc": list(error.get("loc", ()))[:10],
+            "msg": str(error.get("msg", ""))[:_MESSAGE_CHARS],
+            "type": str(error.get("type", "")),
+        }
+        for error in errors[:_ERRORS_SHOWN]
+    ]
+    if len(errors) > _ERRORS_SHOWN:
+        detail.append({"loc": [], "msg": f"and {len(errors) - _ERRORS_SHOWN} more errors", "type": "truncated"})
+    return JSONResponse({"detail": detail}, status_code=422)
