@@ -52,7 +52,7 @@ class LocalBus:
         self._broker = broker
         self._tls = tls_context(broker, "local_broker")
         self._gateway_id = gateway_id
-        self._client_id = f"outpost-gw-local-{gateway_id}"
+        self._client_id = broker.client_id or f"outpost-gw-local-{gateway_id}"
         self._centre_topic = village_centre_topic(village_id, gateway_id)
         self._clock = clock
         self._backoff = backoff or Backoff()

@@ -31,6 +31,12 @@ class BrokerSettings(BaseModel):
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
+    client_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="The MQTT client id, as the fleet bound the login to it at enrollment (unguessable, so no "
+        "other client can take over the gateway's session); unset: outpost-gw-{gateway_id} (development).",
+    )
     keepalive_s: int = Field(default=30, ge=5, le=600, description="MQTT keep-alive; the Last Will fires after 1.5x.")
     tls: MqttTlsSettings | None = None
     refused_retry_base_s: float = Field(
@@ -92,6 +98,8 @@ class EdgeSettings(BaseSettings):
     def _production_needs_credentials(self) -> Self:
         if self.environment == "production" and (self.broker.username is None or self.broker.password is None):
             raise ValueError("production gateways need broker.username and broker.password")
+        if self.environment == "production" and self.broker.client_id is None:
+            raise ValueError("production gateways need broker.client_id, the client id enrollment wrote")
         return self
 
     @model_validator(mode="after")

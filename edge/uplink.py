@@ -239,7 +239,7 @@ class Uplink:
         async with aiomqtt.Client(
             self._broker.host,
             self._broker.port,
-            identifier=f"outpost-gw-{self._stamper.gateway_id}",
+            identifier=self._broker.client_id or f"outpost-gw-{self._stamper.gateway_id}",
             username=self._broker.username,
             password=password,
             will=aiomqtt.Will(self._presence_topic, lost, qos=1, retain=True),

@@ -59,8 +59,8 @@ def ingest(
 ) -> None:
     """Run one more ingest worker beside `fleet run`: it takes a share of the telemetry and events.
 
-    Its MQTT session ({broker.client_id}-ingest-INDEX) persists, so a restarted worker resumes what it had
-    not acknowledged. Exits 0 on SIGTERM, 3 if the broker refuses its credentials."""
+    Its MQTT session ({broker.client_id}-TAG-ingest-INDEX, TAG made from the password) persists, so a restarted
+    worker resumes what it had not acknowledged. Exits 0 on SIGTERM, 3 if the broker refuses its credentials."""
     from fleet.ingest.worker import run_worker  # noqa: PLC0415 - keeps `--help` fast
 
     raise typer.Exit(asyncio.run(run_worker(_settings(), index)))

@@ -16,8 +16,8 @@ import logging
 
 import aiomqtt
 
+from fleet.broker_link import broker_tls_context
 from fleet.broker_reconnect import wait_to_reconnect
-from fleet.broker_tls import broker_tls_context
 from fleet.errors import DownlinkUnavailableError
 from fleet.settings import BrokerSettings
 from protocol.codec import encode

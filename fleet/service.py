@@ -38,6 +38,7 @@ from fleet.api.limits import RequestLimits
 from fleet.api.schemas import AlertDeliveryStatus, ChannelStatus, HealthReport, TimeSeriesStatus
 from fleet.api.server import HttpServer
 from fleet.broker_access.bootstrap import FleetLogin, prepare_broker_at_start
+from fleet.broker_link import session_prefix
 from fleet.commands.dispatcher import CommandDispatcher
 from fleet.commands.store import CommandStore
 from fleet.configs.publisher import ConfigPublisher
@@ -87,7 +88,7 @@ class FleetService:
         self._clock = clock
         self._engine = create_engine(settings.database_url)
         sessions = session_factory(self._engine)
-        self.downlink = Downlink(settings.broker, f"{settings.broker.client_id}-downlink")
+        self.downlink = Downlink(settings.broker.downlink(), f"{session_prefix(settings.broker)}-downlink")
         channels = configured_channels(settings, governance_transport=governance_transport, publisher=self.downlink)
         outbox = Outbox(channel.route for channel in channels)
         self.rules = RuleBook(sessions, clock, settings.alerts.rules)
@@ -168,7 +169,7 @@ class FleetService:
         lanes = [Lane.ALERTS, Lane.CONTROL] + ([Lane.BULK] if settings.ingest.in_process else [])
         self.ingest = IngestLanes.from_settings(
             settings,
-            {lane: lane_client_id(settings.broker.client_id, lane) for lane in lanes},
+            {lane: lane_client_id(session_prefix(settings.broker), lane) for lane in lanes},
             self.router,
             self.writer,
             self.dead_letters,
@@ -325,7 +326,14 @@ class FleetService:
         login = None
         if broker.username is not None and broker.password is not None:
             share_group = self.settings.ingest.share_group
-            login = FleetLogin(broker.username, broker.password.get_secret_value(), share_group)
+            downlink_password = broker.downlink_password.get_secret_value() if broker.downlink_password else None
+            login = FleetLogin(
+                broker.username,
+                broker.password.get_secret_value(),
+                share_group,
+                broker.downlink_username,
+                downlink_password,
+            )
         backoff = Backoff(base_s=0.5, cap_s=10.0)
         preparing = asyncio.create_task(prepare_broker_at_start(self.provisioner.access, login, backoff))
         stopping = asyncio.create_task(stop.wait())

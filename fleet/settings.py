@@ -31,8 +31,19 @@ class _Section(BaseModel):
 class BrokerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
-    username: str | None = None
+    username: str | None = Field(
+        default=None,
+        description="The login of the fleet's ingest sessions: receive only (and of the downlink "
+        "too when downlink_username is unset, development only).",
+    )
     password: SecretStr | None = None
+    downlink_username: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The downlink publisher's own login: the only fleet login that may publish to gateways and "
+        "village centres (required in production); created by the fleet like the ingest login.",
+    )
+    downlink_password: SecretStr | None = None
     client_id: str = Field(default="outpost-fleet", min_length=1, max_length=64)
     keepalive_s: int = Field(default=30, ge=5, le=600)
     tls: MqttTlsSettings | None = Field(
@@ -41,6 +52,19 @@ class BrokerSettings(_Section):
         "CA, and the fleet's client certificate when the broker requires one. Required in production unless "
         "the broker is on this host (loopback).",
     )
+
+    @model_validator(mode="after")
+    def _downlink_login_whole(self) -> Self:
+        if (self.downlink_username is None) != (self.downlink_password is None):
+            raise ValueError("set both broker.downlink_username and broker.downlink_password, or neither")
+        return self
+
+    def downlink(self) -> "BrokerSettings":
+        """These settings with the downlink's own login, when it has one."""
+        if self.downlink_username is None:
+            return self
+        return self.model_copy(update={"username": self.downlink_username, "password": self.downlink_password})
+
     mqtt_version: Literal["5", "3.1.1"] = Field(
         default="5",
         description=(
@@ -527,6 +551,8 @@ class FleetSettings(BaseSettings):
         missing = []
         if self.broker.username is None or self.broker.password is None:
             missing.append("broker.username/broker.password")
+        if self.broker.downlink_username is None:
+            missing.append("broker.downlink_username/broker.downlink_password")
         if self.governance.url is None:
             missing.append("governance.url")
         if self.governance.token.get_secret_value() == DEVELOPMENT_GOVERNANCE_TOKEN:

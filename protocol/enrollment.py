@@ -56,6 +56,13 @@ class BrokerGrant(WireModel):
     ca_pem: Pem | None = Field(default=None, description="The CA that signed the broker's certificate.")
     username: str | None = Field(default=None, min_length=1, max_length=64)
     password: str | None = Field(default=None, min_length=1, max_length=256, repr=False)
+    client_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        repr=False,
+        description="The MQTT client id the gateway must connect with: the broker binds the login to it, and no "
+        "other login can take over a session it cannot guess.",
+    )
 
 
 class EnrollmentGrant(WireModel):

@@ -40,7 +40,7 @@ class SettingsPaths:
 def production_ready(grant: EnrollmentGrant) -> list[str]:
     """What keeps these settings from production (empty when nothing does)."""
     missing = []
-    if grant.broker.username is None or grant.broker.password is None:
+    if grant.broker.username is None or grant.broker.password is None or grant.broker.client_id is None:
         missing.append("the fleet provisioned no broker credentials")
     if grant.config_signing_key_pem is None:
         missing.append("the fleet sent no config-signing key")
@@ -63,6 +63,8 @@ def render_settings(grant: EnrollmentGrant, paths: SettingsPaths, *, header: str
     broker: dict[str, TomlValue] = {"host": grant.broker.host, "port": grant.broker.port}
     if grant.broker.username is not None and grant.broker.password is not None:
         broker |= {"username": grant.broker.username, "password": grant.broker.password}
+    if grant.broker.client_id is not None:
+        broker["client_id"] = grant.broker.client_id
     lines = [f"# {line}" for line in header.splitlines()]
     lines += [*_pairs(top), "", "[broker]", *_pairs(broker)]
     if grant.broker.tls:

@@ -14,17 +14,26 @@ Typical use::
         access = BrokerAccess(control)
         await access.deny_by_default()
         await access.ensure_fleet_client("outpost-fleet", fleet_password)
-        await access.provision_gateway("shiqiao", "gw-shiqiao", gateway_password)
+        await access.provision_gateway("shiqiao", "gw-shiqiao", gateway_password, gateway_client_id)
 """
 
 from fleet.broker_access.acls import DENY_ALL, Acl, AclType, DefaultAccessType
 from fleet.broker_access.control import DynsecControl
-from fleet.broker_access.policy import FLEET_ROLE, fleet_acls, gateway_acls, gateway_role
+from fleet.broker_access.policy import (
+    DOWNLINK_ROLE,
+    FLEET_ROLE,
+    downlink_acls,
+    fleet_acls,
+    gateway_acls,
+    gateway_role,
+    ingest_acls,
+)
 from fleet.broker_access.provisioning import BrokerAccess
 from fleet.broker_access.responses import BrokerClient, CommandResponse
 
 __all__ = [
     "DENY_ALL",
+    "DOWNLINK_ROLE",
     "FLEET_ROLE",
     "Acl",
     "AclType",
@@ -33,7 +42,9 @@ __all__ = [
     "CommandResponse",
     "DefaultAccessType",
     "DynsecControl",
+    "downlink_acls",
     "fleet_acls",
     "gateway_acls",
     "gateway_role",
+    "ingest_acls",
 ]

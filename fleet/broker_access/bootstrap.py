@@ -34,6 +34,8 @@ class FleetLogin:
     username: str
     password: str = field(repr=False)
     share_group: str | None
+    downlink_username: str | None = None
+    downlink_password: str | None = field(default=None, repr=False)
 
 
 async def prepare_broker(access: BrokerAccess, login: FleetLogin | None) -> None:
@@ -43,13 +45,20 @@ async def prepare_broker(access: BrokerAccess, login: FleetLogin | None) -> None
     if login is None:
         logger.warning("broker.username/broker.password unset: the fleet's own broker client is not managed")
         return
-    created = await access.ensure_fleet_client(login.username, login.password, share_group=login.share_group)
+    separate = login.downlink_username is not None and login.downlink_password is not None
+    created = await access.ensure_fleet_client(
+        login.username, login.password, share_group=login.share_group, receive_only=separate
+    )
     logger.info(
-        "broker prepared: deny by default, fleet client %r %s (share group %s)",
+        "broker prepared: deny by default, fleet client %r %s (share group %s%s)",
         login.username,
         "created" if created else "already there, its role's ACLs rewritten",
         login.share_group or "none",
+        ", receive only" if separate else ", publishing the downlink too",
     )
+    if login.downlink_username is not None and login.downlink_password is not None:
+        created = await access.ensure_downlink_client(login.downlink_username, login.downlink_password)
+        logger.info("downlink client %r %s", login.downlink_username, "created" if created else "already there")
 
 
 async def prepare_broker_at_start(open_access: OpenAccess, login: FleetLogin | None, backoff: Backoff) -> None:

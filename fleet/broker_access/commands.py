@@ -46,12 +46,27 @@ def _roles(rolenames: Iterable[str]) -> list[dict[str, object]]:
     return [{"rolename": rolename} for rolename in rolenames]
 
 
-def create_client(username: str, password: str, *, roles: Iterable[str] = (), textname: str | None = None) -> Command:
-    """A new client that logs in as ``username`` with ``password`` and holds ``roles`` (which must exist)."""
+def create_client(
+    username: str,
+    password: str,
+    *,
+    roles: Iterable[str] = (),
+    textname: str | None = None,
+    client_id: str | None = None,
+) -> Command:
+    """A new client that logs in as ``username`` with ``password`` and holds ``roles`` (which must exist); with
+    ``client_id``, only a connection with that MQTT client id may use the login."""
     arguments: dict[str, object] = {"username": username, "password": password, "roles": _roles(roles)}
     if textname is not None:
         arguments["textname"] = textname
+    if client_id is not None:
+        arguments["clientid"] = client_id
     return Command("createClient", username, arguments)
+
+
+def bind_client_id(username: str, client_id: str) -> Command:
+    """From now on the client's login works only with the MQTT client id ``client_id``."""
+    return Command("modifyClient", username, {"username": username, "clientid": client_id})
 
 
 def delete_client(username: str) -> Command:

@@ -1,10 +1,12 @@
-"""Who may do what on the fleet's broker: one role per gateway, one for the fleet service.
+"""Who may do what on the fleet's broker: one role per gateway, one for the fleet's ingest, one for its downlink.
 
 A gateway's role allows, as concrete topics (no wildcard), only what ``protocol.topics`` says that
 gateway of that village uses: publishing on its uplink channels, and subscribing to and receiving its
 downlink channels. The village is part of every topic, so a gateway can neither speak for another
 gateway nor for another village, and a gateway that moves village gets its role rewritten. The fleet's
-role publishes every gateway's downlink channels and subscribes to and receives every uplink channel.
+ingest role subscribes to and receives every uplink channel and publishes nothing; the downlink role
+publishes every gateway's downlink channels and the village centres' notifications and receives nothing.
+A fleet with one login for both (development) gets both in its role.
 """
 
 from typing import Final
@@ -25,6 +27,8 @@ QUARANTINE_ROLE_PREFIX: Final = "outpost-quarantine-"
 QUARANTINE_PRIORITY: Final = 1000
 """A quarantine role's priority on its client, over the gateway role's (the plugin checks higher first)."""
 FLEET_ROLE: Final = "outpost-fleet"
+"""The ingest login's role (with the downlink's ACLs too when the fleet has no separate downlink login)."""
+DOWNLINK_ROLE: Final = "outpost-fleet-downlink"
 
 
 def gateway_role(gateway_id: str) -> str:
@@ -58,10 +62,9 @@ def gateway_acls(village_id: str, gateway_id: str) -> list[Acl]:
     ]
 
 
-def fleet_acls(share_group: str | None = None) -> list[Acl]:
-    """Everything the fleet service and its ingest workers may do: publish any gateway's downlink and any
-    village centre's alert notifications, read any gateway's uplink, alone or as members of the shared
-    subscription group ``share_group``.
+def ingest_acls(share_group: str | None = None) -> list[Acl]:
+    """What the fleet's ingest (``fleet run`` and its workers) may do: read any gateway's uplink, alone or as
+    members of the shared subscription group ``share_group``; publish nothing.
 
     Subscriptions are patterns, so the fleet may also subscribe to a narrower filter (one village's, or
     one channel's of one gateway). Mosquitto 2.0 checks a shared subscription against its whole filter,
@@ -72,8 +75,18 @@ def fleet_acls(share_group: str | None = None) -> list[Acl]:
     uplink = uplink_filters()
     subscriptions = uplink + ([shared_filter(share_group, f) for f in uplink] if share_group else [])
     return [
-        *Acl.allowing(AclType.PUBLISH_CLIENT_SEND, [*fleet_publish_filters(), village_notify_filter()]),
         *Acl.allowing(AclType.PUBLISH_CLIENT_RECEIVE, uplink),
         *Acl.allowing(AclType.SUBSCRIBE_PATTERN, subscriptions),
         *Acl.allowing(AclType.UNSUBSCRIBE_PATTERN, subscriptions),
     ]
+
+
+def downlink_acls() -> list[Acl]:
+    """What the fleet's downlink publisher may do: publish any gateway's downlink and any village centre's
+    alert notifications; subscribe to nothing."""
+    return Acl.allowing(AclType.PUBLISH_CLIENT_SEND, [*fleet_publish_filters(), village_notify_filter()])
+
+
+def fleet_acls(share_group: str | None = None) -> list[Acl]:
+    """Ingest and downlink in one role: a fleet that logs in once for both (development)."""
+    return [*downlink_acls(), *ingest_acls(share_group)]

@@ -17,12 +17,15 @@ from fleet.broker_access.acls import DENY_ALL, Acl
 from fleet.broker_access.commands import Command
 from fleet.broker_access.control import DynsecControl
 from fleet.broker_access.policy import (
+    DOWNLINK_ROLE,
     FLEET_ROLE,
     QUARANTINE_PRIORITY,
     QUARANTINE_ROLE_PREFIX,
+    downlink_acls,
     fleet_acls,
     gateway_acls,
     gateway_role,
+    ingest_acls,
     quarantine_acls,
     quarantine_role,
 )
@@ -61,17 +64,26 @@ class BrokerAccess:
         """Deny every publish, delivery, subscription and unsubscription that no role's ACL grants."""
         await self._run([commands.set_default_acl_access(DENY_ALL)])
 
-    async def ensure_fleet_client(self, username: str, password: str, *, share_group: str | None = None) -> bool:
+    async def ensure_fleet_client(
+        self, username: str, password: str, *, share_group: str | None = None, receive_only: bool = False
+    ) -> bool:
         """Make sure the fleet service and its ingest workers can log in as ``username`` with the fleet's
-        role (its ACLs are rewritten to :func:`~fleet.broker_access.policy.fleet_acls` either way, with
-        the shared subscriptions of ``share_group``).
+        role (its ACLs are rewritten either way: :func:`~fleet.broker_access.policy.ingest_acls` with the shared
+        subscriptions of ``share_group`` when ``receive_only``, else :func:`~fleet.broker_access.policy.fleet_acls`,
+        the downlink's too).
 
         Returns True if the client was created, False if it existed with the fleet's role, in which case
         its password is left as it is (changing it disconnects the running service). Raises
         :class:`~fleet.errors.BrokerAccessConflictError` if ``username`` belongs to another client.
         """
-        acls = fleet_acls(share_group)
-        return await self._ensure_client(username, password, FLEET_ROLE, acls, "Outpost fleet service")
+        acls = ingest_acls(share_group) if receive_only else fleet_acls(share_group)
+        return await self._ensure_client(username, password, FLEET_ROLE, acls, "Outpost fleet ingest")
+
+    async def ensure_downlink_client(self, username: str, password: str) -> bool:
+        """Make sure the fleet's downlink publisher can log in as ``username`` with the downlink role, the only
+        one that may publish to gateways (:func:`~fleet.broker_access.policy.downlink_acls`). Like
+        :meth:`ensure_fleet_client` otherwise."""
+        return await self._ensure_client(username, password, DOWNLINK_ROLE, downlink_acls(), "Outpost fleet downlink")
 
     async def ensure_gateway_role(self, village_id: str, gateway_id: str) -> None:
         """Create the gateway's role, or rewrite its ACLs (e.g. after the gateway moved village)."""
@@ -95,21 +107,26 @@ class BrokerAccess:
         await self.ensure_gateway_role(village_id, gateway_id)
         return True
 
-    async def provision_gateway(self, village_id: str, gateway_id: str, password: str) -> bool:
-        """Let ``gateway_id`` of ``village_id`` log in as ``gateway_id`` with ``password``.
+    async def provision_gateway(self, village_id: str, gateway_id: str, password: str, client_id: str) -> bool:
+        """Let ``gateway_id`` of ``village_id`` log in as ``gateway_id`` with ``password``, connecting as the MQTT
+        client ``client_id`` only (an unguessable id: no other login can take over its session).
 
         Returns True if the client was created, False if it existed with the gateway's role; then its
-        password and enabled state are left alone (:meth:`set_gateway_password` re-enrols it,
+        login and enabled state are left alone (:meth:`set_gateway_login` re-enrols it,
         :meth:`restore_gateway` lifts a revocation). The role's ACLs are rewritten either way. Raises
         :class:`~fleet.errors.BrokerAccessConflictError` if the username belongs to another client.
         """
         role, acls = gateway_role(gateway_id), gateway_acls(village_id, gateway_id)
-        return await self._ensure_client(gateway_id, password, role, acls, f"Outpost gateway of {village_id}")
+        text = f"Outpost gateway of {village_id}"
+        return await self._ensure_client(gateway_id, password, role, acls, text, client_id=client_id)
 
-    async def set_gateway_password(self, gateway_id: str, password: str) -> None:
-        """Re-enrol: from now on only ``password`` logs the gateway in; its connected sessions are closed."""
+    async def set_gateway_login(self, gateway_id: str, password: str, client_id: str) -> None:
+        """Re-enrol: from now on only ``password`` with the client id ``client_id`` logs the gateway in; its
+        connected sessions are closed."""
         await self._require_gateway(gateway_id)
-        await self._run([commands.set_client_password(gateway_id, password)])
+        await self._run(
+            [commands.bind_client_id(gateway_id, client_id), commands.set_client_password(gateway_id, password)]
+        )
 
     async def revoke_gateway(self, gateway_id: str) -> None:
         """Refuse the gateway's logins (until :meth:`restore_gateway`) and close its connected sessions."""
@@ -182,8 +199,17 @@ class BrokerAccess:
         clients = response.data.get("clients")
         return [name for name in (clients if isinstance(clients, list) else []) if isinstance(name, str)]
 
-    async def _ensure_client(self, username: str, password: str, role: str, acls: Sequence[Acl], textname: str) -> bool:
-        create = commands.create_client(username, password, roles=[role], textname=textname)
+    async def _ensure_client(
+        self,
+        username: str,
+        password: str,
+        role: str,
+        acls: Sequence[Acl],
+        textname: str,
+        *,
+        client_id: str | None = None,
+    ) -> bool:
+        create = commands.create_client(username, password, roles=[role], textname=textname, client_id=client_id)
         batch = [*ensure_role_commands(role, acls), create]
         responses = await self._control.execute(batch)
         role_created, role_set, client_created = responses

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Protocol, Self
 
 from fleet.broker_access import BrokerAccess, DynsecControl
-from fleet.broker_tls import broker_tls_context
+from fleet.broker_link import broker_tls_context
 from fleet.errors import (
     BrokerAccessConflictError,
     BrokerAccessRefusedError,

@@ -166,6 +166,7 @@ class EnrollmentService:
         config = await self._initial_config(token.village_id, gateway_id)
         signing_key = self._signing_public_key()
         password = secrets.token_urlsafe(32) if self._provisioner is not None else None
+        client_id = f"{gateway_id}-{secrets.token_hex(8)}" if password is not None else None
         now = self._clock()
         with database_errors(f"enroll gateway {gateway_id}"):
             async with self._sessions.begin() as session:
@@ -188,8 +189,8 @@ class EnrollmentService:
                 record(session, actor, Change(action, "gateway", gateway_id, before, snapshot(gateway)), now)
                 used = Change("enrollment_token.use", "enrollment_token", claimed.id, token_before, public(claimed))
                 record(session, actor, used, now)
-                if password is not None:
-                    await self._provision(token.village_id, gateway_id, password)
+                if password is not None and client_id is not None:
+                    await self._provision(token.village_id, gateway_id, password, client_id)
         logger.info(
             "gateway %s of %s %s from %s (key %s)",
             gateway_id,
@@ -210,6 +211,7 @@ class EnrollmentService:
                 ca_pem=address.ca_pem,
                 username=gateway_id if password is not None else None,
                 password=password,
+                client_id=client_id,
             ),
             config_signing_key_pem=signing_key,
             config=config,
@@ -270,12 +272,12 @@ class EnrollmentService:
         if other is not None:
             raise ConflictError(f"this key is enrolled as gateway {other!r} already: enroll with a new key")
 
-    async def _provision(self, village_id: str, gateway_id: str, password: str) -> None:
+    async def _provision(self, village_id: str, gateway_id: str, password: str, client_id: str) -> None:
         assert self._provisioner is not None
         with broker_errors(f"provision gateway {gateway_id}"):
             async with self._provisioner.access() as access:
-                if not await access.provision_gateway(village_id, gateway_id, password):
-                    await access.set_gateway_password(gateway_id, password)  # closes the old key's sessions
+                if not await access.provision_gateway(village_id, gateway_id, password, client_id):
+                    await access.set_gateway_login(gateway_id, password, client_id)  # closes the old key's sessions
                     await access.restore_gateway(gateway_id)
 
     def _require_provisioning(self) -> None:

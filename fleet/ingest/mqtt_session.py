@@ -45,8 +45,8 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from fleet.broker_link import broker_tls_context
 from fleet.broker_reconnect import wait_to_reconnect
-from fleet.broker_tls import broker_tls_context
 from fleet.ingest.fair_queue import FairQueue
 from fleet.settings import BrokerSettings
 from protocol.codec import MAX_PACKET_BYTES

@@ -4,9 +4,9 @@ Run several (``outpost fleet ingest --index N``, one index per worker, stable ac
 restarts) beside ``fleet run``, which owns the database schema, presence, the control channels and
 case delivery. A worker subscribes to the bulk channels (telemetry, event) through the shared
 subscription, writes their points in batches and notes last-seen times in the registry in batches.
-Its MQTT client id is ``{broker.client_id}-ingest-{index}``: a restarted worker resumes its own
-persistent session and receives whatever the broker kept for it (what it had not acknowledged, and
-its share of what arrived while it was away).
+Its MQTT client id is ``{broker.client_id}-{tag}-ingest-{index}`` (:func:`fleet.broker_link.session_prefix`):
+a restarted worker resumes its own persistent session and receives whatever the broker kept for it (what it
+had not acknowledged, and its share of what arrived while it was away).
 
 Exit codes: 0 after SIGTERM/SIGINT, 3 when the broker refuses the worker's credentials.
 """
@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from fleet.alerts.rules.model import same_rules_everywhere
 from fleet.alerts.store import AlertStore
+from fleet.broker_link import session_prefix
 from fleet.db.engine import create_engine, session_factory
 from fleet.enrollment.broker import DynsecProvisioner
 from fleet.errors import BrokerRefusedError, FleetError, TransientError
@@ -68,7 +69,7 @@ class IngestWorker:
             clock,
             on_flood=self.quarantine.flooding if settings.ingest.quarantine_after else None,
         )
-        client_id = worker_client_id(settings.broker.client_id, index)
+        client_id = worker_client_id(session_prefix(settings.broker), index)
         self.ingest = IngestLanes.from_settings(
             settings, {Lane.BULK: client_id}, self.router, self.writer, self.dead_letters
         )

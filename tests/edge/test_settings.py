@@ -31,6 +31,7 @@ PRODUCTION_BROKER = BrokerSettings(
     port=8883,
     username="gw-01",
     password=SecretStr("pw"),
+    client_id="gw-01-6f1c2a9be0d34c77",
     tls=MqttTlsSettings(ca_file=Path("/etc/outpost/county-ca.pem")),
 )
 
@@ -184,6 +185,7 @@ host = "broker.county.example"
 port = 8883
 username = "gw-01"
 password = "s3cret"
+client_id = "gw-01-6f1c2a9be0d34c77"
 
 [broker.tls]
 ca_file = "/etc/outpost/county-ca.pem"

@@ -18,6 +18,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+LOGINS = {"username": "f", "password": "p", "downlink_username": "fd", "downlink_password": "pd"}
+
+
 def production(**overrides: Any) -> dict[str, Any]:
     """Complete production settings, with ``overrides`` applied on top."""
     values: dict[str, Any] = {
@@ -26,6 +29,8 @@ def production(**overrides: Any) -> dict[str, Any]:
             "host": "broker.county.example",
             "username": "fleet",
             "password": "broker-secret",
+            "downlink_username": "fleet-downlink",
+            "downlink_password": "downlink-secret",
             "tls": {"ca_file": "/etc/outpost/county-ca.pem"},
         },
         "governance": {
@@ -139,10 +144,9 @@ def test_development_listens_on_loopback(host: str) -> None:
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
-        ({"broker": {"host": "broker.county.example", "username": "f", "password": "p"}}, "broker (set broker.tls)"),
+        ({"broker": LOGINS | {"host": "broker.county.example"}}, "broker (set broker.tls)"),
         (
-            {"broker": {"host": "b.county", "username": "f", "password": "p", "tls": {"ca_file": "/ca.pem",
-                                                                                       "check_hostname": False}}},
+            {"broker": LOGINS | {"host": "b.county", "tls": {"ca_file": "/ca.pem", "check_hostname": False}}},
             "broker.tls.check_hostname",
         ),
         ({"api": {"host": "0.0.0.0", "admin_token": "county-admin-secret"}}, "api (set api.tls_cert_file"),
@@ -181,7 +185,13 @@ def test_production_links_to_this_host_need_no_tls() -> None:
     """A broker, time-series server or TLS proxy beside the fleet: the link never leaves the machine."""
     settings = FleetSettings(
         **production(
-            broker={"host": "127.0.0.1", "username": "fleet", "password": "broker-secret"},
+            broker={
+                "host": "127.0.0.1",
+                "username": "fleet",
+                "password": "broker-secret",
+                "downlink_username": "fleet-downlink",
+                "downlink_password": "downlink-secret",
+            },
             timeseries={"influx": {"url": "http://127.0.0.1:8428", "token": "t"}},
             api={"host": "127.0.0.1", "admin_token": "county-admin-secret"},
         )

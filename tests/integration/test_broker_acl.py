@@ -54,13 +54,16 @@ class Gateway:
     village_id: str
     gateway_id: str
     password: str
+    client_id: str
 
     def topic(self, channel: Channel) -> str:
         return gateway_topic(self.village_id, self.gateway_id, channel)
 
 
-A = Gateway("v1", "gw-a", "password-a")
-B = Gateway("v2", "gw-b", "password-b")
+A = Gateway("v1", "gw-a", "password-a", "gw-a-3f9c1d2e7b6a5f40")
+B = Gateway("v2", "gw-b", "password-b", "gw-b-8e2d4c6a1f3b5d79")
+CLIENT_IDS = {gateway.gateway_id: gateway.client_id for gateway in (A, B)}
+"""The client id each gateway's login is bound to: it connects with it, and only with it."""
 
 
 @pytest.fixture
@@ -79,22 +82,33 @@ async def access(broker: MosquittoBroker) -> AsyncIterator[BrokerAccess]:
         await access.deny_by_default()
         assert await access.ensure_fleet_client(FLEET_USER, FLEET_PASSWORD, share_group=SHARE_GROUP)
         for gateway in (A, B):
-            assert await access.provision_gateway(gateway.village_id, gateway.gateway_id, gateway.password)
+            assert await access.provision_gateway(
+                gateway.village_id, gateway.gateway_id, gateway.password, gateway.client_id
+            )
         yield access
 
 
 def client(
-    broker: MosquittoBroker, username: str | None, password: str | None, *, v5: bool = False, name: str = ""
+    broker: MosquittoBroker,
+    username: str | None,
+    password: str | None,
+    *,
+    v5: bool = False,
+    name: str = "",
+    identifier: str | None = None,
 ) -> aiomqtt.Client:
+    """A client logging in as ``username``: with ``identifier``, or a gateway's bound client id, or one made of
+    ``name`` (or the username) and the protocol."""
     protocol = aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311
-    identifier = f"{name or username}-{'v5' if v5 else 'v311'}"
+    identifier = identifier or (CLIENT_IDS.get(username or "") if not name else None)
+    identifier = identifier or f"{name or username}-{'v5' if v5 else 'v311'}"
     return aiomqtt.Client(
         broker.host, broker.port, username=username, password=password, identifier=identifier, protocol=protocol
     )
 
 
 def gateway_client(broker: MosquittoBroker, gateway: Gateway, *, password: str | None = None) -> aiomqtt.Client:
-    return client(broker, gateway.gateway_id, password or gateway.password)
+    return client(broker, gateway.gateway_id, password or gateway.password, identifier=gateway.client_id)
 
 
 class FleetListener(BackgroundListener):
@@ -139,10 +153,12 @@ async def next_payload(subscriber: aiomqtt.Client, within_s: float = 5.0) -> tup
     raise AssertionError("the message iterator ended")
 
 
-async def connect_refusal(broker: MosquittoBroker, username: str | None, password: str | None, *, v5: bool) -> int:
+async def connect_refusal(
+    broker: MosquittoBroker, username: str | None, password: str | None, *, v5: bool, identifier: str | None = None
+) -> int:
     """The CONNACK code with which the broker refuses these credentials (fails the test if it accepts them)."""
     try:
-        async with client(broker, username, password, v5=v5, name=f"refused-{username}"):
+        async with client(broker, username, password, v5=v5, identifier=identifier):
             pass
     except MqttConnectError as exc:
         code = refusal_code(exc.rc)
@@ -176,7 +192,7 @@ async def mqtt5_puback(broker: MosquittoBroker, gateway: Gateway, topic: str) ->
 
         loop.call_soon_threadsafe(set_result)
 
-    probe = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{gateway.gateway_id}-probe", protocol=paho.MQTTv5)
+    probe = paho.Client(CallbackAPIVersion.VERSION2, client_id=gateway.client_id, protocol=paho.MQTTv5)
     probe.username_pw_set(gateway.gateway_id, gateway.password)
     probe.on_connect = lambda _client, _userdata, _flags, code, _properties: settle(connected, code)
     probe.on_publish = lambda _client, _userdata, _mid, code, _properties: settle(acknowledged, code)
@@ -315,7 +331,7 @@ async def test_a_re_enrolled_gateways_old_password_no_longer_works(
     broker: MosquittoBroker, access: BrokerAccess, fleet: FleetListener
 ) -> None:
     async with gateway_client(broker, A) as gateway:
-        await access.set_gateway_password(A.gateway_id, "password-a-2")
+        await access.set_gateway_login(A.gateway_id, "password-a-2", A.client_id)
         with pytest.raises(aiomqtt.MqttError):  # the session that logged in with the old one is closed
             await next_payload(gateway)
 
@@ -378,20 +394,20 @@ async def test_wrong_credentials_are_refused(
 async def test_provisioning_is_idempotent_and_never_touches_clients_that_are_not_the_gateways(
     broker: MosquittoBroker, access: BrokerAccess
 ) -> None:
-    assert not await access.provision_gateway(A.village_id, A.gateway_id, "another-password")
+    assert not await access.provision_gateway(A.village_id, A.gateway_id, "another-password", "gw-a-other")
     assert not await access.ensure_fleet_client(FLEET_USER, FLEET_PASSWORD)
     async with gateway_client(broker, A):  # provisioning again left the password alone
         pass
 
     with pytest.raises(BrokerAccessConflictError):
-        await access.provision_gateway("v1", ADMIN.username, "x")  # a gateway id that is the admin's username
+        await access.provision_gateway("v1", ADMIN.username, "x", "x")  # a gateway id that is the admin's username
     admin = await access.get_client(ADMIN.username)
     assert admin is not None
     assert admin.roles == ("admin",)
     with pytest.raises(BrokerAccessConflictError):
         await access.revoke_gateway(FLEET_USER)
     with pytest.raises(BrokerAccessNotFoundError):
-        await access.set_gateway_password("gw-unknown", "x")
+        await access.set_gateway_login("gw-unknown", "x", "x")
 
     assert await access.delete_gateway(A.gateway_id)
     assert not await access.delete_gateway(A.gateway_id)
@@ -422,7 +438,9 @@ async def test_the_gateway_agent_runs_on_its_provisioned_credentials(
         environment="development",
         village_id=A.village_id,
         gateway_id=A.gateway_id,
-        broker=BrokerSettings(port=broker.port, username=A.gateway_id, password=A.password, keepalive_s=5),
+        broker=BrokerSettings(
+            port=broker.port, username=A.gateway_id, password=A.password, client_id=A.client_id, keepalive_s=5
+        ),
         state_dir=tmp_path / "gateway",
         config=GatewayConfig(heartbeat_interval_s=1.0, telemetry_interval_s=0.5),
         devices=[DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="panic-clinic", grid_id="v1-grid-1")],
@@ -455,7 +473,51 @@ async def test_the_control_client_refuses_wrong_admin_credentials_and_non_admins
         async with DynsecControl(broker.host, broker.port, username=ADMIN.username, password="wrong"):
             pass
     async with DynsecControl(broker.host, broker.port, username=ADMIN.username, password=ADMIN.password) as control:
-        await BrokerAccess(control).provision_gateway(A.village_id, A.gateway_id, A.password)
+        await BrokerAccess(control).provision_gateway(A.village_id, A.gateway_id, A.password, A.client_id)
     with pytest.raises(BrokerRefusedError, match="is it a dynamic security administrator"):
-        async with DynsecControl(broker.host, broker.port, username=A.gateway_id, password=A.password):
+        async with DynsecControl(
+            broker.host, broker.port, username=A.gateway_id, password=A.password, identifier=A.client_id
+        ):
             pass
+
+
+async def test_a_gateway_login_works_with_its_bound_client_id_only(
+    broker: MosquittoBroker, access: BrokerAccess
+) -> None:
+    """Client ids are unguessable and bound: a gateway cannot connect as another id, and the id another gateway
+    would need to take over its session (and fire its Will) is never known to it."""
+    refused = client(broker, A.gateway_id, A.password, identifier="gw-a-guessed")
+
+    with pytest.raises(MqttConnectError) as caught:
+        async with refused:
+            pass
+
+    assert refusal_code(caught.value.rc) == NOT_AUTHORISED
+    async with gateway_client(broker, A):
+        pass
+
+
+async def test_re_enrolling_binds_the_login_to_the_new_client_id(broker: MosquittoBroker, access: BrokerAccess) -> None:
+    await access.set_gateway_login(A.gateway_id, "password-a-2", "gw-a-0123456789abcdef")
+
+    assert await connect_refusal(broker, A.gateway_id, "password-a-2", v5=False) == NOT_AUTHORISED  # the old id
+    async with client(broker, A.gateway_id, "password-a-2", identifier="gw-a-0123456789abcdef") as renewed:
+        assert renewed.identifier == "gw-a-0123456789abcdef"
+
+
+async def test_the_fleet_s_ingest_login_publishes_nothing_and_its_downlink_login_only_publishes(
+    broker: MosquittoBroker, access: BrokerAccess
+) -> None:
+    """One identity per job: a leaked ingest credential (shared by every ingest worker) cannot command a gateway;
+    the downlink's cannot read what gateways send."""
+    assert not await access.ensure_fleet_client(FLEET_USER, FLEET_PASSWORD, share_group=SHARE_GROUP, receive_only=True)
+    assert await access.ensure_downlink_client("outpost-fleet-downlink", "downlink-password")
+    ingest = Gateway("v1", FLEET_USER, FLEET_PASSWORD, "ingest-probe")  # logins as mqtt5_puback takes them
+    downlink = Gateway("v1", "outpost-fleet-downlink", "downlink-password", "downlink-probe")
+    command_topic = A.topic(Channel.COMMAND)
+
+    assert await mqtt5_puback(broker, ingest, command_topic) == NOT_AUTHORISED
+    assert await mqtt5_puback(broker, downlink, command_topic) < 0x80  # 16: taken, nobody subscribed yet
+    async with client(broker, "outpost-fleet-downlink", "downlink-password", v5=True) as publisher:
+        [code] = await publisher.subscribe(A.topic(Channel.ALERT), qos=1)
+    assert refusal_code(code) == NOT_AUTHORISED

@@ -149,15 +149,17 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def broker_password(settings_file: Path) -> str:
-    password: str = tomllib.loads(settings_file.read_text())["broker"]["password"]
-    return password
+def broker_login(settings_file: Path) -> tuple[str, str]:
+    """The broker password and the client id it is bound to, as enrollment wrote them."""
+    broker = tomllib.loads(settings_file.read_text())["broker"]
+    return broker["password"], broker["client_id"]
 
 
-async def login_refusal(broker: MosquittoBroker, username: str, password: str) -> int | None:
-    """None if the broker accepts the login, else its CONNACK refusal code."""
+async def login_refusal(broker: MosquittoBroker, username: str, login: tuple[str, str]) -> int | None:
+    """None if the broker accepts the login (a password and its client id), else its CONNACK refusal code."""
+    password, client_id = login
     try:
-        async with aiomqtt.Client(broker.host, broker.port, username=username, password=password, identifier="probe"):
+        async with aiomqtt.Client(broker.host, broker.port, username=username, password=password, identifier=client_id):
             return None
     except MqttConnectError as exc:
         return refusal_code(exc.rc)
@@ -195,7 +197,7 @@ async def test_a_gateway_enrolls_comes_online_and_is_revoked_and_replaced(tmp_pa
     assert [device.id for device in settings.devices] == ["panic-clinic"]
     unit = (tmp_path / "pi" / "systemd" / "outpost-gateway.service").read_text()
     assert f"--config {settings_file}" in unit
-    first_password = broker_password(settings_file)
+    first_login = broker_login(settings_file)
 
     async with GatewayProcess(settings_file) as agent:
         await wait_for_online(fleet.broker, gateway_id)
@@ -211,7 +213,7 @@ async def test_a_gateway_enrolls_comes_online_and_is_revoked_and_replaced(tmp_pa
         # rules and sirens, and retries its login with a long backoff (it used to exit with 3 within seconds).
         await asyncio.sleep(5.0)
         assert agent.process.returncode is None, "a refused login no longer stops the agent"
-    assert await login_refusal(fleet.broker, gateway_id, first_password) == NOT_AUTHORISED
+    assert await login_refusal(fleet.broker, gateway_id, first_login) == NOT_AUTHORISED
 
     replaced = await run_enroll(fleet, await create_code(fleet, gateway_id), tmp_path / "pi")
 
@@ -220,11 +222,13 @@ async def test_a_gateway_enrolls_comes_online_and_is_revoked_and_replaced(tmp_pa
     assert EdgeSettings.load(settings_file).gateway_id == gateway_id
     backups = [path for path in config_dir.iterdir() if path.name.startswith("backup-")]
     assert len(backups) == 1
-    assert broker_password(backups[0] / "gateway.toml") == first_password
-    new_password = broker_password(settings_file)
-    assert new_password != first_password
-    assert await login_refusal(fleet.broker, gateway_id, first_password) == NOT_AUTHORISED
-    assert await login_refusal(fleet.broker, gateway_id, new_password) is None
+    assert broker_login(backups[0] / "gateway.toml") == first_login
+    new_login = broker_login(settings_file)
+    assert new_login[0] != first_login[0]
+    assert new_login[1] != first_login[1], "a new client id, bound to the new login"
+    assert await login_refusal(fleet.broker, gateway_id, first_login) == NOT_AUTHORISED
+    assert await login_refusal(fleet.broker, gateway_id, (new_login[0], first_login[1])) == NOT_AUTHORISED
+    assert await login_refusal(fleet.broker, gateway_id, new_login) is None
 
 
 async def test_enrolling_over_https_needs_the_fleets_ca(tmp_path: Path, fleet: Fleet) -> None:

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet.access.audit import AuditLog
 from fleet.access.roles import Actor, Role
-from fleet.broker_access import DynsecControl, fleet_acls
+from fleet.broker_access import DOWNLINK_ROLE, DynsecControl, downlink_acls, ingest_acls
 from fleet.broker_access import commands as dynsec
 from fleet.broker_access.acls import Acl, AclType, DefaultAccessType
 from fleet.broker_access.bootstrap import FleetLogin, prepare_broker
@@ -61,13 +61,14 @@ from protocol.reconnect import Backoff, refusal_code
 from protocol.topics import Channel, gateway_topic
 from simulators.infra.mosquitto import DynsecAdmin, MosquittoBroker, dynamic_security_plugin
 from tests.integration.conftest import eventually, fleet_api, running_service
-from tests.integration.test_broker_acl import Gateway, client, connect_refusal, mqtt5_puback
+from tests.integration.test_broker_acl import Gateway, connect_refusal, gateway_client, mqtt5_puback
 from tests.signing_keys import SigningKeys
 
 pytestmark = pytest.mark.integration
 
 ADMIN = DynsecAdmin("dynsec-admin", "admin-password")
 FLEET_USER, FLEET_PASSWORD = "outpost-fleet", "fleet-password"
+DOWNLINK_USER, DOWNLINK_PASSWORD = "outpost-fleet-downlink", "downlink-password"
 SHARE_GROUP = "outpost-ingest"
 OBSERVER, OBSERVER_PASSWORD = "test-observer", "observer-password"
 MARKER = "observer/marker"  # not an Outpost topic: the observer's own
@@ -95,12 +96,19 @@ async def as_admin(broker: MosquittoBroker, *batch: dynsec.Command) -> list[Comm
 
 @contextlib.asynccontextmanager
 async def running_fleet(tmp_path: Path, broker: MosquittoBroker, name: str) -> AsyncIterator[FleetService]:
-    """The fleet service on ``broker`` as its own client ``FLEET_USER``, managing access as ``ADMIN``."""
+    """The fleet service on ``broker`` as its own clients (``FLEET_USER`` receiving, ``DOWNLINK_USER`` publishing),
+    managing access as ``ADMIN``."""
     settings = FleetSettings(
         environment="development",
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}",
         broker=BrokerSettings(
-            host=broker.host, port=broker.port, client_id=name, username=FLEET_USER, password=FLEET_PASSWORD
+            host=broker.host,
+            port=broker.port,
+            client_id=name,
+            username=FLEET_USER,
+            password=FLEET_PASSWORD,
+            downlink_username=DOWNLINK_USER,
+            downlink_password=DOWNLINK_PASSWORD,
         ),
         api=ApiSettings(port=0),
         timeseries={"embedded_path": tmp_path / "timeseries.db", "flush_interval_s": 0.1},
@@ -134,7 +142,7 @@ async def test_the_fleet_creates_its_client_and_denies_by_default_at_every_start
 ) -> None:
     everything_open = dict.fromkeys(DefaultAccessType, True)
     await as_admin(broker, dynsec.set_default_acl_access(everything_open))
-    expected_acls = {(acl.acltype.value, acl.topic, acl.allow) for acl in fleet_acls(SHARE_GROUP)}
+    expected_acls = {(acl.acltype.value, acl.topic, acl.allow) for acl in ingest_acls(SHARE_GROUP)}
 
     with caplog.at_level(logging.INFO, logger="fleet.broker_access.bootstrap"):
         async with running_fleet(tmp_path, broker, "fleet-a"):
@@ -154,7 +162,15 @@ async def test_the_fleet_creates_its_client_and_denies_by_default_at_every_start
     assert third == first
     [listed] = await as_admin(broker, dynsec.list_clients())
     clients: Any = listed.data["clients"]
-    assert sorted(clients) == sorted([ADMIN.username, FLEET_USER])
+    assert sorted(clients) == sorted([ADMIN.username, FLEET_USER, DOWNLINK_USER])
+    [downlink_client, downlink_role] = await as_admin(
+        broker, dynsec.get_client(DOWNLINK_USER), dynsec.get_role(DOWNLINK_ROLE)
+    )
+    assert BrokerClient.from_response(downlink_client).roles == (DOWNLINK_ROLE,)
+    role_data: Any = downlink_role.data["role"]
+    assert {(a["acltype"], a["topic"], a["allow"]) for a in role_data["acls"]} == {
+        (acl.acltype.value, acl.topic, acl.allow) for acl in downlink_acls()
+    }
     prepared = [message for message in caplog.messages if message.startswith("broker prepared")]
     assert len(prepared) == 3
     assert "created" in prepared[0]
@@ -231,7 +247,7 @@ async def enroll(api: httpx.AsyncClient) -> Gateway:
     assert grant.status_code == 200, grant.text
     body = grant.json()
     assert body["broker"]["username"] == body["gateway_id"]
-    return Gateway(OLD, body["gateway_id"], body["broker"]["password"])
+    return Gateway(OLD, body["gateway_id"], body["broker"]["password"], body["broker"]["client_id"])
 
 
 async def test_a_moved_gateway_speaks_only_in_its_new_village_and_a_removed_one_is_refused(
@@ -257,11 +273,11 @@ async def test_a_moved_gateway_speaks_only_in_its_new_village_and_a_removed_one_
         desired = (await retained_configs(broker, gateway.gateway_id))[NEW]
         assert desired.config.heartbeat_interval_s == 30.0
         assert desired.signature is not None
-        moved_gateway = Gateway(NEW, gateway.gateway_id, gateway.password)  # the same credentials
+        moved_gateway = Gateway(NEW, gateway.gateway_id, gateway.password, gateway.client_id)  # the same credentials
         for channel in (Channel.HEARTBEAT, Channel.TELEMETRY, Channel.ALERT):
             assert await mqtt5_puback(broker, moved_gateway, moved_gateway.topic(channel)) < 0x80
             assert await mqtt5_puback(broker, moved_gateway, gateway.topic(channel)) == NOT_AUTHORISED
-        async with client(broker, gateway.gateway_id, gateway.password) as agent:
+        async with gateway_client(broker, gateway) as agent:
             [old_config] = await agent.subscribe(gateway.topic(Channel.CONFIG_DESIRED), qos=1)
             [new_config] = await agent.subscribe(moved_gateway.topic(Channel.CONFIG_DESIRED), qos=1)
             assert (refusal_code(old_config), refusal_code(new_config)) == (SUBACK_FAILURE, 1)
@@ -272,8 +288,14 @@ async def test_a_moved_gateway_speaks_only_in_its_new_village_and_a_removed_one_
         removed = await api.delete(f"/gateways/{gateway.gateway_id}")
 
         assert removed.status_code == 204, removed.text
-        assert await connect_refusal(broker, gateway.gateway_id, gateway.password, v5=False) == NOT_AUTHORISED
-        assert await connect_refusal(broker, gateway.gateway_id, gateway.password, v5=True) == NOT_AUTHORISED
+        assert (
+            await connect_refusal(broker, gateway.gateway_id, gateway.password, v5=False, identifier=gateway.client_id)
+            == NOT_AUTHORISED
+        )
+        assert (
+            await connect_refusal(broker, gateway.gateway_id, gateway.password, v5=True, identifier=gateway.client_id)
+            == NOT_AUTHORISED
+        )
         client_gone, role_gone = await _admin_answers(
             broker, dynsec.get_client(gateway.gateway_id), dynsec.get_role(gateway_role(gateway.gateway_id))
         )
@@ -305,7 +327,7 @@ async def test_a_move_the_broker_cannot_take_is_refused_and_changes_nothing(
         assert await mqtt5_puback(broker, gateway, gateway.topic(Channel.HEARTBEAT)) < 0x80  # still in OLD
         moved = await api.patch(f"/gateways/{gateway.gateway_id}", json={"village_id": NEW})
         assert moved.status_code == 200, moved.text
-        moved_gateway = Gateway(NEW, gateway.gateway_id, gateway.password)
+        moved_gateway = Gateway(NEW, gateway.gateway_id, gateway.password, gateway.client_id)
         assert await mqtt5_puback(broker, moved_gateway, moved_gateway.topic(Channel.HEARTBEAT)) < 0x80
 
 
@@ -314,11 +336,11 @@ async def test_a_move_whose_config_cannot_follow_is_refused_and_the_login_moved_
 ) -> None:
     """The broker took the new role, then erasing the old retained config failed (the eraser's login is
     refused): the move is refused, nothing is recorded, and the gateway's login is back in its village."""
-    gateway = Gateway(OLD, "gw-stuck", "gateway-password")
+    gateway = Gateway(OLD, "gw-stuck", "gateway-password", "gw-stuck-5a6b7c8d9e0f1a2b")
     provisioner = DynsecProvisioner(broker.host, broker.port, username=ADMIN.username, password=ADMIN.password)
     async with provisioner.access() as access:
         await prepare_broker(access, FleetLogin(FLEET_USER, FLEET_PASSWORD, SHARE_GROUP))
-        await access.provision_gateway(OLD, gateway.gateway_id, gateway.password)
+        await access.provision_gateway(OLD, gateway.gateway_id, gateway.password, gateway.client_id)
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}")
     await migrate(engine)
     sessions = session_factory(engine)
@@ -349,7 +371,7 @@ async def test_a_move_whose_config_cannot_follow_is_refused_and_the_login_moved_
             assert row.village_id == OLD
         entries = await AuditLog(sessions).entries(target_type="gateway", target_id=gateway.gateway_id)
         assert [entry.action for entry in entries] == ["gateway.create"]
-        moved = Gateway(NEW, gateway.gateway_id, gateway.password)
+        moved = Gateway(NEW, gateway.gateway_id, gateway.password, gateway.client_id)
         assert await mqtt5_puback(broker, gateway, gateway.topic(Channel.HEARTBEAT)) < 0x80
         assert await mqtt5_puback(broker, moved, moved.topic(Channel.HEARTBEAT)) == NOT_AUTHORISED
     finally:

@@ -30,7 +30,13 @@ def grant(**changes: object) -> EnrollmentGrant:
         "village_id": "shiqiao",
         "replaced": False,
         "broker": BrokerGrant(
-            host="broker.county.example", port=8883, tls=True, ca_pem=PEM, username="gw-shiqiao-1", password='p"w\\d#'
+            host="broker.county.example",
+            port=8883,
+            tls=True,
+            ca_pem=PEM,
+            username="gw-shiqiao-1",
+            password='p"w\\d#',
+            client_id="gw-shiqiao-1-0a1b2c3d4e5f6a7b",
         ),
         "config_signing_key_pem": PEM,
         "config": GatewayConfig(
@@ -98,6 +104,7 @@ def test_the_written_settings_run_the_agent_in_production(tmp_path: Path) -> Non
     assert settings.environment == "production"
     assert (settings.village_id, settings.gateway_id) == ("shiqiao", "gw-shiqiao-1")
     assert settings.broker.username == "gw-shiqiao-1"
+    assert settings.broker.client_id == "gw-shiqiao-1-0a1b2c3d4e5f6a7b"
     assert settings.broker.password is not None
     assert settings.broker.password.get_secret_value() == 'p"w\\d#'
     assert settings.broker.tls is not None

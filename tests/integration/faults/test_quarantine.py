@@ -51,7 +51,7 @@ async def broker() -> AsyncIterator[MosquittoBroker]:
             access = BrokerAccess(c)
             await access.deny_by_default()
             for gateway_id, password in GATEWAYS.items():
-                await access.provision_gateway(VILLAGE, gateway_id, password)
+                await access.provision_gateway(VILLAGE, gateway_id, password, gateway_id)  # the flood's client id
         yield broker
 
 
@@ -88,7 +88,7 @@ async def press_until_case(broker: MosquittoBroker, platform: Platform, gateway_
     async with aiomqtt.Client(
         broker.host,
         broker.port,
-        identifier=f"{gateway_id}-press-{uuid.uuid4().hex[:6]}",
+        identifier=gateway_id,  # the client id its login is bound to
         username=gateway_id,
         password=GATEWAYS[gateway_id],
         protocol=aiomqtt.ProtocolVersion.V5,
