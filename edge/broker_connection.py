@@ -15,7 +15,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final, NoReturn
+from typing import NoReturn
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -23,13 +23,8 @@ from aiomqtt.exceptions import MqttConnectError
 from edge.errors import EdgeConfigError, EdgeError
 from edge.settings import BrokerSettings
 from protocol.errors import TlsSettingsError
-from protocol.mqtt_tls import mqtt_tls_context
+from protocol.mqtt_tls import CLOCK_VERIFY_CODES, NAME_VERIFY_CODES, certificate_failure, mqtt_tls_context
 from protocol.reconnect import Backoff, is_permanent_refusal, refusal_code
-
-# OpenSSL verify codes that depend on the clock (X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED).
-_CLOCK_VERIFY_CODES: Final = frozenset({9, 10})
-# X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH: the certificate is not for the configured host.
-_NAME_VERIFY_CODES: Final = frozenset({62, 64})
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +78,8 @@ async def stay_connected(
                     f"check its credentials ({link.setting}.username, {link.setting}.password)"
                 )
                 permanent.__cause__ = exc
-            failure = _certificate_failure(exc)
-            if permanent is None and failure is not None and failure.verify_code not in _CLOCK_VERIFY_CODES:
+            failure = certificate_failure(exc)
+            if permanent is None and failure is not None and failure.verify_code not in CLOCK_VERIFY_CODES:
                 permanent = untrusted(_untrusted_broker(link, failure))
                 permanent.__cause__ = failure
             if permanent is not None:
@@ -106,24 +101,11 @@ async def stay_connected(
             await asyncio.sleep(delay)
 
 
-def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
-    """The failed verification of the broker's certificate behind ``exc``, if that is what it is.
-
-    aiomqtt raises its MqttError ``from None`` while handling paho's error, so the ssl error is
-    the MqttError's ``__context__``."""
-    current: BaseException | None = exc
-    for _ in range(8):  # bounded: a chain could loop
-        if current is None or isinstance(current, ssl.SSLCertVerificationError):
-            return current
-        current = current.__cause__ or current.__context__
-    return None
-
-
 def _untrusted_broker(link: BrokerLink, failure: ssl.SSLCertVerificationError) -> str:
     """Why the gateway cannot trust the broker, and which setting to fix, for the operator."""
     reason = failure.verify_message or str(failure)
     where = f"{link.setting} {link.where}"
-    if failure.verify_code in _NAME_VERIFY_CODES:
+    if failure.verify_code in NAME_VERIFY_CODES:
         return (
             f"gateway {link.gateway_id} does not trust {where}: its TLS certificate is not issued for "
             f"{link.broker.host} ({reason}): set {link.setting}.host to a name or address the certificate lists"

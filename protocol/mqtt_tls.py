@@ -9,6 +9,7 @@ presented when ``cert_file`` is set, as a broker with ``require_certificate true
 
 import ssl
 from pathlib import Path
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -52,3 +53,22 @@ def mqtt_tls_context(tls: MqttTlsSettings | None, setting: str) -> ssl.SSLContex
             raise TlsSettingsError(f"cannot load {setting}.tls.cert_file {tls.cert_file}{key}: {exc}") from exc
     context.check_hostname = tls.check_hostname
     return context
+
+
+CLOCK_VERIFY_CODES: Final = frozenset({9, 10})
+"""OpenSSL verify codes that depend on the clock (X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED)."""
+NAME_VERIFY_CODES: Final = frozenset({62, 64})
+"""X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH: the certificate is not for the host connected to."""
+
+
+def certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The failed verification of the broker's certificate behind ``exc``, if that is what it is.
+
+    aiomqtt raises its MqttError ``from None`` while handling paho's error, so the ssl error is
+    the MqttError's ``__context__``."""
+    current: BaseException | None = exc
+    for _ in range(8):  # bounded: a chain could loop
+        if current is None or isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None

@@ -1,0 +1,99 @@
+"""The fleet's own MQTT sessions over TLS against a real Mosquitto that speaks only TLS and requires client
+certificates: a press from a gateway on TLS becomes a case through the fleet's ingest and the downlink connects;
+a fleet given the wrong CA stops, naming the setting to fix."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from edge.adapters.simulated import SimulatedPanicButton
+from edge.agent import GatewayAgent
+from edge.devices import prebuilt
+from edge.settings import BrokerSettings as GatewayBrokerSettings
+from edge.settings import EdgeSettings
+from fleet.errors import BrokerRefusedError
+from fleet.service import FleetService
+from fleet.settings import FleetSettings
+from protocol.clock import utc_now_ms
+from protocol.gateway_config import DeviceKind, DeviceSpec, GatewayConfig
+from protocol.mqtt_tls import MqttTlsSettings
+from simulators.infra.certificates import CertificateFiles, write_certificates
+from simulators.infra.mosquitto import MosquittoBroker, TlsListener
+from tests.integration.conftest import Platform, eventually, fleet_settings, running_service
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> CertificateFiles:
+    return write_certificates(tmp_path / "pki")
+
+
+@pytest.fixture
+async def tls_broker(certificates: CertificateFiles) -> AsyncIterator[MosquittoBroker]:
+    listener = TlsListener(
+        certificates.ca_cert, certificates.server_cert, certificates.server_key, require_certificate=True
+    )
+    async with MosquittoBroker(tls=listener, plain=False) as broker:
+        yield broker
+
+
+def _client_tls(files: CertificateFiles, ca_file: Path | None = None) -> MqttTlsSettings:
+    return MqttTlsSettings(ca_file=ca_file or files.ca_cert, cert_file=files.client_cert, key_file=files.client_key)
+
+
+def _fleet(tmp_path: Path, broker: MosquittoBroker, platform: Platform, tls: MqttTlsSettings) -> FleetSettings:
+    settings = fleet_settings(tmp_path, broker, platform.server.url)
+    return settings.model_copy(update={"broker": settings.broker.model_copy(update={"tls": tls})})
+
+
+async def test_a_press_becomes_a_case_with_every_fleet_session_on_tls(
+    tmp_path: Path, certificates: CertificateFiles, tls_broker: MosquittoBroker, platform: Platform
+) -> None:
+    gateway = EdgeSettings(
+        environment="development",
+        village_id="shiqiao",
+        gateway_id="gw-shiqiao",
+        broker=GatewayBrokerSettings(port=tls_broker.port, keepalive_s=5, tls=_client_tls(certificates)),
+        state_dir=tmp_path / "gateway",
+        config=GatewayConfig(heartbeat_interval_s=1.0, telemetry_interval_s=0.5),
+        devices=[DeviceSpec(kind=DeviceKind.PANIC_BUTTON, id="panic-clinic", grid_id="shiqiao-grid-1")],
+    )
+    button = SimulatedPanicButton(gateway.devices[0], utc_now_ms)
+    agent = GatewayAgent(gateway, prebuilt([button]))
+
+    async with running_service(_fleet(tmp_path, tls_broker, platform, _client_tls(certificates))) as fleet:
+        assert fleet.ingest.connected  # running_service waited for it, and for the downlink
+        stop = asyncio.Event()
+        running = asyncio.create_task(agent.run(stop))
+        try:
+            await eventually(lambda: _connected(agent), what="the gateway connecting over TLS")
+            button.press()
+            await eventually(lambda: _cases(platform, 1), what="the case opened through the fleet's TLS ingest")
+        finally:
+            stop.set()
+            await running
+
+
+async def test_a_fleet_given_the_wrong_ca_stops_and_says_which_setting_to_fix(
+    tmp_path: Path, certificates: CertificateFiles, tls_broker: MosquittoBroker, platform: Platform
+) -> None:
+    """A broker the fleet cannot trust is a setting to fix, like a refused login: it stops loudly (systemd shows
+    why), rather than retry with alerts going nowhere."""
+    other_ca = write_certificates(tmp_path / "another-pki").ca_cert
+    fleet = FleetService(_fleet(tmp_path, tls_broker, platform, _client_tls(certificates, ca_file=other_ca)))
+
+    with pytest.raises(BrokerRefusedError, match="does not trust broker") as refused:
+        await asyncio.wait_for(fleet.run(asyncio.Event()), 60)
+
+    assert str(other_ca) in str(refused.value)
+
+
+async def _connected(agent: GatewayAgent) -> bool:
+    return agent.uplink.connected.is_set()
+
+
+async def _cases(platform: Platform, count: int) -> bool:
+    return len(platform.ledger.cases) >= count
