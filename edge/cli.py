@@ -174,6 +174,12 @@ async def _run(settings: EdgeSettings) -> None:
         else None
     )
     snapshots = SnapshotStore(settings.state_dir / "snapshots", settings.config.snapshots, utc_now_ms)
-    build = partial(build_devices, clock=utc_now_ms, node_bus=local_bus, snapshots=snapshots)
+    build = partial(
+        build_devices,
+        clock=utc_now_ms,
+        node_bus=local_bus,
+        snapshots=snapshots,
+        file_sources=settings.environment == "development",
+    )
     agent = GatewayAgent(settings, build, local_bus=local_bus, snapshots=snapshots)
     await agent.run(stop)

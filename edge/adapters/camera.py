@@ -30,14 +30,15 @@ from typing import Self
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from edge.adapters.base import DeviceStatus, Emit, Observation
-from edge.adapters.camera_source import CameraUnavailableError, Frame, FrameSource, redact
+from edge.adapters.camera_source import CameraUnavailableError, Frame, FrameSource
 from edge.adapters.frame_pacing import FramePacer
 from edge.adapters.http_camera import open_http_camera
 from edge.adapters.rtsp_probe import ProbeKind, probe_rtsp
 from protocol.bounds import MAX_FRAME_RATE
+from protocol.camera_sources import FILE_PROTOCOLS, RTSP_PROTOCOLS, camera_source_problem, redact_source
 from protocol.gateway_config import DeviceSpec
 from protocol.messages import CameraHealth
 from protocol.reconnect import Backoff
@@ -53,6 +54,15 @@ _FREEZE_CHECK_S = 0.5
 _CAPTURE_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 _RTSP_OVER_TCP = "rtsp_transport;tcp"
 """RTP interleaved in the RTSP connection, as NVRs and firewalls need (FFmpeg would try UDP first)."""
+
+
+def _capture_options(source: str) -> str:
+    """FFmpeg's options for ``source``: RTSP over TCP, and only the protocols this kind of source needs."""
+    remote = "://" in source
+    whitelist = RTSP_PROTOCOLS if remote else FILE_PROTOCOLS
+    return f"{_RTSP_OVER_TCP}|protocol_whitelist;{whitelist}" if remote else f"protocol_whitelist;{whitelist}"
+
+
 _CAPTURE_OPTIONS_LOCK = threading.Lock()
 
 
@@ -91,7 +101,7 @@ class VideoCaptureSource:
     def _open(self) -> cv2.VideoCapture:
         timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self._timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self._timeout_ms]
         with _CAPTURE_OPTIONS_LOCK:  # OpenCV reads FFmpeg's options from the environment as it opens
-            os.environ[_CAPTURE_OPTIONS_ENV] = _RTSP_OVER_TCP
+            os.environ[_CAPTURE_OPTIONS_ENV] = _capture_options(self._source)
             capture = cv2.VideoCapture(self._source, cv2.CAP_FFMPEG, timeouts)
         if not capture.isOpened():
             capture.release()
@@ -101,7 +111,7 @@ class VideoCaptureSource:
     def _why_not_opened(self) -> str:
         """OpenCV says only that it failed: an RTSP camera is asked itself, so the reason says what to fix
         (wrong login, no such path, refused, timed out, a codec FFmpeg cannot decode)."""
-        shown = redact(self._source)
+        shown = redact_source(self._source)
         if not self._source.lower().startswith("rtsp://"):
             return f"cannot open {shown}"
         probe = probe_rtsp(self._source, self._timeout_ms / 1000)
@@ -146,7 +156,11 @@ def open_capture(source: str, timeout_s: float) -> FrameSource:
 class CameraParams(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    source: str = Field(min_length=1, description="rtsp://... stream, http(s):// snapshot URL, or a video file.")
+    source: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="rtsp(s):// stream or http(s):// snapshot URL or MJPEG stream; a video file (development only).",
+    )
     fps: float = Field(
         default=2.0,
         gt=0,
@@ -157,6 +171,16 @@ class CameraParams(BaseModel):
     backoff_min_s: float = Field(default=1.0, gt=0, le=600, description="First retry delay after a failure.")
     backoff_max_s: float = Field(default=60.0, gt=0, le=3_600, description="Retry delays grow up to this.")
     read_timeout_s: float = Field(default=10.0, gt=0, le=300, description="Opening or reading longer fails.")
+
+    @field_validator("source")
+    @classmethod
+    def _a_camera(cls, source: str, info: ValidationInfo) -> str:
+        """Only camera URLs; plain video-file paths when the validation context allows ``file_sources``."""
+        files = bool(info.context.get("file_sources")) if isinstance(info.context, dict) else False
+        problem = camera_source_problem(source, files=files)
+        if problem is not None:
+            raise ValueError(problem)
+        return source
 
     @model_validator(mode="after")
     def _backoff_bounds(self) -> Self:
@@ -183,8 +207,10 @@ class CameraAdapter:
         *,
         frame_sink: FrameSink = no_detection,
         opener: CaptureOpener = open_capture,
+        file_sources: bool = False,
     ) -> None:
-        self.params = CameraParams.model_validate(spec.params)
+        """``file_sources``: a video file may stand for a camera (development, simulators)."""
+        self.params = CameraParams.model_validate(spec.params, context={"file_sources": file_sources})
         self._spec = spec
         self._clock = clock
         self._sink = frame_sink

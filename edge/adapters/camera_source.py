@@ -1,7 +1,6 @@
 """What every camera source is: frames as arrays, the source protocol the capture thread reads, the one error a
 source raises, and URLs made fit for logs."""
 
-import urllib.parse
 from typing import Protocol
 
 import numpy as np
@@ -38,23 +37,3 @@ class FrameSource(Protocol):
         ...
 
     def release(self) -> None: ...
-
-
-def redact(source: str) -> str:
-    """The URL fit for logs: without user, password or query (``?...`` stands for a query); a path unchanged."""
-    if "://" not in source:
-        return source
-    try:
-        parts = urllib.parse.urlsplit(source)
-    except ValueError:  # an unbalanced "[" of an IPv6 address
-        return f"{source.partition('://')[0]}://(a URL that does not parse)"
-    try:
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port is not None else ""
-    except ValueError:  # a bad port: the host and port as written, without any login
-        host, port = parts.netloc.rpartition("@")[2], ""
-    else:
-        if ":" in host:
-            host = f"[{host}]"  # IPv6
-    query = "?..." if parts.query else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}{query}"

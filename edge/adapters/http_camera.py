@@ -19,7 +19,8 @@ from typing import Final
 import cv2
 import numpy as np
 
-from edge.adapters.camera_source import CameraUnavailableError, Frame, FrameSource, redact
+from edge.adapters.camera_source import CameraUnavailableError, Frame, FrameSource
+from protocol.camera_sources import redact_source
 
 IMAGE_LIMIT_BYTES: Final = 16 * 1024 * 1024
 """The largest JPEG (snapshot or MJPEG part) taken; more is a broken or hostile camera."""
@@ -31,7 +32,7 @@ _MULTIPART: Final = "multipart/x-mixed-replace"
 def open_http_camera(url: str, timeout_s: float) -> FrameSource:
     """Ask ``url`` once: an MJPEG stream, or a snapshot URL (its first answer is the first frame)."""
     request = _request(url)
-    shown = redact(url)
+    shown = redact_source(url)
     response = _open(request, shown, timeout_s)
     if response.headers.get_content_type() == _MULTIPART:
         boundary = response.headers.get_param("boundary")

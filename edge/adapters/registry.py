@@ -32,11 +32,13 @@ def build_adapter(
     capture_opener: "CaptureOpener | None" = None,
     node_bus: "NodeBus | None" = None,
     snapshots: "SnapshotStore | None" = None,
+    file_sources: bool = False,
 ) -> DeviceAdapter:
     """The adapter that reads ``spec``'s device; ``pin_factory`` defaults to gpiozero's own.
 
     Sensor nodes need ``node_bus``, the gateway's connection to its local broker; cameras keep a
-    snapshot of the frame behind a detection in ``snapshots``, if given.
+    snapshot of the frame behind a detection in ``snapshots``, if given, and may read a video file only with
+    ``file_sources`` (development).
     """
     if spec.kind is DeviceKind.SIREN:
         raise EdgeConfigError(f"device {spec.id}: a siren is an output; build it with build_actuator")
@@ -44,7 +46,7 @@ def build_adapter(
         if spec.driver is DriverKind.GPIO:
             return _build_gpio(spec, clock, pin_factory)
         if spec.driver is DriverKind.CAMERA:
-            return _build_camera(spec, clock, frame_sink, capture_opener, snapshots)
+            return _build_camera(spec, clock, frame_sink, capture_opener, snapshots, file_sources=file_sources)
         if spec.driver is DriverKind.NODE:
             return _build_node(spec, clock, node_bus)
         return build_simulated(spec, clock)
@@ -59,10 +61,13 @@ def build_devices(
     pin_factory: "PinFactory | None" = None,
     node_bus: "NodeBus | None" = None,
     snapshots: "SnapshotStore | None" = None,
+    file_sources: bool = False,
 ) -> tuple[list[DeviceAdapter], list[Actuator]]:
-    """Every declared device: inputs as adapters, sirens as actuators."""
+    """Every declared device: inputs as adapters, sirens as actuators (``file_sources``: see :func:`build_adapter`)."""
     adapters = [
-        build_adapter(s, clock, pin_factory=pin_factory, node_bus=node_bus, snapshots=snapshots)
+        build_adapter(
+            s, clock, pin_factory=pin_factory, node_bus=node_bus, snapshots=snapshots, file_sources=file_sources
+        )
         for s in specs
         if s.kind is not DeviceKind.SIREN
     ]
@@ -102,6 +107,8 @@ def _build_camera(
     frame_sink: "FrameSink | None",
     capture_opener: "CaptureOpener | None",
     snapshots: "SnapshotStore | None",
+    *,
+    file_sources: bool,
 ) -> DeviceAdapter:
     if spec.kind is not DeviceKind.CHECKPOINT_CAMERA:
         raise EdgeConfigError(f"device {spec.id}: the camera driver reads cameras, not a {spec.kind}")
@@ -113,6 +120,7 @@ def _build_camera(
         clock,
         frame_sink=frame_sink or detection_sink(spec, snapshots),
         opener=capture_opener or open_capture,
+        file_sources=file_sources,
     )
     check_counting_rate(spec.id, adapter.params.fps, spec.detection)
     return adapter

@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from edge.adapters.camera_source import redact
+from protocol.camera_sources import redact_source
 
 RESPONSE_LIMIT_BYTES: Final = 64 * 1024
 """The most bytes read for one answer (status line, headers and body)."""
@@ -166,7 +166,7 @@ class _Target:
 
     @classmethod
     def parse(cls, url: str) -> "_Target":
-        shown = redact(url)
+        shown = redact_source(url)
         scheme = url.partition("://")[0].lower() if "://" in url else ""
         if scheme == "rtsps":
             raise _UrlError(ProbeKind.NOT_PROBED, f"{shown}: RTSP over TLS (rtsps://) is not probed")

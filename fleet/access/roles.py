@@ -17,6 +17,7 @@ class Permission(StrEnum):
     DIAGNOSE = "diagnose"  # commands to gateways
     HANDLE_ALERTS = "handle_alerts"  # acknowledge, note, cancel, resolve
     MANAGE_SITES = "manage_sites"  # counties, towns, villages, grids; bulk import
+    RESTORE_GATEWAYS = "restore_gateways"  # let a revoked (stolen, compromised) gateway in again
     ADMINISTER = "administer"  # API tokens, the audit log
 
 

@@ -42,14 +42,21 @@ async def _layer_editor(scope: Scope, actor: Reader) -> Actor:
 LayerEditor = Annotated[Actor, Depends(_layer_editor)]
 
 
+def _shown_to(actor: Actor) -> bool:
+    """Whether ``actor`` sees camera logins in configs: those who set cameras up do; others get them redacted."""
+    return actor.may(Permission.PROVISION)
+
+
 @router.get("/config/layers")
-async def list_layers(ctx: Context, _: Reader, scope: Scope | None = None) -> list[LayerPublic]:
-    return [LayerPublic.of(row) for row in await ctx.configs.layers(scope)]
+async def list_layers(ctx: Context, actor: Reader, scope: Scope | None = None) -> list[LayerPublic]:
+    """Every layer (camera logins shown only to roles that provision)."""
+    return [LayerPublic.of(row, secrets=_shown_to(actor)) for row in await ctx.configs.layers(scope)]
 
 
 @router.get("/config/layers/{scope}/{scope_id}", responses={**_NOT_FOUND})
-async def get_layer(ctx: Context, _: Reader, scope: Scope, scope_id: IdPath) -> LayerPublic:
-    return LayerPublic.of(await ctx.configs.layer(scope, scope_id))
+async def get_layer(ctx: Context, actor: Reader, scope: Scope, scope_id: IdPath) -> LayerPublic:
+    """One layer (camera logins shown only to roles that provision)."""
+    return LayerPublic.of(await ctx.configs.layer(scope, scope_id), secrets=_shown_to(actor))
 
 
 @router.put("/config/layers/{scope}/{scope_id}", responses={**_NOT_FOUND, **_INVALID})
@@ -74,9 +81,11 @@ async def delete_layer(ctx: Context, actor: LayerEditor, scope: Scope, scope_id:
 
 
 @router.get("/gateways/{gateway_id}/config", responses={**_NOT_FOUND})
-async def get_gateway_config(ctx: Context, _: Reader, gateway_id: IdPath) -> GatewayConfigView:
-    """The layers that reach a gateway, the config they make, its desired and reported versions and status."""
-    return await ctx.configs.gateway_config(gateway_id)
+async def get_gateway_config(ctx: Context, actor: Reader, gateway_id: IdPath) -> GatewayConfigView:
+    """The layers that reach a gateway, the config they make, its desired and reported versions and status (camera
+    logins shown only to roles that provision)."""
+    view = await ctx.configs.gateway_config(gateway_id)
+    return view if _shown_to(actor) else view.without_camera_logins()
 
 
 @router.get("/config/status")

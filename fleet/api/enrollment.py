@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Provisioner
+from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Provisioner, Restorer
 from fleet.db.schema import EnrollmentTokenRow, GatewayRow
 from protocol.config_signing import load_public_key
 from protocol.enrollment import ENROLL_PATH, EnrollmentGrant, EnrollmentRequest, enrollment_code
@@ -148,6 +148,7 @@ async def revoke_gateway(ctx: Context, actor: Provisioner, gateway_id: IdPath) -
 
 
 @router.post("/gateways/{gateway_id}/restore", tags=["gateways"], responses=_GATEWAY_RESPONSES)
-async def restore_gateway(ctx: Context, actor: Provisioner, gateway_id: IdPath) -> GatewayEnrollmentPublic:
-    """Accept a revoked gateway's broker logins again, with the credentials it had."""
+async def restore_gateway(ctx: Context, actor: Restorer, gateway_id: IdPath) -> GatewayEnrollmentPublic:
+    """Accept a revoked gateway's broker logins again, with the credentials it had (admins only: a revoked gateway
+    may be a stolen one)."""
     return GatewayEnrollmentPublic.of(await ctx.enrollment.restore_gateway(actor, gateway_id))

@@ -14,7 +14,8 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from protocol.gateway_config import GatewayConfig
+from protocol.camera_sources import camera_source_problem
+from protocol.gateway_config import DriverKind, GatewayConfig
 
 Overrides = Mapping[str, Any]
 _DEFAULTS: Final = GatewayConfig().model_dump(mode="json")
@@ -50,9 +51,15 @@ def validated(document: Overrides) -> GatewayConfig:
     except ValueError as exc:  # NaN or infinity: JSON cannot carry them, the gateway would refuse them
         raise ValueError(f"not valid JSON: {exc}") from None
     try:
-        return GatewayConfig.model_validate_json(text, strict=True)
+        config = GatewayConfig.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise ValueError(summary(exc)) from None
+    for device in config.devices:
+        source = device.params.get("source") if device.driver is DriverKind.CAMERA else None
+        problem = camera_source_problem(source, files=False) if isinstance(source, str) else None
+        if problem is not None:  # the gateway would refuse it too: say so now, to whoever wrote the layer
+            raise ValueError(f"devices.{device.id}.params.source: {problem}")
+    return config
 
 
 def summary(error: ValidationError) -> str:

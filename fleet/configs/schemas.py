@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fleet.configs.layers import Scope
 from fleet.configs.state import SyncStatus, error_of, status_of
 from fleet.db.schema import ConfigLayerRow, GatewayConfigRow
+from protocol.camera_sources import redact_source
 from protocol.gateway_config import GatewayConfig
 
 
@@ -22,11 +23,12 @@ class LayerPublic(_Public):
     updated_by: str
 
     @classmethod
-    def of(cls, row: ConfigLayerRow) -> "LayerPublic":
+    def of(cls, row: ConfigLayerRow, *, secrets: bool = True) -> "LayerPublic":
+        """The layer as the API shows it; without ``secrets``, camera sources lose their login and query."""
         return cls(
             scope=Scope(row.scope),
             scope_id=row.scope_id,
-            overrides=row.overrides,
+            overrides=row.overrides if secrets else without_camera_logins(row.overrides),
             updated_ms=row.updated_ms,
             updated_by=row.updated_by,
         )
@@ -80,6 +82,18 @@ class GatewayConfigView(_Public):
     resolve_error: str | None
     key_id: str | None = Field(description="The key that signed the published version.")
 
+    def without_camera_logins(self) -> "GatewayConfigView":
+        """This view with every camera source's login and query redacted (for roles that do not provision)."""
+        layers = [
+            layer.model_copy(update={"overrides": without_camera_logins(layer.overrides)}) for layer in self.layers
+        ]
+        resolved = (
+            GatewayConfig.model_validate(without_camera_logins(self.resolved.model_dump(mode="json")))
+            if self.resolved is not None
+            else None
+        )
+        return self.model_copy(update={"layers": layers, "resolved": resolved})
+
 
 class StatusReport(_Public):
     counts: dict[SyncStatus, int] = Field(description="Gateways per status, among those listed.")
@@ -89,3 +103,19 @@ class StatusReport(_Public):
 class SigningKeyPublic(_Public):
     key_id: str
     public_key_pem: str = Field(description="What a gateway's config_signing_key file holds.")
+
+
+def without_camera_logins(document: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a config document whose camera sources carry no login or query (``rtsp://host/path``)."""
+    devices = document.get("devices")
+    if not isinstance(devices, list):
+        return document
+    return {**document, "devices": [_device_without_login(device) for device in devices]}
+
+
+def _device_without_login(device: object) -> object:
+    params = device.get("params") if isinstance(device, dict) else None
+    source = params.get("source") if isinstance(params, dict) else None
+    if not isinstance(device, dict) or not isinstance(params, dict) or not isinstance(source, str):
+        return device
+    return {**device, "params": {**params, "source": redact_source(source)}}

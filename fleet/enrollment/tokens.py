@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.access.audit import Change, record, snapshot
 from fleet.access.bearer_secrets import new_secret, secret_digest
-from fleet.access.roles import Actor
+from fleet.access.roles import Actor, Permission
 from fleet.db.engine import database_errors
 from fleet.db.schema import EnrollmentTokenRow, GatewayRow, VillageRow
-from fleet.errors import ConflictError, EnrollmentTokenError, NotFoundError
+from fleet.errors import ConflictError, EnrollmentTokenError, NotFoundError, PermissionDeniedError
 from protocol.enrollment import ENROLLMENT_TOKEN_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,14 @@ class EnrollmentTokenStore:
                         raise ConflictError(
                             f"gateway {gateway_id!r} stands in village {gateway.village_id!r}, not {village_id!r}: "
                             "move it first, or issue the token for its village"
+                        )
+                    if (
+                        gateway is not None
+                        and gateway.revoked_ms is not None
+                        and not actor.may(Permission.RESTORE_GATEWAYS)
+                    ):  # enrolling it again would lift the revocation
+                        raise PermissionDeniedError(
+                            f"gateway {gateway_id!r} was revoked: only an admin may enroll it again"
                         )
                 session.add(row)
                 await session.flush()

@@ -48,7 +48,7 @@ async def test_people_crossing_the_entrance_become_counted_line_crossing_events(
         EnvelopeStamper("gw-dongshan", SequenceCounter(tmp_path / "sequence"), utc_now_ms), sent.append, count
     )
     rules.use_devices([spec], [])
-    adapter = build_adapter(spec, utc_now_ms)
+    adapter = build_adapter(spec, utc_now_ms, file_sources=True)  # a generated clip stands for the camera
     running = asyncio.create_task(adapter.run(rules.handle))
     try:
         await asyncio.wait_for(both_directions.wait(), 60)

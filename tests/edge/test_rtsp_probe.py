@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from edge.adapters.camera_source import redact
 from edge.adapters.rtsp_probe import (
     RESPONSE_LIMIT_BYTES,
     ProbeKind,
@@ -25,6 +24,7 @@ from edge.adapters.rtsp_probe import (
     supported_codec,
     video_codecs,
 )
+from protocol.camera_sources import redact_source
 from simulators.infra.ports import free_port
 from simulators.infra.rtsp import Credentials
 from simulators.video_clips import Clip, entrance_clip
@@ -520,7 +520,7 @@ def test_urls_that_are_not_probed(url: str, kind: ProbeKind, reason: str) -> Non
     ],
 )
 def test_redact(url: str, shown: str) -> None:
-    assert redact(url) == shown
+    assert redact_source(url) == shown
 
 
 def test_sdp_parsing() -> None:

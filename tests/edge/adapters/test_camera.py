@@ -125,6 +125,7 @@ def camera(
         clock or FakeClock(NOW_MS),
         frame_sink=sink or BrightnessSink(),
         opener=opener,
+        file_sources=True,  # generated video files stand for cameras here
     )
 
 
@@ -437,7 +438,7 @@ async def test_a_failing_frame_sink_fails_run_and_stops_the_thread(tmp_path: Pat
     def broken_sink(frame: Frame, ts: int) -> list[Observation]:
         raise ArithmeticError("detector bug")
 
-    adapter = CameraAdapter(camera_spec(str(video)), FakeClock(NOW_MS), frame_sink=broken_sink)
+    adapter = CameraAdapter(camera_spec(str(video)), FakeClock(NOW_MS), frame_sink=broken_sink, file_sources=True)
 
     with pytest.raises(ArithmeticError, match="detector bug"):
         await asyncio.wait_for(adapter.run(CameraCollector()), LIVENESS_S)

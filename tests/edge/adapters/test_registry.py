@@ -1,5 +1,7 @@
 """The registry: each driver and kind gets its adapter or actuator; bad declarations are config errors."""
 
+from pathlib import Path
+
 import pytest
 from gpiozero.pins.mock import MockFactory
 
@@ -109,14 +111,29 @@ def test_build_actuator_refuses_what_it_cannot_drive(device: DeviceSpec, problem
         (spec(DeviceKind.PANIC_BUTTON, DriverKind.GPIO, pin=17, long_press_ms=10), "long_press_ms: Input should be"),
         (spec(DeviceKind.PIR_SENSOR, DriverKind.GPIO, pin=17, rearm_ms=-1), "rearm_ms: Input should be"),
         (spec(DeviceKind.CHECKPOINT_CAMERA, DriverKind.CAMERA), "source: Field required"),
-        (spec(DeviceKind.CHECKPOINT_CAMERA, DriverKind.CAMERA, source="a.avi", fps=0), "fps: Input should be greater"),
+        (spec(DeviceKind.CHECKPOINT_CAMERA, DriverKind.CAMERA, source="rtsp://c/s", fps=0), "fps: Input should be"),
         (
-            spec(DeviceKind.CHECKPOINT_CAMERA, DriverKind.CAMERA, source="a.avi", backoff_min_s=9, backoff_max_s=2),
+            spec(
+                DeviceKind.CHECKPOINT_CAMERA, DriverKind.CAMERA, source="rtsp://c/s", backoff_min_s=9, backoff_max_s=2
+            ),
             "backoff_min_s must not exceed backoff_max_s",
         ),
+        (spec(DeviceKind.CHECKPOINT_CAMERA, DriverKind.CAMERA, source="a.avi"), r"video files: development only"),
+        (spec(DeviceKind.CHECKPOINT_CAMERA, DriverKind.CAMERA, source="file:///etc/passwd"), "URL, not file"),
+        (
+            spec(DeviceKind.CHECKPOINT_CAMERA, DriverKind.CAMERA, source="subfile,,start,0,end,9,,:/etc/passwd"),
+            "URL, not subfile",
+        ),
+        (spec(DeviceKind.CHECKPOINT_CAMERA, DriverKind.CAMERA, source="concat:rtsp://c/a"), "URL, not concat"),
         (spec(DeviceKind.CHECKPOINT_CAMERA, DriverKind.SIMULATED, period_s=0), "period_s: Input should be greater"),
     ],
 )
 def test_bad_declarations_are_config_errors_naming_the_device_and_the_problem(device: DeviceSpec, problem: str) -> None:
     with pytest.raises(EdgeConfigError, match=rf"device dev-1.*{problem}"):
         build_adapter(device, clock, pin_factory=MockFactory())
+
+
+def test_a_video_file_stands_for_a_camera_only_when_allowed(tmp_path: Path) -> None:
+    device = spec(DeviceKind.CHECKPOINT_CAMERA, DriverKind.CAMERA, source=str(tmp_path / "clip.avi"))
+
+    assert isinstance(build_adapter(device, clock, file_sources=True), CameraAdapter)

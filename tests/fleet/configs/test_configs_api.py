@@ -123,3 +123,27 @@ async def test_the_signing_key_is_shown_for_gateways_to_hold(admin: httpx.AsyncC
 
     assert key["key_id"] == context.configs.signer.key_id
     assert key["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
+
+
+async def test_camera_logins_in_configs_are_shown_only_to_roles_that_set_cameras_up(
+    context: ApiContext, admin: httpx.AsyncClient, technician: httpx.AsyncClient
+) -> None:
+    camera = {
+        "kind": "checkpoint_camera",
+        "id": "cam-east",
+        "driver": "camera",
+        "params": {"source": "rtsp://viewer:s3cret@192.168.1.20:554/stream1?token=abc", "fps": 5.0},
+    }
+    assert (await admin.put("/config/layers/village/shiqiao", json={"devices": [camera]})).status_code == 200
+    issued = await admin.post("/tokens", json={"name": "duty-officer", "role": "command_staff"})
+    async with api_client(context, issued.json()["secret"]) as staff:
+        staff_layer = (await staff.get("/config/layers/village/shiqiao")).json()
+        staff_view = (await staff.get("/gateways/gw-1/config")).json()
+        staff_list = (await staff.get("/config/layers")).text
+    technician_layer = (await technician.get("/config/layers/village/shiqiao")).json()
+
+    assert staff_layer["overrides"]["devices"][0]["params"]["source"] == "rtsp://192.168.1.20:554/stream1?..."
+    assert staff_view["resolved"]["devices"][0]["params"]["source"] == "rtsp://192.168.1.20:554/stream1?..."
+    assert "s3cret" not in str(staff_view)
+    assert "s3cret" not in staff_list
+    assert technician_layer["overrides"]["devices"][0]["params"]["source"] == camera["params"]["source"]  # type: ignore[index]

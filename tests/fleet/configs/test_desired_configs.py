@@ -306,3 +306,11 @@ async def test_every_desired_config_names_the_keys_the_fleet_revoked(
         pending = await unpublished(session, "", 10_000)
     assert pending
     assert {tuple(p.config["revoked_signing_keys"]) for p in pending} == {(retired, "f" * 16)}
+
+
+@pytest.mark.parametrize("source", ["file:///etc/shadow", "/var/lib/outpost/clip.avi", "concat:rtsp://a/b|rtsp://c/d"])
+async def test_a_layer_pointing_a_camera_at_anything_but_a_camera_url_is_refused(push: ConfigPush, source: str) -> None:
+    camera = {"kind": "checkpoint_camera", "id": "cam-1", "driver": "camera", "params": {"source": source}}
+
+    with pytest.raises(InvalidRequestError, match=r"devices\.cam-1\.params\.source: a camera source is"):
+        await push.put_layer(ADMIN, Scope.TOWN, "hutou", {"devices": [camera]})

@@ -162,3 +162,21 @@ async def test_command_staff_may_not_issue_enrollment_tokens_and_tokens_need_a_k
         assert (await anonymous.post("/enrollment-tokens", json={"village_id": "shiqiao"})).status_code == 401
     assert (await admin.post("/enrollment-tokens", json={"village_id": "nowhere"})).status_code == 404
     assert (await admin.post("/gateways/gw-unknown/revoke")).status_code == 404
+
+
+async def test_only_an_admin_lets_a_revoked_gateway_in_again(context: ApiContext, admin: httpx.AsyncClient) -> None:
+    """A revoked gateway may have been stolen: a technician may revoke it, but neither restore it nor enroll it
+    again (which would lift the revocation)."""
+    assert (await admin.post("/gateways", json={"id": "gw-stolen", "village_id": "shiqiao"})).status_code == 201
+    technician = await role_token(admin, "li-wei", "technician")
+    async with api_client(context, technician) as client:
+        assert (await client.post("/gateways/gw-stolen/revoke")).status_code == 200
+        restore = await client.post("/gateways/gw-stolen/restore")
+        enroll_again = await client.post(
+            "/enrollment-tokens", json={"village_id": "shiqiao", "gateway_id": "gw-stolen"}
+        )
+        fresh = await client.post("/enrollment-tokens", json={"village_id": "shiqiao", "gateway_id": "gw-new"})
+
+    assert (restore.status_code, enroll_again.status_code, fresh.status_code) == (403, 403, 201)
+    assert "only an admin may enroll it again" in enroll_again.json()["detail"]
+    assert (await admin.post("/gateways/gw-stolen/restore")).status_code == 200

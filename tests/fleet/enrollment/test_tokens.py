@@ -19,6 +19,7 @@ from tests.fleet.enrollment.parts import development_enrollment
 from tests.fleet.helpers import FakeClock
 
 TECHNICIAN = Actor("li-wei", Role.TECHNICIAN)
+ADMIN = Actor("zhao-min", Role.ADMIN)  # the revoked one was stolen: only an admin lets its id in again
 
 
 def request(token: str, *, hostname: str = "raspberrypi") -> EnrollmentRequest:
@@ -121,7 +122,7 @@ async def test_a_token_bound_to_a_gateway_re_enrolls_it_with_a_new_key(
     await enrollment.revoke_gateway(TECHNICIAN, "gw-clinic")
     clock.now_ms += 1000
 
-    again = await enrollment.enroll(request((await enrollment.issue_token(TECHNICIAN, village, "gw-clinic")).secret))
+    again = await enrollment.enroll(request((await enrollment.issue_token(ADMIN, village, "gw-clinic")).secret))
 
     assert (first.gateway_id, first.replaced) == ("gw-clinic", False)
     assert (again.gateway_id, again.replaced) == ("gw-clinic", True)
