@@ -58,6 +58,7 @@ from fleet.ingest.status import ingest_problems, ingest_status
 from fleet.ingest.subscriptions import Lane, lane_client_id
 from fleet.presence import PresenceTracker
 from fleet.registry import Registry
+from fleet.retention import RetentionPurge
 from fleet.settings import FleetSettings
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
@@ -221,6 +222,7 @@ class FleetService:
             tls_cert_file=settings.api.tls_cert_file,
             tls_key_file=settings.api.tls_key_file,
         )
+        self.retention = RetentionPurge(sessions, clock, settings.retention)
         self.ready = asyncio.Event()
 
     def health(self) -> HealthReport:
@@ -296,6 +298,7 @@ class FleetService:
                 self._task("ingest-watch", self.ingest_watch.run),
                 self._task("quarantine", self.quarantine.run),
                 self._task("alert-rules", self._refresh_rules),
+                self._task("retention", self.retention.run),
             ]
             tasks += [self._task(f"delivery-{worker.channel.name}", worker.run) for worker in self.deliveries]
             if self.state_export is not None:  # --- state export ---

@@ -420,6 +420,21 @@ class CommandSettings(_Section):
     )
 
 
+class RetentionSettings(_Section):
+    """How long the fleet keeps what it need not keep forever (fleet/retention.py); 0 keeps it forever."""
+
+    snapshot_days: int = Field(
+        default=30, ge=0, le=3650, description="A fetched snapshot's JPEG (the command that fetched it stays)."
+    )
+    audit_days: int = Field(default=400, ge=0, le=36500, description="Audit log entries.")
+    command_days: int = Field(default=90, ge=0, le=3650, description="Finished commands to gateways.")
+    outbox_days: int = Field(
+        default=30, ge=0, le=3650, description="Delivered outbox messages (dead ones wait for someone)."
+    )
+    interval_s: float = Field(default=3600.0, ge=60.0, le=86_400.0, description="How often the purge runs.")
+    batch: int = Field(default=500, ge=1, le=100_000, description="Rows deleted per transaction.")
+
+
 # --- state export ---
 
 
@@ -532,6 +547,7 @@ class FleetSettings(BaseSettings):
     configs: ConfigPushSettings = Field(default_factory=ConfigPushSettings)
     commands: CommandSettings = Field(default_factory=CommandSettings)
     state_export: StateExportSettings = Field(default_factory=StateExportSettings)  # --- state export ---
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024, le=DEFAULT_MAX_PAYLOAD_BYTES)
     registry_flush_interval_s: float = Field(default=1.0, gt=0)
 

@@ -79,7 +79,10 @@ def create_app(context: ApiContext, limits: RequestLimits | None = None) -> Fast
             "The county's sites (county → town → village → grid), its gateways and their devices, presence, "
             "health and alerts. Send an API token as `Authorization: Bearer …`; its role decides what it may do."
         ),
-        responses={400: {"description": "The request body is not well-formed"}},
+        responses={
+            400: {"description": "The request body is not well-formed"},
+            413: {"description": "The request body is over this route's cap"},
+        },
     )
     app.state.context = context
     app.add_middleware(

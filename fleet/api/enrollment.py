@@ -123,6 +123,7 @@ async def revoke_enrollment_token(ctx: Context, actor: Provisioner, token_id: uu
     ENROLL_PATH,
     responses={
         401: {"description": "The enrollment token is unknown, used, expired or revoked"},
+        429: {"description": "Too many calls from this address: retry after Retry-After seconds"},
         409: {"description": "The gateway or its key is in the way (the detail says how)"},
         **_UNAVAILABLE,
     },

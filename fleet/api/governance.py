@@ -30,6 +30,7 @@ router = APIRouter(tags=["governance"])
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
         401: {"description": "Unsigned, wrongly signed, outside the replay window, or a replay"},
+        429: {"description": "Too many calls from this address: retry after Retry-After seconds"},
         404: {"description": "No such alert or case"},
         409: {"description": "The alert's state does not allow this step (recorded; do not resend)"},
         422: {"description": "Not a case callback"},

@@ -111,6 +111,7 @@ class SimulatedNode:
         self.published: deque[tuple[str, bytes]] = deque(maxlen=1000)  # what the broker acknowledged
         self._node: FirmwareNode | None = None
         self._task: asyncio.Task[None] | None = None
+        self._powering_off = False  # set while stop() cuts the board loop (see _link)
         self._client: aiomqtt.Client | None = None
         self._booted_at = 0.0
         self._wifi_back_at = 0.0
@@ -181,6 +182,7 @@ class SimulatedNode:
         task, self._task = self._task, None
         if task is None:
             return
+        self._powering_off = True
         if self._client is not None:
             _shut(self._client)
         task.cancel()
@@ -192,6 +194,7 @@ class SimulatedNode:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        self._powering_off = False
         self._node = None
         self.online.clear()
 
@@ -318,8 +321,7 @@ class SimulatedNode:
                 await self._session(node, backoff)
             except* (aiomqtt.MqttError, OSError) as group:
                 logger.info("node %s: link down (%s)", self.node_id, group.exceptions[0])
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
+            if self._powering_off:
                 # Powered off as the link failed: the session's TaskGroup reported its child's error and dropped
                 # the cancellation (Python 3.11), and nothing would cancel this loop again. The power-off wins.
                 raise asyncio.CancelledError
