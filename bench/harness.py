@@ -24,7 +24,14 @@ Better = Literal["higher", "lower"]
 Workload = Callable[[], object]
 Timer = Callable[[], float]
 
-GROUP_MODULES: Final = ("bench.alerts", "bench.contract", "bench.edge", "bench.firmware", "bench.fleet")
+GROUP_MODULES: Final = (
+    "bench.alerts",
+    "bench.contract",
+    "bench.edge",
+    "bench.firmware",
+    "bench.fleet",
+    "bench.security",
+)
 """Modules that register benchmark groups when imported; add a module here to add its groups."""
 
 DEFAULT_WARMUP: Final = 1
