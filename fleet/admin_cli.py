@@ -145,17 +145,36 @@ def create_token(
     fleet: FleetUrl = DEFAULT_FLEET_URL,
     token: Token = "",
     ttl_s: Annotated[int | None, typer.Option("--ttl-s", help="Expire after this many seconds.")] = None,
+    scope: Annotated[
+        str | None,
+        typer.Option(
+            help="Reach only this place and what stands in it: county:ID, town:ID or village:ID (unset: the whole "
+            "fleet).",
+            metavar="KIND:ID",
+        ),
+    ] = None,
 ) -> None:
     """Create a token; its secret is printed once, on stdout alone (pipe it where it belongs)."""
-    issued = call(fleet, token, "POST", "/tokens", json={"name": name, "role": role.value, "ttl_s": ttl_s})
-    typer.echo(f"created {issued['role']} token {issued['name']}; it is shown only now:", err=True)
+    body: dict[str, object] = {"name": name, "role": role.value, "ttl_s": ttl_s}
+    if scope is not None:
+        kind, _, place = scope.partition(":")
+        if kind not in ("county", "town", "village") or not place:
+            raise typer.BadParameter(f"{scope!r}: give county:ID, town:ID or village:ID", param_hint="--scope")
+        body["scope"] = {"kind": kind, "id": place}
+    issued = call(fleet, token, "POST", "/tokens", json=body)
+    where = f" for {scope}" if scope else ""
+    typer.echo(f"created {issued['role']} token {issued['name']}{where}; it is shown only now:", err=True)
     typer.echo(issued["secret"])
 
 
 @tokens.command("list")
 def list_tokens(fleet: FleetUrl = DEFAULT_FLEET_URL, token: Token = "") -> None:
     """Every token with its role and state (never its secret)."""
-    table(call(fleet, token, "GET", "/tokens"), ("name", "role", "created_ms", "expires_ms", "revoked_ms"))
+    rows = [
+        row | {"scope": f"{row['scope']['kind']}:{row['scope']['id']}" if row.get("scope") else "fleet"}
+        for row in call(fleet, token, "GET", "/tokens")
+    ]
+    table(rows, ("name", "role", "scope", "created_ms", "expires_ms", "revoked_ms"))
 
 
 @tokens.command("revoke")

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import httpx
 
 from fleet.access.audit import AuditLog
+from fleet.access.places import Places
 from fleet.access.tokens import TokenStore
 from fleet.alerts.callbacks import CaseCallbacks
 from fleet.alerts.channels.configured import configured_channels
@@ -206,6 +207,7 @@ class FleetService:
                     health_history=history_for(settings.timeseries),
                     commands=self.commands,
                     dead_letters=self.dead_letters,
+                    places=Places(sessions),
                     clock=clock,
                 ),
                 RequestLimits(

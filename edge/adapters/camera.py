@@ -101,8 +101,15 @@ class VideoCaptureSource:
     def _open(self) -> cv2.VideoCapture:
         timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self._timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self._timeout_ms]
         with _CAPTURE_OPTIONS_LOCK:  # OpenCV reads FFmpeg's options from the environment as it opens
+            before = os.environ.get(_CAPTURE_OPTIONS_ENV)
             os.environ[_CAPTURE_OPTIONS_ENV] = _capture_options(self._source)
-            capture = cv2.VideoCapture(self._source, cv2.CAP_FFMPEG, timeouts)
+            try:
+                capture = cv2.VideoCapture(self._source, cv2.CAP_FFMPEG, timeouts)
+            finally:  # nothing else in the process (a child it starts) inherits this camera's options
+                if before is None:
+                    del os.environ[_CAPTURE_OPTIONS_ENV]
+                else:
+                    os.environ[_CAPTURE_OPTIONS_ENV] = before
         if not capture.isOpened():
             capture.release()
             raise CameraUnavailableError(self._why_not_opened())

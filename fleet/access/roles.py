@@ -4,6 +4,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from fleet.access.scope import PlaceScope
+
 
 class Role(StrEnum):
     TECHNICIAN = "technician"  # provisions gateways and devices in the field, runs diagnostics
@@ -30,10 +32,12 @@ GRANTS: Final[dict[Role, frozenset[Permission]]] = {
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who is calling: the token's name (as the audit log records it) and its role."""
+    """Who is calling: the token's name (as the audit log records it), its role, and the place it is scoped to
+    (None: the whole fleet)."""
 
     name: str
     role: Role
+    scope: PlaceScope | None = None
 
     def may(self, permission: Permission) -> bool:
         return permission in GRANTS[self.role]

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.access.audit import Change, record, snapshot
 from fleet.access.bearer_secrets import new_secret, secret_digest
 from fleet.access.roles import Actor, Role
+from fleet.access.scope import PlaceKind, PlaceScope
 from fleet.db.engine import database_errors
 from fleet.db.schema import ApiTokenRow
 from fleet.errors import ConflictError, NotAuthenticatedError, NotFoundError
@@ -44,7 +45,10 @@ class TokenStore:
         self._clock = clock
         self._bootstrap_digest = secret_digest(bootstrap_secret) if bootstrap_secret else None
 
-    async def issue(self, actor: Actor, name: str, role: Role, ttl_s: int | None = None) -> IssuedToken:
+    async def issue(
+        self, actor: Actor, name: str, role: Role, ttl_s: int | None = None, scope: PlaceScope | None = None
+    ) -> IssuedToken:
+        """A new token with ``role``, reaching ``scope`` only (None: the whole fleet)."""
         now = self._clock()
         secret = new_secret(TOKEN_PREFIX)
         row = ApiTokenRow(
@@ -55,6 +59,8 @@ class TokenStore:
             created_ms=now,
             expires_ms=now + ttl_s * 1000 if ttl_s is not None else None,
             revoked_ms=None,
+            scope_kind=scope.kind.value if scope is not None else None,
+            scope_id=scope.id if scope is not None else None,
         )
         with database_errors(f"create token {name}"):
             async with self._sessions.begin() as session:
@@ -102,7 +108,8 @@ class TokenStore:
             raise NotAuthenticatedError(f"token {row.name!r} was revoked")
         if row.expires_ms is not None and row.expires_ms <= now:
             raise NotAuthenticatedError(f"token {row.name!r} expired")
-        return Actor(row.name, Role(row.role))
+        scope = PlaceScope(PlaceKind(row.scope_kind), row.scope_id) if row.scope_kind and row.scope_id else None
+        return Actor(row.name, Role(row.role), scope)
 
 
 def _public(row: ApiTokenRow) -> dict[str, Any] | None:

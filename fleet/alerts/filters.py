@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, select
 
+from fleet.access.places import village_ids_within
+from fleet.access.scope import PlaceScope
 from fleet.alerts.lifecycle import AlertState, Level
 from fleet.db.schema import AlertRow, DeliveryState, VillageRow
 from protocol.messages import Severity
@@ -15,6 +17,7 @@ class AlertFilter:
 
     village_id: str | None = None
     town_id: str | None = None
+    within: PlaceScope | None = None  # a scoped token's place: only the alerts of its villages
     states: frozenset[AlertState] | None = None
     severities: frozenset[Severity] | None = None
     kinds: frozenset[str] | None = None
@@ -31,6 +34,8 @@ class AlertFilter:
         if self.town_id is not None:
             in_town = select(VillageRow.id).where(VillageRow.town_id == self.town_id)
             query = query.where(AlertRow.village_id.in_(in_town))
+        if self.within is not None:
+            query = query.where(AlertRow.village_id.in_(village_ids_within(self.within)))
         if self.states is not None:
             query = query.where(AlertRow.state.in_(self.states))
         if self.severities is not None:

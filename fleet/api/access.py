@@ -6,7 +6,8 @@ from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleet.access.roles import Role
-from fleet.api.context import CALLER_RESPONSES, Administrator, Context
+from fleet.access.scope import PlaceKind, PlaceScope
+from fleet.api.context import CALLER_RESPONSES, Administrator, ApiContext, Context
 from fleet.db.schema import ApiTokenRow, AuditRow
 from protocol.identifiers import IDENTIFIER_PATTERN, Identifier
 
@@ -15,12 +16,26 @@ router = APIRouter(tags=["access"], responses=CALLER_RESPONSES)
 TokenName = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
 
 
+class TokenScope(BaseModel):
+    """The one county, town or village (and everything below it) a token reaches."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: PlaceKind
+    id: Identifier
+
+
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Identifier = Field(description="Who or what uses it, as the audit log will show it (e.g. li-wei).")
     role: Role
     ttl_s: int | None = Field(default=None, ge=60, le=10 * 365 * 86400, description="Expires after; unset: never.")
+    scope: TokenScope | None = Field(
+        default=None,
+        description="Reach only this county, town or village and what stands in it (every route checks); "
+        "unset: the whole fleet.",
+    )
 
 
 class TokenPublic(BaseModel):
@@ -32,10 +47,20 @@ class TokenPublic(BaseModel):
     created_ms: int
     expires_ms: int | None
     revoked_ms: int | None
+    scope: TokenScope | None
 
     @classmethod
     def of(cls, row: ApiTokenRow) -> "TokenPublic":
-        return cls.model_validate(row)
+        scope = TokenScope(kind=PlaceKind(row.scope_kind), id=row.scope_id) if row.scope_kind and row.scope_id else None
+        return cls(
+            id=row.id,
+            name=row.name,
+            role=Role(row.role),
+            created_ms=row.created_ms,
+            expires_ms=row.expires_ms,
+            revoked_ms=row.revoked_ms,
+            scope=scope,
+        )
 
 
 class IssuedTokenPublic(TokenPublic):
@@ -60,11 +85,28 @@ class AuditEntryPublic(BaseModel):
         return cls.model_validate(row)
 
 
-@router.post("/tokens", status_code=status.HTTP_201_CREATED, responses={409: {"description": "Name taken"}})
+@router.post(
+    "/tokens",
+    status_code=status.HTTP_201_CREATED,
+    responses={404: {"description": "No such place to scope it to"}, 409: {"description": "Name taken"}},
+)
 async def create_token(ctx: Context, actor: Administrator, request: TokenRequest) -> IssuedTokenPublic:
-    """Issue a token with a role; its secret is in this response only."""
-    issued = await ctx.tokens.issue(actor, request.name, request.role, request.ttl_s)
+    """Issue a token with a role (and a place it is scoped to); its secret is in this response only."""
+    scope = await _existing(ctx, request.scope) if request.scope is not None else None
+    issued = await ctx.tokens.issue(actor, request.name, request.role, request.ttl_s, scope)
     return IssuedTokenPublic(**TokenPublic.of(issued.row).model_dump(), secret=issued.secret)
+
+
+async def _existing(ctx: ApiContext, scope: TokenScope) -> PlaceScope:
+    """``scope`` as a token's, once the place is known to exist (NotFoundError, a 404, otherwise)."""
+    match scope.kind:
+        case PlaceKind.COUNTY:
+            await ctx.sites.county(scope.id)
+        case PlaceKind.TOWN:
+            await ctx.sites.town(scope.id)
+        case PlaceKind.VILLAGE:
+            await ctx.sites.village(scope.id)
+    return PlaceScope(scope.kind, scope.id)
 
 
 @router.get("/tokens")

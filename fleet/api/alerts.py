@@ -7,13 +7,12 @@ audited with its transition.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from fleet.access.roles import Actor, Permission
 from fleet.alerts.filters import AlertFilter
 from fleet.alerts.lifecycle import AlertState, Level, Step
-from fleet.api.context import CALLER_RESPONSES, Context, Reader, allowed
+from fleet.api.context import CALLER_RESPONSES, AlertHandler, Context, Reader
 from fleet.api.schemas import AlertPublic, AlertStepPublic
 from fleet.db.schema import DeliveryState
 from fleet.errors import NotFoundError
@@ -22,7 +21,6 @@ from protocol.messages import AlertKind, FleetAlertKind, Severity
 
 router = APIRouter(tags=["alerts"], responses=CALLER_RESPONSES)
 
-Handler = Annotated[Actor, Depends(allowed(Permission.HANDLE_ALERTS))]
 AlertIdPath = Annotated[str, Path(min_length=36, max_length=36)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
 _UNKNOWN: dict[int | str, dict[str, Any]] = {404: {"description": "No such alert"}}
@@ -54,7 +52,7 @@ class Note(BaseModel):
 @router.get("/alerts")
 async def list_alerts(
     ctx: Context,
-    _: Reader,
+    actor: Reader,
     village_id: Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)] = None,
     town_id: Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)] = None,
     state: Annotated[
@@ -79,6 +77,7 @@ async def list_alerts(
     where = AlertFilter(
         village_id=village_id,
         town_id=town_id,
+        within=actor.scope,
         states=frozenset(state) if state else None,
         severities=frozenset(severity) if severity else None,
         kinds=frozenset(kind) if kind else None,
@@ -106,26 +105,28 @@ async def alert_history(ctx: Context, _: Reader, alert_id: AlertIdPath) -> list[
 
 
 @router.post("/alerts/{alert_id}/acknowledge", responses=_ACTED)
-async def acknowledge(ctx: Context, actor: Handler, alert_id: AlertIdPath, body: Reason | None = None) -> AlertPublic:
+async def acknowledge(
+    ctx: Context, actor: AlertHandler, alert_id: AlertIdPath, body: Reason | None = None
+) -> AlertPublic:
     """Take the alert on: it stops escalating."""
     reason = body.reason if body is not None else None
     return AlertPublic.of(await ctx.handling.take(actor, alert_id, Step.ACKNOWLEDGE, reason))
 
 
 @router.post("/alerts/{alert_id}/resolve", responses=_ACTED)
-async def resolve(ctx: Context, actor: Handler, alert_id: AlertIdPath, body: Reason | None = None) -> AlertPublic:
+async def resolve(ctx: Context, actor: AlertHandler, alert_id: AlertIdPath, body: Reason | None = None) -> AlertPublic:
     """The situation is dealt with (the alert must have been acknowledged or dispatched)."""
     reason = body.reason if body is not None else None
     return AlertPublic.of(await ctx.handling.take(actor, alert_id, Step.RESOLVE, reason))
 
 
 @router.post("/alerts/{alert_id}/cancel", responses=_ACTED)
-async def cancel(ctx: Context, actor: Handler, alert_id: AlertIdPath, body: Cancellation) -> AlertPublic:
+async def cancel(ctx: Context, actor: AlertHandler, alert_id: AlertIdPath, body: Cancellation) -> AlertPublic:
     """A false alarm (a test press, a misread): closed with the reason."""
     return AlertPublic.of(await ctx.handling.take(actor, alert_id, Step.CANCEL, body.reason))
 
 
 @router.post("/alerts/{alert_id}/notes", status_code=status.HTTP_201_CREATED, responses=_UNKNOWN)
-async def add_note(ctx: Context, actor: Handler, alert_id: AlertIdPath, body: Note) -> AlertStepPublic:
+async def add_note(ctx: Context, actor: AlertHandler, alert_id: AlertIdPath, body: Note) -> AlertStepPublic:
     """Add a note to the alert's history (its state does not change)."""
     return AlertStepPublic.of(await ctx.handling.note(actor, alert_id, body.text))

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from fleet import FLEET_VERSION
+from fleet.access.scope import covers
 from fleet.api import (
     access,
     alert_rules,
@@ -117,11 +118,16 @@ def create_app(context: ApiContext, limits: RequestLimits | None = None) -> Fast
     @app.get("/gateways", tags=["gateways"], responses=CALLER_RESPONSES)
     async def list_gateways(
         ctx: Context,
-        _: Reader,
+        actor: Reader,
         village_id: Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)] = None,
     ) -> list[GatewayPublic]:
-        """Every registered gateway (optionally of one village) with presence and last health."""
-        return [GatewayPublic.of(row) for row in await ctx.registry.gateways(village_id)]
+        """Every registered gateway (optionally of one village; of its scope, for a scoped token) with presence and
+        last health."""
+        rows = await ctx.registry.gateways(village_id)
+        if actor.scope is not None:
+            index = await ctx.places.index()
+            rows = [row for row in rows if covers(actor.scope, index.of_village(row.village_id))]
+        return [GatewayPublic.of(row) for row in rows]
 
     @app.get(
         "/gateways/{gateway_id}",

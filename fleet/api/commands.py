@@ -9,10 +9,9 @@ needs read. Every command sent is audited (``command.send``), and so is every vi
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from fleet.access.roles import Actor, Permission
-from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Reader, allowed
+from fleet.api.context import CALLER_RESPONSES, Context, Diagnostician, IdPath, Reader
 from fleet.commands.schemas import CommandPublic, CommandRequest
 from fleet.commands.store import FINAL, NewCommand
 from fleet.db.schema import CommandState
@@ -20,7 +19,6 @@ from fleet.errors import NotFoundError
 
 router = APIRouter(tags=["commands"], responses=CALLER_RESPONSES)
 
-Diagnostician = Annotated[Actor, Depends(allowed(Permission.DIAGNOSE))]
 _UNKNOWN_COMMAND: dict[int | str, dict[str, Any]] = {404: {"description": "No such command"}}
 
 

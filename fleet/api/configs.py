@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query
 
 from fleet.access.roles import Actor, Permission
-from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Reader
+from fleet.access.scope import covers
+from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Provisioner, Reader
 from fleet.configs.layers import Scope
 from fleet.configs.schemas import GatewayConfigView, LayerChange, LayerPublic, SigningKeyPublic, StatusReport
 from fleet.configs.state import SyncStatus
@@ -32,7 +33,8 @@ _WRITE_PERMISSION = {
 }
 
 
-async def _layer_editor(scope: Scope, actor: Reader) -> Actor:
+async def _layer_editor(scope: Scope, actor: Provisioner) -> Actor:
+    """A caller who may provision, and for a county or town layer manage sites too."""
     needed = _WRITE_PERMISSION[scope]
     if not actor.may(needed):
         raise PermissionDeniedError(f"role {actor.role.value} may not set {scope.value} config layers")
@@ -49,8 +51,12 @@ def _shown_to(actor: Actor) -> bool:
 
 @router.get("/config/layers")
 async def list_layers(ctx: Context, actor: Reader, scope: Scope | None = None) -> list[LayerPublic]:
-    """Every layer (camera logins shown only to roles that provision)."""
-    return [LayerPublic.of(row, secrets=_shown_to(actor)) for row in await ctx.configs.layers(scope)]
+    """Every layer (of its scope, for a scoped token; camera logins shown only to roles that provision)."""
+    rows = await ctx.configs.layers(scope)
+    if actor.scope is not None:
+        index = await ctx.places.index()
+        rows = [row for row in rows if covers(actor.scope, index.of_layer(row.scope, row.scope_id))]
+    return [LayerPublic.of(row, secrets=_shown_to(actor)) for row in rows]
 
 
 @router.get("/config/layers/{scope}/{scope_id}", responses={**_NOT_FOUND})
@@ -91,14 +97,18 @@ async def get_gateway_config(ctx: Context, actor: Reader, gateway_id: IdPath) ->
 @router.get("/config/status")
 async def config_status(
     ctx: Context,
-    _: Reader,
+    actor: Reader,
     village: IdFilter = None,
     town: IdFilter = None,
     county: IdFilter = None,
     status: SyncStatus | None = None,
 ) -> StatusReport:
     """Every gateway's config status (in_sync, pending, rejected with the gateway's error, …) with counts."""
-    return await ctx.configs.statuses(village_id=village, town_id=town, county_id=county, status=status)
+    report = await ctx.configs.statuses(village_id=village, town_id=town, county_id=county, status=status)
+    if actor.scope is None:
+        return report
+    index = await ctx.places.index()
+    return report.within(lambda sync: covers(actor.scope, index.of_gateway(sync.gateway_id)))
 
 
 @router.get("/config/signing-key")

@@ -1,6 +1,6 @@
 """What every route reaches through FastAPI's dependency injection: the fleet's stores and the caller."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -8,7 +8,9 @@ from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fleet.access.audit import AuditLog
+from fleet.access.places import Places
 from fleet.access.roles import Actor, Permission
+from fleet.access.scope import Place, covers
 from fleet.access.tokens import TokenStore
 from fleet.alerts.callbacks import CaseCallbacks
 from fleet.alerts.handling import AlertHandling
@@ -48,6 +50,7 @@ class ApiContext:
     commands: CommandDispatcher
     rules: RuleBook
     dead_letters: DeadLetters
+    places: Places
     clock: Callable[[], int]
 
 
@@ -69,24 +72,68 @@ IdPath = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
 _bearer = HTTPBearer(auto_error=False, description="An Outpost API token: `Authorization: Bearer opt_…`")
 
 
-def allowed(permission: Permission) -> Callable[..., object]:
-    """A dependency giving the calling :class:`Actor`, if its token is valid and its role has ``permission``."""
+class Allowed:
+    """A dependency giving the calling :class:`Actor`, if its token is valid, its role has ``permission`` and its
+    scope reaches what the request names (the county, town, village, gateway, alert, command, enrollment token or
+    layer in its path or query parameters). ``fleet_wide``: the route acts on the whole fleet, so a scoped token
+    may not call it at all. A route that lists or creates things filters or checks by the actor's scope itself."""
 
-    async def caller(
-        context: Context, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+    def __init__(self, permission: Permission, *, fleet_wide: bool = False) -> None:
+        self.permission = permission
+        self.fleet_wide = fleet_wide
+
+    async def __call__(
+        self,
+        request: Request,
+        context: Context,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     ) -> Actor:
         if credentials is None:
             raise NotAuthenticatedError("send an API token: Authorization: Bearer <token>")
         actor = await context.tokens.authenticate(credentials.credentials)
-        if not actor.may(permission):
-            raise PermissionDeniedError(f"role {actor.role.value} may not {permission.value.replace('_', ' ')}")
+        if not actor.may(self.permission):
+            raise PermissionDeniedError(f"role {actor.role.value} may not {self.permission.value.replace('_', ' ')}")
+        if actor.scope is not None:
+            if self.fleet_wide:
+                raise PermissionDeniedError(f"a token scoped to {actor.scope} may not act on the whole fleet")
+            await _require_in_scope(context.places, actor, {**request.query_params, **request.path_params})
         return actor
 
-    return caller
+
+async def _require_in_scope(places: Places, actor: Actor, path: dict[str, Any]) -> None:
+    """Refuse (403) when a path or query parameter names something outside the actor's scope (a filter to another
+    village is refused too); a name that does not exist passes (the route answers 404)."""
+    resolvers: dict[str, Callable[[str], Awaitable[Place | None]]] = {
+        "county_id": places.of_county,
+        "town_id": places.of_town,
+        "village_id": places.of_village,
+        "gateway_id": places.of_gateway,
+        "alert_id": places.of_alert,
+        "request_id": places.of_command,
+        "token_id": places.of_enrollment_token,
+    }
+    found = [await resolve(path[name]) for name, resolve in resolvers.items() if isinstance(path.get(name), str)]
+    if isinstance(path.get("scope"), str) and isinstance(path.get("scope_id"), str):
+        found.append(await places.of_layer(path["scope"], path["scope_id"]))
+    for place in found:
+        if place is not None and not covers(actor.scope, place):
+            raise PermissionDeniedError(f"outside the scope of this token ({actor.scope})")
 
 
-Reader = Annotated[Actor, Depends(allowed(Permission.READ))]
-Provisioner = Annotated[Actor, Depends(allowed(Permission.PROVISION))]
-SiteManager = Annotated[Actor, Depends(allowed(Permission.MANAGE_SITES))]
-Administrator = Annotated[Actor, Depends(allowed(Permission.ADMINISTER))]
-Restorer = Annotated[Actor, Depends(allowed(Permission.RESTORE_GATEWAYS))]
+def require_place(actor: Actor, place: Place | None, what: str) -> None:
+    """For a route that creates or moves something into ``place`` (named in its body): refuse (403) when the
+    actor's scope does not reach it."""
+    if actor.scope is not None and place is not None and not covers(actor.scope, place):
+        raise PermissionDeniedError(f"{what} is outside the scope of this token ({actor.scope})")
+
+
+Reader = Annotated[Actor, Depends(Allowed(Permission.READ))]
+Provisioner = Annotated[Actor, Depends(Allowed(Permission.PROVISION))]
+SiteManager = Annotated[Actor, Depends(Allowed(Permission.MANAGE_SITES))]
+Administrator = Annotated[Actor, Depends(Allowed(Permission.ADMINISTER, fleet_wide=True))]
+Restorer = Annotated[Actor, Depends(Allowed(Permission.RESTORE_GATEWAYS))]
+FleetReader = Annotated[Actor, Depends(Allowed(Permission.READ, fleet_wide=True))]
+FleetSiteManager = Annotated[Actor, Depends(Allowed(Permission.MANAGE_SITES, fleet_wide=True))]
+AlertHandler = Annotated[Actor, Depends(Allowed(Permission.HANDLE_ALERTS))]
+FleetAlertHandler = Annotated[Actor, Depends(Allowed(Permission.HANDLE_ALERTS, fleet_wide=True))]
+Diagnostician = Annotated[Actor, Depends(Allowed(Permission.DIAGNOSE))]

@@ -5,17 +5,15 @@ Reading needs the read permission; putting dead letters back in line needs handl
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleet.access.roles import Actor, Permission
-from fleet.api.context import CALLER_RESPONSES, Context, Reader, allowed
+from fleet.api.context import CALLER_RESPONSES, Context, FleetAlertHandler, FleetReader
 from fleet.api.schemas import ChannelCountsPublic, DeliveryPublic
 from fleet.db.schema import DeliveryState
 
 router = APIRouter(tags=["alerts"], responses=CALLER_RESPONSES)
 
-Handler = Annotated[Actor, Depends(allowed(Permission.HANDLE_ALERTS))]
 _NOT_DEAD: dict[int | str, dict[str, Any]] = {404: {"description": "An id is not a dead letter"}}
 
 
@@ -30,7 +28,7 @@ class Retry(BaseModel):
 @router.get("/deliveries")
 async def list_deliveries(
     ctx: Context,
-    _: Reader,
+    _: FleetReader,
     channel: Annotated[str | None, Query(max_length=32)] = None,
     state: DeliveryState | None = None,
     alert_id: Annotated[str | None, Query(min_length=36, max_length=36)] = None,
@@ -42,13 +40,13 @@ async def list_deliveries(
 
 
 @router.get("/deliveries/summary")
-async def delivery_summary(ctx: Context, _: Reader) -> list[ChannelCountsPublic]:
+async def delivery_summary(ctx: Context, _: FleetReader) -> list[ChannelCountsPublic]:
     """Messages per channel: pending, delivered and dead."""
     return [ChannelCountsPublic.model_validate(counts, from_attributes=True) for counts in await ctx.outbox.counts()]
 
 
 @router.post("/deliveries/retry", responses=_NOT_DEAD)
-async def retry_dead_letters(ctx: Context, actor: Handler, body: Retry) -> list[DeliveryPublic]:
+async def retry_dead_letters(ctx: Context, actor: FleetAlertHandler, body: Retry) -> list[DeliveryPublic]:
     """Put dead letters back in line (after the channel was fixed): due now, their attempts counted afresh."""
     rows = await ctx.outbox.retry(actor, body.ids, ctx.clock())
     return [DeliveryPublic.of(row) for row in rows]

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Provisioner, Restorer
+from fleet.access.scope import covers
+from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Provisioner, Restorer, require_place
 from fleet.db.schema import EnrollmentTokenRow, GatewayRow
 from protocol.config_signing import load_public_key
 from protocol.enrollment import ENROLL_PATH, EnrollmentGrant, EnrollmentRequest, enrollment_code
@@ -92,6 +93,7 @@ async def create_enrollment_token(
 ) -> IssuedEnrollmentTokenPublic:
     """Issue a single-use enrollment token for a village (and optionally a gateway id); its secret is in this
     response only."""
+    require_place(actor, await ctx.places.of_village(request.village_id), f"village {request.village_id}")
     issued = await ctx.enrollment.issue_token(actor, request.village_id, request.gateway_id, request.ttl_s)
     public_url = ctx.enrollment.public_url
     return IssuedEnrollmentTokenPublic(
@@ -104,12 +106,15 @@ async def create_enrollment_token(
 @router.get("/enrollment-tokens", responses=CALLER_RESPONSES)
 async def list_enrollment_tokens(
     ctx: Context,
-    _: Provisioner,
+    actor: Provisioner,
     include_inactive: Annotated[bool, Query(description="Also used, expired and revoked tokens.")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[EnrollmentTokenPublic]:
-    """Enrollment tokens, newest first (never their secrets)."""
+    """Enrollment tokens, newest first (never their secrets; of its scope, for a scoped token)."""
     rows = await ctx.enrollment.tokens.tokens(include_inactive=include_inactive, limit=limit)
+    if actor.scope is not None:
+        index = await ctx.places.index()
+        rows = [row for row in rows if covers(actor.scope, index.of_village(row.village_id))]
     return [EnrollmentTokenPublic.of(row) for row in rows]
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleet.api.context import CALLER_RESPONSES, Context, Reader
+from fleet.api.context import CALLER_RESPONSES, Context, FleetReader
 from protocol.identifiers import IDENTIFIER_PATTERN
 
 router = APIRouter(tags=["ingest"], responses=CALLER_RESPONSES)
@@ -44,7 +44,7 @@ class DeadLetterTotals(BaseModel):
 @router.get("/ingest/dead-letters")
 async def list_dead_letters(
     ctx: Context,
-    _: Reader,
+    _: FleetReader,
     gateway_id: Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)] = None,
     reason: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -55,7 +55,7 @@ async def list_dead_letters(
 
 
 @router.get("/ingest/dead-letters/summary")
-async def dead_letter_summary(ctx: Context, _: Reader) -> list[DeadLetterTotals]:
+async def dead_letter_summary(ctx: Context, _: FleetReader) -> list[DeadLetterTotals]:
     """Dead letters per reason: rows, messages counted, and when the newest was seen."""
     totals = await ctx.dead_letters.totals()
     return [

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Provisioner, Reader
+from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Provisioner, Reader, require_place
 from fleet.api.schemas import GatewayPublic
 from fleet.sites.schemas import DevicePublic, DeviceSpec, GatewayPatch, GatewaySpec
 
@@ -20,6 +20,7 @@ _BROKER: dict[int | str, dict[str, Any]] = {
 @router.post("/gateways", status_code=status.HTTP_201_CREATED, responses={**_NOT_FOUND, **_CONFLICT})
 async def create_gateway(ctx: Context, actor: Provisioner, spec: GatewaySpec) -> GatewayPublic:
     """Record a gateway in a village before it is installed (it shows as never connected)."""
+    require_place(actor, await ctx.places.of_village(spec.village_id), f"village {spec.village_id}")
     return GatewayPublic.of(await ctx.inventory.create_gateway(actor, spec))
 
 
@@ -27,6 +28,8 @@ async def create_gateway(ctx: Context, actor: Provisioner, spec: GatewaySpec) ->
 async def update_gateway(ctx: Context, actor: Provisioner, gateway_id: IdPath, patch: GatewayPatch) -> GatewayPublic:
     """Rename a gateway or move it to another village: its broker login then allows the new village's topics
     only, and its desired config is made for its new place (the one retained at the old village is erased)."""
+    if patch.village_id is not None:
+        require_place(actor, await ctx.places.of_village(patch.village_id), f"village {patch.village_id}")
     return GatewayPublic.of(await ctx.inventory.update_gateway(actor, gateway_id, patch))
 
 

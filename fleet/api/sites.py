@@ -4,7 +4,8 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Body, Query, Response, status
 
-from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Reader, SiteManager
+from fleet.access.scope import Place, covers
+from fleet.api.context import CALLER_RESPONSES, Context, FleetSiteManager, IdPath, Reader, SiteManager, require_place
 from fleet.sites.csv_import import parse_sites_cooperatively
 from fleet.sites.schemas import (
     CountyPatch,
@@ -32,12 +33,14 @@ IMPORT_PATH: Final = "/sites/import"
 
 
 @router.get("/counties")
-async def list_counties(ctx: Context, _: Reader) -> list[CountyPublic]:
-    return [CountyPublic.of(row) for row in await ctx.sites.counties()]
+async def list_counties(ctx: Context, actor: Reader) -> list[CountyPublic]:
+    """The counties (a scoped token: its own, if it is scoped to one)."""
+    rows = await ctx.sites.counties()
+    return [CountyPublic.of(row) for row in rows if covers(actor.scope, Place(county_id=row.id))]
 
 
 @router.post("/counties", status_code=status.HTTP_201_CREATED, responses={**_CONFLICT})
-async def create_county(ctx: Context, actor: SiteManager, spec: CountySpec) -> CountyPublic:
+async def create_county(ctx: Context, actor: FleetSiteManager, spec: CountySpec) -> CountyPublic:
     return CountyPublic.of(await ctx.sites.create_county(actor, spec))
 
 
@@ -54,19 +57,22 @@ async def update_county(ctx: Context, actor: SiteManager, county_id: IdPath, pat
 
 
 @router.delete("/counties/{county_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_CONFLICT})
-async def delete_county(ctx: Context, actor: SiteManager, county_id: IdPath) -> Response:
+async def delete_county(ctx: Context, actor: FleetSiteManager, county_id: IdPath) -> Response:
     await ctx.sites.delete_county(actor, county_id)
     await ctx.rules.changed()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/towns")
-async def list_towns(ctx: Context, _: Reader, county_id: IdFilter = None) -> list[TownPublic]:
-    return [TownPublic.of(row) for row in await ctx.sites.towns(county_id)]
+async def list_towns(ctx: Context, actor: Reader, county_id: IdFilter = None) -> list[TownPublic]:
+    """The towns (of a county); a scoped token sees those in its scope."""
+    rows = await ctx.sites.towns(county_id)
+    return [TownPublic.of(row) for row in rows if covers(actor.scope, Place(county_id=row.county_id, town_id=row.id))]
 
 
 @router.post("/towns", status_code=status.HTTP_201_CREATED, responses={**_NOT_FOUND, **_CONFLICT})
 async def create_town(ctx: Context, actor: SiteManager, spec: TownSpec) -> TownPublic:
+    require_place(actor, Place(county_id=spec.county_id), f"county {spec.county_id}")
     row = await ctx.sites.create_town(actor, spec)
     await ctx.rules.changed()  # the villages under it may run by other rules now
     return TownPublic.of(row)
@@ -79,6 +85,8 @@ async def get_town(ctx: Context, _: Reader, town_id: IdPath) -> TownPublic:
 
 @router.patch("/towns/{town_id}", responses={**_NOT_FOUND})
 async def update_town(ctx: Context, actor: SiteManager, town_id: IdPath, patch: TownPatch) -> TownPublic:
+    if patch.county_id is not None:
+        require_place(actor, Place(county_id=patch.county_id), f"county {patch.county_id}")
     row = await ctx.sites.update_town(actor, town_id, patch)
     await ctx.rules.changed()  # the villages under it may run by other rules now
     return TownPublic.of(row)
@@ -94,18 +102,22 @@ async def delete_town(ctx: Context, actor: SiteManager, town_id: IdPath) -> Resp
 @router.get("/villages")
 async def list_villages(
     ctx: Context,
-    _: Reader,
+    actor: Reader,
     town_id: IdFilter = None,
     county_id: IdFilter = None,
     unplaced: Annotated[bool, Query(description="Only villages heard of from gateways and not yet in a town")] = False,
 ) -> list[VillagePublic]:
     rows = await ctx.sites.villages(town_id=town_id, county_id=county_id, unplaced=unplaced)
+    if actor.scope is not None:
+        index = await ctx.places.index()
+        rows = [row for row in rows if covers(actor.scope, index.of_village(row.id))]
     return [VillagePublic.of(row) for row in rows]
 
 
 @router.post("/villages", status_code=status.HTTP_201_CREATED, responses={**_NOT_FOUND, **_CONFLICT})
 async def create_village(ctx: Context, actor: SiteManager, spec: VillageSpec) -> VillagePublic:
     """Create a village in a town (or place one the fleet heard of from a gateway)."""
+    require_place(actor, await ctx.places.of_town(spec.town_id), f"town {spec.town_id}")
     row = await ctx.sites.create_village(actor, spec)
     await ctx.rules.changed()  # the villages under it may run by other rules now
     return VillagePublic.of(row)
@@ -118,6 +130,8 @@ async def get_village(ctx: Context, _: Reader, village_id: IdPath) -> VillagePub
 
 @router.patch("/villages/{village_id}", responses={**_NOT_FOUND, **_CONFLICT})
 async def update_village(ctx: Context, actor: SiteManager, village_id: IdPath, patch: VillagePatch) -> VillagePublic:
+    if patch.town_id is not None:
+        require_place(actor, await ctx.places.of_town(patch.town_id), f"town {patch.town_id}")
     row = await ctx.sites.update_village(actor, village_id, patch)
     await ctx.rules.changed()  # the villages under it may run by other rules now
     return VillagePublic.of(row)
@@ -166,7 +180,7 @@ async def delete_grid(ctx: Context, actor: SiteManager, village_id: IdPath, grid
 )
 async def import_sites(
     ctx: Context,
-    actor: SiteManager,
+    actor: FleetSiteManager,
     sheet: Annotated[
         str,
         Body(media_type="text/csv", description="The site list as CSV (UTF-8), at most api.max_import_bytes."),

@@ -1,5 +1,7 @@
 """What the config push API takes and shows: layers, one gateway's config, and every gateway's status."""
 
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,6 +100,12 @@ class GatewayConfigView(_Public):
 class StatusReport(_Public):
     counts: dict[SyncStatus, int] = Field(description="Gateways per status, among those listed.")
     gateways: list[GatewaySync]
+
+    def within(self, keep: Callable[[GatewaySync], bool]) -> "StatusReport":
+        """The report of the gateways ``keep`` accepts only (a scoped token's), counted again."""
+        kept = [sync for sync in self.gateways if keep(sync)]
+        counts = dict.fromkeys(SyncStatus, 0) | Counter(sync.status for sync in kept)
+        return StatusReport(counts=counts, gateways=kept)
 
 
 class SigningKeyPublic(_Public):

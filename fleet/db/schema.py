@@ -114,6 +114,8 @@ class ApiTokenRow(Base):
     created_ms: Mapped[int] = mapped_column(BigInteger)
     expires_ms: Mapped[int | None] = mapped_column(BigInteger)
     revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
+    scope_kind: Mapped[str | None] = mapped_column(String(16))  # county, town, village; unset: the whole fleet
+    scope_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditRow(Base):

@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.access.audit import AuditLog
+from fleet.access.places import Places
 from fleet.access.tokens import TokenStore
 from fleet.alerts.callbacks import CaseCallbacks
 from fleet.alerts.handling import AlertHandling
@@ -66,6 +67,7 @@ def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
         clock=clock,
         rules=RuleBook(sessions, clock),
         dead_letters=DeadLetters(sessions, clock),
+        places=Places(sessions),
     )
 
 

@@ -90,3 +90,30 @@ async def test_a_revoked_token_is_refused(fleet: str) -> None:
     refused = await invoke(app, ["gateways", "list"], token=secret, fleet=fleet)
     assert refused.exit_code == 1
     assert "refused (401)" in refused.output
+
+
+async def test_a_token_scoped_to_a_town_is_created_listed_and_kept_to_its_town(fleet: str) -> None:
+    for args in (["sites", "add", "county", "anxi", "--name", "Anxi"],
+                 ["sites", "add", "town", "hutou", "--parent", "anxi", "--name", "Hutou"],
+                 ["sites", "add", "town", "xiping", "--parent", "anxi", "--name", "Xiping"]):  # fmt: skip
+        assert (await as_admin(fleet, args)).exit_code == 0
+
+    created = await as_admin(fleet, ["tokens", "create", "hutou-desk", "--role", "admin", "--scope", "town:hutou"])
+    bad = await as_admin(fleet, ["tokens", "create", "x", "--role", "admin", "--scope", "province:zj"])
+    listed = await as_admin(fleet, ["tokens", "list"])
+    secret = created.stdout.strip().splitlines()[-1]
+    elsewhere = await invoke(
+        app, ["sites", "add", "village", "beicun", "--parent", "xiping", "--name", "Beicun"], token=secret, fleet=fleet
+    )
+    own = await invoke(
+        app, ["sites", "add", "village", "shiqiao", "--parent", "hutou", "--name", "Shiqiao"], token=secret, fleet=fleet
+    )
+
+    assert created.exit_code == 0, created.output
+    assert "for town:hutou" in created.stderr
+    assert bad.exit_code == 2
+    assert "--scope" in bad.output
+    assert "town:hutou" in listed.stdout
+    assert elsewhere.exit_code == 1
+    assert "outside the scope of this token (town hutou)" in elsewhere.output
+    assert own.exit_code == 0, own.output

@@ -52,7 +52,8 @@ async def _gateway(state_dir: Path, broker: MosquittoBroker, clip: Path | None =
         devices=[camera] if clip is not None else [],
     )
     snapshots = SnapshotStore(settings.state_dir / "snapshots", settings.config.snapshots, utc_now_ms)
-    agent = GatewayAgent(settings, partial(build_devices, clock=utc_now_ms, snapshots=snapshots), snapshots=snapshots)
+    build = partial(build_devices, clock=utc_now_ms, snapshots=snapshots, file_sources=True)  # a clip for the camera
+    agent = GatewayAgent(settings, build, snapshots=snapshots)
     stop = asyncio.Event()
     running = asyncio.create_task(agent.run(stop))
     try:

@@ -66,7 +66,7 @@ async def _gateway(tmp_path: Path, broker: MosquittoBroker) -> AsyncIterator[tup
         devices=[_camera(clip)],
     )
     snapshots = SnapshotStore(settings.state_dir / "snapshots", settings.config.snapshots, utc_now_ms)
-    build = partial(build_devices, clock=utc_now_ms, snapshots=snapshots)
+    build = partial(build_devices, clock=utc_now_ms, snapshots=snapshots, file_sources=True)  # a clip for the camera
     agent = GatewayAgent(settings, build, snapshots=snapshots)
     stop = asyncio.Event()
     running = asyncio.create_task(agent.run(stop))

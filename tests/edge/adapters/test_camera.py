@@ -445,3 +445,13 @@ async def test_a_failing_frame_sink_fails_run_and_stops_the_thread(tmp_path: Pat
 
     assert adapter.thread is not None
     assert not adapter.thread.is_alive()
+
+
+def test_a_camera_s_ffmpeg_options_do_not_outlive_its_opening(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FFmpeg's options (protocol whitelist, RTSP over TCP) go through the environment: they must not stay there
+    for the next camera, or for a child process (which would inherit a file-only whitelist)."""
+    monkeypatch.delenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", raising=False)
+    source = open_capture(str(write_video(tmp_path / "clip.avi", 3)), 2.0)
+    source.release()
+
+    assert "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ
