@@ -223,20 +223,14 @@ class Alert(Envelope):
 # --- configuration and commands ----------------------------------------------------------------
 
 
-class ConfigDesired(Envelope):
-    """Retained, fleet -> gateway: the configuration the gateway should run, signed by the fleet.
+class SignedByTheFleet(Envelope):
+    """A fleet -> gateway message the fleet signs (Ed25519, its config-signing key): ``signature`` and the id of the
+    key that made it, both or neither. What it covers is the message's own: :mod:`protocol.config_signing` for a
+    config, :mod:`protocol.command_signing` for a command. A gateway holding the fleet's key refuses the message
+    without a signature that verifies."""
 
-    ``signature`` is the fleet's Ed25519 signature over this gateway, its village, the version and the
-    config (:mod:`protocol.config_signing`); ``key_id`` names the key that made it. A gateway that holds
-    the fleet's public key refuses a config without a signature or with one that does not verify.
-    """
-
-    version: SafeNatural
-    config: GatewayConfig
     signature: str | None = Field(
-        default=None,
-        pattern=SIGNATURE_PATTERN,
-        description="Ed25519 signature (base64url, no padding) over gateway, village, version and config.",
+        default=None, pattern=SIGNATURE_PATTERN, description="The fleet's Ed25519 signature (base64url, no padding)."
     )
     key_id: str | None = Field(
         default=None, pattern=KEY_ID_PATTERN, description="Fingerprint of the fleet key that signed it."
@@ -247,6 +241,18 @@ class ConfigDesired(Envelope):
         if (self.signature is None) != (self.key_id is None):
             raise ValueError("signature and key_id come together")
         return self
+
+
+class ConfigDesired(SignedByTheFleet):
+    """Retained, fleet -> gateway: the configuration the gateway should run, signed by the fleet.
+
+    ``signature`` is the fleet's Ed25519 signature over this gateway, its village, the version and the
+    config (:mod:`protocol.config_signing`); ``key_id`` names the key that made it. A gateway that holds
+    the fleet's public key refuses a config without a signature or with one that does not verify.
+    """
+
+    version: SafeNatural
+    config: GatewayConfig
 
 
 class ConfigStatus(StrEnum):
@@ -278,7 +284,7 @@ COMMAND_ARGS: Final[Mapping[CommandName, frozenset[str]]] = {
 """The arguments each command takes: the fleet refuses others before sending, the gateway again on receipt."""
 
 
-class Command(Envelope):
+class Command(SignedByTheFleet):
     """Fleet -> gateway request; the gateway answers on the command response channel."""
 
     request_id: UUID
@@ -287,21 +293,6 @@ class Command(Envelope):
     requested_by: ShortText | None = Field(default=None, description="The fleet user behind it, for the audit trail.")
     reason: ShortText | None = Field(default=None, description="Why, for commands that are audited.")
     timeout_s: float = Field(default=30.0, gt=0, le=3600)
-    signature: str | None = Field(
-        default=None,
-        pattern=SIGNATURE_PATTERN,
-        description="The fleet's Ed25519 signature (base64url, no padding) over the command, its gateway, request "
-        "id and expiry (protocol.command_signing); a gateway holding the fleet's key refuses a command without it.",
-    )
-    key_id: str | None = Field(
-        default=None, pattern=KEY_ID_PATTERN, description="Fingerprint of the key that signed it."
-    )
-
-    @model_validator(mode="after")
-    def _signed_with_a_named_key(self) -> Self:
-        if (self.signature is None) != (self.key_id is None):
-            raise ValueError("signature and key_id come together")
-        return self
 
 
 class CommandResponse(Envelope):

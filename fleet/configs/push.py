@@ -28,6 +28,7 @@ from fleet.access.roles import Actor
 from fleet.configs.desired import Recomputed, forget_removed_gateways, recompute, resign_all_but
 from fleet.configs.layers import LayerKey, Scope, check_overrides
 from fleet.configs.placements import (
+    Placement,
     all_layers,
     layer_rows,
     placement,
@@ -110,14 +111,7 @@ class ConfigPush:
             row.updated_by = actor.name
             action = "config_layer.create" if before is None else "config_layer.update"
             record(session, actor, Change(action, "config_layer", _target(key), before, snapshot(row)), self._clock())
-            outcome = await recompute(
-                session,
-                reached,
-                await all_layers(session),
-                self._clock(),
-                refuse_invalid=True,
-                revoked_key_ids=self.signer.revoked_key_ids,
-            )
+            outcome = await self._recompute(session, reached, refuse_invalid=True)
         logger.info(
             "%s set %s: %d of %d gateways get a new config",
             actor.name,
@@ -138,14 +132,7 @@ class ConfigPush:
                 session, actor, Change("config_layer.delete", "config_layer", _target(key), before, None), self._clock()
             )
             reached = await placements(session, key)
-            outcome = await recompute(
-                session,
-                reached,
-                await all_layers(session),
-                self._clock(),
-                refuse_invalid=True,
-                revoked_key_ids=self.signer.revoked_key_ids,
-            )
+            outcome = await self._recompute(session, reached, refuse_invalid=True)
         logger.info(
             "%s removed %s: %d of %d gateways get a new config",
             actor.name,
@@ -225,14 +212,7 @@ class ConfigPush:
             raise NotFoundError(f"no gateway {gateway_id!r}")
         row = await session.get(GatewayConfigRow, gateway_id)
         stale_village = row.village_id if row is not None and row.village_id != place.village_id else None
-        outcome = await recompute(
-            session,
-            [place],
-            await all_layers(session),
-            self._clock(),
-            refuse_invalid=False,
-            revoked_key_ids=self.signer.revoked_key_ids,
-        )
+        outcome = await self._recompute(session, [place], refuse_invalid=False)
         if gateway_id in outcome.invalid:  # kept invalid, like a reconciliation: a move records a fact
             logger.warning(
                 "gateway %s moved to %s has no valid config there: %s",
@@ -270,14 +250,7 @@ class ConfigPush:
         sites moved since the last change. A gateway whose layers no longer validate is marked invalid."""
         async with self._lock, self._records.write("reconcile the desired configs") as session:
             reached = await placements(session)
-            outcome = await recompute(
-                session,
-                reached,
-                await all_layers(session),
-                self._clock(),
-                refuse_invalid=False,
-                revoked_key_ids=self.signer.revoked_key_ids,
-            )
+            outcome = await self._recompute(session, reached, refuse_invalid=False)
             forgotten = await forget_removed_gateways(session)
             resigned = await resign_all_but(session, self.signer.key_id)
         if outcome.changed or forgotten or resigned or outcome.invalid:
@@ -359,6 +332,16 @@ class ConfigPush:
     def signing_public_key(self) -> str:
         """The PEM public key a gateway's ``config_signing_key`` file holds."""
         return self.signer.public_key_pem
+
+    async def _recompute(
+        self, session: AsyncSession, reached: Sequence[Placement], *, refuse_invalid: bool
+    ) -> Recomputed:
+        """:func:`~fleet.configs.desired.recompute` for ``reached`` under every layer, naming the revoked keys."""
+        layers = await all_layers(session)
+        revoked = self.signer.revoked_key_ids
+        return await recompute(
+            session, reached, layers, self._clock(), refuse_invalid=refuse_invalid, revoked_key_ids=revoked
+        )
 
     def _changed(self, outcome: Recomputed) -> None:
         if outcome.changed:
