@@ -130,6 +130,7 @@ class CommandHandler:
         self._signatures = signatures
         self._memory = memory
         self._memory_loaded = False
+        self._memory_lock = asyncio.Lock()  # one command at a time on the memory's worker thread
 
     async def handle(self, command: Command) -> list[Message]:
         """The messages answering ``command``, to publish in this order; never raises."""
@@ -156,7 +157,8 @@ class CommandHandler:
             logger.warning("command %s (%s) refused: %s", command.request_id, command.name, forged)
             return [self._response(command, ok=False, error=forged)]
         try:
-            first = await asyncio.to_thread(self._remember, command)
+            async with self._memory_lock:
+                first = await asyncio.to_thread(self._remember, command)
         except CommandMemoryError as exc:
             logger.error("command %s (%s) refused: %s", command.request_id, command.name, exc)
             return [self._response(command, ok=False, error=f"cannot remember it, so it could run twice: {exc}")]
@@ -171,10 +173,7 @@ class CommandHandler:
         if not self._memory_loaded:
             self._memory.load(now_ms)
             self._memory_loaded = True
-        remembered: bool = self._memory.remember(
-            command.request_id, command.ts + round(command.timeout_s * 1000), now_ms
-        )
-        return remembered
+        return self._memory.remember(command.request_id, command.ts + round(command.timeout_s * 1000), now_ms)
 
     def _refusal(self, command: Command) -> str | None:
         """Why ``command`` must not run at all, whatever it is; None if it may."""

@@ -53,6 +53,14 @@ class BrokerSettings(_Section):
         "the broker is on this host (loopback).",
     )
 
+    mqtt_version: Literal["5", "3.1.1"] = Field(
+        default="5",
+        description=(
+            "MQTT 5 gives ingest its Receive Maximum and session expiry; 3.1.1 is for brokers without it "
+            "(the demo's embedded broker), where the broker's own in-flight limit applies."
+        ),
+    )
+
     @model_validator(mode="after")
     def _downlink_login_whole(self) -> Self:
         if (self.downlink_username is None) != (self.downlink_password is None):
@@ -64,14 +72,6 @@ class BrokerSettings(_Section):
         if self.downlink_username is None:
             return self
         return self.model_copy(update={"username": self.downlink_username, "password": self.downlink_password})
-
-    mqtt_version: Literal["5", "3.1.1"] = Field(
-        default="5",
-        description=(
-            "MQTT 5 gives ingest its Receive Maximum and session expiry; 3.1.1 is for brokers without it "
-            "(the demo's embedded broker), where the broker's own in-flight limit applies."
-        ),
-    )
 
 
 class InfluxSettings(_Section):

@@ -100,7 +100,7 @@ class Allowed:
         return actor
 
 
-async def _require_in_scope(places: Places, actor: Actor, path: dict[str, Any]) -> None:
+async def _require_in_scope(places: Places, actor: Actor, named: dict[str, Any]) -> None:
     """Refuse (403) when a path or query parameter names something outside the actor's scope (a filter to another
     village is refused too); a name that does not exist passes (the route answers 404)."""
     resolvers: dict[str, Callable[[str], Awaitable[Place | None]]] = {
@@ -112,9 +112,9 @@ async def _require_in_scope(places: Places, actor: Actor, path: dict[str, Any]) 
         "request_id": places.of_command,
         "token_id": places.of_enrollment_token,
     }
-    found = [await resolve(path[name]) for name, resolve in resolvers.items() if isinstance(path.get(name), str)]
-    if isinstance(path.get("scope"), str) and isinstance(path.get("scope_id"), str):
-        found.append(await places.of_layer(path["scope"], path["scope_id"]))
+    found = [await resolve(named[name]) for name, resolve in resolvers.items() if isinstance(named.get(name), str)]
+    if isinstance(named.get("scope"), str) and isinstance(named.get("scope_id"), str):
+        found.append(await places.of_layer(named["scope"], named["scope_id"]))
     for place in found:
         if place is not None and not covers(actor.scope, place):
             raise PermissionDeniedError(f"outside the scope of this token ({actor.scope})")
