@@ -18,6 +18,7 @@ from edge.errors import (
     RestartRequestedError,
 )
 from edge.settings import EdgeSettings
+from protocol.gateway_config import DriverKind
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,44 @@ def run(
     except EdgeError as exc:
         typer.echo(f"stopped: {exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+@app.command("village-broker")
+def village_broker(
+    config: Annotated[
+        Path,
+        typer.Option("--config", "-c", exists=True, dir_okay=False, help="The gateway's TOML settings file."),
+    ],
+    directory: Annotated[Path, typer.Option(help="Where to write logins.json, passwd, acl and outpost.conf.")] = Path(
+        "/etc/mosquitto/outpost"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The village broker's port.")] = 1883,
+    show: Annotated[
+        str | None, typer.Option(help="Print this login's password (a node id, outpost-gateway or outpost-centre).")
+    ] = None,
+) -> None:
+    """Give the village broker a login for the gateway, the village centre and every sensor node in the settings,
+    and ACLs that keep each to its own topics (see edge/village_broker.py). Include outpost.conf from the village's
+    Mosquitto (include_dir), reload it, then set local_broker.username/password to the gateway's login and flash
+    each node with its own (outpost firmware flash --broker-user NODE)."""
+    from edge.village_broker import VillageLogins, write_broker_files  # noqa: PLC0415 - keeps `--help` fast
+
+    try:
+        settings = EdgeSettings.load(config)
+        nodes = [device.id for device in settings.devices if device.driver is DriverKind.NODE]
+        logins = VillageLogins.kept_for(directory, nodes)
+        write_broker_files(directory, logins, port)
+    except (ValidationError, EdgeError) as exc:
+        typer.echo(f"cannot set up the village broker: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if show is not None:
+        password = logins.passwords().get(show)
+        if password is None:
+            typer.echo(f"no login {show!r}: the logins are {', '.join(sorted(logins.passwords()))}", err=True)
+            raise typer.Exit(2)
+        typer.echo(password)
+        return
+    typer.echo(f"wrote {directory}: logins for outpost-gateway, outpost-centre and {len(nodes)} nodes", err=True)
 
 
 @app.command("unit")

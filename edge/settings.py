@@ -100,6 +100,16 @@ class EdgeSettings(BaseSettings):
             raise ValueError("production gateways need broker.username and broker.password")
         if self.environment == "production" and self.broker.client_id is None:
             raise ValueError("production gateways need broker.client_id, the client id enrollment wrote")
+        local = self.local_broker
+        if (
+            self.environment == "production"
+            and local is not None
+            and (local.username is None or local.password is None)
+        ):
+            raise ValueError(
+                "production gateways log in to the village broker: set local_broker.username and password "
+                "(outpost gateway village-broker makes the logins)"
+            )
         return self
 
     @model_validator(mode="after")
