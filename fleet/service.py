@@ -249,6 +249,9 @@ class FleetService:
                 f"time-series store {self.writer.sink.name} unavailable: {self.writer.buffered} points held"
             )
         problems += [f"alert channel {c.name} blocked: {c.blocked}" for c in channels if c.blocked]
+        expiring = self.configs.signer.expiry_warning(self._clock())
+        if expiring is not None:
+            problems.append(expiring)
         return HealthReport(
             status="degraded" if problems else "ok",
             problems=problems,

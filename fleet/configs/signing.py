@@ -35,6 +35,8 @@ from protocol.messages import Command
 logger = logging.getLogger(__name__)
 
 DEVELOPMENT_KEY_NAME: Final = "outpost-fleet-config-signing.pem"
+EXPIRY_WARNING_MS: Final = 30 * 86_400_000
+"""/healthz says the signing key needs rotating this long before it expires."""
 
 
 class ConfigSigningKeyError(FleetError):
@@ -82,6 +84,15 @@ class ConfigSigner:
                 "(configs.signing_key_not_after): gateways no longer trust it; rotate to a new key"
             )
         return cls(key, revoked_key_ids=settings.configs.revoked_key_ids, not_after_ms=not_after_ms)
+
+    def expiry_warning(self, now_ms: int) -> str | None:
+        """What to say while the key is within :data:`EXPIRY_WARNING_MS` of its not-after time, else None."""
+        if self.not_after_ms is None or self.not_after_ms - now_ms > EXPIRY_WARNING_MS:
+            return None
+        return (
+            f"the config-signing key {self.key_id} expires at {iso_utc(self.not_after_ms)}: rotate it before "
+            "gateways stop trusting it (docs/SECURITY.md)"
+        )
 
     def sign(self, village_id: str, gateway_id: str, version: int, config: GatewayConfig) -> str:
         return sign_config(self._private_key, village_id, gateway_id, version, config)

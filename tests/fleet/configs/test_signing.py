@@ -90,3 +90,12 @@ def test_the_fleet_refuses_to_sign_with_a_key_it_revoked(tmp_path: Path) -> None
 
     with pytest.raises(ConfigSigningKeyError, match="revoked_key_ids"):
         ConfigSigner.from_settings(_settings(tmp_path, configs={"revoked_key_ids": [key_id]}))
+
+
+def test_the_fleet_warns_a_month_before_its_key_expires() -> None:
+    signer = ConfigSigner(SigningKeys.generate().private, not_after_ms=100 * 86_400_000)
+
+    assert signer.expiry_warning(69 * 86_400_000) is None
+    warning = signer.expiry_warning(71 * 86_400_000)
+    assert warning is not None
+    assert f"the config-signing key {signer.key_id} expires at 1970-04-11T00:00:00Z" in warning
