@@ -358,9 +358,22 @@ class EnrollmentSettings(_Section):
     dynsec_password: SecretStr | None = None
     dynsec_timeout_s: float = Field(default=5.0, gt=0)
     token_ttl_s: int = Field(default=1800, ge=60, le=7 * 86400, description="Default enrollment token lifetime.")
+    gateway_ca_cert_file: Path | None = Field(
+        default=None,
+        description="The CA (PEM) that issues gateways their TLS client certificates at enrollment, from the request "
+        "each sends; with gateway_ca_key_file. Unset: gateways get no certificate (issue them by hand).",
+    )
+    gateway_ca_key_file: Path | None = None
+    gateway_cert_days: int = Field(default=365, ge=1, le=825, description="How long an issued certificate is valid.")
     public_url: AnyHttpUrl | None = Field(
         default=None, description="The fleet's URL as gateways reach it; when set, new tokens come with their code."
     )
+
+    @model_validator(mode="after")
+    def _gateway_ca_whole(self) -> Self:
+        if (self.gateway_ca_cert_file is None) != (self.gateway_ca_key_file is None):
+            raise ValueError("set both enrollment.gateway_ca_cert_file and enrollment.gateway_ca_key_file, or neither")
+        return self
 
     @model_validator(mode="after")
     def _dynsec_username_and_password_together(self) -> Self:

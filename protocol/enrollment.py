@@ -33,6 +33,10 @@ Pem = Annotated[str, StringConstraints(min_length=1, max_length=16_384, pattern=
 """One or more PEM blocks (a public key, a CA bundle)."""
 PublicKeyPem = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"-----BEGIN [A-Z0-9 ]+-----")]
 """One public key as a PEM block: an Ed25519 key is 113 characters; nothing longer is read."""
+CsrPem = Annotated[
+    str, StringConstraints(min_length=1, max_length=4096, pattern=r"-----BEGIN CERTIFICATE REQUEST-----")
+]
+"""One certificate request as a PEM block (an EC P-256 request is about 400 characters)."""
 
 
 class EnrollmentRequest(WireModel):
@@ -43,6 +47,11 @@ class EnrollmentRequest(WireModel):
     public_key_pem: PublicKeyPem = Field(description="The gateway's Ed25519 public key, a PEM `PUBLIC KEY` block.")
     hostname: ShortText = Field(description="The gateway's host name, as the technician would recognise it.")
     agent_version: ShortText
+    tls_csr_pem: CsrPem | None = Field(
+        default=None,
+        description="A certificate request (PEM) for the TLS key the gateway just made: a fleet with a gateway CA "
+        "answers with the client certificate its broker asks for.",
+    )
 
 
 class BrokerGrant(WireModel):
@@ -56,6 +65,10 @@ class BrokerGrant(WireModel):
     ca_pem: Pem | None = Field(default=None, description="The CA that signed the broker's certificate.")
     username: str | None = Field(default=None, min_length=1, max_length=64)
     password: str | None = Field(default=None, min_length=1, max_length=256, repr=False)
+    client_cert_pem: Pem | None = Field(
+        default=None,
+        description="The gateway's TLS client certificate, issued by the county's gateway CA from its request.",
+    )
     client_id: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",

@@ -19,7 +19,7 @@ from edge import AGENT_VERSION
 from edge.enrollment.client import request_enrollment
 from edge.enrollment.files import PUBLIC_MODE, SECRET_MODE, Access, back_up, prepare_directory, write_atomically
 from edge.enrollment.gateway_toml import SettingsPaths, production_ready, render_settings
-from edge.enrollment.keys import generate_key_pair
+from edge.enrollment.keys import generate_key_pair, generate_tls_request
 from edge.enrollment.systemd import install_unit, start_agent, systemd_running, unit_text
 from edge.errors import EnrollmentError
 from protocol.enrollment import EnrollmentGrant, EnrollmentRequest
@@ -30,6 +30,8 @@ SETTINGS_FILE: Final = "gateway.toml"
 KEY_FILE: Final = "gateway-key.pem"
 BROKER_CA_FILE: Final = "broker-ca.pem"
 SIGNING_KEY_FILE: Final = "config-signing.pem"
+TLS_CERT_FILE: Final = "broker-client.pem"
+TLS_KEY_FILE: Final = "broker-client-key.pem"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,25 +68,39 @@ def enroll_gateway(options: EnrollOptions) -> EnrollmentResult:
     access = Access.for_group(options.group)
     prepare_directory(options.config_dir, access)
     keys = generate_key_pair()
+    tls = generate_tls_request(options.hostname)
     request = EnrollmentRequest(
-        token=options.token, public_key_pem=keys.public_pem, hostname=options.hostname, agent_version=AGENT_VERSION
+        token=options.token,
+        public_key_pem=keys.public_pem,
+        hostname=options.hostname,
+        agent_version=AGENT_VERSION,
+        tls_csr_pem=tls.csr_pem,
     )
     grant = request_enrollment(options.fleet_url, request, ca_file=options.fleet_ca, allow_http=options.allow_http)
     directory = options.config_dir
     settings_file, key_file = directory / SETTINGS_FILE, directory / KEY_FILE
     broker_ca = directory / BROKER_CA_FILE if grant.broker.ca_pem is not None else _system_ca(grant)
     signing_key = directory / SIGNING_KEY_FILE if grant.config_signing_key_pem is not None else None
+    certified = grant.broker.client_cert_pem is not None
+    tls_cert, tls_key = (directory / TLS_CERT_FILE, directory / TLS_KEY_FILE) if certified else (None, None)
     not_production = production_ready(grant)
     header = _header(grant, options.fleet_url, not_production)
-    text = render_settings(grant, SettingsPaths(options.state_dir, broker_ca, signing_key), header=header)
+    paths = SettingsPaths(options.state_dir, broker_ca, signing_key, tls_cert, tls_key)
+    text = render_settings(grant, paths, header=header)
 
-    previous = [settings_file, key_file, directory / BROKER_CA_FILE, directory / SIGNING_KEY_FILE]
+    previous = [
+        settings_file, key_file, directory / BROKER_CA_FILE, directory / SIGNING_KEY_FILE,
+        directory / TLS_CERT_FILE, directory / TLS_KEY_FILE,
+    ]  # fmt: skip
     backup = back_up(previous, directory)
     write_atomically(key_file, keys.private_pem, SECRET_MODE)
     if grant.broker.ca_pem is not None:
         write_atomically(directory / BROKER_CA_FILE, grant.broker.ca_pem, PUBLIC_MODE)
     if signing_key is not None and grant.config_signing_key_pem is not None:
         write_atomically(signing_key, grant.config_signing_key_pem, PUBLIC_MODE)
+    if tls_cert is not None and tls_key is not None and grant.broker.client_cert_pem is not None:
+        write_atomically(tls_key, tls.private_pem, access.settings_mode, access.gid)  # the agent reads it
+        write_atomically(tls_cert, grant.broker.client_cert_pem, PUBLIC_MODE)
     write_atomically(settings_file, text, access.settings_mode, access.gid)
 
     notices = list(grant.notices)

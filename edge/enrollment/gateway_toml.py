@@ -35,6 +35,8 @@ class SettingsPaths:
     state_dir: Path
     broker_ca: Path | None
     config_signing_key: Path | None
+    broker_cert: Path | None = None
+    broker_key: Path | None = None
 
 
 def production_ready(grant: EnrollmentGrant) -> list[str]:
@@ -70,7 +72,10 @@ def render_settings(grant: EnrollmentGrant, paths: SettingsPaths, *, header: str
     if grant.broker.tls:
         if paths.broker_ca is None:
             raise EnrollmentError("the broker speaks TLS but no CA file is known to verify it with")
-        lines += ["", "[broker.tls]", *_pairs({"ca_file": str(paths.broker_ca)})]
+        tls: dict[str, TomlValue] = {"ca_file": str(paths.broker_ca)}
+        if paths.broker_cert is not None and paths.broker_key is not None:
+            tls |= {"cert_file": str(paths.broker_cert), "key_file": str(paths.broker_key)}
+        lines += ["", "[broker.tls]", *_pairs(tls)]
     if grant.config is not None:
         config: dict[str, TomlValue] = grant.config.model_dump(mode="json", exclude_none=True)
         lines += ["", "[config]", *_pairs(config)]

@@ -36,6 +36,7 @@ from fleet.broker_access import BrokerAccess
 from fleet.db.engine import database_errors
 from fleet.db.schema import EnrollmentTokenRow, GatewayRow, VillageRow
 from fleet.enrollment.broker import BrokerProvisioner, DynsecProvisioner, broker_errors
+from fleet.enrollment.certificates import GatewayCertificates
 from fleet.enrollment.tokens import EnrollmentTokenStore, IssuedEnrollmentToken, public
 from fleet.errors import (
     BrokerAccessNotFoundError,
@@ -111,8 +112,11 @@ class EnrollmentService:
         signing_public_key: SigningPublicKey,
         default_ttl_s: int = 1800,
         public_url: str | None = None,
+        certificates: GatewayCertificates | None = None,
     ) -> None:
+        """``certificates``: the gateway CA that issues gateways' TLS client certificates (None: none issued)."""
         self._sessions = sessions
+        self._certificates = certificates
         self._clock = clock
         self.tokens = EnrollmentTokenStore(sessions, clock)
         self._broker_address = broker_address
@@ -146,6 +150,13 @@ class EnrollmentService:
             signing_public_key=signing_public_key,
             default_ttl_s=enrollment.token_ttl_s,
             public_url=str(enrollment.public_url) if enrollment.public_url is not None else None,
+            certificates=(
+                GatewayCertificates.from_files(
+                    enrollment.gateway_ca_cert_file, enrollment.gateway_ca_key_file, enrollment.gateway_cert_days, clock
+                )
+                if enrollment.gateway_ca_cert_file is not None and enrollment.gateway_ca_key_file is not None
+                else None
+            ),
         )
 
     async def issue_token(
@@ -167,6 +178,9 @@ class EnrollmentService:
         signing_key = self._signing_public_key()
         password = secrets.token_urlsafe(32) if self._provisioner is not None else None
         client_id = f"{gateway_id}-{secrets.token_hex(8)}" if password is not None else None
+        certificate = None
+        if self._certificates is not None and request.tls_csr_pem is not None:  # signing: off the event loop
+            certificate = await asyncio.to_thread(self._certificates.issue, request.tls_csr_pem, gateway_id)
         now = self._clock()
         with database_errors(f"enroll gateway {gateway_id}"):
             async with self._sessions.begin() as session:
@@ -212,6 +226,7 @@ class EnrollmentService:
                 username=gateway_id if password is not None else None,
                 password=password,
                 client_id=client_id,
+                client_cert_pem=certificate,
             ),
             config_signing_key_pem=signing_key,
             config=config,

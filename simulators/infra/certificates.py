@@ -31,6 +31,7 @@ class CertificateFiles:
     """The PEM files :func:`write_certificates` wrote (keys unencrypted, readable by their owner only)."""
 
     ca_cert: Path
+    ca_key: Path
     server_cert: Path
     server_key: Path
     client_cert: Path
@@ -80,6 +81,7 @@ def write_certificates(
     directory.mkdir(parents=True, exist_ok=True)
     files = CertificateFiles(
         ca_cert=_write_certificate(directory / "ca.pem", ca),
+        ca_key=_write_key(directory / "ca.key", ca),
         server_cert=_write_certificate(directory / "server.pem", server),
         server_key=_write_key(directory / "server.key", server),
         client_cert=_write_certificate(directory / "client.pem", client),

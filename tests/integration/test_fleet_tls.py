@@ -6,19 +6,22 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiomqtt
 import pytest
 
 from edge.adapters.simulated import SimulatedPanicButton
 from edge.agent import GatewayAgent
 from edge.devices import prebuilt
+from edge.enrollment.keys import generate_tls_request
 from edge.settings import BrokerSettings as GatewayBrokerSettings
 from edge.settings import EdgeSettings
+from fleet.enrollment.certificates import GatewayCertificates
 from fleet.errors import BrokerRefusedError
 from fleet.service import FleetService
 from fleet.settings import FleetSettings
 from protocol.clock import utc_now_ms
 from protocol.gateway_config import DeviceKind, DeviceSpec, GatewayConfig
-from protocol.mqtt_tls import MqttTlsSettings
+from protocol.mqtt_tls import MqttTlsSettings, mqtt_tls_context
 from simulators.infra.certificates import CertificateFiles, write_certificates
 from simulators.infra.mosquitto import MosquittoBroker, TlsListener
 from tests.integration.conftest import Platform, eventually, fleet_settings, running_service
@@ -97,3 +100,19 @@ async def _connected(agent: GatewayAgent) -> bool:
 
 async def _cases(platform: Platform, count: int) -> bool:
     return len(platform.ledger.cases) >= count
+
+
+async def test_a_certificate_issued_at_enrollment_gets_the_gateway_through_a_broker_that_requires_one(
+    tmp_path: Path, certificates: CertificateFiles, tls_broker: MosquittoBroker
+) -> None:
+    """The gateway's request (its key stays on it), the fleet's gateway CA (here the broker's own CA), and the
+    broker taking the certificate: the whole chain enrollment sets up, against a real Mosquitto."""
+    request = generate_tls_request("pi-clinic")
+    issuer = GatewayCertificates.from_files(certificates.ca_cert, certificates.ca_key, 365, utc_now_ms)
+    cert_file, key_file = tmp_path / "client.pem", tmp_path / "client.key"
+    cert_file.write_text(issuer.issue(request.csr_pem, "gw-shiqiao-1"), encoding="ascii")
+    key_file.write_text(request.private_pem, encoding="ascii")
+    tls = mqtt_tls_context(MqttTlsSettings(ca_file=certificates.ca_cert, cert_file=cert_file, key_file=key_file), "b")
+
+    async with aiomqtt.Client(tls_broker.host, tls_broker.port, identifier="gw-shiqiao-1", tls_context=tls) as client:
+        await client.publish("outpost/v1/shiqiao/gw-shiqiao-1/heartbeat", b"{}", qos=1)

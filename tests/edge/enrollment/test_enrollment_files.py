@@ -3,6 +3,7 @@ agent loads in production, the unit with this gateway's paths, and the enrollmen
 
 import os
 import stat
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,14 @@ def test_an_enrollment_code_carries_the_fleet_url_and_token() -> None:
     ):
         with pytest.raises(EnrollmentCodeError):
             parse_enrollment_code(bad)
+
+
+def test_a_client_certificate_from_the_fleet_is_in_the_settings(tmp_path: Path) -> None:
+    paths = SettingsPaths(
+        tmp_path / "state", tmp_path / "ca.pem", tmp_path / "k.pem", tmp_path / "c.pem", tmp_path / "c.key"
+    )
+
+    tls = EdgeSettings(**tomllib.loads(render_settings(grant(), paths, header="x"))).broker.tls
+
+    assert tls is not None
+    assert (tls.cert_file, tls.key_file) == (tmp_path / "c.pem", tmp_path / "c.key")

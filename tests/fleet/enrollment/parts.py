@@ -3,6 +3,7 @@ records are real, no broker credentials are provisioned (the integration test pr
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from fleet.enrollment.certificates import GatewayCertificates
 from fleet.enrollment.service import EnrollmentService, GatewayBrokerAddress, no_initial_config, no_signing_public_key
 from tests.fleet.helpers import FakeClock
 
@@ -10,7 +11,11 @@ BROKER_ADDRESS = GatewayBrokerAddress(host="broker.county.example", port=8883, t
 
 
 def development_enrollment(
-    sessions: async_sessionmaker[AsyncSession], clock: FakeClock, *, development: bool = True
+    sessions: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+    *,
+    development: bool = True,
+    certificates: GatewayCertificates | None = None,
 ) -> EnrollmentService:
     return EnrollmentService(
         sessions,
@@ -21,4 +26,5 @@ def development_enrollment(
         initial_config=no_initial_config,
         signing_public_key=no_signing_public_key,
         public_url="https://fleet.county.example",
+        certificates=certificates,
     )
