@@ -254,8 +254,10 @@ class ApiSettings(_Section):
         default=5.0,
         gt=0,
         le=10_000,
-        description="Requests a second one client address may make to the routes anyone may call, after a burst "
-        "of public_burst; more are answered 429. Behind a TLS proxy on loopback, the X-Forwarded-For address.",
+        description="Refused requests a second one client address may make to the routes anyone may call (a bad "
+        "enrollment token, a bad callback signature), after a burst of public_burst; then every call is answered "
+        "429 until it has waited. Successful calls cost nothing. Behind a TLS proxy on loopback, the "
+        "X-Forwarded-For address.",
     )
     public_burst: int = Field(default=50, ge=1, le=100_000)
 

@@ -6,8 +6,10 @@ and error answers that never echo what was sent.
   (``POST /enroll``, the governance callbacks), :attr:`~RequestLimits.import_bytes` on the site import.
 - A request with a body to a route that needs a token is refused (401) before its body is read when it
   carries no ``Authorization`` header at all.
-- The unauthenticated routes take at most :attr:`~RequestLimits.public_rate_per_s` requests a second from
-  one client address (a token bucket of :attr:`~RequestLimits.public_burst`; 429 with ``Retry-After``).
+- The unauthenticated routes take at most :attr:`~RequestLimits.public_rate_per_s` refused requests a second
+  from one client address (a token bucket of :attr:`~RequestLimits.public_burst`; 429 with ``Retry-After``
+  once it is empty): a client guessing enrollment tokens or sending bad signatures is slowed down, the
+  governance platform's signed callbacks and real enrollments never are, however many.
   Behind a reverse proxy on loopback, the client is the ``X-Forwarded-For`` address uvicorn resolves.
 - A request that fails validation is answered with where and why (at most 20 errors, each message
   truncated), never with the input itself, so a 25 MB body cannot come back as a 26 MB error.
@@ -24,11 +26,13 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _ERRORS_SHOWN: Final = 20
 _MESSAGE_CHARS: Final = 300
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_REFUSED: Final = frozenset({400, 401, 403, 404, 409, 413, 422})
+"""What a caller that guesses or floods gets: each costs it a token of its bucket (a success costs nothing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +83,21 @@ class RequestGuard:
             return
         path = scope["path"]
         if path in self._public:
-            wait_s = self._take(_client(scope))
+            client = _client(scope)
+            wait_s = self._wait(client)
             if wait_s > 0:
                 self.throttled += 1
                 retry = str(max(1, math.ceil(wait_s)))
                 answer = JSONResponse({"detail": "too many requests"}, 429, headers={"Retry-After": retry})
                 await answer(scope, receive, send)
                 return
-            await self._capped["public"](scope, receive, send)
+
+            async def counting(message: Message) -> None:
+                if message["type"] == "http.response.start" and message["status"] in _REFUSED:
+                    self._spend(client)  # only a refused call costs: the platform's signed callbacks never do
+                await send(message)
+
+            await self._capped["public"](scope, receive, counting)
             return
         if not any(name == b"authorization" for name, _ in scope["headers"]):
             refusal = {"detail": "a bearer token is required"}
@@ -94,8 +105,8 @@ class RequestGuard:
             return
         await self._capped["import" if path in self._import else "other"](scope, receive, send)
 
-    def _take(self, client: str) -> float:
-        """Take one token of ``client``'s bucket: 0 if there was one, else how long until there is."""
+    def _bucket(self, client: str) -> _Bucket:
+        """``client``'s bucket, refilled up to now (a new one is full)."""
         now, limits = self._clock(), self._limits
         bucket = self._buckets.pop(client, None) or _Bucket(float(limits.public_burst), now)
         bucket.tokens = min(float(limits.public_burst), bucket.tokens + (now - bucket.at) * limits.public_rate_per_s)
@@ -103,10 +114,16 @@ class RequestGuard:
         self._buckets[client] = bucket  # most recently seen last
         while len(self._buckets) > limits.clients_tracked:
             self._buckets.popitem(last=False)  # forgetting a client only refills its bucket
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return 0.0
-        return (1.0 - bucket.tokens) / limits.public_rate_per_s
+        return bucket
+
+    def _wait(self, client: str) -> float:
+        """0 if ``client`` may call now, else how long until it may (its refusals used up its bucket)."""
+        bucket = self._bucket(client)
+        return 0.0 if bucket.tokens >= 1.0 else (1.0 - bucket.tokens) / self._limits.public_rate_per_s
+
+    def _spend(self, client: str) -> None:
+        bucket = self._bucket(client)
+        bucket.tokens = max(0.0, bucket.tokens - 1.0)
 
 
 def _client(scope: Scope) -> str:

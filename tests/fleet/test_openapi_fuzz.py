@@ -1,5 +1,6 @@
-"""Schemathesis drives every operation of the fleet's OpenAPI with generated requests: no server errors,
-and every answer matches the documented schema and status codes."""
+"""Schemathesis drives every operation of the fleet's OpenAPI with generated requests as an unscoped admin: no
+server errors, and every answer matches the documented schema and status codes. Marked ``security`` (about 35 s):
+run by scripts/faults with the fuzzing as lesser callers (test_openapi_fuzz_roles.py)."""
 
 import asyncio
 from pathlib import Path
@@ -27,6 +28,8 @@ def api_schema(tmp_path: Path) -> schemathesis.schemas.BaseSchema:
     app = create_app(api_context(session_factory(engine), FakeClock()))
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
+
+pytestmark = pytest.mark.security
 
 schema = schemathesis.pytest.from_fixture("api_schema")
 

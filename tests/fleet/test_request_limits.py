@@ -10,8 +10,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
-from fleet.api.limits import RequestLimits
+from fleet.api.limits import RequestGuard, RequestLimits
 from protocol.enrollment import ENROLL_PATH
 from protocol.governance import CASE_CALLBACK_PATH
 from tests.fleet.api_client import ADMIN_TOKEN, api_context
@@ -111,3 +115,26 @@ async def test_an_oversized_public_key_is_refused_unread(fleet: str) -> None:
 
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["loc"] == ["body", "public_key_pem"]
+
+
+async def test_only_refused_calls_count_against_a_client() -> None:
+    """The governance platform's signed callbacks and real enrollments are never throttled, however many."""
+
+    async def endpoint(request: Request) -> PlainTextResponse:
+        good = await request.body() == b"good"
+        return PlainTextResponse("ok" if good else "no", 200 if good else 401)
+
+    guard = RequestGuard(
+        Starlette(routes=[Route("/enroll", endpoint, methods=["POST"])]),
+        public_paths=["/enroll"],
+        import_paths=[],
+        limits=RequestLimits(public_rate_per_s=0.001, public_burst=3),
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=guard), base_url="http://fleet") as client:
+        good = [(await client.post("/enroll", content=b"good")).status_code for _ in range(20)]
+        bad = [(await client.post("/enroll", content=b"bad")).status_code for _ in range(4)]
+        after = (await client.post("/enroll", content=b"good")).status_code
+
+    assert good == [200] * 20
+    assert bad == [401, 401, 401, 429]
+    assert after == 429, "once its refusals used up its bucket, the client waits"
