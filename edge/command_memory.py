@@ -71,7 +71,7 @@ class CommandMemory:
         if len(self._until) >= self._max:
             raise CommandMemoryError(f"{len(self._until)} unexpired commands remembered already; refusing more")
         until_ms += CLOCK_MARGIN_MS
-        self._append({"id": str(request_id), "until_ms": until_ms})
+        self._append(_line(request_id, until_ms))
         self._until[request_id] = until_ms
         if self._lines > 2 * len(self._until) + 100:
             self._rewrite()
@@ -84,13 +84,12 @@ class CommandMemory:
         for request_id in [r for r, until in self._until.items() if until < now_ms]:
             del self._until[request_id]
 
-    def _append(self, record: dict[str, object]) -> None:
-        line = json.dumps(record, separators=(",", ":")).encode("utf-8") + b"\n"
+    def _append(self, line: str) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, line)
+                os.write(fd, line.encode("utf-8"))
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -100,12 +99,13 @@ class CommandMemory:
 
     def _rewrite(self) -> None:
         """The live ids only, written to a new file that replaces the old one whole."""
-        lines = "".join(
-            json.dumps({"id": str(r), "until_ms": until}, separators=(",", ":")) + "\n"
-            for r, until in self._until.items()
-        )
+        lines = "".join(_line(request_id, until_ms) for request_id, until_ms in self._until.items())
         try:
             replace_durably(self.path, lines)
         except OSError as exc:
             raise CommandMemoryError(f"cannot rewrite the commands answered {self.path}: {exc}") from exc
         self._lines = len(self._until)
+
+
+def _line(request_id: UUID, until_ms: int) -> str:
+    return json.dumps({"id": str(request_id), "until_ms": until_ms}, separators=(",", ":")) + "\n"

@@ -8,14 +8,11 @@ unreadable floor file stops the agent: starting with no floor would accept exact
 """
 
 import json
-import logging
 from pathlib import Path
 from typing import Final
 
 from edge.durable_file import replace_durably
 from edge.errors import EdgeConfigError
-
-logger = logging.getLogger(__name__)
 
 CONFIG_FLOOR_NAME: Final = "config-version-floor.json"
 

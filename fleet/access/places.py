@@ -2,6 +2,7 @@
 town, village, gateway, alert, command, enrollment token or config layer."""
 
 from dataclasses import dataclass
+from typing import Final
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -9,6 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.access.scope import Place, PlaceKind, PlaceScope
 from fleet.db.engine import database_errors
 from fleet.db.schema import AlertRow, CommandRow, EnrollmentTokenRow, GatewayRow, TownRow, VillageRow
+
+_VILLAGE_PLACES: Final = select(VillageRow.id, VillageRow.town_id, TownRow.county_id).outerjoin(
+    TownRow, TownRow.id == VillageRow.town_id
+)
+"""Each village with its town and that town's county (none for a village not placed in a town)."""
 
 
 class Places:
@@ -25,14 +31,9 @@ class Places:
         return None if county_id is None else Place(county_id=county_id, town_id=town_id)
 
     async def of_village(self, village_id: str) -> Place | None:
-        query = (
-            select(VillageRow.id, VillageRow.town_id, TownRow.county_id)
-            .outerjoin(TownRow, TownRow.id == VillageRow.town_id)
-            .where(VillageRow.id == village_id)
-        )
         with database_errors("find where a village stands"):
             async with self._sessions() as session:
-                row = (await session.execute(query)).first()
+                row = (await session.execute(_VILLAGE_PLACES.where(VillageRow.id == village_id))).first()
         return None if row is None else Place(county_id=row.county_id, town_id=row.town_id, village_id=row.id)
 
     async def of_gateway(self, gateway_id: str) -> Place | None:
@@ -62,15 +63,12 @@ class Places:
 
     async def index(self) -> "PlaceIndex":
         """Where every town, village and gateway stands, read at once, to filter a listing by a token's scope."""
-        villages = select(VillageRow.id, VillageRow.town_id, TownRow.county_id).outerjoin(
-            TownRow, TownRow.id == VillageRow.town_id
-        )
         with database_errors("read where everything stands"):
             async with self._sessions() as session:
                 towns = {row.id: row.county_id for row in await session.execute(select(TownRow.id, TownRow.county_id))}
                 places = {
                     row.id: Place(county_id=row.county_id, town_id=row.town_id, village_id=row.id)
-                    for row in await session.execute(villages)
+                    for row in await session.execute(_VILLAGE_PLACES)
                 }
                 gateways = {
                     row.id: row.village_id

@@ -108,8 +108,12 @@ class TokenStore:
             raise NotAuthenticatedError(f"token {row.name!r} was revoked")
         if row.expires_ms is not None and row.expires_ms <= now:
             raise NotAuthenticatedError(f"token {row.name!r} expired")
-        scope = PlaceScope(PlaceKind(row.scope_kind), row.scope_id) if row.scope_kind and row.scope_id else None
-        return Actor(row.name, Role(row.role), scope)
+        return Actor(row.name, Role(row.role), scope_of(row))
+
+
+def scope_of(row: ApiTokenRow) -> PlaceScope | None:
+    """The place a token is scoped to, as its row records it (None: the whole fleet)."""
+    return PlaceScope(PlaceKind(row.scope_kind), row.scope_id) if row.scope_kind and row.scope_id else None
 
 
 def _public(row: ApiTokenRow) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fleet.access.roles import Role
 from fleet.access.scope import PlaceKind, PlaceScope
+from fleet.access.tokens import scope_of
 from fleet.api.context import CALLER_RESPONSES, Administrator, ApiContext, Context
 from fleet.db.schema import ApiTokenRow, AuditRow
 from protocol.identifiers import IDENTIFIER_PATTERN, Identifier
@@ -51,7 +52,7 @@ class TokenPublic(BaseModel):
 
     @classmethod
     def of(cls, row: ApiTokenRow) -> "TokenPublic":
-        scope = TokenScope(kind=PlaceKind(row.scope_kind), id=row.scope_id) if row.scope_kind and row.scope_id else None
+        scope = scope_of(row)
         return cls(
             id=row.id,
             name=row.name,
@@ -59,7 +60,7 @@ class TokenPublic(BaseModel):
             created_ms=row.created_ms,
             expires_ms=row.expires_ms,
             revoked_ms=row.revoked_ms,
-            scope=scope,
+            scope=TokenScope(kind=scope.kind, id=scope.id) if scope is not None else None,
         )
 
 

@@ -11,7 +11,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from fleet import FLEET_VERSION
-from fleet.access.scope import covers
 from fleet.api import (
     access,
     alert_rules,
@@ -25,7 +24,7 @@ from fleet.api import (
     sites,
 )
 from fleet.api.configs import router as configs_router
-from fleet.api.context import CALLER_RESPONSES, ApiContext, Context, IdPath, Reader
+from fleet.api.context import CALLER_RESPONSES, ApiContext, Context, IdPath, Reader, in_scope
 from fleet.api.health import router as health_router
 from fleet.api.limits import RequestGuard, RequestLimits, validation_refused
 from fleet.api.schemas import GatewayPublic, HealthReport
@@ -124,10 +123,10 @@ def create_app(context: ApiContext, limits: RequestLimits | None = None) -> Fast
         """Every registered gateway (optionally of one village; of its scope, for a scoped token) with presence and
         last health."""
         rows = await ctx.registry.gateways(village_id)
-        if actor.scope is not None:
-            index = await ctx.places.index()
-            rows = [row for row in rows if covers(actor.scope, index.of_village(row.village_id))]
-        return [GatewayPublic.of(row) for row in rows]
+        return [
+            GatewayPublic.of(row)
+            for row in await in_scope(ctx, actor, rows, lambda at, row: at.of_village(row.village_id))
+        ]
 
     @app.get(
         "/gateways/{gateway_id}",

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, Query
 
 from fleet.access.roles import Actor, Permission
 from fleet.access.scope import covers
-from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Provisioner, Reader
+from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Provisioner, Reader, in_scope
 from fleet.configs.layers import Scope
 from fleet.configs.schemas import GatewayConfigView, LayerChange, LayerPublic, SigningKeyPublic, StatusReport
 from fleet.configs.state import SyncStatus
@@ -52,10 +52,9 @@ def _shown_to(actor: Actor) -> bool:
 @router.get("/config/layers")
 async def list_layers(ctx: Context, actor: Reader, scope: Scope | None = None) -> list[LayerPublic]:
     """Every layer (of its scope, for a scoped token; camera logins shown only to roles that provision)."""
-    rows = await ctx.configs.layers(scope)
-    if actor.scope is not None:
-        index = await ctx.places.index()
-        rows = [row for row in rows if covers(actor.scope, index.of_layer(row.scope, row.scope_id))]
+    rows = await in_scope(
+        ctx, actor, await ctx.configs.layers(scope), lambda at, row: at.of_layer(row.scope, row.scope_id)
+    )
     return [LayerPublic.of(row, secrets=_shown_to(actor)) for row in rows]
 
 

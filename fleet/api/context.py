@@ -1,14 +1,14 @@
 """What every route reaches through FastAPI's dependency injection: the fleet's stores and the caller."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fleet.access.audit import AuditLog
-from fleet.access.places import Places
+from fleet.access.places import PlaceIndex, Places
 from fleet.access.roles import Actor, Permission
 from fleet.access.scope import Place, covers
 from fleet.access.tokens import TokenStore
@@ -69,6 +69,8 @@ CALLER_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 IdPath = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
 
+T = TypeVar("T")
+
 _bearer = HTTPBearer(auto_error=False, description="An Outpost API token: `Authorization: Bearer opt_…`")
 
 
@@ -116,8 +118,17 @@ async def _require_in_scope(places: Places, actor: Actor, named: dict[str, Any])
     if isinstance(named.get("scope"), str) and isinstance(named.get("scope_id"), str):
         found.append(await places.of_layer(named["scope"], named["scope_id"]))
     for place in found:
-        if place is not None and not covers(actor.scope, place):
-            raise PermissionDeniedError(f"outside the scope of this token ({actor.scope})")
+        require_place(actor, place, "what the request names")
+
+
+async def in_scope(
+    context: ApiContext, actor: Actor, rows: Sequence[T], place_of: Callable[[PlaceIndex, T], Place]
+) -> list[T]:
+    """The ``rows`` of a listing that the actor's scope reaches (all of them for an unscoped token)."""
+    if actor.scope is None:
+        return list(rows)
+    index = await context.places.index()
+    return [row for row in rows if covers(actor.scope, place_of(index, row))]
 
 
 def require_place(actor: Actor, place: Place | None, what: str) -> None:

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleet.access.scope import covers
-from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Provisioner, Restorer, require_place
+from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Provisioner, Restorer, in_scope, require_place
 from fleet.db.schema import EnrollmentTokenRow, GatewayRow
 from protocol.config_signing import load_public_key
 from protocol.enrollment import ENROLL_PATH, EnrollmentGrant, EnrollmentRequest, enrollment_code
@@ -112,10 +111,10 @@ async def list_enrollment_tokens(
 ) -> list[EnrollmentTokenPublic]:
     """Enrollment tokens, newest first (never their secrets; of its scope, for a scoped token)."""
     rows = await ctx.enrollment.tokens.tokens(include_inactive=include_inactive, limit=limit)
-    if actor.scope is not None:
-        index = await ctx.places.index()
-        rows = [row for row in rows if covers(actor.scope, index.of_village(row.village_id))]
-    return [EnrollmentTokenPublic.of(row) for row in rows]
+    return [
+        EnrollmentTokenPublic.of(row)
+        for row in await in_scope(ctx, actor, rows, lambda at, row: at.of_village(row.village_id))
+    ]
 
 
 @router.delete("/enrollment-tokens/{token_id}", responses={**CALLER_RESPONSES, **_NOT_FOUND})

@@ -75,7 +75,6 @@ class RequestGuard:
         self._import = frozenset(import_paths)
         self._app = app
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
-        self.throttled = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
@@ -86,7 +85,6 @@ class RequestGuard:
             client = _client(scope)
             wait_s = self._wait(client)
             if wait_s > 0:
-                self.throttled += 1
                 retry = str(max(1, math.ceil(wait_s)))
                 answer = JSONResponse({"detail": "too many requests"}, 429, headers={"Retry-After": retry})
                 await answer(scope, receive, send)

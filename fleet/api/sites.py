@@ -5,7 +5,16 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Body, Query, Response, status
 
 from fleet.access.scope import Place, covers
-from fleet.api.context import CALLER_RESPONSES, Context, FleetSiteManager, IdPath, Reader, SiteManager, require_place
+from fleet.api.context import (
+    CALLER_RESPONSES,
+    Context,
+    FleetSiteManager,
+    IdPath,
+    Reader,
+    SiteManager,
+    in_scope,
+    require_place,
+)
 from fleet.sites.csv_import import parse_sites_cooperatively
 from fleet.sites.schemas import (
     CountyPatch,
@@ -108,10 +117,7 @@ async def list_villages(
     unplaced: Annotated[bool, Query(description="Only villages heard of from gateways and not yet in a town")] = False,
 ) -> list[VillagePublic]:
     rows = await ctx.sites.villages(town_id=town_id, county_id=county_id, unplaced=unplaced)
-    if actor.scope is not None:
-        index = await ctx.places.index()
-        rows = [row for row in rows if covers(actor.scope, index.of_village(row.id))]
-    return [VillagePublic.of(row) for row in rows]
+    return [VillagePublic.of(row) for row in await in_scope(ctx, actor, rows, lambda at, row: at.of_village(row.id))]
 
 
 @router.post("/villages", status_code=status.HTTP_201_CREATED, responses={**_NOT_FOUND, **_CONFLICT})
