@@ -24,8 +24,10 @@ from edge.local_bus import LocalBus
 from edge.settings import BrokerSettings, EdgeSettings
 from protocol.clock import utc_now_ms
 from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind, GatewayConfig
+from simulators.infra.broker import Broker
 from simulators.nodes.firmware import load_firmware
 from simulators.nodes.village import NodeFault, VillageNodes, node_devices
+from simulators.nodes.village_broker import local_access
 
 logger = logging.getLogger(__name__)
 
@@ -79,22 +81,23 @@ class SimulatedCounty:
         heartbeat_interval_s: float = 2.0,
         telemetry_interval_s: float = 1.0,
         seed: int = 0,
-        local_brokers: Sequence[BrokerSettings] = (),
+        local_brokers: Sequence[Broker] = (),
     ) -> None:
-        """``local_brokers`` are running brokers, one per village from the first: those villages get sensor nodes."""
+        """``local_brokers`` are running brokers, one per village from the first: those villages get sensor nodes,
+        each logged in as itself when the broker has logins (a ``VillageMosquitto``)."""
         self._rng = random.Random(seed)
         self.gateways: list[SimulatedGateway] = []
         config = GatewayConfig(heartbeat_interval_s=heartbeat_interval_s, telemetry_interval_s=telemetry_interval_s)
         firmware = load_firmware() if local_brokers else None
         for index, village_id in enumerate(village_ids(villages)):
-            local = local_brokers[index] if index < len(local_brokers) else None
+            local = local_access(local_brokers[index]) if index < len(local_brokers) else None
             wired = gateway_devices(village_id, camera_period_s=telemetry_interval_s)
             settings = EdgeSettings(
                 environment="development",
                 village_id=village_id,
                 gateway_id=f"gw-{village_id}",
                 broker=broker,
-                local_broker=local,
+                local_broker=local.gateway if local is not None else None,
                 state_dir=state_root / village_id,
                 config=config,
                 devices=wired + (node_devices(village_id) if local is not None else []),
@@ -102,8 +105,8 @@ class SimulatedCounty:
             devices = [build_simulated(spec, utc_now_ms) for spec in wired]
             nodes = bus = None
             if local is not None and firmware is not None:
-                bus = LocalBus(local, village_id, settings.gateway_id, utc_now_ms)
-                nodes = VillageNodes(village_id, local.host, local.port, state_root / "nodes", firmware, self._rng)
+                bus = LocalBus(local.gateway, village_id, settings.gateway_id, utc_now_ms)
+                nodes = VillageNodes(village_id, local, state_root / "nodes", firmware, self._rng)
             self.gateways.append(
                 SimulatedGateway(
                     settings,

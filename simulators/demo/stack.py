@@ -8,7 +8,7 @@ import asyncio
 import logging
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import Self
 
 from edge.settings import BrokerSettings as GatewayBrokerSettings
 from fleet.api.server import HttpServer
@@ -25,11 +25,22 @@ from fleet.settings import BrokerSettings as FleetBrokerSettings
 from simulators.county import SimulatedCounty
 from simulators.governance.app import create_platform_app
 from simulators.governance.recorder import CaseLedger
-from simulators.infra.broker import Broker, make_broker
+from simulators.infra.broker import Broker, BrokerKind, make_broker
+from simulators.infra.mosquitto import MosquittoBroker
+from simulators.nodes.village import NODE_IDS
+from simulators.nodes.village_broker import VillageMosquitto
 
 logger = logging.getLogger(__name__)
 
 PLATFORM_TOKEN = "demo-platform-token"  # noqa: S105 - a local demo's own platform
+
+
+def _village_broker(kind: BrokerKind) -> Broker:
+    """A village's own broker: Mosquitto with a login for each node, as a gateway runs it; the embedded broker
+    (anonymous: it has no ACLs) only when Mosquitto is not installed or not wanted."""
+    if kind == "embedded" or (kind == "auto" and not MosquittoBroker.available()):
+        return make_broker("embedded")
+    return VillageMosquitto(NODE_IDS)
 
 
 class DemoStack:
@@ -38,13 +49,13 @@ class DemoStack:
         villages: int,
         workdir: Path,
         *,
-        broker_kind: Literal["auto", "mosquitto", "embedded"] = "auto",
+        broker_kind: BrokerKind = "auto",
         api_port: int = 0,
         heartbeat_interval_s: float = 2.0,
         node_villages: int = 0,
     ) -> None:
         self.broker: Broker = make_broker(broker_kind)
-        self.local_brokers: list[Broker] = [make_broker(broker_kind) for _ in range(min(node_villages, villages))]
+        self.local_brokers = [_village_broker(broker_kind) for _ in range(min(node_villages, villages))]
         self.ledger = CaseLedger()
         self.platform = HttpServer(create_platform_app(self.ledger, PLATFORM_TOKEN), "127.0.0.1", 0, "governance")
         self._workdir = workdir
@@ -98,7 +109,7 @@ class DemoStack:
             GatewayBrokerSettings(host=self.broker.host, port=self.broker.port),
             self._workdir / "gateways",
             heartbeat_interval_s=self._heartbeat_interval_s,
-            local_brokers=[GatewayBrokerSettings(host=local.host, port=local.port) for local in self.local_brokers],
+            local_brokers=self.local_brokers,
         )
         await self.county.start()
 

@@ -36,6 +36,7 @@ from protocol.gateway_config import DeviceKind, DeviceSpec, DriverKind
 from simulators.nodes.firmware import Firmware
 from simulators.nodes.flash import factory_settings
 from simulators.nodes.node import SimulatedNode
+from simulators.nodes.village_broker import LocalAccess
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ _PLANS: Final = (
 )
 
 _ON_BATTERY: Final = frozenset(plan.device_id for plan in _PLANS if plan.battery)
+NODE_IDS: Final = tuple(plan.device_id for plan in _PLANS)
+"""The ids of a village's nodes: its broker needs a login for each."""
 
 
 def node_devices(village_id: str) -> list[DeviceSpec]:
@@ -108,13 +111,13 @@ class NodeStatus:
 
 
 class VillageNodes:
-    """The nodes of ``village_id`` on its local broker at ``broker_host:broker_port``, flash under ``flash_root``."""
+    """The nodes of ``village_id`` on its local broker (each logged in as itself when ``local`` has logins),
+    flash under ``flash_root``."""
 
     def __init__(
         self,
         village_id: str,
-        broker_host: str,
-        broker_port: int,
+        local: LocalAccess,
         flash_root: Path,
         firmware: Firmware,
         rng: random.Random,
@@ -124,7 +127,8 @@ class VillageNodes:
         self.nodes: list[SimulatedNode] = []
         for index, plan in enumerate(_PLANS):
             extra: dict[str, object] = {"battery_adc_pin": _BATTERY_ADC_PIN} if plan.battery else {}
-            flashed = factory_settings(plan.device_id, plan.kind.value, broker_host, broker_port, **extra)
+            extra |= local.node_login(plan.device_id)
+            flashed = factory_settings(plan.device_id, plan.kind.value, local.gateway.host, local.gateway.port, **extra)
             self.nodes.append(
                 SimulatedNode(
                     flash_root / village_id / plan.device_id,

@@ -29,6 +29,8 @@ from simulators.governance.platform import GovernancePlatform, callback_url_for
 from simulators.governance.recorder import CaseLedger
 from simulators.infra.mosquitto import MosquittoBroker
 from simulators.infra.victoria import VictoriaMetricsServer
+from simulators.nodes.village import NODE_IDS
+from simulators.nodes.village_broker import VillageMosquitto
 
 PLATFORM_TOKEN = "integration-platform-token"
 PLATFORM_SIGNING_SECRET = "integration-platform-signing-secret"
@@ -93,6 +95,13 @@ async def mosquitto() -> AsyncIterator[MosquittoBroker]:
 async def local_broker() -> AsyncIterator[MosquittoBroker]:
     """A village's own broker (nodes, the village centre), beside the county's ``mosquitto``."""
     async with MosquittoBroker() as broker:
+        yield broker
+
+
+@pytest.fixture
+async def village_broker() -> AsyncIterator[VillageMosquitto]:
+    """A village's own Mosquitto as a gateway runs it: a login for the gateway, the centre and each demo node."""
+    async with VillageMosquitto(NODE_IDS) as broker:
         yield broker
 
 

@@ -48,6 +48,8 @@ from simulators.governance.platform import GovernancePlatform, callback_url_for
 from simulators.infra.influxdb import InfluxDBServer
 from simulators.infra.mosquitto import MosquittoBroker
 from simulators.infra.victoria import VictoriaMetricsServer
+from simulators.nodes.village import NODE_IDS
+from simulators.nodes.village_broker import VillageMosquitto
 from tests.integration.conftest import (
     PLATFORM_SIGNING_SECRET,
     PLATFORM_TOKEN,
@@ -141,7 +143,7 @@ async def seeded(root: Path) -> AsyncIterator[Seed]:
 async def _run_county(root: Path, victoria: VictoriaMetricsServer, influxdb: InfluxDBServer) -> dict[str, Any]:
     async with contextlib.AsyncExitStack() as running:
         county_broker, village_broker = await asyncio.gather(
-            running.enter_async_context(MosquittoBroker()), running.enter_async_context(MosquittoBroker())
+            running.enter_async_context(MosquittoBroker()), running.enter_async_context(VillageMosquitto(NODE_IDS))
         )
         platforms = {
             name: await running.enter_async_context(
@@ -210,12 +212,12 @@ async def _happened(
     }
 
 
-def _county(root: Path, county_broker: MosquittoBroker, village_broker: MosquittoBroker) -> SimulatedCounty:
+def _county(root: Path, county_broker: MosquittoBroker, village_broker: VillageMosquitto) -> SimulatedCounty:
     county = SimulatedCounty(
         len(VILLAGES),
         EdgeBrokerSettings(host=county_broker.host, port=county_broker.port),
         root / "county",
-        local_brokers=[EdgeBrokerSettings(host=village_broker.host, port=village_broker.port)],
+        local_brokers=[village_broker],
     )
     # The gateways measure their SoC temperature as on a Pi: a thermal zone file with millidegrees (this
     # host may have none, and then the dashboards' temperature panel would have nothing to show).

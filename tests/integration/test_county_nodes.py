@@ -18,6 +18,7 @@ from simulators.county import SimulatedCounty
 from simulators.infra.mosquitto import MosquittoBroker
 from simulators.nodes.node import SimulatedNode
 from simulators.nodes.village import HEARTBEAT_S, NodeFault, VillageNodes
+from simulators.nodes.village_broker import VillageMosquitto
 from tests.integration.conftest import eventually
 from tests.integration.recorder import Recorder
 from tests.integration.village_gateway import is_set
@@ -27,13 +28,13 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def village(
-    tmp_path: Path, mosquitto: MosquittoBroker, local_broker: MosquittoBroker
+    tmp_path: Path, mosquitto: MosquittoBroker, village_broker: VillageMosquitto
 ) -> AsyncIterator[VillageNodes]:
     county = SimulatedCounty(
         1,
         BrokerSettings(host=mosquitto.host, port=mosquitto.port),
         tmp_path,
-        local_brokers=[BrokerSettings(host=local_broker.host, port=local_broker.port)],
+        local_brokers=[village_broker],
     )
     [nodes] = county.villages_with_nodes
     await county.start()

@@ -24,6 +24,7 @@ from protocol.topics import Channel
 from simulators.infra.mosquitto import MosquittoBroker
 from simulators.nodes.flash import factory_settings
 from simulators.nodes.node import SimulatedNode
+from simulators.nodes.village_broker import VillageMosquitto, local_access
 from tests.integration.conftest import eventually
 from tests.integration.recorder import Recorder
 from tests.integration.village_gateway import is_set, village_gateway
@@ -42,22 +43,28 @@ PANIC_NODE = DeviceSpec(
 )
 
 
-def _gateway(uplink: MosquittoBroker, local: MosquittoBroker, tmp_path: Path) -> AbstractAsyncContextManager[LocalBus]:
+def _gateway(uplink: MosquittoBroker, local: VillageMosquitto, tmp_path: Path) -> AbstractAsyncContextManager[LocalBus]:
     """The edge agent with one node device, on the village's local broker, forwarding to ``uplink``."""
     uplink_settings = BrokerSettings(host=uplink.host, port=uplink.port)
     return village_gateway(VILLAGE, GATEWAY, uplink_settings, local, tmp_path / "gateway", [PANIC_NODE])
 
 
-def _node(tmp_path: Path, local: MosquittoBroker, battery_volts: float = 3.9) -> SimulatedNode:
-    flashed = factory_settings(PANIC_NODE.id, "panic_button", local.host, local.port, battery_adc_pin=34)
+def _node(tmp_path: Path, local: VillageMosquitto, battery_volts: float = 3.9) -> SimulatedNode:
+    """The panic node, flashed with its own login to the village broker."""
+    login = local_access(local).node_login(PANIC_NODE.id)
+    flashed = factory_settings(PANIC_NODE.id, "panic_button", local.host, local.port, battery_adc_pin=34, **login)
     return SimulatedNode(tmp_path / "node", flashed, seed=5, battery_volts=battery_volts, reconnect_base_ms=200)
 
 
 async def test_a_firmware_node_press_becomes_one_panic_alert_upstream(
-    tmp_path: Path, mosquitto: MosquittoBroker, local_broker: MosquittoBroker
+    tmp_path: Path, mosquitto: MosquittoBroker, village_broker: VillageMosquitto
 ) -> None:
     recording = Recorder(mosquitto.host, mosquitto.port, [Channel.ALERT])
-    async with recording as fleet, _gateway(mosquitto, local_broker, tmp_path), _node(tmp_path, local_broker) as node:
+    async with (
+        recording as fleet,
+        _gateway(mosquitto, village_broker, tmp_path),
+        _node(tmp_path, village_broker) as node,
+    ):
         await eventually(lambda: is_set(node.online), what="the node connecting")
         await node.press()
         await eventually(lambda: _has(_panics(fleet)), what="the panic alert reaching the county broker")
@@ -71,14 +78,49 @@ async def test_a_firmware_node_press_becomes_one_panic_alert_upstream(
     )  # fmt: skip
 
 
+async def test_a_node_with_another_node_s_login_cannot_speak_for_the_panic_button(
+    tmp_path: Path, mosquitto: MosquittoBroker, village_broker: VillageMosquitto
+) -> None:
+    """Node spoofing: firmware flashed as the panic button but logged in as the door contact (a login taken from
+    another node) presses. Mosquitto drops what it publishes on the panic button's topics and closes its
+    connection, every time it comes back with its press, and the gateway hears nothing; the real panic button,
+    on its own login, is heard: one alert."""
+    door_login = local_access(village_broker).node_login("node-door-store")
+    forged = factory_settings(PANIC_NODE.id, "panic_button", village_broker.host, village_broker.port, **door_login)
+    spoofer = SimulatedNode(tmp_path / "spoofer", forged, seed=6, reconnect_base_ms=200)
+    recording = Recorder(mosquitto.host, mosquitto.port, [Channel.ALERT])
+    async with recording as fleet, _gateway(mosquitto, village_broker, tmp_path):
+        async with spoofer:
+            await spoofer.press()
+            tries = _logins_as(village_broker, "node-door-store")
+            await eventually(lambda: _more(tries, village_broker), what="the spoofer trying again with its press")
+        async with _node(tmp_path, village_broker) as node:
+            await eventually(lambda: is_set(node.online), what="the real node connecting")
+            await node.press()
+            await eventually(lambda: _has(_panics(fleet)), what="the real panic alert reaching the county broker")
+            await eventually(lambda: _idle(node), what="the node finishing the gesture")
+            await asyncio.sleep(0.5)  # room for a second alert, if the spoofed press had been heard
+
+    assert len(_panics(fleet)) == 1
+
+
+def _logins_as(broker: VillageMosquitto, user: str) -> int:
+    """How many times a client has logged in to ``broker`` as ``user`` (Mosquitto logs every connection)."""
+    return broker.log_path.read_text(encoding="utf-8").count(f"u'{user}')")
+
+
+async def _more(than: int, broker: VillageMosquitto) -> bool:
+    return _logins_as(broker, "node-door-store") > than + 2
+
+
 async def test_the_gateway_pushes_the_devices_firmware_settings_and_the_node_applies_them(
-    tmp_path: Path, mosquitto: MosquittoBroker, local_broker: MosquittoBroker
+    tmp_path: Path, mosquitto: MosquittoBroker, village_broker: VillageMosquitto
 ) -> None:
     results: list[NodeConfigResult] = []
     async with (
-        _ConfigResults(local_broker, results),
-        _gateway(mosquitto, local_broker, tmp_path),
-        _node(tmp_path, local_broker) as node,
+        _ConfigResults(village_broker, results),
+        _gateway(mosquitto, village_broker, tmp_path),
+        _node(tmp_path, village_broker) as node,
     ):
         await eventually(lambda: _has(results), what="the node answering the pushed settings")
         settings = node.settings
@@ -89,11 +131,11 @@ async def test_the_gateway_pushes_the_devices_firmware_settings_and_the_node_app
 
 
 async def test_a_node_reporting_a_low_battery_is_a_low_battery_event_upstream(
-    tmp_path: Path, mosquitto: MosquittoBroker, local_broker: MosquittoBroker
+    tmp_path: Path, mosquitto: MosquittoBroker, village_broker: VillageMosquitto
 ) -> None:
     recording = Recorder(mosquitto.host, mosquitto.port, [Channel.EVENT])
-    node = _node(tmp_path, local_broker, battery_volts=3.1)  # its first heartbeat goes out at boot
-    async with recording as fleet, _gateway(mosquitto, local_broker, tmp_path), node:
+    node = _node(tmp_path, village_broker, battery_volts=3.1)  # its first heartbeat goes out at boot
+    async with recording as fleet, _gateway(mosquitto, village_broker, tmp_path), node:
         await eventually(lambda: _event(fleet, EventKind.LOW_BATTERY), what="the low-battery event upstream")
 
     [event] = [i.message for i in fleet.arrivals if isinstance(i.message, DeviceEvent)
@@ -105,7 +147,7 @@ async def test_a_node_reporting_a_low_battery_is_a_low_battery_event_upstream(
 class _ConfigResults:
     """The node's answers on the local broker, decoded as the gateway decodes them."""
 
-    def __init__(self, broker: MosquittoBroker, into: list[NodeConfigResult]) -> None:
+    def __init__(self, broker: VillageMosquitto, into: list[NodeConfigResult]) -> None:
         self._broker = broker
         self._into = into
         self._ready = asyncio.Event()
@@ -123,7 +165,11 @@ class _ConfigResults:
 
     async def _listen(self) -> None:
         decoder = NodeDecoder()
-        async with aiomqtt.Client(self._broker.host, self._broker.port, identifier="config-results") as client:
+        gateway = self._broker.gateway_settings()
+        password = gateway.password.get_secret_value() if gateway.password is not None else None
+        async with aiomqtt.Client(
+            gateway.host, gateway.port, username=gateway.username, password=password, identifier="config-results"
+        ) as client:
             await client.subscribe(node_topic(PANIC_NODE.id, NodeChannel.CONFIG_RESULT), qos=1)
             self._ready.set()
             async for message in client.messages:

@@ -18,13 +18,14 @@ from simulators.county import SimulatedCounty
 from simulators.infra.mosquitto import MosquittoBroker
 from simulators.nodes.firmware import load_firmware
 from simulators.nodes.village import node_devices
+from simulators.nodes.village_broker import VillageMosquitto
 from tests.integration.conftest import Platform, eventually, fleet_settings, running_service
 
 pytestmark = pytest.mark.integration
 
 
 async def test_the_firmware_version_each_node_reports_is_exported_as_device_firmware(
-    tmp_path: Path, mosquitto: MosquittoBroker, local_broker: MosquittoBroker, platform: Platform
+    tmp_path: Path, mosquitto: MosquittoBroker, village_broker: VillageMosquitto, platform: Platform
 ) -> None:
     version = load_firmware().version
     settings = fleet_settings(tmp_path / "fleet", mosquitto, platform.server.url).model_copy(
@@ -35,7 +36,7 @@ async def test_the_firmware_version_each_node_reports_is_exported_as_device_firm
         BrokerSettings(host=mosquitto.host, port=mosquitto.port),
         tmp_path / "county",
         heartbeat_interval_s=1.0,
-        local_brokers=[BrokerSettings(host=local_broker.host, port=local_broker.port)],
+        local_brokers=[village_broker],
     )
     [gateway] = county.gateways
     village_id = gateway.settings.village_id

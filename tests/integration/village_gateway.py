@@ -12,7 +12,8 @@ from edge.local_bus import LocalBus
 from edge.settings import BrokerSettings, EdgeSettings
 from protocol.clock import utc_now_ms
 from protocol.gateway_config import DeviceSpec, GatewayConfig
-from simulators.infra.mosquitto import MosquittoBroker
+from simulators.infra.broker import Broker
+from simulators.nodes.village_broker import local_access
 from tests.integration.conftest import eventually
 
 
@@ -25,12 +26,13 @@ async def village_gateway(
     village_id: str,
     gateway_id: str,
     uplink: BrokerSettings,
-    local: MosquittoBroker,
+    local: Broker,
     state_dir: Path,
     devices: list[DeviceSpec],
 ) -> AsyncIterator[LocalBus]:
-    """Run the agent with ``devices`` until the block ends; yield its local bus once it is connected."""
-    local_settings = BrokerSettings(host=local.host, port=local.port)
+    """Run the agent with ``devices`` until the block ends; yield its local bus once it is connected (logged in
+    as the gateway when ``local`` has logins)."""
+    local_settings = local_access(local).gateway
     settings = EdgeSettings(
         environment="development",
         village_id=village_id,
