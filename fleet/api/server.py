@@ -7,6 +7,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import uvicorn
 from fastapi import FastAPI
@@ -14,6 +15,11 @@ from fastapi import FastAPI
 from fleet.errors import HttpBindError
 
 logger = logging.getLogger(__name__)
+
+TRUSTED_PROXIES: Final = ("127.0.0.1", "::1")
+"""The only peers whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed: a TLS proxy on the same
+machine (docs/SECURITY.md). Fixed here, as uvicorn's own default takes ``FORWARDED_ALLOW_IPS`` from the
+environment, where ``*`` would let any client choose the address it is rate-limited as."""
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -47,6 +53,8 @@ class HttpServer:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            proxy_headers=True,
+            forwarded_allow_ips=list(TRUSTED_PROXIES),
             ssl_certfile=tls_cert_file,
             ssl_keyfile=tls_key_file,
         )
