@@ -8,6 +8,7 @@ from functools import partial
 
 from edge import AGENT_VERSION
 from edge.buffer import StoreAndForwardBuffer
+from edge.certificate_install import CertificateInstaller
 from edge.command_memory import COMMAND_MEMORY_NAME, CommandMemory
 from edge.commands import AUDIT_LOG_NAME, AuditLog, CommandHandler
 from edge.config_floor import CONFIG_FLOOR_NAME, ConfigVersionFloor
@@ -102,6 +103,7 @@ class GatewayAgent:
             self._restart_requested.set,
             signatures=signatures,
             memory=CommandMemory(settings.state_dir / COMMAND_MEMORY_NAME),
+            certificates=CertificateInstaller(settings.broker.tls, settings.gateway_id, self.stamper.clock),
         )
         self._probation_s = probation_s
         self._notifier = notifier or SystemdNotifier()

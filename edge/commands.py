@@ -1,4 +1,5 @@
-"""Answers the fleet's commands on the gateway: diagnostics, listing and audited fetching of snapshots, restart.
+"""Answers the fleet's commands on the gateway: diagnostics, listing and audited fetching of snapshots, restart,
+installing a renewed TLS client certificate (:mod:`edge.certificate_install`).
 
 :meth:`CommandHandler.handle` takes a decoded :class:`~protocol.messages.Command` and returns the
 messages to publish; it never raises. Every command gets one :class:`~protocol.messages.CommandResponse`
@@ -31,6 +32,7 @@ from typing import Final
 from uuid import UUID
 
 from edge import AGENT_VERSION
+from edge.certificate_install import CertificateInstaller, CertificateRefusedError
 from edge.command_memory import CommandMemory, CommandMemoryError
 from edge.config_signature import ConfigSignatures
 from edge.envelope import EnvelopeStamper
@@ -111,6 +113,7 @@ class CommandHandler:
         *,
         signatures: ConfigSignatures,
         memory: CommandMemory,
+        certificates: CertificateInstaller,
         agent_version: str = AGENT_VERSION,
         max_ahead_s: float = DEFAULT_MAX_AHEAD_S,
     ) -> None:
@@ -129,6 +132,7 @@ class CommandHandler:
         self._agent_version = agent_version
         self._signatures = signatures
         self._memory = memory
+        self._certificates = certificates
         self._memory_loaded = False
         self._memory_lock = asyncio.Lock()  # one command at a time on the memory's worker thread
 
@@ -207,6 +211,8 @@ class CommandHandler:
                 case CommandName.RESTART_AGENT:
                     asyncio.get_running_loop().call_soon(self._restart, command.request_id)
                     result = {"restarting": True}
+                case CommandName.INSTALL_CERTIFICATE:
+                    result = await self._install_certificate(command.attachment)
                 case _:  # a name added to the contract without a handler here
                     raise CommandRefusedError(f"command {command.name} is not supported by this gateway")
         except CommandRefusedError as exc:
@@ -217,6 +223,14 @@ class CommandHandler:
             return self._response(command, ok=False, error=f"failed: {type(exc).__name__}: {exc}")
         logger.info("command %s (%s) done", command.request_id, command.name)
         return self._response(command, ok=True, result=result)
+
+    async def _install_certificate(self, pem: bytes | None) -> Evidence:
+        if pem is None:
+            raise CommandRefusedError("install_certificate carries the certificate as its attachment")
+        try:
+            return await asyncio.to_thread(self._certificates.install, pem)
+        except CertificateRefusedError as exc:
+            raise CommandRefusedError(f"certificate not installed: {exc}") from exc
 
     def _restart(self, request_id: UUID) -> None:
         logger.warning("restarting the agent as command %s asked", request_id)

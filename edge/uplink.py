@@ -30,7 +30,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.broker_connection import BrokerLink, stay_connected, tls_context
 from edge.buffer import BufferStorageError, StoreAndForwardBuffer, Stored
 from edge.envelope import EnvelopeStamper
-from edge.errors import BrokerCertificateError, EdgeError, UplinkRefusedError
+from edge.errors import BrokerCertificateError, EdgeConfigError, EdgeError, UplinkRefusedError
 from edge.faults import STORE, UPLINK, UPLINK_REFUSED, GatewayFaults
 from edge.outgoing import Outgoing
 from edge.settings import BrokerSettings
@@ -201,6 +201,14 @@ class Uplink:
         self.connects = 0
         self.forwarded = 0
 
+    def _reload_tls(self) -> None:
+        """Read the TLS files again for a new connection: a renewed certificate (``install_certificate``, or one a
+        technician put in place) is used from the next connection on, with no restart."""
+        try:
+            self._tls = tls_context(self._broker, "broker")
+        except EdgeConfigError as exc:
+            logger.error("cannot load the uplink's TLS files again, connecting with those loaded before: %s", exc)
+
     def _presence(self, state: PresenceState, reason: PresenceReason) -> bytes:
         return encode(Presence(**self._stamper.stamp(), state=state, reason=reason, agent_version=self._agent_version))
 
@@ -236,6 +244,7 @@ class Uplink:
         # Stamped in this order so the session's Will outranks its own `online` (see fleet.presence).
         online = self._presence(PresenceState.ONLINE, PresenceReason.CONNECTED)
         lost = self._presence(PresenceState.OFFLINE, PresenceReason.LOST)
+        self._reload_tls()
         async with aiomqtt.Client(
             self._broker.host,
             self._broker.port,

@@ -49,6 +49,7 @@ from fleet.configs.signing import ConfigSigner
 from fleet.db.engine import create_engine, migrate, session_factory
 from fleet.downlink import Downlink
 from fleet.enrollment.broker import DynsecProvisioner
+from fleet.enrollment.renewal import CertificateRenewal
 from fleet.enrollment.service import EnrollmentService
 from fleet.errors import FleetError
 from fleet.ingest.dead_letters import DeadLetters
@@ -225,6 +226,20 @@ class FleetService:
             tls_key_file=settings.api.tls_key_file,
         )
         self.retention = RetentionPurge(sessions, clock, settings.retention)
+        certificates = self.enrollment.certificates
+        self.certificate_renewal = (
+            CertificateRenewal(
+                sessions,
+                certificates,
+                self.commands,
+                clock,
+                renew_days=settings.enrollment.gateway_cert_renew_days,
+                interval_s=settings.enrollment.gateway_cert_check_interval_s,
+            )
+            if certificates is not None
+            else None
+        )
+        """Renews gateways' TLS certificates before they expire; None without a gateway CA."""
         self.ready = asyncio.Event()
 
     def health(self) -> HealthReport:
@@ -306,6 +321,8 @@ class FleetService:
                 self._task("retention", self.retention.run),
             ]
             tasks += [self._task(f"delivery-{worker.channel.name}", worker.run) for worker in self.deliveries]
+            if self.certificate_renewal is not None:
+                tasks.append(self._task("certificate-renewal", self.certificate_renewal.run))
             if self.state_export is not None:  # --- state export ---
                 tasks.append(self._task("state-export", self.state_export.run))
             await self.http.start()

@@ -367,6 +367,15 @@ class EnrollmentSettings(_Section):
     )
     gateway_ca_key_file: Path | None = None
     gateway_cert_days: int = Field(default=365, ge=1, le=825, description="How long an issued certificate is valid.")
+    gateway_cert_renew_days: int = Field(
+        default=30,
+        ge=1,
+        description="Renew a gateway's certificate (same key, sent as a signed install_certificate command) once it "
+        "expires within this many days; fewer than gateway_cert_days.",
+    )
+    gateway_cert_check_interval_s: float = Field(
+        default=3600.0, gt=0, description="How often the fleet looks for certificates to renew."
+    )
     public_url: AnyHttpUrl | None = Field(
         default=None, description="The fleet's URL as gateways reach it; when set, new tokens come with their code."
     )
@@ -375,6 +384,11 @@ class EnrollmentSettings(_Section):
     def _gateway_ca_whole(self) -> Self:
         if (self.gateway_ca_cert_file is None) != (self.gateway_ca_key_file is None):
             raise ValueError("set both enrollment.gateway_ca_cert_file and enrollment.gateway_ca_key_file, or neither")
+        if self.gateway_cert_renew_days >= self.gateway_cert_days:
+            raise ValueError(
+                f"enrollment.gateway_cert_renew_days ({self.gateway_cert_renew_days}) must be fewer than "
+                f"enrollment.gateway_cert_days ({self.gateway_cert_days}), or every certificate is renewed at once"
+            )
         return self
 
     @model_validator(mode="after")

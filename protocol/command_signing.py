@@ -5,12 +5,16 @@ A command signature covers deterministic JSON (:func:`protocol.config_signing.ca
     {"purpose": "outpost/command/v1", "gateway_id": ..., "request_id": ..., "event_id": ..., "name": ...,
      "args": ..., "requested_by": ..., "reason": ..., "ts": ..., "timeout_s": ...}
 
+plus ``"attachment_sha256"`` (hex) for a command with an attachment, so the bytes it carries are covered too
+(a command without one signs the same document as before attachments existed)
+
 so it binds one command to one gateway, one request id and its expiry (``ts + timeout_s``): another
 gateway, a changed argument or a later date no longer verifies, and a replay of the same command is
 refused by the gateway's memory of request ids, kept until they expire. The purpose string keeps these
 bytes apart from a config's, though the same key signs both.
 """
 
+import hashlib
 from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -23,7 +27,7 @@ COMMAND_SIGNATURE_PURPOSE: Final = "outpost/command/v1"
 
 def command_document(command: Command) -> dict[str, object]:
     """What a command signature covers: everything the gateway acts on, and when it expires."""
-    return {
+    document: dict[str, object] = {
         "purpose": COMMAND_SIGNATURE_PURPOSE,
         "gateway_id": command.gateway_id,
         "request_id": str(command.request_id),
@@ -35,6 +39,9 @@ def command_document(command: Command) -> dict[str, object]:
         "ts": command.ts,
         "timeout_s": command.timeout_s,
     }
+    if command.attachment is not None:
+        document["attachment_sha256"] = hashlib.sha256(command.attachment).hexdigest()
+    return document
 
 
 def sign_command(private_key: Ed25519PrivateKey, command: Command) -> str:

@@ -44,6 +44,8 @@ from protocol.topics import Channel
 MAX_BATCH_POINTS: Final = 1_000
 MAX_ATTACHMENT_BYTES: Final = 40_000
 """Base64 makes it ~53 KB on the wire, inside the decoder's 64 KiB default."""
+MAX_COMMAND_ATTACHMENT_BYTES: Final = 16_384
+"""A command's binary argument: a certificate chain in PEM is a few kilobytes."""
 SIGNATURE_PATTERN: Final = r"^[A-Za-z0-9_-]{86}$"
 """A 64-byte Ed25519 signature in base64url without padding (made and checked by protocol.config_signing)."""
 EvidenceValue = Annotated[float | SafeInt | bool | ShortText, BeforeValidator(refuse_unsafe_integer)]
@@ -273,6 +275,7 @@ class CommandName(StrEnum):
     DIAGNOSTICS = "diagnostics"
     LIST_SNAPSHOTS = "list_snapshots"
     FETCH_SNAPSHOT = "fetch_snapshot"  # audited: needs requested_by and reason
+    INSTALL_CERTIFICATE = "install_certificate"  # the attachment: the gateway's renewed TLS client certificate (PEM)
 
 
 COMMAND_ARGS: Final[Mapping[CommandName, frozenset[str]]] = {
@@ -280,6 +283,7 @@ COMMAND_ARGS: Final[Mapping[CommandName, frozenset[str]]] = {
     CommandName.DIAGNOSTICS: frozenset(),
     CommandName.LIST_SNAPSHOTS: frozenset({"device_id", "before_ts"}),  # both optional (paging)
     CommandName.FETCH_SNAPSHOT: frozenset({"snapshot_id"}),
+    CommandName.INSTALL_CERTIFICATE: frozenset(),
 }
 """The arguments each command takes: the fleet refuses others before sending, the gateway again on receipt."""
 
@@ -287,12 +291,19 @@ COMMAND_ARGS: Final[Mapping[CommandName, frozenset[str]]] = {
 class Command(SignedByTheFleet):
     """Fleet -> gateway request; the gateway answers on the command response channel."""
 
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
     request_id: UUID
     name: CommandName
     args: Evidence = Field(default_factory=dict)
     requested_by: ShortText | None = Field(default=None, description="The fleet user behind it, for the audit trail.")
     reason: ShortText | None = Field(default=None, description="Why, for commands that are audited.")
     timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    attachment: bytes | None = Field(
+        default=None,
+        max_length=MAX_COMMAND_ATTACHMENT_BYTES,
+        description="Binary argument (install_certificate: the certificate's PEM), base64 in JSON.",
+    )
 
 
 class CommandResponse(Envelope):

@@ -76,6 +76,10 @@ class GatewayEnrollmentPublic(BaseModel):
     enrolled_hostname: str | None
     public_key_sha256: str | None
     revoked_ms: int | None
+    tls_cert_not_after_ms: int | None = Field(
+        description="When the TLS client certificate the fleet's gateway CA issued it last expires (renewed "
+        "automatically within enrollment.gateway_cert_renew_days); null: none issued."
+    )
 
     @classmethod
     def of(cls, row: GatewayRow) -> "GatewayEnrollmentPublic":

@@ -65,6 +65,7 @@ def command_message(row: CommandRow, signer: ConfigSigner) -> Command:
         requested_by=row.requested_by,
         reason=row.reason,
         timeout_s=(row.deadline_ms - row.created_ms) / 1000,
+        attachment=row.argument,
     )
     return signer.signed_command(command)
 

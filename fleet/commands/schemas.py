@@ -38,6 +38,12 @@ class CommandRequest(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _not_the_fleet_s_own(self) -> Self:
+        if self.name is CommandName.INSTALL_CERTIFICATE:
+            raise ValueError("install_certificate is sent by the fleet's certificate renewal only")
+        return self
+
+    @model_validator(mode="after")
     def _snapshot_fetch_is_justified(self) -> Self:
         """A frame leaves a gateway only for a named snapshot and a stated reason (the gateway checks it too)."""
         if self.name is CommandName.FETCH_SNAPSHOT:

@@ -62,6 +62,8 @@ class NewCommand:
     args: dict[str, EvidenceValue]
     reason: str | None
     timeout_s: float
+    argument: bytes | None = None
+    """The command's attachment (install_certificate: the certificate), sent with it and kept for a re-publish."""
 
 
 class CommandStore:
@@ -81,6 +83,7 @@ class CommandStore:
             args=dict(command.args),
             requested_by=actor.name,
             reason=command.reason,
+            argument=command.argument,
             created_ms=now,
             deadline_ms=now + round(command.timeout_s * 1000),
             state=CommandState.PENDING,
@@ -94,6 +97,7 @@ class CommandStore:
             "args": dict(command.args),
             "reason": command.reason,
             "timeout_s": command.timeout_s,
+            "argument_bytes": len(command.argument) if command.argument is not None else None,
         }
         with database_errors(f"record command {command.name} for {command.gateway_id}"):
             async with self._sessions.begin() as session:
@@ -187,6 +191,7 @@ class CommandStore:
             select(CommandRow)
             .where(CommandRow.state == CommandState.PENDING, CommandRow.deadline_ms > now_ms)
             .order_by(CommandRow.id)
+            .options(undefer(CommandRow.argument))
         )
         with database_errors("find commands to publish again"):
             async with self._sessions() as session:

@@ -87,6 +87,9 @@ class GatewayRow(Base):
     enrolled_ms: Mapped[int | None] = mapped_column(BigInteger)
     enrolled_hostname: Mapped[str | None] = mapped_column(String(256))
     revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # the TLS client certificate the fleet's gateway CA issued it last (at enrollment or renewal), and its expiry
+    tls_cert_pem: Mapped[str | None] = mapped_column(Text)
+    tls_cert_not_after_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DeviceRow(Base):
@@ -347,6 +350,7 @@ class CommandRow(Base):
     error: Mapped[str | None] = mapped_column(String(512))
     responded_ms: Mapped[int | None] = mapped_column(BigInteger)
     answered_late: Mapped[bool] = mapped_column(default=False)
+    argument: Mapped[bytes | None] = mapped_column(deferred=True)  # the command's own attachment (a certificate)
     attachment: Mapped[bytes | None] = mapped_column(deferred=True)  # bytes map to LargeBinary
     attachment_bytes: Mapped[int | None]
     attachment_content_type: Mapped[str | None] = mapped_column(String(64))

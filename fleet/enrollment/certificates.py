@@ -5,6 +5,9 @@ leaves it. The fleet checks the request is signed by its own key, then issues a 
 (``CN`` = its gateway id, whatever the request asked), for client authentication only, valid for
 ``enrollment.gateway_cert_days``. The broker (``require_certificate true``, ``cafile`` the county CA that
 issued the gateway CA, or the gateway CA itself) then takes the gateway's TLS connection.
+
+Renewal (:mod:`fleet.enrollment.renewal`) reissues a certificate for the key of the last one: the gateway keeps
+its key, only the dates and the serial change.
 """
 
 import datetime
@@ -12,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -77,6 +80,22 @@ class GatewayCertificates:
         public_key = request.public_key()
         if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(public_key.curve, _CURVES):
             raise InvalidRequestError("tls_csr_pem: the key must be EC P-256 or P-384")
+        return self._certificate(public_key, gateway_id)
+
+    def reissue(self, certificate_pem: str, gateway_id: str) -> str:
+        """A new certificate (PEM) for the key of ``certificate_pem``, one this CA issued to ``gateway_id``.
+        Blocking (signing): call it on a worker thread. Raises ValueError for one it cannot have issued."""
+        issued = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
+        public_key = issued.public_key()
+        try:
+            issued.verify_directly_issued_by(self._ca)
+        except (ValueError, TypeError, InvalidSignature):
+            raise ValueError(f"the certificate of gateway {gateway_id} was not issued by this gateway CA") from None
+        if not isinstance(public_key, ec.EllipticCurvePublicKey):
+            raise ValueError(f"the certificate of gateway {gateway_id} is not for an EC key")
+        return self._certificate(public_key, gateway_id)
+
+    def _certificate(self, public_key: ec.EllipticCurvePublicKey, gateway_id: str) -> str:
         now = datetime.datetime.fromtimestamp(self._clock() / 1000, tz=datetime.UTC)
         certificate = (
             x509.CertificateBuilder()
@@ -94,3 +113,9 @@ class GatewayCertificates:
             .sign(self._key, hashes.SHA256())
         )
         return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def not_after_ms(certificate_pem: str) -> int:
+    """When ``certificate_pem`` expires, in ms since the epoch."""
+    certificate = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
+    return round(certificate.not_valid_after_utc.timestamp() * 1000)

@@ -36,7 +36,7 @@ from fleet.broker_access import BrokerAccess
 from fleet.db.engine import database_errors
 from fleet.db.schema import EnrollmentTokenRow, GatewayRow, VillageRow
 from fleet.enrollment.broker import BrokerProvisioner, DynsecProvisioner, broker_errors
-from fleet.enrollment.certificates import GatewayCertificates
+from fleet.enrollment.certificates import GatewayCertificates, not_after_ms
 from fleet.enrollment.tokens import EnrollmentTokenStore, IssuedEnrollmentToken, public
 from fleet.errors import (
     BrokerAccessNotFoundError,
@@ -116,7 +116,7 @@ class EnrollmentService:
     ) -> None:
         """``certificates``: the gateway CA that issues gateways' TLS client certificates (None: none issued)."""
         self._sessions = sessions
-        self._certificates = certificates
+        self.certificates = certificates
         self._clock = clock
         self.tokens = EnrollmentTokenStore(sessions, clock)
         self._broker_address = broker_address
@@ -179,8 +179,8 @@ class EnrollmentService:
         password = secrets.token_urlsafe(32) if self._provisioner is not None else None
         client_id = f"{gateway_id}-{secrets.token_hex(8)}" if password is not None else None
         certificate = None
-        if self._certificates is not None and request.tls_csr_pem is not None:  # signing: off the event loop
-            certificate = await asyncio.to_thread(self._certificates.issue, request.tls_csr_pem, gateway_id)
+        if self.certificates is not None and request.tls_csr_pem is not None:  # signing: off the event loop
+            certificate = await asyncio.to_thread(self.certificates.issue, request.tls_csr_pem, gateway_id)
         now = self._clock()
         with database_errors(f"enroll gateway {gateway_id}"):
             async with self._sessions.begin() as session:
@@ -195,6 +195,8 @@ class EnrollmentService:
                 gateway.enrolled_hostname = request.hostname
                 gateway.agent_version = request.agent_version
                 gateway.revoked_ms = None
+                gateway.tls_cert_pem = certificate
+                gateway.tls_cert_not_after_ms = not_after_ms(certificate) if certificate is not None else None
                 session.add(gateway)
                 token_before = public(claimed)
                 claimed.enrolled_gateway_id = gateway_id

@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
+from edge.certificate_install import CertificateInstaller
 from edge.command_memory import COMMAND_MEMORY_NAME, CommandMemory
 from edge.commands import AUDIT_LOG_NAME, LIST_ENTRIES, AuditLog, CommandHandler
 from edge.config_signature import ConfigSignatures
@@ -37,7 +38,9 @@ from protocol.messages import (
     channel_of,
 )
 from protocol.topics import gateway_topic
+from simulators.infra.certificates import write_certificates
 from tests.edge.helpers import FakeClock
+from tests.edge.test_certificate_install import enrolled_tls, renewed_for
 
 VILLAGE = "village-3"
 GATEWAY = "gw-01"
@@ -132,6 +135,7 @@ def make_handler(
         restarts,
         signatures=ConfigSignatures(VILLAGE, GATEWAY, [FLEET_KEY.public_key()]),
         memory=memory if memory is not None else CommandMemory(state_dir / COMMAND_MEMORY_NAME),
+        certificates=options.pop("certificates", CertificateInstaller(None, GATEWAY, clock)),
         **options,
     )
 
@@ -152,6 +156,7 @@ def command(
     ts: int = NOW_MS - 2_000,
     timeout_s: float = 30.0,
     gateway_id: str = GATEWAY,
+    attachment: bytes | None = None,
 ) -> Command:
     """The command as the fleet sends it: signed with :data:`FLEET_KEY`."""
     unsigned = Command(
@@ -165,6 +170,7 @@ def command(
         requested_by=requested_by,
         reason=reason,
         timeout_s=timeout_s,
+        attachment=attachment,
     )
     return signed(unsigned, FLEET_KEY)
 
@@ -495,6 +501,36 @@ async def test_restart_is_acknowledged_before_the_agent_is_asked_to_restart(
     assert restarts.calls == 0  # the caller queues the acknowledgement first
     await asyncio.sleep(0)
     assert restarts.calls == 1
+
+
+# --- install_certificate ------------------------------------------------------------------------------
+
+
+async def test_a_signed_renewed_certificate_is_installed_and_a_swapped_one_is_refused(
+    tmp_path: Path, state_dir: Path, clock: FakeClock, store: SnapshotStore, health: Health, restarts: Restarts
+) -> None:
+    pki = write_certificates(tmp_path / "pki")
+    tls = enrolled_tls(tmp_path, pki, GATEWAY)
+    assert tls.cert_file is not None
+    enrolled = tls.cert_file.read_bytes()
+    handler = make_handler(
+        state_dir, clock, store, health, restarts, certificates=CertificateInstaller(tls, GATEWAY, clock)
+    )
+    renewed, another = (renewed_for(pki, tls, GATEWAY, at_ms=NOW_MS) for _ in range(2))
+    genuine = over_the_wire(command(CommandName.INSTALL_CERTIFICATE, attachment=renewed))
+    assert isinstance(genuine, Command)
+    swapped = command(CommandName.INSTALL_CERTIFICATE, attachment=renewed).model_copy(update={"attachment": another})
+
+    refused = only_response(await handler.handle(swapped))  # signed for one certificate, carrying another
+    assert tls.cert_file.read_bytes() == enrolled
+    installed = only_response(await handler.handle(genuine))
+    empty = only_response(await handler.handle(command(CommandName.INSTALL_CERTIFICATE)))
+
+    assert (refused.ok, installed.ok, empty.ok) == (False, True, False)
+    assert "signature" in str(refused.error)
+    assert tls.cert_file.read_bytes() == renewed
+    assert "not_after" in installed.result
+    assert "carries the certificate as its attachment" in str(empty.error)
 
 
 # --- every command ------------------------------------------------------------------------------------

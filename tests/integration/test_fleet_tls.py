@@ -1,6 +1,7 @@
 """The fleet's own MQTT sessions over TLS against a real Mosquitto that speaks only TLS and requires client
 certificates: a press from a gateway on TLS becomes a case through the fleet's ingest and the downlink connects;
-a fleet given the wrong CA stops, naming the setting to fix."""
+a fleet given the wrong CA stops, naming the setting to fix; a gateway's certificate is renewed before it
+expires."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from edge.adapters.simulated import SimulatedPanicButton
 from edge.agent import GatewayAgent
@@ -15,7 +17,9 @@ from edge.devices import prebuilt
 from edge.enrollment.keys import generate_tls_request
 from edge.settings import BrokerSettings as GatewayBrokerSettings
 from edge.settings import EdgeSettings
-from fleet.enrollment.certificates import GatewayCertificates
+from fleet.db.engine import create_engine, session_factory
+from fleet.db.schema import GatewayRow
+from fleet.enrollment.certificates import GatewayCertificates, not_after_ms
 from fleet.errors import BrokerRefusedError
 from fleet.service import FleetService
 from fleet.settings import FleetSettings
@@ -116,3 +120,89 @@ async def test_a_certificate_issued_at_enrollment_gets_the_gateway_through_a_bro
 
     async with aiomqtt.Client(tls_broker.host, tls_broker.port, identifier="gw-shiqiao-1", tls_context=tls) as client:
         await client.publish("outpost/v1/shiqiao/gw-shiqiao-1/heartbeat", b"{}", qos=1)
+
+
+EXPIRES_IN_S = 8.0
+DAY_MS = 86_400_000
+
+
+@pytest.mark.security
+async def test_a_certificate_about_to_expire_is_renewed_and_the_next_connection_uses_the_new_one(
+    tmp_path: Path, certificates: CertificateFiles, tls_broker: MosquittoBroker, platform: Platform
+) -> None:
+    """The whole renewal against a broker that requires client certificates: the fleet (its gateway CA is the
+    broker's CA here) reissues the certificate of a gateway whose one expires in seconds and sends it signed; the
+    gateway installs it, and after the old one expired it still gets in when the broker restarts."""
+    request = generate_tls_request("pi-clinic")
+    short_lived = GatewayCertificates.from_files(
+        certificates.ca_cert, certificates.ca_key, 1, lambda: utc_now_ms() - DAY_MS + round(EXPIRES_IN_S * 1000)
+    ).issue(request.csr_pem, "gw-shiqiao")
+    cert_file, key_file = tmp_path / "gateway.pem", tmp_path / "gateway.key"
+    cert_file.write_text(short_lived, encoding="ascii")
+    key_file.write_text(request.private_pem, encoding="ascii")
+    tls = MqttTlsSettings(ca_file=certificates.ca_cert, cert_file=cert_file, key_file=key_file)
+    gateway = EdgeSettings(
+        environment="development",
+        village_id="shiqiao",
+        gateway_id="gw-shiqiao",
+        broker=GatewayBrokerSettings(port=tls_broker.port, keepalive_s=5, tls=tls, client_id="gw-shiqiao-7f3a"),
+        state_dir=tmp_path / "gateway",
+        config=GatewayConfig(heartbeat_interval_s=1.0, telemetry_interval_s=0.5),
+        devices=[],
+    )
+    settings = _fleet(tmp_path, tls_broker, platform, _client_tls(certificates))
+    enrollment = settings.enrollment.model_copy(
+        update={
+            "gateway_ca_cert_file": certificates.ca_cert,
+            "gateway_ca_key_file": certificates.ca_key,
+            "gateway_cert_check_interval_s": 0.5,
+        }
+    )
+    agent = GatewayAgent(gateway, prebuilt([]))
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+
+    async with running_service(settings.model_copy(update={"enrollment": enrollment})):
+        stop = asyncio.Event()
+        running = asyncio.create_task(agent.run(stop))
+        try:
+            await eventually(lambda: _online(sessions, "gw-shiqiao"), what="the gateway registered online")
+            async with sessions.begin() as session:  # as enrollment records the certificate it issued
+                row = await session.get(GatewayRow, "gw-shiqiao")
+                assert row is not None
+                row.tls_cert_pem, row.tls_cert_not_after_ms = short_lived, not_after_ms(short_lived)
+            await eventually(lambda: _renewed(sessions, "gw-shiqiao"), what="the renewed certificate recorded")
+            assert cert_file.read_text(encoding="ascii") != short_lived
+            await asyncio.sleep(max(0.0, (not_after_ms(short_lived) - utc_now_ms()) / 1000 + 1))  # the old one expired
+            connections = _connections(tls_broker, "gw-shiqiao-7f3a")
+            await tls_broker.restart()
+            await eventually(
+                lambda: _more_connections(tls_broker, "gw-shiqiao-7f3a", connections),
+                timeout_s=30,
+                what="the gateway connecting again with its renewed certificate",
+            )
+        finally:
+            stop.set()
+            await running
+            await engine.dispose()
+
+
+async def _online(sessions: async_sessionmaker[AsyncSession], gateway_id: str) -> bool:
+    async with sessions() as session:
+        row = await session.get(GatewayRow, gateway_id)
+        return row is not None and row.online
+
+
+async def _renewed(sessions: async_sessionmaker[AsyncSession], gateway_id: str) -> bool:
+    async with sessions() as session:
+        row = await session.get(GatewayRow, gateway_id)
+        return row is not None and (row.tls_cert_not_after_ms or 0) > utc_now_ms() + 300 * DAY_MS
+
+
+def _connections(broker: MosquittoBroker, client_id: str) -> int:
+    """How many times ``client_id`` connected (Mosquitto logs every connection, after the TLS handshake)."""
+    return broker.log_path.read_text(encoding="utf-8").count(f" as {client_id} ")
+
+
+async def _more_connections(broker: MosquittoBroker, client_id: str, than: int) -> bool:
+    return _connections(broker, client_id) > than

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from edge.enrollment.keys import generate_tls_request
 from fleet.access.roles import Actor, Role
+from fleet.db.schema import GatewayRow
 from fleet.enrollment.certificates import GatewayCertificates
 from fleet.errors import EnrollmentSettingsError, InvalidRequestError
 from fleet.sites.schemas import CountySpec, TownSpec, VillageSpec
@@ -100,3 +101,24 @@ async def test_enrollment_answers_a_request_with_a_certificate_named_after_the_g
     assert grant.broker.client_cert_pem is not None
     certificate = x509.load_pem_x509_certificate(grant.broker.client_cert_pem.encode())
     assert certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "gw-shiqiao-1"
+    async with sessions() as session:  # kept, to renew it before it expires
+        row = await session.get(GatewayRow, "gw-shiqiao-1")
+    assert row is not None
+    assert row.tls_cert_pem == grant.broker.client_cert_pem
+    assert row.tls_cert_not_after_ms == round(certificate.not_valid_after_utc.timestamp() * 1000)
+
+
+def test_a_renewed_certificate_is_for_the_same_key_with_new_dates_and_a_new_serial(pki: CertificateFiles) -> None:
+    first_pem = _issuer(pki).issue(generate_tls_request("pi").csr_pem, "gw-shiqiao-1")
+    later = GatewayCertificates.from_files(pki.ca_cert, pki.ca_key, 365, lambda: NOW_MS + 335 * 86_400_000)
+
+    first = x509.load_pem_x509_certificate(first_pem.encode())
+    renewed = x509.load_pem_x509_certificate(later.reissue(first_pem, "gw-shiqiao-1").encode())
+
+    assert renewed.public_key() == first.public_key()
+    assert renewed.subject == first.subject
+    assert renewed.serial_number != first.serial_number
+    assert renewed.not_valid_after_utc - first.not_valid_after_utc == datetime.timedelta(days=335)
+    other = write_certificates(pki.ca_cert.parent / "other")
+    with pytest.raises(ValueError, match="not issued by this gateway CA"):
+        GatewayCertificates.from_files(other.ca_cert, other.ca_key, 365, lambda: NOW_MS).reissue(first_pem, "gw-1")
