@@ -180,6 +180,11 @@ class IngestStatus(_Public):
     lanes: list[IngestLaneStatus] = Field(default_factory=list)
     dead_letters: DeadLetterStatus | None = None
     quarantined: list[QuarantineStatus] = Field(default_factory=list)
+    retained: dict[str, int] = Field(
+        default_factory=dict,
+        description="Messages that came retained on a channel the contract never retains (alert, heartbeat, …), by "
+        "channel: a gateway published them retained. Handled as any other.",
+    )
 
 
 class ChannelStatus(_Public):

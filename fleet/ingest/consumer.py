@@ -15,6 +15,12 @@ dead-lettered (:mod:`fleet.ingest.dead_letters`) and acknowledged once its dead 
   lettered. The bulk lane's messages wait for the time-series store instead, however long it is away: that
   is its back-pressure, and no other lane waits for it.
 
+A message that came with the retain flag on a channel that is not retained by contract (an alert, a heartbeat:
+a gateway published it retained, broken or abusing its login) is handled as any other, counted by channel
+(:attr:`IngestConsumer.retained`, ``/healthz``) and logged. Its retained copy stays on the broker; over MQTT 5
+ingest's subscriptions never take it again (:mod:`fleet.ingest.subscriptions`); over MQTT 3.1.1 every
+subscription does, and the event id makes it a repeat (an alert is stored once, keyed by it).
+
 Back-pressure (bulk lane): when the writer's buffer is at its bound, the consumer stops taking messages until
 there is room. Unacknowledged messages hold the session's Receive Maximum, so the broker stops sending and
 keeps the rest queued: nothing is dropped. The lag (messages received and not acked, the oldest one's age,
@@ -25,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from fleet.errors import TransientError
@@ -39,6 +46,8 @@ from protocol.reconnect import Backoff
 logger = logging.getLogger(__name__)
 
 _LAGGING_AFTER_S = 5.0
+_LOG_RETAINED_FIRST_N = 10
+_LOG_RETAINED_EVERY_N = 1000
 _HOLD_CHECK_S = 0.5
 BEHIND_AFTER_S = 1.0
 """A message received this long ago and not yet handled: the consumer is behind (:meth:`IngestConsumer.behind`)."""
@@ -76,6 +85,7 @@ class IngestConsumer:
         self.received = 0
         self.handler_errors = 0
         self.dead_lettered = 0
+        self.retained: Counter[str] = Counter()  # by channel: came retained where the contract retains nothing
         self.stalls = 0
         self._stall_backoff = Backoff(base_s=0.1, cap_s=10.0)  # messages are handled one at a time
         self.paused = False  # not taking messages: the time-series buffer is at its bound
@@ -153,6 +163,8 @@ class IngestConsumer:
         if isinstance(decoded, Rejection):
             self._bury(message, decoded.reason.value, decoded.detail)
             return
+        if message.retain and not decoded.topic.channel.retained:
+            self._note_retained(decoded)
         try:
             completion = await self._route(message, decoded)
         except _GaveUp:
@@ -167,6 +179,20 @@ class IngestConsumer:
             return
         self._storing[message] = self._monotonic()
         completion.add_done_callback(lambda done: self._stored(message, done))
+
+    def _note_retained(self, decoded: Inbound) -> None:
+        channel = decoded.topic.channel.value
+        self.retained[channel] += 1
+        count = self.retained.total()
+        if count <= _LOG_RETAINED_FIRST_N or count % _LOG_RETAINED_EVERY_N == 0:
+            logger.warning(
+                "message on %s came retained, but the contract never retains %s: gateway %s published it retained "
+                "(handled as any other; %d such messages so far)",
+                str(decoded.topic)[:200],
+                channel,
+                decoded.message.gateway_id,
+                count,
+            )
 
     async def _route(self, message: Received, decoded: Inbound) -> Completion | None:
         """Route ``decoded``, retrying transient failures; raise _GaveUp once it is dead-lettered instead."""

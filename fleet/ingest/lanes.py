@@ -13,7 +13,7 @@ from fleet.ingest.consumer import IngestConsumer
 from fleet.ingest.dead_letters import DeadLetters
 from fleet.ingest.mqtt_session import IngestSession
 from fleet.ingest.router import IngestRouter
-from fleet.ingest.subscriptions import Lane, lane_filters
+from fleet.ingest.subscriptions import Lane, lane_subscriptions
 from fleet.settings import FleetSettings
 from fleet.timeseries.writer import BatchingWriter
 from protocol.codec import Decoder
@@ -43,7 +43,7 @@ class IngestLanes:
                 IngestSession(
                     settings.broker,
                     client_id,
-                    lane_filters(lane, ingest.share_group),
+                    lane_subscriptions(lane, ingest.share_group),
                     receive_maximum=ingest.receive_maximum,
                     session_expiry_s=ingest.session_expiry_s,
                 ),

@@ -24,6 +24,12 @@ down) the broker stops sending at that number and keeps the rest queued in the s
 needs ``max_queued_messages 0``, or it drops QoS 1 messages beyond 1000 queued). Memory here is
 bounded by ``receive_maximum`` messages.
 
+Retained messages: a :class:`Subscription` says whether its channels are retained by contract. Those that are
+not (events) are subscribed, over MQTT 5, with Retain Handling 2, so the broker sends no retained message at
+subscribe (a message a gateway published retained would otherwise come again at every connection), and Retain As
+Published, so the retain flag of a message received live or from the session's queue is the publisher's
+(:attr:`Received.retain`). MQTT 3.1.1 has neither: there, every subscription gets the retained messages.
+
 No loss: the session is persistent (``clean_start=False`` with a Session Expiry Interval), so
 whatever was not acknowledged when the connection or the process dies is sent again on the next
 connection with the same client id. An ``ack`` for a message of an earlier connection is ignored:
@@ -44,6 +50,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fleet.broker_link import broker_tls_context
 from fleet.broker_reconnect import wait_to_reconnect
@@ -59,6 +66,16 @@ _PACKETS_PER_READ = 256
 """Packets read per readable event at most: the rest wait for the next, so other tasks get their turn."""
 
 
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A topic filter ingest subscribes to at QoS 1, and whether the channels it matches are retained by contract
+    (``protocol.topics.Channel.retained``): if not, the broker sends none of their retained messages at subscribe
+    (MQTT 5)."""
+
+    topic_filter: str
+    retained: bool = True
+
+
 @dataclass(slots=True, eq=False)
 class Received:
     """One message as the broker delivered it; hand it back to :meth:`IngestSession.ack` once handled."""
@@ -69,6 +86,7 @@ class Received:
     qos: int
     received_at: float  # time.monotonic()
     connection: object  # a token of the connection that delivered it
+    retain: bool = False  # the retain flag: as published (MQTT 5, channels not retained), else the broker's
     acked: bool = field(default=False, repr=False)
 
 
@@ -76,15 +94,16 @@ class IngestSession:
     """Keeps one persistent session up and yields every message of its subscriptions (:meth:`messages`).
 
     ``subscriptions`` are topic filters, plain or shared (``$share/{group}/…``), subscribed at QoS 1
-    on every connection. A transient failure reconnects with ``backoff``; a refused login raises
-    :class:`~fleet.errors.BrokerRefusedError`.
+    on every connection; a bare string is a :class:`Subscription` of retained channels (the broker's
+    default: every retained message at subscribe). A transient failure reconnects with ``backoff``; a
+    refused login raises :class:`~fleet.errors.BrokerRefusedError`.
     """
 
     def __init__(
         self,
         broker: BrokerSettings,
         client_id: str,
-        subscriptions: Sequence[str],
+        subscriptions: Sequence[str | Subscription],
         *,
         receive_maximum: int = 10_000,
         session_expiry_s: int = 7 * 24 * 3600,
@@ -94,7 +113,7 @@ class IngestSession:
         self._broker = broker
         self._tls = broker_tls_context(broker)
         self.client_id = client_id
-        self._subscriptions = list(subscriptions)
+        self._subscriptions = [each if isinstance(each, Subscription) else Subscription(each) for each in subscriptions]
         self._receive_maximum = receive_maximum
         self._session_expiry_s = session_expiry_s
         self._backoff = backoff or Backoff()
@@ -193,7 +212,13 @@ class IngestSession:
 
         def record(client_: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
             received = Received(
-                message.topic, bytes(message.payload), message.mid, message.qos, self._clock(), self._connection
+                message.topic,
+                bytes(message.payload),
+                message.mid,
+                message.qos,
+                self._clock(),
+                self._connection,
+                message.retain,
             )
             self.received += 1
             if message.qos > 0:
@@ -239,8 +264,8 @@ class IngestSession:
         async with client:
             self._paho = paho
             try:
-                for topic_filter in self._subscriptions:
-                    await client.subscribe(topic_filter, qos=1)
+                for subscription in self._subscriptions:
+                    await self._subscribe(client, subscription)
                 self._backoff.reset()
                 self.connects += 1
                 self.connected.set()
@@ -267,6 +292,14 @@ class IngestSession:
                 self._paho = None
                 self._unacked.clear()  # the broker sends these again on the next connection
                 self._undelivered.clear()
+
+    async def _subscribe(self, client: aiomqtt.Client, subscription: Subscription) -> None:
+        if self._broker.mqtt_version == "3.1.1" or subscription.retained:
+            await client.subscribe(subscription.topic_filter, qos=1)
+            return
+        # Retain Handling 2: no retained message at subscribe; Retain As Published: the publisher's retain flag.
+        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND, retainAsPublished=True)
+        await client.subscribe(subscription.topic_filter, options=options)
 
     def ack(self, message: Received) -> None:
         """Acknowledge ``message``: its PUBACK goes out once every message received before it is acked too."""

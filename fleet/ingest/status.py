@@ -1,6 +1,7 @@
 """Ingest's counters, lag and problems in the form ``/healthz`` shows them."""
 
 import time
+from collections import Counter
 from typing import Final
 
 from fleet.api.schemas import DeadLetterStatus, IngestLaneStatus, IngestStatus, QuarantineStatus
@@ -82,6 +83,7 @@ def ingest_status(
         lanes=[_lane_status(consumer, stuck_after_s) for consumer in consumers],
         dead_letters=_dead_letter_status(dead_letters),
         quarantined=_quarantine_status(quarantine) if quarantine is not None else [],
+        retained=dict(sum((consumer.retained for consumer in consumers), Counter[str]())),
     )
 
 

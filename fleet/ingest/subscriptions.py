@@ -13,11 +13,20 @@ Maximum is full gets nothing more from the broker.
 - **bulk**: telemetry and events, nearly all the volume, acknowledged once the time-series store has their
   points. Subscribed through a shared subscription (``$share/{group}/…``) so that every ingest worker in
   the group takes a share, each message going to one of them.
+
+Retained messages: only ``presence`` and ``config/reported`` are retained by contract (``Channel.retained``), and
+each subscription takes theirs (state: who said goodbye, what each gateway runs). A gateway may still publish
+retained on its other channels (the broker's access control cannot refuse the flag on a topic the gateway may
+publish on); such a message would come back at every subscription, after every restart and reconnect. So the
+other channels are subscribed without retained messages (MQTT 5 Retain Handling 2) and with the retain flag as
+published: the consumer takes the message once, as it arrived live, and counts it
+(:mod:`fleet.ingest.consumer`).
 """
 
 from enum import StrEnum
 from typing import Final
 
+from fleet.ingest.mqtt_session import Subscription
 from protocol.topics import Channel, fleet_filter, shared_filter
 
 
@@ -40,6 +49,16 @@ def lane_filters(lane: Lane, share_group: str | None) -> list[str]:
     if lane is Lane.BULK and share_group is not None:
         return [shared_filter(share_group, topic_filter) for topic_filter in plain]
     return plain
+
+
+def lane_subscriptions(lane: Lane, share_group: str | None) -> list[Subscription]:
+    """:func:`lane_filters`, each with whether its channel is retained by contract (if not, the broker sends
+    none of its retained messages at subscribe)."""
+    filters = lane_filters(lane, share_group)
+    return [
+        Subscription(topic_filter, retained=channel.retained)
+        for channel, topic_filter in zip(LANE_CHANNELS[lane], filters, strict=True)
+    ]
 
 
 def lane_client_id(base: str, lane: Lane) -> str:

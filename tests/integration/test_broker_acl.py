@@ -167,17 +167,17 @@ async def connect_refusal(
     raise AssertionError(f"the broker accepted {username!r} with password {password!r}")
 
 
-async def publish_denied(broker: MosquittoBroker, gateway: Gateway, topic: str) -> None:
+async def publish_denied(broker: MosquittoBroker, gateway: Gateway, topic: str, *, retain: bool = False) -> None:
     """Publish as ``gateway`` on a topic it may not use, over MQTT 3.1.1; Mosquitto 2.0 hangs up on it."""
     async with gateway_client(broker, gateway) as denied:
         with contextlib.suppress(aiomqtt.MqttError):  # the PUBACK may or may not beat the hang-up
-            await denied.publish(topic, b"forged", qos=1)
+            await denied.publish(topic, b"forged", qos=1, retain=retain)
         with pytest.raises(aiomqtt.MqttError):
             await next_payload(denied)
 
 
-async def mqtt5_puback(broker: MosquittoBroker, gateway: Gateway, topic: str) -> int:
-    """The PUBACK reason code when ``gateway`` publishes at QoS 1 on ``topic`` over MQTT 5.
+async def mqtt5_puback(broker: MosquittoBroker, gateway: Gateway, topic: str, *, retain: bool = False) -> int:
+    """The PUBACK reason code when ``gateway`` publishes at QoS 1 (retained with ``retain``) on ``topic`` over MQTT 5.
 
     aiomqtt does not expose PUBACK reason codes, so this is a bare paho client on paho's own thread.
     """
@@ -201,7 +201,7 @@ async def mqtt5_puback(broker: MosquittoBroker, gateway: Gateway, topic: str) ->
     try:
         async with asyncio.timeout(5):
             assert await connected == 0
-            probe.publish(topic, b"probe", qos=1)
+            probe.publish(topic, b"probe", qos=1, retain=retain)
             return await acknowledged
     finally:
         probe.disconnect()

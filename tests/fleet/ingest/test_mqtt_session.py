@@ -2,12 +2,15 @@
 
 import asyncio
 
+import aiomqtt
 import pytest
 
 from fleet.errors import BrokerRefusedError
-from fleet.ingest.mqtt_session import IngestSession
+from fleet.ingest.mqtt_session import IngestSession, Subscription
+from fleet.ingest.subscriptions import LANE_CHANNELS, Lane, lane_filters, lane_subscriptions
 from fleet.settings import BrokerSettings
 from protocol.reconnect import Backoff
+from protocol.topics import Channel, fleet_filter, shared_filter
 from simulators.infra.mosquitto import MosquittoBroker
 from tests.fleet.ingest.conftest import Running, publish
 
@@ -175,3 +178,62 @@ async def test_a_dropped_connection_ends_the_iteration_and_the_session_resumes_o
         assert running.session.connects == 2
         assert running.session.session_resumed
         await running.stop()
+
+
+STATE = "outpost/v1/lakeside/gw-01/presence"
+EVENT = "outpost/v1/lakeside/gw-01/alert"
+
+
+@pytest.mark.parametrize("mqtt_version", ["5", "3.1.1"])
+async def test_an_event_channel_gets_no_retained_message_at_subscribe_and_keeps_the_publishers_flag(
+    mosquitto: MosquittoBroker, mqtt_version: str
+) -> None:
+    """MQTT 5: a filter of channels not retained by contract asks for no retained message at subscribe, and for the
+    retain flag as published; a state channel's filter takes its retained message. MQTT 3.1.1 can ask neither."""
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="test-gateway") as gateway:
+        await gateway.publish(STATE, b"state", qos=1, retain=True)
+        await gateway.publish(EVENT, b"old event", qos=1, retain=True)
+    running = Running(
+        IngestSession(
+            BrokerSettings(host=mosquitto.host, port=mosquitto.port, mqtt_version=mqtt_version),
+            f"ingest-retained-{mqtt_version}",
+            [Subscription(fleet_filter(Channel.ALERT), retained=False), Subscription(fleet_filter(Channel.PRESENCE))],
+            backoff=Backoff(base_s=0.05, cap_s=0.2),
+        )
+    )
+    await asyncio.wait_for(running.session.connected.wait(), 10)
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="test-gateway") as gateway:
+        await gateway.publish(EVENT, b"retained live", qos=1, retain=True)
+        await gateway.publish(EVENT, b"live", qos=1)
+
+    taken = [(m.topic, m.payload, m.retain) for m in await running.take(3 if mqtt_version == "5" else 4)]
+
+    if mqtt_version == "5":
+        assert taken == [(STATE, b"state", True), (EVENT, b"retained live", True), (EVENT, b"live", False)]
+    else:  # every retained message at subscribe (flagged); live ones unflagged, as published or not
+        assert sorted(taken) == sorted(
+            [
+                (EVENT, b"old event", True),
+                (STATE, b"state", True),
+                (EVENT, b"retained live", False),
+                (EVENT, b"live", False),
+            ]
+        )
+    await running.stop()
+
+
+def test_only_the_channels_retained_by_contract_take_retained_messages_at_subscribe() -> None:
+    for lane, channels in LANE_CHANNELS.items():
+        subscriptions = lane_subscriptions(lane, "outpost-ingest")
+        assert [s.topic_filter for s in subscriptions] == lane_filters(lane, "outpost-ingest")
+        assert [s.retained for s in subscriptions] == [c.retained for c in channels]
+    assert lane_subscriptions(Lane.CONTROL, None) == [
+        Subscription(fleet_filter(Channel.PRESENCE), retained=True),
+        Subscription(fleet_filter(Channel.HEARTBEAT), retained=False),
+        Subscription(fleet_filter(Channel.CONFIG_REPORTED), retained=True),
+        Subscription(fleet_filter(Channel.COMMAND_RESPONSE), retained=False),
+    ]
+    assert lane_subscriptions(Lane.BULK, "g") == [
+        Subscription(shared_filter("g", fleet_filter(Channel.TELEMETRY)), retained=False),
+        Subscription(shared_filter("g", fleet_filter(Channel.EVENT)), retained=False),
+    ]
