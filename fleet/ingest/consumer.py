@@ -200,7 +200,7 @@ class IngestConsumer:
         self._stall_backoff.reset()  # each message's stall starts at the short delays
         while True:
             try:
-                return await self._router.handle(decoded)
+                return await self._router.handle(decoded, retained=message.retain)
             except TransientError as exc:
                 # Hold the lane (and so the broker's delivery) until storage answers again: the message is not
                 # dropped and later ones wait their turn, for a bounded time.

@@ -70,11 +70,27 @@ class IngestRouter:
         self._clock = clock
         self.recent = RecentIds()
         self.alerts_raised = 0
+        self.stale_retained = 0
+        """Retained state messages of gateways not held in their village, ignored (:meth:`handle`)."""
 
-    async def handle(self, inbound: Inbound) -> Completion | None:
+    async def handle(self, inbound: Inbound, *, retained: bool = False) -> Completion | None:
         """Act on one message; return None when it may be acknowledged now, else a future completed
         once it may. Raises on failure, before the message counts as handled, so that the caller can
-        retry it; a repeat of a handled message is a no-op (a repeat of a pending one shares its future)."""
+        retry it; a repeat of a handled message is a no-op (a repeat of a pending one shares its future).
+
+        ``retained``: it came with the retain flag, a copy the broker kept. A retained presence or config report
+        of a gateway the registry does not hold in that village is ignored: it may be the last word of a gateway
+        deleted or moved since, and only live traffic registers or moves a gateway."""
+        if retained and inbound.topic.channel.retained and not self._registry.knows(
+            inbound.message.gateway_id, inbound.topic.village_id
+        ):
+            self.stale_retained += 1
+            logger.info(
+                "retained %s of gateway %s in %s ignored: the registry does not hold it there (deleted or moved "
+                "since?); its next live message registers it",
+                inbound.topic.channel.value, inbound.message.gateway_id, inbound.topic.village_id,
+            )  # fmt: skip
+            return None
         event_id = inbound.message.event_id
         if self.recent.seen(event_id):
             return None

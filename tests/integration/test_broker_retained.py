@@ -218,6 +218,13 @@ def said_goodbye() -> Presence:
     )  # fmt: skip
 
 
+def came_online(gateway: Gateway) -> Presence:
+    return Presence(
+        gateway_id=gateway.gateway_id, seq=next(SEQ), event_id=uuid.uuid4(), ts=utc_now_ms(),
+        state=PresenceState.ONLINE, reason=PresenceReason.CONNECTED, agent_version="test",
+    )  # fmt: skip
+
+
 def runs_config(version: int, *, age_ms: int) -> ConfigReported:
     return ConfigReported(
         gateway_id=A.gateway_id, seq=next(SEQ), event_id=uuid.uuid4(), ts=utc_now_ms() - age_ms,
@@ -362,6 +369,33 @@ async def test_a_retained_alert_is_not_taken_again_when_the_fleets_sessions_reco
         assert ingest.duplicates == 1  # the retained presence, taken again: state, a repeat of the one handled
         assert ingest.retained == {"alert": 1}
     assert panic_cases(platform) == sorted(str(alert.event_id) for alert in (first, marker))
+
+
+async def test_a_deleted_or_moved_gateway_s_retained_presence_brings_it_back_nowhere_after_a_restart(
+    tmp_path: Path, broker: MosquittoBroker, access: BrokerAccess, platform: Platform
+) -> None:
+    """A gateway's last presence stays retained on the broker after an admin deleted it or moved it to another
+    village (the fleet's login cannot erase what a gateway retained). After a restart the fleet takes it again: it
+    must neither bring the deleted gateway back nor move the moved one back (only live traffic, which the broker's
+    ACLs hold to the gateway's own village, registers or moves a gateway)."""
+    settings = administered_fleet(tmp_path, broker, platform)
+    async with running_service(settings) as fleet:
+        await send(broker, A, (Channel.PRESENCE, came_online(A), True))
+        await send(broker, B, (Channel.PRESENCE, came_online(B), True))
+        await eventually(lambda: _holds(len(fleet.registry.known_gateways()) == 2), what="both gateways registered")
+        async with fleet_api(fleet.http.url) as api:
+            deleting = await api.delete(f"/gateways/{A.gateway_id}")
+            assert deleting.status_code == 204, deleting.text
+            (await api.patch(f"/gateways/{B.gateway_id}", json={"village_id": A.village_id})).raise_for_status()
+
+    async with running_service(settings) as fleet:
+        await eventually(lambda: _holds(fleet.router.stale_retained == 2), what="both retained presences ignored")
+        async with fleet_api(fleet.http.url) as api:
+            deleted = await api.get(f"/gateways/{A.gateway_id}")
+            moved = (await api.get(f"/gateways/{B.gateway_id}")).json()
+
+    assert deleted.status_code == 404
+    assert moved["village_id"] == A.village_id
 
 
 async def _holds(condition: bool) -> bool:
