@@ -81,8 +81,10 @@ class IngestRouter:
         ``retained``: it came with the retain flag, a copy the broker kept. A retained presence or config report
         of a gateway the registry does not hold in that village is ignored: it may be the last word of a gateway
         deleted or moved since, and only live traffic registers or moves a gateway."""
-        if retained and inbound.topic.channel.retained and not self._registry.knows(
-            inbound.message.gateway_id, inbound.topic.village_id
+        if (
+            retained
+            and inbound.topic.channel.retained
+            and not self._registry.knows(inbound.message.gateway_id, inbound.topic.village_id)
         ):
             self.stale_retained += 1
             logger.info(
