@@ -1,6 +1,6 @@
 """Benchmark group ``security``: what failing closed costs on the hot paths, each against the same path without it.
 
-``security.ingest_tls`` (messages/s): the fleet's ingest session (:class:`~fleet.ingest.mqtt_session.IngestSession`,
+``security.ingest_tls`` (messages/s): the fleet's ingest session (:class:`~fleet.mqtt.ingest_session.IngestSession`,
 MQTT 5, manual acks) draining :data:`BACKLOG` telemetry messages the broker queued for it while it was away,
 over TLS with a client certificate (the production link); baseline: the same session and backlog over plain
 MQTT to the same Mosquitto. The broker's sending, the session's decryption and acknowledgement are timed; the
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.contract import telemetry_batch
 from bench.harness import Figure, Profile, median_rates, register_group
-from fleet.ingest.mqtt_session import IngestSession
+from fleet.mqtt.ingest_session import IngestSession
 from fleet.settings import BrokerSettings
 from protocol.codec import Decoder, Inbound, encode
 from protocol.command_signing import sign_command, verify_command

@@ -241,7 +241,7 @@ class Uplink:
 
     async def _session(self) -> None:
         password = self._broker.password.get_secret_value() if self._broker.password else None
-        # Stamped in this order so the session's Will outranks its own `online` (see fleet.presence).
+        # Stamped in this order so the session's Will outranks its own `online` (see fleet.gateways.presence).
         online = self._presence(PresenceState.ONLINE, PresenceReason.CONNECTED)
         lost = self._presence(PresenceState.OFFLINE, PresenceReason.LOST)
         self._reload_tls()

@@ -39,7 +39,6 @@ from fleet.api.limits import RequestLimits
 from fleet.api.schemas import AlertDeliveryStatus, ChannelStatus, HealthReport, TimeSeriesStatus
 from fleet.api.server import HttpServer
 from fleet.broker_access.bootstrap import FleetLogin, prepare_broker_at_start
-from fleet.broker_link import session_prefix
 from fleet.commands.dispatcher import CommandDispatcher
 from fleet.commands.store import CommandStore
 from fleet.configs.publisher import ConfigPublisher
@@ -47,19 +46,20 @@ from fleet.configs.push import ConfigPush
 from fleet.configs.reports import ReportRecorder
 from fleet.configs.signing import ConfigSigner
 from fleet.db.engine import create_engine, migrate, session_factory
-from fleet.downlink import Downlink
 from fleet.enrollment.broker import DynsecProvisioner
 from fleet.enrollment.renewal import CertificateRenewal
 from fleet.enrollment.service import EnrollmentService
 from fleet.errors import FleetError
+from fleet.gateways.presence import PresenceTracker
+from fleet.gateways.registry import Registry
 from fleet.ingest.dead_letters import DeadLetters
 from fleet.ingest.lanes import IngestLanes
 from fleet.ingest.quarantine import Quarantine
 from fleet.ingest.router import IngestRouter
 from fleet.ingest.status import ingest_problems, ingest_status
 from fleet.ingest.subscriptions import Lane, lane_client_id
-from fleet.presence import PresenceTracker
-from fleet.registry import Registry
+from fleet.mqtt.client import session_prefix
+from fleet.mqtt.downlink import Downlink
 from fleet.retention import RetentionPurge
 from fleet.settings import FleetSettings
 from fleet.sites.inventory import GatewayInventory

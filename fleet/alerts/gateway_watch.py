@@ -31,7 +31,7 @@ from fleet.alerts.new_alert import GATEWAY_DEVICE, NewAlert
 from fleet.alerts.rules.model import AlertRules, RulesFor
 from fleet.alerts.store import AlertStore
 from fleet.errors import TransientError
-from fleet.presence import Transition
+from fleet.gateways.presence import Transition
 from protocol.messages import ConfigReported, ConfigStatus, FleetAlertKind, Heartbeat
 from protocol.reconnect import Backoff
 

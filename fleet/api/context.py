@@ -22,8 +22,8 @@ from fleet.commands.dispatcher import CommandDispatcher
 from fleet.configs.push import ConfigPush
 from fleet.enrollment.service import EnrollmentService
 from fleet.errors import NotAuthenticatedError, PermissionDeniedError
+from fleet.gateways.registry import Registry
 from fleet.ingest.dead_letters import DeadLetters
-from fleet.registry import Registry
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
 from fleet.timeseries.history import HealthHistory

@@ -21,7 +21,7 @@ from fleet.broker_access.commands import CONTROL_TOPIC, RESPONSE_TOPIC, Command,
 from fleet.broker_access.correlation import PendingResponses
 from fleet.broker_access.responses import CommandResponse, decode_responses
 from fleet.errors import BrokerControlUnavailableError, BrokerRefusedError
-from protocol.mqtt_socket import NO_DELAY
+from fleet.mqtt.client import new_client
 from protocol.reconnect import is_permanent_refusal, refusal_code
 
 logger = logging.getLogger(__name__)
@@ -69,17 +69,16 @@ class DynsecControl:
     async def __aenter__(self) -> Self:
         if self._client is not None:
             raise RuntimeError("a DynsecControl is entered once; make a new one")
-        client = self._client = aiomqtt.Client(
+        client = self._client = new_client(
             self._host,
             self._port,
-            identifier=self._identifier,
+            self._identifier,
             username=self._username,
             password=self._password,
+            keepalive_s=self._keepalive_s,
+            tls=self._tls_context,
+            timeout_s=self._timeout_s,
             clean_session=True,
-            keepalive=self._keepalive_s,
-            timeout=self._timeout_s,
-            tls_context=self._tls_context,
-            socket_options=NO_DELAY,
         )
         try:
             async with asyncio.timeout(self._timeout_s):

@@ -1,7 +1,7 @@
 """Sends commands to gateways and follows each to its outcome.
 
 :meth:`CommandDispatcher.send` records the command (with its audit entry), publishes it at QoS 1 through
-the :class:`~fleet.downlink.Downlink` and marks it ``sent`` once the broker acknowledged it, or
+the :class:`~fleet.mqtt.downlink.Downlink` and marks it ``sent`` once the broker acknowledged it, or
 ``undeliverable`` with the reason when the broker did not take it within ``commands.publish_timeout_s``
 (nor before the deadline).
 
@@ -31,8 +31,8 @@ from fleet.commands.store import FINAL, CommandStore, NewCommand, ResponseOutcom
 from fleet.commands.waiters import Waiters
 from fleet.configs.signing import ConfigSigner
 from fleet.db.schema import CommandRow, CommandState
-from fleet.downlink import Downlink
 from fleet.errors import DownlinkUnavailableError, NotFoundError
+from fleet.mqtt.downlink import Downlink
 from fleet.settings import CommandSettings
 from protocol.messages import Command, CommandName, CommandResponse
 

@@ -31,8 +31,8 @@ from fleet.configs.push import ConfigPush
 from fleet.db.engine import database_errors
 from fleet.db.in_lists import in_chunks
 from fleet.db.schema import GatewayConfigRow
-from fleet.downlink import Downlink
 from fleet.errors import DownlinkUnavailableError, TransientError
+from fleet.mqtt.downlink import Downlink
 from fleet.settings import ConfigPushSettings
 from protocol.gateway_config import GatewayConfig
 from protocol.messages import ConfigDesired

@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 EraseRetained = Callable[[str], Awaitable[None]]
 """Deletes a topic's retained message, returning once the broker took the erasure
-(:meth:`fleet.downlink.Downlink.erase_retained`)."""
+(:meth:`fleet.mqtt.downlink.Downlink.erase_retained`)."""
 
 _SCOPE_ROWS: dict[Scope, type[Base]] = {
     Scope.COUNTY: CountyRow,

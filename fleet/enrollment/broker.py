@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Protocol, Self
 
 from fleet.broker_access import BrokerAccess, DynsecControl
-from fleet.broker_link import broker_tls_context
 from fleet.errors import (
     BrokerAccessConflictError,
     BrokerAccessRefusedError,
@@ -25,6 +24,7 @@ from fleet.errors import (
     ConflictError,
     EnrollmentBrokerError,
 )
+from fleet.mqtt.client import broker_tls_context
 from fleet.settings import FleetSettings
 
 logger = logging.getLogger(__name__)

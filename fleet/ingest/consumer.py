@@ -36,9 +36,9 @@ from collections.abc import Callable
 
 from fleet.errors import TransientError
 from fleet.ingest.dead_letters import DeadLetter, DeadLetterReason, DeadLetters, describe
-from fleet.ingest.mqtt_session import IngestSession, Received
 from fleet.ingest.router import Completion, IngestRouter
 from fleet.ingest.subscriptions import Lane
+from fleet.mqtt.ingest_session import IngestSession, Received
 from fleet.timeseries.writer import BatchingWriter
 from protocol.codec import Decoder, Inbound, Rejection
 from protocol.reconnect import Backoff

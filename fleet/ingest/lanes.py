@@ -11,9 +11,9 @@ from collections.abc import Iterator, Sequence
 
 from fleet.ingest.consumer import IngestConsumer
 from fleet.ingest.dead_letters import DeadLetters
-from fleet.ingest.mqtt_session import IngestSession
 from fleet.ingest.router import IngestRouter
 from fleet.ingest.subscriptions import Lane, lane_subscriptions
+from fleet.mqtt.ingest_session import IngestSession
 from fleet.settings import FleetSettings
 from fleet.timeseries.writer import BatchingWriter
 from protocol.codec import Decoder

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 
 from fleet.alerts.correlation import CLEARED_BY
 from fleet.alerts.store import AlertStore
+from fleet.gateways.presence import OfflineReason, PresenceTracker
+from fleet.gateways.registry import Registry
 from fleet.ingest.dedupe import RecentIds
-from fleet.presence import OfflineReason, PresenceTracker
-from fleet.registry import Registry
 from fleet.timeseries.points import PointList, camera_health_points, event_point, health_point, telemetry_points
 from fleet.timeseries.writer import BatchingWriter
 from protocol.codec import Inbound

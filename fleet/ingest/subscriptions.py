@@ -26,7 +26,7 @@ published: the consumer takes the message once, as it arrived live, and counts i
 from enum import StrEnum
 from typing import Final
 
-from fleet.ingest.mqtt_session import Subscription
+from fleet.mqtt.ingest_session import Subscription
 from protocol.topics import Channel, fleet_filter, shared_filter
 
 

@@ -4,7 +4,7 @@ Run several (``outpost fleet ingest --index N``, one index per worker, stable ac
 restarts) beside ``fleet run``, which owns the database schema, presence, the control channels and
 case delivery. A worker subscribes to the bulk channels (telemetry, event) through the shared
 subscription, writes their points in batches and notes last-seen times in the registry in batches.
-Its MQTT client id is ``{broker.client_id}-{tag}-ingest-{index}`` (:func:`fleet.broker_link.session_prefix`):
+Its MQTT client id is ``{broker.client_id}-{tag}-ingest-{index}`` (:func:`fleet.mqtt.client.session_prefix`):
 a restarted worker resumes its own persistent session and receives whatever the broker kept for it (what it
 had not acknowledged, and its share of what arrived while it was away).
 
@@ -18,10 +18,10 @@ from collections.abc import Callable
 
 from fleet.alerts.rules.model import same_rules_everywhere
 from fleet.alerts.store import AlertStore
-from fleet.broker_link import session_prefix
 from fleet.db.engine import create_engine, session_factory
 from fleet.enrollment.broker import DynsecProvisioner
 from fleet.errors import BrokerRefusedError, FleetError, TransientError
+from fleet.gateways.registry import Registry
 from fleet.gc_tuning import tune_for_throughput
 from fleet.ingest.dead_letters import DeadLetters
 from fleet.ingest.lanes import IngestLanes
@@ -29,7 +29,7 @@ from fleet.ingest.quarantine import Quarantine
 from fleet.ingest.router import IngestRouter
 from fleet.ingest.status import ingest_status
 from fleet.ingest.subscriptions import Lane, worker_client_id
-from fleet.registry import Registry
+from fleet.mqtt.client import session_prefix
 from fleet.settings import FleetSettings
 from fleet.supervision import supervise
 from fleet.timeseries.factory import writer_for

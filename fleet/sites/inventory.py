@@ -1,6 +1,6 @@
 """Gateways placed in villages, and the devices wired to them, as technicians record them.
 
-Presence, health and last-seen state of gateways belong to :mod:`fleet.registry`; this module
+Presence, health and last-seen state of gateways belong to :mod:`fleet.gateways.registry`; this module
 changes only what people decide: which gateway stands in which village under what name, and which
 devices it has on which grid. Each change is one transaction with its audit entry.
 

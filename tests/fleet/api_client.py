@@ -18,8 +18,8 @@ from fleet.alerts.store import AlertStore
 from fleet.api.app import create_app
 from fleet.api.context import ApiContext
 from fleet.api.schemas import AlertDeliveryStatus, HealthReport, IngestStatus, TimeSeriesStatus
+from fleet.gateways.registry import Registry
 from fleet.ingest.dead_letters import DeadLetters
-from fleet.registry import Registry
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
 from fleet.timeseries.history_sql import SqlHealthHistory

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.alerts.filters import AlertFilter
 from fleet.alerts.store import AlertStore
 from fleet.db.schema import AlertRow
-from fleet.registry import Registry
+from fleet.gateways.registry import Registry
 from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Severity
 from tests.fleet.helpers import RAISED_MS, FakeClock, make_alert, rules_everywhere
 

@@ -12,7 +12,7 @@ from fleet.alerts.history import NOTE, RAISE
 from fleet.alerts.source_time import DEFAULT_SOURCE_WINDOW, source_window_of
 from fleet.alerts.store import AlertStore
 from fleet.db.schema import AlertRow, AlertTransitionRow
-from fleet.registry import Registry
+from fleet.gateways.registry import Registry
 from fleet.settings import AlertSettings
 from protocol.clock import SourceWindow
 from tests.fleet.helpers import FakeClock, default_escalation, make_alert

@@ -12,7 +12,7 @@ from fleet.alerts.outbox_queue import OutboxQueue, Outcome
 from fleet.alerts.store import AlertStore
 from fleet.db.schema import DeliveryState
 from fleet.errors import FleetError
-from fleet.registry import Registry
+from fleet.gateways.registry import Registry
 from tests.fleet.helpers import RAISED_MS, FakeClock, default_escalation, make_alert
 
 

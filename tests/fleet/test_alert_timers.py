@@ -12,7 +12,7 @@ from fleet.alerts.lifecycle import AlertState
 from fleet.alerts.store import AlertStore
 from fleet.alerts.timers import AlertTimers
 from fleet.db.schema import AlertRow, AlertTransitionRow
-from fleet.registry import Registry
+from fleet.gateways.registry import Registry
 from protocol.clock import utc_now_ms
 from protocol.messages import Severity
 from tests.fleet.helpers import RAISED_MS, FakeClock, make_alert, rules_everywhere

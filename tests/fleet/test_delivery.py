@@ -28,8 +28,8 @@ from fleet.alerts.outbox_queue import OutboxQueue, Outcome, Pending
 from fleet.alerts.store import AlertStore
 from fleet.db.schema import AlertRow, DeliveryState, OutboxRow
 from fleet.errors import ChannelRejectedError, NothingToSendError
+from fleet.gateways.registry import Registry
 from fleet.governance.client import GovernanceClient
-from fleet.registry import Registry
 from fleet.settings import GovernanceSettings
 from protocol.governance import CASES_PATH, CaseClosed, CaseRequest, CaseStatus, CaseUpdateKind, CloseReason
 from protocol.messages import AlertKind, FleetAlertKind, Severity

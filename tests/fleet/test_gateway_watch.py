@@ -14,7 +14,7 @@ from fleet.alerts.outbox_queue import OutboxQueue
 from fleet.alerts.rules.model import AlertRules, KindRule, WatchLimits, same_rules_everywhere
 from fleet.alerts.store import AlertStore
 from fleet.db.schema import AlertRow
-from fleet.presence import OfflineReason, PresenceTracker, Transition
+from fleet.gateways.presence import OfflineReason, PresenceTracker, Transition
 from protocol.messages import ConfigReported, ConfigStatus, FleetAlertKind, GatewayHealth, Heartbeat, Severity
 from tests.fleet.alert_county import alert_county
 from tests.fleet.alert_parts import CASES

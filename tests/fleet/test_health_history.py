@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.access.roles import Actor, Role
 from fleet.errors import InvalidRequestError
-from fleet.registry import Registry
+from fleet.gateways.registry import Registry
 from fleet.settings import InfluxSettings, TimeSeriesSettings
 from fleet.timeseries.embedded import EmbeddedSink
 from fleet.timeseries.history import (

@@ -23,7 +23,7 @@ from fleet.alerts.outbox_queue import ChannelCounts, OutboxQueue, Outcome
 from fleet.db.engine import alembic_config, create_engine, session_factory
 from fleet.db.schema import AlertRow, DeliveryState, OutboxRow
 from fleet.errors import NotFoundError
-from fleet.registry import Registry
+from fleet.gateways.registry import Registry
 from protocol.messages import FleetAlertKind, Severity
 from tests.fleet.alert_parts import CASES, alert_row, raised, store_for
 from tests.fleet.helpers import RAISED_MS, FakeClock, database_url

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fleet.presence import OfflineReason, PresenceTracker, Transition
+from fleet.gateways.presence import OfflineReason, PresenceTracker, Transition
 
 V = "lakeside"
 GW = "gw-01"

@@ -3,7 +3,7 @@ backlog for the fleet) brings no gateway online; its Last Will still counts; fre
 
 import pytest
 
-from fleet.presence import OfflineReason, PresenceTracker, Transition
+from fleet.gateways.presence import OfflineReason, PresenceTracker, Transition
 
 V = "lakeside"
 GW = "gw-01"

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from fleet.db.engine import create_engine, migrate, session_factory
 from fleet.errors import DatabaseUnavailableError, TransientError
-from fleet.presence import OfflineReason, Transition
-from fleet.registry import AFTER_RESTART, Registry
+from fleet.gateways.presence import OfflineReason, Transition
+from fleet.gateways.registry import AFTER_RESTART, Registry
 from protocol.messages import GatewayHealth, Heartbeat
 from tests.fleet.helpers import FakeClock, database_url
 

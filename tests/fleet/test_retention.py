@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.db.schema import AuditRow, CommandRow, CommandState, DeliveryState, OutboxRow
-from fleet.registry import Registry
+from fleet.gateways.registry import Registry
 from fleet.retention import Purged, RetentionPurge
 from fleet.settings import RetentionSettings
 from tests.fleet.alert_parts import raised, store_for

@@ -38,9 +38,9 @@ from fleet.configs.push import ConfigPush
 from fleet.configs.signing import ConfigSigner
 from fleet.db.engine import create_engine, migrate, session_factory
 from fleet.db.schema import GatewayRow
-from fleet.downlink import Downlink
 from fleet.enrollment.broker import DynsecProvisioner
 from fleet.errors import DownlinkUnavailableError
+from fleet.mqtt.downlink import Downlink
 from fleet.service import FleetService
 from fleet.settings import (
     ApiSettings,

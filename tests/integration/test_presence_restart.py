@@ -116,7 +116,8 @@ def _went_online(caplog: pytest.LogCaptureFixture, gateway_id: str) -> list[str]
     return [
         record.getMessage()
         for record in caplog.records
-        if record.name == "fleet.registry" and record.getMessage().startswith(f"gateway {gateway_id} is online")
+        if record.name == "fleet.gateways.registry"
+        and record.getMessage().startswith(f"gateway {gateway_id} is online")
     ]
 
 
@@ -152,7 +153,7 @@ async def test_a_gateway_that_died_while_the_fleet_was_down_is_offline_after_res
         await asyncio.sleep(TIMEOUT_S + 1.0)  # the fleet stays down past the heartbeat timeout
 
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="fleet.registry"):
+        with caplog.at_level(logging.INFO, logger="fleet.gateways.registry"):
             await fleet.start()
             await _until_state(fleet, "gw-dies", False, "lost", timeout_s=5)
             await asyncio.sleep(TIMEOUT_S)  # whatever was queued has been taken by now

@@ -21,7 +21,7 @@ VILLAGE_NOTIFY_CHANNEL: Final = "village_notify"
 
 
 class Publisher(Protocol):
-    """The fleet's publishing connection (:class:`~fleet.downlink.Downlink`), as this channel uses it."""
+    """The fleet's publishing connection (:class:`~fleet.mqtt.downlink.Downlink`), as this channel uses it."""
 
     async def publish_raw(self, topic: str, payload: bytes, *, retain: bool, timeout_s: float) -> None:
         """Publish at QoS 1 and return once the broker acknowledged it; raise

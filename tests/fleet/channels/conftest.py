@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from fleet.downlink import Downlink
+from fleet.mqtt.downlink import Downlink
 from simulators.infra.mosquitto import MosquittoBroker
 from tests.fleet.channels.publisher import connected, publisher_for
 from tests.fleet.channels.receiver import WebhookReceiver, webhook_receiver

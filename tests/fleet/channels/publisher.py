@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from fleet.downlink import Downlink
+from fleet.mqtt.downlink import Downlink
 from fleet.settings import BrokerSettings
 from protocol.notifications import AlertNotification
 from protocol.reconnect import Backoff

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from fleet.alerts.channels.base import Channel
 from fleet.alerts.channels.configured import configured_channels
 from fleet.alerts.outbox import Outbox
-from fleet.downlink import Downlink
+from fleet.mqtt.downlink import Downlink
 from fleet.settings import BrokerSettings, FleetSettings
 from protocol.notifications import AlertStep
 

@@ -19,7 +19,7 @@ from fleet.alerts.outbox import Outbox
 from fleet.alerts.outbox_queue import OutboxQueue
 from fleet.alerts.store import AlertStore
 from fleet.db.schema import DeliveryState
-from fleet.downlink import Downlink
+from fleet.mqtt.downlink import Downlink
 from fleet.settings import VillageNotifySettings
 from protocol.notifications import AlertState, AlertStep
 from protocol.reconnect import Backoff

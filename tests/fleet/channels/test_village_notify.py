@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from fleet.alerts.channels.village_notify import VillageNotifyChannel
-from fleet.downlink import Downlink
 from fleet.errors import ChannelUnavailableError
+from fleet.mqtt.downlink import Downlink
 from fleet.settings import BrokerSettings, VillageNotifySettings
 from protocol.notifications import AlertState, AlertStep
 from protocol.topics import village_notify_topic

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.commands.store import CommandStore
-from fleet.downlink import Downlink
+from fleet.mqtt.downlink import Downlink
 from fleet.settings import BrokerSettings
 from protocol.codec import Decoder, Inbound
 from protocol.messages import Command

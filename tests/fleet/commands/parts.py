@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.commands.dispatcher import CommandDispatcher
 from fleet.commands.store import CommandStore
 from fleet.configs.signing import ConfigSigner
-from fleet.downlink import Downlink
+from fleet.mqtt.downlink import Downlink
 from fleet.settings import BrokerSettings, CommandSettings
 from tests.fleet.helpers import FakeClock
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.api.context import ApiContext
-from fleet.downlink import Downlink
+from fleet.mqtt.downlink import Downlink
 from protocol.messages import Command, CommandResponse
 from tests.fleet.api_client import api_client, api_context
 from tests.fleet.commands.conftest import GATEWAY, VILLAGE

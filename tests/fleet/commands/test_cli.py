@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.api.context import ApiContext
 from fleet.cli import app
-from fleet.downlink import Downlink
+from fleet.mqtt.downlink import Downlink
 from protocol.messages import Command, CommandResponse
 from tests.fleet.api_client import ADMIN_TOKEN, api_context
 from tests.fleet.commands.conftest import GATEWAY, VILLAGE

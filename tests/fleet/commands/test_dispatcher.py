@@ -11,7 +11,7 @@ from fleet.access.roles import Actor, Role
 from fleet.commands.dispatcher import CommandDispatcher
 from fleet.commands.store import NewCommand
 from fleet.db.schema import CommandState
-from fleet.downlink import Downlink
+from fleet.mqtt.downlink import Downlink
 from protocol.messages import Command, CommandName, CommandResponse
 from tests.fleet.commands.conftest import GATEWAY, VILLAGE
 from tests.fleet.commands.parts import dispatcher, unconnected_commands

@@ -3,7 +3,7 @@
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.access.roles import Actor, Role
-from fleet.registry import Registry
+from fleet.gateways.registry import Registry
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.schemas import CountySpec, GatewaySpec, TownSpec, VillageSpec
 from fleet.sites.store import SiteStore

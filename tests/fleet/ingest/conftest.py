@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 import aiomqtt
 import pytest
 
-from fleet.ingest.mqtt_session import IngestSession, Received
+from fleet.mqtt.ingest_session import IngestSession, Received
 from simulators.infra.mosquitto import MosquittoBroker
 
 

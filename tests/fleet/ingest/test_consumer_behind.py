@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.alerts.store import AlertStore
+from fleet.gateways.registry import Registry
 from fleet.ingest.consumer import BEHIND_AFTER_S, IngestConsumer
 from fleet.ingest.dead_letters import DeadLetters
-from fleet.ingest.mqtt_session import IngestSession, Received
 from fleet.ingest.router import IngestRouter
-from fleet.registry import Registry
+from fleet.mqtt.ingest_session import IngestSession, Received
 from fleet.settings import BrokerSettings
 from fleet.timeseries.embedded import EmbeddedSink
 from fleet.timeseries.writer import BatchingWriter

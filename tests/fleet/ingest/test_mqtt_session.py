@@ -6,8 +6,8 @@ import aiomqtt
 import pytest
 
 from fleet.errors import BrokerRefusedError
-from fleet.ingest.mqtt_session import IngestSession, Subscription
 from fleet.ingest.subscriptions import LANE_CHANNELS, Lane, lane_filters, lane_subscriptions
+from fleet.mqtt.ingest_session import IngestSession, Subscription
 from fleet.settings import BrokerSettings
 from protocol.reconnect import Backoff
 from protocol.topics import Channel, fleet_filter, shared_filter

@@ -16,13 +16,12 @@ import logging
 
 import aiomqtt
 
-from fleet.broker_link import broker_tls_context
-from fleet.broker_reconnect import wait_to_reconnect
 from fleet.errors import DownlinkUnavailableError
+from fleet.mqtt.client import broker_tls_context, session_client
+from fleet.mqtt.reconnect import wait_to_reconnect
 from fleet.settings import BrokerSettings
 from protocol.codec import encode
 from protocol.messages import Message, channel_of
-from protocol.mqtt_socket import NO_DELAY
 from protocol.reconnect import Backoff
 from protocol.topics import gateway_topic
 
@@ -56,20 +55,9 @@ class Downlink:
                 await wait_to_reconnect(exc, self._broker, self.client_id, self._backoff, role="downlink")
 
     async def _connection(self) -> None:
-        password = self._broker.password.get_secret_value() if self._broker.password else None
         protocol = aiomqtt.ProtocolVersion.V311 if self._broker.mqtt_version == "3.1.1" else aiomqtt.ProtocolVersion.V5
-        client = aiomqtt.Client(
-            self._broker.host,
-            self._broker.port,
-            identifier=self.client_id,
-            username=self._broker.username,
-            password=password,
-            keepalive=self._broker.keepalive_s,
-            protocol=protocol,
-            timeout=10,
-            max_inflight_messages=self._max_in_flight,
-            tls_context=self._tls,
-            socket_options=NO_DELAY,
+        client = session_client(
+            self._broker, self.client_id, self._tls, protocol=protocol, max_inflight_messages=self._max_in_flight
         )
         client.pending_calls_threshold = self._max_in_flight  # aiomqtt warns above it (default 10)
         async with client:

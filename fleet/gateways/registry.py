@@ -24,7 +24,7 @@ from fleet.db.engine import database_errors
 from fleet.db.schema import GatewayRow, VillageRow
 from fleet.db.upsert import insert_all_missing, insert_if_missing
 from fleet.errors import DatabaseUnavailableError, FleetError
-from fleet.presence import Transition
+from fleet.gateways.presence import Transition
 from protocol.messages import Heartbeat
 
 logger = logging.getLogger(__name__)

@@ -52,12 +52,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from fleet.broker_link import broker_tls_context
-from fleet.broker_reconnect import wait_to_reconnect
 from fleet.ingest.fair_queue import FairQueue
+from fleet.mqtt.client import broker_tls_context, session_client
+from fleet.mqtt.reconnect import wait_to_reconnect
 from fleet.settings import BrokerSettings
 from protocol.codec import MAX_PACKET_BYTES
-from protocol.mqtt_socket import NO_DELAY
 from protocol.reconnect import Backoff
 
 logger = logging.getLogger(__name__)
@@ -180,22 +179,10 @@ class IngestSession:
 
     def _client(self) -> tuple[aiomqtt.Client, mqtt.Client]:
         """A client for one connection, and the paho client inside it (set to manual acknowledgement)."""
-        password = self._broker.password.get_secret_value() if self._broker.password else None
-        client = aiomqtt.Client(
-            self._broker.host,
-            self._broker.port,
-            identifier=self.client_id,
-            username=self._broker.username,
-            password=password,
-            keepalive=self._broker.keepalive_s,
-            timeout=10,
-            tls_context=self._tls,
-            socket_options=NO_DELAY,
-            **self._session_options(),
-        )
+        client = session_client(self._broker, self.client_id, self._tls, **self._session_options())
         paho = getattr(client, "_client", None)  # aiomqtt 2.x keeps its paho client here (pinned <3)
         if not isinstance(paho, mqtt.Client):
-            raise TypeError("this aiomqtt version does not expose its paho client; check fleet.ingest.mqtt_session")
+            raise TypeError("this aiomqtt version does not expose its paho client; check fleet.mqtt.ingest_session")
         paho.manual_ack_set(True)
         return client, paho
 
