@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from fleet.alerts.rules.layers import RuleScope
 from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call
+from fleet.layers.scope import Scope
 
 rules = typer.Typer(
     help=(
@@ -25,7 +25,7 @@ rules = typer.Typer(
     no_args_is_help=True,
 )
 
-Scope = Annotated[RuleScope, typer.Argument(metavar="SCOPE", help="Where the layer applies: county, town or village.")]
+ScopeArg = Annotated[Scope, typer.Argument(metavar="SCOPE", help="Where the layer applies: county, town or village.")]
 ScopeId = Annotated[str, typer.Argument(metavar="ID", help="The county's, town's or village's id.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the fleet's JSON instead (for scripts).")]
 
@@ -81,7 +81,7 @@ def show(
 
 
 @rules.command("get")
-def get(scope: Scope, scope_id: ScopeId, fleet: FleetUrl = DEFAULT_FLEET_URL, token: Token = "") -> None:
+def get(scope: ScopeArg, scope_id: ScopeId, fleet: FleetUrl = DEFAULT_FLEET_URL, token: Token = "") -> None:
     """A layer as stored (only the keys it sets), as JSON on stdout; who set it and when on stderr."""
     layer = call(fleet, token, "GET", f"/alert-rules/{scope.value}/{scope_id}")
     typer.echo(f"{scope.value} {scope_id}: set by {layer['updated_by']} at {_when(layer['updated_ms'])}", err=True)
@@ -90,7 +90,7 @@ def get(scope: Scope, scope_id: ScopeId, fleet: FleetUrl = DEFAULT_FLEET_URL, to
 
 @rules.command("set", epilog=f"A layer, for example:\n\n{_EXAMPLE}")
 def set_layer(
-    scope: Scope,
+    scope: ScopeArg,
     scope_id: ScopeId,
     file: Annotated[
         str, typer.Argument(metavar="FILE", help="The layer: a JSON file, a .toml file, or - to read JSON from stdin.")
@@ -106,7 +106,7 @@ def set_layer(
 
 
 @rules.command("clear")
-def clear(scope: Scope, scope_id: ScopeId, fleet: FleetUrl = DEFAULT_FLEET_URL, token: Token = "") -> None:
+def clear(scope: ScopeArg, scope_id: ScopeId, fleet: FleetUrl = DEFAULT_FLEET_URL, token: Token = "") -> None:
     """Remove a layer; the villages it reached fall back on their other layers, or the defaults."""
     call(fleet, token, "DELETE", f"/alert-rules/{scope.value}/{scope_id}")
     typer.echo(f"cleared the alert rules of {scope.value} {scope_id}")

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, table
-from fleet.configs.layers import Scope
 from fleet.configs.state import SyncStatus
+from fleet.layers.scope import Scope
 
 config = typer.Typer(
     help="Gateway configs pushed by the fleet: layers county ← town ← village ← gateway, and each gateway's status.",

@@ -11,9 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response, status
 
-from fleet.alerts.rules.layers import RuleScope
-from fleet.alerts.rules.schemas import RuleLayerPublic, VillageRules
+from fleet.alerts.rules.schemas import VillageRules
 from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Reader, SiteManager
+from fleet.layers.schemas import LayerPublic
+from fleet.layers.scope import Scope
 
 router = APIRouter(tags=["alert rules"], responses=CALLER_RESPONSES)
 
@@ -24,7 +25,7 @@ _INVALID: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/alert-rules/{scope}/{scope_id}", responses={**_NOT_FOUND})
-async def get_rule_layer(ctx: Context, _: Reader, scope: RuleScope, scope_id: IdPath) -> RuleLayerPublic:
+async def get_rule_layer(ctx: Context, _: Reader, scope: Scope, scope_id: IdPath) -> LayerPublic:
     """The layer as stored: only the keys it sets."""
     return await ctx.rules.layer(scope, scope_id)
 
@@ -33,7 +34,7 @@ async def get_rule_layer(ctx: Context, _: Reader, scope: RuleScope, scope_id: Id
 async def put_rule_layer(
     ctx: Context,
     actor: SiteManager,
-    scope: RuleScope,
+    scope: Scope,
     scope_id: IdPath,
     overrides: Annotated[
         dict[str, Any],
@@ -42,13 +43,13 @@ async def put_rule_layer(
             '{"kinds": {"camera_offline": {"severity": "minor", "hold_off_s": 300}}}.'
         ),
     ],
-) -> RuleLayerPublic:
+) -> LayerPublic:
     """Set a layer; the villages it reaches run by the new rules at once."""
     return await ctx.rules.put_layer(actor, scope, scope_id, overrides)
 
 
 @router.delete("/alert-rules/{scope}/{scope_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND})
-async def delete_rule_layer(ctx: Context, actor: SiteManager, scope: RuleScope, scope_id: IdPath) -> Response:
+async def delete_rule_layer(ctx: Context, actor: SiteManager, scope: Scope, scope_id: IdPath) -> Response:
     """Remove a layer; the villages it reached fall back on their other layers, or the defaults."""
     await ctx.rules.delete_layer(actor, scope, scope_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -12,10 +12,11 @@ from fastapi import APIRouter, Body, Depends, Query
 from fleet.access.roles import Actor, Permission
 from fleet.access.scope import covers
 from fleet.api.context import CALLER_RESPONSES, Context, IdPath, Provisioner, Reader, in_scope
-from fleet.configs.layers import Scope
-from fleet.configs.schemas import GatewayConfigView, LayerChange, LayerPublic, SigningKeyPublic, StatusReport
+from fleet.configs.schemas import GatewayConfigView, LayerChange, SigningKeyPublic, StatusReport, layer_public
 from fleet.configs.state import SyncStatus
 from fleet.errors import PermissionDeniedError
+from fleet.layers.schemas import LayerPublic
+from fleet.layers.scope import Scope
 from protocol.identifiers import IDENTIFIER_PATTERN
 
 router = APIRouter(tags=["config"], responses=CALLER_RESPONSES)
@@ -55,13 +56,13 @@ async def list_layers(ctx: Context, actor: Reader, scope: Scope | None = None) -
     rows = await in_scope(
         ctx, actor, await ctx.configs.layers(scope), lambda at, row: at.of_layer(row.scope, row.scope_id)
     )
-    return [LayerPublic.of(row, secrets=_shown_to(actor)) for row in rows]
+    return [layer_public(row, secrets=_shown_to(actor)) for row in rows]
 
 
 @router.get("/config/layers/{scope}/{scope_id}", responses={**_NOT_FOUND})
 async def get_layer(ctx: Context, actor: Reader, scope: Scope, scope_id: IdPath) -> LayerPublic:
     """One layer (camera logins shown only to roles that provision)."""
-    return LayerPublic.of(await ctx.configs.layer(scope, scope_id), secrets=_shown_to(actor))
+    return layer_public(await ctx.configs.layer(scope, scope_id), secrets=_shown_to(actor))
 
 
 @router.put("/config/layers/{scope}/{scope_id}", responses={**_NOT_FOUND, **_INVALID})

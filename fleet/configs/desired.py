@@ -16,12 +16,12 @@ from typing import Any, Final
 from sqlalchemy import Table, and_, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.configs.layers import LayerKey
-from fleet.configs.placements import Placement
-from fleet.configs.resolve import canonical, digest, resolve
+from fleet.configs.layers import GATEWAY_CONFIG
+from fleet.configs.resolve import canonical, digest
 from fleet.db.in_lists import in_chunks
 from fleet.db.schema import GatewayConfigRow, GatewayRow
 from fleet.errors import InvalidRequestError
+from fleet.layers.scope import GatewayPlace, LayerKey
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from protocol.gateway_config import GatewayConfig
 
@@ -72,7 +72,7 @@ def fits_the_gateway(config: GatewayConfig) -> str | None:
 
 async def recompute(
     session: AsyncSession,
-    reached: Sequence[Placement],
+    reached: Sequence[GatewayPlace],
     layers: Mapping[LayerKey, Mapping[str, Any]],
     now_ms: int,
     *,
@@ -90,7 +90,7 @@ async def recompute(
     rows = await _rows(session, [place.gateway_id for place in reached])
     for place in reached:
         row = rows.get(place.gateway_id)
-        applying = place.layers(layers)
+        applying = [overrides for _, overrides in place.chain(layers)]
         if not applying:
             outcome.unmanaged += 1
             if row is not None and row.config is not None:
@@ -98,7 +98,7 @@ async def recompute(
                 outcome.changed.append(place.gateway_id)
             continue
         try:
-            config = resolve(applying)
+            config = GATEWAY_CONFIG.resolve(applying)
             revoked = sorted(set(config.revoked_signing_keys) | set(revoked_key_ids))
             if revoked != config.revoked_signing_keys:
                 config = GatewayConfig.model_validate(config.model_dump() | {"revoked_signing_keys": revoked})

@@ -23,27 +23,24 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fleet.access.audit import Change, record, snapshot
 from fleet.access.roles import Actor
 from fleet.configs.desired import Recomputed, forget_removed_gateways, recompute, resign_all_but
-from fleet.configs.layers import LayerKey, Scope, check_overrides
+from fleet.configs.layers import GATEWAY_CONFIG
 from fleet.configs.placements import (
-    Placement,
-    all_layers,
-    layer_rows,
     placement,
     placement_in_village,
     placement_query,
     placements,
     within,
 )
-from fleet.configs.resolve import resolve
-from fleet.configs.schemas import GatewayConfigView, GatewaySync, LayerChange, LayerPublic, StatusReport
+from fleet.configs.schemas import GatewayConfigView, GatewaySync, LayerChange, StatusReport, layer_public
 from fleet.configs.signing import ConfigSigner
 from fleet.configs.state import SyncStatus, note_report, raise_above
-from fleet.db.schema import Base, ConfigLayerRow, CountyRow, GatewayConfigRow, GatewayRow, TownRow, VillageRow
+from fleet.db.schema import ConfigLayerRow, GatewayConfigRow, GatewayRow
 from fleet.errors import DataIntegrityError, NotFoundError
-from fleet.sites.records import Records, require
+from fleet.layers.rows import LayerRows
+from fleet.layers.scope import GatewayPlace, LayerKey, Scope
+from fleet.sites.records import Records
 from protocol.gateway_config import GatewayConfig
 from protocol.messages import ConfigReported
 from protocol.topics import Channel, gateway_topic
@@ -53,13 +50,6 @@ logger = logging.getLogger(__name__)
 EraseRetained = Callable[[str], Awaitable[None]]
 """Deletes a topic's retained message, returning once the broker took the erasure
 (:meth:`fleet.mqtt.downlink.Downlink.erase_retained`)."""
-
-_SCOPE_ROWS: dict[Scope, type[Base]] = {
-    Scope.COUNTY: CountyRow,
-    Scope.TOWN: TownRow,
-    Scope.VILLAGE: VillageRow,
-    Scope.GATEWAY: GatewayRow,
-}
 
 
 class ConfigPush:
@@ -72,6 +62,7 @@ class ConfigPush:
         erase_retained: EraseRetained | None = None,
     ) -> None:
         self._records = Records(sessions, clock)
+        self._layers = LayerRows(ConfigLayerRow, GATEWAY_CONFIG, "config_layer", clock)
         self._clock = clock
         self.signer = signer
         self._erase_retained = erase_retained
@@ -89,59 +80,37 @@ class ConfigPush:
 
     async def layer(self, scope: Scope, scope_id: str) -> ConfigLayerRow:
         async with self._records.read(f"read the {scope.value} config layer {scope_id}") as session:
-            return await require(session, ConfigLayerRow, (scope.value, scope_id), _label((scope, scope_id)))
+            return await self._layers.get(session, (scope, scope_id))
 
     async def put_layer(self, actor: Actor, scope: Scope, scope_id: str, overrides: Mapping[str, Any]) -> LayerChange:
         """Set the layer at ``scope``/``scope_id`` to ``overrides`` (replacing it whole) and every desired
         config it reaches; refused, changing nothing, if the layer or any reached gateway's config is invalid."""
         key = (scope, scope_id)
-        checked = check_overrides(overrides, key)
+        checked = GATEWAY_CONFIG.check(overrides, key)
         async with self._lock, self._records.write(f"set the {scope.value} config layer {scope_id}") as session:
-            await require(session, _SCOPE_ROWS[scope], scope_id, f"{scope.value} {scope_id!r}")
-            row = await session.get(ConfigLayerRow, (scope.value, scope_id))
+            row, changed = await self._layers.put(session, actor, key, checked)
             reached = await placements(session, key)
-            if row is not None and row.overrides == checked:
-                return LayerChange(layer=LayerPublic.of(row), gateways=len(reached), changed=0)
-            before = snapshot(row)
-            if row is None:
-                row = ConfigLayerRow(scope=scope.value, scope_id=scope_id)
-                session.add(row)
-            row.overrides = checked
-            row.updated_ms = self._clock()
-            row.updated_by = actor.name
-            action = "config_layer.create" if before is None else "config_layer.update"
-            record(session, actor, Change(action, "config_layer", _target(key), before, snapshot(row)), self._clock())
+            if not changed:
+                return LayerChange(layer=layer_public(row), gateways=len(reached), changed=0)
             outcome = await self._recompute(session, reached, refuse_invalid=True)
-        logger.info(
-            "%s set %s: %d of %d gateways get a new config",
-            actor.name,
-            _label(key),
-            len(outcome.changed),
-            outcome.gateways,
-        )
-        self._changed(outcome)
-        return LayerChange(layer=LayerPublic.of(row), gateways=outcome.gateways, changed=len(outcome.changed))
+        self._log_change(actor, "set", key, outcome)
+        return LayerChange(layer=layer_public(row), gateways=outcome.gateways, changed=len(outcome.changed))
 
     async def delete_layer(self, actor: Actor, scope: Scope, scope_id: str) -> LayerChange:
         key = (scope, scope_id)
         async with self._lock, self._records.write(f"remove the {scope.value} config layer {scope_id}") as session:
-            row = await require(session, ConfigLayerRow, (scope.value, scope_id), _label(key))
-            before = snapshot(row)
-            await session.delete(row)
-            record(
-                session, actor, Change("config_layer.delete", "config_layer", _target(key), before, None), self._clock()
-            )
+            await self._layers.delete(session, actor, key)
             reached = await placements(session, key)
             outcome = await self._recompute(session, reached, refuse_invalid=True)
-        logger.info(
-            "%s removed %s: %d of %d gateways get a new config",
-            actor.name,
-            _label(key),
-            len(outcome.changed),
-            outcome.gateways,
-        )
-        self._changed(outcome)
+        self._log_change(actor, "removed", key, outcome)
         return LayerChange(layer=None, gateways=outcome.gateways, changed=len(outcome.changed))
+
+    def _log_change(self, actor: Actor, verb: str, key: LayerKey, outcome: Recomputed) -> None:
+        logger.info(
+            "%s %s %s: %d of %d gateways get a new config",
+            actor.name, verb, GATEWAY_CONFIG.label(key), len(outcome.changed), outcome.gateways,
+        )  # fmt: skip
+        self._changed(outcome)
 
     # --- gateways --------------------------------------------------------------------------------
 
@@ -150,20 +119,20 @@ class ConfigPush:
             place = await placement(session, gateway_id)
             if place is None:
                 raise NotFoundError(f"no gateway {gateway_id!r}")
-            layers = await layer_rows(session, place.layer_keys())
+            layers = await self._layers.at(session, place.layer_keys())
             row = await session.get(GatewayConfigRow, gateway_id)
         resolved: GatewayConfig | None = None
         resolve_error: str | None = None
         if layers:
             try:
-                resolved = resolve(layer.overrides for layer in layers)
+                resolved = GATEWAY_CONFIG.resolve(layer.overrides for layer in layers)
             except ValueError as exc:
                 resolve_error = str(exc)
         return GatewayConfigView(
             sync=GatewaySync.of(gateway_id, place.village_id, row),
             town_id=place.town_id,
             county_id=place.county_id,
-            layers=[LayerPublic.of(layer) for layer in layers],
+            layers=[layer_public(layer) for layer in layers],
             resolved=resolved,
             resolve_error=resolve_error,
             key_id=row.key_id if row is not None else None,
@@ -320,11 +289,11 @@ class ConfigPush:
             place = await placement_in_village(session, village_id, gateway_id)
             if place is None:
                 return None
-            layers = place.layers(await all_layers(session))
+            layers = [overrides for _, overrides in place.chain(await self._layers.overrides(session))]
         if not layers:
             return None
         try:
-            return resolve(layers)
+            return GATEWAY_CONFIG.resolve(layers)
         except ValueError as exc:
             logger.error("gateway %s has no valid config to start with: %s", gateway_id, exc)
             return None
@@ -334,10 +303,10 @@ class ConfigPush:
         return self.signer.public_key_pem
 
     async def _recompute(
-        self, session: AsyncSession, reached: Sequence[Placement], *, refuse_invalid: bool
+        self, session: AsyncSession, reached: Sequence[GatewayPlace], *, refuse_invalid: bool
     ) -> Recomputed:
         """:func:`~fleet.configs.desired.recompute` for ``reached`` under every layer, naming the revoked keys."""
-        layers = await all_layers(session)
+        layers = await self._layers.overrides(session)
         revoked = self.signer.revoked_key_ids
         return await recompute(
             session, reached, layers, self._clock(), refuse_invalid=refuse_invalid, revoked_key_ids=revoked
@@ -346,11 +315,3 @@ class ConfigPush:
     def _changed(self, outcome: Recomputed) -> None:
         if outcome.changed:
             self.changed.set()
-
-
-def _label(key: LayerKey) -> str:
-    return f"{key[0].value} config layer {key[1]!r}"
-
-
-def _target(key: LayerKey) -> str:
-    return f"{key[0].value}/{key[1]}"

@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleet.configs.layers import Scope
 from fleet.configs.state import SyncStatus, error_of, status_of
 from fleet.db.schema import ConfigLayerRow, GatewayConfigRow
+from fleet.layers.schemas import LayerPublic
 from protocol.camera_sources import redact_source
 from protocol.gateway_config import GatewayConfig
 
@@ -17,23 +17,9 @@ class _Public(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class LayerPublic(_Public):
-    scope: Scope
-    scope_id: str
-    overrides: dict[str, Any] = Field(description="The part of the gateway config this layer sets.")
-    updated_ms: int
-    updated_by: str
-
-    @classmethod
-    def of(cls, row: ConfigLayerRow, *, secrets: bool = True) -> "LayerPublic":
-        """The layer as the API shows it; without ``secrets``, camera sources lose their login and query."""
-        return cls(
-            scope=Scope(row.scope),
-            scope_id=row.scope_id,
-            overrides=row.overrides if secrets else without_camera_logins(row.overrides),
-            updated_ms=row.updated_ms,
-            updated_by=row.updated_by,
-        )
+def layer_public(row: ConfigLayerRow, *, secrets: bool = True) -> LayerPublic:
+    """The layer as the API shows it; without ``secrets``, camera sources lose their login and query."""
+    return LayerPublic.of(row, None if secrets else without_camera_logins(row.overrides))
 
 
 class LayerChange(_Public):

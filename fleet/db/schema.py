@@ -271,16 +271,23 @@ class EnrollmentTokenRow(Base):
 # --- config push ---
 
 
-class ConfigLayerRow(Base):
-    """Part of a gateway config set for a county, town, village or one gateway (fleet.configs.layers)."""
+class LayerColumns(Base):
+    """A layer's columns (fleet.layers): keyed by scope and id, the site it names checked when it is written (no
+    foreign key to the site tables)."""
 
-    __tablename__ = "config_layers"
+    __abstract__ = True
 
     scope: Mapped[str] = mapped_column(String(16), primary_key=True)
     scope_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     overrides: Mapped[dict[str, Any]]
     updated_ms: Mapped[int] = mapped_column(BigInteger)
     updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class ConfigLayerRow(LayerColumns):
+    """Part of a gateway config set for a county, town, village or one gateway (fleet.configs.layers)."""
+
+    __tablename__ = "config_layers"
 
 
 class GatewayConfigRow(Base):
@@ -359,19 +366,10 @@ class CommandRow(Base):
 # --- alert rules ---
 
 
-class AlertRuleLayerRow(Base):
-    """Part of the alert rules set for a county, town or village (fleet.alerts.rules.layers).
-
-    No foreign key to the site tables: like a config layer, the row is keyed by scope and id, and the site
-    it names is checked when it is written."""
+class AlertRuleLayerRow(LayerColumns):
+    """Part of the alert rules set for a county, town or village (fleet.alerts.rules.layers)."""
 
     __tablename__ = "alert_rule_layers"
-
-    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
-    scope_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    overrides: Mapped[dict[str, Any]]
-    updated_ms: Mapped[int] = mapped_column(BigInteger)
-    updated_by: Mapped[str] = mapped_column(String(64))
 
 
 # --- ingest dead letters ---

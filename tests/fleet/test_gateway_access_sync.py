@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.access.audit import AuditLog
 from fleet.configs.desired import Published, mark_published, unpublished
-from fleet.configs.layers import Scope
 from fleet.configs.push import ConfigPush
 from fleet.configs.state import SyncStatus
 from fleet.db.schema import GatewayConfigRow
+from fleet.layers.scope import Scope
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.schemas import GatewayPatch
 from tests.fleet.configs.parts import config_push

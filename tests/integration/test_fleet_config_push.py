@@ -20,7 +20,7 @@ from edge.agent import GatewayAgent
 from edge.settings import BrokerSettings as EdgeBrokerSettings
 from edge.settings import EdgeSettings
 from fleet.access.roles import Actor, Role
-from fleet.configs.layers import Scope
+from fleet.layers.scope import Scope
 from fleet.configs.push import ConfigPush
 from fleet.configs.signing import ConfigSigner
 from fleet.db.engine import create_engine, session_factory

@@ -33,7 +33,7 @@ from fleet.broker_access.acls import Acl, AclType, DefaultAccessType
 from fleet.broker_access.bootstrap import FleetLogin, prepare_broker
 from fleet.broker_access.policy import FLEET_ROLE, gateway_role
 from fleet.broker_access.responses import BrokerClient, CommandResponse, raise_for_errors
-from fleet.configs.layers import Scope
+from fleet.layers.scope import Scope
 from fleet.configs.push import ConfigPush
 from fleet.configs.signing import ConfigSigner
 from fleet.db.engine import create_engine, migrate, session_factory

@@ -18,33 +18,19 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fleet.access.audit import Change, record, snapshot
 from fleet.access.roles import Actor
-from fleet.alerts.rules.layers import (
-    Overrides,
-    Resolved,
-    RuleLayerKey,
-    RuleScope,
-    VillagePlace,
-    chain,
-    check_layer,
-    label,
-    resolve,
-)
+from fleet.alerts.rules.layers import ALERT_RULES
 from fleet.alerts.rules.model import DEFAULT_RULES, AlertRules
-from fleet.alerts.rules.schemas import IgnoredLayer, RuleLayerPublic, VillageRules
-from fleet.db.schema import AlertRuleLayerRow, Base, CountyRow, TownRow, VillageRow
+from fleet.alerts.rules.schemas import IgnoredLayer, VillageRules
+from fleet.db.schema import AlertRuleLayerRow, TownRow, VillageRow
 from fleet.errors import FleetError, NotFoundError
-from fleet.sites.records import Records, require
+from fleet.layers.document import Resolved
+from fleet.layers.rows import LayerRows, key_of
+from fleet.layers.schemas import LayerPublic
+from fleet.layers.scope import LayerKey, Place, Scope
+from fleet.sites.records import Records
 
 logger = logging.getLogger(__name__)
-
-_SITE_ROWS: dict[RuleScope, type[Base]] = {
-    RuleScope.COUNTY: CountyRow,
-    RuleScope.TOWN: TownRow,
-    RuleScope.VILLAGE: VillageRow,
-}
-_AUDIT_TARGET = "alert_rule_layer"
 
 
 class RuleBook:
@@ -53,10 +39,11 @@ class RuleBook:
     ) -> None:
         """``base``: what every village runs by under its layers (the fleet's ``alerts.rules`` setting)."""
         self._records = Records(sessions, clock)
+        self._layers = LayerRows(AlertRuleLayerRow, ALERT_RULES, "alert_rule_layer", clock)
         self._clock = clock
         self._base = base
         self._rules: dict[str, AlertRules] = {}
-        self._ignored: dict[RuleLayerKey, str] = {}
+        self._ignored: dict[LayerKey, str] = {}
         self._refreshing = asyncio.Lock()
 
     # --- serving -------------------------------------------------------------------------------
@@ -76,90 +63,69 @@ class RuleBook:
         async with self._refreshing:
             async with self._records.read("read the alert rules of every village") as session:
                 places = await _places(session)
-                layers = await _all_layers(session)
-            by_chain: dict[tuple[RuleLayerKey, ...], Resolved] = {}
+                layers = await self._layers.overrides(session)
+            by_chain: dict[tuple[LayerKey, ...], Resolved[AlertRules]] = {}
             rules: dict[str, AlertRules] = {}
-            ignored: dict[RuleLayerKey, str] = {}
+            ignored: dict[LayerKey, str] = {}
             for place in places:
-                reaching = chain(place, layers)
+                reaching = place.chain(layers)
                 chain_key = tuple(key for key, _ in reaching)
                 resolved = by_chain.get(chain_key)
                 if resolved is None:
-                    resolved = by_chain[chain_key] = resolve(reaching, self._base)
+                    resolved = by_chain[chain_key] = ALERT_RULES.resolve_leniently(reaching, self._base)
                     ignored.update(resolved.ignored)
                 if resolved.applied:
-                    rules[place.village_id] = resolved.rules
+                    rules[place.village_id] = resolved.value
             self._rules = rules
             if ignored != self._ignored:
                 for key, reason in ignored.items():
-                    logger.warning("%s no longer validates and is left out: %s", label(key), reason)
+                    logger.warning("%s no longer validates and is left out: %s", ALERT_RULES.label(key), reason)
                 self._ignored = ignored
         logger.debug("alert rules: %d villages, %d with their own rules", len(places), len(rules))
 
     # --- layers ---------------------------------------------------------------------------------
 
-    async def layer(self, scope: RuleScope, scope_id: str) -> RuleLayerPublic:
+    async def layer(self, scope: Scope, scope_id: str) -> LayerPublic:
         async with self._records.read(f"read the {scope.value} alert rules {scope_id}") as session:
-            row = await require(session, AlertRuleLayerRow, (scope.value, scope_id), label((scope, scope_id)))
-            return RuleLayerPublic.of(row)
+            return LayerPublic.of(await self._layers.get(session, (scope, scope_id)))
 
-    async def put_layer(
-        self, actor: Actor, scope: RuleScope, scope_id: str, overrides: Mapping[str, Any]
-    ) -> RuleLayerPublic:
+    async def put_layer(self, actor: Actor, scope: Scope, scope_id: str, overrides: Mapping[str, Any]) -> LayerPublic:
         """Set the layer at ``scope``/``scope_id`` to ``overrides``, replacing it whole; refused, changing
         nothing, if it is not valid (:class:`~fleet.errors.InvalidRequestError`) or the site is unknown
         (:class:`~fleet.errors.NotFoundError`)."""
         key = (scope, scope_id)
-        checked = check_layer(overrides, key)
+        checked = ALERT_RULES.check(overrides, key)
         async with self._records.write(f"set the {scope.value} alert rules {scope_id}") as session:
-            await require(session, _SITE_ROWS[scope], scope_id, f"{scope.value} {scope_id!r}")
-            row = await session.get(AlertRuleLayerRow, (scope.value, scope_id))
-            if row is not None and row.overrides == checked:
-                return RuleLayerPublic.of(row)
-            before = snapshot(row)
-            if row is None:
-                row = AlertRuleLayerRow(scope=scope.value, scope_id=scope_id)
-                session.add(row)
-            row.overrides = checked
-            row.updated_ms = self._clock()
-            row.updated_by = actor.name
-            action = f"{_AUDIT_TARGET}.create" if before is None else f"{_AUDIT_TARGET}.update"
-            record(session, actor, Change(action, _AUDIT_TARGET, _target(key), before, snapshot(row)), self._clock())
-            public = RuleLayerPublic.of(row)
-        logger.info("%s set %s", actor.name, label(key))
-        await self.changed()
+            row, changed = await self._layers.put(session, actor, key, checked)
+            public = LayerPublic.of(row)
+        if changed:
+            logger.info("%s set %s", actor.name, ALERT_RULES.label(key))
+            await self.changed()
         return public
 
-    async def delete_layer(self, actor: Actor, scope: RuleScope, scope_id: str) -> None:
+    async def delete_layer(self, actor: Actor, scope: Scope, scope_id: str) -> None:
         """Remove a layer: the villages it reached fall back on their other layers, or the defaults."""
         key = (scope, scope_id)
         async with self._records.write(f"remove the {scope.value} alert rules {scope_id}") as session:
-            row = await require(session, AlertRuleLayerRow, (scope.value, scope_id), label(key))
-            before = snapshot(row)
-            await session.delete(row)
-            record(
-                session,
-                actor,
-                Change(f"{_AUDIT_TARGET}.delete", _AUDIT_TARGET, _target(key), before, None),
-                self._clock(),
-            )
-        logger.info("%s removed %s", actor.name, label(key))
+            await self._layers.delete(session, actor, key)
+        logger.info("%s removed %s", actor.name, ALERT_RULES.label(key))
         await self.changed()
 
     async def village_rules(self, village_id: str) -> VillageRules:
         """The rules the village's layers make now, read from the database (what the cache holds after a refresh)."""
         async with self._records.read(f"read the alert rules of village {village_id}") as session:
             place = await _place(session, village_id)
-            rows = [await session.get(AlertRuleLayerRow, (scope.value, sid)) for scope, sid in place.layer_keys()]
-        found = {(RuleScope(row.scope), row.scope_id): row for row in rows if row is not None}
-        resolved = resolve(chain(place, {key: row.overrides for key, row in found.items()}), self._base)
+            found = {key_of(row): row for row in await self._layers.at(session, place.layer_keys())}
+        resolved = ALERT_RULES.resolve_leniently(
+            place.chain({k: row.overrides for k, row in found.items()}), self._base
+        )
         return VillageRules(
             village_id=place.village_id,
             town_id=place.town_id,
             county_id=place.county_id,
-            layers=[RuleLayerPublic.of(found[key]) for key in resolved.applied],
+            layers=[LayerPublic.of(found[key]) for key in resolved.applied],
             ignored=[IgnoredLayer(scope=s, scope_id=i, reason=why) for (s, i), why in resolved.ignored.items()],
-            rules=resolved.rules,
+            rules=resolved.value,
         )
 
     async def changed(self) -> None:
@@ -171,27 +137,18 @@ class RuleBook:
             logger.warning("alert rules changed but the cache was not rebuilt (next periodic refresh will): %s", exc)
 
 
-def _target(key: RuleLayerKey) -> str:
-    return f"{key[0].value}/{key[1]}"
-
-
 def _place_query() -> Select[str, str | None, str | None]:
     return select(VillageRow.id, VillageRow.town_id, TownRow.county_id).outerjoin(
         TownRow, TownRow.id == VillageRow.town_id
     )
 
 
-async def _places(session: AsyncSession) -> list[VillagePlace]:
-    return [VillagePlace(*row) for row in (await session.execute(_place_query())).all()]
+async def _places(session: AsyncSession) -> list[Place]:
+    return [Place(*row) for row in (await session.execute(_place_query())).all()]
 
 
-async def _place(session: AsyncSession, village_id: str) -> VillagePlace:
+async def _place(session: AsyncSession, village_id: str) -> Place:
     found = (await session.execute(_place_query().where(VillageRow.id == village_id))).first()
     if found is None:
         raise NotFoundError(f"no village {village_id!r}")
-    return VillagePlace(*found)
-
-
-async def _all_layers(session: AsyncSession) -> dict[RuleLayerKey, Overrides]:
-    rows = (await session.scalars(select(AlertRuleLayerRow))).all()
-    return {(RuleScope(row.scope), row.scope_id): row.overrides for row in rows}
+    return Place(*found)

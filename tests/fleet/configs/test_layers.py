@@ -4,8 +4,9 @@ from typing import Any
 
 import pytest
 
-from fleet.configs.layers import MAX_LAYER_BYTES, Scope, check_overrides
+from fleet.configs.layers import GATEWAY_CONFIG, MAX_LAYER_BYTES
 from fleet.errors import InvalidRequestError
+from fleet.layers.scope import Scope
 
 KEY = (Scope.VILLAGE, "shiqiao")
 
@@ -20,7 +21,7 @@ KEY = (Scope.VILLAGE, "shiqiao")
     ],
 )
 def test_a_partial_config_is_a_valid_layer(overrides: dict[str, Any]) -> None:
-    assert check_overrides(overrides, KEY) == overrides
+    assert GATEWAY_CONFIG.check(overrides, KEY) == overrides
 
 
 @pytest.mark.parametrize(
@@ -40,7 +41,7 @@ def test_a_partial_config_is_a_valid_layer(overrides: dict[str, Any]) -> None:
     ],
 )
 def test_an_unknown_key_or_a_bad_value_is_refused_naming_it(overrides: dict[str, Any], complaint: str) -> None:
-    with pytest.raises(InvalidRequestError, match="village layer 'shiqiao'") as refused:
-        check_overrides(overrides, KEY)
+    with pytest.raises(InvalidRequestError, match="village config layer 'shiqiao'") as refused:
+        GATEWAY_CONFIG.check(overrides, KEY)
 
     assert complaint in str(refused.value)

@@ -6,10 +6,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.alerts.rules.book import RuleBook
-from fleet.alerts.rules.layers import RuleScope
 from fleet.alerts.rules.model import DEFAULT_RULES
 from fleet.db.schema import AlertRuleLayerRow, AuditRow
 from fleet.errors import InvalidRequestError, NotFoundError
+from fleet.layers.scope import Scope
 from fleet.sites.schemas import VillagePatch
 from fleet.sites.store import SiteStore
 from protocol.messages import AlertKind, Severity
@@ -34,15 +34,15 @@ def camera_offline_severity(book: RuleBook, village_id: str) -> Severity:
 async def test_a_write_through_the_book_is_served_at_once(book: RuleBook) -> None:
     assert book.for_village("shiqiao") is DEFAULT_RULES
 
-    await book.put_layer(ADMIN, RuleScope.TOWN, "hutou", MINOR_CAMERAS)
+    await book.put_layer(ADMIN, Scope.TOWN, "hutou", MINOR_CAMERAS)
 
     assert camera_offline_severity(book, "shiqiao") is Severity.MINOR
     assert camera_offline_severity(book, "dongcun") is Severity.MINOR
     assert camera_offline_severity(book, "beicun") is Severity.MAJOR, "another town's village"
 
-    await book.put_layer(ADMIN, RuleScope.VILLAGE, "dongcun", {"kinds": {"camera_offline": {"severity": "info"}}})
+    await book.put_layer(ADMIN, Scope.VILLAGE, "dongcun", {"kinds": {"camera_offline": {"severity": "info"}}})
     assert camera_offline_severity(book, "dongcun") is Severity.INFO
-    await book.delete_layer(ADMIN, RuleScope.TOWN, "hutou")
+    await book.delete_layer(ADMIN, Scope.TOWN, "hutou")
 
     assert camera_offline_severity(book, "shiqiao") is Severity.MAJOR
     assert camera_offline_severity(book, "dongcun") is Severity.INFO
@@ -52,7 +52,7 @@ async def test_a_write_through_the_book_is_served_at_once(book: RuleBook) -> Non
 async def test_a_village_moved_to_another_town_runs_by_its_new_towns_rules_after_a_refresh(
     book: RuleBook, any_sessions: async_sessionmaker[AsyncSession], clock: FakeClock
 ) -> None:
-    await book.put_layer(ADMIN, RuleScope.TOWN, "xiping", MINOR_CAMERAS)
+    await book.put_layer(ADMIN, Scope.TOWN, "xiping", MINOR_CAMERAS)
     assert camera_offline_severity(book, "shiqiao") is Severity.MAJOR
 
     await SiteStore(any_sessions, clock).update_village(ADMIN, "shiqiao", VillagePatch(town_id="xiping"))
@@ -66,7 +66,7 @@ async def test_a_village_moved_to_another_town_runs_by_its_new_towns_rules_after
 async def test_a_village_unknown_or_new_runs_by_the_defaults(
     book: RuleBook, any_sessions: async_sessionmaker[AsyncSession], clock: FakeClock
 ) -> None:
-    await book.put_layer(ADMIN, RuleScope.COUNTY, "anxi", MINOR_CAMERAS)
+    await book.put_layer(ADMIN, Scope.COUNTY, "anxi", MINOR_CAMERAS)
 
     assert book.for_village("nowhere") is DEFAULT_RULES
     assert book.for_village("heard-of") is DEFAULT_RULES, "in no town, so in no county yet"
@@ -78,8 +78,8 @@ async def test_a_village_unknown_or_new_runs_by_the_defaults(
 async def test_a_book_loaded_at_start_serves_what_is_stored(
     book: RuleBook, any_sessions: async_sessionmaker[AsyncSession], clock: FakeClock
 ) -> None:
-    await book.put_layer(ADMIN, RuleScope.COUNTY, "anxi", {"watch": {"offline_after_missed_heartbeats": 4}})
-    await book.put_layer(ADMIN, RuleScope.VILLAGE, "beicun", {"watch": {"offline_after_missed_heartbeats": 6}})
+    await book.put_layer(ADMIN, Scope.COUNTY, "anxi", {"watch": {"offline_after_missed_heartbeats": 4}})
+    await book.put_layer(ADMIN, Scope.VILLAGE, "beicun", {"watch": {"offline_after_missed_heartbeats": 6}})
 
     restarted = RuleBook(any_sessions, clock)
     assert restarted.for_village("shiqiao") is DEFAULT_RULES, "nothing served before load"
@@ -93,7 +93,7 @@ async def test_a_book_loaded_at_start_serves_what_is_stored(
 async def test_a_stored_layer_that_no_longer_validates_is_left_out_and_shown(
     book: RuleBook, any_sessions: async_sessionmaker[AsyncSession], clock: FakeClock
 ) -> None:
-    await book.put_layer(ADMIN, RuleScope.COUNTY, "anxi", MINOR_CAMERAS)
+    await book.put_layer(ADMIN, Scope.COUNTY, "anxi", MINOR_CAMERAS)
     async with any_sessions.begin() as session:  # as a layer written by an older fleet version would be
         session.add(
             AlertRuleLayerRow(
@@ -104,7 +104,7 @@ async def test_a_stored_layer_that_no_longer_validates_is_left_out_and_shown(
 
     assert camera_offline_severity(book, "shiqiao") is Severity.MINOR
     view = await book.village_rules("shiqiao")
-    assert [(layer.scope, layer.scope_id) for layer in view.layers] == [(RuleScope.COUNTY, "anxi")]
+    assert [(layer.scope, layer.scope_id) for layer in view.layers] == [(Scope.COUNTY, "anxi")]
     assert [(item.scope_id, item.reason) for item in view.ignored] == [
         ("hutou", "mute: Extra inputs are not permitted")
     ]
@@ -113,16 +113,16 @@ async def test_a_stored_layer_that_no_longer_validates_is_left_out_and_shown(
 async def test_writes_are_audited_and_refusals_change_nothing(
     book: RuleBook, any_sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    await book.put_layer(ADMIN, RuleScope.VILLAGE, "shiqiao", MINOR_CAMERAS)
-    await book.put_layer(ADMIN, RuleScope.VILLAGE, "shiqiao", MINOR_CAMERAS)  # the same: nothing to record
-    await book.put_layer(ADMIN, RuleScope.VILLAGE, "shiqiao", {"clear_hold_s": 5})
-    await book.delete_layer(ADMIN, RuleScope.VILLAGE, "shiqiao")
+    await book.put_layer(ADMIN, Scope.VILLAGE, "shiqiao", MINOR_CAMERAS)
+    await book.put_layer(ADMIN, Scope.VILLAGE, "shiqiao", MINOR_CAMERAS)  # the same: nothing to record
+    await book.put_layer(ADMIN, Scope.VILLAGE, "shiqiao", {"clear_hold_s": 5})
+    await book.delete_layer(ADMIN, Scope.VILLAGE, "shiqiao")
     with pytest.raises(NotFoundError, match="no village 'nowhere'"):
-        await book.put_layer(ADMIN, RuleScope.VILLAGE, "nowhere", {})
+        await book.put_layer(ADMIN, Scope.VILLAGE, "nowhere", {})
     with pytest.raises(NotFoundError, match="no town alert rules 'hutou'"):
-        await book.delete_layer(ADMIN, RuleScope.TOWN, "hutou")
+        await book.delete_layer(ADMIN, Scope.TOWN, "hutou")
     with pytest.raises(InvalidRequestError, match="clear_hold_s"):
-        await book.put_layer(ADMIN, RuleScope.COUNTY, "anxi", {"clear_hold_s": -1})
+        await book.put_layer(ADMIN, Scope.COUNTY, "anxi", {"clear_hold_s": -1})
 
     async with any_sessions() as session:
         entries = (await session.scalars(select(AuditRow).order_by(AuditRow.id))).all()

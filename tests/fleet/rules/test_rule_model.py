@@ -7,17 +7,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from fleet.alerts.rules.layers import RuleScope, check_layer
+from fleet.alerts.rules.layers import ALERT_RULES
 from fleet.alerts.rules.model import QuietHours
 from fleet.errors import InvalidRequestError
+from fleet.layers.scope import Scope
 from protocol.messages import Severity
 
-VILLAGE = (RuleScope.VILLAGE, "shiqiao")
+VILLAGE = (Scope.VILLAGE, "shiqiao")
 
 
 def refusal(overrides: dict[str, Any]) -> str:
     with pytest.raises(InvalidRequestError) as refused:
-        check_layer(overrides, VILLAGE)
+        ALERT_RULES.check(overrides, VILLAGE)
     reason = str(refused.value)
     assert "\n" not in reason, "one line, as the API and the CLI show it"
     return reason
@@ -56,7 +57,7 @@ def test_a_layer_that_is_not_plain_json_or_too_large_is_refused() -> None:
     deep: dict[str, Any] = {}
     for _ in range(5000):
         deep = {"x": deep}
-    assert "not plain JSON" in refusal(deep)
+    assert "nests deeper than any valid one" in refusal(deep)
     huge = {"kinds": {"panic": {"note": "x" * 40_000}}}
     assert "over the 32768-byte limit" in refusal(huge)
 
@@ -69,7 +70,7 @@ def test_a_valid_layer_is_kept_as_given() -> None:
         "watch": {"offline_after_missed_heartbeats": 3},
     }
 
-    assert check_layer(layer, VILLAGE) == layer
+    assert ALERT_RULES.check(layer, VILLAGE) == layer
 
 
 def at_ms(zone: str, year: int, month: int, day: int, hour: int, minute: int) -> int:
