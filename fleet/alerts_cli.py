@@ -18,10 +18,11 @@ from typing import Annotated, Any, Final
 import typer
 
 from fleet.alert_rules_cli import rules
-from fleet.alerts.lifecycle import OPEN_STATES, AlertState, Level, next_level
+from fleet.alerts.lifecycle import OPEN_STATES, next_level
 from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, parse_duration_s, table
 from fleet.db.schema import DeliveryState
 from protocol.messages import Severity
+from protocol.notifications import AlertLevel, AlertState
 
 alerts = typer.Typer(
     help="Alerts: find them, read their history, acknowledge, note, cancel or resolve them.",
@@ -146,7 +147,7 @@ def list_alerts(
         typer.Option("--open", help="Only alerts still being handled: raised, acknowledged, dispatched, resolved."),
     ] = False,
     severity: Annotated[list[Severity] | None, typer.Option(help="Only this severity; repeat for several.")] = None,
-    level: Annotated[Level | None, typer.Option(help="Only alerts that are now this level's to act on.")] = None,
+    level: Annotated[AlertLevel | None, typer.Option(help="Only alerts that are now this level's to act on.")] = None,
     delivery: Annotated[
         DeliveryState | None, typer.Option(help="Only alerts whose case is in this state upstream (dead: never made).")
     ] = None,
@@ -205,7 +206,7 @@ def _case_text(alert: dict[str, Any]) -> str:
 
 
 def _escalation_text(level: str, escalate_at_ms: int | None, now_ms: int) -> str:
-    above = next_level(Level(level))
+    above = next_level(AlertLevel(level))
     if escalate_at_ms is None or above is None:
         return ""
     due = "overdue" if escalate_at_ms <= now_ms else f"in {age_text(escalate_at_ms - now_ms)}"

@@ -29,7 +29,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.alerts.history import NOTE, record_step, transition_of
-from fleet.alerts.lifecycle import AlertState, Step, after
+from fleet.alerts.lifecycle import Step, after
 from fleet.alerts.outbox import Outbox
 from fleet.db.engine import database_errors
 from fleet.db.schema import AlertRow, GovernanceCallbackRow
@@ -42,6 +42,7 @@ from protocol.governance import (
     CaseResolved,
     CloseReason,
 )
+from protocol.notifications import AlertState
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from sqlalchemy import Select, select
 
 from fleet.access.places import village_ids_within
 from fleet.access.scope import PlaceScope
-from fleet.alerts.lifecycle import AlertState, Level
 from fleet.db.schema import AlertRow, DeliveryState, VillageRow
 from protocol.messages import Severity
+from protocol.notifications import AlertLevel, AlertState
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +21,7 @@ class AlertFilter:
     states: frozenset[AlertState] | None = None
     severities: frozenset[Severity] | None = None
     kinds: frozenset[str] | None = None
-    level: Level | None = None
+    level: AlertLevel | None = None
     delivery_state: DeliveryState | None = None
     raised_before_ms: int | None = None  # older than
     raised_since_ms: int | None = None

@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.access.audit import Change, record, snapshot
 from fleet.access.roles import Actor
 from fleet.alerts.history import NOTE, record_step, transition_of
-from fleet.alerts.lifecycle import AlertState, Step, after, escalates
+from fleet.alerts.lifecycle import Step, after, escalates
 from fleet.alerts.outbox import Outbox
 from fleet.db.engine import database_errors
 from fleet.db.schema import AlertRow, AlertTransitionRow
 from fleet.errors import InvalidRequestError, NotFoundError
+from protocol.notifications import AlertState
 
 logger = logging.getLogger(__name__)
 

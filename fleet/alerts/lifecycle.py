@@ -14,6 +14,8 @@ false alarm, with its reason).
   is dispatched the case runs its course and the clearing is only noted.
 - ``closed``, ``cleared`` and ``cancelled`` are final.
 
+The states and levels are the contract's (:mod:`protocol.notifications`): notifications carry them.
+
 Escalation moves an alert nobody acknowledged up the hierarchy, village → town → county, one level per
 missed deadline; it changes the alert's level, not its state.
 """
@@ -23,16 +25,7 @@ from enum import StrEnum
 from typing import Final
 
 from fleet.errors import IllegalTransitionError
-
-
-class AlertState(StrEnum):
-    RAISED = "raised"
-    ACKNOWLEDGED = "acknowledged"
-    DISPATCHED = "dispatched"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-    CLEARED = "cleared"
-    CANCELLED = "cancelled"
+from protocol.notifications import AlertLevel, AlertState
 
 
 class Step(StrEnum):
@@ -42,14 +35,6 @@ class Step(StrEnum):
     CLOSE = "close"
     CLEAR = "clear"
     CANCEL = "cancel"
-
-
-class Level(StrEnum):
-    """Who must act on an alert: the village's centre first, then the town's, then the county's."""
-
-    VILLAGE = "village"
-    TOWN = "town"
-    COUNTY = "county"
 
 
 FINAL_STATES: Final = frozenset({AlertState.CLOSED, AlertState.CLEARED, AlertState.CANCELLED})
@@ -68,7 +53,10 @@ TRANSITIONS: Final[Mapping[Step, tuple[frozenset[AlertState], AlertState]]] = {
 }
 """Each step: the states it may be taken from, and the state it leads to."""
 
-_NEXT_LEVEL: Final[Mapping[Level, Level]] = {Level.VILLAGE: Level.TOWN, Level.TOWN: Level.COUNTY}
+_NEXT_LEVEL: Final[Mapping[AlertLevel, AlertLevel]] = {
+    AlertLevel.VILLAGE: AlertLevel.TOWN,
+    AlertLevel.TOWN: AlertLevel.COUNTY,
+}
 
 
 def after(state: AlertState, step: Step) -> AlertState:
@@ -90,6 +78,6 @@ def escalates(state: AlertState) -> bool:
     return state is AlertState.RAISED
 
 
-def next_level(level: Level) -> Level | None:
+def next_level(level: AlertLevel) -> AlertLevel | None:
     """Where an unacknowledged alert goes when its deadline at ``level`` passes; None at the county."""
     return _NEXT_LEVEL.get(level)

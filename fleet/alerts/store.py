@@ -21,7 +21,7 @@ from fleet.alerts.correlation import CLEARED_BY, condition_key
 from fleet.alerts.filters import AlertFilter
 from fleet.alerts.history import ESCALATE, FLEET_ACTOR, NOTE, RAISE, record_step, transition_of
 from fleet.alerts.kinds import AnyAlertKind, kind_of
-from fleet.alerts.lifecycle import AlertState, Level, Step, after, allowed_steps, next_level
+from fleet.alerts.lifecycle import Step, after, allowed_steps, next_level
 from fleet.alerts.new_alert import NewAlert
 from fleet.alerts.outbox import Outbox
 from fleet.alerts.outbox_queue import Pending
@@ -33,6 +33,7 @@ from fleet.db.schema import AlertRepeatRow, AlertRow, DeliveryState
 from fleet.errors import DataIntegrityError
 from protocol.clock import SourceWindow
 from protocol.messages import Alert, DeviceEvent, Severity
+from protocol.notifications import AlertLevel, AlertState
 
 _DEDUPLICATED: Final = frozenset({AlertState.RAISED, AlertState.ACKNOWLEDGED, AlertState.DISPATCHED})
 """An alert in these states takes its condition's repeats; after it, a new alert opens a new case."""
@@ -194,9 +195,9 @@ class AlertStore:
             delivery_state=DeliveryState.UNROUTED,
             delivery_attempts=0,
             state=AlertState.RAISED,
-            level=Level.VILLAGE,
+            level=AlertLevel.VILLAGE,
             state_changed_ms=now,
-            escalate_at_ms=rules.escalates_at_ms(severity, Level.VILLAGE, min(alert.raised_at_ms, now)),
+            escalate_at_ms=rules.escalates_at_ms(severity, AlertLevel.VILLAGE, min(alert.raised_at_ms, now)),
             condition_key=key,
             occurrences=1,
             last_seen_ms=alert.raised_at_ms,
@@ -263,7 +264,7 @@ class AlertStore:
             async with self._sessions.begin() as session:
                 rows = list((await session.scalars(query)).all())
                 for row in rows:
-                    level = next_level(Level(row.level)) or Level.COUNTY
+                    level = next_level(AlertLevel(row.level)) or AlertLevel.COUNTY
                     overdue_s = (now_ms - (row.escalate_at_ms or now_ms)) / 1000
                     rules = self._rules(row.village_id)
                     severity = Severity(row.severity)

@@ -11,13 +11,14 @@ from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from fleet.alerts.filters import AlertFilter
-from fleet.alerts.lifecycle import AlertState, Level, Step
+from fleet.alerts.lifecycle import Step
 from fleet.api.context import CALLER_RESPONSES, AlertHandler, Context, Reader
 from fleet.api.schemas import AlertPublic, AlertStepPublic
 from fleet.db.schema import DeliveryState
 from fleet.errors import NotFoundError
 from protocol.identifiers import IDENTIFIER_PATTERN
 from protocol.messages import AlertKind, FleetAlertKind, Severity
+from protocol.notifications import AlertLevel, AlertState
 
 router = APIRouter(tags=["alerts"], responses=CALLER_RESPONSES)
 
@@ -63,7 +64,7 @@ async def list_alerts(
         list[AlertKind | FleetAlertKind] | None,
         Query(description="Repeat for several, e.g. panic and door_forced, or the fleet's own gateway_offline."),
     ] = None,
-    level: Level | None = None,
+    level: AlertLevel | None = None,
     delivery_state: DeliveryState | None = None,
     older_than_s: Annotated[
         float | None, Query(ge=0, le=_TEN_YEARS_S, description="Raised at least this long ago.")

@@ -5,9 +5,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleet.alerts.kinds import AnyAlertKind
-from fleet.alerts.lifecycle import AlertState, Level
 from fleet.db.schema import AlertRow, AlertTransitionRow, DeliveryState, GatewayRow, OutboxRow
 from protocol.messages import GatewayHealth, Severity
+from protocol.notifications import AlertLevel, AlertState
 
 
 class _Public(BaseModel):
@@ -62,7 +62,9 @@ class AlertPublic(_Public):
     case_id: str | None
     delivered_at_ms: int | None
     state: AlertState
-    level: Level = Field(description="Who must act: the village's centre, or the town's or county's after escalation.")
+    level: AlertLevel = Field(
+        description="Who must act: the village's centre, or the town's or county's after escalation."
+    )
     state_changed_ms: int
     escalate_at_ms: int | None = Field(description="When it escalates unless taken on; None when it will not.")
     acknowledged_by: str | None
@@ -112,7 +114,7 @@ class AlertStepPublic(_Public):
     step: str
     from_state: AlertState | None
     to_state: AlertState
-    level: Level
+    level: AlertLevel
     actor: str
     reason: str | None
     at_ms: int

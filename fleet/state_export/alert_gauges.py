@@ -13,13 +13,13 @@ from typing import Final
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fleet.alerts.lifecycle import AlertState, Level
 from fleet.db.schema import AlertRow
 from fleet.state_export.cooperative import in_slices
 from fleet.state_export.places import Place, unplaced
 from fleet.state_export.series_point import series_point
 from fleet.timeseries.points import Point
 from protocol.messages import Severity
+from protocol.notifications import AlertLevel, AlertState
 from protocol.series import ALERTS_OPEN
 
 OPEN: Final = (AlertState.RAISED, AlertState.ACKNOWLEDGED, AlertState.DISPATCHED)
@@ -40,7 +40,7 @@ class OpenAlerts:
 async def read_open_alerts(connection: AsyncConnection, now_ms: int) -> list[OpenAlerts]:
     """The open alerts' groups (one GROUP BY over the alerts' state index, no alert loaded)."""
     overdue = or_(
-        AlertRow.level != Level.VILLAGE,
+        AlertRow.level != AlertLevel.VILLAGE,
         and_(AlertRow.state == AlertState.RAISED, AlertRow.escalate_at_ms <= now_ms),
     )
     keys = (AlertRow.village_id, AlertRow.severity, AlertRow.state, AlertRow.level)

@@ -9,8 +9,6 @@ from fleet.alerts.lifecycle import (
     FINAL_STATES,
     OPEN_STATES,
     TRANSITIONS,
-    AlertState,
-    Level,
     Step,
     after,
     allowed_steps,
@@ -18,6 +16,7 @@ from fleet.alerts.lifecycle import (
     next_level,
 )
 from fleet.errors import ConflictError, IllegalTransitionError
+from protocol.notifications import AlertLevel, AlertState
 
 
 @given(st.sampled_from(AlertState), st.sampled_from(Step))
@@ -68,9 +67,9 @@ def test_every_state_is_reachable_from_raised_and_every_open_state_can_still_end
 
 
 def test_escalation_goes_village_town_county_then_stops_and_only_while_nobody_took_it_on() -> None:
-    assert next_level(Level.VILLAGE) is Level.TOWN
-    assert next_level(Level.TOWN) is Level.COUNTY
-    assert next_level(Level.COUNTY) is None
+    assert next_level(AlertLevel.VILLAGE) is AlertLevel.TOWN
+    assert next_level(AlertLevel.TOWN) is AlertLevel.COUNTY
+    assert next_level(AlertLevel.COUNTY) is None
     assert [state for state in AlertState if escalates(state)] == [AlertState.RAISED]
 
 
@@ -80,7 +79,7 @@ class AlertLifecycle(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.state = AlertState.RAISED
-        self.level = Level.VILLAGE
+        self.level = AlertLevel.VILLAGE
         self.history: list[AlertState] = [AlertState.RAISED]
         self.taken_on = False
 
@@ -122,7 +121,7 @@ class AlertLifecycle(RuleBasedStateMachine):
 
     @invariant()
     def an_escalated_alert_was_never_taken_on_before_it_escalated(self) -> None:
-        if self.level is not Level.VILLAGE and self.state is AlertState.RAISED:
+        if self.level is not AlertLevel.VILLAGE and self.state is AlertState.RAISED:
             assert not self.taken_on
 
 

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fleet.alerts.lifecycle import AlertState
 from fleet.alerts.store import AlertStore
 from fleet.alerts.timers import AlertTimers
 from fleet.db.schema import AlertRow, AlertTransitionRow
 from fleet.gateways.registry import Registry
 from protocol.clock import utc_now_ms
 from protocol.messages import Severity
+from protocol.notifications import AlertState
 from tests.fleet.helpers import RAISED_MS, FakeClock, make_alert, rules_everywhere
 
 POLICY = rules_everywhere(ack_deadline_s={Severity.CRITICAL: 120.0, Severity.MAJOR: 600.0})

@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from fleet.alerts.kinds import AnyAlertKind
-from fleet.alerts.lifecycle import Level
 from protocol.messages import FleetAlertKind, Severity
+from protocol.notifications import AlertLevel
 
 _CLOCK_TIME: Final = r"^([01]\d|2[0-3]):[0-5]\d$"
 
@@ -169,11 +169,11 @@ class AlertRules(_Rules):
         in, or None when at once (no quiet hours, outside them, or a severity they do not hold)."""
         return self.quiet_hours.held_until_ms(at_ms, severity) if self.quiet_hours else None
 
-    def escalates_at_ms(self, severity: Severity, level: Level, since_ms: int) -> int | None:
+    def escalates_at_ms(self, severity: Severity, level: AlertLevel, since_ms: int) -> int | None:
         """When an alert of ``severity`` waiting at ``level`` since ``since_ms`` goes up a level; None if it
         never does (its severity does not escalate, or it is at the county already)."""
         wait_s = self.ack_deadline_s.get(severity)
-        if wait_s is None or level is Level.COUNTY:
+        if wait_s is None or level is AlertLevel.COUNTY:
             return None
         return since_ms + round(wait_s * 1000)
 

@@ -7,11 +7,12 @@ import pytest
 
 from fleet.alerts.channels.notification import notification_for
 from fleet.alerts.history import ESCALATE, RAISE
-from fleet.alerts.lifecycle import AlertState, Level, Step
+from fleet.alerts.lifecycle import Step
 from fleet.alerts.outbox import Action
 from fleet.errors import ChannelRejectedError, NothingToSendError
 from protocol import notifications
 from protocol.messages import AlertKind, FleetAlertKind, Severity
+from protocol.notifications import AlertLevel, AlertState
 from tests.fleet.channels.deliveries import ALERT_ID, alert_row, delivery
 from tests.fleet.helpers import RAISED_MS
 
@@ -77,4 +78,4 @@ def test_the_wire_names_every_step_state_and_level_the_fleet_has() -> None:
 
     assert {step.value for step in notifications.AlertStep} == fleet_steps
     assert {state.value for state in notifications.AlertState} == {state.value for state in AlertState}
-    assert {level.value for level in notifications.AlertLevel} == {level.value for level in Level}
+    assert {level.value for level in notifications.AlertLevel} == {level.value for level in AlertLevel}

@@ -7,9 +7,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fleet.alerts.lifecycle import Level
 from fleet.api.context import ApiContext
 from protocol.messages import AlertKind, Severity
+from protocol.notifications import AlertLevel
 from tests.fleet.api_client import api_client, api_context
 from tests.fleet.configs.sites import build_county
 from tests.fleet.helpers import FakeClock
@@ -159,9 +159,9 @@ async def test_a_layer_turns_a_severitys_escalation_off_with_null(
     changed = await admin.put("/alert-rules/village/shiqiao", json={"ack_deadline_s": {"major": None}})
     assert changed.status_code == 200, changed.text
     rules = context.rules.for_village("shiqiao")
-    assert rules.escalates_at_ms(Severity.MAJOR, Level.VILLAGE, 0) is None
-    assert rules.escalates_at_ms(Severity.CRITICAL, Level.VILLAGE, 0) == 120_000
-    assert context.rules.for_village("dongcun").escalates_at_ms(Severity.MAJOR, Level.VILLAGE, 0) == 600_000
+    assert rules.escalates_at_ms(Severity.MAJOR, AlertLevel.VILLAGE, 0) is None
+    assert rules.escalates_at_ms(Severity.CRITICAL, AlertLevel.VILLAGE, 0) == 120_000
+    assert context.rules.for_village("dongcun").escalates_at_ms(Severity.MAJOR, AlertLevel.VILLAGE, 0) == 600_000
 
 
 async def test_a_village_created_or_moved_runs_by_its_towns_rules_at_once(
