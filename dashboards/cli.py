@@ -9,7 +9,7 @@ import typer
 
 from dashboards.catalogue import GENERATED_DIR, build_all
 from dashboards.county_copies import County
-from dashboards.errors import DashboardsError
+from dashboards.errors import DashboardsError, PreviewFailedError
 from dashboards.generated_files import read_generated, write_generated
 from dashboards.model import Flavour, GeneratedDashboard
 
@@ -119,7 +119,8 @@ def preview(
 ) -> None:
     """Draw each dashboard as a PNG from a real data source's answers, laid out like Grafana's grid (no Grafana needed).
 
-    Panels whose query fails show the server's error in red.
+    Panels whose query fails show the server's error in red, and the command then lists them and exits 1; a
+    data source that cannot be reached stops it at once (exit 1, no previews).
     """
     from dashboards.preview.interpolation import TimeRange, seconds  # noqa: PLC0415 - matplotlib only here
     from dashboards.preview.run import preview as render_previews  # noqa: PLC0415
@@ -133,10 +134,19 @@ def preview(
     now_ms = int(time.time() * 1000)
     flavour, url = (Flavour.PROMETHEUS, prometheus) if prometheus is not None else (Flavour.INFLUXDB, influxdb or "")
     places = {name: values for name, values in (("county", county), ("town", town), ("village", village)) if values}
-    written = asyncio.run(
-        render_previews(build_all((flavour,)), flavour, url, TimeRange(now_ms - span_ms, now_ms), places, out,
-                        database=database)
-    )  # fmt: skip
+    try:
+        written = asyncio.run(
+            render_previews(build_all((flavour,)), flavour, url, TimeRange(now_ms - span_ms, now_ms), places, out,
+                            database=database)
+        )  # fmt: skip
+    except PreviewFailedError as exc:
+        for path in exc.written:
+            typer.echo(f"wrote {path}")
+        typer.echo(f"preview failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except DashboardsError as exc:
+        typer.echo(f"preview failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
     for path in written:
         typer.echo(f"wrote {path}")
 

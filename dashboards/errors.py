@@ -4,6 +4,9 @@ Third-party exceptions (grafana-client's, requests', the JSON decoder's) are tra
 library is called, so the CLI catches :class:`DashboardsError` alone and prints its message.
 """
 
+from collections.abc import Sequence
+from pathlib import Path
+
 
 class DashboardsError(Exception):
     """Base class of every error the dashboards package raises on purpose."""
@@ -27,3 +30,19 @@ class GrafanaUnreachableError(GrafanaPushError):
 
 class QueryError(DashboardsError):
     """A data source refused or failed a panel's query; the message names the query and the answer."""
+
+
+class SourceUnreachableError(QueryError):
+    """No HTTP answer from the data source (connection refused, DNS or TLS failure, a URL that is no HTTP URL):
+    a preview would show this error in every panel, so it stops at the first."""
+
+
+class PreviewFailedError(DashboardsError):
+    """Panels of the previews show errors instead of data; the previews were drawn all the same (the errors in
+    red), and ``written`` lists them."""
+
+    def __init__(self, failures: Sequence[str], written: Sequence[Path]) -> None:
+        listed = "".join(f"\n  {failure}" for failure in failures)
+        super().__init__(f"panels showing an error instead of data ({len(failures)}):{listed}")
+        self.failures = list(failures)
+        self.written = list(written)

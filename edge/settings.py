@@ -1,12 +1,22 @@
 """The gateway agent's settings: identity, broker, local paths and its devices.
 
-Built once at start-up (environment ``OUTPOST_EDGE_*``, nested with ``__``, or a TOML file) and
-injected into the agent. Unknown keys are refused.
+Built once at start-up and injected into the agent. Each setting comes from the first of these that gives it:
+
+1. keyword arguments (tests, simulators);
+2. the environment, ``OUTPOST_EDGE_*``, nested with ``__`` (``OUTPOST_EDGE_BROKER__HOST``), so a systemd
+   drop-in (``Environment=``) or a container overrides the file;
+3. the TOML file (``outpost gateway run --config``), merged key by key with the environment;
+4. the defaults.
+
+Unknown keys are refused, in the file and in the environment: an ``OUTPOST_EDGE_*`` variable that names no
+setting (a typo) stops the start with its name and the closest setting's.
 """
 
 import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -15,13 +25,19 @@ from pydantic import (
     SecretStr,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from edge.errors import EdgeConfigError
 from protocol.gateway_config import DeviceSpec, GatewayConfig
 from protocol.hosts import is_loopback_host
 from protocol.identifiers import GatewayId, VillageId
 from protocol.mqtt_tls import MqttTlsSettings
+from protocol.settings_env import KnownVariablesOnly
 
 
 class BrokerSettings(BaseModel):
@@ -135,12 +151,46 @@ class EdgeSettings(BaseSettings):
         return self
 
     @classmethod
-    def load(cls, config_file: Path | None = None) -> "EdgeSettings":
-        """Settings from ``OUTPOST_EDGE_*`` variables, and from a TOML file whose values win over them."""
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then the environment (known variables only), then the TOML file :meth:`load` read."""
+        return init_settings, KnownVariablesOnly(settings_cls), _FileValues(settings_cls, _FILE_VALUES.get())
+
+    @classmethod
+    def load(cls, config_file: Path | None = None) -> Self:
+        """Settings from ``OUTPOST_EDGE_*`` variables over those of the TOML file ``config_file``, if any."""
         if config_file is None:
             return cls()
         try:
             values = tomllib.loads(config_file.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise EdgeConfigError(f"cannot read {config_file}: {exc}") from exc
-        return cls(**values)
+        reading = _FILE_VALUES.set(values)
+        try:
+            return cls()
+        finally:
+            _FILE_VALUES.reset(reading)
+
+
+_FILE_VALUES: ContextVar[Mapping[str, Any] | None] = ContextVar("_FILE_VALUES", default=None)
+"""The TOML file :meth:`EdgeSettings.load` is building settings from."""
+
+
+class _FileValues(PydanticBaseSettingsSource):
+    """A TOML file's values, as read (unknown keys included, for validation to refuse)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: Mapping[str, Any] | None) -> None:
+        super().__init__(settings_cls)
+        self._values = dict(values or {})
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)

@@ -1,15 +1,30 @@
 """The fleet manager's settings, built once at start-up and injected.
 
-Read from ``OUTPOST_FLEET_*`` environment variables (nested with ``__``, e.g.
-``OUTPOST_FLEET_BROKER__HOST``). Unknown keys are refused; outside development every secret must
-be set explicitly.
+Each setting comes from the first of these that gives it, as for the gateway (edge/settings.py, which also
+reads a TOML file below the environment):
+
+1. keyword arguments (tests, simulators);
+2. ``OUTPOST_FLEET_*`` environment variables, nested with ``__`` (``OUTPOST_FLEET_BROKER__HOST``);
+3. the defaults.
+
+Unknown keys are refused, in the environment too: an ``OUTPOST_FLEET_*`` variable that names no setting (a
+typo) stops the start with its name and the closest setting's. Outside development every secret must be set
+explicitly.
 """
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Final, Literal, Self
 
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from fleet.alerts.rules.model import AlertRules
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
@@ -18,6 +33,7 @@ from protocol.hosts import is_loopback_host
 from protocol.identifiers import KeyId
 from protocol.mqtt_tls import MqttTlsSettings
 from protocol.notifications import AlertStep
+from protocol.settings_env import KnownVariablesOnly
 
 DEVELOPMENT_GOVERNANCE_TOKEN = "outpost-dev-token"  # noqa: S105 - refused outside development
 DEVELOPMENT_GOVERNANCE_SIGNING_SECRET = "outpost-dev-signing-secret"  # noqa: S105 - refused outside development
@@ -580,6 +596,18 @@ class FleetSettings(BaseSettings):
     max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024, le=DEFAULT_MAX_PAYLOAD_BYTES)
     registry_flush_interval_s: float = Field(default=1.0, gt=0)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then the environment (known variables only)."""
+        return init_settings, KnownVariablesOnly(settings_cls, NOT_SETTINGS)
+
     @model_validator(mode="after")
     def _development_stays_on_this_host(self) -> Self:
         if self.environment == "development" and not is_loopback_host(self.api.host):
@@ -656,3 +684,8 @@ class FleetSettings(BaseSettings):
 def _encrypted(url: AnyHttpUrl) -> bool:
     """An https URL, or one to this host (which never crosses a network)."""
     return url.scheme == "https" or is_loopback_host(url.host or "")
+
+
+NOT_SETTINGS: Final = frozenset({"OUTPOST_FLEET_URL"})
+"""Variables with the settings' prefix that are no settings: the API's URL for the fleet's CLI client
+(fleet/cli_client.py), which a technician's shell exports next to ``fleet run``."""

@@ -111,7 +111,9 @@ def figure(dashboard: Mapping[str, Any], data: Mapping[int, PanelData]) -> Figur
             spine.set_color(GRID)
         found = data.get(index, [])
         if isinstance(found, str):
-            axes.text(0.5, 0.5, found[:160], color=NAMED_COLOURS["red"], ha="center", va="center", wrap=True)
+            # parse_math: the `$` of an InfluxQL regex in the error would start mathtext, and drawing would fail
+            axes.text(0.5, 0.5, found[:160], color=NAMED_COLOURS["red"], ha="center", va="center", wrap=True,
+                      parse_math=False)  # fmt: skip
             continue
         draw = _DRAWERS.get(panel["type"], _unsupported)
         draw(axes, panel, found)

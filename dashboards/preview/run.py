@@ -26,7 +26,10 @@ async def preview(
     auth: tuple[str, str] | None = None,
 ) -> list[Path]:
     """PNG previews of the ``flavour`` dashboards, their queries run on ``url`` for ``places`` (a variable's
-    values; a variable not given is "All") over ``time_range``."""
+    values; a variable not given is "All") over ``time_range``.
+
+    Raises :class:`~dashboards.errors.SourceUnreachableError` when ``url`` cannot be reached, and
+    :class:`~dashboards.errors.PreviewFailedError` (once all are drawn) when panels show errors."""
     interpolation = Interpolation(time_range, {place: places.get(place, ()) for place in PLACES})
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as client:
         source: Source = (

@@ -6,7 +6,9 @@ panel's ``$__interval`` (start and end rounded down to it, as Grafana sends them
 by the target's ``legendFormat`` (``{{town}}``).
 :class:`InfluxSource` asks InfluxDB's ``/query`` (1.x, or 2.x through its v1 API) with
 ``epoch=ms``; a series is named by the target's ``alias`` (``$tag_town``). Errors the server
-reports are :class:`~dashboards.errors.QueryError` naming the query.
+reports, and a query it does not answer in time, are :class:`~dashboards.errors.QueryError` naming the
+query; no answer at all (connection refused, DNS or TLS failure, not an HTTP URL) is
+:class:`~dashboards.errors.SourceUnreachableError`.
 """
 
 import re
@@ -16,7 +18,7 @@ from typing import Any, Final, Protocol
 
 import httpx
 
-from dashboards.errors import QueryError
+from dashboards.errors import QueryError, SourceUnreachableError
 from dashboards.model import Flavour
 from dashboards.preview.interpolation import Interpolation, seconds
 
@@ -53,6 +55,14 @@ def _interval_s(interpolation: Interpolation, panel: Mapping[str, Any], target: 
 def _named(pattern: re.Pattern[str], template: str, labels: Mapping[str, str]) -> str:
     """``template`` with each label reference (``{{town}}``, ``$tag_town``) replaced by its value."""
     return pattern.sub(lambda found: labels.get(found.group(1), ""), template)
+
+
+def _unanswered(url: str, query: str, exc: Exception) -> QueryError:
+    """The error of a query without an answer: a timed-out one fails its panel, any other means that no query
+    can be answered."""
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        return QueryError(f"{url} did not answer {query!r} in time: {exc!r}")
+    return SourceUnreachableError(f"cannot reach the data source at {url}: {exc!r}")
 
 
 def _number(value: Any) -> float | None:
@@ -99,8 +109,8 @@ class PromSource:
     async def _get(self, path: str, params: dict[str, str], query: str) -> dict[str, Any]:
         try:
             response = await self._client.get(self._url + path, params=params)
-        except httpx.HTTPError as exc:
-            raise QueryError(f"{self._url} unreachable for {query!r}: {exc!r}") from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise _unanswered(self._url, query, exc) from exc
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         if response.status_code != httpx.codes.OK or body.get("status") != "success":
             detail = body.get("error") or response.text[:_ERROR_CHARS]
@@ -134,11 +144,14 @@ class InfluxSource:
         params = {"db": self._database, "q": query, "epoch": "ms"}
         try:
             response = await self._client.get(f"{self._url}/query", params=params, auth=self._auth)
-        except httpx.HTTPError as exc:
-            raise QueryError(f"{self._url} unreachable for {query!r}: {exc!r}") from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise _unanswered(self._url, query, exc) from exc
         if response.status_code != httpx.codes.OK:
             raise QueryError(f"{self._url} refused {query!r}: {response.status_code} {response.text[:_ERROR_CHARS]}")
-        [result] = response.json().get("results", [{}])
+        try:
+            [result] = response.json().get("results", [{}])
+        except ValueError as exc:  # not JSON, or not one result: not an InfluxDB answering
+            raise QueryError(f"{self._url} answered {query!r} with {response.text[:_ERROR_CHARS]!r}") from exc
         if "error" in result:
             raise QueryError(f"{self._url} refused {query!r}: {result['error']}")
         alias = str(target.get("alias") or "")

@@ -236,7 +236,6 @@ def test_load_fills_what_the_file_leaves_out_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OUTPOST_EDGE_VILLAGE_ID", "riverside")
-    monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-from-env")
     monkeypatch.setenv("OUTPOST_EDGE_ENVIRONMENT", "development")
     path = write_toml(tmp_path, 'gateway_id = "gw-from-file"\n')
 
@@ -244,6 +243,135 @@ def test_load_fills_what_the_file_leaves_out_from_the_environment(
 
     assert settings.village_id == "riverside"
     assert settings.gateway_id == "gw-from-file"
+
+
+def test_the_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As a systemd drop-in (Environment=) or a container's environment expects.
+    monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-from-env")
+    monkeypatch.setenv("OUTPOST_EDGE_STATE_DIR", "/srv/outpost")
+    path = write_toml(
+        tmp_path,
+        'village_id = "lakeside"\ngateway_id = "gw-from-file"\nenvironment = "development"\n'
+        'state_dir = "/var/lib/outpost"\n',
+    )
+
+    settings = EdgeSettings.load(path)
+
+    assert (settings.village_id, settings.gateway_id) == ("lakeside", "gw-from-env")
+    assert settings.state_dir == Path("/srv/outpost")
+
+
+def test_a_nested_variable_overrides_its_key_of_the_file_and_keeps_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTPOST_EDGE_BROKER__PORT", "1884")
+    monkeypatch.setenv("OUTPOST_EDGE_CONFIG__HEARTBEAT_INTERVAL_S", "3")
+    path = write_toml(
+        tmp_path,
+        """
+village_id = "lakeside"
+gateway_id = "gw-01"
+environment = "development"
+
+[broker]
+host = "broker.county.example"
+port = 8883
+username = "gw-01"
+
+[broker.tls]
+ca_file = "/etc/outpost/county-ca.pem"
+
+[config]
+heartbeat_interval_s = 2
+telemetry_interval_s = 1.5
+""",
+    )
+
+    settings = EdgeSettings.load(path)
+
+    assert (settings.broker.host, settings.broker.port, settings.broker.username) == (
+        "broker.county.example",
+        1884,
+        "gw-01",
+    )
+    assert settings.broker.tls == MqttTlsSettings(ca_file=Path("/etc/outpost/county-ca.pem"))
+    assert (settings.config.heartbeat_interval_s, settings.config.telemetry_interval_s) == (3.0, 1.5)
+
+
+def test_keyword_arguments_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTPOST_EDGE_GATEWAY_ID", "gw-from-env")
+    monkeypatch.setenv("OUTPOST_EDGE_BROKER__PORT", "1884")
+
+    settings = EdgeSettings(
+        village_id="lakeside", gateway_id="gw-kw", environment="development", broker={"host": "broker.local"}
+    )
+
+    assert settings.gateway_id == "gw-kw"
+    assert (settings.broker.host, settings.broker.port) == ("broker.local", 1884)
+
+
+def test_what_neither_the_environment_nor_the_file_sets_keeps_its_default(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, 'village_id = "lakeside"\ngateway_id = "gw-01"\nenvironment = "development"\n')
+
+    settings = EdgeSettings.load(path)
+
+    assert settings.broker == BrokerSettings()
+    assert settings.state_dir == Path("outpost-edge-state")
+
+
+def test_a_file_is_read_for_its_own_load_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    EdgeSettings.load(
+        write_toml(tmp_path, 'village_id = "lakeside"\ngateway_id = "gw-01"\nenvironment = "development"\n')
+    )
+    monkeypatch.setenv("OUTPOST_EDGE_ENVIRONMENT", "development")
+
+    with pytest.raises(ValidationError, match="village_id"):
+        EdgeSettings.load()
+
+
+@pytest.mark.parametrize(
+    ("variable", "closest"),
+    [
+        ("OUTPOST_EDGE_STAT_DIR", "OUTPOST_EDGE_STATE_DIR"),
+        ("OUTPOST_EDGE_BROKER__HSOT", "OUTPOST_EDGE_BROKER__HOST"),
+        ("OUTPOST_EDGE_LOCAL_BROKR__PASSWORD", "OUTPOST_EDGE_LOCAL_BROKER__PASSWORD"),
+        ("OUTPOST_EDGE_CONFIG__HEARTBEAT_S", "OUTPOST_EDGE_CONFIG__HEARTBEAT_INTERVAL_S"),
+        ("outpost_edge_stat_dir", "OUTPOST_EDGE_STATE_DIR"),  # read case-insensitively, so checked so
+    ],
+)
+def test_an_environment_variable_naming_no_setting_stops_the_start_naming_it_and_the_closest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, closest: str
+) -> None:
+    monkeypatch.setenv(variable, "set-by-mistake")
+    path = write_toml(tmp_path, 'village_id = "lakeside"\ngateway_id = "gw-01"\nenvironment = "development"\n')
+
+    with pytest.raises(ValidationError) as caught:
+        EdgeSettings.load(path)
+
+    message = str(caught.value)
+    assert variable in message
+    assert f"did you mean {closest}?" in message
+    assert "set-by-mistake" not in message  # a mistyped password stays out of the log
+
+
+def test_every_unknown_variable_is_named_at_once_and_other_prefixes_are_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OUTPOST_EDGE_STAT_DIR", "/srv/outpost")
+    monkeypatch.setenv("OUTPOST_EDGE_XYZZY", "1")
+    monkeypatch.setenv("OUTPOST_EDGE_DEVICES__0__ID", "panic-1")  # a list's items have no names
+    monkeypatch.setenv("OUTPOST_FLEET_DATABSE_URL", "1")
+    monkeypatch.setenv("OUTPOST_EDGES", "1")
+
+    with pytest.raises(ValidationError) as caught:
+        development()
+
+    assert [error["loc"] for error in caught.value.errors()] == [
+        ("OUTPOST_EDGE_DEVICES__0__ID",),
+        ("OUTPOST_EDGE_STAT_DIR",),
+        ("OUTPOST_EDGE_XYZZY",),
+    ]
+    assert "no setting has a name like it" in str(caught.value)
 
 
 def test_load_of_a_malformed_file_raises_a_config_error_naming_the_file(tmp_path: Path) -> None:
@@ -308,5 +436,5 @@ def test_unknown_nested_config_keys_from_the_environment_are_refused(monkeypatch
     monkeypatch.setenv("OUTPOST_EDGE_ENVIRONMENT", "development")
     monkeypatch.setenv("OUTPOST_EDGE_CONFIG__HEARTBEAT_S", "2")
 
-    with pytest.raises(ValidationError, match="heartbeat_s"):
+    with pytest.raises(ValidationError, match="OUTPOST_EDGE_CONFIG__HEARTBEAT_S"):
         EdgeSettings.load()

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from fleet.settings import DEVELOPMENT_GOVERNANCE_TOKEN, FleetSettings
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
+from protocol.messages import AlertKind, Severity
 
 
 @pytest.fixture(autouse=True)
@@ -223,6 +224,90 @@ def test_production_from_the_environment_refuses_the_default_token(monkeypatch: 
 
     with pytest.raises(ValidationError, match=r"governance\.token"):
         FleetSettings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "closest"),
+    [
+        ("OUTPOST_FLEET_DATABSE_URL", "OUTPOST_FLEET_DATABASE_URL"),
+        ("OUTPOST_FLEET_BROKER__HSOT", "OUTPOST_FLEET_BROKER__HOST"),
+        ("OUTPOST_FLEET_BROKR__HOST", "OUTPOST_FLEET_BROKER__HOST"),
+        ("OUTPOST_FLEET_TIMESERIES__INFLUX__TOKN", "OUTPOST_FLEET_TIMESERIES__INFLUX__TOKEN"),
+        ("outpost_fleet_databse_url", "OUTPOST_FLEET_DATABASE_URL"),  # read case-insensitively, so checked so
+    ],
+)
+def test_an_environment_variable_naming_no_setting_is_refused_with_the_closest_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, closest: str
+) -> None:
+    monkeypatch.setenv(variable, "set-by-mistake")
+
+    with pytest.raises(ValidationError) as caught:
+        FleetSettings(environment="development")
+
+    message = str(caught.value)
+    assert variable in message
+    assert f"did you mean {closest}?" in message
+    assert "set-by-mistake" not in message  # a mistyped password stays out of the log
+
+
+def test_every_unknown_environment_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTPOST_FLEET_ENVIRONMENT", "development")
+    monkeypatch.setenv("OUTPOST_FLEET_DATABSE_URL", "sqlite+aiosqlite:///fleet.db")
+    monkeypatch.setenv("OUTPOST_FLEET_BROKER__HSOT", "broker.county.example")
+    monkeypatch.setenv("OUTPOST_FLEET_XYZZY", "1")
+    monkeypatch.setenv("OUTPOST_FLEET_", "1")
+    monkeypatch.setenv("OUTPOST_FLEET_BROKER__PORT__NUMBER", "1883")  # nothing lies below a plain value
+
+    with pytest.raises(ValidationError) as caught:
+        FleetSettings()
+
+    assert [error["loc"] for error in caught.value.errors()] == [
+        ("OUTPOST_FLEET_",),
+        ("OUTPOST_FLEET_BROKER__HSOT",),
+        ("OUTPOST_FLEET_BROKER__PORT__NUMBER",),
+        ("OUTPOST_FLEET_DATABSE_URL",),
+        ("OUTPOST_FLEET_XYZZY",),
+    ]
+    assert {error["type"] for error in caught.value.errors()} == {"unknown_environment_variable"}
+
+
+def test_variables_of_other_prefixes_and_the_cli_clients_url_are_no_concern_of_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OUTPOST_FLEET_URL", "http://127.0.0.1:8080")  # fleet/cli_client.py's
+    monkeypatch.setenv("OUTPOST_FLEETS", "1")
+    monkeypatch.setenv("OUTPOST_EDGE_DATABSE_URL", "1")
+    monkeypatch.setenv("OUTPOST_TOKEN", "outpost-dev-admin")
+
+    assert FleetSettings(environment="development").environment == "development"
+
+
+def test_whole_sections_and_keys_of_mappings_are_known_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTPOST_FLEET_BROKER", '{"host": "broker.county.example"}')
+    monkeypatch.setenv("OUTPOST_FLEET_BROKER__TLS__CA_FILE", "/etc/outpost/county-ca.pem")
+    monkeypatch.setenv("OUTPOST_FLEET_ALERTS__RULES__ACK_DEADLINE_S__CRITICAL", "120")
+    monkeypatch.setenv("OUTPOST_FLEET_ALERTS__RULES__KINDS__PANIC__HOLD_OFF_S", "2")
+
+    settings = FleetSettings(environment="development")
+
+    assert settings.broker.host == "broker.county.example"
+    assert settings.broker.tls is not None
+    assert str(settings.broker.tls.ca_file) == "/etc/outpost/county-ca.pem"
+    assert settings.alerts.rules.ack_deadline_s[Severity.CRITICAL] == 120.0
+    assert settings.alerts.rules.kinds[AlertKind.PANIC].hold_off_s == 2.0
+
+
+def test_keyword_arguments_win_over_the_environment_which_wins_over_the_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OUTPOST_FLEET_API__PORT", "9000")
+    monkeypatch.setenv("OUTPOST_FLEET_BROKER__PORT", "1884")
+
+    settings = FleetSettings(environment="development", api={"port": 9100})
+
+    assert settings.api.port == 9100
+    assert settings.broker.port == 1884
+    assert settings.broker.host == "127.0.0.1"
 
 
 @pytest.mark.parametrize(
