@@ -20,10 +20,10 @@ from edge.agent import GatewayAgent
 from edge.settings import BrokerSettings as EdgeBrokerSettings
 from edge.settings import EdgeSettings
 from fleet.access.roles import Actor, Role
-from fleet.layers.scope import Scope
 from fleet.configs.push import ConfigPush
 from fleet.configs.signing import ConfigSigner
 from fleet.db.engine import create_engine, session_factory
+from fleet.layers.scope import Scope
 from fleet.service import FleetService
 from fleet.settings import ApiSettings, BrokerSettings, FleetSettings, PresenceSettings
 from protocol.clock import utc_now_ms

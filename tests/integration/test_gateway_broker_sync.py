@@ -33,13 +33,13 @@ from fleet.broker_access.acls import Acl, AclType, DefaultAccessType
 from fleet.broker_access.bootstrap import FleetLogin, prepare_broker
 from fleet.broker_access.policy import FLEET_ROLE, gateway_role
 from fleet.broker_access.responses import BrokerClient, CommandResponse, raise_for_errors
-from fleet.layers.scope import Scope
 from fleet.configs.push import ConfigPush
 from fleet.configs.signing import ConfigSigner
 from fleet.db.engine import create_engine, migrate, session_factory
 from fleet.db.schema import GatewayRow
 from fleet.enrollment.broker import DynsecProvisioner
 from fleet.errors import DownlinkUnavailableError
+from fleet.layers.scope import Scope
 from fleet.mqtt.downlink import Downlink
 from fleet.service import FleetService
 from fleet.settings import (
