@@ -19,6 +19,7 @@ from edge.errors import (
 )
 from edge.settings import EdgeSettings
 from protocol.gateway_config import DriverKind
+from protocol.identifiers import IDENTIFIER_PATTERN, IDENTIFIER_RULE
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def run(
             "-c",
             exists=True,
             dir_okay=False,
-            help="TOML settings file; OUTPOST_EDGE_* environment variables fill what it leaves out.",
+            help="TOML settings file; OUTPOST_EDGE_* environment variables override it, key by key.",
         ),
     ] = None,
 ) -> None:
@@ -48,8 +49,11 @@ def run(
     not among them: the agent runs on and retries (see docs/ARCHITECTURE.md, "Running the gateway")."""
     try:
         settings = EdgeSettings.load(config)
-    except (ValidationError, EdgeError) as exc:
-        typer.echo(f"invalid gateway settings:\n{exc}", err=True)
+    except ValidationError as exc:
+        typer.echo(f"invalid gateway settings {_given(config)}:\n{_problems(exc)}", err=True)
+        raise typer.Exit(2) from exc
+    except EdgeError as exc:
+        typer.echo(f"invalid gateway settings: {exc}", err=True)
         raise typer.Exit(2) from exc
     from edge.adapters import ffmpeg_log  # noqa: PLC0415 - OpenCV: keeps `--help` fast
 
@@ -89,7 +93,12 @@ def village_broker(
         nodes = [device.id for device in settings.devices if device.driver is DriverKind.NODE]
         logins = VillageLogins.kept_for(directory, nodes)
         write_broker_files(directory, logins, port)
-    except (ValidationError, EdgeError) as exc:
+    except ValidationError as exc:
+        typer.echo(
+            f"cannot set up the village broker: invalid gateway settings {_given(config)}:\n{_problems(exc)}", err=True
+        )
+        raise typer.Exit(2) from exc
+    except EdgeError as exc:
         typer.echo(f"cannot set up the village broker: {exc}", err=True)
         raise typer.Exit(2) from exc
     if show is not None:
@@ -100,6 +109,30 @@ def village_broker(
         typer.echo(password)
         return
     typer.echo(f"wrote {directory}: logins for outpost-gateway, outpost-centre and {len(nodes)} nodes", err=True)
+
+
+def _given(config: Path | None) -> str:
+    return f"in {config}" if config is not None else "(no --config file given)"
+
+
+def _problems(exc: ValidationError) -> str:
+    """Each problem of the settings on a line of its own, ``where: what``, never with the value given (a password
+    may be among them)."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        if error["type"] == "missing":
+            named = all(isinstance(part, str) for part in error["loc"])  # an environment variable can say it
+            variable = " or as OUTPOST_EDGE_" + "__".join(map(str, error["loc"])).upper() if named else ""
+            problem = f"missing: set it in the --config file{variable}"
+        elif error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == IDENTIFIER_PATTERN:
+            problem = f"not an id: {IDENTIFIER_RULE}"
+        elif error["type"] == "extra_forbidden":
+            problem = "not a setting (check its spelling and section)"
+        else:
+            problem = error["msg"]
+        lines.append(f"  {where}: {problem}")
+    return "\n".join(lines)
 
 
 @app.command("unit")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from fleet.access.roles import Role
-from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, table
+from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, call_waiting, table
 
 
 class Level(StrEnum):
@@ -99,19 +99,26 @@ def import_sites(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would change; change nothing.")] = False,
 ) -> None:
     """Import a site list: columns county_id, county_name, town_id, town_name, village_id, village_name,
-    latitude, longitude, grid_id, grid_name (one row per grid). All rows are imported, or none."""
-    report = call(
+    latitude, longitude, grid_id, grid_name (one row per grid). All rows are imported, or none.
+
+    A city's list takes the fleet a minute or so: the command waits as long as the fleet works on it."""
+    report = call_waiting(
         fleet,
         token,
         "POST",
         "/sites/import",
+        doing=f"waiting for the fleet to {'check' if dry_run else 'import'} {sheet.name}",
         content=sheet.read_bytes(),
         headers={"Content-Type": "text/csv"},
         params={"dry_run": str(dry_run).lower()},
     )
     typer.echo(f"{report['rows']} rows{' (dry run: nothing changed)' if report['dry_run'] else ''}")
-    tallies = [{"level": level, **report[level]} for level in ("counties", "towns", "villages", "grids")]
-    table(tallies, ("level", "created", "updated", "unchanged"))
+    done = ("would create", "would update") if report["dry_run"] else ("created", "updated")
+    tallies: list[dict[str, Any]] = []
+    for level in ("counties", "towns", "villages", "grids"):
+        tally = report[level]
+        tallies.append({"level": level, done[0]: tally["created"], done[1]: tally["updated"], **tally})
+    table(tallies, ("level", *done, "unchanged"))
 
 
 @gateways.command("list")

@@ -14,6 +14,8 @@ from protocol.bounds import MAX_EPOCH_MS
 
 IDENTIFIER_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 IDENTIFIER_RE: Final = re.compile(IDENTIFIER_PATTERN)
+IDENTIFIER_RULE: Final = "use a-z, 0-9, '-' and '_', starting with a letter or digit, at most 64 characters"
+"""What :data:`IDENTIFIER_PATTERN` asks, in words, for people who gave something else."""
 
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 VillageId = Identifier

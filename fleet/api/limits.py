@@ -12,21 +12,25 @@ and error answers that never echo what was sent.
   governance platform's signed callbacks and real enrollments never are, however many.
   Behind a reverse proxy on loopback, the client is the ``X-Forwarded-For`` address uvicorn resolves.
 - A request that fails validation is answered with where and why (at most 20 errors, each message
-  truncated), never with the input itself, so a 25 MB body cannot come back as a 26 MB error.
+  truncated), never with the input itself, so a 25 MB body cannot come back as a 26 MB error. A request
+  without the body its route takes is told so in a sentence, and an id that is not one is told the rule for ids.
 """
 
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from protocol.identifiers import IDENTIFIER_PATTERN, IDENTIFIER_RULE
 
 _ERRORS_SHOWN: Final = 20
 _MESSAGE_CHARS: Final = 300
@@ -129,17 +133,34 @@ def _client(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
-async def validation_refused(_request: Request, exc: Exception) -> JSONResponse:
-    """422 naming where and why a request is invalid, without echoing any of it."""
+async def validation_refused(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming where and why a request is invalid, without echoing any of it; a request without the body its
+    route takes is told so in a sentence."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    detail = [
-        {
-            "loc": list(error.get("loc", ()))[:10],
-            "msg": str(error.get("msg", ""))[:_MESSAGE_CHARS],
-            "type": str(error.get("type", "")),
-        }
+    if [(error.get("type"), tuple(error.get("loc", ()))) for error in errors] == [("missing", ("body",))]:
+        route = request.scope.get("route")
+        path = route.path if isinstance(route, APIRoute) else request.url.path
+        detail = f"the request body is empty: {request.method} {path} takes {_body_media_type(route)}"
+        return JSONResponse({"detail": detail}, status_code=422)
+    shown: list[dict[str, object]] = [
+        {"loc": list(error.get("loc", ()))[:10], "msg": _message(error), "type": str(error.get("type", ""))}
         for error in errors[:_ERRORS_SHOWN]
     ]
     if len(errors) > _ERRORS_SHOWN:
-        detail.append({"loc": [], "msg": f"and {len(errors) - _ERRORS_SHOWN} more errors", "type": "truncated"})
-    return JSONResponse({"detail": detail}, status_code=422)
+        shown.append({"loc": [], "msg": f"and {len(errors) - _ERRORS_SHOWN} more errors", "type": "truncated"})
+    return JSONResponse({"detail": shown}, status_code=422)
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    """Pydantic's message, but an id's rule in words rather than as a regular expression."""
+    context = error.get("ctx") or {}
+    if error.get("type") == "string_pattern_mismatch" and context.get("pattern") == IDENTIFIER_PATTERN:
+        return f"not an id: {IDENTIFIER_RULE}"
+    return str(error.get("msg", ""))[:_MESSAGE_CHARS]
+
+
+def _body_media_type(route: object) -> str:
+    """The media type of the body ``route`` takes (``text/csv`` for a site list); JSON unless it says otherwise."""
+    body = route.dependant.body_params if isinstance(route, APIRoute) else []
+    media_type = getattr(body[0].field_info, "media_type", None) if body else None
+    return media_type if isinstance(media_type, str) else "application/json"

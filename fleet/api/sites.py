@@ -15,7 +15,7 @@ from fleet.api.context import (
     in_scope,
     require_place,
 )
-from fleet.sites.csv_import import parse_sites_cooperatively
+from fleet.sites.csv_import import decode_sheet, parse_sites_cooperatively
 from fleet.sites.schemas import (
     CountyPatch,
     CountyPublic,
@@ -182,13 +182,16 @@ async def delete_grid(ctx: Context, actor: SiteManager, village_id: IdPath, grid
 
 @router.post(
     IMPORT_PATH,
-    responses={404: {"description": "A parent named in the list does not exist"}, 422: {"description": "Bad rows"}},
+    responses={
+        404: {"description": "A parent named in the list does not exist"},
+        422: {"description": "Not UTF-8 text, not CSV, or bad rows"},
+    },
 )
 async def import_sites(
     ctx: Context,
     actor: FleetSiteManager,
     sheet: Annotated[
-        str,
+        bytes,
         Body(media_type="text/csv", description="The site list as CSV (UTF-8), at most api.max_import_bytes."),
     ],
     dry_run: Annotated[bool, Query(description="Check the list and report what would change; change nothing")] = False,
@@ -197,6 +200,7 @@ async def import_sites(
 
     The list is written a few hundred sites per transaction, so alerts arriving meanwhile wait for no more than
     one of them; if writing fails part-way, importing the same list again completes it."""
-    report = await ctx.sites.import_sites(actor, await parse_sites_cooperatively(sheet), dry_run=dry_run)
+    text = decode_sheet(sheet)
+    report = await ctx.sites.import_sites(actor, await parse_sites_cooperatively(text), dry_run=dry_run)
     await ctx.rules.changed()
     return report

@@ -51,7 +51,8 @@ class SheetError(InvalidRequestError):
     def __init__(self, problems: list[str]) -> None:
         shown = problems[:MAX_ERRORS_SHOWN]
         more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
-        super().__init__(f"{len(problems)} problems in the site list{more}: " + "; ".join(shown))
+        counted = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
+        super().__init__(f"{counted} in the site list{more}: " + "; ".join(shown))
         self.problems = problems
 
 
@@ -69,6 +70,19 @@ class SiteSheet:
     def named(self, level: str, key: str | tuple[str, str]) -> bool:
         """Whether the sheet gave this site a name (an unnamed new site is named by its id)."""
         return (level, key) not in self.unnamed
+
+
+def decode_sheet(data: bytes) -> str:
+    """The text of a site list as sent; :class:`~fleet.errors.InvalidRequestError` if it is not UTF-8, saying where
+    it goes wrong (never quoting it: it may be anything)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InvalidRequestError(
+            f"the site list is not UTF-8 text: first bad byte 0x{data[exc.start]:02x} at offset {exc.start} "
+            f"(line {line}); save it as UTF-8 (in a spreadsheet: CSV UTF-8)"
+        ) from None
 
 
 def parse_sites(text: str) -> SiteSheet:
@@ -101,23 +115,33 @@ ROWS_PER_STEP: Final = 200
 
 def _parse_in_steps(text: str) -> Generator[None, None, SiteSheet]:
     """Parse ``text``, yielding every :data:`ROWS_PER_STEP` rows; returns the sheet or raises SheetError."""
-    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")), strict=True)
     sheet = SiteSheet()
     problems: list[str] = []
+    ended = 0  # the line the last row read ends on
     try:
         _check_header(reader)
+        ended = reader.line_num
         for row in reader:
             sheet.rows += 1
             if sheet.rows > MAX_ROWS:
                 raise SheetError([f"line {reader.line_num}: more than {MAX_ROWS} rows; split the list"])
             problems += [f"line {reader.line_num}: {problem}" for problem in _read_line(sheet, row)]
+            ended = reader.line_num
             if sheet.rows % ROWS_PER_STEP == 0:
                 yield
     except csv.Error as exc:
-        problems.append(f"line {reader.line_num}: not CSV ({exc})")
+        problems.append(_not_csv(exc, ended + 1, reader.reader.line_num))
     if problems:
         raise SheetError(problems)
     return sheet
+
+
+def _not_csv(error: csv.Error, first: int, last: int) -> str:
+    """The reader's refusal of the row from line ``first`` (it read up to line ``last``)."""
+    if str(error) == "unexpected end of data":  # strict mode: a quoted field ran on to the end
+        return f'line {first}: a quoted field is never closed (its " runs on to the end of the list, line {last})'
+    return f"line {last}: not CSV ({error})"
 
 
 def _check_header(reader: "csv.DictReader[str]") -> None:
@@ -133,10 +157,20 @@ def _check_header(reader: "csv.DictReader[str]") -> None:
 
 
 def _read_line(sheet: SiteSheet, row: dict[str | Any, str | Any]) -> list[str]:
-    if None in row:
-        return ["more fields than columns"]
+    """The problems of one row; a row of empty cells (a blank line) is skipped. Every row has a cell for each
+    column, empty or not: a row missing its last cells is more likely cut short than meant that way."""
+    if None in row:  # DictReader keeps the fields past the header's under the key None
+        return [f"{len(row) - 1 + len(row[None])} fields but {len(row) - 1} columns"]
     cells = {str(name): (value or "").strip() for name, value in row.items()}
-    return _read_row(sheet, cells) if any(cells.values()) else []
+    if not any(cells.values()):
+        return []
+    missing = [str(name) for name, value in row.items() if value is None]  # DictReader's filler: no such cell
+    if missing:
+        return [
+            f"{len(row) - len(missing)} fields but {len(row)} columns (no {', '.join(missing)}): "
+            "give each column a cell, an empty one if need be"
+        ]
+    return _read_row(sheet, cells)
 
 
 def _read_row(sheet: SiteSheet, cells: dict[str, str]) -> list[str]:

@@ -78,14 +78,26 @@ class Records:
             raise ConflictError(f"{kind} {key!r} exists already")
         self.add_new(session, actor, row, kind, key)
 
-    def add_new(self, session: AsyncSession, actor: Actor, row: Base, kind: str, key: str) -> None:
-        """Add ``row``, known by the caller not to exist, with its audit entry."""
+    def add_new(
+        self, session: AsyncSession, actor: Actor, row: Base, kind: str, key: str, *, logged: bool = True
+    ) -> None:
+        """Add ``row``, known by the caller not to exist, with its audit entry (and a log line, if ``logged``:
+        a bulk import logs its own)."""
         session.add(row)
         record(session, actor, Change(f"{kind}.create", kind, key, None, snapshot(row)), self.clock())
-        logger.info("%s created %s %s", actor.name, kind, key)
+        if logged:
+            logger.info("%s created %s %s", actor.name, kind, key)
 
     def change(
-        self, session: AsyncSession, actor: Actor, row: Base, kind: str, key: str, changes: dict[str, Any]
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        row: Base,
+        kind: str,
+        key: str,
+        changes: dict[str, Any],
+        *,
+        logged: bool = True,
     ) -> bool:
         """Apply ``changes`` to ``row``; record the change and return True if anything actually changed."""
         before = snapshot(row)
@@ -94,7 +106,8 @@ class Records:
         after = snapshot(row)
         if after != before:
             record(session, actor, Change(f"{kind}.update", kind, key, before, after), self.clock())
-            logger.info("%s changed %s %s", actor.name, kind, key)
+            if logged:
+                logger.info("%s changed %s %s", actor.name, kind, key)
             return True
         return False
 

@@ -119,12 +119,13 @@ class SiteStore:
             async with self._records.transaction(f"import {sheet.rows} site rows", commit=False) as session:
                 for chunk in chunks:
                     await self._import_chunk(session, actor, sheet, chunk, report)
-        else:
-            for number, chunk in enumerate(chunks, 1):
-                await self._write_chunk(actor, sheet, chunk, report, f"import part {number} of {len(chunks)}")
-                if number < len(chunks):
-                    await asyncio.sleep(IMPORT_PAUSE_S)
-        logger.info("%s imported %d site rows%s: %s", actor.name, sheet.rows, " (dry run)" if dry_run else "", report)
+            logger.info("%s checked %d site rows (dry run, nothing changed): %s", actor.name, sheet.rows, _told(report))
+            return report
+        for number, chunk in enumerate(chunks, 1):
+            await self._write_chunk(actor, sheet, chunk, report, f"import part {number} of {len(chunks)}")
+            if number < len(chunks):
+                await asyncio.sleep(IMPORT_PAUSE_S)
+        logger.info("%s imported %d site rows: %s", actor.name, sheet.rows, _told(report))
         return report
 
     async def _write_chunk(
@@ -170,12 +171,15 @@ class SiteStore:
             row = existing.get((level, key))
             if row is None:
                 stamp = "first_seen_ms" if cls is VillageRow else "created_ms"
-                self._records.add_new(session, actor, cls(**values, **{stamp: self._clock()}), level, label)
+                created = cls(**values, **{stamp: self._clock()})
+                self._records.add_new(session, actor, created, level, label, logged=False)
+                logger.debug("%s %s %s %s", actor.name, "would create" if report.dry_run else "created", level, label)
                 tally.created += 1
                 continue
             if not sheet.named(level, key):
                 values.pop("name", None)
-            if self._records.change(session, actor, row, level, label, values):
+            if self._records.change(session, actor, row, level, label, values, logged=False):
+                logger.debug("%s %s %s %s", actor.name, "would update" if report.dry_run else "updated", level, label)
                 tally.updated += 1
             else:
                 tally.unchanged += 1
@@ -292,6 +296,20 @@ class SiteStore:
         async with self._records.write(f"remove grid {grid_id}") as session:
             row = await require(session, GridRow, (village_id, grid_id), _grid_label(village_id, grid_id))
             await self._records.remove(session, actor, row, "grid", f"{village_id}/{grid_id}")
+
+
+def _told(report: ImportReport) -> str:
+    """An import's counts in a line: ``created 1 county, 20 villages; updated no site; 3 grids unchanged`` (``would
+    create``, ``would update`` for a dry run)."""
+    created, updated = ("would create", "would update") if report.dry_run else ("created", "updated")
+    counts = {outcome: _counts(report, outcome) for outcome in ("created", "updated", "unchanged")}
+    return f"{created} {counts['created']}; {updated} {counts['updated']}; {counts['unchanged']} unchanged"
+
+
+def _counts(report: ImportReport, outcome: str) -> str:
+    """``1 county, 20 villages`` (levels with none left out), or ``no site``: how many sites had ``outcome``."""
+    counts = [(getattr(getattr(report, plural), outcome), level, plural) for level, plural in _PLURAL.items()]
+    return ", ".join(f"{n} {level if n == 1 else plural}" for n, level, plural in counts if n) or "no site"
 
 
 def _grid_label(village_id: str, grid_id: str) -> str:

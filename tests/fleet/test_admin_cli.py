@@ -1,16 +1,28 @@
 """``outpost fleet sites|gateways|tokens`` against the fleet's API served over real HTTP."""
 
+import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import Result
 
+from fleet import cli_client
+from fleet.access.roles import Actor
 from fleet.cli import app
+from fleet.db.schema import CountyRow
+from fleet.sites.csv_import import SiteSheet
+from fleet.sites.schemas import ImportReport
+from fleet.sites.store import SiteStore
+from protocol.identifiers import IDENTIFIER_RULE
 from tests.fleet.api_client import ADMIN_TOKEN, api_context
 from tests.fleet.helpers import FakeClock
 from tests.fleet.served_api import invoke, served_api
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 async def as_admin(fleet: str, args: list[str]) -> Result:
@@ -117,3 +129,102 @@ async def test_a_token_scoped_to_a_town_is_created_listed_and_kept_to_its_town(f
     assert elsewhere.exit_code == 1
     assert "outside the scope of this token (town hutou)" in elsewhere.output
     assert own.exit_code == 0, own.output
+
+
+class HeldSites(SiteStore):
+    """The site store behind a gate: an import (and a county listing) waits until the test releases it."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> None:
+        super().__init__(sessions, clock)
+        self.importing = asyncio.Event()
+        self.released = asyncio.Event()
+
+    async def import_sites(self, actor: Actor, sheet: SiteSheet, *, dry_run: bool = False) -> ImportReport:
+        self.importing.set()
+        await self.released.wait()
+        return await super().import_sites(actor, sheet, dry_run=dry_run)
+
+    async def counties(self) -> list[CountyRow]:
+        await self.released.wait()
+        return await super().counties()
+
+
+SITE_LIST = (
+    "county_id,county_name,town_id,town_name,village_id,village_name,latitude,longitude,grid_id,grid_name\n"
+    "anxi,Anxi County,hutou,Hutou Town,shiqiao,Shiqiao,25.05,118.01,g01,Grid 1\n"
+)
+
+
+@pytest.mark.parametrize("token", ["", "  "])
+async def test_without_a_token_the_cli_says_so_and_how_to_set_one(fleet: str, token: str) -> None:
+    result = await invoke(app, ["sites", "list", "county"], token=token, fleet=fleet)
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith("no API token: set OUTPOST_TOKEN or give --token")
+    assert "outpost fleet tokens create" in result.stderr
+    assert "Illegal header" not in result.output
+
+
+async def test_a_site_list_that_is_not_utf8_or_not_csv_is_refused_by_line(fleet: str, tmp_path: Path) -> None:
+    latin_1, unclosed, short = tmp_path / "latin-1.csv", tmp_path / "unclosed.csv", tmp_path / "short.csv"
+    latin_1.write_bytes(SITE_LIST.replace("Shiqiao,", "Shíqiáo,").encode("latin-1"))
+    unclosed.write_text(SITE_LIST.replace("Anxi County", '"Anxi County'), encoding="utf-8")
+    short.write_text(SITE_LIST.removesuffix(",g01,Grid 1\n") + "\n", encoding="utf-8")
+
+    not_utf8 = await as_admin(fleet, ["sites", "import", str(latin_1)])
+    not_closed = await as_admin(fleet, ["sites", "import", str(unclosed), "--dry-run"])
+    cut = await as_admin(fleet, ["sites", "import", str(short), "--dry-run"])
+
+    assert (not_utf8.exit_code, not_closed.exit_code, cut.exit_code) == (1, 1, 1)
+    assert "refused (422): the site list is not UTF-8 text: first bad byte 0xed at offset" in not_utf8.stderr
+    assert "(line 2)" in not_utf8.stderr
+    assert "line 2: a quoted field is never closed" in not_closed.stderr
+    assert "line 2: 8 fields but 10 columns (no grid_id, grid_name)" in cut.stderr
+
+
+async def test_bad_ids_are_refused_one_line_per_problem(fleet: str) -> None:
+    one = await as_admin(fleet, ["gateways", "add", "Gate 1", "--village", "shiqiao"])
+    two = await as_admin(fleet, ["sites", "add", "village", "Shiqiao!", "--parent", "Hu Tou", "--name", "Shiqiao"])
+    in_path = await as_admin(fleet, ["config", "show", "--gateway", "GW!"])
+
+    rule = f"not an id: {IDENTIFIER_RULE}"
+    assert (one.exit_code, two.exit_code, in_path.exit_code) == (1, 1, 1)
+    assert one.stderr == f"refused (422): id: {rule}\n"
+    assert two.stderr == f"refused (422):\n  id: {rule}\n  town_id: {rule}\n"
+    assert in_path.stderr == f"refused (422): gateway_id: {rule}\n"
+
+
+async def test_a_dry_run_prints_what_it_would_create(fleet: str, tmp_path: Path) -> None:
+    sheet = tmp_path / "sites.csv"
+    sheet.write_text(SITE_LIST, encoding="utf-8")
+
+    dry = await as_admin(fleet, ["sites", "import", str(sheet), "--dry-run"])
+
+    assert dry.exit_code == 0, dry.output
+    header, *rows = dry.stdout.splitlines()[1:]
+    assert header.split() == ["LEVEL", "WOULD", "CREATE", "WOULD", "UPDATE", "UNCHANGED"]
+    assert rows[0].split() == ["counties", "1", "0", "0"]
+
+
+async def test_an_import_waits_for_the_fleet_however_long_it_takes_and_says_so(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A city's list takes the fleet longer than an ordinary call may wait: the import waits on."""
+    monkeypatch.setattr(cli_client, "TIMEOUT_S", 0.2)  # the ordinary wait, made short
+    sheet = tmp_path / "sites.csv"
+    sheet.write_text(SITE_LIST, encoding="utf-8")
+    sites = HeldSites(sessions, clock)
+    async with served_api(replace(api_context(sessions, clock), sites=sites)) as fleet:
+        importing = asyncio.create_task(as_admin(fleet, ["sites", "import", str(sheet)]))
+        arrived = asyncio.create_task(sites.importing.wait())
+        await asyncio.wait([importing, arrived], return_when=asyncio.FIRST_COMPLETED)
+        assert arrived.done(), (await importing).output
+        async with httpx.AsyncClient(base_url=fleet, headers=ADMIN, timeout=cli_client.TIMEOUT_S) as ordinary:
+            with pytest.raises(httpx.ReadTimeout):  # meanwhile, an ordinary call has given up
+                await ordinary.get("/counties")
+        sites.released.set()
+        imported = await importing
+
+    assert imported.exit_code == 0, imported.output
+    assert "waiting for the fleet to import sites.csv" in imported.stderr
+    assert "1 rows" in imported.stdout

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from fleet.api.limits import RequestGuard, RequestLimits
 from protocol.enrollment import ENROLL_PATH
 from protocol.governance import CASE_CALLBACK_PATH
+from protocol.identifiers import IDENTIFIER_RULE
 from tests.fleet.api_client import ADMIN_TOKEN, api_context
 from tests.fleet.enrollment.test_enrollment_api import enroll_body
 from tests.fleet.helpers import FakeClock
@@ -138,3 +139,28 @@ async def test_only_refused_calls_count_against_a_client() -> None:
     assert good == [200] * 20
     assert bad == [401, 401, 401, 429]
     assert after == 429, "once its refusals used up its bucket, the client waits"
+
+
+@pytest.mark.parametrize(
+    ("path", "media_type"),
+    [("/counties", "application/json"), ("/sites/import", "text/csv"), ("/villages/shiqiao/grids", "application/json")],
+)
+async def test_an_empty_body_is_refused_saying_what_the_route_takes(fleet: str, path: str, media_type: str) -> None:
+    async with httpx.AsyncClient(base_url=fleet, headers=ADMIN) as client:
+        bare = await client.post(path)
+        typed = await client.post(path, content=b"", headers={"Content-Type": media_type})
+
+    assert (bare.status_code, typed.status_code) == (422, 422)
+    route = path.replace("shiqiao", "{village_id}")
+    assert bare.json() == typed.json() == {"detail": f"the request body is empty: POST {route} takes {media_type}"}
+
+
+async def test_a_bad_id_is_refused_with_the_rule_for_ids(fleet: str) -> None:
+    async with httpx.AsyncClient(base_url=fleet, headers=ADMIN) as client:
+        in_body = await client.post("/counties", json={"id": "Bad Id!", "name": "Anxi"})
+        in_path = await client.get("/gateways/Bad!/config")
+
+    assert (in_body.status_code, in_path.status_code) == (422, 422)
+    rule = f"not an id: {IDENTIFIER_RULE}"
+    assert in_body.json()["detail"] == [{"loc": ["body", "id"], "msg": rule, "type": "string_pattern_mismatch"}]
+    assert in_path.json()["detail"] == [{"loc": ["path", "gateway_id"], "msg": rule, "type": "string_pattern_mismatch"}]

@@ -1,5 +1,6 @@
 """Bulk import of a site list (CSV): all or nothing, idempotent, with problems reported by line."""
 
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
@@ -94,3 +95,90 @@ def test_coordinates_out_of_range_and_half_given_are_refused() -> None:
     assert caught.value.problems[0].startswith("line 2: village latitude")
     assert "line 3: village" in caught.value.problems[1]
     assert "both latitude and longitude" in caught.value.problems[1]
+
+
+async def test_a_site_list_that_is_not_utf8_is_refused_naming_its_first_bad_byte(admin: httpx.AsyncClient) -> None:
+    latin_1 = "county_id,county_name\nanxi,Anxï County\n".encode("latin-1")  # a spreadsheet's "CSV" on Windows
+    binary = bytes(range(256))
+
+    latin = await admin.post("/sites/import", content=latin_1, headers={"Content-Type": "text/csv"})
+    garbage = await admin.post("/sites/import", content=binary, headers={"Content-Type": "application/octet-stream"})
+
+    assert (latin.status_code, garbage.status_code) == (422, 422)
+    assert latin.json()["detail"].startswith(
+        f"the site list is not UTF-8 text: first bad byte 0xef at offset {latin_1.index(0xEF)} (line 2)"
+    )
+    assert garbage.json()["detail"].startswith(
+        "the site list is not UTF-8 text: first bad byte 0x80 at offset 128 (line 2)"
+    )
+    assert "Anx" not in latin.text, "the list is never echoed"
+    assert (await admin.get("/counties")).json() == []
+
+
+async def test_an_unclosed_quote_or_a_short_row_imports_nothing_and_names_the_line(admin: httpx.AsyncClient) -> None:
+    unclosed = 'county_id,county_name,town_id\nanxi,Anxi,hutou\nanxi,"Anxi County,xiping\nanxi,Anxi,dongcun\n'
+    short = "county_id,county_name,town_id,town_name\nanxi,Anxi,hutou,Hutou\nanxi,Anxi\n"
+
+    quoted = await _import(admin, unclosed)
+    cut = await _import(admin, short)
+
+    assert (quoted.status_code, cut.status_code) == (422, 422)
+    assert "line 3: a quoted field is never closed" in quoted.json()["detail"]
+    assert "line 3: 2 fields but 4 columns (no town_id, town_name)" in cut.json()["detail"]
+    assert (await admin.get("/counties")).json() == []
+
+
+def test_every_row_must_have_a_cell_for_each_column_and_blank_lines_are_skipped() -> None:
+    sheet = (
+        "county_id,county_name,town_id,town_name\nanxi,Anxi,hutou,Hutou\n\n,,\nanxi,Anxi\nanxi,Anxi,xiping,Xiping,x\n"
+    )
+
+    with pytest.raises(SheetError) as caught:
+        parse_sites(sheet)
+
+    assert caught.value.problems == [
+        "line 5: 2 fields but 4 columns (no town_id, town_name): give each column a cell, an empty one if need be",
+        "line 6: 5 fields but 4 columns",
+    ]
+
+
+def test_a_quote_that_is_never_closed_is_refused_at_the_line_it_opens() -> None:
+    with pytest.raises(SheetError) as caught:
+        parse_sites('county_id,county_name\nanxi,Anxi\nlishui,"Lishui\nyunhe,Yunhe\n')
+    with pytest.raises(SheetError) as stray:
+        parse_sites('county_id,county_name\nanxi,"Anxi" County\n')
+
+    assert caught.value.problems == [
+        'line 3: a quoted field is never closed (its " runs on to the end of the list, line 4)'
+    ]
+    assert stray.value.problems[0].startswith("line 2: not CSV")
+
+
+async def test_a_dry_run_says_what_it_would_create_in_one_line(
+    admin: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fleet")
+
+    await _import(admin, SHEET, dry_run="true")
+
+    lines = [record.getMessage() for record in caplog.records if record.name.startswith("fleet.sites")]
+    assert len(lines) == 1, lines
+    assert "dry run" in lines[0]
+    assert "would create 1 county, 2 towns, 2 villages, 2 grids" in lines[0]
+    assert not any(" created " in line for line in lines)
+
+
+async def test_an_import_logs_its_counts_once_and_each_site_at_debug(
+    admin: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="fleet")
+
+    await _import(admin, SHEET)
+
+    info = [record.getMessage() for record in caplog.records if record.levelno >= logging.INFO]
+    debug = [record.getMessage() for record in caplog.records if record.levelno == logging.DEBUG]
+    summaries = [line for line in info if "site rows" in line]
+    assert len(summaries) == 1, info
+    assert "created 1 county, 2 towns, 2 villages, 2 grids" in summaries[0]
+    assert not any("created county" in line for line in info)
+    assert any("created county anxi" in line for line in debug)

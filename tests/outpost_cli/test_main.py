@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from outpost_cli.main import app
+from protocol.identifiers import IDENTIFIER_RULE
 from protocol.schema import schema_documents
 
 runner = CliRunner()
@@ -62,3 +63,27 @@ def test_a_gateway_install_never_imports_the_fleet_web_stack() -> None:
     )
     output = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert output.strip() == ""
+
+
+def test_gateway_run_without_settings_says_what_to_set_one_line_each(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('village_id = "Dong Shan"\n[broker]\npassword = "s3cret-pass"\nport = "many"\n')
+
+    unset = {"OUTPOST_EDGE_VILLAGE_ID": None, "OUTPOST_EDGE_GATEWAY_ID": None}
+
+    missing = runner.invoke(app, ["gateway", "run"], env=unset)
+    invalid = runner.invoke(app, ["gateway", "run", "--config", str(config)], env=unset)
+
+    assert (missing.exit_code, invalid.exit_code) == (2, 2)
+    assert missing.stderr.splitlines() == [
+        "invalid gateway settings (no --config file given):",
+        "  village_id: missing: set it in the --config file or as OUTPOST_EDGE_VILLAGE_ID",
+        "  gateway_id: missing: set it in the --config file or as OUTPOST_EDGE_GATEWAY_ID",
+    ]
+    assert invalid.stderr.splitlines() == [
+        f"invalid gateway settings in {config}:",
+        f"  village_id: not an id: {IDENTIFIER_RULE}",
+        "  gateway_id: missing: set it in the --config file or as OUTPOST_EDGE_GATEWAY_ID",
+        "  broker.port: Input should be a valid integer, unable to parse string as an integer",
+    ]
+    assert "s3cret-pass" not in invalid.output, "never the values given"

@@ -5,9 +5,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from fleet.alerts.channels.webhook import WebhookChannel
-from tests.fleet.channels.deliveries import delivery
-from tests.fleet.channels.receiver import HOOK_PATH, WebhookReceiver, webhook_receiver
-from tests.fleet.channels.test_webhook import settings_for
+from tests.fleet.alerts.channels.deliveries import delivery
+from tests.fleet.alerts.channels.receiver import HOOK_PATH, WebhookReceiver, webhook_receiver
+from tests.fleet.alerts.channels.test_webhook import settings_for
 from tests.fleet.idle_closing_proxy import Close, IdleClosingProxy, idle_closing_proxy
 
 

@@ -14,8 +14,8 @@ from fleet.errors import ChannelRejectedError, ChannelSettingsError, ChannelUnav
 from fleet.settings import WebhookSettings
 from protocol.notifications import AlertStep
 from simulators.infra.certificates import write_certificates
-from tests.fleet.channels.deliveries import ALERT_ID, alert_row, delivery
-from tests.fleet.channels.receiver import HOOK_PATH, RECEIVER_SECRET, WebhookReceiver, webhook_receiver
+from tests.fleet.alerts.channels.deliveries import ALERT_ID, alert_row, delivery
+from tests.fleet.alerts.channels.receiver import HOOK_PATH, RECEIVER_SECRET, WebhookReceiver, webhook_receiver
 
 
 def settings_for(url: str, secret: str = RECEIVER_SECRET, **changes: object) -> WebhookSettings:

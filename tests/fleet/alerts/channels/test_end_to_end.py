@@ -25,9 +25,9 @@ from protocol.notifications import AlertState, AlertStep
 from protocol.reconnect import Backoff
 from simulators.infra.mosquitto import MosquittoBroker
 from tests.fleet.alert_county import alert_county
-from tests.fleet.channels.publisher import village_centre
-from tests.fleet.channels.receiver import WebhookReceiver
-from tests.fleet.channels.test_webhook import settings_for
+from tests.fleet.alerts.channels.publisher import village_centre
+from tests.fleet.alerts.channels.receiver import WebhookReceiver
+from tests.fleet.alerts.channels.test_webhook import settings_for
 from tests.fleet.configs.sites import ADMIN
 from tests.fleet.helpers import FakeClock, default_escalation, make_alert
 from tests.integration.conftest import eventually

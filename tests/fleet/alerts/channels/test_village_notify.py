@@ -14,8 +14,8 @@ from fleet.settings import BrokerSettings, VillageNotifySettings
 from protocol.notifications import AlertState, AlertStep
 from protocol.topics import village_notify_topic
 from simulators.infra.mosquitto import MosquittoBroker
-from tests.fleet.channels.deliveries import alert_row, delivery
-from tests.fleet.channels.publisher import publisher_for, village_centre
+from tests.fleet.alerts.channels.deliveries import alert_row, delivery
+from tests.fleet.alerts.channels.publisher import publisher_for, village_centre
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import pytest
 
 from fleet.mqtt.downlink import Downlink
 from simulators.infra.mosquitto import MosquittoBroker
-from tests.fleet.channels.publisher import connected, publisher_for
-from tests.fleet.channels.receiver import WebhookReceiver, webhook_receiver
+from tests.fleet.alerts.channels.publisher import connected, publisher_for
+from tests.fleet.alerts.channels.receiver import WebhookReceiver, webhook_receiver
 from tests.integration.conftest import mosquitto
 
 __all__ = ["mosquitto"]

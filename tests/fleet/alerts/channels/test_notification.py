@@ -13,7 +13,7 @@ from fleet.errors import ChannelRejectedError, NothingToSendError
 from protocol import notifications
 from protocol.messages import AlertKind, FleetAlertKind, Severity
 from protocol.notifications import AlertLevel, AlertState
-from tests.fleet.channels.deliveries import ALERT_ID, alert_row, delivery
+from tests.fleet.alerts.channels.deliveries import ALERT_ID, alert_row, delivery
 from tests.fleet.helpers import RAISED_MS
 
 
