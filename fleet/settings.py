@@ -688,4 +688,4 @@ def _encrypted(url: AnyHttpUrl) -> bool:
 
 NOT_SETTINGS: Final = frozenset({"OUTPOST_FLEET_URL"})
 """Variables with the settings' prefix that are no settings: the API's URL for the fleet's CLI client
-(fleet/cli_client.py), which a technician's shell exports next to ``fleet run``."""
+(fleet/cli/client.py), which a technician's shell exports next to ``fleet run``."""

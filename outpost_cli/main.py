@@ -29,7 +29,7 @@ class _Part:
 
 _LAZY_PARTS: Final = {
     "demo": _Part("simulators.cli", "demo"),
-    "fleet": _Part("fleet.cli", "app"),
+    "fleet": _Part("fleet.cli.app", "app"),
     "sim": _Part("simulators.cli", "app"),
     "protocol": _Part("outpost_cli.protocol_cmd", "app"),
     "firmware": _Part("outpost_cli.firmware", "app"),

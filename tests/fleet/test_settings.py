@@ -274,7 +274,7 @@ def test_every_unknown_environment_variable_is_named_at_once(monkeypatch: pytest
 def test_variables_of_other_prefixes_and_the_cli_clients_url_are_no_concern_of_the_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("OUTPOST_FLEET_URL", "http://127.0.0.1:8080")  # fleet/cli_client.py's
+    monkeypatch.setenv("OUTPOST_FLEET_URL", "http://127.0.0.1:8080")  # fleet/cli/client.py's
     monkeypatch.setenv("OUTPOST_FLEETS", "1")
     monkeypatch.setenv("OUTPOST_EDGE_DATABSE_URL", "1")
     monkeypatch.setenv("OUTPOST_TOKEN", "outpost-dev-admin")

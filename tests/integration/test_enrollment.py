@@ -246,7 +246,7 @@ async def test_enrolling_over_https_needs_the_fleets_ca(tmp_path: Path, fleet: F
 
 
 async def test_a_technician_creates_lists_and_revokes_codes_from_a_terminal(tmp_path: Path, fleet: Fleet) -> None:
-    from fleet.cli import app as fleet_cli  # noqa: PLC0415 - the CLI root, as `outpost fleet` mounts it
+    from fleet.cli.app import app as fleet_cli  # noqa: PLC0415 - the CLI root, as `outpost fleet` mounts it
 
     env = {"SSL_CERT_FILE": str(fleet.ca_file), "OUTPOST_FLEET_URL": fleet.url, "OUTPOST_TOKEN": ADMIN_TOKEN}
 

@@ -55,7 +55,7 @@ def test_fleet_run_refuses_production_without_secrets() -> None:
 def test_a_gateway_install_never_imports_the_fleet_web_stack() -> None:
     # What `outpost gateway ...` loads must not pull in FastAPI, SQLAlchemy or influxdb-client, nor the
     # other parts' command modules or rich (the memory a gateway carries for nothing).
-    unwanted = ("fastapi", "sqlalchemy", "influxdb_client", "uvicorn", "fleet.cli", "simulators.cli", "rich")
+    unwanted = ("fastapi", "sqlalchemy", "influxdb_client", "uvicorn", "fleet.cli.app", "simulators.cli", "rich")
     probe = (
         "import sys; import outpost_cli.main, edge.agent, edge.uplink; "
         f"bad = [m for m in {unwanted!r} if m in sys.modules]; "

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.api.context import ApiContext
-from fleet.cli import app
+from fleet.cli.app import app
 from fleet.mqtt.downlink import Downlink
 from protocol.messages import Command, CommandResponse
 from tests.fleet.api_client import ADMIN_TOKEN, api_context

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner, Result
 
 from fleet.api.context import ApiContext
-from fleet.cli import app
+from fleet.cli.app import app
 from protocol.messages import AlertKind, Severity
 from tests.fleet.api_client import ADMIN_TOKEN, api_context
 from tests.fleet.configs.sites import build_county

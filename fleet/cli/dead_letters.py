@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, table
+from fleet.cli.client import DEFAULT_FLEET_URL, FleetUrl, Token, call, table
 
 dead_letters = typer.Typer(
     help="Inbound messages ingest could not process: kept with their reason, counted, then acknowledged.",

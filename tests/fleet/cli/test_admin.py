@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import Result
 
-from fleet import cli_client
 from fleet.access.roles import Actor
-from fleet.cli import app
+from fleet.cli import client as cli_client
+from fleet.cli.app import app
 from fleet.db.schema import CountyRow
 from fleet.sites.csv_import import SiteSheet
 from fleet.sites.schemas import ImportReport

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, table
+from fleet.cli.client import DEFAULT_FLEET_URL, FleetUrl, Token, call, table
 
 command = typer.Typer(help="Commands to gateways: diagnostics, snapshots, restarts.", no_args_is_help=True)
 

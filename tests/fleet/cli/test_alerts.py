@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import Result
 
 from fleet.alerts.store import AlertStore
-from fleet.alerts_cli import age_text, parse_since_ms
 from fleet.api.context import ApiContext
-from fleet.cli import app
+from fleet.cli.alerts import age_text, parse_since_ms
+from fleet.cli.app import app
 from protocol.messages import Alert, AlertKind, Severity
 from tests.fleet.alert_county import GATEWAY_OF, alert_county
 from tests.fleet.api_client import ADMIN_TOKEN

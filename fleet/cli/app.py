@@ -7,12 +7,12 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from fleet.admin_cli import gateways, sites, tokens
-from fleet.alerts_cli import alerts
-from fleet.commands_cli import command
-from fleet.config_cli import config
-from fleet.dead_letters_cli import dead_letters
-from fleet.enrollment_cli import enrollment
+from fleet.cli.admin import gateways, sites, tokens
+from fleet.cli.alerts import alerts
+from fleet.cli.commands import command
+from fleet.cli.config import config
+from fleet.cli.dead_letters import dead_letters
+from fleet.cli.enrollment import enrollment
 from fleet.errors import FleetError
 from fleet.settings import FleetSettings
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call
+from fleet.cli.client import DEFAULT_FLEET_URL, FleetUrl, Token, call
 from fleet.layers.scope import Scope
 
 rules = typer.Typer(

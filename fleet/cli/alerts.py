@@ -5,7 +5,7 @@
 and ``resolve`` act on one. Every command takes an alert's full id or its first 8 characters or more,
 looked up among the newest alerts; a prefix that matches several is refused with the matches.
 
-Same connection options and API token as the other ``outpost fleet`` commands (:mod:`fleet.cli_client`);
+Same connection options and API token as the other ``outpost fleet`` commands (:mod:`fleet.cli.client`);
 what the fleet refuses (an illegal step, an unknown alert, a token that may not) is printed with the
 fleet's reason and the command exits 1.
 """
@@ -17,9 +17,9 @@ from typing import Annotated, Any, Final
 
 import typer
 
-from fleet.alert_rules_cli import rules
 from fleet.alerts.lifecycle import OPEN_STATES, next_level
-from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, parse_duration_s, table
+from fleet.cli.alert_rules import rules
+from fleet.cli.client import DEFAULT_FLEET_URL, FleetUrl, Token, call, parse_duration_s, table
 from fleet.db.schema import DeliveryState
 from protocol.messages import Severity
 from protocol.notifications import AlertLevel, AlertState

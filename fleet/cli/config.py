@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, table
+from fleet.cli.client import DEFAULT_FLEET_URL, FleetUrl, Token, call, table
 from fleet.configs.state import SyncStatus
 from fleet.layers.scope import Scope
 

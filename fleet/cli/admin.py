@@ -1,6 +1,6 @@
 """``outpost fleet sites|gateways|tokens``: the REST API from a terminal, for admins and technicians.
 
-The HTTP call, the ``--fleet``/``--token`` options and the table come from :mod:`fleet.cli_client`.
+The HTTP call, the ``--fleet``/``--token`` options and the table come from :mod:`fleet.cli.client`.
 """
 
 from enum import StrEnum
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from fleet.access.roles import Role
-from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, call_waiting, table
+from fleet.cli.client import DEFAULT_FLEET_URL, FleetUrl, Token, call, call_waiting, table
 
 
 class Level(StrEnum):

@@ -2,7 +2,7 @@
 
 A technician (or admin) creates a single-use enrollment token for a village and gets its *enrollment code*,
 also as a QR code to scan on site; on the gateway, ``outpost gateway enroll --code CODE`` redeems it. Same
-connection options and API token as the other ``outpost fleet`` commands (:mod:`fleet.cli_client`).
+connection options and API token as the other ``outpost fleet`` commands (:mod:`fleet.cli.client`).
 """
 
 import io
@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from fleet.admin_cli import gateways
-from fleet.cli_client import DEFAULT_FLEET_URL, FleetUrl, Token, call, parse_duration_s, table
+from fleet.cli.admin import gateways
+from fleet.cli.client import DEFAULT_FLEET_URL, FleetUrl, Token, call, parse_duration_s, table
 from protocol.enrollment import enrollment_code
 
 enrollment = typer.Typer(
