@@ -175,5 +175,9 @@ class EnrollmentSettingsError(FleetError):
     """The enrollment settings cannot be used (e.g. the broker CA file handed to gateways is unreadable)."""
 
 
+class AlertRulesSettingsError(FleetError):
+    """``alerts.rules``, the base layer of alert rules, is not valid (an unknown key, a bad value)."""
+
+
 class BrokerTlsSettingsError(FleetError):
     """``broker.tls`` cannot be used: a CA, certificate or key file it names is missing or unreadable."""

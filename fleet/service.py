@@ -30,6 +30,7 @@ from fleet.alerts.ingest_watch import IngestWatch
 from fleet.alerts.outbox import Outbox
 from fleet.alerts.outbox_queue import OutboxQueue, Pending
 from fleet.alerts.rules.book import RuleBook
+from fleet.alerts.rules.layers import base_rules
 from fleet.alerts.source_time import source_window_of
 from fleet.alerts.store import AlertStore
 from fleet.alerts.timers import AlertTimers
@@ -94,7 +95,7 @@ class FleetService:
         self.downlink = Downlink(settings.broker.downlink(), f"{session_prefix(settings.broker)}-downlink")
         channels = configured_channels(settings, governance_transport=governance_transport, publisher=self.downlink)
         outbox = Outbox(channel.route for channel in channels)
-        self.rules = RuleBook(sessions, clock, settings.alerts.rules)
+        self.rules = RuleBook(sessions, clock, base_rules(settings.alerts.rules))
         rules = self.rules.for_village
         self.alerts = AlertStore(
             sessions,

@@ -13,7 +13,7 @@ explicitly.
 """
 
 from pathlib import Path
-from typing import Final, Literal, Self
+from typing import Any, Final, Literal, Self
 
 from pydantic import (
     AnyHttpUrl,
@@ -26,7 +26,6 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from fleet.alerts.rules.model import AlertRules
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from protocol.gateway_config import MAX_REVOKED_KEYS
 from protocol.hosts import is_loopback_host
@@ -207,9 +206,10 @@ class AlertSettings(_Section):
     layers (fleet/alerts/rules: escalation deadlines per severity, hold-offs, quiet hours, rate limits), and
     how much the timers apply per transaction."""
 
-    rules: AlertRules = Field(
-        default_factory=AlertRules,
-        description='e.g. OUTPOST_FLEET_ALERTS__RULES__ACK_DEADLINE_S=\'{"critical": 120, "major": 600}\'',
+    rules: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The base layer under every county's: the keys of an alert rules layer (fleet/alerts/rules/"
+        "model.py), checked at start, e.g. OUTPOST_FLEET_ALERTS__RULES__ACK_DEADLINE_S__CRITICAL=120",
     )
     sweep_limit: int = Field(default=100, ge=1, description="Alerts escalated or cleared per transaction.")
     rules_refresh_s: float = Field(

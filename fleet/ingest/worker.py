@@ -16,6 +16,7 @@ import logging
 import signal
 from collections.abc import Callable
 
+from fleet.alerts.rules.layers import base_rules
 from fleet.alerts.rules.model import same_rules_everywhere
 from fleet.alerts.store import AlertStore
 from fleet.db.engine import create_engine, session_factory
@@ -56,7 +57,7 @@ class IngestWorker:
         alerts = AlertStore(
             sessions,
             clock,
-            same_rules_everywhere(settings.alerts.rules),
+            same_rules_everywhere(base_rules(settings.alerts.rules)),
         )
         self.router = IngestRouter(self.registry, None, self.writer, alerts, lambda: None, clock)
         # Only `fleet run` ends quarantines left by an earlier process: a worker starting would end live ones.

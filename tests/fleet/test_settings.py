@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from fleet.alerts.rules.layers import base_rules
+from fleet.errors import AlertRulesSettingsError
 from fleet.settings import DEVELOPMENT_GOVERNANCE_TOKEN, FleetSettings
 from protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from protocol.messages import AlertKind, Severity
@@ -293,8 +295,9 @@ def test_whole_sections_and_keys_of_mappings_are_known_variables(monkeypatch: py
     assert settings.broker.host == "broker.county.example"
     assert settings.broker.tls is not None
     assert str(settings.broker.tls.ca_file) == "/etc/outpost/county-ca.pem"
-    assert settings.alerts.rules.ack_deadline_s[Severity.CRITICAL] == 120.0
-    assert settings.alerts.rules.kinds[AlertKind.PANIC].hold_off_s == 2.0
+    rules = base_rules(settings.alerts.rules)
+    assert rules.ack_deadline_s[Severity.CRITICAL] == 120.0
+    assert rules.kinds[AlertKind.PANIC].hold_off_s == 2.0
 
 
 def test_keyword_arguments_win_over_the_environment_which_wins_over_the_defaults(
@@ -336,3 +339,8 @@ def test_secrets_do_not_show_in_the_settings_repr() -> None:
     assert "influx-secret" not in text
     assert "county-admin-secret" not in text
     assert "county-signing-secret" not in text
+
+
+def test_base_alert_rules_that_are_not_valid_stop_the_fleet_naming_where() -> None:
+    with pytest.raises(AlertRulesSettingsError, match=r"alerts\.rules: kinds\.panik\."):
+        base_rules({"kinds": {"panik": {"hold_off_s": 2}}})

@@ -29,7 +29,6 @@ from pydantic import AnyHttpUrl, SecretStr
 
 from edge.health import HealthProbe
 from edge.settings import BrokerSettings as EdgeBrokerSettings
-from fleet.alerts.rules.model import AlertRules
 from fleet.service import FleetService
 from fleet.settings import (
     AlertSettings,
@@ -79,7 +78,7 @@ RUN_S: Final = float(os.environ.get("OUTPOST_DASHBOARD_SEED_S", "24"))
 ACKNOWLEDGED_DEVICE: Final = "panic-centre"
 """Presses of this button are acknowledged by the village centre; the others escalate."""
 LAST_PRESS_BEFORE_END_S: Final = 2.0
-DEADLINES: Final = AlertSettings(rules=AlertRules(ack_deadline_s=dict.fromkeys(Severity, 2.0)))
+DEADLINES: Final = AlertSettings(rules={"ack_deadline_s": dict.fromkeys(Severity, 2.0)})
 CASES: Final = CaseLoopSettings(
     dispatch_after_s=4.0,  # after the 2 s deadline: unacknowledged alerts escalate first
     resolve_after_s=3.0,

@@ -26,7 +26,6 @@ from edge.adapters.simulated import SimulatedPanicButton
 from edge.agent import GatewayAgent
 from edge.devices import prebuilt
 from edge.settings import BrokerSettings, EdgeSettings
-from fleet.alerts.rules.model import AlertRules
 from fleet.api.server import HttpServer
 from fleet.settings import AlertSettings, DeliverySettings
 from protocol.clock import utc_now_ms
@@ -288,7 +287,7 @@ async def test_an_escalation_due_while_the_fleet_restarts_fires_on_time(
         mosquitto,
         platform.server.url,
         client_id="fleet-restarted",
-        alerts=AlertSettings(rules=AlertRules(ack_deadline_s={Severity.CRITICAL: deadline_s})),
+        alerts=AlertSettings(rules={"ack_deadline_s": {Severity.CRITICAL: deadline_s}}),
     )
     button = panic_button()
     await start_gateway([button])
@@ -395,7 +394,7 @@ async def test_a_flapping_camera_keeps_one_alert_and_case_which_clear_once_it_st
 ) -> None:
     flaps = 25
     platform = await governance_platform(case_loop=OFFICERS_BUSY)
-    fleet = await start_fleet(governance=platform, alerts=AlertSettings(rules=AlertRules(clear_hold_s=2.0)))
+    fleet = await start_fleet(governance=platform, alerts=AlertSettings(rules={"clear_hold_s": 2.0}))
     camera = FlappingCamera()
     spec = DeviceSpec(
         kind=DeviceKind.CHECKPOINT_CAMERA,

@@ -10,10 +10,14 @@ Objects that have no default (``quiet_hours``, a kind's ``rate_limit``) must be 
 that set only ``quiet_hours.end`` would mean nothing in a village whose town sets no quiet hours.
 """
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
+
+from pydantic import ValidationError
 
 from fleet.alerts.rules.model import DEFAULT_RULES, AlertRules
-from fleet.layers.document import LayeredModel
+from fleet.errors import AlertRulesSettingsError
+from fleet.layers.document import LayeredModel, summary
 from fleet.layers.scope import Scope
 
 ALERT_RULES: Final = LayeredModel(
@@ -25,3 +29,13 @@ ALERT_RULES: Final = LayeredModel(
     defaults=DEFAULT_RULES,
 )
 """The alert rules as layers."""
+
+
+def base_rules(overrides: Mapping[str, Any]) -> AlertRules:
+    """The rules of the fleet's settings (``alerts.rules``, a layer over the defaults) as every village's base.
+    Validated as settings are, so ``"120"`` from an environment variable is 120; raises
+    :class:`~fleet.errors.AlertRulesSettingsError` saying in one line what is wrong."""
+    try:
+        return AlertRules.model_validate(ALERT_RULES.merge([overrides]))
+    except ValidationError as exc:
+        raise AlertRulesSettingsError(f"alerts.rules: {summary(exc)}") from None
