@@ -24,6 +24,7 @@ from typing import Final
 from fleet.alerts.channels.base import Channel, Delivery
 from fleet.alerts.outbox import Action
 from fleet.alerts.outbox_queue import OutboxQueue, Outcome, Pending
+from fleet.alerts.record import AlertRecord
 from fleet.errors import (
     ChannelRejectedError,
     ChannelSettingsError,
@@ -174,18 +175,9 @@ class DeliveryWorker:
         """Try one message: what came of it, and whether the channel as a whole can take messages."""
         message = pending.message
         attempt = message.attempts + 1
-        delivery = Delivery(
-            key=message.key,
-            action=Action(message.action),
-            step=message.step,
-            reason=message.reason,
-            queued_at_ms=message.created_ms,
-            attempt=attempt,
-            alert=pending.alert,
-        )
         what = f"{message.action} ({message.step}) of alert {message.alert_id}"
         try:
-            result = await self.channel.deliver(delivery)
+            result = await self.channel.deliver(_delivery_of(pending, attempt))
         except NothingToSendError as exc:
             logger.info("%s: %s skipped: %s", self.channel.name, what, exc)
             return _Attempt(pending, Outcome.skipped(message.id, str(exc)))
@@ -222,3 +214,22 @@ class _Attempt:
     """False when the channel as a whole could not take the message (down, or refusing the fleet)."""
     dead_letter: str | None = None
     """Why the message became a dead letter, if it did."""
+
+
+def _delivery_of(pending: Pending, attempt: int) -> Delivery:
+    """The message as its channel is to send it; :class:`ChannelRejectedError` for an alert row the contract cannot
+    carry (a kind a newer fleet wrote, say): no attempt can change it, so it is a dead letter."""
+    message = pending.message
+    try:
+        alert = AlertRecord.of(pending.alert)
+    except ValueError as exc:
+        raise ChannelRejectedError(str(exc)) from exc
+    return Delivery(
+        key=message.key,
+        action=Action(message.action),
+        step=message.step,
+        reason=message.reason,
+        queued_at_ms=message.created_ms,
+        attempt=attempt,
+        alert=alert,
+    )

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from fleet.alerts.outbox import Action, Route
-from fleet.db.schema import AlertRow
+from fleet.alerts.record import AlertRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,7 @@ class Delivery:
     queued_at_ms: int
     attempt: int
     """1 on the first attempt."""
-    alert: AlertRow
+    alert: AlertRecord
     """The alert as it is now (its state may be past ``step``)."""
 
 

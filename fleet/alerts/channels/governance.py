@@ -9,14 +9,12 @@ from typing import Final, TypeVar
 from uuid import UUID
 
 from fleet.alerts.channels.base import Delivery
-from fleet.alerts.kinds import kind_of
 from fleet.alerts.lifecycle import Step
 from fleet.alerts.outbox import Action, Route, case_route
-from fleet.db.schema import AlertRow
+from fleet.alerts.record import AlertRecord
 from fleet.errors import GovernanceRejectedError, NothingToSendError
 from fleet.governance.client import GovernanceClient
 from protocol.governance import CaseRequest, CaseUpdate, CaseUpdateKind
-from protocol.messages import Severity
 
 GOVERNANCE_CHANNEL: Final = "governance"
 
@@ -24,11 +22,11 @@ _Source = TypeVar("_Source")
 _Message = TypeVar("_Message")
 
 
-def case_for(alert: AlertRow) -> CaseRequest:
+def case_for(alert: AlertRecord) -> CaseRequest:
     return CaseRequest(
-        alert_id=UUID(alert.id),
-        kind=kind_of(alert.kind),
-        severity=Severity(alert.severity),
+        alert_id=alert.id,
+        kind=alert.kind,
+        severity=alert.severity,
         village_id=alert.village_id,
         gateway_id=alert.gateway_id,
         device_id=alert.device_id,
@@ -46,7 +44,7 @@ def withdrawal_for(delivery: Delivery) -> CaseUpdate:
     return CaseUpdate(
         update_id=UUID(delivery.key),
         case_id=alert.case_id,
-        alert_id=UUID(alert.id),
+        alert_id=alert.id,
         kind=CaseUpdateKind.CANCELLED if delivery.step == Step.CANCEL else CaseUpdateKind.CLEARED,
         reason=(delivery.reason or "")[:256],
         at=delivery.queued_at_ms,
@@ -58,7 +56,7 @@ def _built(build: Callable[[_Source], _Message], source: _Source) -> _Message:
     or evidence it refuses) is a refusal of this message, a dead letter, never a worker stuck on it."""
     try:
         return build(source)
-    except ValueError as exc:  # pydantic's ValidationError, an unknown kind
+    except ValueError as exc:  # pydantic's ValidationError: evidence, a case id
         raise GovernanceRejectedError(f"cannot be sent to the governance platform: {exc}"[:300]) from exc
 
 

@@ -4,12 +4,10 @@ people-facing channel (webhook, village notify)."""
 from uuid import UUID
 
 from fleet.alerts.channels.base import Delivery
-from fleet.alerts.kinds import kind_of
 from fleet.alerts.outbox import Action
 from fleet.errors import ChannelRejectedError, NothingToSendError
 from protocol.identifiers import ShortText
-from protocol.messages import Severity
-from protocol.notifications import AlertLevel, AlertNotification, AlertState, AlertStep
+from protocol.notifications import AlertNotification, AlertStep
 
 _SHORT_TEXT_MAX = 256
 
@@ -31,11 +29,11 @@ def notification_for(delivery: Delivery) -> AlertNotification:
         return AlertNotification(
             notification_id=UUID(delivery.key),
             step=AlertStep(delivery.step),
-            alert_id=UUID(alert.id),
-            kind=kind_of(alert.kind),
-            severity=Severity(alert.severity),
-            state=AlertState(alert.state),
-            level=AlertLevel(alert.level),
+            alert_id=alert.id,
+            kind=alert.kind,
+            severity=alert.severity,
+            state=alert.state,
+            level=alert.level,
             village_id=alert.village_id,
             gateway_id=alert.gateway_id,
             device_id=alert.device_id,
@@ -49,5 +47,5 @@ def notification_for(delivery: Delivery) -> AlertNotification:
             assignee=_short(alert.assignee),
             evidence=alert.evidence,
         )
-    except ValueError as exc:  # pydantic's ValidationError is one, as are a bad UUID and an unknown enum value
+    except ValueError as exc:  # pydantic's ValidationError: evidence, a case id, a bad notification key
         raise ChannelRejectedError(f"alert {alert.id} does not fit an AlertNotification: {exc}"[:400]) from exc

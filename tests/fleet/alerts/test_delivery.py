@@ -5,6 +5,7 @@ dead letters that raise one correlated ``delivery_failed`` alert."""
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Final
@@ -25,6 +26,7 @@ from fleet.alerts.history import RAISE
 from fleet.alerts.lifecycle import Step
 from fleet.alerts.outbox import Action, Outbox, Route, case_route, notify_route
 from fleet.alerts.outbox_queue import OutboxQueue, Outcome, Pending
+from fleet.alerts.record import AlertRecord
 from fleet.alerts.store import AlertStore
 from fleet.db.schema import AlertRow, DeliveryState, OutboxRow
 from fleet.errors import ChannelRejectedError, NothingToSendError
@@ -40,6 +42,7 @@ from simulators.governance.faults import Faults
 from simulators.governance.recorder import CaseLedger
 from simulators.governance.request_log import RequestLog
 from tests.fleet.alert_parts import CASES, alert_row, raised, store_for
+from tests.fleet.alerts.channels.deliveries import alert_row as stored_alert_row
 from tests.fleet.helpers import RAISED_MS, FakeClock, default_escalation
 
 TOKEN: Final = "platform-token"
@@ -260,9 +263,12 @@ def test_a_case_carries_the_alert_its_village_gateway_and_device() -> None:
         evidence={"held_ms": 800},
         seq=1,
         raised_at_ms=RAISED_MS,
+        state="raised",
+        level="village",
+        occurrences=1,
     )
 
-    assert case_for(row) == CaseRequest(
+    assert case_for(AlertRecord.of(row)) == CaseRequest(
         alert_id=uuid.UUID("00000000-0000-4000-8000-000000000001"),
         kind=AlertKind.DOOR_FORCED,
         severity=Severity.MAJOR,
@@ -275,24 +281,24 @@ def test_a_case_carries_the_alert_its_village_gateway_and_device() -> None:
         evidence={"held_ms": 800},
     )
     row.kind = FleetAlertKind.GATEWAY_OFFLINE  # raised by the fleet about the gateway
-    assert case_for(row).kind is FleetAlertKind.GATEWAY_OFFLINE
+    assert case_for(AlertRecord.of(row)).kind is FleetAlertKind.GATEWAY_OFFLINE
 
 
 @pytest.mark.parametrize(
     ("step", "kind"), [(Step.CANCEL, CaseUpdateKind.CANCELLED), (Step.CLEAR, CaseUpdateKind.CLEARED)]
 )
 def test_a_withdrawal_names_the_case_the_alert_and_why(step: Step, kind: CaseUpdateKind) -> None:
-    alert = AlertRow(id="00000000-0000-4000-8000-000000000001", case_id="CASE-000042")
+    alert = AlertRecord.of(stored_alert_row(case_id="CASE-000042"))
     key = str(uuid.uuid4())
     delivery = Delivery(key, Action.WITHDRAW_CASE, step, "x" * 600, 1_700_000_000_123, 1, alert)
 
     update = withdrawal_for(delivery)
 
-    assert (update.update_id, update.case_id, update.alert_id) == (uuid.UUID(key), "CASE-000042", uuid.UUID(alert.id))
+    assert (update.update_id, update.case_id, update.alert_id) == (uuid.UUID(key), "CASE-000042", alert.id)
     assert (update.kind, update.reason, update.at) == (kind, "x" * 256, 1_700_000_000_123)
-    alert.case_id = None
+    never_opened = dataclasses.replace(delivery, alert=dataclasses.replace(alert, case_id=None))
     with pytest.raises(NothingToSendError, match="no case to withdraw"):
-        withdrawal_for(delivery)
+        withdrawal_for(never_opened)
 
 
 # --- exactly one case ------------------------------------------------------------------------------------
@@ -923,5 +929,5 @@ async def test_an_alert_the_contract_cannot_carry_is_a_dead_letter_not_a_stuck_w
     [message] = await queue.messages(unknown)
     assert message.state == DeliveryState.DEAD
     assert message.last_error is not None
-    assert "cannot be sent to the governance platform" in message.last_error
+    assert f"alert {unknown} cannot be read" in message.last_error
     assert [str(case.alert_id) for case in platform.ledger.cases] == [fine]

@@ -5,6 +5,7 @@ from typing import Any
 
 from fleet.alerts.channels.base import Delivery
 from fleet.alerts.outbox import Action
+from fleet.alerts.record import AlertRecord
 from fleet.db.schema import AlertRow, DeliveryState
 from tests.fleet.helpers import RAISED_MS
 
@@ -55,5 +56,5 @@ def delivery(
         reason=reason,
         queued_at_ms=RAISED_MS + 5,
         attempt=attempt,
-        alert=alert or alert_row(),
+        alert=AlertRecord.of(alert or alert_row()),
     )
