@@ -9,6 +9,7 @@ from typing import Annotated, Final
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from fleet import FLEET_VERSION
 from fleet.api import (
@@ -71,8 +72,15 @@ def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"try again shortly: {exc}"}, status_code=503, headers={"Retry-After": "5"})
 
 
+DOCS_ASSETS_PATH: Final = "/docs-assets"
+
+
 def create_app(context: ApiContext, limits: RequestLimits | None = None) -> FastAPI:
-    app = FastAPI(
+    # The documentation page with its scripts, styles and icons served by the fleet itself (FastAPI's own loads
+    # them from a CDN: blank on a county LAN without internet). No /redoc: it fetches its logo from a CDN.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS_PATH,
+        redoc_url=None,
         title="Outpost fleet manager",
         version=FLEET_VERSION,
         description=(

@@ -1,8 +1,13 @@
 """Free loopback ports for servers to listen on, waiting until a server accepts connections, and a server's address."""
 
 import asyncio
+import itertools
 import logging
+import os
+import random
+import re
 import socket
+from collections.abc import Iterator
 from contextlib import suppress
 from typing import ClassVar, Final
 
@@ -15,12 +20,42 @@ _POLL_INTERVAL_S: Final = 0.05
 _CONNECT_TIMEOUT_S: Final = 1.0
 
 
+_WORKER_PORTS_BASE: Final = 20_000
+_WORKER_PORTS: Final = 3_000
+"""Each pytest-xdist worker takes ports from its own range below Linux's ephemeral ports (32768 and up): a server
+one worker stopped for a planned outage keeps its port free, and another worker's new server must never take it
+(a gateway would reconnect to a stranger's broker)."""
+_WORKERS: Final = 4
+
+
+def _worker_ports() -> Iterator[int] | None:
+    """This xdist worker's ports, in turn from a random start (none outside xdist: the kernel picks)."""
+    found = re.fullmatch(r"gw(\d+)", os.environ.get("PYTEST_XDIST_WORKER", ""))
+    if found is None:
+        return None
+    start = _WORKER_PORTS_BASE + (int(found.group(1)) % _WORKERS) * _WORKER_PORTS
+    first = random.randrange(_WORKER_PORTS)
+    return itertools.cycle([start + (first + offset) % _WORKER_PORTS for offset in range(_WORKER_PORTS)])
+
+
+_PORTS: Final = _worker_ports()
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port on ``host`` that nothing listens on right now (the kernel picks it)."""
+    """A TCP port on ``host`` that nothing listens on right now: the kernel picks it, or under pytest-xdist the
+    next free one of this worker's own range (a port is not handed out again before the whole range was)."""
+    if _PORTS is not None:
+        for port in itertools.islice(_PORTS, _WORKER_PORTS):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-    return port
+        picked: int = sock.getsockname()[1]
+    return picked
 
 
 async def port_accepts(host: str, port: int) -> bool:
