@@ -1,7 +1,6 @@
 """Every Outpost dashboard, in both flavours: what ``outpost dashboards export`` writes and ``push`` publishes."""
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Final
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard
@@ -12,6 +11,9 @@ from dashboards.boards.county_overview import county_overview
 from dashboards.boards.fleet_operations import fleet_operations
 from dashboards.boards.village_detail import village_detail
 from dashboards.model import Flavour, GeneratedDashboard
+from dashboards.packaged import GENERATED_DIR
+
+__all__ = ["BOARDS", "GENERATED_DIR", "build_all"]  # GENERATED_DIR: where the JSON is committed (dashboards.packaged)
 
 BOARDS: Final[tuple[Callable[[Flavour], Dashboard], ...]] = (
     county_overview,
@@ -19,8 +21,6 @@ BOARDS: Final[tuple[Callable[[Flavour], Dashboard], ...]] = (
     alerts_cases,
     fleet_operations,
 )
-GENERATED_DIR: Final = Path(__file__).parent / "generated"
-"""Where the generated JSON is committed (a test fails when it differs from what the code builds)."""
 
 
 def build_all(flavours: tuple[Flavour, ...] = tuple(Flavour)) -> list[GeneratedDashboard]:

@@ -1,4 +1,8 @@
-"""``outpost dashboards``: generate the Grafana dashboards as JSON, and publish them to a Grafana."""
+"""``outpost dashboards``: generate the Grafana dashboards as JSON, and publish them to a Grafana.
+
+The dashboards are built with grafana-foundation-sdk (the ``dashboards`` extra), imported only by the
+commands that build them: ``provisioning`` copies files this Outpost carries and needs nothing more.
+"""
 
 import asyncio
 import time
@@ -7,11 +11,11 @@ from typing import Annotated
 
 import typer
 
-from dashboards.catalogue import GENERATED_DIR, build_all
 from dashboards.county_copies import County
 from dashboards.errors import DashboardsError, PreviewFailedError
 from dashboards.generated_files import read_generated, write_generated
 from dashboards.model import Flavour, GeneratedDashboard
+from dashboards.packaged import ENV_FILE, GENERATED_DIR, copy_provisioning, writable_generated_dir
 
 app = typer.Typer(
     help="Grafana dashboards for command staff and engineers: generate them as JSON, publish them to Grafana.",
@@ -23,8 +27,13 @@ app = typer.Typer(
 @app.command("export")
 def export(
     out: Annotated[
-        Path, typer.Option(help="Where to write <flavour>/<uid>.json (default: the committed dashboards/generated).")
-    ] = GENERATED_DIR,
+        Path | None,
+        typer.Option(
+            help="Where to write <flavour>/<uid>.json, e.g. the directory a Grafana is provisioned from. Default: "
+            "the committed dashboards/generated in a checkout; with --check, the JSON this Outpost carries.",
+            show_default=False,
+        ),
+    ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Write nothing; fail if the files differ from what the code builds.")
     ] = False,
@@ -34,6 +43,17 @@ def export(
     Files of dashboards the code no longer builds are removed, so a Grafana provisioned from the
     directory drops them too.
     """
+    from dashboards.catalogue import build_all  # noqa: PLC0415 - grafana-foundation-sdk only when building
+
+    if out is None:
+        out = GENERATED_DIR if check else writable_generated_dir()
+    if out is None:
+        typer.echo(
+            "give --out DIR: this Outpost is installed, and its own copy of the dashboards is not rewritten "
+            "(e.g. --out /var/lib/grafana/dashboards/outpost, where Grafana's provisioning reads them)",
+            err=True,
+        )
+        raise typer.Exit(2)
     built = build_all()
     if check:
         on_disk = {(d.flavour, d.uid): d.model for d in _read(out)}
@@ -89,6 +109,7 @@ def push(
 
     Running it again updates what changed and leaves the rest alone.
     """
+    from dashboards.catalogue import build_all  # noqa: PLC0415 - grafana-foundation-sdk only when building
     from dashboards.grafana_push import push as push_to_grafana  # noqa: PLC0415 - grafana-client only when pushing
 
     counties = [_county(text) for text in county or []]
@@ -122,6 +143,7 @@ def preview(
     Panels whose query fails show the server's error in red, and the command then lists them and exits 1; a
     data source that cannot be reached stops it at once (exit 1, no previews).
     """
+    from dashboards.catalogue import build_all  # noqa: PLC0415 - grafana-foundation-sdk only when building
     from dashboards.preview.interpolation import TimeRange, seconds  # noqa: PLC0415 - matplotlib only here
     from dashboards.preview.run import preview as render_previews  # noqa: PLC0415
 
@@ -149,6 +171,42 @@ def preview(
         raise typer.Exit(1) from exc
     for path in written:
         typer.echo(f"wrote {path}")
+
+
+@app.command("provisioning")
+def provisioning(
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Grafana's provisioning directory: datasources/outpost.yaml and dashboards/outpost.yaml go under it "
+            "(usually /etc/grafana/provisioning)."
+        ),
+    ],
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"Where the variables' defaults go, for Grafana's EnvironmentFile= (default: OUT/{ENV_FILE}); "
+            "an existing file is kept.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write the Grafana provisioning files this Outpost carries: Outpost's two data sources and a file provider
+    per flavour reading $OUTPOST_DASHBOARDS_DIR (fill it with `outpost dashboards export --out`).
+
+    See dashboards/provisioning/README.md for the variables and how Grafana loads them.
+    """
+    try:
+        result = copy_provisioning(out, env_file or out / ENV_FILE)
+    except OSError as exc:
+        typer.echo(f"provisioning failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for path in result.written:
+        typer.echo(f"wrote {path}")
+    for path in result.unchanged:
+        typer.echo(f"unchanged {path}")
+    for path in result.kept:
+        typer.echo(f"kept {path} (it exists: compare it with the new defaults by hand)")
 
 
 def _county(text: str) -> County:

@@ -4,7 +4,6 @@ import asyncio
 import logging
 import signal
 from functools import partial
-from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
 
@@ -136,12 +135,26 @@ def _problems(exc: ValidationError) -> str:
 
 
 @app.command("unit")
-def unit() -> None:
-    """Print the systemd unit for the agent (Type=notify, watchdog, restart on failure).
+def unit(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The settings file the agent runs on (written as an absolute path).")
+    ] = Path("/etc/outpost/gateway.toml"),
+    executable: Annotated[
+        Path | None,
+        typer.Option(
+            help="The outpost command the unit runs. Default: this installation's own, the outpost beside the "
+            "Python running this command (its virtual environment's bin).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print the systemd unit for the agent (Type=notify, watchdog, restart on failure), running this installation.
 
     Install it with: outpost gateway unit > /etc/systemd/system/outpost-gateway.service
     """
-    typer.echo(files("edge").joinpath("systemd/outpost-gateway.service").read_text(encoding="utf-8"), nl=False)
+    from edge.enrollment.systemd import DEFAULT_STATE_DIR, unit_text  # noqa: PLC0415 - keeps `--help` fast
+
+    typer.echo(unit_text(config, DEFAULT_STATE_DIR, executable), nl=False)
 
 
 @app.command("enroll")
@@ -227,6 +240,8 @@ def enroll(
         typer.echo(f"systemd unit: {result.unit_file}{' (started)' if result.started else ''}")
     for notice in result.notices:
         typer.echo(f"note: {notice}", err=True)
+    for warning in result.warnings:
+        typer.secho(f"WARNING: {warning}", err=True, fg=typer.colors.RED, bold=True)
 
 
 async def _run(settings: EdgeSettings) -> None:

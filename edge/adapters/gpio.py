@@ -14,21 +14,31 @@ internal resistor is always enabled in the direction ``pull_up`` says (an extern
 fitted, must pull the same way), and ``active_high`` says which level means pressed, open, motion
 or tampered. A normally-closed loop to ground with a pull-up (the fail-safe wiring for door
 contacts and tamper loops) is ``pull_up=True, active_high=True``: a cut wire reads as active.
+
+gpiozero drives the pins through a pin library it loads when the first pin is claimed (lgpio on a current
+Raspberry Pi OS). A virtual environment made without ``--system-site-packages`` has none, and gpiozero then
+warns once per library it tried and raises ``BadPinFactory`` at every claim. Claiming a pin
+(:func:`claim_pin`) turns that into one :class:`GpioUnavailableError` whose message names what to install
+(docs/GATEWAY.md), and keeps gpiozero's warnings out of the log.
 """
 
 import asyncio
 import logging
 import math
+import sys
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, Self, TypeAlias, TypeVar
+from typing import Any, Final, Generic, Literal, Self, TypeAlias, TypeVar
 
 from gpiozero import DigitalOutputDevice, InputDevice
+from gpiozero.exc import BadPinFactory, NativePinFactoryFallback, PinFactoryFallback
 from gpiozero.pins import Factory
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.adapters.base import ButtonPressed, DoorChanged, Emit, MotionSensed, TamperChanged
+from edge.errors import EdgeConfigError
 from protocol.gateway_config import DeviceSpec
 
 logger = logging.getLogger(__name__)
@@ -37,6 +47,46 @@ Clock = Callable[[], int]
 PinFactory: TypeAlias = Factory  # gpiozero's (untyped) pin factory: the real one, or MockFactory in tests
 
 _MAX_PIN = 27  # BCM numbering of the 40-pin header
+PIN_LIBRARY_HINT: Final = (
+    "on Raspberry Pi OS: sudo apt install python3-lgpio, and make Outpost's virtual environment with "
+    "--system-site-packages so that it sees it; or install lgpio into the environment (pip install lgpio, "
+    "which needs swig and liblgpio-dev to build); see docs/GATEWAY.md"
+)
+
+
+class GpioUnavailableError(EdgeConfigError):
+    """gpiozero has no pin library to drive the pins with; the message says what to install."""
+
+
+def claim_pin(what: str, device: Callable[[], Any]) -> Any:
+    """``device()``, a gpiozero device claiming its pin (gpiozero loads its default pin factory at the first
+    claim): its ``BadPinFactory``, and the warning it gives for each library it tried, become one
+    :class:`GpioUnavailableError` naming ``what`` failed, the libraries tried and what to install. Other
+    warnings go on as they came."""
+    failure: GpioUnavailableError | None = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PinFactoryFallback)
+        try:
+            claimed = device()
+        except BadPinFactory as exc:
+            tried = [str(w.message) for w in caught if issubclass(w.category, PinFactoryFallback)]
+            reasons = f" ({'; '.join(tried)})" if tried else ""
+            failure = GpioUnavailableError(
+                f"{what}: gpiozero found no GPIO pin library in this Python ({sys.executable}): {exc}{reasons}. "
+                f"To fix it, {PIN_LIBRARY_HINT}"
+            )
+    if failure is not None:
+        raise failure  # outside the except clause: gpiozero's own traceback is not chained to it
+    for warning in caught:
+        if issubclass(warning.category, PinFactoryFallback):
+            logger.debug("%s", warning.message)
+        elif issubclass(warning.category, NativePinFactoryFallback):
+            logger.warning("%s: gpiozero uses its experimental native pin factory; %s", what, PIN_LIBRARY_HINT)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return claimed
+
+
 _TAMPER_REASONS: dict[str, tuple[str, str]] = {
     # loop kind: (reason when tampered, reason when cleared)
     "enclosure": ("enclosure opened", "enclosure closed"),
@@ -130,8 +180,10 @@ class _InputLine:
         bounce_ms: int,
         clock: Clock,
         pin_factory: PinFactory | None,
+        name: str = "",
     ) -> None:
         self._pin = pin
+        self._name = name or f"GPIO{pin}"
         self._pull_up = pull_up
         self._active_high = active_high
         self._bounce_s = bounce_ms / 1000
@@ -148,7 +200,9 @@ class _InputLine:
         self._loop = asyncio.get_running_loop()
         self._edges = asyncio.Queue()
         self._changes = asyncio.Queue()
-        self._device = InputDevice(self._pin, pull_up=self._pull_up, pin_factory=self._pin_factory)
+        self._device = claim_pin(
+            self._name, lambda: InputDevice(self._pin, pull_up=self._pull_up, pin_factory=self._pin_factory)
+        )
         pin = self._device.pin
         pin.bounce = None
         pin.edges = "both"
@@ -237,6 +291,7 @@ class _GpioInput(ABC, Generic[_Params]):
             bounce_ms=self.params.bounce_ms,
             clock=self._clock,
             pin_factory=self._pin_factory,
+            name=f"device {self._spec.id} on GPIO{pin}",
         )
 
     async def run(self, emit: Emit) -> None:
@@ -390,11 +445,14 @@ class GpioSiren:
     def open(self) -> None:
         """Claim the output pin, switched off; does nothing if already claimed."""
         if self._device is None:
-            self._device = DigitalOutputDevice(
-                self.params.pin,
-                active_high=self.params.active_high,
-                initial_value=False,
-                pin_factory=self._pin_factory,
+            self._device = claim_pin(
+                f"siren {self._spec.id} on GPIO{self.params.pin}",
+                lambda: DigitalOutputDevice(
+                    self.params.pin,
+                    active_high=self.params.active_high,
+                    initial_value=False,
+                    pin_factory=self._pin_factory,
+                ),
             )
 
     async def sound(self, for_s: float) -> None:

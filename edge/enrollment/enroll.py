@@ -6,6 +6,10 @@
 4. move the previous enrollment's files into a backup directory, then write the key, the broker CA, the
    fleet's signing key and, last, the settings that refer to them;
 5. install the systemd unit, and start the agent if asked and systemd runs.
+
+Every path written (into the settings and the unit) is absolute, whatever directory enrollment ran in. When
+the unit's user (``outpost``) could not read the settings, enrollment warns, saying what to run, and does not
+start the agent (it could only fail). The unit names only supplementary groups this system has.
 """
 
 import logging
@@ -17,10 +21,26 @@ from typing import Final
 
 from edge import AGENT_VERSION
 from edge.enrollment.client import request_enrollment
-from edge.enrollment.files import PUBLIC_MODE, SECRET_MODE, Access, back_up, prepare_directory, write_atomically
+from edge.enrollment.files import (
+    PUBLIC_MODE,
+    SECRET_MODE,
+    Access,
+    agent_cannot_read,
+    back_up,
+    prepare_directory,
+    write_atomically,
+)
 from edge.enrollment.gateway_toml import SettingsPaths, production_ready, render_settings
 from edge.enrollment.keys import generate_key_pair, generate_tls_request
-from edge.enrollment.systemd import install_unit, start_agent, systemd_running, unit_text
+from edge.enrollment.systemd import (
+    SUPPLEMENTARY_GROUPS,
+    UNIT_NAME,
+    existing_groups,
+    install_unit,
+    start_agent,
+    systemd_running,
+    unit_text,
+)
 from edge.errors import EnrollmentError
 from protocol.enrollment import EnrollmentGrant, EnrollmentRequest
 
@@ -62,11 +82,15 @@ class EnrollmentResult:
     unit_file: Path | None
     started: bool
     notices: list[str]
+    warnings: list[str] = field(default_factory=list)
+    """What keeps the agent from running as installed (its user cannot read the settings...), with the fix."""
 
 
 def enroll_gateway(options: EnrollOptions) -> EnrollmentResult:
+    directory = options.config_dir.absolute()  # the settings and the unit name these paths: never relative
+    state_dir = options.state_dir.absolute()
     access = Access.for_group(options.group)
-    prepare_directory(options.config_dir, access)
+    prepare_directory(directory, access)
     keys = generate_key_pair()
     tls = generate_tls_request(options.hostname)
     request = EnrollmentRequest(
@@ -77,7 +101,6 @@ def enroll_gateway(options: EnrollOptions) -> EnrollmentResult:
         tls_csr_pem=tls.csr_pem,
     )
     grant = request_enrollment(options.fleet_url, request, ca_file=options.fleet_ca, allow_http=options.allow_http)
-    directory = options.config_dir
     settings_file, key_file = directory / SETTINGS_FILE, directory / KEY_FILE
     broker_ca = directory / BROKER_CA_FILE if grant.broker.ca_pem is not None else _system_ca(grant)
     signing_key = directory / SIGNING_KEY_FILE if grant.config_signing_key_pem is not None else None
@@ -85,7 +108,7 @@ def enroll_gateway(options: EnrollOptions) -> EnrollmentResult:
     tls_cert, tls_key = (directory / TLS_CERT_FILE, directory / TLS_KEY_FILE) if certified else (None, None)
     not_production = production_ready(grant)
     header = _header(grant, options.fleet_url, not_production)
-    paths = SettingsPaths(options.state_dir, broker_ca, signing_key, tls_cert, tls_key)
+    paths = SettingsPaths(state_dir, broker_ca, signing_key, tls_cert, tls_key)
     text = render_settings(grant, paths, header=header)
 
     previous = [
@@ -106,18 +129,10 @@ def enroll_gateway(options: EnrollOptions) -> EnrollmentResult:
     notices = list(grant.notices)
     if not_production:
         notices.append(f"development settings: {'; '.join(not_production)}")
-    unit_file = None
-    started = False
+    service = _Service(None, started=False, notices=notices, warnings=[])
     if options.systemd_dir is not None:
-        unit_file = install_unit(options.systemd_dir, unit_text(settings_file, options.state_dir))
-        if options.start:
-            if systemd_running():
-                start_agent()
-                started = True
-            else:
-                notices.append(
-                    f"systemd is not running here: start the agent with outpost gateway run -c {settings_file}"
-                )
+        readable = [settings_file, *([tls_key] if tls_key is not None else [])]
+        service = _install_service(options.systemd_dir, access, readable, state_dir, notices, start=options.start)
     logger.info("enrolled as gateway %s of %s (key %s)", grant.gateway_id, grant.village_id, keys.key_id)
     return EnrollmentResult(
         gateway_id=grant.gateway_id,
@@ -127,10 +142,44 @@ def enroll_gateway(options: EnrollOptions) -> EnrollmentResult:
         settings_file=settings_file,
         production=not not_production,
         backup_dir=backup,
-        unit_file=unit_file,
-        started=started,
-        notices=notices,
+        unit_file=service.unit_file,
+        started=service.started,
+        notices=service.notices,
+        warnings=service.warnings,
     )
+
+
+@dataclass(slots=True)
+class _Service:
+    unit_file: Path | None
+    started: bool
+    notices: list[str]
+    warnings: list[str]
+
+
+def _install_service(
+    systemd_dir: Path, access: Access, readable: list[Path], state_dir: Path, notices: list[str], *, start: bool
+) -> _Service:
+    """Install the unit for the settings (``readable[0]``, and the files it names that the agent reads) and start
+    it if asked; warn instead of starting when the unit's user could not read them."""
+    settings_file = readable[0]
+    groups, missing = existing_groups(SUPPLEMENTARY_GROUPS)
+    if missing:
+        notices.append(f"the unit leaves out the supplementary groups this system lacks: {', '.join(missing)}")
+    unreadable = agent_cannot_read(access, settings_file.parent, readable)
+    warnings = [unreadable] if unreadable is not None else []
+    text = unit_text(settings_file, state_dir, group=access.group_name, supplementary_groups=groups)
+    unit_file = install_unit(systemd_dir.absolute(), text)
+    started = False
+    if start and warnings:
+        warnings.append(f"not started: fix that first, then systemctl restart {UNIT_NAME}")
+    elif start:
+        if systemd_running():
+            start_agent()
+            started = True
+        else:
+            notices.append(f"systemd is not running here: start the agent with outpost gateway run -c {settings_file}")
+    return _Service(unit_file, started=started, notices=notices, warnings=warnings)
 
 
 def _system_ca(grant: EnrollmentGrant) -> Path | None:

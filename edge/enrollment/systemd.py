@@ -1,15 +1,19 @@
 """The agent's systemd unit, installed at enrollment with the paths of this gateway's settings.
 
 The unit is the one ``outpost gateway unit`` prints (``edge/systemd/outpost-gateway.service``), with the
-settings file and the ``outpost`` executable it runs replaced by this installation's. It is started only
+settings file and the ``outpost`` executable it runs replaced by this installation's (the ``outpost`` beside
+the running Python, in its virtual environment), as absolute paths. It is started only
 when asked (``--start``) and systemd is running: ``daemon-reload``, ``enable`` and ``restart`` (not
 ``enable --now``, which leaves a running agent on the credentials a re-enrollment just replaced).
 """
 
+import grp
 import logging
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Final
@@ -20,29 +24,75 @@ from edge.errors import EnrollmentError
 logger = logging.getLogger(__name__)
 
 UNIT_NAME: Final = "outpost-gateway.service"
-DEFAULT_CONFIG: Final = "/etc/outpost/gateway.toml"
-DEFAULT_EXECUTABLE: Final = "/opt/outpost/.venv/bin/outpost"
+DEFAULT_CONFIG: Final = Path("/etc/outpost/gateway.toml")
+DEFAULT_EXECUTABLE: Final = "/opt/outpost/venv/bin/outpost"
+"""The template's placeholder for the ``outpost`` command, always replaced by :func:`unit_text`."""
 DEFAULT_STATE_DIR: Final = Path("/var/lib/outpost")
+AGENT_GROUP_LINE: Final = "Group=outpost"
+SUPPLEMENTARY_GROUPS: Final = ("gpio", "video", "dialout")
+"""The template's ``SupplementaryGroups=``: the GPIO pins, cameras (V4L2) and serial ports (a Raspberry Pi's)."""
 SYSTEMD_RUNNING_MARKER: Final = Path("/run/systemd/system")
 """Exists only while systemd is the init system (what sd_booted() checks)."""
 
 
-def unit_text(config_path: Path, state_dir: Path, executable: Path | None = None) -> str:
-    """The unit, running ``executable`` (default: the ``outpost`` beside this Python) on ``config_path``."""
+def unit_text(
+    config_path: Path,
+    state_dir: Path,
+    executable: Path | None = None,
+    *,
+    group: str | None = None,
+    supplementary_groups: Sequence[str] = SUPPLEMENTARY_GROUPS,
+) -> str:
+    """The unit, running ``executable`` (default: this installation's, :func:`agent_command`) on ``config_path``,
+    as ``group`` (default: the template's ``outpost``) with ``supplementary_groups`` (none: the line goes).
+
+    Every path is made absolute: systemd refuses a relative ``ExecStart=`` program, and the agent's working
+    directory is its state directory, not where enrollment ran.
+    """
     text = files("edge").joinpath(f"systemd/{UNIT_NAME}").read_text(encoding="utf-8")
-    program = executable or installed_executable()
-    text = text.replace(DEFAULT_CONFIG, str(config_path))
-    if program is not None:
-        text = text.replace(DEFAULT_EXECUTABLE, str(program))
-    if state_dir != DEFAULT_STATE_DIR:  # the agent may write there too
-        text = text.replace(f"ReadWritePaths={DEFAULT_STATE_DIR}", f"ReadWritePaths={DEFAULT_STATE_DIR} {state_dir}")
-    return text
+    text = text.replace(DEFAULT_EXECUTABLE, " ".join(_systemd_word(word) for word in agent_command(executable)))
+    text = text.replace(str(DEFAULT_CONFIG), _systemd_word(str(config_path.absolute())))
+    if state_dir.absolute() != DEFAULT_STATE_DIR:  # the agent may write there too
+        text = text.replace(
+            f"ReadWritePaths={DEFAULT_STATE_DIR}", f"ReadWritePaths={DEFAULT_STATE_DIR} {state_dir.absolute()}"
+        )
+    if group is not None:
+        text = text.replace(f"\n{AGENT_GROUP_LINE}\n", f"\nGroup={group}\n")
+    wanted = f"SupplementaryGroups={' '.join(supplementary_groups)}\n" if supplementary_groups else ""
+    return text.replace(f"SupplementaryGroups={' '.join(SUPPLEMENTARY_GROUPS)}\n", wanted)
 
 
-def installed_executable() -> Path | None:
-    """The ``outpost`` command of this installation (the virtual environment's), if there is one."""
-    found = shutil.which("outpost", path=str(Path(sys.executable).parent))
-    return Path(found) if found else None
+def agent_command(executable: Path | None = None) -> list[str]:
+    """How the unit starts ``outpost``: ``executable`` if given; else the ``outpost`` beside the running Python
+    (``sys.executable``'s directory: this virtual environment's ``bin``); else that Python with ``-m outpost_cli``.
+    Absolute paths, the Python's unresolved (a venv's ``python`` is a symlink to the system's)."""
+    if executable is not None:
+        return [str(executable.absolute())]
+    python = Path(sys.executable).absolute()
+    found = shutil.which("outpost", path=str(python.parent))
+    return [str(Path(found).absolute())] if found else [str(python), "-m", "outpost_cli"]
+
+
+def existing_groups(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``names`` split into the groups this system has and those it lacks (systemd refuses to start a unit
+    whose ``SupplementaryGroups=`` names a group that does not exist)."""
+    present: list[str] = []
+    missing: list[str] = []
+    for name in names:
+        try:
+            grp.getgrnam(name)
+        except KeyError:
+            missing.append(name)
+        else:
+            present.append(name)
+    return present, missing
+
+
+def _systemd_word(word: str) -> str:
+    """``word`` as one argument of ``ExecStart=``: quoted if it has blanks; quotes, backslashes, ``%`` specifiers
+    and ``$`` variables escaped."""
+    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{escaped}"' if re.search(r"\s", word) or '"' in word else escaped
 
 
 def install_unit(unit_dir: Path, text: str) -> Path:

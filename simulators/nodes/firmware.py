@@ -11,17 +11,24 @@ drives, typed here by Protocols because mypy does not check the firmware (it is 
 
 One process runs one firmware directory: ``outpost_node`` is a top-level module name, so a second
 directory cannot be loaded beside the first (:class:`FirmwareLoadError`).
+
+Where the firmware is: ``firmware/`` stays a folder of the repository, and an installation carries it under
+the name ``outpost_firmware`` (setup.py maps that name to ``firmware/``). :func:`firmware_dir` asks the
+import system where that name lies, without importing anything from it: in an installed wheel, the copy in
+site-packages; in a checkout (the editable install ``scripts/bootstrap.sh`` makes), ``firmware/`` itself.
 """
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
-FIRMWARE_DIR: Final = Path(__file__).resolve().parents[2] / "firmware"
 PACKAGE: Final = "outpost_node"
+INSTALLED_AS: Final = "outpost_firmware"
+"""The name an installation gives ``firmware/`` (setup.py): a folder of files, never imported as a package."""
 
 Settings = dict[str, int | float | bool | str]
 Outgoing = tuple[str, bytes, bool]  # topic, payload, retain
@@ -29,6 +36,34 @@ Outgoing = tuple[str, bytes, bool]  # topic, payload, retain
 
 class FirmwareLoadError(Exception):
     """The firmware directory is missing, or another one is already loaded in this process."""
+
+
+def firmware_dir() -> Path:
+    """The sensor-node firmware this Outpost carries: the folder holding ``main.py`` and ``outpost_node/``.
+
+    Raises :class:`FirmwareLoadError` when the installation has none (an install made before the firmware
+    was packaged, or a source tree run without installing it: ``pip install -e .``).
+    """
+    spec = importlib.util.find_spec(INSTALLED_AS)  # a top-level name: nothing is imported to find it
+    # A folder without __init__.py: a namespace package, whose search path may also hold an editable
+    # install's placeholder entry (not a folder); the firmware is the entry that holds outpost_node.
+    locations = list(spec.submodule_search_locations or ()) if spec is not None else []
+    for location in locations:
+        candidate = Path(location)
+        if (candidate / PACKAGE / "__init__.py").is_file():
+            return candidate
+    raise FirmwareLoadError(
+        f"this Outpost installation ({Path(__file__).parents[2]}) carries no sensor-node firmware "
+        f"({INSTALLED_AS}): install it again from its wheel (in a checkout: pip install -e .)"
+    )
+
+
+def __getattr__(name: str) -> Path:
+    # FIRMWARE_DIR, for the firmware tests and benchmarks: found when first read, so that importing this
+    # module (the demo does) never fails for want of the firmware, and a gateway-only demo runs without it.
+    if name == "FIRMWARE_DIR":
+        return firmware_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Pin(Protocol):
@@ -111,8 +146,8 @@ class Firmware:
 
 
 def load_firmware(directory: Path | None = None) -> Firmware:
-    """The firmware in ``directory`` (default: ``firmware/`` at the repository root)."""
-    root = (directory or FIRMWARE_DIR).resolve()
+    """The firmware in ``directory`` (default: this installation's, :func:`firmware_dir`)."""
+    root = (directory or firmware_dir()).resolve()
     if not (root / PACKAGE / "__init__.py").is_file():
         raise FirmwareLoadError(f"no {PACKAGE} package in {root}")
     loaded = sys.modules.get(PACKAGE)
