@@ -38,5 +38,8 @@ async def supervise(
         delay = backoff.next_delay()
         if on_failure is not None:
             on_failure(failure)
-        logger.error("%s failed; restarting in %.1f s", name, delay, exc_info=failure)
+        if isinstance(failure, EdgeError):  # ours: the message says what is wrong, a traceback only hides it
+            logger.error("%s failed: %s; restarting in %.1f s", name, failure, delay)
+        else:
+            logger.error("%s failed; restarting in %.1f s", name, delay, exc_info=failure)
         await asyncio.sleep(delay)
