@@ -1,19 +1,17 @@
 """``outpost fleet alerts rules …``: the alert rules of the county, its towns and villages, from a terminal.
 
-``get`` prints a layer's JSON alone on stdout, so ``get > file``, an edit, and ``set … file`` round-trip it;
-``show`` prints what a village runs by and which layers it comes from. Writing needs an admin token.
+As ``outpost fleet config``: ``get`` prints a layer's JSON alone on stdout, so ``get > file``, an edit, and
+``set … file`` round-trip it; ``show`` prints what a village runs by and which layers it comes from. Writing
+needs an admin token.
 """
 
 import json
-import sys
-import tomllib
-from datetime import datetime
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from fleet.cli.client import DEFAULT_FLEET_URL, FleetUrl, Token, call
+from fleet.cli.client import DEFAULT_FLEET_URL, CaFile, FleetUrl, Token, connect
+from fleet.cli.formats import AsJson, TimeZone, print_json, read_layer, when
 from fleet.layers.scope import Scope
 
 rules = typer.Typer(
@@ -27,7 +25,6 @@ rules = typer.Typer(
 
 ScopeArg = Annotated[Scope, typer.Argument(metavar="SCOPE", help="Where the layer applies: county, town or village.")]
 ScopeId = Annotated[str, typer.Argument(metavar="ID", help="The county's, town's or village's id.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the fleet's JSON instead (for scripts).")]
 
 _EXAMPLE = """{
   "kinds": {"camera_offline": {"severity": "minor", "hold_off_s": 300},
@@ -37,40 +34,25 @@ _EXAMPLE = """{
 }"""
 
 
-def _read_layer(source: str) -> dict[str, Any]:
-    """A layer from a file (TOML if it ends in .toml, else JSON) or from stdin (``-``, JSON)."""
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-        document = tomllib.loads(text) if source.endswith(".toml") else json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
-        typer.echo(f"cannot read {'stdin' if source == '-' else source}: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    if not isinstance(document, dict):
-        typer.echo("the rules must be a JSON object (or a TOML table) of rule keys", err=True)
-        raise typer.Exit(2)
-    return document
-
-
-def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
 @rules.command("show")
 def show(
     village: Annotated[str, typer.Argument(metavar="VILLAGE", help="The village's id.")],
     fleet: FleetUrl = DEFAULT_FLEET_URL,
     token: Token = "",
+    ca_file: CaFile = None,
+    tz: TimeZone = None,
     as_json: AsJson = False,
 ) -> None:
     """The rules a village runs by, and the layers (county, town, village) they come from."""
-    view = call(fleet, token, "GET", f"/villages/{village}/alert-rules")
+    api = connect(fleet, token, ca_file)
+    view = api.call("GET", f"/villages/{village}/alert-rules")
     if as_json:
-        typer.echo(json.dumps(view, indent=2))
+        print_json(view)
         return
     typer.echo(f"village {view['village_id']} (town {view['town_id'] or '-'}, county {view['county_id'] or '-'})")
     for layer in view["layers"]:
         typer.echo(
-            f"layer {layer['scope']} {layer['scope_id']} (by {layer['updated_by']}, {_when(layer['updated_ms'])}): "
+            f"layer {layer['scope']} {layer['scope_id']} (by {layer['updated_by']}, {when(layer['updated_ms'], tz)}): "
             f"{json.dumps(layer['overrides'], sort_keys=True)}"
         )
     if not view["layers"]:
@@ -81,10 +63,23 @@ def show(
 
 
 @rules.command("get")
-def get(scope: ScopeArg, scope_id: ScopeId, fleet: FleetUrl = DEFAULT_FLEET_URL, token: Token = "") -> None:
-    """A layer as stored (only the keys it sets), as JSON on stdout; who set it and when on stderr."""
-    layer = call(fleet, token, "GET", f"/alert-rules/{scope.value}/{scope_id}")
-    typer.echo(f"{scope.value} {scope_id}: set by {layer['updated_by']} at {_when(layer['updated_ms'])}", err=True)
+def get(
+    scope: ScopeArg,
+    scope_id: ScopeId,
+    fleet: FleetUrl = DEFAULT_FLEET_URL,
+    token: Token = "",
+    ca_file: CaFile = None,
+    tz: TimeZone = None,
+    as_json: AsJson = False,
+) -> None:
+    """A layer as stored (only the keys it sets) as JSON on stdout, who set it and when on stderr; with --json
+    all the fleet answered."""
+    api = connect(fleet, token, ca_file)
+    layer = api.call("GET", f"/alert-rules/{scope.value}/{scope_id}")
+    if as_json:
+        print_json(layer)
+        return
+    typer.echo(f"{scope.value} {scope_id}: set by {layer['updated_by']} at {when(layer['updated_ms'], tz)}", err=True)
     typer.echo(json.dumps(layer["overrides"], indent=2, sort_keys=True))
 
 
@@ -97,16 +92,26 @@ def set_layer(
     ],
     fleet: FleetUrl = DEFAULT_FLEET_URL,
     token: Token = "",
+    ca_file: CaFile = None,
 ) -> None:
     """Set a layer, replacing it whole; the villages it reaches run by the new rules at once.
 
     The fleet refuses a layer with unknown keys, kinds or time zones, or values out of range, saying where."""
-    layer = call(fleet, token, "PUT", f"/alert-rules/{scope.value}/{scope_id}", json=_read_layer(file))
+    api = connect(fleet, token, ca_file)
+    layer = api.call("PUT", f"/alert-rules/{scope.value}/{scope_id}", json=read_layer(file, "alert rule"))
     typer.echo(f"set the alert rules of {scope.value} {scope_id} ({len(layer['overrides'])} top-level keys)")
 
 
-@rules.command("clear")
-def clear(scope: ScopeArg, scope_id: ScopeId, fleet: FleetUrl = DEFAULT_FLEET_URL, token: Token = "") -> None:
+@rules.command("clear", hidden=True, help="The old name of `alerts rules unset`.")
+@rules.command("unset")
+def unset(
+    scope: ScopeArg,
+    scope_id: ScopeId,
+    fleet: FleetUrl = DEFAULT_FLEET_URL,
+    token: Token = "",
+    ca_file: CaFile = None,
+) -> None:
     """Remove a layer; the villages it reached fall back on their other layers, or the defaults."""
-    call(fleet, token, "DELETE", f"/alert-rules/{scope.value}/{scope_id}")
-    typer.echo(f"cleared the alert rules of {scope.value} {scope_id}")
+    api = connect(fleet, token, ca_file)
+    api.call("DELETE", f"/alert-rules/{scope.value}/{scope_id}")
+    typer.echo(f"removed the alert rules layer {scope.value} {scope_id}")

@@ -10,17 +10,29 @@ what the fleet refuses (an illegal step, an unknown alert, a token that may not)
 fleet's reason and the command exits 1.
 """
 
-import json
-import time
-from datetime import datetime
+from datetime import tzinfo
 from typing import Annotated, Any, Final
 
 import typer
 
 from fleet.alerts.lifecycle import OPEN_STATES, next_level
 from fleet.cli.alert_rules import rules
-from fleet.cli.client import DEFAULT_FLEET_URL, FleetUrl, Token, call, parse_duration_s, table
+from fleet.cli.client import DEFAULT_FLEET_URL, CaFile, FleetApi, FleetUrl, Token, connect
+from fleet.cli.formats import (
+    DURATION_HELP,
+    INSTANT_HELP,
+    AsJson,
+    TimeZone,
+    age_text,
+    duration,
+    parse_instant_ms,
+    print_json,
+    short,
+    table,
+    when,
+)
 from fleet.db.schema import DeliveryState
+from protocol.clock import utc_now_ms
 from protocol.messages import Severity
 from protocol.notifications import AlertLevel, AlertState
 
@@ -40,53 +52,9 @@ _LIST_COLUMNS: Final = ("age", "severity", "state", "level", "village", "source"
 AlertId = Annotated[
     str, typer.Argument(metavar="ID", help="The alert's id, or its first 8 characters or more (as `list` shows).")
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the fleet's JSON instead (for scripts).")]
 
 
-def age_text(elapsed_ms: int) -> str:
-    """How long ago, as a person reads it at a glance: ``45s``, ``4m``, ``2h05m``, ``3d04h``."""
-    seconds = max(0, elapsed_ms) // 1000
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
-
-
-def parse_since_ms(text: str, now_ms: int) -> int:
-    """``--since``: a duration back from now (``30m``, ``2h``, ``1d``) or a date/time (``2024-05-01``,
-    ``2024-05-01T08:00``, local time unless it names its offset), in epoch milliseconds."""
-    try:
-        return now_ms - parse_duration_s(text) * 1000
-    except typer.BadParameter:
-        pass
-    try:
-        instant = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is neither a duration (30m, 2h, 1d) nor a date/time (2024-05-01T08:00)"
-        ) from None
-    return round(instant.astimezone().timestamp() * 1000)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _when(ms: int | None) -> str:
-    """An instant in this terminal's local time, with its zone."""
-    if ms is None:
-        return ""
-    return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
-def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _resolve(fleet: str, token: str, given: str) -> str:
+def resolve_alert_id(api: FleetApi, given: str) -> str:
     """The full id of the alert ``given`` names: itself, or the one alert among the newest whose id starts so."""
     prefix = given.strip().lower()
     if len(prefix) == FULL_ID_LENGTH:
@@ -96,7 +64,7 @@ def _resolve(fleet: str, token: str, given: str) -> str:
             f"{given!r} is too short: give the alert's id or at least its first {MIN_PREFIX} characters", err=True
         )
         raise typer.Exit(2)
-    newest = call(fleet, token, "GET", "/alerts", params={"limit": LOOKUP_WINDOW})
+    newest = api.call("GET", "/alerts", params={"limit": LOOKUP_WINDOW})
     matches = [row for row in newest if row["id"].startswith(prefix)]
     if not matches:
         typer.echo(
@@ -128,15 +96,13 @@ def _scan_row(row: dict[str, Any], now_ms: int, id_length: int) -> dict[str, Any
         "village": row["village_id"],
         "source": f"{row['gateway_id']}/{row['device_id']}",
         "kind": row["kind"],
-        "summary": _short(row["summary"], _SUMMARY_WIDTH),
+        "summary": short(row["summary"], _SUMMARY_WIDTH),
         "id": row["id"][:id_length],
     }
 
 
 @alerts.command("list")
 def list_alerts(
-    fleet: FleetUrl = DEFAULT_FLEET_URL,
-    token: Token = "",
     village: Annotated[str | None, typer.Option(help="Only this village's alerts.")] = None,
     town: Annotated[str | None, typer.Option(help="Only alerts from this town's villages.")] = None,
     state: Annotated[
@@ -147,19 +113,24 @@ def list_alerts(
         typer.Option("--open", help="Only alerts still being handled: raised, acknowledged, dispatched, resolved."),
     ] = False,
     severity: Annotated[list[Severity] | None, typer.Option(help="Only this severity; repeat for several.")] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this kind (panic, door_forced, gateway_offline, …); repeat for several."),
+    ] = None,
     level: Annotated[AlertLevel | None, typer.Option(help="Only alerts that are now this level's to act on.")] = None,
     delivery: Annotated[
         DeliveryState | None, typer.Option(help="Only alerts whose case is in this state upstream (dead: never made).")
     ] = None,
     older_than: Annotated[
         int | None,
-        typer.Option(parser=parse_duration_s, metavar="DURATION", help="Raised at least this long ago: 90s, 30m, 2h."),
+        typer.Option(parser=duration(), metavar="DURATION", help=f"Raised at least this long ago. {DURATION_HELP}"),
     ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option(metavar="WHEN", help="Raised since: a duration back (2h, 1d) or a date/time (2024-05-01T08:00)."),
-    ] = None,
+    since: Annotated[str | None, typer.Option(metavar="WHEN", help=f"Raised since: {INSTANT_HELP}.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 100,
+    fleet: FleetUrl = DEFAULT_FLEET_URL,
+    token: Token = "",
+    ca_file: CaFile = None,
+    tz: TimeZone = None,
     as_json: AsJson = False,
 ) -> None:
     """Alerts, newest first: how long ago, how bad, where they stand, who must act, where from, what.
@@ -171,33 +142,33 @@ def list_alerts(
     if open_only and state:
         typer.echo("give --open or --state, not both", err=True)
         raise typer.Exit(2)
-    now_ms = _now_ms()
+    now_ms = utc_now_ms()
+    since_ms = None if since is None else parse_instant_ms(since, tz, now_ms)
+    api = connect(fleet, token, ca_file)
     states = sorted(OPEN_STATES, key=list(AlertState).index) if open_only else state
     params: dict[str, Any] = {
         "village_id": village,
         "town_id": town,
         "state": [s.value for s in states or ()],
         "severity": [s.value for s in severity or ()],
+        "kind": kind or [],
         "level": level.value if level else None,
         "delivery_state": delivery.value if delivery else None,
-        "older_than_s": older_than,
-        "since_ms": None if since is None else parse_since_ms(since, now_ms),
+        "older_than_s": None if older_than is None else older_than / 1000,
+        "since_ms": since_ms,
         "limit": limit,
     }
-    rows = call(fleet, token, "GET", "/alerts", params={k: v for k, v in params.items() if v not in (None, [])})
+    rows = api.call("GET", "/alerts", params={k: v for k, v in params.items() if v not in (None, [])})
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        typer.echo("no alerts match", err=True)
+        print_json(rows)
         return
     id_length = distinct_prefix_length([row["id"] for row in rows])
-    table([_scan_row(row, now_ms, id_length) for row in rows], _LIST_COLUMNS)
+    table([_scan_row(row, now_ms, id_length) for row in rows], _LIST_COLUMNS, empty="no alerts match")
 
 
-def _case_text(alert: dict[str, Any]) -> str:
+def _case_text(alert: dict[str, Any], tz: tzinfo | None) -> str:
     if alert["delivery_state"] == "delivered":
-        return f"case {alert['case_id']} on the platform since {_when(alert['delivered_at_ms'])}"
+        return f"case {alert['case_id']} on the platform since {when(alert['delivered_at_ms'], tz)}"
     attempts = f"{alert['delivery_attempts']} attempts"
     error = f", last error: {alert['last_error']}" if alert["last_error"] else ""
     if alert["delivery_state"] == "dead":
@@ -205,15 +176,15 @@ def _case_text(alert: dict[str, Any]) -> str:
     return f"pending, not yet on the platform ({attempts}{error})"
 
 
-def _escalation_text(level: str, escalate_at_ms: int | None, now_ms: int) -> str:
+def _escalation_text(level: str, escalate_at_ms: int | None, now_ms: int, tz: tzinfo | None) -> str:
     above = next_level(AlertLevel(level))
     if escalate_at_ms is None or above is None:
         return ""
     due = "overdue" if escalate_at_ms <= now_ms else f"in {age_text(escalate_at_ms - now_ms)}"
-    return f"; goes to the {above} at {_when(escalate_at_ms)} ({due}) unless acknowledged"
+    return f"; goes to the {above} at {when(escalate_at_ms, tz)} ({due}) unless acknowledged"
 
 
-def _print_alert(alert: dict[str, Any], now_ms: int) -> None:
+def _print_alert(alert: dict[str, Any], now_ms: int, tz: tzinfo | None) -> None:
     by = f" by {alert['acknowledged_by']}" if alert["acknowledged_by"] else ""
     escalates = alert["escalate_at_ms"]
     lines = {
@@ -221,10 +192,10 @@ def _print_alert(alert: dict[str, Any], now_ms: int) -> None:
         "what": f"{alert['severity']} {alert['kind']}: {alert['summary']}",
         "where": f"village {alert['village_id']}, gateway {alert['gateway_id']}, device {alert['device_id']}"
         + (f", grid {alert['grid_id']}" if alert["grid_id"] else ""),
-        "raised": f"{_when(alert['raised_at_ms'])} ({age_text(now_ms - alert['raised_at_ms'])} ago)",
-        "state": f"{alert['state']}{by} since {_when(alert['state_changed_ms'])}",
-        "level": alert["level"] + _escalation_text(alert["level"], escalates, now_ms),
-        "case": _case_text(alert),
+        "raised": f"{when(alert['raised_at_ms'], tz)} ({age_text(now_ms - alert['raised_at_ms'])} ago)",
+        "state": f"{alert['state']}{by} since {when(alert['state_changed_ms'], tz)}",
+        "level": alert["level"] + _escalation_text(alert["level"], escalates, now_ms, tz),
+        "case": _case_text(alert, tz),
         "assignee": alert["assignee"],
         "feedback": None
         if alert["feedback_rating"] is None
@@ -237,10 +208,10 @@ def _print_alert(alert: dict[str, Any], now_ms: int) -> None:
             typer.echo(f"{label.ljust(width)}  {value}")
 
 
-def _history_row(step: dict[str, Any]) -> dict[str, Any]:
+def _history_row(step: dict[str, Any], tz: tzinfo | None) -> dict[str, Any]:
     moved = step["from_state"] is not None and step["from_state"] != step["to_state"]
     return {
-        "when": _when(step["at_ms"]),
+        "when": when(step["at_ms"], tz),
         "step": step["step"],
         "state": f"{step['from_state']} → {step['to_state']}" if moved else step["to_state"],
         "level": step["level"],
@@ -250,17 +221,27 @@ def _history_row(step: dict[str, Any]) -> dict[str, Any]:
 
 
 @alerts.command("show")
-def show(alert_id: AlertId, fleet: FleetUrl = DEFAULT_FLEET_URL, token: Token = "", as_json: AsJson = False) -> None:
-    """One alert and its history, oldest first: every step and note, who took it, when and why."""
-    full_id = _resolve(fleet, token, alert_id)
-    alert = call(fleet, token, "GET", f"/alerts/{full_id}")
-    history = call(fleet, token, "GET", f"/alerts/{full_id}/history")
+def show(
+    alert_id: AlertId,
+    fleet: FleetUrl = DEFAULT_FLEET_URL,
+    token: Token = "",
+    ca_file: CaFile = None,
+    tz: TimeZone = None,
+    as_json: AsJson = False,
+) -> None:
+    """One alert and its history, oldest first: every step and note, who took it, when and why.
+
+    With --json: {"alert": GET /alerts/ID, "history": GET /alerts/ID/history}."""
+    api = connect(fleet, token, ca_file)
+    full_id = resolve_alert_id(api, alert_id)
+    alert = api.call("GET", f"/alerts/{full_id}")
+    history = api.call("GET", f"/alerts/{full_id}/history")
     if as_json:
-        typer.echo(json.dumps({"alert": alert, "history": history}, indent=2))
+        print_json({"alert": alert, "history": history})
         return
-    _print_alert(alert, _now_ms())
+    _print_alert(alert, utc_now_ms(), tz)
     typer.echo("")
-    table([_history_row(step) for step in history], ("when", "step", "state", "level", "by", "why"))
+    table([_history_row(step, tz) for step in history], ("when", "step", "state", "level", "by", "why"))
 
 
 def _needs_text(value: str, option: str) -> str:
@@ -270,10 +251,10 @@ def _needs_text(value: str, option: str) -> str:
     return value
 
 
-def _act(fleet: str, token: str, alert_id: str, step: str, reason: str | None) -> None:
+def _act(api: FleetApi, alert_id: str, step: str, reason: str | None) -> None:
     body = {"reason": None if reason is None else _needs_text(reason, "--reason")}
-    full_id = _resolve(fleet, token, alert_id)
-    alert = call(fleet, token, "POST", f"/alerts/{full_id}/{step}", json=body)
+    full_id = resolve_alert_id(api, alert_id)
+    alert = api.call("POST", f"/alerts/{full_id}/{step}", json=body)
     typer.echo(
         f"alert {alert['id']} is now {alert['state']} ({alert['severity']} {alert['kind']}, {alert['village_id']})"
     )
@@ -282,25 +263,34 @@ def _act(fleet: str, token: str, alert_id: str, step: str, reason: str | None) -
 Reason = Annotated[str | None, typer.Option(help="Why, for the history (optional).")]
 
 
+@alerts.command("acknowledge", hidden=True, help="Another name of `alerts ack`.")
 @alerts.command("ack")
 def acknowledge(
-    alert_id: AlertId, fleet: FleetUrl = DEFAULT_FLEET_URL, token: Token = "", reason: Reason = None
+    alert_id: AlertId,
+    reason: Reason = None,
+    fleet: FleetUrl = DEFAULT_FLEET_URL,
+    token: Token = "",
+    ca_file: CaFile = None,
 ) -> None:
     """Take the alert on: it stops escalating, and the history shows you took it. Only a raised alert."""
-    _act(fleet, token, alert_id, "acknowledge", reason)
+    _act(connect(fleet, token, ca_file), alert_id, "acknowledge", reason)
 
 
 @alerts.command("note")
 def note(
     alert_id: AlertId,
-    text: Annotated[str, typer.Argument(help="The note, e.g. who you called and what they said (quote it).")],
+    text: Annotated[
+        str, typer.Argument(metavar="TEXT", help="The note, e.g. who you called and what they said (quote it).")
+    ],
     fleet: FleetUrl = DEFAULT_FLEET_URL,
     token: Token = "",
+    ca_file: CaFile = None,
 ) -> None:
     """Add a note to the alert's history; its state does not change."""
     body = {"text": _needs_text(text, "the note")}
-    full_id = _resolve(fleet, token, alert_id)
-    noted = call(fleet, token, "POST", f"/alerts/{full_id}/notes", json=body)
+    api = connect(fleet, token, ca_file)
+    full_id = resolve_alert_id(api, alert_id)
+    noted = api.call("POST", f"/alerts/{full_id}/notes", json=body)
     typer.echo(f"noted on alert {full_id} ({noted['to_state']})")
 
 
@@ -310,12 +300,19 @@ def cancel(
     reason: Annotated[str, typer.Option(help="Why it is no real alert, e.g. 'test press by the installer'.")],
     fleet: FleetUrl = DEFAULT_FLEET_URL,
     token: Token = "",
+    ca_file: CaFile = None,
 ) -> None:
     """Close a false alarm (a test press, a misread) with the reason. Not once it is resolved."""
-    _act(fleet, token, alert_id, "cancel", reason)
+    _act(connect(fleet, token, ca_file), alert_id, "cancel", reason)
 
 
 @alerts.command("resolve")
-def resolve(alert_id: AlertId, fleet: FleetUrl = DEFAULT_FLEET_URL, token: Token = "", reason: Reason = None) -> None:
+def resolve(
+    alert_id: AlertId,
+    reason: Reason = None,
+    fleet: FleetUrl = DEFAULT_FLEET_URL,
+    token: Token = "",
+    ca_file: CaFile = None,
+) -> None:
     """The situation is dealt with. Only an alert someone acknowledged or was dispatched to."""
-    _act(fleet, token, alert_id, "resolve", reason)
+    _act(connect(fleet, token, ca_file), alert_id, "resolve", reason)

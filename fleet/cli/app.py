@@ -9,25 +9,35 @@ from pydantic import ValidationError
 
 from fleet.cli.admin import gateways, sites, tokens
 from fleet.cli.alerts import alerts
+from fleet.cli.audit import audit
 from fleet.cli.commands import command
 from fleet.cli.config import config
 from fleet.cli.dead_letters import dead_letters
+from fleet.cli.deliveries import deliveries
+from fleet.cli.devices import devices
 from fleet.cli.enrollment import enrollment
+from fleet.cli.health import health
 from fleet.errors import FleetError
 from fleet.settings import FleetSettings
 
 app = typer.Typer(
-    help="The county-level fleet manager. Settings come from OUTPOST_FLEET_* environment variables.",
+    help="The county-level fleet manager: `run` it (settings from OUTPOST_FLEET_* environment variables), and "
+    "manage it through its API with the other commands (OUTPOST_FLEET_URL, OUTPOST_TOKEN, OUTPOST_CA_FILE; "
+    "times in OUTPOST_TZ).",
     no_args_is_help=True,
 )
+gateways.command("health")(health)
 app.add_typer(sites, name="sites")
 app.add_typer(gateways, name="gateways")
+app.add_typer(devices, name="devices")
 app.add_typer(tokens, name="tokens")
 app.add_typer(enrollment, name="enrollment")  # also adds `gateways revoke|restore`
 app.add_typer(config, name="config")
 app.add_typer(command, name="command")
 app.add_typer(alerts, name="alerts")
+app.add_typer(deliveries, name="deliveries")
 app.add_typer(dead_letters, name="dead-letters")
+app.add_typer(audit, name="audit")
 
 
 def _settings() -> FleetSettings:

@@ -6,13 +6,13 @@ connection options and API token as the other ``outpost fleet`` commands (:mod:`
 """
 
 import io
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from fleet.cli.admin import gateways
-from fleet.cli.client import DEFAULT_FLEET_URL, FleetUrl, Token, call, parse_duration_s, table
+from fleet.cli.admin import GatewayId, gateways
+from fleet.cli.client import DEFAULT_FLEET_URL, CaFile, FleetUrl, Token, connect
+from fleet.cli.formats import DURATION_HELP, AsJson, TimeZone, duration, print_json, table, when
 from protocol.enrollment import enrollment_code
 
 enrollment = typer.Typer(
@@ -32,38 +32,46 @@ def qr_text(data: str) -> str:
     return out.getvalue()
 
 
-def _when(ms: Any) -> str:
-    return "" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+_MINUTE_MS = 60_000
+_WEEK_MS = 7 * 86_400_000
 
 
 @enrollment.command("create")
 def create(
     village: Annotated[str, typer.Option(help="The village the gateway will stand in.")],
-    fleet: FleetUrl = DEFAULT_FLEET_URL,
-    token: Token = "",
     gateway: Annotated[
         str | None,
         typer.Option(help="Enroll this gateway id: new, or an existing one again (re-enrollment, replaced hardware)."),
     ] = None,
     ttl: Annotated[
-        str | None, typer.Option(help="Valid for this long (30m, 2h, 1d); default: the fleet's (30 min).")
+        int | None,
+        typer.Option(
+            parser=duration(at_least_ms=_MINUTE_MS, at_most_ms=_WEEK_MS, whole_seconds=True),
+            metavar="DURATION",
+            help=f"Valid for this long, 1m to 7d; default: the fleet's (30m). {DURATION_HELP}",
+        ),
     ] = None,
     qr: Annotated[bool, typer.Option("--qr/--no-qr", help="Also draw the enrollment code as a QR code.")] = True,
     public_url: Annotated[
         str | None,
         typer.Option(help="The fleet's URL as the gateway reaches it (default: the fleet's public_url, else --fleet)."),
     ] = None,
+    fleet: FleetUrl = DEFAULT_FLEET_URL,
+    token: Token = "",
+    ca_file: CaFile = None,
+    tz: TimeZone = None,
 ) -> None:
     """Create a single-use enrollment token; its code is printed once, last on stdout."""
-    body = {"village_id": village, "gateway_id": gateway, "ttl_s": parse_duration_s(ttl) if ttl else None}
-    issued = call(fleet, token, "POST", "/enrollment-tokens", json=body)
+    api = connect(fleet, token, ca_file)
+    body = {"village_id": village, "gateway_id": gateway, "ttl_s": None if ttl is None else ttl // 1000}
+    issued = api.call("POST", "/enrollment-tokens", json=body)
     code = enrollment_code(public_url, issued["secret"]) if public_url else issued["code"]
     if code is None:
         code = enrollment_code(fleet, issued["secret"])
     target = f"gateway {gateway}" if gateway else "a new gateway"
     typer.echo(
         f"enrollment token {issued['id']} for {target} in {village}, single use, valid until "
-        f"{_when(issued['expires_ms'])}. On the gateway: sudo outpost gateway enroll --code '<code>'",
+        f"{when(issued['expires_ms'], tz)}. On the gateway: sudo outpost gateway enroll --code '<code>'",
         err=True,
     )
     if qr:
@@ -73,46 +81,67 @@ def create(
 
 @enrollment.command("list")
 def list_tokens(
+    show_all: Annotated[bool, typer.Option("--all", help="Also used, expired and revoked tokens.")] = False,
     fleet: FleetUrl = DEFAULT_FLEET_URL,
     token: Token = "",
-    show_all: Annotated[bool, typer.Option("--all", help="Also used, expired and revoked tokens.")] = False,
+    ca_file: CaFile = None,
+    tz: TimeZone = None,
+    as_json: AsJson = False,
 ) -> None:
     """Enrollment tokens, newest first (never their secrets)."""
-    rows = call(fleet, token, "GET", "/enrollment-tokens", params={"include_inactive": str(show_all).lower()})
-    for row in rows:
-        for column in ("expires_ms", "used_ms", "revoked_ms"):
-            row[column] = _when(row[column])
-    table(rows, ("id", "village_id", "gateway_id", "created_by", "expires_ms", "used_ms", "enrolled_gateway_id"))
+    api = connect(fleet, token, ca_file)
+    rows = api.call("GET", "/enrollment-tokens", params={"include_inactive": str(show_all).lower()})
+    if as_json:
+        print_json(rows)
+        return
+    shown = [
+        row
+        | {"expires": when(row["expires_ms"], tz), "used": when(row["used_ms"], tz)}
+        | {"revoked": when(row["revoked_ms"], tz)}
+        for row in rows
+    ]
+    table(
+        shown,
+        ("id", "village_id", "gateway_id", "created_by", "expires", "used", "enrolled_gateway_id", "revoked"),
+        empty="no enrollment tokens",
+    )
 
 
-@enrollment.command("revoke-token")
+@enrollment.command("revoke-token", hidden=True, help="The old name of `enrollment revoke`.")
+@enrollment.command("revoke")
 def revoke_token(
-    token_id: Annotated[str, typer.Argument(metavar="ID", help="The token's id (from `list`).")],
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="The enrollment token's id (from `list`).")],
     fleet: FleetUrl = DEFAULT_FLEET_URL,
     token: Token = "",
+    ca_file: CaFile = None,
 ) -> None:
-    """Make an unused enrollment token unusable at once."""
-    call(fleet, token, "DELETE", f"/enrollment-tokens/{token_id}")
+    """Make an unused enrollment token unusable at once; it stays listed, as revoked."""
+    api = connect(fleet, token, ca_file)
+    api.call("DELETE", f"/enrollment-tokens/{token_id}")
     typer.echo(f"revoked enrollment token {token_id}")
 
 
 @gateways.command("revoke")
 def revoke_gateway(
-    gateway_id: Annotated[str, typer.Argument(metavar="ID")],
+    gateway_id: GatewayId,
     fleet: FleetUrl = DEFAULT_FLEET_URL,
     token: Token = "",
+    ca_file: CaFile = None,
 ) -> None:
     """Refuse a gateway's broker logins and close its session (stolen, or taken out of service)."""
-    call(fleet, token, "POST", f"/gateways/{gateway_id}/revoke")
+    api = connect(fleet, token, ca_file)
+    api.call("POST", f"/gateways/{gateway_id}/revoke")
     typer.echo(f"revoked gateway {gateway_id}: the broker refuses its logins until it is restored or re-enrolled")
 
 
 @gateways.command("restore")
 def restore_gateway(
-    gateway_id: Annotated[str, typer.Argument(metavar="ID")],
+    gateway_id: GatewayId,
     fleet: FleetUrl = DEFAULT_FLEET_URL,
     token: Token = "",
+    ca_file: CaFile = None,
 ) -> None:
-    """Accept a revoked gateway's broker logins again, with the credentials it had."""
-    call(fleet, token, "POST", f"/gateways/{gateway_id}/restore")
+    """Accept a revoked gateway's broker logins again, with the credentials it had (admins)."""
+    api = connect(fleet, token, ca_file)
+    api.call("POST", f"/gateways/{gateway_id}/restore")
     typer.echo(f"restored gateway {gateway_id}")

@@ -1,6 +1,7 @@
 """``outpost fleet sites|gateways|tokens`` against the fleet's API served over real HTTP."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from fleet.sites.schemas import ImportReport
 from fleet.sites.store import SiteStore
 from protocol.identifiers import IDENTIFIER_RULE
 from tests.fleet.api_client import ADMIN_TOKEN, api_context
+from tests.fleet.cli.busy_county import words_of
 from tests.fleet.helpers import FakeClock
 from tests.fleet.served_api import invoke, served_api
 
@@ -228,3 +230,84 @@ async def test_an_import_waits_for_the_fleet_however_long_it_takes_and_says_so(
     assert imported.exit_code == 0, imported.output
     assert "waiting for the fleet to import sites.csv" in imported.stderr
     assert "1 rows" in imported.stdout
+
+
+async def test_a_token_lives_as_long_as_a_duration_says(fleet: str) -> None:
+    ninety_minutes = await as_admin(
+        fleet, ["tokens", "create", "night-desk", "--role", "command_staff", "--ttl", "1h30m"]
+    )
+    old_option = await as_admin(fleet, ["tokens", "create", "day-desk", "--role", "command_staff", "--ttl-s", "3600"])
+    too_short = await as_admin(fleet, ["tokens", "create", "x", "--role", "admin", "--ttl", "30s"])
+    unreadable = await as_admin(fleet, ["tokens", "create", "x", "--role", "admin", "--ttl", "90 minutes"])
+    both = await as_admin(fleet, ["tokens", "create", "x", "--role", "admin", "--ttl", "1h", "--ttl-s", "3600"])
+    listed = {row["name"]: row for row in json.loads((await as_admin(fleet, ["tokens", "list", "--json"])).stdout)}
+
+    assert (ninety_minutes.exit_code, old_option.exit_code) == (0, 0), ninety_minutes.output + old_option.output
+    night, day = listed["night-desk"], listed["day-desk"]
+    assert night["expires_ms"] - night["created_ms"] == 90 * 60_000
+    assert day["expires_ms"] - day["created_ms"] == 60 * 60_000, "the old --ttl-s still works, hidden"
+    assert too_short.exit_code == 2
+    assert "'30s' is shorter than 1m" in words_of(too_short)
+    assert unreadable.exit_code == 2
+    assert "'90 minutes': unknown unit 'minutes'; use d, h, m, s or ms" in words_of(unreadable)
+    assert both.exit_code == 2
+    assert "give --ttl only" in words_of(both)
+    assert "x" not in listed
+
+
+async def test_one_verb_per_concept_and_the_old_names_still_work(fleet: str, tmp_path: Path) -> None:
+    for args in (["sites", "add", "county", "anxi", "--name", "Anxi"],
+                 ["sites", "add", "town", "hutou", "--parent", "anxi", "--name", "Hutou"],
+                 ["sites", "add", "village", "shiqiao", "--parent", "hutou", "--name", "Shiqiao"],
+                 ["gateways", "add", "gw-1", "--village", "shiqiao"]):  # fmt: skip
+        assert (await as_admin(fleet, args)).exit_code == 0
+    layer = tmp_path / "town.toml"
+    layer.write_text("heartbeat_interval_s = 20.0\n", encoding="utf-8")
+
+    positional = await as_admin(fleet, ["config", "set", "town", "hutou", str(layer)])
+    old_file_option = await as_admin(fleet, ["config", "set", "village", "shiqiao", "--file", str(layer)])
+    neither = await as_admin(fleet, ["config", "set", "village", "shiqiao"])
+    shown = await as_admin(fleet, ["config", "show", "gw-1", "--tz", "UTC"])
+    old_gateway_option = await as_admin(fleet, ["config", "show", "--gateway", "gw-1", "--tz", "UTC"])
+    got = await as_admin(fleet, ["config", "get", "town", "hutou"])
+    unset = await as_admin(fleet, ["config", "unset", "village", "shiqiao"])
+    cleared = await as_admin(fleet, ["config", "clear", "town", "hutou"])
+
+    assert positional.stdout == "set town layer hutou: 1 of 1 gateways changed\n"
+    assert old_file_option.exit_code == 0, old_file_option.output
+    assert neither.exit_code == 2
+    assert "give the layer's FILE (or - for stdin), once" in words_of(neither)
+    assert shown.exit_code == 0, shown.output
+    assert "layer town hutou (by bootstrap-admin, 2023-11-14 22:13:20 UTC)" in shown.stdout
+    assert old_gateway_option.stdout == shown.stdout
+    assert json.loads(got.stdout) == {"heartbeat_interval_s": 20.0}
+    assert unset.stdout.startswith("removed village layer shiqiao: ")
+    assert cleared.stdout.startswith("removed town layer hutou: "), "clear: the name alert rules used, hidden"
+
+
+async def test_enrollment_tokens_are_created_for_a_duration_listed_in_one_zone_and_revoked(fleet: str) -> None:
+    for args in (["sites", "add", "county", "anxi", "--name", "Anxi"],
+                 ["sites", "add", "town", "hutou", "--parent", "anxi", "--name", "Hutou"],
+                 ["sites", "add", "village", "shiqiao", "--parent", "hutou", "--name", "Shiqiao"]):  # fmt: skip
+        assert (await as_admin(fleet, args)).exit_code == 0
+
+    created = [
+        await as_admin(fleet, ["enrollment", "create", "--village", "shiqiao", "--ttl", ttl, "--no-qr", "--tz", "UTC"])
+        for ttl in ("2h", "1d")
+    ]
+    too_long = await as_admin(fleet, ["enrollment", "create", "--village", "shiqiao", "--ttl", "8d"])
+    listed = await as_admin(fleet, ["enrollment", "list", "--tz", "UTC"])
+    first, second = (row.split()[0] for row in listed.stdout.splitlines()[1:])
+    revoked = await as_admin(fleet, ["enrollment", "revoke", first])
+    old_name = await as_admin(fleet, ["enrollment", "revoke-token", second])
+    left = await as_admin(fleet, ["enrollment", "list", "--json"])
+
+    assert [result.exit_code for result in created] == [0, 0], created[0].output
+    assert "valid until 2023-11-15 00:13:20 UTC" in created[0].stderr, "two hours after the fake clock's now"
+    assert created[0].stdout.strip().startswith("outpost-enroll:1?")
+    assert too_long.exit_code == 2
+    assert "'8d' is longer than 7d" in words_of(too_long)
+    assert "2023-11-15 22:13:20 UTC" in listed.stdout
+    assert revoked.stdout == f"revoked enrollment token {first}\n"
+    assert old_name.stdout == f"revoked enrollment token {second}\n"
+    assert json.loads(left.stdout) == []

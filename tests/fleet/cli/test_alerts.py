@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,8 +14,8 @@ from typer.testing import Result
 
 from fleet.alerts.store import AlertStore
 from fleet.api.context import ApiContext
-from fleet.cli.alerts import age_text, parse_since_ms
 from fleet.cli.app import app
+from fleet.cli.formats import age_text, parse_instant_ms
 from protocol.messages import Alert, AlertKind, Severity
 from tests.fleet.alert_county import GATEWAY_OF, alert_county
 from tests.fleet.api_client import ADMIN_TOKEN
@@ -128,7 +129,7 @@ async def test_alerts_are_found_by_how_long_ago_they_were_raised(
     assert [row["id"] for row in json.loads(older.stdout)] == [str(old.event_id)]
     assert [row["id"] for row in json.loads(since.stdout)] == [str(recent.event_id)]
     assert unreadable.exit_code == 2
-    assert "'soon' is not a duration like 30m, 2h or 1d" in words_of(unreadable)
+    assert "'soon' is not a duration: write one like 90s, 30m, 2h, 7d or 1h30m" in words_of(unreadable)
 
 
 async def test_an_alert_is_taken_on_noted_and_resolved_by_its_short_id_and_its_history_tells_who_when_why(
@@ -251,7 +252,11 @@ def test_ages_read_at_a_glance(elapsed_ms: int, shown: str) -> None:
     assert age_text(elapsed_ms) == shown
 
 
-def test_since_takes_a_duration_back_from_now_or_an_instant() -> None:
+def test_since_takes_a_duration_back_from_now_or_an_instant_read_in_the_zone_shown() -> None:
     now_ms = 1_700_000_000_000
-    assert parse_since_ms("2h", now_ms) == now_ms - 2 * 60 * MINUTE_MS
-    assert parse_since_ms("2023-11-14T22:13:20+00:00", now_ms) == now_ms
+    shanghai = ZoneInfo("Asia/Shanghai")
+    assert parse_instant_ms("2h", shanghai, now_ms) == now_ms - 2 * 60 * MINUTE_MS
+    assert parse_instant_ms("1h30m", None, now_ms) == now_ms - 90 * MINUTE_MS
+    assert parse_instant_ms("2023-11-14T22:13:20+00:00", shanghai, now_ms) == now_ms, "an offset given wins"
+    assert parse_instant_ms("2023-11-15T06:13:20", shanghai, now_ms) == now_ms, "no offset: in the zone given"
+    assert parse_instant_ms("2023-11-14 22:13:20", UTC, now_ms) == now_ms

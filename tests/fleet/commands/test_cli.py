@@ -3,6 +3,7 @@ through a real Mosquitto and answered as the ingest router hands a gateway's ans
 
 import asyncio
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -45,20 +46,23 @@ async def test_a_snapshot_is_fetched_and_saved_from_the_terminal(
     saved = tmp_path / "evidence.jpg"
     args = ["command", "send", GATEWAY, "fetch_snapshot", "--arg", f"snapshot_id={'ab' * 16}"]
     fetched = await invoke(
-        app, [*args, "--reason", "case 5", "--timeout", "10", "--save-attachment", str(saved)],
+        app, [*args, "--reason", "case 5", "--timeout", "1m30s", "--save-attachment", str(saved)],
         token=ADMIN_TOKEN, fleet=fleet,
     )  # fmt: skip
     received = await gateway
 
     assert fetched.exit_code == 0, fetched.output
-    assert "state: succeeded" in fetched.output
+    assert "state: succeeded" in fetched.stdout
+    assert f"saved {len(JPEG)} bytes to {saved}" in fetched.stderr
     assert saved.read_bytes() == JPEG
-    assert (received.args, received.reason, received.timeout_s) == ({"snapshot_id": "ab" * 16}, "case 5", 10.0)
+    assert (received.args, received.reason, received.timeout_s) == ({"snapshot_id": "ab" * 16}, "case 5", 90.0)
     request_id = str(received.request_id)
     listed = await invoke(app, ["command", "list", GATEWAY], token=ADMIN_TOKEN, fleet=fleet)
     assert request_id in listed.output
     shown = await invoke(app, ["command", "show", request_id], token=ADMIN_TOKEN, fleet=fleet)
     assert f"attachment: {len(JPEG)} bytes, image/jpeg" in shown.output
+    as_json = await invoke(app, ["command", "show", request_id, "--json"], token=ADMIN_TOKEN, fleet=fleet)
+    assert json.loads(as_json.stdout)["attachment"]["bytes"] == len(JPEG)
 
 
 async def test_typed_arguments_and_an_unanswered_command_exit_non_zero(
@@ -70,10 +74,16 @@ async def test_typed_arguments_and_an_unanswered_command_exit_non_zero(
     not_waiting = await invoke(app, [*args, "--no-wait"], token=ADMIN_TOKEN, fleet=fleet)
     malformed = await invoke(app, [*args, "--arg", "oops"], token=ADMIN_TOKEN, fleet=fleet)
 
+    too_long = await invoke(app, [*args, "--timeout", "2h"], token=ADMIN_TOKEN, fleet=fleet)
+
     assert (await gateway_inbox.get()).args == {"device_id": "cam-1", "before_ts": 1700}
     assert (unanswered.exit_code, not_waiting.exit_code, malformed.exit_code) == (1, 0, 2)
-    assert "state: sent" in unanswered.output
+    assert "state: sent" in unanswered.stdout
+    assert unanswered.stderr == f"waiting for {GATEWAY} to answer list_snapshots (it has 30s)…\n", "said while it waits"
+    assert not_waiting.stderr == "", "nothing to wait for"
     assert "key=value" in malformed.output
+    assert too_long.exit_code == 2
+    assert "'2h' is longer than 1h" in " ".join(too_long.output.replace("│", " ").split())
 
 
 async def _answer(context: ApiContext, inbox: "asyncio.Queue[Command]") -> Command:

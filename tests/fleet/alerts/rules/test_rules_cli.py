@@ -1,5 +1,5 @@
 """``outpost fleet alerts rules …`` as a county admin uses it, against the fleet's API served over real HTTP:
-set a layer from a file or stdin, read it back, see what a village runs by, clear it; refusals show the reason."""
+set a layer from a file or stdin, read it back, see what a village runs by, unset it; refusals show the reason."""
 
 import asyncio
 import json
@@ -59,6 +59,8 @@ async def test_a_layer_set_from_a_file_is_read_back_and_shown_for_the_village(
     assert got.exit_code == 0
     assert json.loads(got.stdout) == TOWN_RULES, "stdout is the layer alone: get > file, edit, set file"
     assert got.stderr.startswith("town hutou: set by bootstrap-admin at ")
+    as_json = json.loads((await rules(fleet, "get", "town", "hutou", "--json")).stdout)
+    assert (as_json["overrides"], as_json["updated_by"]) == (TOWN_RULES, "bootstrap-admin"), "all the fleet answered"
     lines = shown.stdout.splitlines()
     assert lines[0] == "village shiqiao (town hutou, county anxi)"
     assert lines[1].startswith("layer town hutou (by bootstrap-admin, ")
@@ -67,7 +69,7 @@ async def test_a_layer_set_from_a_file_is_read_back_and_shown_for_the_village(
     assert served.severity_of(AlertKind.CAMERA_OFFLINE, Severity.MAJOR) is Severity.MINOR
 
 
-async def test_a_layer_comes_from_stdin_or_toml_and_is_cleared(fleet: str, tmp_path: Path) -> None:
+async def test_a_layer_comes_from_stdin_or_toml_and_is_unset(fleet: str, tmp_path: Path) -> None:
     from_stdin = await rules_from_stdin(
         fleet, '{"watch": {"offline_after_missed_heartbeats": 3}}', "set", "county", "anxi", "-"
     )
@@ -84,10 +86,12 @@ async def test_a_layer_comes_from_stdin_or_toml_and_is_cleared(fleet: str, tmp_p
     assert view["rules"]["watch"]["offline_after_missed_heartbeats"] == 3
     assert view["rules"]["quiet_hours"]["start"] == "22:00"
 
-    cleared = await rules(fleet, "clear", "village", "shiqiao")
-    assert (cleared.exit_code, cleared.stdout) == (0, "cleared the alert rules of village shiqiao\n")
+    unset = await rules(fleet, "unset", "village", "shiqiao")
+    assert (unset.exit_code, unset.stdout) == (0, "removed the alert rules layer village shiqiao\n")
     after = await rules(fleet, "show", "shiqiao")
     assert "layer village shiqiao" not in after.stdout
+    old_name = await rules(fleet, "clear", "county", "anxi")  # the old name still works, hidden
+    assert (old_name.exit_code, old_name.stdout) == (0, "removed the alert rules layer county anxi\n")
 
 
 async def test_refusals_show_the_fleets_reason(fleet: str, tmp_path: Path) -> None:
@@ -107,7 +111,8 @@ async def test_refusals_show_the_fleets_reason(fleet: str, tmp_path: Path) -> No
     assert invalid.stderr.startswith("refused (422): village alert rules 'shiqiao' is not valid: kinds.panic.severity")
     assert unreadable.exit_code == 2
     assert unreadable.stderr.startswith(f"cannot read {not_json}: ")
-    assert (a_list.exit_code, a_list.stderr) == (2, "the rules must be a JSON object (or a TOML table) of rule keys\n")
+    assert a_list.exit_code == 2
+    assert a_list.stderr == "stdin must hold a JSON object (or a TOML table) of alert rule keys\n"
     assert (missing.exit_code, missing.stderr) == (1, "refused (404): no village alert rules 'shiqiao'\n")
     assert (nowhere.exit_code, nowhere.stderr) == (1, "refused (404): no village 'nowhere'\n")
     assert "no layers: the defaults" in no_defaults.stdout
@@ -133,7 +138,8 @@ async def test_the_help_says_what_rules_are_and_how_to_write_one() -> None:
     setting = CliRunner().invoke(app, ["alerts", "rules", "set", "--help"], env={"COLUMNS": "120"})
 
     assert group.exit_code == setting.exit_code == 0
-    for command in ("show", "get", "set", "clear"):
+    for command in ("show", "get", "set", "unset"):
         assert command in group.stdout
+    assert "clear" not in group.stdout, "the old name is hidden"
     assert "quiet hours" in group.stdout
     assert '"camera_offline": {"severity": "minor"' in setting.stdout, "an example layer"
