@@ -18,7 +18,7 @@ from edge.errors import (
 )
 from edge.settings import EdgeSettings
 from protocol.gateway_config import DriverKind
-from protocol.identifiers import IDENTIFIER_PATTERN, IDENTIFIER_RULE
+from protocol.settings_env import settings_problems
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,10 @@ def run(
     try:
         settings = EdgeSettings.load(config)
     except ValidationError as exc:
-        typer.echo(f"invalid gateway settings {_given(config)}:\n{_problems(exc)}", err=True)
+        typer.echo(
+            f"invalid gateway settings {_given(config)}:\n{_problems(exc)}",
+            err=True,
+        )
         raise typer.Exit(2) from exc
     except EdgeError as exc:
         typer.echo(f"invalid gateway settings: {exc}", err=True)
@@ -94,7 +97,8 @@ def village_broker(
         write_broker_files(directory, logins, port)
     except ValidationError as exc:
         typer.echo(
-            f"cannot set up the village broker: invalid gateway settings {_given(config)}:\n{_problems(exc)}", err=True
+            f"cannot set up the village broker: invalid gateway settings {_given(config)}:\n{_problems(exc)}",
+            err=True,
         )
         raise typer.Exit(2) from exc
     except EdgeError as exc:
@@ -110,28 +114,12 @@ def village_broker(
     typer.echo(f"wrote {directory}: logins for outpost-gateway, outpost-centre and {len(nodes)} nodes", err=True)
 
 
+def _problems(exc: ValidationError) -> str:
+    return settings_problems(exc, "OUTPOST_EDGE_", "the --config file")
+
+
 def _given(config: Path | None) -> str:
     return f"in {config}" if config is not None else "(no --config file given)"
-
-
-def _problems(exc: ValidationError) -> str:
-    """Each problem of the settings on a line of its own, ``where: what``, never with the value given (a password
-    may be among them)."""
-    lines = []
-    for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(part) for part in error["loc"]) or "settings"
-        if error["type"] == "missing":
-            named = all(isinstance(part, str) for part in error["loc"])  # an environment variable can say it
-            variable = " or as OUTPOST_EDGE_" + "__".join(map(str, error["loc"])).upper() if named else ""
-            problem = f"missing: set it in the --config file{variable}"
-        elif error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == IDENTIFIER_PATTERN:
-            problem = f"not an id: {IDENTIFIER_RULE}"
-        elif error["type"] == "extra_forbidden":
-            problem = "not a setting (check its spelling and section)"
-        else:
-            problem = error["msg"]
-        lines.append(f"  {where}: {problem}")
-    return "\n".join(lines)
 
 
 @app.command("unit")

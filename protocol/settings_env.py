@@ -17,6 +17,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource
 
+from protocol.identifiers import IDENTIFIER_PATTERN, IDENTIFIER_RULE
+
 # What an environment variable may name below a setting: a model's fields (by lower-case name, each with what
 # may follow it), or None for anything (a dict's keys).
 _Names = dict[str, "_Names | None"]
@@ -86,3 +88,25 @@ def _paths(names: _Names, delimiter: str, above: str = "") -> Iterator[str]:
         yield above + name
         if below:
             yield from _paths(below, delimiter, above + name + delimiter)
+
+
+def settings_problems(exc: ValidationError, env_prefix: str, file: str | None = None) -> str:
+    """Each problem of a service's settings on a line of its own, ``where: what``, never with the value given (a
+    password may be among them). A missing setting says how to give it: in ``file`` (e.g. "the --config file")
+    or as the ``env_prefix`` variable."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        if error["type"] == "missing":
+            named = all(isinstance(part, str) for part in error["loc"])  # an environment variable can say it
+            variable = env_prefix + "__".join(map(str, error["loc"])).upper() if named else None
+            ways = [way for way in (f"in {file}" if file else None, f"as {variable}" if variable else None) if way]
+            problem = f"missing: set it {' or '.join(ways)}" if ways else "missing"
+        elif error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == IDENTIFIER_PATTERN:
+            problem = f"not an id: {IDENTIFIER_RULE}"
+        elif error["type"] == "extra_forbidden":
+            problem = "not a setting (check its spelling and section)"
+        else:
+            problem = error["msg"]
+        lines.append(f"  {where}: {problem}")
+    return "\n".join(lines)

@@ -19,6 +19,7 @@ from fleet.cli.enrollment import enrollment
 from fleet.cli.health import health
 from fleet.errors import FleetError
 from fleet.settings import FleetSettings
+from protocol.settings_env import settings_problems
 
 app = typer.Typer(
     help="The county-level fleet manager: `run` it (settings from OUTPOST_FLEET_* environment variables), and "
@@ -44,7 +45,7 @@ def _settings() -> FleetSettings:
     try:
         return FleetSettings()
     except ValidationError as exc:
-        typer.echo(f"invalid fleet settings:\n{exc}", err=True)
+        typer.echo(f"invalid fleet settings:\n{settings_problems(exc, 'OUTPOST_FLEET_')}", err=True)
         raise typer.Exit(2) from exc
 
 
