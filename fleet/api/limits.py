@@ -135,13 +135,14 @@ def _client(scope: Scope) -> str:
 
 async def validation_refused(request: Request, exc: Exception) -> JSONResponse:
     """422 naming where and why a request is invalid, without echoing any of it; a request without the body its
-    route takes is told so in a sentence."""
+    route takes is told so in a sentence. Always the documented shape (``detail``: a list of ``loc``, ``msg``,
+    ``type``), which clients and the OpenAPI schema rely on."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     if [(error.get("type"), tuple(error.get("loc", ()))) for error in errors] == [("missing", ("body",))]:
         route = request.scope.get("route")
         path = route.path if isinstance(route, APIRoute) else request.url.path
-        detail = f"the request body is empty: {request.method} {path} takes {_body_media_type(route)}"
-        return JSONResponse({"detail": detail}, status_code=422)
+        sentence = f"the request body is empty: {request.method} {path} takes {_body_media_type(route)}"
+        return JSONResponse({"detail": [{"loc": ["body"], "msg": sentence, "type": "missing"}]}, status_code=422)
     shown: list[dict[str, object]] = [
         {"loc": list(error.get("loc", ()))[:10], "msg": _message(error), "type": str(error.get("type", ""))}
         for error in errors[:_ERRORS_SHOWN]

@@ -152,7 +152,8 @@ async def test_an_empty_body_is_refused_saying_what_the_route_takes(fleet: str, 
 
     assert (bare.status_code, typed.status_code) == (422, 422)
     route = path.replace("shiqiao", "{village_id}")
-    assert bare.json() == typed.json() == {"detail": f"the request body is empty: POST {route} takes {media_type}"}
+    sentence = f"the request body is empty: POST {route} takes {media_type}"
+    assert bare.json() == typed.json() == {"detail": [{"loc": ["body"], "msg": sentence, "type": "missing"}]}
 
 
 async def test_a_bad_id_is_refused_with_the_rule_for_ids(fleet: str) -> None:
