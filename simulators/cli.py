@@ -31,6 +31,7 @@ def _log_above_the_view(console: Console) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.addHandler(RichHandler(console=console, show_path=False, rich_tracebacks=True))
+    logging.captureWarnings(True)  # warnings too: written straight to stderr, they would bypass the console
 
 
 def demo(
@@ -63,39 +64,50 @@ def demo(
 
     Each simulated press travels (node → village broker →) gateway → MQTT → fleet → platform as a case.
     Nodes lose Wi-Fi, sag their batteries and lose power now and then; the view shows it all.
-    """
-    from simulators.demo.runner import run_demo  # noqa: PLC0415 - keeps `--help` fast
 
-    console = Console(stderr=json_summary)
+    Ctrl-C (or SIGTERM, SIGHUP) stops it once the last presses are cases (a few seconds); a second one skips the wait.
+    When the reader of its output goes away (a pipe into head, say), it stops and exits with status 141.
+    """
+    from simulators.demo.output import CLOSED_PIPE_EXIT, DemoOutput  # noqa: PLC0415 - keeps `--help` fast
+    from simulators.demo.runner import run_demo  # noqa: PLC0415
+
+    output = DemoOutput(view_on_stderr=json_summary)
+    console = output.console
     _log_above_the_view(console)
     try:
-        summary = asyncio.run(
-            run_demo(
-                villages=villages,
-                duration_s=duration,
-                broker_kind=broker.value,
-                press_every_s=press_every,
-                node_villages=node_villages,
-                fault_every_s=fault_every,
-                api_port=api_port,
-                console=console,
+        try:
+            summary = asyncio.run(
+                run_demo(
+                    villages=villages,
+                    duration_s=duration,
+                    broker_kind=broker.value,
+                    press_every_s=press_every,
+                    node_villages=node_villages,
+                    fault_every_s=fault_every,
+                    api_port=api_port,
+                    console=console,
+                    output_gone=lambda: output.results_gone,
+                )
             )
-        )
-    except (FleetError, InfraError) as exc:
-        console.print(f"[red]demo stopped:[/] {exc}")
-        raise typer.Exit(1) from exc
-    if json_summary:
-        typer.echo(summary.model_dump_json())
-    else:
-        p2c = summary.press_to_case
-        console.print(
-            f"[bold]{summary.cases_delivered}[/] cases from {summary.panic_presses} presses "
-            f"({summary.node_presses} on sensor nodes; {summary.presses_on_open_alerts} counted on an alert still "
-            f"open) and {sum(summary.node_faults.values())} node faults; "
-            f"press → case p50 {p2c.p50_ms} ms, max {p2c.max_ms} ms; "
-            f"{summary.telemetry_points_stored} points stored; "
-            f"{summary.gateways_seen_online}/{summary.villages} gateways seen online."
-        )
+        except (FleetError, InfraError) as exc:
+            console.print(f"[red]demo stopped:[/] {exc}")
+            raise typer.Exit(1) from exc
+        if json_summary:
+            output.print_result(summary.model_dump_json())
+        else:
+            p2c = summary.press_to_case
+            console.print(
+                f"[bold]{summary.cases_delivered}[/] cases from {summary.panic_presses} presses "
+                f"({summary.node_presses} on sensor nodes; {summary.presses_on_open_alerts} counted on an alert still "
+                f"open) and {sum(summary.node_faults.values())} node faults; "
+                f"press → case p50 {p2c.p50_ms} ms, max {p2c.max_ms} ms; "
+                f"{summary.telemetry_points_stored} points stored; "
+                f"{summary.gateways_seen_online}/{summary.villages} gateways seen online."
+            )
+    finally:
+        output.close()
+    if output.results_gone:  # the reader of stdout went away: end quietly, as a closed pipe ends a Unix tool
+        raise typer.Exit(CLOSED_PIPE_EXIT)
 
 
 @app.command("platform")

@@ -7,6 +7,7 @@ import signal
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +18,7 @@ from fleet.alerts.filters import AlertFilter
 from fleet.service import FleetService
 from protocol.clock import utc_now_ms
 from protocol.messages import AlertKind
+from simulators.demo.output import log_through_root
 from simulators.demo.stack import DemoStack
 from simulators.demo.stimulus import Stimulus
 from simulators.demo.summary import DemoSummary, press_to_case
@@ -31,6 +33,7 @@ _SETTLE_S = 3.0
 """At the end, how long the last press may take to become a case before the stack stops."""
 _SETTLE_WITH_NODES_S = 10.0
 """The same with nodes: one may be back from a Wi-Fi outage or a power cut, sending late presses."""
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 async def run_demo(
@@ -43,17 +46,34 @@ async def run_demo(
     fault_every_s: float,
     api_port: int,
     console: Console,
+    output_gone: Callable[[], bool] = lambda: False,
 ) -> DemoSummary:
-    """Run until ``duration_s`` or a signal; ``fault_every_s`` 0 puts the nodes through no faults."""
+    """Run until ``duration_s``, a signal (SIGINT, SIGTERM, SIGHUP) or ``output_gone()``; ``fault_every_s`` 0 puts
+    the nodes through no faults.
+
+    Then the last presses get a few seconds to become cases, unless a second signal comes or the output is gone
+    (nobody would see the summary), and the stack stops, its servers with it.
+    """
     stop = asyncio.Event()
+    hurry = asyncio.Event()
+
+    def on_signal(signum: signal.Signals) -> None:
+        if stop.is_set():
+            hurry.set()
+            logger.info("%s again: not waiting for the last cases", signum.name)
+        else:
+            logger.info("%s: stopping", signum.name)
+        stop.set()
+
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    for signum in _STOP_SIGNALS:
+        loop.add_signal_handler(signum, on_signal, signum)
     with tempfile.TemporaryDirectory(prefix="outpost-demo-") as workdir:
         stack = DemoStack(
             villages, Path(workdir), broker_kind=broker_kind, api_port=api_port, node_villages=node_villages
         )
         async with stack:
+            log_through_root("uvicorn", "uvicorn.access")  # its servers are set up now: their log lines join the view
             assert stack.fleet is not None
             assert stack.county is not None
             fleet, county = stack.fleet, stack.county
@@ -63,7 +83,7 @@ async def run_demo(
             last_written, last_tick = 0, started
             points_per_s = 0.0
             with Live(console=console, refresh_per_second=4, transient=False) as live:
-                while not stop.is_set():
+                while not stop.is_set() and not output_gone():
                     now = time.monotonic()
                     if duration_s is not None and now - started >= duration_s:
                         break
@@ -94,7 +114,11 @@ async def run_demo(
                             await stop.wait()
             elapsed = time.monotonic() - started
             settle_s = _SETTLE_WITH_NODES_S if stimulus.sensor_nodes else _SETTLE_S
-            await _settle(fleet, stack.ledger, stimulus.presses, settle_s)
+
+            def hurried() -> bool:
+                return hurry.is_set() or output_gone()
+
+            await _settle(fleet, stack.ledger, stimulus.presses, settle_s, hurried)
         health = fleet.health()
         alerts = await fleet.alerts.list(AlertFilter(limit=_MAX_ALERTS))
         return DemoSummary(
@@ -117,10 +141,13 @@ async def run_demo(
         )
 
 
-async def _settle(fleet: FleetService, ledger: CaseLedger, presses: int, seconds: float) -> None:
-    """Give the last presses up to ``seconds`` to reach the fleet, and every alert to become a case."""
+async def _settle(
+    fleet: FleetService, ledger: CaseLedger, presses: int, seconds: float, hurried: Callable[[], bool]
+) -> None:
+    """Give the last presses up to ``seconds`` to reach the fleet, and every alert to become a case, unless
+    ``hurried()``."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not hurried():
         alerts = await fleet.alerts.list(AlertFilter(limit=_MAX_ALERTS))
         counted = sum(a.occurrences for a in alerts if a.kind == AlertKind.PANIC)
         if counted >= presses and len(ledger.cases) >= len(alerts):

@@ -8,7 +8,7 @@ import asyncio
 import logging
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 
 from edge.settings import BrokerSettings as GatewayBrokerSettings
 from fleet.api.server import HttpServer
@@ -33,6 +33,8 @@ from simulators.nodes.village_broker import VillageMosquitto
 logger = logging.getLogger(__name__)
 
 PLATFORM_TOKEN = "demo-platform-token"  # noqa: S105 - a local demo's own platform
+_LOST_CANCELLATION_S: Final = 2.0
+"""How often stopping the gateways looks for cancelled tasks that run on; one seen twice is cancelled again."""
 
 
 def _village_broker(kind: BrokerKind) -> Broker:
@@ -117,15 +119,54 @@ class DemoStack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self.county is not None:
-            await self.county.stop()
+            await _until_done(asyncio.create_task(self.county.stop(), name="county-stop"), "the gateways")
             await asyncio.sleep(0.3)  # let the fleet take in the gateways' last messages
         self._fleet_stop.set()
         if self._fleet_task is not None:
             try:
-                await self._fleet_task
+                await self._fleet_task  # bounded: the fleet gives its tasks a grace period, then leaves them
             except Exception:
                 logger.exception("fleet stopped with an error")
         await self.platform.stop()
         for local in self.local_brokers:
             await local.close()
         await self.broker.close()
+
+
+async def _until_done(stopping: asyncio.Task[None], what: str) -> None:
+    """Wait for ``stopping`` (``what`` stopping); whenever it takes more than a moment, cancel again each task that
+    was cancelled but runs on, and say where it was.
+
+    Python 3.11's ``asyncio.wait_for``, with which aiomqtt connects, subscribes and publishes, swallows a
+    cancellation that arrives as the operation completes. A gateway's uplink (or local bus) cancelled as it
+    connects then carries on into its session and waits for messages for ever, and its agent, the county and the
+    demo wait on it: a demo stopped right after it started (its output gone, a Ctrl-C) never ended. Asked again,
+    such a task ends.
+    """
+    current = asyncio.current_task()
+    seen: set[asyncio.Task[object]] = set()
+    while not (await asyncio.wait({stopping}, timeout=_LOST_CANCELLATION_S))[0]:
+        cancelling = {t for t in asyncio.all_tasks() if t.cancelling() and not t.done()} - {stopping, current}
+        for task in cancelling & seen:  # still running a while after its cancellation: it was lost
+            logger.warning(
+                "stopping %s: task %s ignored its cancellation (at %s); cancelling it again",
+                what,
+                task.get_name(),
+                _where(task),
+            )
+            task.cancel()
+        seen = cancelling
+    await stopping
+
+
+def _where(task: asyncio.Task[object]) -> str:
+    """Where ``task`` waits, innermost first (the chain of coroutines it awaits)."""
+    frames: list[str] = []
+    awaited: object = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return " <- ".join(reversed(frames)) or "?"
