@@ -41,6 +41,15 @@ class BrokerLink:
         return f"{self.broker.host}:{self.broker.port}"
 
 
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation the connect swallowed. aiomqtt connects through ``asyncio.wait_for``, which in
+    Python 3.11 returns the connection when a cancellation arrives as it completes: the task, asked to stop, would
+    go on into its session and wait for messages for ever. Call it first thing inside ``async with Client``."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def tls_context(broker: BrokerSettings, setting: str) -> ssl.SSLContext | None:
     """The TLS context for ``broker.tls`` (see :func:`protocol.mqtt_tls.mqtt_tls_context`).
 

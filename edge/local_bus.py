@@ -19,7 +19,7 @@ from typing import Final, Protocol
 
 import aiomqtt
 
-from edge.broker_connection import BrokerLink, stay_connected, tls_context
+from edge.broker_connection import BrokerLink, raise_if_cancelled, stay_connected, tls_context
 from edge.errors import EdgeConfigError, LocalBrokerRefusedError
 from edge.settings import BrokerSettings
 from protocol.codec import Rejection, encode
@@ -140,6 +140,7 @@ class LocalBus:
             timeout=10,
             socket_options=NO_DELAY,
         ) as client:
+            raise_if_cancelled()
             self._backoff.reset()
             for topic_filter in node_filters():
                 await client.subscribe(topic_filter, qos=1)

@@ -27,7 +27,7 @@ from paho.mqtt.client import CallbackOnPublish_v2
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.broker_connection import BrokerLink, stay_connected, tls_context
+from edge.broker_connection import BrokerLink, raise_if_cancelled, stay_connected, tls_context
 from edge.buffer import BufferStorageError, StoreAndForwardBuffer, Stored
 from edge.envelope import EnvelopeStamper
 from edge.errors import BrokerCertificateError, EdgeConfigError, EdgeError, UplinkRefusedError
@@ -261,6 +261,7 @@ class Uplink:
             timeout=10,
             socket_options=NO_DELAY,
         ) as client:
+            raise_if_cancelled()
             self._backoff.reset()
             self._refused_backoff.reset()
             self._faults.recovered(UPLINK)
