@@ -7,10 +7,12 @@ ends what is over, a whole storm of alerts in one transaction (:meth:`~fleet.ale
 Each condition is judged by its village's rules (:class:`~fleet.alerts.rules.model.WatchLimits` and each
 kind's ``hold_off_s``):
 
-- **offline**: once presence says offline (Last Will, goodbye or heartbeat timeout), the alert is due when
-  the gateway has been silent ``offline_after_missed_heartbeats`` intervals since it was last heard. Back
-  online before that, nothing is raised; back after it, the alert's condition ends (it clears after its
-  hold). At start every registered gateway is expected back within the presence timeout.
+- **offline**: once presence says offline (Last Will or heartbeat timeout), the alert is due when the gateway
+  has been silent ``offline_after_missed_heartbeats`` intervals since it was last heard. A gateway that said
+  goodbye (a clean stop: a restart, an update, staff) is not an incident: it is expected back within
+  ``back_after_clean_stop_s``, and only then is it due. Back online before that, nothing is raised; back after
+  it, the alert's condition ends (it clears after its hold). At start every registered gateway is expected back
+  within the presence timeout.
 - **disk / temperature / buffer**: over its limit in a heartbeat (the buffer also when it dropped
   messages since the previous heartbeat) for ``hold_off_s``; under it again, the condition ends.
 - **config rejected**: a rejection report raises at once; the next ``applied`` report ends it.
@@ -31,7 +33,7 @@ from fleet.alerts.new_alert import GATEWAY_DEVICE, NewAlert
 from fleet.alerts.rules.model import AlertRules, RulesFor
 from fleet.alerts.store import AlertStore
 from fleet.errors import TransientError
-from fleet.gateways.presence import Transition
+from fleet.gateways.presence import OfflineReason, Transition
 from protocol.messages import ConfigReported, ConfigStatus, FleetAlertKind, Heartbeat
 from protocol.reconnect import Backoff
 
@@ -110,10 +112,15 @@ class GatewayWatch:
             if heard is not None:
                 heard_ms, interval_s = heard
                 due = max(due, heard_ms + round(missed * interval_s * 1000))
+            summary = f"gateway {transition.gateway_id} offline ({transition.reason})"
+            if transition.reason == OfflineReason.SHUTDOWN:
+                grace_s = rules.watch.back_after_clean_stop_s
+                due = max(due, transition.at_ms + round(grace_s * 1000))
+                summary = f"gateway {transition.gateway_id} stopped cleanly and is not back after {grace_s:g} s"
             self._pending[condition] = _Pending(
                 transition.village_id,
                 due,
-                f"gateway {transition.gateway_id} offline ({transition.reason})",
+                summary,
                 {"reason": transition.reason, "missed_heartbeats": missed},
             )
             self._ended.pop(condition, None)

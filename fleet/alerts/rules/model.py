@@ -108,6 +108,13 @@ class WatchLimits(_Rules):
     offline_after_missed_heartbeats: float = Field(
         default=2.0, ge=1, le=1000, description="gateway_offline once it has been silent this many intervals."
     )
+    back_after_clean_stop_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="A gateway that stopped cleanly (it said goodbye: a restart, an update, staff) is expected back "
+        "within this long; gateway_offline only if it is not.",
+    )
     disk_percent: float = Field(default=95.0, gt=0, le=100, description="disk_critical at or above this.")
     temperature_c: float = Field(default=80.0, gt=0, le=150, description="temperature_critical at or above this.")
     buffer_depth: int = Field(

@@ -101,6 +101,25 @@ async def test_a_gateway_back_before_its_hold_off_raises_nothing(watched: Watche
     assert await watched.alerts(FleetAlertKind.GATEWAY_OFFLINE) == []
 
 
+async def test_a_clean_stop_is_no_incident_unless_the_gateway_is_not_back_in_time(watched: Watched) -> None:
+    """A restart for an update, or staff stopping it: the gateway says goodbye and is expected back within the
+    rules' back_after_clean_stop_s (default 300 s); a Last Will is judged as before."""
+    watched.heartbeat()
+    watched.offline(OfflineReason.SHUTDOWN)
+    watched.clock.now_ms += 299_999
+    await watched.settle()
+    assert await watched.alerts(FleetAlertKind.GATEWAY_OFFLINE) == []
+    watched.online()  # back from its restart
+    watched.heartbeat()
+    watched.offline(OfflineReason.SHUTDOWN)  # stops again, and this time stays away
+    watched.clock.now_ms += 300_000
+    await watched.settle()
+
+    [alert] = await watched.alerts(FleetAlertKind.GATEWAY_OFFLINE)
+    assert alert.summary == "gateway gw-01 stopped cleanly and is not back after 300 s"
+    assert alert.evidence["reason"] == OfflineReason.SHUTDOWN
+
+
 async def test_a_gateway_back_after_its_alert_clears_it_after_the_clear_hold(watched: Watched) -> None:
     watched.heartbeat()
     watched.offline()
