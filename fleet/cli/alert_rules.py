@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from fleet.cli.client import DEFAULT_FLEET_URL, CaFile, FleetUrl, Token, connect
-from fleet.cli.formats import AsJson, TimeZone, print_json, read_layer, when
+from fleet.cli.formats import AsJson, TimeZone, print_json, print_layer, read_layer, when
 from fleet.layers.scope import Scope
 
 rules = typer.Typer(
@@ -75,12 +75,7 @@ def get(
     """A layer as stored (only the keys it sets) as JSON on stdout, who set it and when on stderr; with --json
     all the fleet answered."""
     api = connect(fleet, token, ca_file)
-    layer = api.call("GET", f"/alert-rules/{scope.value}/{scope_id}")
-    if as_json:
-        print_json(layer)
-        return
-    typer.echo(f"{scope.value} {scope_id}: set by {layer['updated_by']} at {when(layer['updated_ms'], tz)}", err=True)
-    typer.echo(json.dumps(layer["overrides"], indent=2, sort_keys=True))
+    print_layer(api.call("GET", f"/alert-rules/{scope.value}/{scope_id}"), tz, as_json=as_json)
 
 
 @rules.command("set", epilog=f"A layer, for example:\n\n{_EXAMPLE}")

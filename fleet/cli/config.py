@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from fleet.cli.client import DEFAULT_FLEET_URL, CaFile, FleetUrl, Token, connect
-from fleet.cli.formats import AsJson, TimeZone, print_json, read_layer, table, when
+from fleet.cli.formats import AsJson, TimeZone, print_json, print_layer, read_layer, table, when
 from fleet.configs.state import SyncStatus
 from fleet.layers.scope import Scope
 
@@ -129,12 +129,7 @@ def get_layer(
     """A layer as stored (only the keys it sets) as JSON on stdout, who set it and when on stderr; with --json
     all the fleet answered."""
     api = connect(fleet, token, ca_file)
-    layer = api.call("GET", f"/config/layers/{scope.value}/{scope_id}")
-    if as_json:
-        print_json(layer)
-        return
-    typer.echo(f"{scope.value} {scope_id}: set by {layer['updated_by']} at {when(layer['updated_ms'], tz)}", err=True)
-    typer.echo(json.dumps(layer["overrides"], indent=2, sort_keys=True))
+    print_layer(api.call("GET", f"/config/layers/{scope.value}/{scope_id}"), tz, as_json=as_json)
 
 
 @config.command("set")

@@ -147,6 +147,17 @@ def read_layer(source: str, keys: str) -> dict[str, Any]:
     return document
 
 
+def print_layer(layer: dict[str, Any], tz: tzinfo | None, *, as_json: bool) -> None:
+    """A layer as stored (config or alert rules): its overrides as JSON on stdout, who set it and when on stderr;
+    with ``as_json`` all the fleet answered."""
+    if as_json:
+        print_json(layer)
+        return
+    setter = f"set by {layer['updated_by']} at {when(layer['updated_ms'], tz)}"
+    typer.echo(f"{layer['scope']} {layer['scope_id']}: {setter}", err=True)
+    typer.echo(json.dumps(layer["overrides"], indent=2, sort_keys=True))
+
+
 def print_json(data: Any) -> None:
     """What the fleet answered, as JSON on stdout."""
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
