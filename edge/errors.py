@@ -49,3 +49,16 @@ class EnrollmentRefusedError(EnrollmentError):
 
 class FleetUnreachableError(EnrollmentError):
     """The fleet could not be reached, answered with a server error, or its certificate is not trusted."""
+
+
+class UpdateError(EdgeError):
+    """An update (a release from the fleet) cannot be fetched, trusted or installed."""
+
+
+class UpdateRefusedError(UpdateError):
+    """The fleet refused the download for good (no such release, this gateway unknown or revoked), or the release
+    is not signed by a trusted release key or not as its manifest says: retrying cannot help."""
+
+
+class UpdateUnavailableError(UpdateError):
+    """The fleet could not be reached, or kept failing, until the download gave up; worth trying again later."""

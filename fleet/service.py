@@ -61,6 +61,7 @@ from fleet.ingest.status import ingest_problems, ingest_status
 from fleet.ingest.subscriptions import Lane, lane_client_id
 from fleet.mqtt.client import session_prefix
 from fleet.mqtt.downlink import Downlink
+from fleet.releases.store import ReleaseStore
 from fleet.retention import RetentionPurge
 from fleet.settings import FleetSettings
 from fleet.sites.inventory import GatewayInventory
@@ -210,12 +211,14 @@ class FleetService:
                     commands=self.commands,
                     dead_letters=self.dead_letters,
                     places=Places(sessions),
+                    releases=ReleaseStore.from_settings(settings.releases, sessions, clock),
                     clock=clock,
                 ),
                 RequestLimits(
                     body_bytes=settings.api.max_body_bytes,
                     public_body_bytes=settings.api.max_public_body_bytes,
                     import_bytes=settings.api.max_import_bytes,
+                    upload_bytes=settings.releases.max_file_bytes,
                     public_rate_per_s=settings.api.public_rate_per_s,
                     public_burst=settings.api.public_burst,
                 ),

@@ -32,6 +32,7 @@ from protocol.hosts import is_loopback_host
 from protocol.identifiers import KeyId
 from protocol.mqtt_tls import MqttTlsSettings
 from protocol.notifications import AlertStep
+from protocol.releases import MAX_RELEASE_FILE_BYTES
 from protocol.settings_env import KnownVariablesOnly
 
 DEVELOPMENT_GOVERNANCE_TOKEN = "outpost-dev-token"  # noqa: S105 - refused outside development
@@ -450,6 +451,26 @@ class ConfigPushSettings(_Section):
     )
 
 
+class ReleaseSettings(_Section):
+    """Releases the fleet stores and serves to gateways (fleet/releases): where, and whose signatures it trusts."""
+
+    directory: Path = Field(
+        default=Path("outpost-releases"),
+        description="Where uploaded releases are kept (a directory per kind and version).",
+    )
+    trusted_keys_file: Path | None = Field(
+        default=None,
+        description="The release keys' public halves (PEM or base64, one or more: `outpost release keygen` makes "
+        "them). A release signed by none of them is refused; unset: no release can be uploaded.",
+    )
+    max_file_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1024,
+        le=MAX_RELEASE_FILE_BYTES,
+        description="The largest file of a release an upload may send (a dependency wheel).",
+    )
+
+
 class CommandSettings(_Section):
     """Commands to gateways (see fleet/commands): how long they may take and how often expiry is checked."""
 
@@ -591,6 +612,7 @@ class FleetSettings(BaseSettings):
     enrollment: EnrollmentSettings = Field(default_factory=EnrollmentSettings)
     configs: ConfigPushSettings = Field(default_factory=ConfigPushSettings)
     commands: CommandSettings = Field(default_factory=CommandSettings)
+    releases: ReleaseSettings = Field(default_factory=ReleaseSettings)
     state_export: StateExportSettings = Field(default_factory=StateExportSettings)  # --- state export ---
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024, le=DEFAULT_MAX_PAYLOAD_BYTES)

@@ -26,14 +26,19 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, NoReturn
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from outpost_cli.release_build import PASSWORD_VARIABLE, ReleaseBuildError, load_release_key, write_release
+from protocol.errors import ReleaseError
+from protocol.releases import RELEASE_FILE, ReleaseKind, ReleaseManifest, SignedRelease, describe
 from simulators.nodes.firmware import FirmwareLoadError, firmware_dir
 
 BUILD_DIR: Final = Path("build/firmware")
@@ -176,6 +181,7 @@ def build(source: Path, out: Path, progress: Callable[[str], None]) -> Manifest:
     version = firmware_version(source)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)
+    (out / RELEASE_FILE).unlink(missing_ok=True)  # an earlier build's signature: never left beside new files
     for old in (out / PACKAGE).rglob("*.mpy") if (out / PACKAGE).is_dir() else ():
         old.unlink()  # of an earlier build: a module since removed must not linger next to the new ones
     built: list[BuiltFile] = []
@@ -210,6 +216,21 @@ def build(source: Path, out: Path, progress: Callable[[str], None]) -> Manifest:
     )
     (out / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
     return manifest
+
+
+def sign_build(build_dir: Path, manifest: Manifest, key: Ed25519PrivateKey) -> SignedRelease:
+    """Write ``build_dir``/release.json: the build (its files and manifest.json) as a signed firmware release."""
+    (build_dir / RELEASE_FILE).unlink(missing_ok=True)
+    try:
+        release = ReleaseManifest(
+            kind=ReleaseKind.FIRMWARE,
+            version=manifest.firmware_version,
+            created_ms=int(time.time() * 1000),
+            files=describe(build_dir, [*(file.path for file in manifest.files), MANIFEST]),
+        )
+    except (ReleaseError, ValueError) as exc:
+        raise FirmwareError(f"cannot sign the build: {exc}") from exc
+    return write_release(build_dir, release, key)
 
 
 def _source_of(built: str) -> str:
@@ -464,19 +485,34 @@ def _fail(exc: FirmwareError) -> NoReturn:
 def build_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the build into.")] = BUILD_DIR,
     source: SourceOption = None,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--sign-key",
+            help="The release key (`outpost release keygen`): also write release.json, the build signed for "
+            "updates over the air (password in OUTPOST_RELEASE_KEY_PASSWORD).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Compile the firmware to .mpy with mpy-cross (main.py stays source) and write manifest.json."""
     try:
         source = source or default_source()
+        key = load_release_key(sign_key, os.environ.get(PASSWORD_VARIABLE)) if sign_key is not None else None
         typer.echo(f"building the firmware from {source} into {out}")
         manifest = build(source, out, typer.echo)
+        signed = sign_build(out, manifest, key) if key is not None else None
     except FirmwareError as exc:
         _fail(exc)
+    except ReleaseBuildError as exc:
+        _fail(FirmwareError(str(exc)))
     typer.echo(
         f"firmware {manifest.firmware_version}: {len(manifest.files)} files, {manifest.total_size} bytes "
         f"(mpy-cross {manifest.mpy_cross_version}, .mpy v{manifest.mpy_format}: MicroPython 1.23 or later)"
     )
     typer.echo(f"manifest: {out / MANIFEST}")
+    if signed is not None:
+        typer.echo(f"signed by release key {signed.key_id}: {out / RELEASE_FILE}")
 
 
 def _password(given: str | None, prompt: str) -> str:

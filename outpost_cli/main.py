@@ -36,9 +36,10 @@ _LAZY_PARTS: Final = {
     "sim": _Part("simulators.cli", "app"),
     "protocol": _Part("outpost_cli.protocol_cmd", "app"),
     "firmware": _Part("outpost_cli.firmware", "app"),
+    "release": _Part("outpost_cli.release", "app"),
     "dashboards": _Part("dashboards.cli", "app"),
 }
-_HELP_ORDER: Final = ("demo", "gateway", "fleet", "dashboards", "sim", "firmware", "protocol")
+_HELP_ORDER: Final = ("demo", "gateway", "fleet", "dashboards", "sim", "firmware", "release", "protocol")
 DISTRIBUTION: Final = "outpost"
 UNKNOWN_VERSION: Final = "0+unknown"
 

@@ -69,3 +69,22 @@ class GovernancePayloadError(ProtocolError, ValueError):
 class TlsSettingsError(ProtocolError, ValueError):
     """A TLS setting cannot be used: a CA, certificate or key file missing or unreadable, a key without its
     certificate. The message names the setting (e.g. ``broker.tls.ca_file``) and the file."""
+
+
+# --- releases (protocol.releases) ---
+
+
+class ReleaseError(ProtocolError):
+    """A release cannot be trusted or used."""
+
+
+class ReleaseSignatureError(ReleaseError):
+    """A release's signature is by no trusted release key, or its manifest was altered after signing."""
+
+
+class ReleaseFileError(ReleaseError):
+    """A release's manifest or one of its files is missing, unreadable, or not as the manifest says."""
+
+
+class GatewayRequestError(ProtocolError):
+    """A request that says it comes from a gateway carries no usable signature by that gateway's key."""

@@ -22,6 +22,7 @@ from fleet.api import (
     governance,
     ingest,
     inventory,
+    releases,
     sites,
 )
 from fleet.api.configs import router as configs_router
@@ -97,6 +98,7 @@ def create_app(context: ApiContext, limits: RequestLimits | None = None) -> Fast
         RequestGuard,
         public_paths=PUBLIC_POST_PATHS,
         import_paths=[sites.IMPORT_PATH],
+        upload_prefixes=[releases.PREFIX],
         limits=limits or RequestLimits(),
     )
     app.add_exception_handler(RequestValidationError, validation_refused)
@@ -110,6 +112,7 @@ def create_app(context: ApiContext, limits: RequestLimits | None = None) -> Fast
     app.include_router(enrollment.router)
     app.include_router(configs_router)
     app.include_router(commands.router)
+    app.include_router(releases.router)
     app.include_router(alerts.router)
     app.include_router(deliveries.router)
     # --- alert rules ---

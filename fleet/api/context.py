@@ -24,6 +24,7 @@ from fleet.enrollment.service import EnrollmentService
 from fleet.errors import NotAuthenticatedError, PermissionDeniedError
 from fleet.gateways.registry import Registry
 from fleet.ingest.dead_letters import DeadLetters
+from fleet.releases.store import ReleaseStore
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
 from fleet.timeseries.history import HealthHistory
@@ -51,6 +52,7 @@ class ApiContext:
     rules: RuleBook
     dead_letters: DeadLetters
     places: Places
+    releases: ReleaseStore
     clock: Callable[[], int]
 
 

@@ -3,7 +3,9 @@ and error answers that never echo what was sent.
 
 - Every request body is capped (Starlette's body limit, 413 past it): :attr:`RequestLimits.body_bytes` on
   authenticated routes, a smaller :attr:`~RequestLimits.public_body_bytes` on the routes anyone may call
-  (``POST /enroll``, the governance callbacks), :attr:`~RequestLimits.import_bytes` on the site import.
+  (``POST /enroll``, the governance callbacks), :attr:`~RequestLimits.import_bytes` on the site import,
+  :attr:`~RequestLimits.upload_bytes` on a release file's upload (``PUT`` under the upload prefixes; the route
+  itself holds each file to the size its signed manifest gives).
 - A request with a body to a route that needs a token is refused (401) before its body is read when it
   carries no ``Authorization`` header at all.
 - The unauthenticated routes take at most :attr:`~RequestLimits.public_rate_per_s` refused requests a second
@@ -44,6 +46,7 @@ class RequestLimits:
     body_bytes: int = 1024 * 1024
     public_body_bytes: int = 16 * 1024
     import_bytes: int = 8 * 1024 * 1024
+    upload_bytes: int = 512 * 1024 * 1024
     public_rate_per_s: float = 5.0
     public_burst: int = 50
     clients_tracked: int = 10_000
@@ -65,6 +68,7 @@ class RequestGuard:
         *,
         public_paths: Iterable[str],
         import_paths: Iterable[str],
+        upload_prefixes: Iterable[str] = (),
         limits: RequestLimits,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -74,9 +78,11 @@ class RequestGuard:
         self._capped = {
             "public": RequestBodyLimitMiddleware(app, limits.public_body_bytes),
             "import": RequestBodyLimitMiddleware(app, limits.import_bytes),
+            "upload": RequestBodyLimitMiddleware(app, limits.upload_bytes),
             "other": RequestBodyLimitMiddleware(app, limits.body_bytes),
         }
         self._import = frozenset(import_paths)
+        self._upload = tuple(upload_prefixes)
         self._app = app
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
@@ -105,7 +111,14 @@ class RequestGuard:
             refusal = {"detail": "a bearer token is required"}
             await JSONResponse(refusal, 401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
             return
-        await self._capped["import" if path in self._import else "other"](scope, receive, send)
+        await self._capped[self._cap_of(scope["method"], path)](scope, receive, send)
+
+    def _cap_of(self, method: str, path: str) -> str:
+        if path in self._import:
+            return "import"
+        if method == "PUT" and path.startswith(self._upload):
+            return "upload"
+        return "other"
 
     def _bucket(self, client: str) -> _Bucket:
         """``client``'s bucket, refilled up to now (a new one is full)."""

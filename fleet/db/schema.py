@@ -397,3 +397,21 @@ class IngestDeadLetterRow(Base):
     count: Mapped[int] = mapped_column(BigInteger)
     first_ms: Mapped[int] = mapped_column(BigInteger)
     last_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class ReleaseRow(Base):
+    """A release the fleet keeps (its files under ``releases.directory``): uploading until every file the signed
+    manifest lists has arrived whole and hashes right, ready from then on."""
+
+    __tablename__ = "releases"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    signed: Mapped[str] = mapped_column(Text)  # release.json as uploaded: the manifest and its signature
+    file_count: Mapped[int] = mapped_column(Integer)
+    total_size: Mapped[int] = mapped_column(BigInteger)
+    created_ms: Mapped[int] = mapped_column(BigInteger)  # when it was built (the manifest's)
+    uploaded_ms: Mapped[int] = mapped_column(BigInteger)
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+    ready_ms: Mapped[int | None] = mapped_column(BigInteger)

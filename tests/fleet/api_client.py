@@ -29,6 +29,7 @@ from tests.fleet.commands.parts import unconnected_commands
 from tests.fleet.configs.parts import config_push
 from tests.fleet.enrollment.parts import development_enrollment
 from tests.fleet.helpers import FakeClock, default_escalation
+from tests.fleet.releases.parts import release_store
 
 ADMIN_TOKEN = "test-bootstrap-admin"
 CALLBACK_SECRET = "test-callback-signing-secret"
@@ -68,6 +69,7 @@ def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
         rules=RuleBook(sessions, clock),
         dead_letters=DeadLetters(sessions, clock),
         places=Places(sessions),
+        releases=release_store(sessions, clock),
     )
 
 
