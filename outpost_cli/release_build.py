@@ -110,6 +110,22 @@ def _pip(args: Sequence[str], progress: Callable[[str], None]) -> None:
         raise ReleaseBuildError(f"pip {args[0]} failed: {last[:400]}")
 
 
+_RELEASE_ENTRIES: Final = frozenset({RELEASE_FILE, CONSTRAINTS, WHEELS, f".{RELEASE_FILE}.partial"})
+"""What a release directory (or a build that failed half-way) holds: all a rebuild may remove."""
+
+
+def _empty_out(out: Path) -> None:
+    """Make ``out`` ready for a new build: remove an earlier release there, refuse anything else."""
+    if out.exists() and not out.is_dir():
+        raise ReleaseBuildError(f"{out} is a file: --out names the directory to build the release in")
+    if not out.exists():
+        return
+    others = sorted(entry.name for entry in out.iterdir() if entry.name not in _RELEASE_ENTRIES)
+    if others:
+        raise ReleaseBuildError(f"{out} holds more than a release ({', '.join(others[:3])}): choose another --out")
+    shutil.rmtree(out)
+
+
 def _outpost_wheel(build: AgentBuild, wheels: Path, progress: Callable[[str], None]) -> Path:
     if build.wheel is not None:
         if not build.wheel.is_file():
@@ -144,10 +160,9 @@ def build_agent_release(
     build: AgentBuild, key: Ed25519PrivateKey, progress: Callable[[str], None], now_ms: int | None = None
 ) -> SignedRelease:
     """Make the agent release ``build`` describes in ``build.out`` (emptied first) and sign it."""
-    if build.out.exists() and any(build.out.iterdir()):
-        if not (build.out / RELEASE_FILE).is_file() and not (build.out / WHEELS).is_dir():
-            raise ReleaseBuildError(f"{build.out} is not empty and holds no release: choose another --out")
-        shutil.rmtree(build.out)
+    if build.wheel is not None and build.wheel.resolve().is_relative_to(build.out.resolve()):
+        raise ReleaseBuildError(f"--wheel {build.wheel} is inside --out {build.out}, which the build empties first")
+    _empty_out(build.out)
     wheels = build.out / WHEELS
     wheels.mkdir(parents=True)
     own = _outpost_wheel(build, wheels, progress)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Final, Literal, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from protocol.bounds import MAX_EPOCH_MS
 from protocol.config_signing import key_id, sign_document, verify_document
@@ -67,7 +67,7 @@ class _Strict(BaseModel):
 
 class ReleaseFile(_Strict):
     path: ReleasePath
-    size: int = Field(ge=0, le=MAX_RELEASE_FILE_BYTES)
+    size: int = Field(ge=0, le=MAX_RELEASE_FILE_BYTES, strict=True)
     sha256: Sha256Hex
 
 
@@ -139,8 +139,10 @@ class SignedRelease(_Strict):
             raise ReleaseFileError(f"{where} is larger than {MAX_RELEASE_FILE_JSON_BYTES} bytes")
         try:
             return cls.model_validate_json(data)
-        except ValueError as exc:
-            raise ReleaseFileError(f"{where} is not a release manifest: {str(exc).splitlines()[0][:200]}") from exc
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            at = ".".join(str(part) for part in first.get("loc", ())) or "the document"
+            raise ReleaseFileError(f"{where} is not a release manifest: {at}: {first.get('msg', '')}"[:300]) from exc
 
     def dump(self) -> bytes:
         return (self.model_dump_json(indent=2) + "\n").encode("utf-8")
@@ -180,8 +182,10 @@ def verify_release(trusted: Sequence[Ed25519PublicKey], release: SignedRelease) 
     )
 
 
-def file_sha256(path: Path, limit: int = MAX_RELEASE_FILE_BYTES) -> tuple[int, str]:
-    """The size and SHA-256 of ``path`` read in chunks; :class:`ReleaseFileError` past ``limit`` bytes."""
+def file_sha256(path: Path, limit: int = MAX_RELEASE_FILE_BYTES, name: str | None = None) -> tuple[int, str]:
+    """The size and SHA-256 of ``path`` read in chunks; :class:`ReleaseFileError` past ``limit`` bytes.
+    Errors call the file ``name`` (its path in a release), else ``path``."""
+    called = name or str(path)
     digest = hashlib.sha256()
     size = 0
     try:
@@ -189,17 +193,16 @@ def file_sha256(path: Path, limit: int = MAX_RELEASE_FILE_BYTES) -> tuple[int, s
             while chunk := file.read(_CHUNK):
                 size += len(chunk)
                 if size > limit:
-                    raise ReleaseFileError(f"{path} is larger than {limit} bytes")
+                    raise ReleaseFileError(f"{called} is larger than {limit} bytes")
                 digest.update(chunk)
     except OSError as exc:
-        raise ReleaseFileError(f"cannot read {path}: {exc.strerror}") from exc
+        raise ReleaseFileError(f"cannot read {called}: {exc.strerror}") from exc
     return size, digest.hexdigest()
 
 
 def check_file(directory: Path, expected: ReleaseFile) -> None:
     """Return if ``directory``/``expected.path`` has the size and hash the manifest says; else ReleaseFileError."""
-    path = directory / expected.path
-    size, sha256 = file_sha256(path, expected.size)
+    size, sha256 = file_sha256(directory / expected.path, expected.size, expected.path)
     if size != expected.size or sha256 != expected.sha256:
         raise ReleaseFileError(
             f"{expected.path} does not match the release manifest ({size} bytes, sha256 {sha256[:12]}…; "
