@@ -38,7 +38,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from outpost_cli.release_build import PASSWORD_VARIABLE, ReleaseBuildError, load_release_key, write_release
 from protocol.errors import ReleaseError
-from protocol.releases import RELEASE_FILE, ReleaseKind, ReleaseManifest, SignedRelease, describe
+from protocol.releases import RELEASE_FILE, ReleaseManifest, SignedRelease, describe
+from protocol.updates import ReleaseKind
 from simulators.nodes.firmware import FirmwareLoadError, firmware_dir
 
 BUILD_DIR: Final = Path("build/firmware")

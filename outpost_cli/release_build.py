@@ -28,15 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.config_signing import load_private_key
 from protocol.errors import ReleaseError, SigningKeyError
-from protocol.releases import (
-    RELEASE_FILE,
-    RELEASE_VERSION_RE,
-    ReleaseKind,
-    ReleaseManifest,
-    SignedRelease,
-    describe,
-    sign_release,
-)
+from protocol.releases import RELEASE_FILE, ReleaseManifest, SignedRelease, describe, sign_release
+from protocol.updates import RELEASE_VERSION_RE, ReleaseKind
 
 WHEELS: Final = "wheels"
 CONSTRAINTS: Final = "constraints.txt"

@@ -19,7 +19,6 @@ cannot name a file outside its release directory wherever it is unpacked. Every 
 import hashlib
 import re
 from collections.abc import Sequence
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final, Literal, Self
 
@@ -31,6 +30,7 @@ from protocol.config_signing import key_id, sign_document, verify_document
 from protocol.errors import ConfigSignatureError, ReleaseFileError, ReleaseSignatureError
 from protocol.identifiers import KEY_ID_PATTERN
 from protocol.messages import SIGNATURE_PATTERN
+from protocol.updates import ReleaseKind, ReleaseVersion
 
 RELEASE_SCHEMA_VERSION: Final = 1
 RELEASE_PURPOSE: Final = "outpost/release/v1"
@@ -45,20 +45,8 @@ _CHUNK: Final = 1024 * 1024
 
 RELEASE_PATH_PATTERN: Final = r"^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,127}(/[A-Za-z0-9_+][A-Za-z0-9._+-]{0,127}){0,7}$"
 _RELEASE_PATH_RE: Final = re.compile(RELEASE_PATH_PATTERN)
-RELEASE_VERSION_PATTERN: Final = r"^[0-9A-Za-z][0-9A-Za-z.+!_-]{0,63}$"
-"""A release's version: PEP 440 for agents (``0.2.0``, ``0.2.0rc1``), the firmware's own for nodes."""
-RELEASE_VERSION_RE: Final = re.compile(RELEASE_VERSION_PATTERN)
-
 ReleasePath = Annotated[str, StringConstraints(pattern=RELEASE_PATH_PATTERN)]
-ReleaseVersion = Annotated[str, StringConstraints(pattern=RELEASE_VERSION_PATTERN)]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-
-
-class ReleaseKind(StrEnum):
-    AGENT = "agent"
-    """The gateway agent: Outpost's wheel and the wheels it depends on, installed into a virtual environment."""
-    FIRMWARE = "firmware"
-    """A sensor node's firmware: ``main.py`` and the ``.mpy`` modules, copied to the node's flash."""
 
 
 class _Strict(BaseModel):

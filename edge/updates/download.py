@@ -10,23 +10,31 @@ already in place and whole is not fetched again. Every request is signed with th
 Transient failures (no connection, a timeout, a 5xx or 429 answer, a file that arrived corrupt) are retried with
 backoff, for as long as each attempt makes progress and at most ``max_idle_attempts`` in a row without; a refusal
 (401, 403, 404) or a release that does not verify stops at once with :class:`UpdateRefusedError`.
+
+The gateway carries no HTTP client library (see the import contracts): each request runs on a worker thread with
+the standard library's ``urllib``, redirects refused, reading in chunks and stopping at the next chunk once the
+download is cancelled.
 """
 
 import asyncio
 import logging
 import os
 import ssl
+import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from http.client import HTTPException, HTTPResponse
 from pathlib import Path
 from typing import BinaryIO, Final, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from edge import AGENT_VERSION
 from edge.errors import UpdateRefusedError, UpdateUnavailableError
 from protocol.errors import ReleaseError
 from protocol.gateway_requests import authorization
@@ -35,22 +43,31 @@ from protocol.releases import (
     MAX_RELEASE_FILE_JSON_BYTES,
     RELEASE_FILE,
     ReleaseFile,
-    ReleaseKind,
     SignedRelease,
     file_sha256,
     verify_release,
 )
+from protocol.updates import ReleaseKind
 
 logger = logging.getLogger(__name__)
 
-WRITE_CHUNK: Final = 1024 * 1024
+READ_CHUNK: Final = 256 * 1024
 PART_SUFFIX: Final = ".part"
 _REFUSED: Final = frozenset({400, 401, 403, 404, 410, 422})
 _T = TypeVar("_T")
 
 
 class _TransientAnswer(Exception):
-    """The fleet answered, but not with what was asked (a 5xx, a 429, a file that arrived corrupt): try again."""
+    """No answer, or not the one asked for (a 5xx, a 429, a file that arrived corrupt): try again."""
+
+
+class _Cancelled(Exception):
+    """The download was cancelled: the worker thread stops at its next chunk."""
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_args: object, **_kwargs: object) -> None:
+        return None  # urllib then raises the 3xx as an HTTPError
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +88,6 @@ class DownloadProgress:
     bytes_total: int
 
 
-@dataclass(slots=True)
-class _Transfer:
-    """Bytes received in this run, to tell an attempt that made progress from one that did not."""
-
-    received: int = 0
-
-
 class ReleaseDownload:
     def __init__(
         self,
@@ -88,7 +98,6 @@ class ReleaseDownload:
         max_idle_attempts: int = 8,
         backoff: Backoff | None = None,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._fleet = fleet
         self._trusted = list(trusted_keys)
@@ -96,8 +105,10 @@ class ReleaseDownload:
         self._max_idle_attempts = max_idle_attempts
         self._backoff = backoff or Backoff(base_s=1.0, cap_s=60.0)
         self._clock_ms = clock_ms
-        self._transport = transport
-        self._transfer = _Transfer()
+        self._received = 0
+        """Bytes received in this run, to tell an attempt that made progress from one that did not."""
+        self._stop = threading.Event()
+        self._opener: urllib.request.OpenerDirector | None = None
 
     async def fetch(
         self,
@@ -108,83 +119,112 @@ class ReleaseDownload:
     ) -> SignedRelease:
         """Download release ``kind`` ``version`` into directory ``into`` (kept across attempts: what is there is
         resumed); return its verified manifest once every file is in place as signed."""
+        self._opener = await asyncio.to_thread(self._build_opener)
         base = f"/releases/{kind.value}/{quote(version, safe='')}"
-        ca_file = self._fleet.ca_file
-        verify: ssl.SSLContext | bool = True
-        if ca_file is not None:
-            verify = await asyncio.to_thread(ssl.create_default_context, cafile=str(ca_file))
-        timeout = httpx.Timeout(self._timeout_s)
-        async with httpx.AsyncClient(
-            base_url=self._fleet.url.rstrip("/"), verify=verify, timeout=timeout, transport=self._transport
-        ) as client:
-            release = await self._retrying(lambda: self._manifest(client, f"{base}/{RELEASE_FILE}", kind, version))
-            await asyncio.to_thread(into.mkdir, parents=True, exist_ok=True)
-            await asyncio.to_thread((into / RELEASE_FILE).write_bytes, release.dump())
-            manifest = release.manifest
-            done_bytes = 0
-            for index, expected in enumerate(manifest.files):
-                await self._retrying(partial(self._file, client, f"{base}/files/{expected.path}", into, expected))
-                done_bytes += expected.size
-                if progress is not None:
-                    progress(DownloadProgress(index + 1, len(manifest.files), done_bytes, manifest.total_size))
+        release = await self._retrying(partial(self._manifest, f"{base}/{RELEASE_FILE}", kind, version))
+        await asyncio.to_thread(_write_release_file, into, release)
+        manifest = release.manifest
+        done_bytes = 0
+        for index, expected in enumerate(manifest.files):
+            await self._retrying(partial(self._file, f"{base}/files/{expected.path}", into, expected))
+            done_bytes += expected.size
+            if progress is not None:
+                progress(DownloadProgress(index + 1, len(manifest.files), done_bytes, manifest.total_size))
         logger.info("release %s %s downloaded into %s (%d files)", kind, version, into, len(manifest.files))
         return release
 
-    # --- one attempt each --------------------------------------------------------------------
+    def _build_opener(self) -> urllib.request.OpenerDirector:
+        handlers: list[urllib.request.BaseHandler] = [_NoRedirects()]
+        if self._fleet.url.startswith("https:"):
+            ca_file = self._fleet.ca_file
+            try:
+                context = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise UpdateRefusedError(f"cannot load the fleet's CA {ca_file}: {exc}") from exc
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        return urllib.request.build_opener(*handlers)
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
-        """``attempt()``, retried on transient failures while attempts keep making progress."""
+    # --- retrying ----------------------------------------------------------------------------
+
+    async def _retrying(self, blocking: Callable[[], _T]) -> _T:
+        """``blocking()`` on a worker thread, retried on transient failures while attempts keep making progress."""
         idle = 0
         while True:
-            received = self._transfer.received
+            received = self._received
             try:
-                result = await attempt()
-            except (httpx.TransportError, _TransientAnswer) as exc:
-                if self._transfer.received > received:
+                return await self._on_thread(blocking)
+            except _TransientAnswer as exc:
+                if self._received > received:
                     idle = 0
                     self._backoff.reset()
                 idle += 1
-                reason = f"{type(exc).__name__}: {exc}"[:300]
                 if idle >= self._max_idle_attempts:
                     raise UpdateUnavailableError(
-                        f"the download from {self._fleet.url} made no progress in {idle} attempts ({reason})"
+                        f"the download from {self._fleet.url} made no progress in {idle} attempts ({exc})"
                     ) from exc
                 delay = self._backoff.next_delay()
-                logger.warning("release download interrupted (%s); resuming in %.1f s", reason, delay)
+                logger.warning("release download interrupted (%s); resuming in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
-                continue
-            self._backoff.reset()
-            return result
+            else:
+                self._backoff.reset()
 
-    async def _send(
-        self, client: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None
-    ) -> httpx.Response:
-        """GET ``path`` signed with the gateway's key, streamed (the caller reads and closes it)."""
-        request = client.build_request("GET", path, headers=headers)
-        target = request.url.raw_path.decode("ascii")  # the path and query as they travel (a prefix included)
+    async def _on_thread(self, blocking: Callable[[], _T]) -> _T:
+        self._stop.clear()
+        try:
+            return await asyncio.to_thread(blocking)
+        except asyncio.CancelledError:
+            self._stop.set()  # the thread gives up at its next chunk (or its socket's timeout)
+            raise
+
+    # --- one request on the worker thread ------------------------------------------------------
+
+    def _open(self, path: str, headers: dict[str, str] | None = None) -> HTTPResponse:
+        """GET ``path`` signed with the gateway's key; the open response (2xx or 206), or what to do instead."""
+        url = self._fleet.url.rstrip("/") + path
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")  # as urllib sends it
         key, gateway_id = self._fleet.identity_key, self._fleet.gateway_id
-        request.headers["Authorization"] = authorization(key, gateway_id, "GET", target, self._clock_ms())
-        response = await client.send(request, stream=True)
-        if response.status_code in _REFUSED:
-            detail = (await response.aread())[:300].decode("utf-8", "replace")
-            await response.aclose()
-            raise UpdateRefusedError(f"the fleet refused {path}: {response.status_code} {detail}")
-        if response.status_code >= 300 and response.status_code != 416:
-            await response.aclose()
-            raise _TransientAnswer(f"the fleet answered {response.status_code} for {path}")
+        request = urllib.request.Request(  # noqa: S310 - the fleet's URL, http(s) by the settings' check
+            url,
+            headers={
+                **(headers or {}),
+                "Authorization": authorization(key, gateway_id, "GET", target, self._clock_ms()),
+                "User-Agent": f"outpost-gateway/{AGENT_VERSION}",
+            },
+        )
+        assert self._opener is not None
+        try:
+            response: HTTPResponse = self._opener.open(request, timeout=self._timeout_s)
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(300).decode("utf-8", "replace")
+            if exc.code in _REFUSED:
+                raise UpdateRefusedError(f"the fleet refused {path}: {exc.code} {detail}") from None
+            if exc.code == 416:
+                raise _RangeRefused(f"the fleet cannot resume {path} there") from None
+            raise _TransientAnswer(f"the fleet answered {exc.code} for {path}") from None
+        except urllib.error.URLError as exc:
+            raise _TransientAnswer(f"cannot reach the fleet: {exc.reason}") from None
+        except (OSError, HTTPException) as exc:
+            raise _TransientAnswer(f"{type(exc).__name__}: {exc}") from None
         return response
 
-    async def _manifest(self, client: httpx.AsyncClient, path: str, kind: ReleaseKind, version: str) -> SignedRelease:
-        response = await self._send(client, path)
-        body = bytearray()
+    def _read(self, response: HTTPResponse, size: int) -> bytes:
+        if self._stop.is_set():
+            raise _Cancelled
         try:
-            async for chunk in response.aiter_bytes():
+            chunk = response.read(size)
+        except (OSError, HTTPException) as exc:
+            raise _TransientAnswer(f"the connection broke: {type(exc).__name__}: {exc}") from None
+        self._received += len(chunk)
+        return chunk
+
+    def _manifest(self, path: str, kind: ReleaseKind, version: str) -> SignedRelease:
+        with self._open(path) as response:
+            body = bytearray()
+            while chunk := self._read(response, READ_CHUNK):
                 body += chunk
-                self._transfer.received += len(chunk)
                 if len(body) > MAX_RELEASE_FILE_JSON_BYTES:
                     raise UpdateRefusedError(f"{path} is larger than {MAX_RELEASE_FILE_JSON_BYTES} bytes")
-        finally:
-            await response.aclose()
         try:
             release = SignedRelease.parse(bytes(body), path)
             verify_release(self._trusted, release)
@@ -196,58 +236,55 @@ class ReleaseDownload:
             )
         return release
 
-    async def _file(self, client: httpx.AsyncClient, path: str, into: Path, expected: ReleaseFile) -> None:
+    def _file(self, path: str, into: Path, expected: ReleaseFile) -> None:
         final = into / expected.path
-        if await asyncio.to_thread(_is_whole, final, expected):
+        if _is_whole(final, expected):
             return
         part = final.with_name(final.name + PART_SUFFIX)
-        offset = await asyncio.to_thread(_resumable_size, part, expected.size)
+        offset = _resumable_size(part, expected.size)
         if offset < expected.size:
-            await self._receive(client, path, part, offset, expected)
-        if not await asyncio.to_thread(_is_whole, part, expected):
-            await asyncio.to_thread(part.unlink, missing_ok=True)
-            raise _TransientAnswer(f"{expected.path} arrived corrupt (not as the manifest signs it); fetching it again")
-        await asyncio.to_thread(_move_into_place, part, final)
-
-    async def _receive(
-        self, client: httpx.AsyncClient, path: str, part: Path, offset: int, expected: ReleaseFile
-    ) -> None:
-        """Append the rest of ``expected`` from ``offset`` to ``part`` (from 0 when the fleet sends it whole)."""
-        response = await self._send(client, path, {"Range": f"bytes={offset}-"} if offset else None)
-        try:
-            if response.status_code == 416 or (
-                response.status_code == 206
-                and not response.headers.get("content-range", "").startswith(f"bytes {offset}-")
-            ):
-                await asyncio.to_thread(part.unlink, missing_ok=True)
-                raise _TransientAnswer(f"the fleet cannot resume {expected.path} at byte {offset}; starting it over")
-            if response.status_code != 206:
-                offset = 0  # the whole file, from its first byte
-            file = await asyncio.to_thread(_open_at, part, offset)
             try:
-                await self._write(response, file, offset, expected)
-            finally:
-                await asyncio.to_thread(file.close)
-        finally:
-            await response.aclose()
+                self._receive(path, part, offset, expected)
+            except _RangeRefused as exc:
+                part.unlink(missing_ok=True)
+                raise _TransientAnswer(f"{exc}; starting {expected.path} over") from None
+        arrived = _resumable_size(part, expected.size)
+        if arrived < expected.size:  # the connection ended early: what came is kept, the rest comes next
+            raise _TransientAnswer(f"{expected.path} was cut off at byte {arrived} of {expected.size}")
+        if not _is_whole(part, expected):
+            part.unlink(missing_ok=True)
+            raise _TransientAnswer(f"{expected.path} arrived corrupt (not as the manifest signs it); fetching it again")
+        _move_into_place(part, final)
 
-    async def _write(self, response: httpx.Response, file: BinaryIO, offset: int, expected: ReleaseFile) -> None:
-        size = offset
-        pending: list[bytes] = []
-        pending_size = 0
-        try:
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                self._transfer.received += len(chunk)
-                if size > expected.size:
-                    raise _TransientAnswer(f"{expected.path} is longer than the manifest says")
-                pending.append(chunk)
-                pending_size += len(chunk)
-                if pending_size >= WRITE_CHUNK:
-                    await asyncio.to_thread(_write_all, file, pending)
-                    pending, pending_size = [], 0
-        finally:
-            await asyncio.to_thread(_write_all, file, pending, sync=True)  # what arrived is kept for the next try
+    def _receive(self, path: str, part: Path, offset: int, expected: ReleaseFile) -> None:
+        """Append the rest of ``expected`` from ``offset`` to ``part`` (from 0 when the fleet sends it whole)."""
+        with self._open(path, {"Range": f"bytes={offset}-"} if offset else None) as response:
+            if response.status == 206 and not (response.headers.get("Content-Range") or "").startswith(
+                f"bytes {offset}-"
+            ):
+                raise _RangeRefused(f"the fleet sent {expected.path} from another byte than {offset}")
+            if response.status != 206:
+                offset = 0  # the whole file, from its first byte
+            with _open_at(part, offset) as file:
+                size = offset
+                try:
+                    while chunk := self._read(response, READ_CHUNK):
+                        size += len(chunk)
+                        if size > expected.size:
+                            raise _TransientAnswer(f"{expected.path} is longer than the manifest says")
+                        file.write(chunk)
+                finally:  # what arrived is kept for the next try
+                    file.flush()
+                    os.fsync(file.fileno())
+
+
+class _RangeRefused(Exception):
+    """The fleet cannot resume a file where the part on disk ends."""
+
+
+def _write_release_file(into: Path, release: SignedRelease) -> None:
+    into.mkdir(parents=True, exist_ok=True)
+    (into / RELEASE_FILE).write_bytes(release.dump())
 
 
 def _is_whole(path: Path, expected: ReleaseFile) -> bool:
@@ -277,14 +314,6 @@ def _open_at(part: Path, offset: int) -> BinaryIO:
     file.truncate(offset)
     file.seek(offset)
     return file
-
-
-def _write_all(file: BinaryIO, chunks: list[bytes], *, sync: bool = False) -> None:
-    for chunk in chunks:
-        file.write(chunk)
-    if sync:
-        file.flush()
-        os.fsync(file.fileno())
 
 
 def _move_into_place(source: Path, target: Path) -> None:

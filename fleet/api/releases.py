@@ -21,8 +21,9 @@ from fleet.releases.store import StoredRelease
 from protocol.config_signing import load_public_key
 from protocol.errors import GatewayRequestError, SigningKeyError
 from protocol.gateway_requests import is_gateway_authorization, parse_authorization, verify_request
-from protocol.releases import RELEASE_FILE, RELEASE_PATH_PATTERN, RELEASE_VERSION_PATTERN, ReleaseKind, SignedRelease
+from protocol.releases import RELEASE_FILE, RELEASE_PATH_PATTERN, SignedRelease
 from protocol.request_signing import asgi_request_target
+from protocol.updates import RELEASE_VERSION_PATTERN, ReleaseKind
 
 router = APIRouter(tags=["releases"], responses=CALLER_RESPONSES)
 
@@ -80,9 +81,8 @@ async def register_release(
 ) -> ReleasePublic:
     """Register a release by its signed manifest (``release.json``), checked against the release keys the fleet
     trusts; then upload each file it lists. Sending it again is harmless: the answer lists the files missing."""
-    before = await ctx.releases.list(release.manifest.kind)
-    stored = await ctx.releases.register(actor, release)
-    if any(old.row.version == release.manifest.version for old in before):
+    stored, new = await ctx.releases.register(actor, release)
+    if not new:
         response.status_code = status.HTTP_200_OK
     return ReleasePublic.of(stored)
 

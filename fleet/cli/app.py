@@ -17,6 +17,7 @@ from fleet.cli.deliveries import deliveries
 from fleet.cli.devices import devices
 from fleet.cli.enrollment import enrollment
 from fleet.cli.health import health
+from fleet.cli.releases import releases
 from fleet.errors import FleetError
 from fleet.settings import FleetSettings
 from protocol.settings_env import settings_problems
@@ -35,6 +36,7 @@ app.add_typer(tokens, name="tokens")
 app.add_typer(enrollment, name="enrollment")  # also adds `gateways revoke|restore`
 app.add_typer(config, name="config")
 app.add_typer(command, name="command")
+app.add_typer(releases, name="releases")
 app.add_typer(alerts, name="alerts")
 app.add_typer(deliveries, name="deliveries")
 app.add_typer(dead_letters, name="dead-letters")

@@ -9,6 +9,7 @@ resumes: the answer lists what is still missing); a different manifest under the
 refused. Every registration and removal is audited.
 """
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from fleet.settings import ReleaseSettings
 from fleet.sites.records import Records
 from protocol.config_signing import load_public_keys
 from protocol.errors import ReleaseError, SigningKeyError
-from protocol.releases import RELEASE_FILE, ReleaseKind, SignedRelease, verify_release
+from protocol.releases import RELEASE_FILE, SignedRelease, check_files, verify_release
+from protocol.updates import ReleaseKind
 
 logger = logging.getLogger(__name__)
 
@@ -122,9 +124,9 @@ class ReleaseStore:
 
     # --- uploading ----------------------------------------------------------------------------
 
-    async def register(self, actor: Actor, release: SignedRelease) -> StoredRelease:
-        """Take ``release``'s signed manifest (checked against the trusted keys): the release is then uploading,
-        or unchanged if it was registered before with this very manifest."""
+    async def register(self, actor: Actor, release: SignedRelease) -> tuple[StoredRelease, bool]:
+        """Take ``release``'s signed manifest (checked against the trusted keys): the release is then uploading
+        (True: registered now), or unchanged if it was registered before with this very manifest (False)."""
         if not self._trusted:
             raise InvalidRequestError(
                 "the fleet trusts no release key: set releases.trusted_keys_file to the release keys' public halves"
@@ -141,14 +143,18 @@ class ReleaseStore:
             )
         signed = release.dump().decode("utf-8")
         kind, version = manifest.kind.value, manifest.version
+        async with self._records.read(f"read release {kind} {version}") as session:
+            existing = await session.get(ReleaseRow, (kind, version))
+        if existing is not None:
+            return self._same(existing, release), False
+        # Whatever an earlier release of this version left on disk goes, and the manifest is in place before the
+        # row that makes it visible: a crash between the two leaves a stray file, never a release without it.
+        await self.files.remove(kind, version)
+        await self.files.write_signed(kind, version, signed.encode("utf-8"))
         async with self._records.write(f"register release {kind} {version}") as session:
-            row = await session.get(ReleaseRow, (kind, version))
-            if row is not None:
-                if SignedRelease.parse(row.signed.encode("utf-8")) != release:
-                    raise ConflictError(
-                        f"a different {kind} release {version} is stored: give the new one another version"
-                    )
-                return self._stored(row)
+            existing = await session.get(ReleaseRow, (kind, version))
+            if existing is not None:  # registered meanwhile by another call
+                return self._same(existing, release), False
             now = self._clock()
             row = ReleaseRow(
                 kind=kind,
@@ -164,9 +170,15 @@ class ReleaseStore:
             )
             session.add(row)
             record(session, actor, Change("release.upload", "release", f"{kind}/{version}", None, _audited(row)), now)
-        await self.files.write_signed(kind, version, signed.encode("utf-8"))
         logger.info("release %s %s registered by %s (%d files)", kind, version, actor.name, len(manifest.files))
-        return await self._ready_if_whole(kind, version)
+        return await self._ready_if_whole(kind, version), True
+
+    def _same(self, row: ReleaseRow, release: SignedRelease) -> StoredRelease:
+        if SignedRelease.parse(row.signed.encode("utf-8")) != release:
+            raise ConflictError(
+                f"a different {row.kind} release {row.version} is stored: give the new one another version"
+            )
+        return self._stored(row)
 
     async def receive(self, kind: ReleaseKind, version: str, path: str, chunks: AsyncIterator[bytes]) -> StoredRelease:
         """Take file ``path`` of a registered release from ``chunks``; the release is ready once it is whole."""
@@ -179,12 +191,23 @@ class ReleaseStore:
         return await self._ready_if_whole(kind.value, version)
 
     async def _ready_if_whole(self, kind: str, version: str) -> StoredRelease:
-        async with self._records.write(f"check release {kind} {version}") as session:
+        """The release, marked ready if every file is in place and hashes as signed (checked once, here: a file
+        is moved in only after its own check, this one catches any that changed on disk since)."""
+        stored = await self.get(ReleaseKind(kind), version)
+        if stored.ready or stored.missing:
+            return stored
+        try:
+            await asyncio.to_thread(check_files, self.files.release_dir(kind, version), stored.release.manifest)
+        except ReleaseError as exc:
+            logger.error("release %s %s is whole but not as signed (%s): its files are removed", kind, version, exc)
+            await self.files.remove(kind, version)
+            await self.files.write_signed(kind, version, stored.row.signed.encode("utf-8"))
+            raise InvalidRequestError(f"release {kind} {version} is not as signed ({exc}): upload it again") from exc
+        async with self._records.write(f"mark release {kind} {version} ready") as session:
             row = await session.get(ReleaseRow, (kind, version))
             if row is None:
                 raise NotFoundError(f"no {kind} release {version!r}")
-            stored = self._stored(row)
-            if row.ready_ms is None and not stored.missing:
+            if row.ready_ms is None:
                 row.ready_ms = self._clock()
                 logger.info("release %s %s is whole and ready", kind, version)
         return self._stored(row)

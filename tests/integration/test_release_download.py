@@ -19,7 +19,8 @@ from fleet.api.server import HttpServer
 from fleet.db.engine import create_engine, migrate, session_factory
 from protocol.config_signing import public_key_pem
 from protocol.reconnect import Backoff
-from protocol.releases import ReleaseKind, SignedRelease
+from protocol.releases import SignedRelease
+from protocol.updates import ReleaseKind
 from simulators.infra.certificates import CertificateFiles, write_certificates
 from tests.fleet.api_client import api_client, api_context
 from tests.fleet.helpers import FakeClock, database_url

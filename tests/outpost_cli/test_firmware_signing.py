@@ -17,7 +17,8 @@ from typer.testing import CliRunner, Result
 from outpost_cli.main import app
 from outpost_cli.release_build import PASSWORD_VARIABLE
 from protocol.config_signing import key_id, load_public_key
-from protocol.releases import RELEASE_FILE, ReleaseKind, SignedRelease
+from protocol.releases import RELEASE_FILE, SignedRelease
+from protocol.updates import ReleaseKind
 
 FIRMWARE_DIR: Final = Path(__file__).resolve().parents[2] / "firmware"
 PASSWORD: Final = "correct horse battery staple"

@@ -25,7 +25,8 @@ from outpost_cli.main import app
 from outpost_cli.release_build import PASSWORD_VARIABLE, ReleaseBuildError, wheel_name_version
 from protocol.config_signing import key_id, load_private_key, load_public_key
 from protocol.errors import SigningKeyError
-from protocol.releases import RELEASE_FILE, ReleaseKind, SignedRelease
+from protocol.releases import RELEASE_FILE, SignedRelease
+from protocol.updates import ReleaseKind
 
 CHECKOUT: Final = Path(__file__).resolve().parents[2]
 NOT_SOURCE: Final = shutil.ignore_patterns(

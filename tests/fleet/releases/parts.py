@@ -8,7 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.releases.files import ReleaseFiles
 from fleet.releases.store import ReleaseStore
-from protocol.releases import ReleaseKind, ReleaseManifest, SignedRelease, describe, sign_release
+from protocol.releases import ReleaseManifest, SignedRelease, describe, sign_release
+from protocol.updates import ReleaseKind
 from tests.fleet.helpers import FakeClock
 
 RELEASE_KEY: Final = Ed25519PrivateKey.generate()
