@@ -1,6 +1,7 @@
 """The gateway agent: wires devices, local rules, telemetry, heartbeats, config updates and the uplink together."""
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from edge.settings import EdgeSettings
 from edge.snapshots import SnapshotStore
 from edge.supervisor import supervise
 from edge.telemetry import TelemetryBatcher
+from edge.updates.health_gate import GateSignals
+from edge.updates.updater import AgentUpdater
 from edge.uplink import Uplink
 from edge.watchdog import SystemdNotifier
 from protocol.clock import utc_now_ms
@@ -76,6 +79,8 @@ class GatewayAgent:
         self.telemetry = TelemetryBatcher(self.stamper)
         self.local_bus = local_bus
         self._restart_requested = asyncio.Event()
+        self._heartbeat_now = asyncio.Event()
+        self.heartbeat_delivered = asyncio.Event()
         self._answering: set[asyncio.Task[None]] = set()
         self.rules = LocalRules(
             self.stamper,
@@ -84,6 +89,21 @@ class GatewayAgent:
             notify_local=local_bus.notify_village_centre if local_bus is not None else None,
             faults=self.faults,
         )
+        self.updater = (
+            AgentUpdater(
+                settings.updates,
+                settings.gateway_id,
+                settings.state_dir,
+                AGENT_VERSION,
+                alarm=lambda: self.rules.alarm(clock()),
+                on_report=lambda _report: self._heartbeat_now.set(),
+                request_restart=self._restart_requested.set,
+                clock=clock,
+            )
+            if settings.updates is not None
+            else None
+        )
+        """Agent updates (edge.updates); None when the settings have no [updates]."""
         self.devices = DeviceRunner(build_devices, self.rules.handle)
         signatures = ConfigSignatures.from_settings(settings)  # EdgeConfigError naming config_signing_key if unusable
         self.config_updates = ConfigUpdates(
@@ -104,6 +124,7 @@ class GatewayAgent:
             signatures=signatures,
             memory=CommandMemory(settings.state_dir / COMMAND_MEMORY_NAME),
             certificates=CertificateInstaller(settings.broker.tls, settings.gateway_id, self.stamper.clock),
+            start_update=self.updater.start if self.updater is not None else None,
         )
         self._probation_s = probation_s
         self._notifier = notifier or SystemdNotifier()
@@ -147,6 +168,7 @@ class GatewayAgent:
         if self._notifier.watchdog_interval_s is not None:
             tasks.append(asyncio.create_task(self._notifier.keep_alive(), name="watchdog"))
         stopper = asyncio.create_task(_first_set(stop, self._restart_requested), name="stop")
+        on_trial = self._prove_update()
         self._notifier.notify("READY=1")
         logger.info(
             "gateway %s of village %s starting with %d devices (config version %d)",
@@ -162,8 +184,10 @@ class GatewayAgent:
                 self._flush_telemetry()
                 await self.uplink.shutdown()
         finally:
-            for task in [*tasks, stopper]:
+            for task in [*tasks, stopper, *([on_trial] if on_trial is not None else [])]:
                 task.cancel()
+            if self.updater is not None:
+                await self.updater.close()
             results = await asyncio.gather(*tasks, stopper, return_exceptions=True)
             await self.devices.close()
             await self.buffer.close()
@@ -173,6 +197,21 @@ class GatewayAgent:
         if self._restart_requested.is_set():
             raise RestartRequestedError(f"gateway {self.settings.gateway_id} stopped to restart, as the fleet asked")
         logger.info("gateway %s stopped", self.settings.gateway_id)
+
+    def _prove_update(self) -> "asyncio.Task[None] | None":
+        """The health gate of this agent, when it runs on trial after an update (else None)."""
+        trial = self.updater.trial_here() if self.updater is not None else None
+        if self.updater is None or trial is None:
+            return None
+        signals = GateSignals(
+            connected=self.uplink.connected,
+            heartbeat_delivered=self.heartbeat_delivered,
+            adapters=lambda: self.devices.states(self.rules.offline_devices),
+            buffer_depth=lambda: self.buffer.depth,
+        )
+        task = asyncio.create_task(self.updater.prove(trial, signals), name="update-trial")
+        task.add_done_callback(_log_failure)
+        return task
 
     def _start_devices(self) -> None:
         try:
@@ -230,9 +269,13 @@ class GatewayAgent:
             interval = self.config.heartbeat_interval_s
             heartbeat = Heartbeat(**self.stamper.stamp(), interval_s=interval, health=self.health())
             sent = time.monotonic()
+            self._heartbeat_now.clear()
             if await self.uplink.send_now(outgoing(self.settings.village_id, self.settings.gateway_id, heartbeat)):
                 self._rtt_ms = round((time.monotonic() - sent) * 1000, 1)
-            await asyncio.sleep(interval)
+                self.heartbeat_delivered.set()
+            with contextlib.suppress(TimeoutError):  # an update's new state goes out at once
+                async with asyncio.timeout(interval):
+                    await self._heartbeat_now.wait()
 
     def health(self) -> GatewayHealth:
         """The gateway's vital signs plus the agent's own: buffer, drops, uplink RTT, each adapter's state, and
@@ -252,6 +295,7 @@ class GatewayAgent:
             adapters=adapters,
             device_firmware=self.devices.firmware(),
             cameras=self.devices.camera_health(),
+            update=self.updater.report if self.updater is not None else None,
         )
 
     async def _telemetry_flushes(self) -> None:
@@ -282,6 +326,11 @@ class GatewayAgent:
     def _free_room(self) -> int:
         """Room for the buffer on a full disk: the oldest snapshots go (runs on the buffer's thread)."""
         return self.snapshots.evict_oldest(4)
+
+
+def _log_failure(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the update's health gate failed to run", exc_info=task.exception())
 
 
 async def _first_set(*events: asyncio.Event) -> None:

@@ -1,5 +1,6 @@
 """Answers the fleet's commands on the gateway: diagnostics, listing and audited fetching of snapshots, restart,
-installing a renewed TLS client certificate (:mod:`edge.certificate_install`).
+installing a renewed TLS client certificate (:mod:`edge.certificate_install`), starting an agent update
+(:mod:`edge.updates.updater`: the answer says it started; its progress travels in the heartbeats).
 
 :meth:`CommandHandler.handle` takes a decoded :class:`~protocol.messages.Command` and returns the
 messages to publish; it never raises. Every command gets one :class:`~protocol.messages.CommandResponse`
@@ -114,6 +115,7 @@ class CommandHandler:
         signatures: ConfigSignatures,
         memory: CommandMemory,
         certificates: CertificateInstaller,
+        start_update: Callable[[str, str | None], str | None] | None = None,
         agent_version: str = AGENT_VERSION,
         max_ahead_s: float = DEFAULT_MAX_AHEAD_S,
     ) -> None:
@@ -133,6 +135,7 @@ class CommandHandler:
         self._signatures = signatures
         self._memory = memory
         self._certificates = certificates
+        self._start_update = start_update
         self._memory_loaded = False
         self._memory_lock = asyncio.Lock()  # one command at a time on the memory's worker thread
 
@@ -213,6 +216,8 @@ class CommandHandler:
                     result = {"restarting": True}
                 case CommandName.INSTALL_CERTIFICATE:
                     result = await self._install_certificate(command.attachment)
+                case CommandName.UPDATE_AGENT:
+                    result = self._update(command.args)
                 case _:  # a name added to the contract without a handler here
                     raise CommandRefusedError(f"command {command.name} is not supported by this gateway")
         except CommandRefusedError as exc:
@@ -231,6 +236,17 @@ class CommandHandler:
             return await asyncio.to_thread(self._certificates.install, pem)
         except CertificateRefusedError as exc:
             raise CommandRefusedError(f"certificate not installed: {exc}") from exc
+
+    def _update(self, args: Mapping[str, EvidenceValue]) -> Evidence:
+        if self._start_update is None:
+            raise CommandRefusedError("this gateway takes no updates: its settings have no [updates]")
+        version, job_id = args.get("version"), args.get("job_id")
+        if not isinstance(version, str) or not (job_id is None or isinstance(job_id, str)):
+            raise CommandRefusedError("update_agent takes version (and job_id) as text")
+        refusal = self._start_update(version, job_id)
+        if refusal is not None:
+            raise CommandRefusedError(f"not updating: {refusal}")
+        return {"version": version, "started": True}
 
     def _restart(self, request_id: UUID) -> None:
         logger.warning("restarting the agent as command %s asked", request_id)

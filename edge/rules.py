@@ -47,6 +47,8 @@ from protocol.messages import Alert, AlertKind, DeviceEvent, EventKind, Evidence
 logger = logging.getLogger(__name__)
 
 SIREN_SECONDS = 60.0
+ALARM_QUIET_S = 600.0
+"""How long after a critical alert the gateway puts off an agent update (its staff are acting on the alarm)."""
 
 
 class LocalRules:
@@ -70,6 +72,7 @@ class LocalRules:
         self.offline_devices: set[str] = set()
         self._last_authorisation: dict[str, int] = {}
         self._held_open_timers: dict[str, asyncio.TimerHandle] = {}
+        self._last_critical_ms: int | None = None
 
     def use_devices(self, devices: Sequence[DeviceSpec], sirens: Sequence[Actuator]) -> None:
         """Apply rules to these devices from now on (at start, and after a config change)."""
@@ -78,6 +81,14 @@ class LocalRules:
         for door in [door for door in self._held_open_timers if door not in self._devices]:
             self._held_open_timers.pop(door).cancel()
         self.offline_devices &= set(self._devices)
+
+    def alarm(self, now_ms: int, quiet_s: float = ALARM_QUIET_S) -> str | None:
+        """Why this is no moment to restart the agent (a siren sounds, a critical alert is fresh); None if it is."""
+        if self._siren_tasks:
+            return "a siren is sounding"
+        if self._last_critical_ms is not None and now_ms - self._last_critical_ms < quiet_s * 1000:
+            return f"a critical alert was raised {(now_ms - self._last_critical_ms) / 1000:.0f} s ago"
+        return None
 
     def handle(self, observation: Observation) -> None:
         match observation:
@@ -213,6 +224,8 @@ class LocalRules:
         self, device_id: str, ts: int, kind: AlertKind, severity: Severity, evidence: Evidence, summary: str
     ) -> None:
         spec = self._devices.get(device_id)
+        if severity is Severity.CRITICAL:
+            self._last_critical_ms = ts
         alert = Alert(
             **self._stamper.stamp(ts),
             device_id=device_id,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 from pydantic import (
+    AnyHttpUrl,
     BaseModel,
     ConfigDict,
     Field,
@@ -65,6 +66,29 @@ class BrokerSettings(BaseModel):
     refused_retry_cap_s: float = Field(default=600.0, gt=0, le=86_400)
 
 
+class UpdateSettings(BaseModel):
+    """Agent updates from the fleet (edge/updates): where releases come from, whose signature they need, and the
+    two slots they are installed into. Written at enrollment; without them the gateway refuses update commands."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fleet_url: AnyHttpUrl = Field(description="The fleet's API as this gateway reaches it (https in production).")
+    fleet_ca: Path | None = Field(default=None, description="The CA of the fleet's HTTPS certificate (PEM).")
+    identity_key: Path = Field(description="The gateway's own Ed25519 key (enrollment's gateway-key.pem).")
+    release_keys: Path = Field(description="The release keys' public halves: a release must be signed by one.")
+    root: Path = Field(default=Path("/opt/outpost"), description="Where the slots and the current link are.")
+    gate_s: float = Field(
+        default=300.0, ge=10, le=3600, description="How long a new agent has to pass its health gate."
+    )
+    max_boots: int = Field(default=3, ge=1, le=20, description="Starts a new agent gets before it is rolled back.")
+    defer_max_s: float = Field(
+        default=6 * 3600.0,
+        ge=0,
+        le=7 * 86_400,
+        description="How long an update waits for a siren to stop or a critical alert to be acknowledged.",
+    )
+
+
 class EdgeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTPOST_EDGE_", env_nested_delimiter="__", extra="forbid")
 
@@ -94,6 +118,7 @@ class EdgeSettings(BaseSettings):
     devices: list[DeviceSpec] = Field(
         default_factory=list, description="The devices to run until the fleet pushes a config (or config.devices)."
     )
+    updates: UpdateSettings | None = Field(default=None, description="Agent updates; unset: none are taken.")
     buffer_max_bytes: int = Field(
         default=64 * 1024 * 1024,
         ge=64 * 1024,
@@ -148,6 +173,9 @@ class EdgeSettings(BaseSettings):
                 raise ValueError(f"production gateways reach {setting} {broker.host} over TLS: set {setting}.tls")
             if broker.tls is not None and not broker.tls.check_hostname:
                 raise ValueError(f"production gateways check the broker's name: remove {setting}.tls.check_hostname")
+        url = self.updates.fleet_url if self.updates is not None else None
+        if url is not None and url.scheme != "https" and not is_loopback_host(url.host or ""):
+            raise ValueError(f"production gateways fetch updates over https, not {url}: fix updates.fleet_url")
         return self
 
     @classmethod

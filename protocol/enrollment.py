@@ -89,6 +89,11 @@ class EnrollmentGrant(WireModel):
     config_signing_key_pem: Pem | None = Field(
         default=None, description="The fleet's config-signing public key (Ed25519); unset: the fleet signs nothing."
     )
+    release_keys_pem: Pem | None = Field(
+        default=None,
+        description="The release keys' public halves (PEM): agent updates must be signed by one; unset: the fleet "
+        "serves no releases.",
+    )
     config: GatewayConfig | None = Field(default=None, description="The config to run until the fleet pushes one.")
     notices: list[ShortText] = Field(
         default_factory=list, max_length=8, description="What the technician should know (e.g. a development fleet)."

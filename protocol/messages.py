@@ -40,6 +40,7 @@ from protocol.identifiers import (
     ShortText,
 )
 from protocol.topics import Channel
+from protocol.updates import UpdateReport
 
 MAX_BATCH_POINTS: Final = 1_000
 MAX_ATTACHMENT_BYTES: Final = 40_000
@@ -131,6 +132,7 @@ class GatewayHealth(WireModel):
     cameras: Annotated[dict[DeviceId, CameraHealth], Field(max_length=64)] = Field(
         default_factory=dict, description="Each camera's frames, errors and last frame, by device id."
     )
+    update: UpdateReport | None = Field(default=None, description="The gateway's latest update and where it stands.")
 
 
 class Heartbeat(Envelope):
@@ -276,6 +278,7 @@ class CommandName(StrEnum):
     LIST_SNAPSHOTS = "list_snapshots"
     FETCH_SNAPSHOT = "fetch_snapshot"  # audited: needs requested_by and reason
     INSTALL_CERTIFICATE = "install_certificate"  # the attachment: the gateway's renewed TLS client certificate (PEM)
+    UPDATE_AGENT = "update_agent"  # fetch, install and switch to an agent release; progress in health.update
 
 
 COMMAND_ARGS: Final[Mapping[CommandName, frozenset[str]]] = {
@@ -284,6 +287,7 @@ COMMAND_ARGS: Final[Mapping[CommandName, frozenset[str]]] = {
     CommandName.LIST_SNAPSHOTS: frozenset({"device_id", "before_ts"}),  # both optional (paging)
     CommandName.FETCH_SNAPSHOT: frozenset({"snapshot_id"}),
     CommandName.INSTALL_CERTIFICATE: frozenset(),
+    CommandName.UPDATE_AGENT: frozenset({"version", "job_id"}),  # job_id optional
 }
 """The arguments each command takes: the fleet refuses others before sending, the gateway again on receipt."""
 

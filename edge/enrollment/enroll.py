@@ -30,12 +30,15 @@ from edge.enrollment.files import (
     prepare_directory,
     write_atomically,
 )
-from edge.enrollment.gateway_toml import SettingsPaths, production_ready, render_settings
+from edge.enrollment.gateway_toml import SettingsPaths, UpdatePaths, production_ready, render_settings
 from edge.enrollment.keys import generate_key_pair, generate_tls_request
 from edge.enrollment.systemd import (
+    DEFAULT_GUARD_DIR,
+    GUARD_NAME,
     SUPPLEMENTARY_GROUPS,
     UNIT_NAME,
     existing_groups,
+    install_guard,
     install_unit,
     start_agent,
     systemd_running,
@@ -52,6 +55,7 @@ BROKER_CA_FILE: Final = "broker-ca.pem"
 SIGNING_KEY_FILE: Final = "config-signing.pem"
 TLS_CERT_FILE: Final = "broker-client.pem"
 TLS_KEY_FILE: Final = "broker-client-key.pem"
+RELEASE_KEYS_FILE: Final = "release-keys.pem"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,8 @@ class EnrollOptions:
     systemd_dir: Path | None = Path("/etc/systemd/system")
     """Where to install the unit; None: do not install it."""
     start: bool = False
+    guard_dir: Path = DEFAULT_GUARD_DIR
+    """Where the update guard goes, for an agent installed in update slots (``<root>/current``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +114,27 @@ def enroll_gateway(options: EnrollOptions) -> EnrollmentResult:
     tls_cert, tls_key = (directory / TLS_CERT_FILE, directory / TLS_KEY_FILE) if certified else (None, None)
     not_production = production_ready(grant)
     header = _header(grant, options.fleet_url, not_production)
-    paths = SettingsPaths(state_dir, broker_ca, signing_key, tls_cert, tls_key)
+    release_keys = directory / RELEASE_KEYS_FILE if grant.release_keys_pem is not None else None
+    fleet_ca = options.fleet_ca.absolute() if options.fleet_ca is not None else None
+    updates = (
+        UpdatePaths(options.fleet_url.rstrip("/"), fleet_ca, key_file, release_keys)
+        if release_keys is not None
+        else None
+    )
+    paths = SettingsPaths(state_dir, broker_ca, signing_key, tls_cert, tls_key, updates)
     text = render_settings(grant, paths, header=header)
 
     previous = [
         settings_file, key_file, directory / BROKER_CA_FILE, directory / SIGNING_KEY_FILE,
-        directory / TLS_CERT_FILE, directory / TLS_KEY_FILE,
+        directory / TLS_CERT_FILE, directory / TLS_KEY_FILE, directory / RELEASE_KEYS_FILE,
     ]  # fmt: skip
     backup = back_up(previous, directory)
-    write_atomically(key_file, keys.private_pem, SECRET_MODE)
+    if updates is not None:  # the agent signs its update downloads with the gateway's key: it must read it
+        write_atomically(key_file, keys.private_pem, access.settings_mode, access.gid)
+    else:
+        write_atomically(key_file, keys.private_pem, SECRET_MODE)
+    if release_keys is not None and grant.release_keys_pem is not None:
+        write_atomically(release_keys, grant.release_keys_pem, PUBLIC_MODE)
     if grant.broker.ca_pem is not None:
         write_atomically(directory / BROKER_CA_FILE, grant.broker.ca_pem, PUBLIC_MODE)
     if signing_key is not None and grant.config_signing_key_pem is not None:
@@ -131,8 +149,10 @@ def enroll_gateway(options: EnrollOptions) -> EnrollmentResult:
         notices.append(f"development settings: {'; '.join(not_production)}")
     service = _Service(None, started=False, notices=notices, warnings=[])
     if options.systemd_dir is not None:
-        readable = [settings_file, *([tls_key] if tls_key is not None else [])]
-        service = _install_service(options.systemd_dir, access, readable, state_dir, notices, start=options.start)
+        readable = [settings_file, *([tls_key] if tls_key is not None else []), *([key_file] if updates else [])]
+        service = _install_service(
+            options.systemd_dir, options.guard_dir, access, readable, state_dir, notices, start=options.start
+        )
     logger.info("enrolled as gateway %s of %s (key %s)", grant.gateway_id, grant.village_id, keys.key_id)
     return EnrollmentResult(
         gateway_id=grant.gateway_id,
@@ -158,7 +178,14 @@ class _Service:
 
 
 def _install_service(
-    systemd_dir: Path, access: Access, readable: list[Path], state_dir: Path, notices: list[str], *, start: bool
+    systemd_dir: Path,
+    guard_dir: Path,
+    access: Access,
+    readable: list[Path],
+    state_dir: Path,
+    notices: list[str],
+    *,
+    start: bool,
 ) -> _Service:
     """Install the unit for the settings (``readable[0]``, and the files it names that the agent reads) and start
     it if asked; warn instead of starting when the unit's user could not read them."""
@@ -170,12 +197,15 @@ def _install_service(
     warnings = [unreadable] if unreadable is not None else []
     text = unit_text(settings_file, state_dir, group=access.group_name, supplementary_groups=groups)
     unit_file = install_unit(systemd_dir.absolute(), text)
+    guarded = GUARD_NAME in text  # an agent in update slots: the guard that rolls a failed update back
+    if guarded:
+        install_guard(guard_dir.absolute(), systemd_dir.absolute())
     started = False
     if start and warnings:
         warnings.append(f"not started: fix that first, then systemctl restart {UNIT_NAME}")
     elif start:
         if systemd_running():
-            start_agent()
+            start_agent(guarded=guarded)
             started = True
         else:
             notices.append(f"systemd is not running here: start the agent with outpost gateway run -c {settings_file}")

@@ -4,7 +4,8 @@ from the start, and the set they replace kept in a backup directory.
 Secrets (the gateway's private key, the settings with the broker password) are ``0600``, in a ``0700``
 directory. The agent runs as its own user (``User=outpost`` in the unit): with ``group`` set, the settings
 file is ``0640`` and the directory ``0750``, both of that group, so the agent can read them; the private
-key stays ``0600`` (the agent does not use it). Public files (CA, the fleet's signing key) are ``0644``.
+key stays ``0600`` unless the fleet serves updates (then ``0640`` like the settings: the agent signs its
+downloads with it). Public files (CA, the fleet's signing key, the release keys) are ``0644``.
 Every file is owned by whoever enrolls (root on a gateway), so the agent cannot change any of them. The
 group is ``outpost`` when the system has one (never the agent user's primary group by default: a user made
 without ``--group`` has ``nogroup``, which other daemons share); the unit runs the agent with the settings'

@@ -29,6 +29,17 @@ TomlValue = str | int | float | bool | list["TomlValue"] | dict[str, "TomlValue"
 
 
 @dataclass(frozen=True, slots=True)
+class UpdatePaths:
+    """What the agent needs to fetch updates: the fleet as enrollment reached it, the gateway's own key, and the
+    release keys the fleet named."""
+
+    fleet_url: str
+    fleet_ca: Path | None
+    identity_key: Path
+    release_keys: Path
+
+
+@dataclass(frozen=True, slots=True)
 class SettingsPaths:
     """Where the files the settings refer to are (or will be) on the gateway."""
 
@@ -37,6 +48,7 @@ class SettingsPaths:
     config_signing_key: Path | None
     broker_cert: Path | None = None
     broker_key: Path | None = None
+    updates: UpdatePaths | None = None
 
 
 def production_ready(grant: EnrollmentGrant) -> list[str]:
@@ -76,6 +88,15 @@ def render_settings(grant: EnrollmentGrant, paths: SettingsPaths, *, header: str
         if paths.broker_cert is not None and paths.broker_key is not None:
             tls |= {"cert_file": str(paths.broker_cert), "key_file": str(paths.broker_key)}
         lines += ["", "[broker.tls]", *_pairs(tls)]
+    if paths.updates is not None:
+        updates: dict[str, TomlValue] = {
+            "fleet_url": paths.updates.fleet_url,
+            "identity_key": str(paths.updates.identity_key),
+            "release_keys": str(paths.updates.release_keys),
+        }
+        if paths.updates.fleet_ca is not None:
+            updates["fleet_ca"] = str(paths.updates.fleet_ca)
+        lines += ["", "[updates]", *_pairs(updates)]
     if grant.config is not None:
         config: dict[str, TomlValue] = grant.config.model_dump(mode="json", exclude_none=True)
         lines += ["", "[config]", *_pairs(config)]

@@ -25,8 +25,12 @@ logger = logging.getLogger(__name__)
 
 UNIT_NAME: Final = "outpost-gateway.service"
 DEFAULT_CONFIG: Final = Path("/etc/outpost/gateway.toml")
-DEFAULT_EXECUTABLE: Final = "/opt/outpost/venv/bin/outpost"
+DEFAULT_EXECUTABLE: Final = "/opt/outpost/current/bin/outpost"
 """The template's placeholder for the ``outpost`` command, always replaced by :func:`unit_text`."""
+GUARD_NAME: Final = "outpost-update-guard"
+DEFAULT_GUARD_DIR: Final = Path("/usr/local/lib/outpost")
+"""Where the update guard is installed: outside every slot, so a broken release cannot break it."""
+DEFAULT_UPDATE_ROOT: Final = "/opt/outpost"
 DEFAULT_STATE_DIR: Final = Path("/var/lib/outpost")
 AGENT_GROUP_LINE: Final = "Group=outpost"
 SUPPLEMENTARY_GROUPS: Final = ("gpio", "video", "dialout")
@@ -50,7 +54,16 @@ def unit_text(
     directory is its state directory, not where enrollment ran.
     """
     text = files("edge").joinpath(f"systemd/{UNIT_NAME}").read_text(encoding="utf-8")
-    text = text.replace(DEFAULT_EXECUTABLE, " ".join(_systemd_word(word) for word in agent_command(executable)))
+    command = agent_command(executable)
+    text = text.replace(DEFAULT_EXECUTABLE, " ".join(_systemd_word(word) for word in command))
+    root = _update_root(Path(command[0]))
+    if root is not None:  # the guard's and the agent's update root: where this installation's slots are
+        word = _systemd_word(str(root))
+        for before in (" ", "-"):
+            text = text.replace(f"{before}{DEFAULT_UPDATE_ROOT}\n", f"{before}{word}\n")
+    else:  # an installation without slots takes no updates: no guard, nothing to write beside its state
+        text = "".join(line for line in text.splitlines(keepends=True) if not _update_line(line))
+        text = text.replace(f" -{DEFAULT_UPDATE_ROOT}\n", "\n")
     text = text.replace(str(DEFAULT_CONFIG), _systemd_word(str(config_path.absolute())))
     if state_dir.absolute() != DEFAULT_STATE_DIR:  # the agent may write there too
         text = text.replace(
@@ -68,9 +81,37 @@ def agent_command(executable: Path | None = None) -> list[str]:
     Absolute paths, the Python's unresolved (a venv's ``python`` is a symlink to the system's)."""
     if executable is not None:
         return [str(executable.absolute())]
+    prefix = Path(sys.prefix).absolute()
+    if prefix.parent.name == "slots" and (prefix.parent.parent / "current").is_symlink():
+        return [str(prefix.parent.parent / "current" / "bin" / "outpost")]  # updates switch what current is
     python = Path(sys.executable).absolute()
     found = shutil.which("outpost", path=str(python.parent))
     return [str(Path(found).absolute())] if found else [str(python), "-m", "outpost_cli"]
+
+
+def _update_line(line: str) -> bool:
+    """A line of the template only an installation with update slots keeps (the guard and its comments)."""
+    return line.startswith("ExecStartPre=-+") or line.startswith(("# Before each start: rolls", "# /opt/outpost: "))
+
+
+def _update_root(executable: Path) -> Path | None:
+    """The update root of an agent run as ``<root>/current/bin/outpost`` (None for any other installation)."""
+    return executable.parent.parent.parent if executable.parent.parent.name == "current" else None
+
+
+def install_guard(guard_dir: Path, systemd_dir: Path) -> Path:
+    """Install the update guard (``guard_dir``) and the timer that checks an update on trial (``systemd_dir``)."""
+    try:
+        guard_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnrollmentError(f"cannot create {guard_dir}: {exc}") from exc
+    source = files("edge").joinpath(f"systemd/{GUARD_NAME}")
+    guard = write_atomically(guard_dir / GUARD_NAME, source.read_text(encoding="utf-8"), 0o755)
+    for suffix in (".service", ".timer"):
+        text = files("edge").joinpath(f"systemd/{GUARD_NAME}{suffix}").read_text(encoding="utf-8")
+        text = text.replace(str(DEFAULT_GUARD_DIR / GUARD_NAME), _systemd_word(str(guard)))
+        write_atomically(systemd_dir / f"{GUARD_NAME}{suffix}", text, PUBLIC_MODE)
+    return guard
 
 
 def existing_groups(names: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -107,9 +148,13 @@ def systemd_running() -> bool:
     return SYSTEMD_RUNNING_MARKER.is_dir()
 
 
-def start_agent() -> None:
-    """Reload systemd's units, enable the agent at boot and (re)start it now."""
-    for arguments in (["daemon-reload"], ["enable", UNIT_NAME], ["restart", UNIT_NAME]):
+def start_agent(*, guarded: bool = False) -> None:
+    """Reload systemd's units, enable the agent at boot and (re)start it now (``guarded``: and the update guard's
+    timer)."""
+    steps = [["daemon-reload"], ["enable", UNIT_NAME], ["restart", UNIT_NAME]]
+    if guarded:
+        steps.append(["enable", "--now", f"{GUARD_NAME}.timer"])
+    for arguments in steps:
         command = ["systemctl", *arguments]
         try:
             subprocess.run(command, check=True, capture_output=True, text=True, timeout=60)  # noqa: S603

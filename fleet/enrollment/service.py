@@ -46,6 +46,7 @@ from fleet.errors import (
     InvalidRequestError,
     NotFoundError,
 )
+from fleet.releases.keys import release_keys_pem, trusted_release_keys
 from fleet.settings import FleetSettings, GatewayBrokerSettings
 from protocol.config_signing import load_public_key, public_key_pem
 from protocol.enrollment import BrokerGrant, EnrollmentGrant, EnrollmentRequest
@@ -113,8 +114,10 @@ class EnrollmentService:
         default_ttl_s: int = 1800,
         public_url: str | None = None,
         certificates: GatewayCertificates | None = None,
+        release_keys_pem: str | None = None,
     ) -> None:
-        """``certificates``: the gateway CA that issues gateways' TLS client certificates (None: none issued)."""
+        """``certificates``: the gateway CA that issues gateways' TLS client certificates (None: none issued);
+        ``release_keys_pem``: the release keys gateways are told to trust (None: no updates)."""
         self._sessions = sessions
         self.certificates = certificates
         self._clock = clock
@@ -125,6 +128,7 @@ class EnrollmentService:
         self._initial_config = initial_config
         self._signing_public_key = signing_public_key
         self.default_ttl_s = default_ttl_s
+        self._release_keys_pem = release_keys_pem
         self.public_url = public_url
         """The fleet's URL as gateways reach it, for enrollment codes; None if not configured."""
 
@@ -157,6 +161,7 @@ class EnrollmentService:
                 if enrollment.gateway_ca_cert_file is not None and enrollment.gateway_ca_key_file is not None
                 else None
             ),
+            release_keys_pem=release_keys_pem(trusted_release_keys(settings.releases.trusted_keys_file)),
         )
 
     async def issue_token(
@@ -231,6 +236,7 @@ class EnrollmentService:
                 client_cert_pem=certificate,
             ),
             config_signing_key_pem=signing_key,
+            release_keys_pem=self._release_keys_pem,
             config=config,
             notices=[NO_BROKER_NOTICE] if password is None else [],
         )

@@ -22,20 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fleet.access.audit import Change, record, snapshot
 from fleet.access.roles import Actor
 from fleet.db.schema import ReleaseRow
-from fleet.errors import ConflictError, FleetError, InvalidRequestError, NotFoundError
+from fleet.errors import ConflictError, InvalidRequestError, NotFoundError
 from fleet.releases.files import ReleaseFiles
+from fleet.releases.keys import trusted_release_keys
 from fleet.settings import ReleaseSettings
 from fleet.sites.records import Records
-from protocol.config_signing import load_public_keys
-from protocol.errors import ReleaseError, SigningKeyError
+from protocol.errors import ReleaseError
 from protocol.releases import RELEASE_FILE, SignedRelease, check_files, verify_release
 from protocol.updates import ReleaseKind
 
 logger = logging.getLogger(__name__)
-
-
-class ReleaseSettingsError(FleetError):
-    """The release keys the fleet is told to trust cannot be read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,17 +44,6 @@ class StoredRelease:
     @property
     def ready(self) -> bool:
         return self.row.ready_ms is not None
-
-
-def trusted_release_keys(path: Path | None) -> list[Ed25519PublicKey]:
-    if path is None:
-        return []
-    try:
-        return load_public_keys(path.read_bytes())
-    except OSError as exc:
-        raise ReleaseSettingsError(f"cannot read releases.trusted_keys_file {path}: {exc.strerror}") from exc
-    except SigningKeyError as exc:
-        raise ReleaseSettingsError(f"releases.trusted_keys_file {path}: {exc}") from exc
 
 
 class ReleaseStore:

@@ -21,6 +21,7 @@ from fleet.settings import (
     GovernanceSettings,
     InfluxSettings,
     PresenceSettings,
+    ReleaseSettings,
     TimeSeriesSettings,
 )
 from simulators.governance.app import create_platform_app
@@ -161,6 +162,7 @@ def fleet_settings(
     signing_secret: str | None = None,
     alerts: AlertSettings | None = None,
     delivery: DeliverySettings | None = None,
+    releases: ReleaseSettings | None = None,
 ) -> FleetSettings:
     """A fleet's settings for the integration tests: the test's Mosquitto, SQLite and embedded time series
     in ``tmp_path`` (the same database for every fleet of a test), the platform at ``governance_url``."""
@@ -178,6 +180,7 @@ def fleet_settings(
         alerts=alerts or AlertSettings(),
         presence=PresenceSettings(missed_heartbeats=3, default_interval_s=heartbeat_interval_s, sweep_interval_s=0.1),
         registry_flush_interval_s=0.2,
+        releases=releases or ReleaseSettings(directory=tmp_path / "releases"),
     )
 
 
@@ -196,6 +199,7 @@ async def start_fleet(tmp_path: Path, mosquitto: MosquittoBroker, platform: Plat
         governance: GovernancePlatform | None = None,
         alerts: AlertSettings | None = None,
         delivery: DeliverySettings | None = None,
+        releases: ReleaseSettings | None = None,
     ) -> FleetService:
         settings = fleet_settings(
             tmp_path,
@@ -207,6 +211,7 @@ async def start_fleet(tmp_path: Path, mosquitto: MosquittoBroker, platform: Plat
             signing_secret=PLATFORM_SIGNING_SECRET if governance is not None else None,
             alerts=alerts,
             delivery=delivery,
+            releases=releases,
         )
         service = FleetService(settings)
         stop = asyncio.Event()
