@@ -4,6 +4,7 @@ The connection options and the call come from :mod:`fleet.cli.client`; tables, `
 and durations from :mod:`fleet.cli.formats`.
 """
 
+from datetime import tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -227,11 +228,19 @@ def show_gateway(
         "adapters": None
         if not health or not health.get("adapters")
         else ", ".join(f"{k} {v}" for k, v in sorted(health["adapters"].items())),
+        "update": None if not health or not health.get("update") else _update_text(health["update"], tz),
     }
     width = max(len(label) for label in lines)
     for label, value in lines.items():
         if value is not None:
             typer.echo(f"{label.ljust(width)}  {value}")
+
+
+def _update_text(update: dict[str, Any], tz: tzinfo | None) -> str:
+    """The gateway's latest update in a line: ``agent 1.0.1 rolled_back at … (job j1): why``."""
+    job = f" (job {update['job_id']})" if update.get("job_id") else ""
+    reason = f": {update['reason']}" if update.get("reason") else ""
+    return f"{update['kind']} {update['version']} {update['state']} at {when(update['changed_ms'], tz)}{job}{reason}"
 
 
 @gateways.command("add")

@@ -82,7 +82,12 @@ def _save_attachment(api: FleetApi, row: dict[str, Any], target: Path) -> None:
 def send(
     gateway: GatewayId,
     name: Annotated[
-        str, typer.Argument(metavar="COMMAND", help="restart_agent, diagnostics, list_snapshots or fetch_snapshot.")
+        str,
+        typer.Argument(
+            metavar="COMMAND",
+            help="restart_agent, diagnostics, list_snapshots, fetch_snapshot, or update_agent (--arg version=1.2.0; "
+            "its progress: outpost fleet gateways show).",
+        ),
     ],
     arg: Annotated[
         list[str] | None, typer.Option("--arg", help="key=value (string) or key:=value (number, true/false); repeat.")

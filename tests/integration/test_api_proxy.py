@@ -132,7 +132,7 @@ def render(shipped: str, *, port: int, certificates: CertificateFiles, fleet_url
         "listen 443 ssl;": f"listen {LOOPBACK}:{port} ssl;",
         "/etc/nginx/tls/fleet.pem": str(certificates.server_cert),
         "/etc/nginx/tls/fleet.key": str(certificates.server_key),
-        "http://127.0.0.1:8080": fleet_url,
+        "server 127.0.0.1:8080;": f"server {fleet_url.removeprefix('http://')};",
     }
     for shipped_value, value in values.items():
         if shipped.count(shipped_value) != 1:

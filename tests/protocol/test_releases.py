@@ -28,7 +28,6 @@ from protocol.releases import (
     RELEASE_FILE,
     RELEASE_PURPOSE,
     ReleaseFile,
-    ReleaseKind,
     ReleaseManifest,
     SignedRelease,
     check_file,
@@ -39,6 +38,7 @@ from protocol.releases import (
     sign_release,
     verify_release,
 )
+from protocol.updates import ReleaseKind
 
 SHA = "ab" * 32
 FILES = {

@@ -31,7 +31,7 @@ from tests.fleet.health_history_data import VILLAGE as HEALTHY_VILLAGE
 from tests.fleet.health_history_data import heartbeat, seed_points
 from tests.fleet.helpers import FakeClock, make_alert
 
-__all__ = ["HEALTHY_GATEWAY"]
+__all__ = ["HEALTHY_GATEWAY", "HEALTHY_VILLAGE"]
 
 DEAD_ERROR: Final = "governance platform refused the case: 422"
 

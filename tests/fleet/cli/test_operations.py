@@ -14,9 +14,11 @@ from typer.testing import Result
 from fleet.alerts.channels.governance import GOVERNANCE_CHANNEL
 from fleet.commands.store import NewCommand
 from protocol.messages import CommandName
+from protocol.updates import ReleaseKind, UpdateReport, UpdateState
 from tests.fleet.cli.busy_county import (
     DEAD_ERROR,
     HEALTHY_GATEWAY,
+    HEALTHY_VILLAGE,
     County,
     busy_county,
     iso,
@@ -24,7 +26,7 @@ from tests.fleet.cli.busy_county import (
     words_of,
 )
 from tests.fleet.configs.sites import ADMIN
-from tests.fleet.health_history_data import BASE_MS, COUNT, PERIOD_MS, UNTIL_MS
+from tests.fleet.health_history_data import BASE_MS, COUNT, PERIOD_MS, UNTIL_MS, heartbeat
 from tests.fleet.helpers import FakeClock
 from tests.fleet.served_api import served_api
 
@@ -220,3 +222,22 @@ async def test_a_command_nobody_answered_says_what_to_check(fleet: str, county: 
     assert "state: timed_out" in shown.stdout
     assert "deadline: 2023-11-14 22:13:50 UTC" in shown.stdout
     assert "no answer by the deadline: is gw-01 online? (outpost fleet gateways show)" in shown.stdout
+
+
+async def test_a_gateway_shows_how_its_last_update_ended(fleet: str, county: County, clock: FakeClock) -> None:
+    beat = heartbeat(HEALTHY_GATEWAY, 5, clock.now_ms)
+    rolled_back = UpdateReport(
+        job_id="wave-1", kind=ReleaseKind.AGENT, version="1.0.2", state=UpdateState.ROLLED_BACK,
+        reason="the new agent 1.0.2 failed its health gate: no heartbeat reached the broker", changed_ms=clock.now_ms,
+    )  # fmt: skip
+    beat = beat.model_copy(update={"health": beat.health.model_copy(update={"update": rolled_back})})
+    county.context.registry.note_heartbeat(HEALTHY_VILLAGE, beat, clock.now_ms)
+    await county.context.registry.flush()
+
+    shown = await outpost_fleet(fleet, "gateways", "show", HEALTHY_GATEWAY, "--tz", "UTC")
+
+    lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in shown.stdout.splitlines())
+    assert lines["update"] == (
+        "agent 1.0.2 rolled_back at 2023-11-14 22:13:20 UTC (job wave-1): "
+        "the new agent 1.0.2 failed its health gate: no heartbeat reached the broker"
+    )

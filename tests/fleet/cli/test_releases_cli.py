@@ -45,7 +45,7 @@ class WatchedReleases(ReleaseStore):
         self.registered: list[str] = []
         self.received: list[str] = []
 
-    async def register(self, actor: Actor, release: SignedRelease) -> StoredRelease:
+    async def register(self, actor: Actor, release: SignedRelease) -> tuple[StoredRelease, bool]:
         self.registered.append(f"{release.manifest.kind} {release.manifest.version}")
         return await super().register(actor, release)
 
