@@ -59,6 +59,8 @@ from fleet.ingest.quarantine import Quarantine
 from fleet.ingest.router import IngestRouter
 from fleet.ingest.status import ingest_problems, ingest_status
 from fleet.ingest.subscriptions import Lane, lane_client_id
+from fleet.jobs.engine import JobEngine
+from fleet.jobs.store import JobStore
 from fleet.mqtt.client import session_prefix
 from fleet.mqtt.downlink import Downlink
 from fleet.releases.store import ReleaseStore
@@ -71,7 +73,7 @@ from fleet.supervision import cancel_and_wait, supervise
 from fleet.timeseries.factory import writer_for
 from fleet.timeseries.history_factory import history_for
 from protocol.clock import utc_now_ms
-from protocol.messages import ConfigReported
+from protocol.messages import ConfigReported, Heartbeat
 from protocol.reconnect import Backoff
 from protocol.request_signing import RequestVerifier
 
@@ -144,6 +146,10 @@ class FleetService:
         self.commands = CommandDispatcher(
             CommandStore(sessions, clock), self.downlink, clock, settings.commands, signer
         )
+        self.releases = ReleaseStore.from_settings(settings.releases, sessions, clock)
+        self.jobs = JobEngine(
+            JobStore(sessions, clock), sessions, self.commands, self.releases, clock, tick_s=settings.jobs.tick_s
+        )
         self.provisioner = DynsecProvisioner.from_settings(settings)
         """The broker's dynamic security administrator; None: the fleet manages no broker access."""
         self.enrollment = EnrollmentService.from_settings(
@@ -162,7 +168,7 @@ class FleetService:
             clock,
             on_config_reported=self._config_reported,
             on_command_response=self.commands.on_response,
-            on_heartbeat=self.gateway_watch.heartbeat,
+            on_heartbeat=self._heartbeat,
         )
         self.quarantine = Quarantine(self.provisioner, duration_s=settings.ingest.quarantine_s)
         self.dead_letters = DeadLetters.from_settings(
@@ -211,7 +217,8 @@ class FleetService:
                     commands=self.commands,
                     dead_letters=self.dead_letters,
                     places=Places(sessions),
-                    releases=ReleaseStore.from_settings(settings.releases, sessions, clock),
+                    releases=self.releases,
+                    jobs=self.jobs,
                     clock=clock,
                 ),
                 RequestLimits(
@@ -323,6 +330,7 @@ class FleetService:
                 self._task("quarantine", self.quarantine.run),
                 self._task("alert-rules", self._refresh_rules),
                 self._task("retention", self.retention.run),
+                self._task("jobs", self.jobs.run),
             ]
             tasks += [self._task(f"delivery-{worker.channel.name}", worker.run) for worker in self.deliveries]
             if self.certificate_renewal is not None:
@@ -392,6 +400,10 @@ class FleetService:
         """A new alert's messages due now go straight to their channels' workers."""
         for worker in self.deliveries:
             worker.offer(due)
+
+    def _heartbeat(self, village_id: str, heartbeat: Heartbeat) -> None:
+        self.gateway_watch.heartbeat(village_id, heartbeat)
+        self.jobs.observe(heartbeat.gateway_id, heartbeat.health.update)
 
     def _alert_changed(self) -> None:
         """An alert took a step: its messages are due now, and the earliest deadline may have changed."""

@@ -471,6 +471,14 @@ class ReleaseSettings(_Section):
     )
 
 
+class JobSettings(_Section):
+    """Jobs (fleet/jobs): how often the engine looks at them."""
+
+    tick_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often open jobs are advanced (reports read, waves opened, sends)."
+    )
+
+
 class CommandSettings(_Section):
     """Commands to gateways (see fleet/commands): how long they may take and how often expiry is checked."""
 
@@ -613,6 +621,7 @@ class FleetSettings(BaseSettings):
     configs: ConfigPushSettings = Field(default_factory=ConfigPushSettings)
     commands: CommandSettings = Field(default_factory=CommandSettings)
     releases: ReleaseSettings = Field(default_factory=ReleaseSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
     state_export: StateExportSettings = Field(default_factory=StateExportSettings)  # --- state export ---
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024, le=DEFAULT_MAX_PAYLOAD_BYTES)

@@ -12,8 +12,8 @@ Two kinds of measurement:
 - **from the fleet's own state** (registry, alerts, deliveries, ingest), written by the fleet's
   state export every few seconds, so dashboards need no access to the fleet's database:
   :data:`VILLAGE_STATE`, :data:`GATEWAY_STATE`, :data:`DEVICE_FIRMWARE`, :data:`ALERTS_OPEN`,
-  :data:`DELIVERIES`, :data:`FLEET_INGEST`, :data:`FLEET_REJECTED`; and one :data:`ALERT_STEP` point per step in an
-  alert's life, at the step's time.
+  :data:`DELIVERIES`, :data:`FLEET_INGEST`, :data:`FLEET_REJECTED`, :data:`JOB_TARGETS`; and one
+  :data:`ALERT_STEP` point per step in an alert's life, at the step's time.
 
 A tag with no value (a village in no town yet) is written as :data:`UNASSIGNED`: line protocol
 has no empty tag values, and a dashboard should show the gap rather than drop the series.
@@ -167,6 +167,11 @@ FLEET_INGEST: Final = Measurement(
 """The fleet's ingest: counters (``*_total``, since the fleet started) and gauges; the lag is
 ``oldest_unacked_s``, how long the oldest message taken from the broker has waited to be stored."""
 
+JOB_TARGETS: Final = Measurement("job_targets", tags=("job", "kind", "version", "state"), fields=("count",))
+"""Per job (open, or ended in the last day) and state of its gateways: how many stand there (``version`` is the
+release of an update job, ``none`` for a bulk command). A state a job's gateways all left is written once more
+as 0, so a sum by state is right at every moment."""
+
 FLEET_REJECTED: Final = Measurement("fleet_rejected", tags=("instance", "reason"), fields=("total",))
 """Messages the fleet refused, by reason, counted since it started."""
 
@@ -183,4 +188,5 @@ MEASUREMENTS: Final = (
     DELIVERIES,
     FLEET_INGEST,
     FLEET_REJECTED,
+    JOB_TARGETS,
 )

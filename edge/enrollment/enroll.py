@@ -34,15 +34,16 @@ from edge.enrollment.gateway_toml import SettingsPaths, UpdatePaths, production_
 from edge.enrollment.keys import generate_key_pair, generate_tls_request
 from edge.enrollment.systemd import (
     DEFAULT_GUARD_DIR,
-    GUARD_NAME,
     SUPPLEMENTARY_GROUPS,
     UNIT_NAME,
+    agent_command,
     existing_groups,
     install_guard,
     install_unit,
     start_agent,
     systemd_running,
     unit_text,
+    update_root,
 )
 from edge.errors import EnrollmentError
 from protocol.enrollment import EnrollmentGrant, EnrollmentRequest
@@ -195,11 +196,14 @@ def _install_service(
         notices.append(f"the unit leaves out the supplementary groups this system lacks: {', '.join(missing)}")
     unreadable = agent_cannot_read(access, settings_file.parent, readable)
     warnings = [unreadable] if unreadable is not None else []
-    text = unit_text(settings_file, state_dir, group=access.group_name, supplementary_groups=groups)
+    text = unit_text(
+        settings_file, state_dir, group=access.group_name, supplementary_groups=groups, guard_dir=guard_dir
+    )
     unit_file = install_unit(systemd_dir.absolute(), text)
-    guarded = GUARD_NAME in text  # an agent in update slots: the guard that rolls a failed update back
-    if guarded:
-        install_guard(guard_dir.absolute(), systemd_dir.absolute())
+    root = update_root(Path(agent_command()[0]))
+    guarded = root is not None  # an agent in update slots: the guard that rolls a failed update back
+    if root is not None:
+        install_guard(guard_dir.absolute(), systemd_dir.absolute(), root)
     started = False
     if start and warnings:
         warnings.append(f"not started: fix that first, then systemctl restart {UNIT_NAME}")

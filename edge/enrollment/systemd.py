@@ -46,6 +46,7 @@ def unit_text(
     *,
     group: str | None = None,
     supplementary_groups: Sequence[str] = SUPPLEMENTARY_GROUPS,
+    guard_dir: Path = DEFAULT_GUARD_DIR,
 ) -> str:
     """The unit, running ``executable`` (default: this installation's, :func:`agent_command`) on ``config_path``,
     as ``group`` (default: the template's ``outpost``) with ``supplementary_groups`` (none: the line goes).
@@ -56,11 +57,13 @@ def unit_text(
     text = files("edge").joinpath(f"systemd/{UNIT_NAME}").read_text(encoding="utf-8")
     command = agent_command(executable)
     text = text.replace(DEFAULT_EXECUTABLE, " ".join(_systemd_word(word) for word in command))
-    root = _update_root(Path(command[0]))
+    root = update_root(Path(command[0]))
     if root is not None:  # the guard's and the agent's update root: where this installation's slots are
         word = _systemd_word(str(root))
         for before in (" ", "-"):
             text = text.replace(f"{before}{DEFAULT_UPDATE_ROOT}\n", f"{before}{word}\n")
+        guard = _systemd_word(str(guard_dir.absolute() / GUARD_NAME))
+        text = text.replace(f"+{DEFAULT_GUARD_DIR / GUARD_NAME} ", f"+{guard} ")
     else:  # an installation without slots takes no updates: no guard, nothing to write beside its state
         text = "".join(line for line in text.splitlines(keepends=True) if not _update_line(line))
         text = text.replace(f" -{DEFAULT_UPDATE_ROOT}\n", "\n")
@@ -94,13 +97,14 @@ def _update_line(line: str) -> bool:
     return line.startswith("ExecStartPre=-+") or line.startswith(("# Before each start: rolls", "# /opt/outpost: "))
 
 
-def _update_root(executable: Path) -> Path | None:
+def update_root(executable: Path) -> Path | None:
     """The update root of an agent run as ``<root>/current/bin/outpost`` (None for any other installation)."""
     return executable.parent.parent.parent if executable.parent.parent.name == "current" else None
 
 
-def install_guard(guard_dir: Path, systemd_dir: Path) -> Path:
-    """Install the update guard (``guard_dir``) and the timer that checks an update on trial (``systemd_dir``)."""
+def install_guard(guard_dir: Path, systemd_dir: Path, root: Path) -> Path:
+    """Install the update guard (``guard_dir``) and the timer that checks an update on trial in ``root``
+    (``systemd_dir``)."""
     try:
         guard_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -110,6 +114,7 @@ def install_guard(guard_dir: Path, systemd_dir: Path) -> Path:
     for suffix in (".service", ".timer"):
         text = files("edge").joinpath(f"systemd/{GUARD_NAME}{suffix}").read_text(encoding="utf-8")
         text = text.replace(str(DEFAULT_GUARD_DIR / GUARD_NAME), _systemd_word(str(guard)))
+        text = text.replace(f" {DEFAULT_UPDATE_ROOT}\n", f" {_systemd_word(str(root))}\n")
         write_atomically(systemd_dir / f"{GUARD_NAME}{suffix}", text, PUBLIC_MODE)
     return guard
 

@@ -22,6 +22,7 @@ from fleet.api import (
     governance,
     ingest,
     inventory,
+    jobs,
     releases,
     sites,
 )
@@ -113,6 +114,7 @@ def create_app(context: ApiContext, limits: RequestLimits | None = None) -> Fast
     app.include_router(configs_router)
     app.include_router(commands.router)
     app.include_router(releases.router)
+    app.include_router(jobs.router)
     app.include_router(alerts.router)
     app.include_router(deliveries.router)
     # --- alert rules ---

@@ -24,6 +24,7 @@ from fleet.enrollment.service import EnrollmentService
 from fleet.errors import NotAuthenticatedError, PermissionDeniedError
 from fleet.gateways.registry import Registry
 from fleet.ingest.dead_letters import DeadLetters
+from fleet.jobs.engine import JobEngine
 from fleet.releases.store import ReleaseStore
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
@@ -53,6 +54,7 @@ class ApiContext:
     dead_letters: DeadLetters
     places: Places
     releases: ReleaseStore
+    jobs: JobEngine
     clock: Callable[[], int]
 
 

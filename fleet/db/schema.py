@@ -415,3 +415,40 @@ class ReleaseRow(Base):
     uploaded_ms: Mapped[int] = mapped_column(BigInteger)
     uploaded_by: Mapped[str] = mapped_column(String(64))
     ready_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class JobRow(Base):
+    """A job: an agent update or a bulk command to many gateways, in waves (fleet/jobs)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str | None] = mapped_column(String(64))  # update_agent: the release
+    request: Mapped[dict[str, Any]]  # the JobRequest as asked (target, waves, abort policy, timeouts, reason)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # running, paused, done, aborted, cancelled
+    state_reason: Mapped[str | None] = mapped_column(String(256))
+    wave: Mapped[int] = mapped_column(Integer, default=0)  # the furthest wave opened
+    waves: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    deadline_ms: Mapped[int] = mapped_column(BigInteger)
+    finished_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class JobTargetRow(Base):
+    """One gateway of a job: its wave, where it stands, and the command that carried the job to it."""
+
+    __tablename__ = "job_targets"
+    __table_args__ = (Index("ix_job_targets_job_state", "job_id", "state"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    gateway_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    village_id: Mapped[str] = mapped_column(String(64))
+    wave: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(256))
+    from_version: Mapped[str | None] = mapped_column(String(64))  # the agent it ran when targeted
+    request_id: Mapped[str | None] = mapped_column(String(36))  # the last command sent for it
+    sent_ms: Mapped[int | None] = mapped_column(BigInteger)
+    changed_ms: Mapped[int] = mapped_column(BigInteger)

@@ -15,6 +15,7 @@ from fleet.state_export.alert_gauges import alerts_by_village, open_alert_points
 from fleet.state_export.deliveries import delivery_points
 from fleet.state_export.device_firmware import device_firmware_points, read_device_firmware
 from fleet.state_export.ingest_figures import ingest_points
+from fleet.state_export.job_gauges import job_points
 from fleet.state_export.places import read_places
 from fleet.state_export.registry_gauges import (
     gateway_points,
@@ -36,6 +37,7 @@ class GaugeReader:
         self._open_alerts = VanishedGroups()
         self._deliveries = VanishedGroups()
         self._device_firmware = VanishedGroups()
+        self._jobs = VanishedGroups()
 
     async def read(self, now_ms: int) -> list[Point]:
         """Every gauge at ``now_ms``; DatabaseUnavailableError when the database does not answer."""
@@ -48,11 +50,13 @@ class GaugeReader:
                 gateways = await read_gateway_states(connection)
                 node_firmware = await read_device_firmware(connection)
                 deliveries = await delivery_points(connection, now_ms)
+                jobs = await job_points(connection, now_ms)
         points = await village_points(places, village_gateways, alerts_by_village(open_alerts), now_ms)
         points += await gateway_points(gateways, places, now_ms)
         firmware = await device_firmware_points(node_firmware, places, now_ms)
         points += self._device_firmware.with_zeros(firmware, now_ms)
         points += self._open_alerts.with_zeros(await open_alert_points(open_alerts, places, now_ms), now_ms)
         points += self._deliveries.with_zeros(deliveries, now_ms)
+        points += self._jobs.with_zeros(jobs, now_ms)
         points += ingest_points(self._health(), self._instance, now_ms)
         return points

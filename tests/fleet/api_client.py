@@ -20,6 +20,8 @@ from fleet.api.context import ApiContext
 from fleet.api.schemas import AlertDeliveryStatus, HealthReport, IngestStatus, TimeSeriesStatus
 from fleet.gateways.registry import Registry
 from fleet.ingest.dead_letters import DeadLetters
+from fleet.jobs.engine import JobEngine
+from fleet.jobs.store import JobStore
 from fleet.sites.inventory import GatewayInventory
 from fleet.sites.store import SiteStore
 from fleet.timeseries.history_sql import SqlHealthHistory
@@ -49,6 +51,8 @@ def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
             alerts=AlertDeliveryStatus(raised=0, delivered=0, dead=0, blocked="not running"),
         )
 
+    releases = release_store(sessions, clock)
+    commands = unconnected_commands(sessions, clock)
     return ApiContext(
         registry=Registry(sessions, clock),
         alerts=AlertStore(sessions, clock, default_escalation(), outbox=CASES),
@@ -64,12 +68,13 @@ def api_context(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) ->
         health_history=SqlHealthHistory(Path("/nonexistent/timeseries.db")),  # nothing written: no samples
         enrollment=development_enrollment(sessions, clock),
         configs=config_push(sessions, clock),
-        commands=unconnected_commands(sessions, clock),
+        commands=commands,
         clock=clock,
         rules=RuleBook(sessions, clock),
         dead_letters=DeadLetters(sessions, clock),
         places=Places(sessions),
-        releases=release_store(sessions, clock),
+        releases=releases,
+        jobs=JobEngine(JobStore(sessions, clock), sessions, commands, releases, clock),
     )
 
 

@@ -20,6 +20,7 @@ from fleet.settings import (
     FleetSettings,
     GovernanceSettings,
     InfluxSettings,
+    JobSettings,
     PresenceSettings,
     ReleaseSettings,
     TimeSeriesSettings,
@@ -181,6 +182,7 @@ def fleet_settings(
         presence=PresenceSettings(missed_heartbeats=3, default_interval_s=heartbeat_interval_s, sweep_interval_s=0.1),
         registry_flush_interval_s=0.2,
         releases=releases or ReleaseSettings(directory=tmp_path / "releases"),
+        jobs=JobSettings(tick_s=0.2),
     )
 
 

@@ -20,8 +20,12 @@ from edge.cli import app as gateway_cli
 from edge.enrollment import enroll as enroll_module
 from edge.enrollment.enroll import EnrollmentResult, EnrollOptions, enroll_gateway
 from edge.enrollment.systemd import agent_command, unit_text
+from protocol.config_signing import public_key_pem
 from protocol.enrollment import EnrollmentGrant, EnrollmentRequest
 from tests.edge.enrollment.test_enrollment_files import grant
+from tests.signing_keys import SigningKeys
+
+PUBLIC_PEM = public_key_pem(SigningKeys.generate().public)
 
 runner = CliRunner()
 REAL_GETGRNAM = grp.getgrnam
@@ -79,12 +83,19 @@ def starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     started: list[str] = []
 
     def request_enrollment(fleet_url: str, request: EnrollmentRequest, **_: object) -> EnrollmentGrant:
-        return grant()
+        return grant(**GRANTED)
+
+    def start_agent(*, guarded: bool = False) -> None:
+        started.append("outpost-gateway" + (" and its update guard" if guarded else ""))
 
     monkeypatch.setattr(enroll_module, "request_enrollment", request_enrollment)
-    monkeypatch.setattr(enroll_module, "start_agent", lambda: started.append("outpost-gateway"))
+    monkeypatch.setattr(enroll_module, "start_agent", start_agent)
     monkeypatch.setattr(enroll_module, "systemd_running", lambda: True)
     return started
+
+
+GRANTED: dict[str, object] = {}
+"""What the test's fleet adds to its grant (release keys, for a fleet that serves updates)."""
 
 
 def system(monkeypatch: pytest.MonkeyPatch, *, agent_user: bool, groups: set[str]) -> None:
@@ -218,3 +229,47 @@ def test_settings_kept_from_the_agents_user_are_a_loud_warning_on_the_command_li
     assert "WARNING: the settings are readable by their owner only" in result.stderr
     assert "which cannot read them: it will not start" in result.stderr
     assert f"sudo chgrp outpost {tmp_path / 'etc'} {tmp_path / 'etc' / 'gateway.toml'}" in result.stderr
+
+
+def test_an_agent_in_update_slots_is_enrolled_for_updates_with_its_guard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, starts: list[str]
+) -> None:
+    system(monkeypatch, agent_user=True, groups={"outpost", "video", "dialout"})
+    root = tmp_path / "opt" / "outpost"
+    (root / "slots" / "a" / "bin").mkdir(parents=True)
+    (root / "current").symlink_to("slots/a")
+    monkeypatch.setattr(sys, "prefix", str(root / "slots" / "a"))
+    monkeypatch.setitem(GRANTED, "release_keys_pem", PUBLIC_PEM)
+    monkeypatch.chdir(tmp_path)
+
+    enroll_gateway(
+        EnrollOptions(
+            fleet_url="https://fleet.county.example/",
+            token="oet_test",
+            hostname="pi",
+            config_dir=Path("etc-outpost"),
+            state_dir=Path("state"),
+            systemd_dir=Path("units"),
+            guard_dir=Path("lib-outpost"),
+            start=True,
+        )
+    )
+
+    settings = tomllib.loads((tmp_path / "etc-outpost" / "gateway.toml").read_text())
+    assert settings["updates"] == {
+        "fleet_url": "https://fleet.county.example",
+        "identity_key": str(tmp_path / "etc-outpost" / "gateway-key.pem"),
+        "release_keys": str(tmp_path / "etc-outpost" / "release-keys.pem"),
+    }
+    assert (tmp_path / "etc-outpost" / "release-keys.pem").read_text() == PUBLIC_PEM
+    key = (tmp_path / "etc-outpost" / "gateway-key.pem").stat()
+    assert stat.S_IMODE(key.st_mode) == 0o640  # the agent signs its downloads with it
+    unit = (tmp_path / "units" / "outpost-gateway.service").read_text()
+    guard = tmp_path / "lib-outpost" / "outpost-update-guard"
+    assert f"ExecStartPre=-+{guard} start {root}\n" in unit
+    assert f"ExecStart={root}/current/bin/outpost gateway run" in unit
+    assert f"ReadWritePaths=/var/lib/outpost {tmp_path / 'state'} -{root}\n" in unit
+    assert os.access(guard, os.X_OK)
+    assert f"ExecStart={guard} check {root}\n" in (tmp_path / "units" / "outpost-update-guard.service").read_text()
+    assert (tmp_path / "units" / "outpost-update-guard.timer").is_file()
+    assert starts == ["outpost-gateway and its update guard"]

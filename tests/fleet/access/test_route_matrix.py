@@ -98,6 +98,10 @@ async def _build_world(admin: httpx.AsyncClient) -> World:
             "grid_id": "g1",
             "device_id": "dev-1",
             "name": "nobody",
+            "kind": "agent",  # releases: none is stored, so an admin is let in to a 404
+            "version": "1.2.0",
+            "path": "constraints.txt",
+            "job_id": "job-none",
         }
     tokens: dict[tuple[Role, bool], str] = {}
     for role in Role:
