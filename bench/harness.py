@@ -30,6 +30,7 @@ GROUP_MODULES: Final = (
     "bench.edge",
     "bench.firmware",
     "bench.fleet",
+    "bench.jobs",
     "bench.security",
 )
 """Modules that register benchmark groups when imported; add a module here to add its groups."""

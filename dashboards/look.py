@@ -34,6 +34,18 @@ SEVERITY_COLOURS: Final = {
 }
 """The alert severities' colours wherever they are a series of their own."""
 
+JOB_STATE_COLOURS: Final = {
+    "succeeded": OK,
+    "failed": ACT_NOW,
+    "rolled_back": ACT_NOW,
+    "revert_failed": ACT_NOW,
+    "reverting": ATTENTION,
+    "reverted": ATTENTION,
+}
+"""A job's gateway states (fleet.jobs.states.TargetState) wherever they are a series of their own: done well green,
+failed red, put back after an abort orange; the states on the way (queued, sent, downloading, ...) and skipped keep
+the palette."""
+
 
 def thresholds(*steps: tuple[float, str], base: str = OK) -> ThresholdsConfig:
     """``base`` below the first step; each ``(value, colour)`` from its value up."""

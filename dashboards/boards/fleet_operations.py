@@ -1,4 +1,4 @@
-"""Fleet operations, for engineers: ingest rate and lag, refusals, time-series writes, config sync, versions."""
+"""Fleet operations, for engineers: ingest rate and lag, refusals, time-series writes, config sync, versions, jobs."""
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
@@ -7,7 +7,7 @@ from dashboards.board import frame
 from dashboards.model import Flavour
 from dashboards.panels import Shown, bars, time_series
 from dashboards.queries import Current, Match, Rate, Reading
-from protocol.series import DEVICE_FIRMWARE, FLEET_INGEST, FLEET_REJECTED, GATEWAY_STATE
+from protocol.series import DEVICE_FIRMWARE, FLEET_INGEST, FLEET_REJECTED, GATEWAY_STATE, JOB_TARGETS
 
 IN_COUNTY = (Match("county", "county"),)
 
@@ -15,13 +15,14 @@ IN_COUNTY = (Match("county", "county"),)
 def fleet_operations(flavour: Flavour) -> Dashboard:
     gateways = GATEWAY_STATE.field("online")
     nodes = DEVICE_FIRMWARE.field("count")
+    job_targets = JOB_TARGETS.field("count")
     return (
         frame(
             flavour,
             "fleet-operations",
             "Outpost · Fleet operations",
             "For engineers: what the fleet takes in and how far behind it is, what it refuses and why, its "
-            "time-series writes, and the gateways' config sync and agent versions.",
+            "time-series writes, the gateways' config sync and agent versions, and how far jobs have got.",
             ("county",),
         )
         .with_row(Row("Ingest"))
@@ -130,6 +131,38 @@ def fleet_operations(flavour: Flavour) -> Dashboard:
                 description="Sensor nodes by the firmware version their last heartbeat reported to their gateway.",
                 thresholds=look.NEUTRAL,
                 width=8,
+            )
+        )
+        .with_row(Row("Jobs"))
+        .with_panel(
+            bars(
+                flavour,
+                "Job gateways by state",
+                [Shown(Current(job_targets, by=("job", "kind", "version", "state"), now=True), "gw")],
+                unit="none",
+                description="Per job (open, or ended in the last day) and state, how many of its gateways stand "
+                "there now: queued, sent, downloading, ..., succeeded, failed, rolled_back, skipped, reverted "
+                "(version: the agent release of an update, none for a bulk command). A state its gateways just "
+                "left shows 0 for a minute. The whole fleet: the county filter does not apply.",
+                thresholds=look.NEUTRAL,
+                width=10,
+                height=9,
+            )
+        )
+        .with_panel(
+            time_series(
+                flavour,
+                "Job gateways by state over time",
+                [Shown(Current(job_targets, by=("state",)), "gw")],
+                unit="none",
+                description="The gateways of every job open or ended in the last day, stacked by their state, so "
+                "waves are seen advancing from queued through sent and downloading to succeeded. Green: "
+                "succeeded. Red: failed, rolled back or revert failed. Orange: put back after an abort. The whole "
+                "fleet: the county filter does not apply.",
+                stacked=True,
+                colours=look.JOB_STATE_COLOURS,
+                width=14,
+                height=9,
             )
         )
     )

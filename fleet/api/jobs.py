@@ -2,7 +2,6 @@
 with where each gateway stands, and pause, resume or cancel it. Creating and controlling need an admin token and
 are audited; reading needs the read permission."""
 
-from collections import Counter
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
@@ -37,7 +36,7 @@ class JobPublic(BaseModel):
     """How many gateways stand where."""
 
     @classmethod
-    def of(cls, row: JobRow, targets: list[JobTargetRow]) -> "JobPublic":
+    def of(cls, row: JobRow, counts: dict[TargetState, int]) -> "JobPublic":
         return cls(
             id=row.id,
             kind=JobKind(row.kind),
@@ -51,7 +50,7 @@ class JobPublic(BaseModel):
             deadline_ms=row.deadline_ms,
             finished_ms=row.finished_ms,
             reason=str(row.request.get("reason", "")),
-            counts=dict(Counter(TargetState(t.state) for t in targets)),
+            counts=counts,
         )
 
 
@@ -104,7 +103,7 @@ async def create_job(ctx: Context, actor: Administrator, request: JobRequest) ->
             raise InvalidRequestError(f"the fleet keeps no ready agent release {request.version}: upload it first")
     row = await ctx.jobs.store.create(actor, request)
     ctx.jobs.wake.set()
-    return JobPublic.of(row, await ctx.jobs.store.targets(row.id))
+    return JobPublic.of(row, (await ctx.jobs.store.counts([row.id]))[row.id])
 
 
 @router.get("/jobs")
@@ -113,16 +112,16 @@ async def list_jobs(
 ) -> list[JobPublic]:
     """Jobs, newest first, with how many gateways stand where."""
     rows = await ctx.jobs.store.jobs(open_only=open_only, limit=limit)
-    return [JobPublic.of(row, await ctx.jobs.store.targets(row.id)) for row in rows]
+    counts = await ctx.jobs.store.counts([row.id for row in rows])
+    return [JobPublic.of(row, counts[row.id]) for row in rows]
 
 
 @router.get("/jobs/{job_id}", responses=_UNKNOWN)
 async def read_job(ctx: Context, _: FleetReader, job_id: IdPath, state: TargetState | None = None) -> JobDetail:
     """A job, what was asked, and every gateway's state (``state=`` shows only those)."""
     row = await ctx.jobs.store.job(job_id)
-    targets = await ctx.jobs.store.targets(job_id)
-    shown = [t for t in targets if state is None or t.state == state.value]
-    public = JobPublic.of(row, targets)
+    shown = await ctx.jobs.store.targets(job_id, state)
+    public = JobPublic.of(row, (await ctx.jobs.store.counts([job_id]))[job_id])
     return JobDetail(**public.model_dump(), request=row.request, targets=[JobTargetPublic.of(t) for t in shown])
 
 
@@ -132,4 +131,4 @@ async def control_job(ctx: Context, actor: Administrator, job_id: IdPath, contro
     reached are skipped). Audited."""
     row = await ctx.jobs.store.control(actor, job_id, _ACTION_STATE[control.action], control.reason)
     ctx.jobs.wake.set()
-    return JobPublic.of(row, await ctx.jobs.store.targets(job_id))
+    return JobPublic.of(row, (await ctx.jobs.store.counts([job_id]))[job_id])

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from fleet.access.roles import Permission
 from fleet.api.context import CALLER_RESPONSES, Administrator, Allowed, Context, Reader
-from fleet.errors import NotAuthenticatedError, PermissionDeniedError
+from fleet.errors import ConflictError, NotAuthenticatedError, PermissionDeniedError
 from fleet.releases.store import StoredRelease
 from protocol.config_signing import load_public_key
 from protocol.errors import GatewayRequestError, SigningKeyError
@@ -113,9 +113,17 @@ async def read_release(ctx: Context, _: Reader, kind: ReleaseKind, version: Vers
     return ReleasePublic.of(await ctx.releases.get(kind, version))
 
 
-@router.delete("/releases/{kind}/{version}", status_code=status.HTTP_204_NO_CONTENT, responses=_UNKNOWN)
+@router.delete(
+    "/releases/{kind}/{version}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_UNKNOWN, 409: {"description": "An open job installs it"}},
+)
 async def delete_release(ctx: Context, actor: Administrator, kind: ReleaseKind, version: VersionPath) -> None:
-    """Remove a release and its files (audited)."""
+    """Remove a release and its files (audited); refused while an open job installs it."""
+    if kind is ReleaseKind.AGENT:
+        using = [job.id for job in await ctx.jobs.store.jobs(open_only=True, limit=1_000) if job.version == version]
+        if using:
+            raise ConflictError(f"job {', '.join(using)} installs agent {version}: cancel it first")
     await ctx.releases.delete(actor, kind, version)
 
 

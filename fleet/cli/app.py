@@ -17,6 +17,7 @@ from fleet.cli.deliveries import deliveries
 from fleet.cli.devices import devices
 from fleet.cli.enrollment import enrollment
 from fleet.cli.health import health
+from fleet.cli.jobs import jobs
 from fleet.cli.releases import releases
 from fleet.errors import FleetError
 from fleet.settings import FleetSettings
@@ -37,6 +38,7 @@ app.add_typer(enrollment, name="enrollment")  # also adds `gateways revoke|resto
 app.add_typer(config, name="config")
 app.add_typer(command, name="command")
 app.add_typer(releases, name="releases")
+app.add_typer(jobs, name="jobs")
 app.add_typer(alerts, name="alerts")
 app.add_typer(deliveries, name="deliveries")
 app.add_typer(dead_letters, name="dead-letters")

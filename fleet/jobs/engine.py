@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.access.roles import Actor, Role
@@ -104,11 +104,20 @@ class JobEngine:
             await self._advance(job, reports, in_alarm, elapsed)
 
     async def _jobs(self) -> list[JobRow]:
-        """Open jobs, and aborted ones with gateways still busy (with the job, or reverting it)."""
+        """Open jobs, and aborted ones with gateways still busy (with the job, or reverting it) or updated and not
+        yet put back (those that got there after it aborted)."""
+        updated_not_reverted = and_(
+            JobTargetRow.state == TargetState.SUCCEEDED.value,
+            JobTargetRow.from_version != JobRow.version,
+            JobRow.request["abort"]["revert"].as_boolean(),
+        )
         reverting = (
             select(JobRow)
             .join(JobTargetRow, JobTargetRow.job_id == JobRow.id)
-            .where(JobRow.state == JobState.ABORTED.value, JobTargetRow.state.in_([s.value for s in BUSY]))
+            .where(
+                JobRow.state == JobState.ABORTED.value,
+                or_(JobTargetRow.state.in_([s.value for s in BUSY]), updated_not_reverted),
+            )
             .distinct()
         )
         async with self._sessions() as session:
@@ -145,8 +154,8 @@ class JobEngine:
         if all(TargetState(t.state) in FINAL for t in targets):
             counts = Counter(t.state for t in targets)
             summary = ", ".join(f"{count} {name}" for name, count in sorted(counts.items()))
-            await self.store.set_state(job.id, JobState.DONE, summary)
-            logger.info("job %s done: %s", job.id, summary)
+            if await self.store.set_state(job.id, JobState.DONE, summary) is not None:
+                logger.info("job %s done: %s", job.id, summary)
             return
         if state is not JobState.RUNNING:
             return
@@ -256,8 +265,9 @@ class JobEngine:
     # --- aborting ----------------------------------------------------------------------------
 
     async def _abort(self, job: JobRow, request: JobRequest, targets: Sequence[JobTargetRow], why: str) -> None:
+        if await self.store.set_state(job.id, JobState.ABORTED, why) is None:
+            return  # staff ended it meanwhile
         logger.error("job %s aborted: %s", job.id, why)
-        await self.store.set_state(job.id, JobState.ABORTED, why)
         skipped = [
             TargetChange(job.id, t.gateway_id, TargetState.SKIPPED, f"job aborted: {why}"[:256])
             for t in targets

@@ -67,9 +67,17 @@ class Waves(BaseModel):
 
 class AbortPolicy(BaseModel):
     """When the job stops by itself: after ``failures`` gateways failed or rolled back, or once the failed share of
-    those finished reaches ``failure_share`` (after at least ``min_finished`` finished). Unset: that limit is off."""
+    those finished reaches ``failure_share`` (after at least ``min_finished`` finished). Unset: that limit is off;
+    ``failures`` defaults to 1 unless a ``failure_share`` is given."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_share_alone_is_the_limit(cls, values: object) -> object:
+        if isinstance(values, dict) and values.get("failure_share") is not None and "failures" not in values:
+            return {**values, "failures": None}
+        return values
 
     failures: int | None = Field(default=1, ge=1, description="Default: the first failure stops it.")
     failure_share: float | None = Field(default=None, gt=0, le=1)

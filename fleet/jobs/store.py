@@ -7,9 +7,9 @@ every gateway's state, and the command that carried the job to it.
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fleet.access.audit import Change, record, snapshot
@@ -165,23 +165,17 @@ class JobStore:
                 moved += cast("CursorResult[Any]", result).rowcount
         return moved
 
-    async def set_state(
-        self, job_id: str, state: JobState, reason: str | None, *, actor: Actor | None = None, wave: int | None = None
-    ) -> JobRow:
+    async def set_state(self, job_id: str, state: JobState, reason: str | None) -> JobRow | None:
+        """The engine ending or moving a job: only one still open (staff may have cancelled it meanwhile); the row
+        afterwards, or None when it had ended."""
         now = self._clock()
         async with self._records.write(f"set job {job_id} {state}") as session:
             row = await session.get(JobRow, job_id)
             if row is None:
                 raise NotFoundError(f"no job {job_id!r}")
-            before = snapshot(row)
-            row.state = state.value
-            row.state_reason = reason
-            if wave is not None:
-                row.wave = wave
-            if not state.open and row.finished_ms is None:
-                row.finished_ms = now
-            if actor is not None:
-                record(session, actor, Change(f"job.{_verb(state)}", "job", job_id, before, snapshot(row)), now)
+            if not JobState(row.state).open:
+                return None
+            _move(row, state, reason, now)
         return row
 
     async def open_wave(self, job_id: str, wave: int) -> None:
@@ -189,30 +183,52 @@ class JobStore:
             await session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.wave < wave).values(wave=wave))
 
     async def control(self, actor: Actor, job_id: str, state: JobState, reason: str | None) -> JobRow:
-        """Staff pausing, resuming or cancelling a job (audited); refused for one that has ended."""
-        row = await self.job(job_id)
-        current = JobState(row.state)
-        if not current.open:
-            raise ConflictError(f"job {job_id} is {current}: it cannot be {_verb(state)}d")
-        if state is current:
-            return row
-        row = await self.set_state(job_id, state, reason, actor=actor)
-        if state is JobState.CANCELLED:
-            async with self._records.write(f"skip what job {job_id} had not sent") as session:
+        """Staff pausing, resuming or cancelling a job, in one transaction with its audit entry (and, for a cancel,
+        every gateway not yet sent the job skipped); refused for a job that has ended."""
+        now = self._clock()
+        async with self._records.write(f"{_VERBS[state]} job {job_id}") as session:
+            row = await session.get(JobRow, job_id)
+            if row is None:
+                raise NotFoundError(f"no job {job_id!r}")
+            current = JobState(row.state)
+            if not current.open:
+                raise ConflictError(f"job {job_id} is {current}: it cannot be {_PARTICIPLES[state]}")
+            if state is current:
+                return row
+            before = snapshot(row)
+            _move(row, state, reason, now)
+            record(session, actor, Change(f"job.{_VERBS[state]}", "job", job_id, before, snapshot(row)), now)
+            if state is JobState.CANCELLED:
                 await session.execute(
                     update(JobTargetRow)
                     .where(JobTargetRow.job_id == job_id, JobTargetRow.state == TargetState.QUEUED.value)
-                    .values(
-                        state=TargetState.SKIPPED.value,
-                        reason=f"job cancelled by {actor.name}",
-                        changed_ms=self._clock(),
-                    )
+                    .values(state=TargetState.SKIPPED.value, reason=f"job cancelled by {actor.name}", changed_ms=now)
                 )
         return row
 
+    async def counts(self, job_ids: Sequence[str]) -> dict[str, dict[TargetState, int]]:
+        """How many gateways of each job stand in each state, counted by the database."""
+        found: dict[str, dict[TargetState, int]] = {job_id: {} for job_id in job_ids}
+        query = (
+            select(JobTargetRow.job_id, JobTargetRow.state, func.count())
+            .where(JobTargetRow.job_id.in_(list(job_ids)))
+            .group_by(JobTargetRow.job_id, JobTargetRow.state)
+        )
+        async with self._records.read("count the gateways of jobs") as session:
+            for job_id, state, count in await session.execute(query):
+                found[job_id][TargetState(state)] = count
+        return found
 
-def _verb(state: JobState) -> str:
-    return {JobState.PAUSED: "pause", JobState.RUNNING: "resume", JobState.CANCELLED: "cancel"}.get(state, state.value)
+
+def _move(row: JobRow, state: JobState, reason: str | None, now: int) -> None:
+    row.state = state.value
+    row.state_reason = reason
+    if not state.open and row.finished_ms is None:
+        row.finished_ms = now
+
+
+_VERBS: Final = {JobState.PAUSED: "pause", JobState.RUNNING: "resume", JobState.CANCELLED: "cancel"}
+_PARTICIPLES: Final = {JobState.PAUSED: "paused", JobState.RUNNING: "resumed", JobState.CANCELLED: "cancelled"}
 
 
 def _selected(target: Selector) -> Any:

@@ -10,7 +10,17 @@ While the county runs, presses of each village's ``panic-centre`` are acknowledg
 fleet's API (acknowledge steps, and alerts that do not escalate); every other alert is left to
 escalate until the platform dispatches it. Each platform refuses its first case for good (422), so
 each fleet has a dead delivery. A last press just before the end stays open (a critical alert open
-now). Then the fleets, the county, the platforms and the brokers stop, and only the two time-series
+now).
+
+The county's own gateways are not enrolled, and jobs reach only enrolled ones: so each fleet also has
+:data:`JOB_GATEWAYS` light simulated gateways of its own (:class:`~simulators.updating_gateway.UpdatingGateway`,
+the real protocol, the install simulated) enrolled in :data:`JOB_VILLAGE`, holds a signed agent release
+:data:`NEW_AGENT`, and runs an agent-update job on them in waves from the start of the run; one of them fails
+the new agent's health gate and rolls back (the job does not abort on it). Each fleet's job gateways are
+enrolled in that fleet only, so each fleet's commands reach only its own; the other fleet registers them as
+gateways it hears from, as it does the county's.
+
+Then the fleets, the county, the platforms and the brokers stop, and only the two time-series
 servers stay up for the queries.
 """
 
@@ -25,6 +35,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import AnyHttpUrl, SecretStr
 
 from edge.health import HealthProbe
@@ -36,10 +47,14 @@ from fleet.settings import (
     FleetSettings,
     InfluxSettings,
     IngestSettings,
+    ReleaseSettings,
     StateExportSettings,
 )
 from protocol.clock import utc_now_ms
+from protocol.config_signing import public_key_pem
 from protocol.messages import Severity
+from protocol.releases import ReleaseManifest, describe, sign_release
+from protocol.updates import ReleaseKind
 from simulators.county import SimulatedCounty, village_ids
 from simulators.demo.stimulus import Stimulus
 from simulators.governance.case_loop import CaseLoopSettings
@@ -49,6 +64,7 @@ from simulators.infra.mosquitto import MosquittoBroker
 from simulators.infra.victoria import VictoriaMetricsServer
 from simulators.nodes.village import NODE_IDS
 from simulators.nodes.village_broker import VillageMosquitto
+from simulators.updating_gateway import UpdatingGateway
 from tests.integration.conftest import (
     PLATFORM_SIGNING_SECRET,
     PLATFORM_TOKEN,
@@ -91,6 +107,19 @@ DELIVERY: Final = DeliverySettings(retry_base_s=0.2, retry_cap_s=2.0)
 REFUSED_FOR_GOOD: Final = HTTPStatus.UNPROCESSABLE_ENTITY
 """What each platform answers its first case request: the fleet dead-letters the message at once."""
 SOC_MILLIDEGREES: Final = "48250\n"
+JOB_VILLAGE: Final = VILLAGES[-1]
+"""Where each fleet's job gateways are enrolled: not the village the dashboards are looked at for."""
+JOB_GATEWAYS: Final = 4
+"""Each fleet's job gateways: a canary wave of one, then waves up to half and all of them."""
+JOB_WAVES: Final = {"canary": 1, "steps": [0.5, 1.0]}
+ROLLING_BACK: Final = 2
+"""The job gateway (by number) whose new agent fails its health gate: it rolls back by itself."""
+OLD_AGENT: Final = "1.0.0"
+NEW_AGENT: Final = "1.1.0"
+JOB_STEP_S: Final = RUN_S / 40
+"""How long each simulated step of an update takes: the job ends about halfway through the run, its states each
+seen by several of the 1 s state export's rounds (and, in a long run for the previews, by several 15 s buckets)."""
+RELEASE_KEY: Final = Ed25519PrivateKey.generate()
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +191,12 @@ async def _run_county(root: Path, victoria: VictoriaMetricsServer, influxdb: Inf
                 query_language="influxql",
             ),
         }
+        release_keys = root / "release-keys.pem"
+        release_keys.write_text(public_key_pem(RELEASE_KEY.public_key()))
         fleets: dict[str, FleetService] = {}
         for name, influx in targets.items():
-            settings = _fleet_settings(root / name, county_broker, platforms[name], name, influx)
+            releases = ReleaseSettings(directory=root / name / "releases", trusted_keys_file=release_keys)
+            settings = _fleet_settings(root / name, county_broker, platforms[name], name, influx, releases)
             fleets[name] = await running.enter_async_context(running_service(settings))
             platforms[name].set_callback_url(callback_url_for(fleets[name].http.url))
             platforms[name].faults.fail(1, status=REFUSED_FOR_GOOD)
@@ -172,6 +204,8 @@ async def _run_county(root: Path, victoria: VictoriaMetricsServer, influxdb: Inf
         for api in apis.values():
             imported = await api.post("/sites/import", content=site_sheet(), headers={"Content-Type": "text/csv"})
             assert imported.status_code == HTTPStatus.OK, imported.text
+        release = _agent_release(root / "release", NEW_AGENT)
+        job_gateways = {name: await _prepare_job(api, name, release) for name, api in apis.items()}
 
         stop_acknowledging = asyncio.Event()
         acknowledgers = [
@@ -180,6 +214,10 @@ async def _run_county(root: Path, victoria: VictoriaMetricsServer, influxdb: Inf
         ]
         try:
             await county.start()
+            for name, api in apis.items():
+                for gateway_id in job_gateways[name]:
+                    await running.enter_async_context(_job_gateway(county_broker, gateway_id))
+                await _start_job(api, job_gateways[name])
             await _stimulate(county)
         finally:
             stop_acknowledging.set()
@@ -202,11 +240,14 @@ async def _happened(
         states[key] = states.get(key, 0) + 1
     dead = await api.get("/deliveries", params={"state": "dead"})
     dead.raise_for_status()
+    jobs = await api.get("/jobs")
+    jobs.raise_for_status()
     return {
         "acknowledged": acknowledged,
         "alerts": states,
         "dead_deliveries": len(dead.json()),
         "cases": len(platform.ledger.cases),
+        "jobs": {job["id"]: f"{job['state']} {job['counts']}" for job in jobs.json()},
         "export_rounds": fleet.state_export.rounds if fleet.state_export is not None else None,
     }
 
@@ -228,7 +269,12 @@ def _county(root: Path, county_broker: MosquittoBroker, village_broker: VillageM
 
 
 def _fleet_settings(
-    directory: Path, broker: MosquittoBroker, platform: GovernancePlatform, name: str, influx: InfluxSettings
+    directory: Path,
+    broker: MosquittoBroker,
+    platform: GovernancePlatform,
+    name: str,
+    influx: InfluxSettings,
+    releases: ReleaseSettings,
 ) -> FleetSettings:
     directory.mkdir(parents=True, exist_ok=True)
     settings = fleet_settings(
@@ -241,6 +287,7 @@ def _fleet_settings(
         signing_secret=PLATFORM_SIGNING_SECRET,
         alerts=DEADLINES,
         delivery=DELIVERY,
+        releases=releases,
     )
     return settings.model_copy(
         update={
@@ -248,6 +295,84 @@ def _fleet_settings(
             "ingest": IngestSettings(share_group=f"dashboards-{name}"),  # each fleet takes every message
         }
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Release:
+    """A signed agent release and its files, as ``outpost fleet releases upload`` sends them."""
+
+    signed: dict[str, Any]
+    files: dict[str, bytes]
+
+
+def _agent_release(directory: Path, version: str) -> _Release:
+    """An agent release of ``version`` signed with :data:`RELEASE_KEY`: one made-up wheel (the install is
+    simulated)."""
+    wheel = f"wheels/outpost-{version}-py3-none-any.whl"
+    (directory / "wheels").mkdir(parents=True)
+    (directory / wheel).write_bytes(version.encode() * 100)
+    manifest = ReleaseManifest(
+        kind=ReleaseKind.AGENT,
+        version=version,
+        created_ms=utc_now_ms(),
+        install=f"outpost[edge]=={version}",
+        files=describe(directory, [wheel]),
+    )
+    signed = sign_release(RELEASE_KEY, manifest).model_dump(mode="json")
+    return _Release(signed, {wheel: (directory / wheel).read_bytes()})
+
+
+async def _prepare_job(api: httpx.AsyncClient, name: str, release: _Release) -> list[str]:
+    """Upload ``release`` to the fleet and enroll its job gateways in :data:`JOB_VILLAGE`; their ids."""
+    uploaded = await api.post("/releases", json=release.signed)
+    assert uploaded.status_code == HTTPStatus.CREATED, uploaded.text
+    version = release.signed["manifest"]["version"]
+    for path, content in release.files.items():
+        answer = await api.put(f"/releases/agent/{version}/files/{path}", content=content)
+        assert answer.status_code == HTTPStatus.OK, answer.text
+    stored = await api.get(f"/releases/agent/{version}")
+    assert stored.status_code == HTTPStatus.OK, stored.text
+    assert stored.json()["state"] == "ready", stored.text
+    gateway_ids = [f"gw-job-{name}-{number}" for number in range(JOB_GATEWAYS)]
+    for gateway_id in gateway_ids:
+        token = await api.post("/enrollment-tokens", json={"village_id": JOB_VILLAGE, "gateway_id": gateway_id})
+        assert token.status_code == HTTPStatus.CREATED, token.text
+        enrolment = {
+            "schema_version": 1,
+            "token": token.json()["secret"],
+            "public_key_pem": public_key_pem(Ed25519PrivateKey.generate().public_key()),
+            "hostname": gateway_id,
+            "agent_version": OLD_AGENT,
+        }
+        enrolled = await api.post("/enroll", json=enrolment)
+        assert enrolled.status_code == HTTPStatus.OK, enrolled.text
+    return gateway_ids
+
+
+def _job_gateway(broker: MosquittoBroker, gateway_id: str) -> UpdatingGateway:
+    number = int(gateway_id.rsplit("-", 1)[1])
+
+    def fails(version: str) -> str | None:
+        return "no heartbeat reached the broker" if version == NEW_AGENT and number == ROLLING_BACK else None
+
+    return UpdatingGateway(
+        broker.host, broker.port, JOB_VILLAGE, gateway_id, agent_version=OLD_AGENT, interval_s=1.0, fails=fails,
+        step_s=JOB_STEP_S,
+    )  # fmt: skip
+
+
+async def _start_job(api: httpx.AsyncClient, gateway_ids: list[str]) -> None:
+    """Update the job gateways to :data:`NEW_AGENT` in waves; a rollback does not abort the job."""
+    request = {
+        "kind": "update_agent",
+        "version": NEW_AGENT,
+        "target": {"gateways": gateway_ids},
+        "waves": JOB_WAVES,
+        "abort": {"failures": None},
+        "reason": "the dashboards' seed",
+    }
+    created = await api.post("/jobs", json=request)
+    assert created.status_code == HTTPStatus.CREATED, created.text
 
 
 async def _stimulate(county: SimulatedCounty) -> None:
