@@ -111,8 +111,8 @@ class JobEngine:
             JobTargetRow.from_version != JobRow.version,
             JobRow.request["abort"]["revert"].as_boolean(),
         )
-        reverting = (
-            select(JobRow)
+        still_busy = (
+            select(JobRow.id)
             .join(JobTargetRow, JobTargetRow.job_id == JobRow.id)
             .where(
                 JobRow.state == JobState.ABORTED.value,
@@ -120,6 +120,7 @@ class JobEngine:
             )
             .distinct()
         )
+        reverting = select(JobRow).where(JobRow.id.in_(still_busy))  # no DISTINCT over JSON (PostgreSQL has no =)
         async with self._sessions() as session:
             aborted = list((await session.scalars(reverting)).all())
         return [*await self.store.jobs(open_only=True, limit=1_000), *aborted]
