@@ -189,6 +189,8 @@ class GatewayAgent:
             if self.updater is not None:
                 await self.updater.close()
             results = await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            if on_trial is not None:
+                await asyncio.gather(on_trial, return_exceptions=True)
             await self.devices.close()
             await self.buffer.close()
         for result in results:

@@ -83,7 +83,9 @@ class LocalRules:
         self.offline_devices &= set(self._devices)
 
     def alarm(self, now_ms: int, quiet_s: float = ALARM_QUIET_S) -> str | None:
-        """Why this is no moment to restart the agent (a siren sounds, a critical alert is fresh); None if it is."""
+        """Why this is no moment to restart the agent: a critical alert raised in the last ``quiet_s`` (its siren
+        sounds for :data:`SIREN_SECONDS` of them, and staff are acting on it), or a siren still being switched on;
+        None if it is."""
         if self._siren_tasks:
             return "a siren is sounding"
         if self._last_critical_ms is not None and now_ms - self._last_critical_ms < quiet_s * 1000:

@@ -85,7 +85,9 @@ class UpdateSettings(BaseModel):
         default=6 * 3600.0,
         ge=0,
         le=7 * 86_400,
-        description="How long an update waits for a siren to stop or a critical alert to be acknowledged.",
+        description="How long an update waits while the gateway is in alarm (a critical alert in the last 10 "
+        "minutes; its siren sounds for the first of them); the fleet's jobs also wait for a village's unacknowledged "
+        "critical alerts.",
     )
 
 

@@ -29,7 +29,7 @@ class ReleaseKind(StrEnum):
 
 
 class UpdateState(StrEnum):
-    DEFERRED = "deferred"  # waiting: a siren sounds or a critical alert is not acknowledged
+    DEFERRED = "deferred"  # waiting: the gateway raised a critical alert in the last minutes (its siren may sound)
     DOWNLOADING = "downloading"
     VERIFYING = "verifying"
     INSTALLING = "installing"

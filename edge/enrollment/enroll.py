@@ -117,9 +117,10 @@ def enroll_gateway(options: EnrollOptions) -> EnrollmentResult:
     header = _header(grant, options.fleet_url, not_production)
     release_keys = directory / RELEASE_KEYS_FILE if grant.release_keys_pem is not None else None
     fleet_ca = options.fleet_ca.absolute() if options.fleet_ca is not None else None
+    in_slots = update_root(Path(agent_command()[0])) is not None  # only an agent in two slots can update itself
     updates = (
         UpdatePaths(options.fleet_url.rstrip("/"), fleet_ca, key_file, release_keys)
-        if release_keys is not None
+        if release_keys is not None and in_slots
         else None
     )
     paths = SettingsPaths(state_dir, broker_ca, signing_key, tls_cert, tls_key, updates)

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from edge import AGENT_VERSION
 from edge.errors import UpdateRefusedError, UpdateUnavailableError
+from edge.updates.slots import sync_directory
 from protocol.errors import ReleaseError
 from protocol.gateway_requests import authorization
 from protocol.reconnect import Backoff
@@ -53,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 READ_CHUNK: Final = 256 * 1024
 PART_SUFFIX: Final = ".part"
+MAX_CORRUPT_ARRIVALS: Final = 3
+"""A file that arrives whole but not as signed this often is not fetched again: the fleet's copy is damaged."""
 _REFUSED: Final = frozenset({400, 401, 403, 404, 410, 422})
 _T = TypeVar("_T")
 
@@ -94,7 +97,7 @@ class ReleaseDownload:
         fleet: FleetEndpoint,
         trusted_keys: Sequence[Ed25519PublicKey],
         *,
-        timeout_s: float = 30.0,
+        timeout_s: float = 10.0,
         max_idle_attempts: int = 8,
         backoff: Backoff | None = None,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
@@ -108,6 +111,7 @@ class ReleaseDownload:
         self._received = 0
         """Bytes received in this run, to tell an attempt that made progress from one that did not."""
         self._stop = threading.Event()
+        self._corrupt: dict[str, int] = {}
         self._opener: urllib.request.OpenerDirector | None = None
 
     async def fetch(
@@ -196,7 +200,10 @@ class ReleaseDownload:
         try:
             response: HTTPResponse = self._opener.open(request, timeout=self._timeout_s)
         except urllib.error.HTTPError as exc:
-            detail = exc.read(300).decode("utf-8", "replace")
+            try:
+                detail = exc.read(300).decode("utf-8", "replace")
+            except (OSError, HTTPException):
+                detail = ""
             if exc.code in _REFUSED:
                 raise UpdateRefusedError(f"the fleet refused {path}: {exc.code} {detail}") from None
             if exc.code == 416:
@@ -219,7 +226,11 @@ class ReleaseDownload:
         return chunk
 
     def _manifest(self, path: str, kind: ReleaseKind, version: str) -> SignedRelease:
-        with self._open(path) as response:
+        try:
+            response = self._open(path)
+        except _RangeRefused as exc:  # no range was asked: the fleet answered nonsense
+            raise _TransientAnswer(str(exc)) from None
+        with response:
             body = bytearray()
             while chunk := self._read(response, READ_CHUNK):
                 body += chunk
@@ -253,6 +264,12 @@ class ReleaseDownload:
             raise _TransientAnswer(f"{expected.path} was cut off at byte {arrived} of {expected.size}")
         if not _is_whole(part, expected):
             part.unlink(missing_ok=True)
+            self._corrupt[expected.path] = self._corrupt.get(expected.path, 0) + 1
+            if self._corrupt[expected.path] >= MAX_CORRUPT_ARRIVALS:
+                raise UpdateRefusedError(
+                    f"{expected.path} arrived {MAX_CORRUPT_ARRIVALS} times not as the manifest signs it: the fleet's "
+                    "copy is damaged"
+                )
             raise _TransientAnswer(f"{expected.path} arrived corrupt (not as the manifest signs it); fetching it again")
         _move_into_place(part, final)
 
@@ -318,8 +335,4 @@ def _open_at(part: Path, offset: int) -> BinaryIO:
 
 def _move_into_place(source: Path, target: Path) -> None:
     os.replace(source, target)
-    descriptor = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    sync_directory(target.parent)

@@ -2,8 +2,9 @@
 
 The slot is emptied first, then made with the base interpreter of the running agent (and its system site
 packages when its own environment has them: GPIO libraries from Debian packages), then pip installs the
-manifest's requirement with ``--no-index`` from the release's wheels under its constraints: nothing is fetched,
-nothing but the signed files is installed. pip runs isolated from the machine's pip configuration and
+manifest's requirement with ``--no-index`` and ``--only-binary :all:`` from the release's wheels under its
+constraints: nothing is fetched, nothing is built, and the updater leaves nothing but the signed files in the
+release's directory before it calls this. pip runs isolated from the machine's pip configuration and
 environment. Last, the new ``outpost --version`` must name the release's version.
 """
 
@@ -80,7 +81,8 @@ async def install_release(
     if system_site_packages():
         venv.append("--system-site-packages")
     await _run("making the virtual environment", [*venv, str(slot)], PIP_TIMEOUT_S)
-    pip = [str(slot / "bin" / "python"), "-m", "pip", "install", "--no-index", "--no-cache-dir", "--quiet"]
+    pip = [str(slot / "bin" / "python"), "-m", "pip", "install", "--no-index", "--only-binary", ":all:"]
+    pip += ["--no-cache-dir", "--quiet"]
     pip += ["--find-links", str(release_dir / "wheels"), "--constraint", str(release_dir / manifest.constraints)]
     await _run(f"pip installing {manifest.install}", [*pip, manifest.install], PIP_TIMEOUT_S)
     printed = await _run("the new agent's --version", [str(slot / "bin" / "outpost"), "--version"], 60.0)

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from fleet.api.context import CALLER_RESPONSES, Administrator, Context, FleetReader, IdPath
 from fleet.db.schema import JobRow, JobTargetRow
 from fleet.errors import InvalidRequestError
-from fleet.jobs.spec import JobKind, JobRequest, Reason
+from fleet.jobs.spec import MAX_TARGETS, JobKind, JobRequest, Reason
 from fleet.jobs.states import JobState, TargetState
 from protocol.updates import ReleaseKind
 
@@ -117,10 +117,16 @@ async def list_jobs(
 
 
 @router.get("/jobs/{job_id}", responses=_UNKNOWN)
-async def read_job(ctx: Context, _: FleetReader, job_id: IdPath, state: TargetState | None = None) -> JobDetail:
-    """A job, what was asked, and every gateway's state (``state=`` shows only those)."""
+async def read_job(
+    ctx: Context,
+    _: FleetReader,
+    job_id: IdPath,
+    state: TargetState | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_TARGETS)] = 2_000,
+) -> JobDetail:
+    """A job, what was asked, its counts, and its gateways in wave order (``state=`` only those; at most ``limit``)."""
     row = await ctx.jobs.store.job(job_id)
-    shown = await ctx.jobs.store.targets(job_id, state)
+    shown = await ctx.jobs.store.targets(job_id, state, limit)
     public = JobPublic.of(row, (await ctx.jobs.store.counts([job_id]))[job_id])
     return JobDetail(**public.model_dump(), request=row.request, targets=[JobTargetPublic.of(t) for t in shown])
 

@@ -16,12 +16,12 @@ from pydantic import BaseModel
 
 from fleet.access.roles import Permission
 from fleet.api.context import CALLER_RESPONSES, Administrator, Allowed, Context, Reader
-from fleet.errors import ConflictError, NotAuthenticatedError, PermissionDeniedError
+from fleet.errors import ConflictError, NotAuthenticatedError, NotFoundError, PermissionDeniedError
 from fleet.releases.store import StoredRelease
 from protocol.config_signing import load_public_key
 from protocol.errors import GatewayRequestError, SigningKeyError
 from protocol.gateway_requests import is_gateway_authorization, parse_authorization, verify_request
-from protocol.releases import RELEASE_FILE, RELEASE_PATH_PATTERN, SignedRelease
+from protocol.releases import RELEASE_PATH_PATTERN, SignedRelease
 from protocol.request_signing import asgi_request_target
 from protocol.updates import RELEASE_VERSION_PATTERN, ReleaseKind
 
@@ -138,32 +138,38 @@ async def _gateway_or_reader(
     header = request.headers.get("authorization", "")
     if not is_gateway_authorization(header):
         return (await _reader(request, ctx, credentials)).name
+    refused = NotAuthenticatedError("the request is not signed by an enrolled gateway's key")
     try:
         claimed = parse_authorization(header)
     except GatewayRequestError as exc:
         raise NotAuthenticatedError(str(exc)) from exc
     gateway = await ctx.registry.gateway(claimed.gateway_id)
     if gateway is None or gateway.public_key_pem is None:
-        raise NotAuthenticatedError(f"no enrolled gateway {claimed.gateway_id!r}")
-    if gateway.revoked_ms is not None:
-        raise PermissionDeniedError(f"gateway {claimed.gateway_id} is revoked")
+        raise refused  # the same answer as a bad signature: who is enrolled is nobody's business
     raw_path = request.scope.get("raw_path") or request.url.path.encode()
     target = asgi_request_target(raw_path, request.scope["query_string"])
     try:
         verify_request(load_public_key(gateway.public_key_pem), claimed, request.method, target, ctx.clock())
-    except (GatewayRequestError, SigningKeyError) as exc:
-        raise NotAuthenticatedError(str(exc)) from exc
+    except GatewayRequestError as exc:
+        raise (NotAuthenticatedError(str(exc)) if "clock" in str(exc) else refused) from exc
+    except SigningKeyError as exc:
+        raise refused from exc
+    if gateway.revoked_ms is not None:
+        raise PermissionDeniedError(f"gateway {claimed.gateway_id} is revoked")
     return f"gateway:{claimed.gateway_id}"
 
 
 Downloader = Annotated[str, Depends(_gateway_or_reader)]
 
 
-@router.get("/releases/{kind}/{version}/release.json", responses=_UNKNOWN, response_class=FileResponse)
-async def download_manifest(ctx: Context, _: Downloader, kind: ReleaseKind, version: VersionPath) -> FileResponse:
-    """The release's signed manifest, for a gateway to check before it downloads the rest."""
-    path = await ctx.releases.served_file(kind, version, RELEASE_FILE)
-    return FileResponse(path, media_type="application/json")
+@router.get("/releases/{kind}/{version}/release.json", responses=_UNKNOWN, response_class=Response)
+async def download_manifest(ctx: Context, _: Downloader, kind: ReleaseKind, version: VersionPath) -> Response:
+    """The release's signed manifest, for a gateway to check before it downloads the rest (as the fleet registered
+    it: from its record, never a file that might have changed beside it)."""
+    stored = await ctx.releases.get(kind, version)
+    if not stored.ready:
+        raise NotFoundError(f"{kind} release {version} is still being uploaded")
+    return Response(stored.row.signed.encode("utf-8"), media_type="application/json")
 
 
 @router.get("/releases/{kind}/{version}/files/{path:path}", responses=_UNKNOWN, response_class=FileResponse)

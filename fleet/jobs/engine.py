@@ -104,19 +104,22 @@ class JobEngine:
             await self._advance(job, reports, in_alarm, elapsed)
 
     async def _jobs(self) -> list[JobRow]:
-        """Open jobs, and aborted ones with gateways still busy (with the job, or reverting it) or updated and not
-        yet put back (those that got there after it aborted)."""
+        """Open jobs; aborted ones with gateways still busy (with the job, or reverting it) or updated and not yet put
+        back (those that got there after it aborted); cancelled ones with gateways still busy with it."""
         updated_not_reverted = and_(
             JobTargetRow.state == TargetState.SUCCEEDED.value,
             JobTargetRow.from_version != JobRow.version,
             JobRow.request["abort"]["revert"].as_boolean(),
         )
+        busy = JobTargetRow.state.in_([s.value for s in BUSY])
         still_busy = (
             select(JobRow.id)
             .join(JobTargetRow, JobTargetRow.job_id == JobRow.id)
             .where(
-                JobRow.state == JobState.ABORTED.value,
-                or_(JobTargetRow.state.in_([s.value for s in BUSY]), updated_not_reverted),
+                or_(
+                    and_(JobRow.state == JobState.ABORTED.value, or_(busy, updated_not_reverted)),
+                    and_(JobRow.state == JobState.CANCELLED.value, busy),
+                )
             )
             .distinct()
         )
@@ -131,11 +134,13 @@ class JobEngine:
         request = JobRequest.model_validate(job.request)
         targets = await self.store.targets(job.id)
         now = self._clock()
-        changes = self._from_reports(job, targets, reports) + await self._from_commands(job, targets)
-        changes += _timed_out(targets, request, now)
-        if await self._apply(changes):
+        if await self._apply(self._from_reports(job, targets, reports) + await self._from_commands(job, targets)):
+            targets = await self.store.targets(job.id)
+        if await self._apply(_timed_out(targets, request, now)):  # after the gateways' own word of this tick
             targets = await self.store.targets(job.id)
         state = JobState(job.state)
+        if state is JobState.CANCELLED:
+            return  # followed only while gateways it reached are still busy
         if state is JobState.ABORTED:  # gateways still busy when it aborted: put back those that got there
             if request.kind is JobKind.UPDATE_AGENT and request.abort.revert:
                 await self._revert(job, [t for t in targets if t.state == TargetState.SUCCEEDED and t.from_version])
@@ -202,12 +207,15 @@ class JobEngine:
                         if job.kind != JobKind.UPDATE_AGENT:
                             changes.append(TargetChange(job.id, target.gateway_id, TargetState.SUCCEEDED))
                         continue
+                    if outcome is CommandState.TIMED_OUT and job.kind == JobKind.UPDATE_AGENT:
+                        continue  # its answer may be late (a slow link): its reports decide, until the step timeout
                     reason = command.error or f"the command {outcome}"
                     changes.append(TargetChange(job.id, target.gateway_id, TargetState.FAILED, reason[:256]))
         return changes
 
-    async def _apply(self, changes: list[TargetChange]) -> int:
-        return await self.store.apply(changes, final=FINAL - {TargetState.SUCCEEDED})
+    async def _apply(self, changes: list[TargetChange], *, reverting: bool = False) -> int:
+        """Move targets as ``changes`` say, never one that has finished (``reverting``: but a succeeded one)."""
+        return await self.store.apply(changes, final=FINAL - {TargetState.SUCCEEDED} if reverting else FINAL)
 
     # --- sending -----------------------------------------------------------------------------
 
@@ -258,10 +266,14 @@ class JobEngine:
             values = {"request_id": row.request_id, "sent_ms": self._clock()}
             return TargetChange(job.id, target.gateway_id, state, None, values)
 
-        changes = await asyncio.gather(*(send(target) for target in chosen))
-        kept = FINAL - {TargetState.SUCCEEDED} if state is TargetState.REVERTING else FINAL
-        await self.store.apply(list(changes), final=kept)
-        logger.info("job %s sent %s to %d gateways", job.id, name, len(changes))
+        outcomes = await asyncio.gather(*(send(target) for target in chosen), return_exceptions=True)
+        sent = [outcome for outcome in outcomes if isinstance(outcome, TargetChange)]
+        await self._apply(sent, reverting=state is TargetState.REVERTING)  # the rest stay as they were: next tick
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        for failure in failures[:1]:
+            logger.warning("job %s could not send %s to %d gateways (%s); next tick", job.id, name, len(failures),
+                           failure)  # fmt: skip
+        logger.info("job %s sent %s to %d gateways", job.id, name, len(sent))
 
     # --- aborting ----------------------------------------------------------------------------
 

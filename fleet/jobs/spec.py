@@ -102,7 +102,11 @@ class JobRequest(BaseModel):
         description="How long gateways that are offline may still get it; past it they are skipped.",
     )
     step_timeout_s: int = Field(
-        default=3_600, ge=60, le=7 * 86_400, description="How long one gateway may take once it got the job."
+        default=8 * 3_600,
+        ge=60,
+        le=7 * 86_400,
+        description="How long one gateway may take once it got the job: more than a gateway puts an update off for "
+        "an alarm (6 h) and a slow link's download.",
     )
     reason: Reason
 

@@ -107,11 +107,14 @@ class JobStore:
             query = query.where(JobRow.state.in_([JobState.RUNNING.value, JobState.PAUSED.value]))
         return await self._records.all(query, "list jobs")
 
-    async def targets(self, job_id: str, state: TargetState | None = None) -> list[JobTargetRow]:
+    async def targets(
+        self, job_id: str, state: TargetState | None = None, limit: int | None = None
+    ) -> list[JobTargetRow]:
         query = (
             select(JobTargetRow)
             .where(JobTargetRow.job_id == job_id)
             .order_by(JobTargetRow.wave, JobTargetRow.gateway_id)
+            .limit(limit)
         )
         if state is not None:
             query = query.where(JobTargetRow.state == state.value)

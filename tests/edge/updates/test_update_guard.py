@@ -258,3 +258,35 @@ def test_a_trial_file_without_a_boots_line_is_counted_all_the_same(layout: SlotL
     outcome = files.outcome()
     assert outcome is not None
     assert outcome.state is UpdateState.ROLLED_BACK
+
+
+def test_an_agent_stopped_after_recording_its_success_is_not_rolled_back(layout: SlotLayout) -> None:
+    files = _on_trial(layout, dataclasses.replace(TRIAL, boots=3))
+    succeeded = UpdateReport(
+        job_id="job-42", kind=ReleaseKind.AGENT, version="0.2.0", state=UpdateState.SUCCEEDED,
+        changed_ms=1_700_000_000_000,
+    )  # fmt: skip
+    files.record(succeeded)  # the agent's finish wrote the outcome; power was cut before the trial went
+
+    assert _guard("start", layout.root).returncode == 0
+
+    assert files.trial() is None
+    assert files.outcome() == succeeded
+    assert layout.target() == "slots/b"
+
+
+def test_links_the_agent_plants_in_the_root_are_never_written_through(layout: SlotLayout, tmp_path: Path) -> None:
+    victim = tmp_path / "system-file"
+    victim.write_text("precious")
+    for name in ("last-update.env.guard", ".current.guard", "trial.env.guard", ".guard.AAAAAA"):
+        (layout.root / name).symlink_to(victim)
+    files = _on_trial(layout, dataclasses.replace(TRIAL, max_boots=0))
+
+    assert _guard("start", layout.root).returncode == 0  # rolls back, writing the outcome and the link
+
+    assert victim.read_text() == "precious"
+    assert layout.target() == "slots/a"
+    outcome = files.outcome()
+    assert outcome is not None
+    assert outcome.state is UpdateState.ROLLED_BACK
+    assert not list(layout.root.glob(".guard.*/"))  # its scratch directory is gone

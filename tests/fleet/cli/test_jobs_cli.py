@@ -472,7 +472,7 @@ async def test_a_job_is_shown_with_what_was_asked_and_every_gateway(
         "at most 50 at once, 20 a second",
         "stops": "after the first failure; updated gateways go back",
         "deadline": "2023-11-21 22:14:20 UTC (gateways offline until then are skipped)",
-        "step timeout": "1h",
+        "step timeout": "8h",
         "reason": REASON,
         "created": "2023-11-14 22:14:20 UTC by bootstrap-admin",
     }
@@ -613,7 +613,7 @@ async def test_the_help_names_every_command_and_the_fleets_defaults() -> None:
         assert f"│ {command} " in group.stdout
     assert create.exit_code == 0
     words = words_of(create)
-    for option, default in (("--deadline", "7d"), ("--step-timeout", "1h"), ("--steps", "0.1,0.5,1"),
+    for option, default in (("--deadline", "7d"), ("--step-timeout", "8h"), ("--steps", "0.1,0.5,1"),
                             ("--canary", "1"), ("--max-in-flight", "50"), ("--per-second", "20")):  # fmt: skip
         assert re.search(rf"{option} .*?\[default: \({re.escape(default)}\)\]", words), option
     assert "1m to 90d" in words
