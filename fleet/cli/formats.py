@@ -158,6 +158,15 @@ def print_layer(layer: dict[str, Any], tz: tzinfo | None, *, as_json: bool) -> N
     typer.echo(json.dumps(layer["overrides"], indent=2, sort_keys=True))
 
 
+def confirmed(question: str) -> bool:
+    """The user's yes to ``question`` (asked on stderr); no answer (stdin closed) is a no."""
+    try:
+        return typer.confirm(question, err=True)
+    except typer.Abort:
+        typer.echo("", err=True)
+        return False
+
+
 def print_json(data: Any) -> None:
     """What the fleet answered, as JSON on stdout."""
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))

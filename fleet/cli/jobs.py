@@ -18,7 +18,7 @@ from typing import Annotated, Any, Final
 import typer
 
 from fleet.cli.client import DEFAULT_FLEET_URL, CaFile, FleetApi, FleetUrl, Token, connect
-from fleet.cli.formats import DURATION_HELP, AsJson, TimeZone, duration, print_json, short, table, when
+from fleet.cli.formats import DURATION_HELP, AsJson, TimeZone, confirmed, duration, print_json, short, table, when
 from fleet.jobs.spec import AbortPolicy, JobKind, JobRequest, Waves
 from fleet.jobs.states import JobState, TargetState
 from protocol.durations import format_duration_ms
@@ -460,15 +460,6 @@ def resume(
     _control(connect(fleet, token, ca_file), job_id, "resume", None)
 
 
-def _confirmed(question: str) -> bool:
-    """The user's yes to ``question`` (asked on stderr); no answer (stdin closed) is a no."""
-    try:
-        return typer.confirm(question, err=True)
-    except typer.Abort:
-        typer.echo("", err=True)
-        return False
-
-
 @jobs.command("cancel")
 def cancel(
     job_id: JobId,
@@ -486,7 +477,7 @@ def cancel(
         if JobState(job["state"]).open:  # an ended job: the fleet says why it cannot be cancelled
             about = f"{_what(job)}, {job['state']}, wave {_wave_text(job)}: {counts_text(job['counts'])}"
             unreached = _gateways(job["counts"].get(TargetState.QUEUED.value, 0))
-            if not _confirmed(f"cancel job {job['id']} ({about})? {unreached} not reached yet would be skipped"):
+            if not confirmed(f"cancel job {job['id']} ({about})? {unreached} not reached yet would be skipped"):
                 typer.echo(f"job {job['id']} not cancelled (--yes cancels without asking)", err=True)
                 raise typer.Exit(1)
     _control(api, job_id, "cancel", reason)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from fleet.cli.client import DEFAULT_FLEET_URL, CaFile, FleetApi, FleetUrl, Token, connect
-from fleet.cli.formats import AsJson, TimeZone, print_json, short, table, when
+from fleet.cli.formats import AsJson, TimeZone, confirmed, print_json, short, table, when
 from protocol.errors import ReleaseError
 from protocol.releases import RELEASE_FILE, ReleaseFile, SignedRelease, check_files
 from protocol.updates import RELEASE_VERSION_RE, ReleaseKind
@@ -213,15 +213,6 @@ def show(
     _show(row, tz)
 
 
-def _confirmed(question: str) -> bool:
-    """The user's yes to ``question`` (asked on stderr); no answer (stdin closed) is a no."""
-    try:
-        return typer.confirm(question, err=True)
-    except typer.Abort:
-        typer.echo("", err=True)
-        return False
-
-
 @releases.command("delete")
 def delete(
     kind: Kind,
@@ -238,7 +229,7 @@ def delete(
     if not yes:
         row = api.call("GET", path)
         about = f"{row['state']}, {_files(row['files'])}, {_size(row['total_size'])}"
-        if not _confirmed(f"delete {kind} release {version} ({about}) and its files from the fleet?"):
+        if not confirmed(f"delete {kind} release {version} ({about}) and its files from the fleet?"):
             typer.echo(f"{kind} release {version} not deleted (--yes deletes without asking)", err=True)
             raise typer.Exit(1)
     api.call("DELETE", path)
