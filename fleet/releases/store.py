@@ -28,7 +28,7 @@ from fleet.releases.keys import trusted_release_keys
 from fleet.settings import ReleaseSettings
 from fleet.sites.records import Records
 from protocol.errors import ReleaseError
-from protocol.releases import RELEASE_FILE, SignedRelease, check_files, verify_release
+from protocol.releases import SignedRelease, check_files, verify_release
 from protocol.updates import ReleaseKind
 
 logger = logging.getLogger(__name__)
@@ -90,11 +90,11 @@ class ReleaseStore:
         return [self._stored(row) for row in await self._records.all(query, "list releases")]
 
     async def served_file(self, kind: ReleaseKind, version: str, path: str) -> Path:
-        """The file ``path`` of a ready release (``release.json`` or one the manifest lists)."""
+        """The file ``path`` of a ready release, one its manifest lists."""
         stored = await self.get(kind, version)
         if not stored.ready:
             raise NotFoundError(f"{kind} release {version} is still being uploaded")
-        if path != RELEASE_FILE and stored.release.manifest.file(path) is None:
+        if stored.release.manifest.file(path) is None:
             raise NotFoundError(f"{kind} release {version} has no file {path!r}")
         return self.files.path_of(kind.value, version, path)
 
