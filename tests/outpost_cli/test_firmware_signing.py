@@ -12,41 +12,12 @@ from pathlib import Path
 from typing import Final
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from outpost_cli.main import app
-from outpost_cli.release_build import PASSWORD_VARIABLE
-from protocol.config_signing import key_id, load_public_key
 from protocol.releases import RELEASE_FILE, SignedRelease
 from protocol.updates import ReleaseKind
+from tests.outpost_cli.test_release_cli import PASSWORD, ReleaseKey, errors, keygen, outpost
 
 FIRMWARE_DIR: Final = Path(__file__).resolve().parents[2] / "firmware"
-PASSWORD: Final = "correct horse battery staple"
-
-runner = CliRunner()
-
-
-def outpost(*args: str | Path, password: str | None = None) -> Result:
-    """``outpost ARGS``, with the release key's password in the environment only when one is given."""
-    return runner.invoke(app, [str(arg) for arg in args], env={PASSWORD_VARIABLE: password})
-
-
-@dataclass(frozen=True)
-class ReleaseKey:
-    path: Path
-    public: Path
-    key_id: str
-
-
-def keygen(path: Path, password: str | None = None) -> ReleaseKey:
-    result = outpost("release", "keygen", path, password=password)
-    assert result.exit_code == 0, result.output
-    public = path.with_name(path.name + ".pub")
-    return ReleaseKey(path, public, key_id(load_public_key(public.read_bytes())))
-
-
-def errors(result: Result) -> list[str]:
-    return [line for line in result.output.splitlines() if line.startswith("error:")]
 
 
 def built_paths(build: Path) -> list[str]:

@@ -22,17 +22,13 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from typer.testing import CliRunner, Result
 
 from outpost_cli.main import app
-from outpost_cli.release_build import PASSWORD_VARIABLE, ReleaseBuildError, wheel_name_version
+from outpost_cli.release_build import NOT_SOURCE, PASSWORD_VARIABLE, ReleaseBuildError, wheel_name_version
 from protocol.config_signing import key_id, load_private_key, load_public_key
 from protocol.errors import SigningKeyError
 from protocol.releases import RELEASE_FILE, SignedRelease
 from protocol.updates import ReleaseKind
 
 CHECKOUT: Final = Path(__file__).resolve().parents[2]
-NOT_SOURCE: Final = shutil.ignore_patterns(
-    ".git", ".venv", ".cache", ".*_cache", ".hypothesis", "__pycache__", "build", "dist", "*.egg-info", "*.db*",
-    "outpost-edge-state", "tests",
-)  # fmt: skip
 PROJECT: Final = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]
 VERSION: Final[str] = PROJECT["version"]
 PASSWORD: Final = "correct horse battery staple"
