@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from fleet.api.context import CALLER_RESPONSES, Administrator, Context, FleetReader, IdPath
+from fleet.api.schemas import Refusal
 from fleet.db.schema import JobRow, JobTargetRow
 from fleet.errors import InvalidRequestError
 from fleet.jobs.spec import MAX_TARGETS, JobKind, JobRequest, Reason
@@ -93,7 +94,11 @@ class JobControl(BaseModel):
 _ACTION_STATE = {"pause": JobState.PAUSED, "resume": JobState.RUNNING, "cancel": JobState.CANCELLED}
 
 
-@router.post("/jobs", status_code=status.HTTP_201_CREATED, responses={422: {"description": "Nothing to do"}})
+@router.post(
+    "/jobs",
+    status_code=status.HTTP_201_CREATED,
+    responses={422: {"model": Refusal, "description": "Nothing to do, or no ready release of that version"}},
+)
 async def create_job(ctx: Context, actor: Administrator, request: JobRequest) -> JobPublic:
     """Start a job on every enrolled gateway the target selects, wave by wave (audited). An update needs a ready
     release of that version; gateways already on it count as succeeded at once."""

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from fleet.access.roles import Permission
 from fleet.api.context import CALLER_RESPONSES, Administrator, Allowed, Context, Reader
+from fleet.api.schemas import Refusal
 from fleet.errors import ConflictError, NotAuthenticatedError, NotFoundError, PermissionDeniedError
 from fleet.releases.store import StoredRelease
 from protocol.config_signing import load_public_key
@@ -74,7 +75,11 @@ class ReleasePublic(BaseModel):
 @router.post(
     "/releases",
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "Registered before with this manifest"}, 409: {"description": "Another one"}},
+    responses={
+        200: {"description": "Registered before with this manifest"},
+        409: {"description": "Another one"},
+        422: {"model": Refusal, "description": "Not signed by a trusted release key, or not a release manifest"},
+    },
 )
 async def register_release(
     ctx: Context, actor: Administrator, release: SignedRelease, response: Response
@@ -89,7 +94,7 @@ async def register_release(
 
 @router.put(
     "/releases/{kind}/{version}/files/{path:path}",
-    responses={**_UNKNOWN, 422: {"description": "Not the file the manifest signs"}},
+    responses={**_UNKNOWN, 422: {"model": Refusal, "description": "Not the file the manifest signs"}},
     openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}, "required": True}},
 )
 async def upload_release_file(

@@ -217,3 +217,18 @@ class HealthReport(_Public):
     ingest: IngestStatus
     timeseries: TimeSeriesStatus
     alerts: AlertDeliveryStatus
+
+
+class ProblemEntry(BaseModel):
+    """Where and why a request does not validate (FastAPI's own shape, as fleet/api/limits.py answers it)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Refusal(BaseModel):
+    """A 422: either the fleet's reason in words (a request well formed but refused, e.g. a release no trusted key
+    signed) or, for a request that does not validate, where and why."""
+
+    detail: str | list[ProblemEntry]
