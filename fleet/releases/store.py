@@ -61,6 +61,7 @@ class ReleaseStore:
         self.files = files
         self._trusted = list(trusted)
         self.max_file_bytes = max_file_bytes
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     @classmethod
     def from_settings(
@@ -109,9 +110,18 @@ class ReleaseStore:
 
     # --- uploading ----------------------------------------------------------------------------
 
+    def _one_at_a_time(self, kind: str, version: str) -> asyncio.Lock:
+        """The lock a release's registration and removal take, so neither clears the other's files (the fleet's
+        API runs in one process)."""
+        return self._locks.setdefault((kind, version), asyncio.Lock())
+
     async def register(self, actor: Actor, release: SignedRelease) -> tuple[StoredRelease, bool]:
         """Take ``release``'s signed manifest (checked against the trusted keys): the release is then uploading
         (True: registered now), or unchanged if it was registered before with this very manifest (False)."""
+        async with self._one_at_a_time(release.manifest.kind.value, release.manifest.version):
+            return await self._register(actor, release)
+
+    async def _register(self, actor: Actor, release: SignedRelease) -> tuple[StoredRelease, bool]:
         if not self._trusted:
             raise InvalidRequestError(
                 "the fleet trusts no release key: set releases.trusted_keys_file to the release keys' public halves"
@@ -198,6 +208,10 @@ class ReleaseStore:
         return self._stored(row)
 
     async def delete(self, actor: Actor, kind: ReleaseKind, version: str) -> None:
+        async with self._one_at_a_time(kind.value, version):
+            await self._delete(actor, kind, version)
+
+    async def _delete(self, actor: Actor, kind: ReleaseKind, version: str) -> None:
         async with self._records.write(f"remove release {kind} {version}") as session:
             row = await session.get(ReleaseRow, (kind.value, version))
             if row is None:

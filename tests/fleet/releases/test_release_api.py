@@ -1,6 +1,7 @@
 """Releases through the API: registered by their signed manifest, uploaded file by file, each taken only as signed,
 and served (with ranges) to readers and to enrolled gateways signing with their own key."""
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -197,3 +198,19 @@ async def test_an_enrolled_gateway_downloads_with_its_own_signature_and_nobody_e
         assert (await admin.post(f"/gateways/{gateway_id}/revoke", json={"reason": "stolen"})).status_code == 200
         revoked = await gateway.get(target, headers=signed(key, clock.now_ms))
         assert revoked.status_code == 403
+
+
+async def test_two_manifests_registered_at_once_under_one_version_leave_one_release_whole(
+    admin: httpx.AsyncClient, tmp_path: Path, context: ApiContext
+) -> None:
+    first = make_release(tmp_path / "a", FILES)
+    second = make_release(tmp_path / "b", {"constraints.txt": b"different\n"})
+
+    answers = await asyncio.gather(
+        *(admin.post("/releases", json=release.model_dump(mode="json")) for release in (first, second))
+    )
+
+    assert sorted(answer.status_code for answer in answers) == [201, 409]
+    winner = first if answers[0].status_code == 201 else second
+    on_disk = (context.releases.files.release_dir("agent", "1.2.0") / "release.json").read_bytes()
+    assert SignedRelease.parse(on_disk) == winner
