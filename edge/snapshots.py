@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edge.durable_file import sync_directory
 from edge.errors import SnapshotError, SnapshotNotFoundError
 from protocol.gateway_config import SnapshotPolicy
 from protocol.identifiers import DeviceId, EpochMillis, is_identifier
@@ -217,7 +218,7 @@ class SnapshotStore:
         try:
             _write_atomically(jpeg_path, jpeg)
             _write_atomically(sidecar_path, text)  # the sidecar last: it marks the snapshot complete
-            _fsync_directory(self._dir)
+            sync_directory(self._dir)
         except OSError:
             self._remove_files(info.id)
             raise
@@ -390,12 +391,3 @@ def _write_atomically(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the renames in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -35,8 +35,8 @@ from urllib.parse import quote, urlsplit
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edge import AGENT_VERSION
+from edge.durable_file import sync_directory
 from edge.errors import UpdateRefusedError, UpdateUnavailableError
-from edge.updates.slots import sync_directory
 from protocol.errors import ReleaseError
 from protocol.gateway_requests import authorization
 from protocol.reconnect import Backoff

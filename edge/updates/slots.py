@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from edge.durable_file import sync_directory
 from edge.errors import UpdateError
 
 SLOTS: Final = ("a", "b")
@@ -72,11 +73,3 @@ class SlotLayout:
         os.symlink(target, staged)
         os.replace(staged, self.current)
         sync_directory(self.root)
-
-
-def sync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

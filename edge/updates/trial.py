@@ -8,18 +8,20 @@ deadline (the agent or the guard points ``current`` back at the previous slot: `
 to a temporary file, synced and renamed, so a power cut leaves the old file or the new one.
 """
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from edge.durable_file import replace_durably, sync_directory
 from edge.errors import UpdateError
-from edge.updates.slots import SlotLayout, sync_directory
+from edge.updates.slots import SlotLayout
 from protocol.updates import ReleaseKind, UpdateReport, UpdateState
 
 TRIAL_FILE: Final = "trial.env"
 OUTCOME_FILE: Final = "last-update.env"
+PUBLIC_MODE: Final = 0o644
+"""Both files are read by the guard (root) and by the agent; neither holds a secret."""
 _SAFE_VALUE: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+!/-")
 
 
@@ -133,13 +135,7 @@ def _write(path: Path, fields: Mapping[str, str]) -> None:
     for key, value in fields.items():
         if key != "reason" and not set(value) <= _SAFE_VALUE:
             raise UpdateError(f"{key}={value!r} cannot be written to {path.name} (the guard reads it as shell)")
-    staged = path.with_name(f".{path.name}.{os.getpid()}")
-    with staged.open("w", encoding="utf-8") as file:
-        file.write("".join(f"{key}={value}\n" for key, value in fields.items()))
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(staged, path)
-    sync_directory(path.parent)
+    replace_durably(path, "".join(f"{key}={value}\n" for key, value in fields.items()), PUBLIC_MODE)
 
 
 def _one_line(text: str) -> str:
