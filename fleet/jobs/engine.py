@@ -165,11 +165,12 @@ class JobEngine:
             return
         if state is not JobState.RUNNING:
             return
-        wave = _open_wave(job.wave, job.waves, targets, await self.store.online(_queued(targets)))
+        online = await self.store.online(t.gateway_id for t in targets if t.state == TargetState.QUEUED)
+        wave = _open_wave(job.wave, job.waves, targets, online)
         if wave != job.wave:
             await self.store.open_wave(job.id, wave)
             logger.info("job %s opens wave %d of %d", job.id, wave + 1, job.waves)
-        await self._send(job, request, targets, wave, in_alarm, elapsed)
+        await self._send(job, request, targets, wave, online, in_alarm, elapsed)
 
     def _from_reports(
         self, job: JobRow, targets: Sequence[JobTargetRow], reports: dict[str, UpdateReport]
@@ -225,9 +226,12 @@ class JobEngine:
         request: JobRequest,
         targets: Sequence[JobTargetRow],
         wave: int,
+        online: set[str],
         in_alarm: set[str],
         elapsed: float,
     ) -> None:
+        """Send the job to queued gateways of open waves that are ``online`` (of the queued, read this tick) and not
+        in alarm, within the job's limits."""
         tokens = min(
             self._tokens.get(job.id, 0.0) + elapsed * request.waves.per_second,
             max(1.0, request.waves.per_second),
@@ -238,7 +242,6 @@ class JobEngine:
             self._tokens[job.id] = tokens
             return
         due = [t for t in targets if t.state == TargetState.QUEUED and t.wave <= wave and t.village_id not in in_alarm]
-        online = await self.store.online(t.gateway_id for t in due)
         chosen = [t for t in due if t.gateway_id in online][:room]
         self._tokens[job.id] = tokens - len(chosen)
         if not chosen:
@@ -306,10 +309,6 @@ class JobEngine:
                 continue
             args: dict[str, EvidenceValue] = {"version": version, "job_id": job.id}
             await self._dispatch(job, targets, CommandName.UPDATE_AGENT, args, TargetState.REVERTING)
-
-
-def _queued(targets: Sequence[JobTargetRow]) -> list[str]:
-    return [t.gateway_id for t in targets if t.state == TargetState.QUEUED]
 
 
 def _open_wave(wave: int, waves: int, targets: Sequence[JobTargetRow], online: set[str]) -> int:
