@@ -26,8 +26,9 @@ from protocol.notifications import AlertState
 
 @dataclass(frozen=True, slots=True)
 class TargetChange:
-    """A target moved to ``state`` (with ``values`` for its other columns), if it is still in one of ``unless_in``'s
-    complement: a report that arrives late never moves a finished target back."""
+    """A target to move to ``state`` (with ``values`` for its other columns); :meth:`JobStore.apply` moves it only
+    if it is not in one of the states it is given as final, so a report that arrives late never moves a finished
+    target back."""
 
     job_id: str
     gateway_id: str
