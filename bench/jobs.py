@@ -28,6 +28,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -69,6 +70,8 @@ INTERVAL_S: Final = 30.0
 _FAN_OUT_CONCURRENCY: Final = 50  # as the job engine sends (fleet.jobs.engine)
 _DONE_TIMEOUT_S: Final = 600.0
 _POLL_S: Final = 0.5
+LAST_WAVE_SHARE: Final = 0.5
+"""The share of the gateways the job's last wave holds (waves to 1 %, 10 %, 50 %, 100 %)."""
 
 
 @register_group(
@@ -116,7 +119,7 @@ async def _measure(count: int, runs: int) -> list[Figure]:
                 await gateways.wait()
                 stop.set()
                 await service
-    half_fan_out = [seconds * _last_wave_share() for seconds, _ in fan_outs]
+    half_fan_out = [seconds * LAST_WAVE_SHARE for seconds, _ in fan_outs]
     return [
         Figure.measured(
             "jobs.wave_seconds", median([wave for wave, _ in jobs]), "s", better="lower", runs=runs,
@@ -127,11 +130,6 @@ async def _measure(count: int, runs: int) -> list[Figure]:
             baseline=median([cpu for _, cpu in fan_outs]),
         ),
     ]  # fmt: skip
-
-
-def _last_wave_share() -> float:
-    """The share of the gateways the job's last wave holds (waves to 1 %, 10 %, 50 %, 100 %)."""
-    return 0.5
 
 
 def _settings(root: Path, broker: MosquittoBroker, key: Ed25519PrivateKey) -> FleetSettings:
@@ -245,14 +243,14 @@ async def _until_online(api: httpx.AsyncClient, count: int) -> None:
     await _until_async(online, f"{count} gateways online")
 
 
-async def _until(condition: Any, what: str) -> None:
+async def _until(condition: Callable[[], bool], what: str) -> None:
     async def check() -> bool:
         return bool(condition())
 
     await _until_async(check, what)
 
 
-async def _until_async(check: Any, what: str) -> None:
+async def _until_async(check: Callable[[], Awaitable[bool]], what: str) -> None:
     give_up = time.monotonic() + _DONE_TIMEOUT_S
     while not await check():
         if time.monotonic() > give_up:
